@@ -1,0 +1,146 @@
+//! The delivery service: starts a delivery when an order's goods are
+//! reserved and completes it when the courier reports the drop-off.
+
+use super::consumer::{catch_up, Cursor, LogConsumer};
+use super::health::Health;
+use super::{durably, NodeError};
+use crate::domain::{Event, EventKind, OrderId};
+use crate::store::{abort, read, Store, Tx, TxResult};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+
+// ---- messages ----
+
+/// The courier reports that the order's delivery arrived.
+#[derive(Message)]
+#[rtype(result = "Result<Delivery, NodeError>")]
+pub struct CompleteDelivery(pub OrderId);
+
+#[derive(Message)]
+#[rtype(result = "Result<Delivery, NodeError>")]
+pub struct GetDelivery(pub OrderId);
+
+// ---- state ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub order_id: OrderId,
+    pub state: DeliveryStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The order exists; its goods are not ready yet.
+    Awaiting,
+    InTransit,
+    Delivered,
+    /// The order was canceled before the goods left.
+    Canceled,
+}
+
+pub struct DeliveryActor {
+    cursor: Cursor,
+    deliveries: Tree,
+}
+
+const DELIVERIES: usize = 0;
+pub const NAME: &str = "delivery";
+
+impl DeliveryActor {
+    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
+        Ok(DeliveryActor {
+            deliveries: store.tree("deliveries")?,
+            cursor: Cursor::load(store, NAME, health)?,
+        })
+    }
+
+    fn complete(&mut self, order_id: &OrderId) -> Result<Delivery, NodeError> {
+        catch_up(self)?;
+        let (delivery, _) = self.cursor.store.write(&[&self.deliveries], |tx| {
+            let Some(mut d) = tx.get::<Delivery, _>(DELIVERIES, order_id.as_str())? else {
+                return abort(NodeError::not_found("order", order_id));
+            };
+            if d.state != DeliveryStatus::InTransit {
+                return abort(NodeError::Conflict(format!(
+                    "the delivery of order {order_id} is {:?}, not in transit",
+                    d.state
+                )));
+            }
+            d.state = DeliveryStatus::Delivered;
+            tx.put(DELIVERIES, order_id.as_str(), &d)?;
+            tx.append(
+                order_id,
+                None,
+                EventKind::DeliveryCompleted {
+                    delivery_id: d.id.clone(),
+                },
+            )?;
+            Ok(d)
+        })?;
+        Ok(delivery)
+    }
+}
+
+crate::log_consumer!(DeliveryActor);
+
+impl LogConsumer for DeliveryActor {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.deliveries], batch, on_event)?;
+        Ok(())
+    }
+}
+
+fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+    let key = event.order_id.as_str();
+    let delivery: Option<Delivery> = tx.get(DELIVERIES, key)?;
+    match (&event.kind, delivery) {
+        (EventKind::OrderPlaced { .. }, None) => {
+            let d = Delivery {
+                id: format!("dlv-{}", event.order_id),
+                order_id: event.order_id.clone(),
+                state: DeliveryStatus::Awaiting,
+            };
+            tx.put(DELIVERIES, key, &d)
+        }
+        (EventKind::OrderReserved, Some(mut d)) if d.state == DeliveryStatus::Awaiting => {
+            d.state = DeliveryStatus::InTransit;
+            tx.put(DELIVERIES, key, &d)?;
+            tx.append(
+                &event.order_id,
+                Some(event.seq),
+                EventKind::DeliveryStarted { delivery_id: d.id },
+            )?;
+            Ok(())
+        }
+        (EventKind::OrderCanceled { .. }, Some(mut d)) if d.state == DeliveryStatus::Awaiting => {
+            d.state = DeliveryStatus::Canceled;
+            tx.put(DELIVERIES, key, &d)
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Handler<CompleteDelivery> for DeliveryActor {
+    type Result = ResponseFuture<Result<Delivery, NodeError>>;
+
+    fn handle(&mut self, msg: CompleteDelivery, _: &mut Context<Self>) -> Self::Result {
+        let result = self.complete(&msg.0);
+        durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<GetDelivery> for DeliveryActor {
+    type Result = Result<Delivery, NodeError>;
+
+    fn handle(&mut self, msg: GetDelivery, _: &mut Context<Self>) -> Self::Result {
+        read(&self.deliveries, msg.0.as_str())?
+            .ok_or_else(|| NodeError::not_found("delivery for order", &msg.0))
+    }
+}

@@ -1,0 +1,64 @@
+//! The error type of the actors and of the embedding API.
+
+use crate::domain::{Invalid, Refusal};
+use crate::store::{StoreError, WriteError};
+use std::time::Duration;
+
+/// Why a call into the node failed. Each variant is one kind of answer a
+/// caller can act on; the HTTP layer maps them to status codes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// The request breaks a rule; nothing changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request names a product that does not exist.
+    #[error("unknown sku {0}")]
+    UnknownSku(String),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The order's status does not allow the command; nothing changed.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    #[error("this Idempotency-Key was first used with a different request")]
+    IdempotencyMismatch,
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInProgress,
+    #[error("{service} did not answer within {after:?}")]
+    Timeout {
+        service: &'static str,
+        after: Duration,
+    },
+    #[error("{0} is not running")]
+    Unavailable(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Invalid> for NodeError {
+    fn from(e: Invalid) -> Self {
+        NodeError::Invalid(e.0)
+    }
+}
+
+impl From<Refusal> for NodeError {
+    fn from(e: Refusal) -> Self {
+        NodeError::Conflict(e.0)
+    }
+}
+
+impl From<WriteError<NodeError>> for NodeError {
+    fn from(e: WriteError<NodeError>) -> Self {
+        e.flatten()
+    }
+}
+
+impl NodeError {
+    pub fn not_found(what: &'static str, id: impl ToString) -> Self {
+        NodeError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The health registry: each service's state and progress through the log,
+//! for `/health/*` and the embedding API.
+
+use crate::domain::Seq;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    Starting,
+    Running,
+    /// Consuming is paused by an operator; commands are still answered.
+    Paused,
+    /// The last attempt to process the log failed; it is being retried.
+    Failing,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    pub state: ServiceState,
+    /// The last event the service has processed.
+    pub offset: Seq,
+    /// Events in the log it has not processed yet.
+    pub lag: u64,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Shared between the actors (who report) and the node (which reads).
+#[derive(Clone, Default)]
+pub struct Health {
+    services: Arc<Mutex<BTreeMap<&'static str, ServiceHealth>>>,
+}
+
+impl Health {
+    fn update(&self, name: &'static str, f: impl FnOnce(&mut ServiceHealth)) {
+        if let Ok(mut map) = self.services.lock() {
+            let entry = map.entry(name).or_insert(ServiceHealth {
+                state: ServiceState::Starting,
+                offset: 0,
+                lag: 0,
+                restarts: 0,
+                last_error: None,
+            });
+            f(entry);
+        }
+    }
+
+    pub fn set_state(&self, name: &'static str, state: ServiceState) {
+        self.update(name, |h| h.state = state);
+    }
+
+    pub fn progressed(&self, name: &'static str, offset: Seq) {
+        self.update(name, |h| {
+            h.offset = offset;
+            if h.state == ServiceState::Failing {
+                h.state = ServiceState::Running;
+            }
+        });
+    }
+
+    pub fn failed(&self, name: &'static str, error: String) {
+        self.update(name, |h| {
+            h.state = ServiceState::Failing;
+            h.last_error = Some(error);
+        });
+    }
+
+    pub fn restarted(&self, name: &'static str) {
+        self.update(name, |h| h.restarts += 1);
+    }
+
+    /// Every service's health, with lag measured against `head`.
+    pub fn snapshot(&self, head: Seq) -> BTreeMap<&'static str, ServiceHealth> {
+        let mut map = self.services.lock().map(|m| m.clone()).unwrap_or_default();
+        for h in map.values_mut() {
+            h.lag = head.saturating_sub(h.offset);
+        }
+        map
+    }
+}

@@ -1,0 +1,284 @@
+//! The inventory service: products, their stock, and each order's
+//! reservation. Stock is taken all-or-nothing when an order is paid, given
+//! back when a reserved order is canceled, and never goes negative.
+
+use super::consumer::{Cursor, LogConsumer};
+use super::health::Health;
+use super::{durably, NodeError};
+use crate::domain::product::restock_qty;
+use crate::domain::{Event, EventKind, Money, NewProduct, Product, Sku};
+use crate::store::{abort, read, Store, Tx, TxResult};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+
+// ---- messages ----
+
+/// Adds a product to the catalog; 409 if the sku exists.
+#[derive(Message)]
+#[rtype(result = "Result<Product, NodeError>")]
+pub struct AddProduct(pub NewProduct);
+
+#[derive(Message)]
+#[rtype(result = "Result<Product, NodeError>")]
+pub struct GetProduct(pub Sku);
+
+/// Adds `qty` units to a product's stock.
+#[derive(Message)]
+#[rtype(result = "Result<Product, NodeError>")]
+pub struct Restock {
+    pub sku: Sku,
+    pub qty: i64,
+}
+
+/// The current unit price of each sku, in order; fails on an unknown sku.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Money>, NodeError>")]
+pub struct Quote(pub Vec<Sku>);
+
+/// An order's reservation, as the inventory service keeps it.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Reservation>, NodeError>")]
+pub struct GetReservation(pub crate::domain::OrderId);
+
+// ---- state ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub lines: Vec<(Sku, u32)>,
+    pub state: ReservationState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// The order is known but not paid; nothing is taken yet.
+    Requested,
+    /// Stock is taken from the products.
+    Reserved,
+    /// Stock was short; nothing was taken.
+    Short,
+    /// Stock was given back after a cancellation.
+    Released,
+    /// The goods left with the delivery.
+    Shipped,
+    /// Canceled before anything was taken.
+    Dropped,
+}
+
+pub struct InventoryActor {
+    cursor: Cursor,
+    products: Tree,
+    reservations: Tree,
+}
+
+const PRODUCTS: usize = 0;
+const RESERVATIONS: usize = 1;
+pub const NAME: &str = "inventory";
+
+impl InventoryActor {
+    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
+        Ok(InventoryActor {
+            products: store.tree("products")?,
+            reservations: store.tree("reservations")?,
+            cursor: Cursor::load(store, NAME, health)?,
+        })
+    }
+
+    fn write_product(
+        &self,
+        f: impl Fn(&Tx<'_>) -> TxResult<Product, NodeError>,
+    ) -> Result<Product, NodeError> {
+        let (product, _) = self.cursor.store.write(&[&self.products], |tx| f(tx))?;
+        Ok(product)
+    }
+
+    fn product(&self, sku: &Sku) -> Result<Product, NodeError> {
+        read(&self.products, sku.as_str())?.ok_or_else(|| NodeError::not_found("product", sku))
+    }
+}
+
+crate::log_consumer!(InventoryActor);
+
+impl LogConsumer for InventoryActor {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        self.cursor
+            .apply(&[&self.products, &self.reservations], batch, on_event)?;
+        Ok(())
+    }
+}
+
+fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+    let key = event.order_id.as_str();
+    let reservation: Option<Reservation> = tx.get(RESERVATIONS, key)?;
+    match (&event.kind, reservation) {
+        (EventKind::OrderPlaced { items, .. }, None) => {
+            let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+            tx.put(
+                RESERVATIONS,
+                key,
+                &Reservation {
+                    lines,
+                    state: ReservationState::Requested,
+                },
+            )
+        }
+        (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
+            reserve(tx, event, r)
+        }
+        (EventKind::OrderCanceled { .. }, Some(r)) => release(tx, event, r),
+        (EventKind::OrderInDelivery { .. }, Some(mut r))
+            if r.state == ReservationState::Reserved =>
+        {
+            r.state = ReservationState::Shipped;
+            tx.put(RESERVATIONS, key, &r)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Takes every line's stock, or none of it if any line is short.
+fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
+    let mut taken = Vec::with_capacity(r.lines.len());
+    for (sku, qty) in &r.lines {
+        let product: Option<Product> = tx.get(PRODUCTS, sku.as_str())?;
+        match product {
+            Some(mut p) if p.stock >= u64::from(*qty) => {
+                p.stock -= u64::from(*qty);
+                taken.push(p);
+            }
+            other => {
+                r.state = ReservationState::Short;
+                tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
+                let available = other.map(|p| p.stock).unwrap_or(0);
+                let short = EventKind::StockShort {
+                    sku: sku.clone(),
+                    requested: *qty,
+                    available,
+                };
+                tx.append(&event.order_id, Some(event.seq), short)?;
+                return Ok(());
+            }
+        }
+    }
+    for p in &taken {
+        tx.put(PRODUCTS, p.sku.as_str(), p)?;
+    }
+    r.state = ReservationState::Reserved;
+    tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
+    tx.append(
+        &event.order_id,
+        Some(event.seq),
+        EventKind::StockReserved { lines: r.lines },
+    )?;
+    Ok(())
+}
+
+/// Gives reserved stock back; an order canceled before reserving just drops.
+fn release(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
+    match r.state {
+        ReservationState::Reserved => {
+            for (sku, qty) in &r.lines {
+                if let Some(mut p) = tx.get::<Product, _>(PRODUCTS, sku.as_str())? {
+                    p.stock += u64::from(*qty);
+                    tx.put(PRODUCTS, sku.as_str(), &p)?;
+                }
+            }
+            r.state = ReservationState::Released;
+            tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
+            let lines = r.lines;
+            tx.append(
+                &event.order_id,
+                Some(event.seq),
+                EventKind::StockReleased { lines },
+            )?;
+        }
+        ReservationState::Requested => {
+            r.state = ReservationState::Dropped;
+            tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Handler<AddProduct> for InventoryActor {
+    type Result = ResponseFuture<Result<Product, NodeError>>;
+
+    fn handle(&mut self, msg: AddProduct, _: &mut Context<Self>) -> Self::Result {
+        let result = msg
+            .0
+            .validate()
+            .map_err(NodeError::from)
+            .and_then(|product| {
+                self.write_product(|tx| {
+                    if tx
+                        .get::<Product, _>(PRODUCTS, product.sku.as_str())?
+                        .is_some()
+                    {
+                        return abort(NodeError::Conflict(format!(
+                            "product {} already exists",
+                            product.sku
+                        )));
+                    }
+                    tx.put(PRODUCTS, product.sku.as_str(), &product)?;
+                    Ok(product.clone())
+                })
+            });
+        durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<Restock> for InventoryActor {
+    type Result = ResponseFuture<Result<Product, NodeError>>;
+
+    fn handle(&mut self, msg: Restock, _: &mut Context<Self>) -> Self::Result {
+        let result = restock_qty(msg.qty)
+            .map_err(NodeError::from)
+            .and_then(|qty| {
+                self.write_product(|tx| {
+                    let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
+                        return abort(NodeError::not_found("product", &msg.sku));
+                    };
+                    p.stock = p.stock.saturating_add(qty);
+                    tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
+                    Ok(p)
+                })
+            });
+        durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<GetProduct> for InventoryActor {
+    type Result = Result<Product, NodeError>;
+
+    fn handle(&mut self, msg: GetProduct, _: &mut Context<Self>) -> Self::Result {
+        self.product(&msg.0)
+    }
+}
+
+impl Handler<Quote> for InventoryActor {
+    type Result = Result<Vec<Money>, NodeError>;
+
+    fn handle(&mut self, msg: Quote, _: &mut Context<Self>) -> Self::Result {
+        msg.0
+            .iter()
+            .map(|sku| match read::<Product>(&self.products, sku.as_str())? {
+                Some(p) => Ok(p.price),
+                None => Err(NodeError::UnknownSku(sku.to_string())),
+            })
+            .collect()
+    }
+}
+
+impl Handler<GetReservation> for InventoryActor {
+    type Result = Result<Option<Reservation>, NodeError>;
+
+    fn handle(&mut self, msg: GetReservation, _: &mut Context<Self>) -> Self::Result {
+        Ok(read(&self.reservations, msg.0.as_str())?)
+    }
+}

@@ -1,0 +1,72 @@
+//! The services, one actor each, and what they share.
+//!
+//! Each actor owns its sled trees and consumes the event log from its own
+//! committed offset ([`consumer`]); each runs under an `actix::Supervisor` on
+//! its own arbiter (thread), started by [`crate::node`].
+//!
+//! | actor | owns | reacts to | answers |
+//! |---|---|---|---|
+//! | [`order`] | orders, idempotency keys | stock, delivery and payment facts | place, confirm deposit, cancel, receipt |
+//! | [`payment`] | payments | paid, canceled | card authorisation |
+//! | [`inventory`] | products, reservations | placed, paid, canceled, in delivery | products, restock, quotes |
+//! | [`delivery`] | deliveries | placed, reserved, canceled | complete delivery |
+//! | [`notification`] | notifications, recipients | every status change | a customer's notifications |
+//! | [`projection`] | status views | everything | status queries |
+
+pub mod consumer;
+pub mod delivery;
+mod error;
+pub mod gateway;
+pub mod health;
+pub mod inventory;
+pub mod notification;
+pub mod order;
+pub mod payment;
+pub mod projection;
+
+pub use error::NodeError;
+
+use actix::dev::{MessageResponse, ToEnvelope};
+use actix::{Actor, Addr, Handler, MailboxError, Message};
+use std::time::Duration;
+
+/// Sends `msg` to `addr` and waits at most `timeout` for the answer.
+///
+/// `send` (never `do_send`) waits for room in the bounded mailbox, so a full
+/// actor pushes back on its callers instead of queueing without bound.
+pub async fn ask<A, M, T>(
+    addr: &Addr<A>,
+    msg: M,
+    timeout: Duration,
+    service: &'static str,
+) -> Result<T, NodeError>
+where
+    A: Actor + Handler<M>,
+    A::Context: ToEnvelope<A, M>,
+    M: Message<Result = Result<T, NodeError>> + Send + 'static,
+    T: Send + 'static,
+    Result<T, NodeError>: MessageResponse<A, M> + Send,
+{
+    match tokio::time::timeout(timeout, addr.send(msg)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(MailboxError::Closed)) => Err(NodeError::Unavailable(service)),
+        Ok(Err(MailboxError::Timeout)) | Err(_) => Err(NodeError::Timeout {
+            service,
+            after: timeout,
+        }),
+    }
+}
+
+/// Answers with `result` once everything written so far is on disk: an
+/// acknowledgement is only sent for a change that survives a crash.
+pub fn durably<T: 'static>(
+    store: &crate::store::Store,
+    result: Result<T, NodeError>,
+) -> actix::ResponseFuture<Result<T, NodeError>> {
+    let store = store.clone();
+    Box::pin(async move {
+        let value = result?;
+        store.durable().await?;
+        Ok(value)
+    })
+}

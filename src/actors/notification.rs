@@ -1,0 +1,102 @@
+//! The notification service: one message to the customer for every status
+//! change of their orders, logged and stored.
+//!
+//! A notification is keyed by the event it reports, so replaying the log
+//! after a crash rewrites the same key instead of sending it twice.
+
+use super::consumer::{Cursor, LogConsumer};
+use super::health::Health;
+use super::NodeError;
+use crate::domain::{CustomerId, Event, EventKind, Notification};
+use crate::store::{read_prefix, Store, Tx, TxResult};
+use actix::prelude::*;
+use sled::Tree;
+
+// ---- messages ----
+
+/// A customer's notifications, oldest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Notification>, NodeError>")]
+pub struct ListNotifications(pub CustomerId);
+
+pub struct NotificationActor {
+    cursor: Cursor,
+    notifications: Tree,
+    recipients: Tree,
+}
+
+const NOTIFICATIONS: usize = 0;
+const RECIPIENTS: usize = 1;
+pub const NAME: &str = "notification";
+
+impl NotificationActor {
+    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
+        Ok(NotificationActor {
+            notifications: store.tree("notifications")?,
+            recipients: store.tree("recipients")?,
+            cursor: Cursor::load(store, NAME, health)?,
+        })
+    }
+}
+
+/// `customer \0` — the prefix of all of a customer's notifications.
+fn customer_prefix(customer: &CustomerId) -> Vec<u8> {
+    let mut key = customer.as_str().as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// `customer \0 seq`: a customer's notifications sorted oldest first.
+fn notification_key(n: &Notification) -> Vec<u8> {
+    let mut key = customer_prefix(&n.customer);
+    key.extend_from_slice(&n.event.to_be_bytes());
+    key
+}
+
+crate::log_consumer!(NotificationActor);
+
+impl LogConsumer for NotificationActor {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        self.cursor
+            .apply(&[&self.notifications, &self.recipients], batch, on_event)?;
+        // Sent (logged) only after the batch is committed, so a batch that is
+        // retried does not log twice.
+        for event in batch {
+            if let Some(status) = event.kind.status() {
+                tracing::info!(
+                    target: "fulfil::notification",
+                    order = %event.order_id,
+                    status = status.as_str(),
+                    "notified the customer"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+    let key = event.order_id.as_str();
+    if let EventKind::OrderPlaced { customer, .. } = &event.kind {
+        tx.put(RECIPIENTS, key, customer)?;
+    }
+    let Some(customer) = tx.get::<CustomerId, _>(RECIPIENTS, key)? else {
+        return Ok(());
+    };
+    if let Some(n) = Notification::for_event(event, &customer) {
+        tx.put(NOTIFICATIONS, notification_key(&n), &n)?;
+    }
+    Ok(())
+}
+
+impl Handler<ListNotifications> for NotificationActor {
+    type Result = Result<Vec<Notification>, NodeError>;
+
+    fn handle(&mut self, msg: ListNotifications, _: &mut Context<Self>) -> Self::Result {
+        Ok(read_prefix(&self.notifications, customer_prefix(&msg.0))?)
+    }
+}

@@ -1,0 +1,363 @@
+//! The order service and the saga's process manager.
+//!
+//! It alone writes the events that change an order's status, so every
+//! transition goes through the state machine in [`crate::domain::order`].
+//! It places orders (asking inventory for prices and, for card payment, the
+//! payment service for an authorisation, both synchronously with timeouts),
+//! runs the customers' and sellers' commands, and reacts to the facts the
+//! other services record in the log (stock reserved or short, delivery
+//! started or completed).
+
+use super::consumer::{catch_up, Cursor, LogConsumer};
+use super::health::Health;
+use super::inventory::{InventoryActor, Quote};
+use super::payment::{Authorize, PaymentActor};
+use super::{ask, durably, NodeError};
+use crate::config::TimeoutSettings;
+use crate::domain::order::Command;
+use crate::domain::{
+    Event, Money, Order, OrderId, OrderRequest, OrderStatus, ValidOrder, Workflow,
+};
+use crate::store::{abort, read, Store, Tx, TxResult};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+// ---- messages ----
+
+/// Places an order. With an idempotency key, a retry of the same request
+/// returns the first receipt and creates nothing.
+#[derive(Message)]
+#[rtype(result = "Result<OrderReceipt, NodeError>")]
+pub struct PlaceOrder {
+    pub request: OrderRequest,
+    pub idempotency_key: Option<String>,
+}
+
+/// What placing an order answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderReceipt {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub total: Money,
+    /// True when this is the stored answer to an earlier request with the
+    /// same idempotency key.
+    pub replayed: bool,
+}
+
+/// A command on an existing order.
+#[derive(Message)]
+#[rtype(result = "Result<Order, NodeError>")]
+pub struct OrderCommand {
+    pub order_id: OrderId,
+    pub command: Command,
+}
+
+/// The command side's record of an order.
+#[derive(Message)]
+#[rtype(result = "Result<Order, NodeError>")]
+pub struct GetOrder(pub OrderId);
+
+// ---- state ----
+
+/// What an idempotency key remembers: the request and its answer.
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    request: ValidOrder,
+    receipt: OrderReceipt,
+}
+
+/// Longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 255;
+
+pub struct OrderActor {
+    cursor: Cursor,
+    orders: Tree,
+    keys: Tree,
+    inventory: Addr<InventoryActor>,
+    payment: Addr<PaymentActor>,
+    workflows: Arc<Workflows>,
+    timeouts: TimeoutSettings,
+    /// Idempotency keys of placements still waiting on other services.
+    in_flight: HashSet<String>,
+}
+
+/// The configured workflows and the default one.
+#[derive(Debug, Clone)]
+pub struct Workflows {
+    pub by_name: BTreeMap<String, Workflow>,
+    pub default: String,
+}
+
+impl Workflows {
+    pub fn get(&self, name: &str) -> Result<&Workflow, NodeError> {
+        self.by_name.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+            NodeError::Invalid(format!(
+                "unknown workflow {name:?}; known: {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+const ORDERS: usize = 0;
+const KEYS: usize = 1;
+pub const NAME: &str = "order";
+
+/// A placement ready to be written: everything the other services said.
+struct Priced {
+    id: OrderId,
+    order: ValidOrder,
+    prices: Vec<Money>,
+    payment_id: Option<String>,
+}
+
+enum Prepared {
+    Replay(OrderReceipt),
+    New(OrderId, ValidOrder),
+}
+
+impl OrderActor {
+    pub fn new(
+        store: Store,
+        health: Health,
+        inventory: Addr<InventoryActor>,
+        payment: Addr<PaymentActor>,
+        workflows: Arc<Workflows>,
+        timeouts: TimeoutSettings,
+    ) -> Result<Self, NodeError> {
+        Ok(OrderActor {
+            orders: store.tree("orders")?,
+            keys: store.tree("idempotency_keys")?,
+            cursor: Cursor::load(store, NAME, health)?,
+            inventory,
+            payment,
+            workflows,
+            timeouts,
+            in_flight: HashSet::new(),
+        })
+    }
+
+    /// Every check that needs no other service, and the idempotency lookup.
+    fn prepare(&mut self, msg: &PlaceOrder) -> Result<Prepared, NodeError> {
+        let order = msg.request.validate(&self.workflows.default)?;
+        let workflow = self.workflows.get(&order.workflow)?;
+        if !workflow.allows_payment(order.payment) {
+            return Err(NodeError::Invalid(format!(
+                "workflow {} does not take payment {}",
+                workflow.name, order.payment
+            )));
+        }
+        if let Some(key) = &msg.idempotency_key {
+            if key.is_empty()
+                || key.len() > MAX_KEY_LEN
+                || !key.chars().all(|c| c.is_ascii_graphic())
+            {
+                return Err(NodeError::Invalid(format!(
+                    "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+                )));
+            }
+            if let Some(first) = read::<KeyRecord>(&self.keys, key)? {
+                return match first.request == order {
+                    true => Ok(Prepared::Replay(OrderReceipt {
+                        replayed: true,
+                        ..first.receipt
+                    })),
+                    false => Err(NodeError::IdempotencyMismatch),
+                };
+            }
+        }
+        // sled hands out ids from 0; customers see orders numbered from 1.
+        let id = OrderId::from_number(self.cursor.store.generate_id()? + 1);
+        if let Some(key) = &msg.idempotency_key {
+            if !self.in_flight.insert(key.clone()) {
+                return Err(NodeError::IdempotencyInProgress);
+            }
+        }
+        Ok(Prepared::New(id, order))
+    }
+
+    /// Asks inventory for prices and, for card payment, payment for an
+    /// authorisation. Runs while the actor serves other messages.
+    fn price_and_authorize(
+        &self,
+        id: OrderId,
+        order: ValidOrder,
+    ) -> impl Future<Output = Result<Priced, NodeError>> {
+        let inventory = self.inventory.clone();
+        let payment = self.payment.clone();
+        let timeouts = self.timeouts.clone();
+        async move {
+            let skus = order.lines.iter().map(|(sku, _)| sku.clone()).collect();
+            let prices = ask(&inventory, Quote(skus), timeouts.request(), "inventory").await?;
+            let payment_id = match &order.card {
+                Some(card) => {
+                    let (_, amount) = Order::price(&order, &prices)?;
+                    let authorize = Authorize {
+                        order_id: id.clone(),
+                        amount,
+                        card: card.clone(),
+                    };
+                    Some(
+                        ask(&payment, authorize, timeouts.payment(), "payment")
+                            .await?
+                            .payment_id,
+                    )
+                }
+                None => None,
+            };
+            Ok(Priced {
+                id,
+                order,
+                prices,
+                payment_id,
+            })
+        }
+    }
+
+    /// Writes the new order, its events and its idempotency key at once.
+    fn record(&mut self, priced: Priced, key: Option<&str>) -> Result<OrderReceipt, NodeError> {
+        let (order, events) =
+            Order::place(&priced.id, &priced.order, &priced.prices, priced.payment_id)?;
+        let receipt = OrderReceipt {
+            id: order.id.clone(),
+            status: order.status,
+            total: order.total,
+            replayed: false,
+        };
+        self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
+            for kind in &events {
+                tx.append(&order.id, None, kind.clone())?;
+            }
+            tx.put(ORDERS, order.id.as_str(), &order)?;
+            if let Some(key) = key {
+                tx.put(
+                    KEYS,
+                    key,
+                    &KeyRecord {
+                        request: priced.order.clone(),
+                        receipt: receipt.clone(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(order = %order.id, customer = %order.customer, status = %order.status, "order placed");
+        Ok(receipt)
+    }
+
+    /// Runs a command on an order already caught up with the log.
+    fn execute(&self, id: &OrderId, command: Command) -> Result<Order, NodeError> {
+        let (order, _) = self.cursor.store.write(&[&self.orders], |tx| {
+            let Some(mut order) = tx.get::<Order, _>(ORDERS, id.as_str())? else {
+                return abort(NodeError::not_found("order", id));
+            };
+            let workflow = match self.workflows.get(&order.workflow) {
+                Ok(wf) => wf,
+                Err(e) => return abort(e),
+            };
+            let events = match order.decide(command, workflow) {
+                Ok(events) => events,
+                Err(refusal) => return abort(refusal.into()),
+            };
+            for kind in events {
+                order.apply(&kind);
+                tx.append(id, None, kind)?;
+            }
+            tx.put(ORDERS, id.as_str(), &order)?;
+            Ok(order)
+        })?;
+        Ok(order)
+    }
+}
+
+crate::log_consumer!(OrderActor);
+
+impl LogConsumer for OrderActor {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        let workflows = self.workflows.clone();
+        self.cursor.apply(&[&self.orders], batch, |tx, event| {
+            on_fact(tx, event, &workflows)
+        })?;
+        Ok(())
+    }
+
+    fn on_restart(&mut self) {
+        self.in_flight.clear();
+    }
+}
+
+/// Reacts to another service's fact. Status events are this actor's own and
+/// were applied when written.
+fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<(), NodeError> {
+    if event.kind.status().is_some() {
+        return Ok(());
+    }
+    let key = event.order_id.as_str();
+    let Some(mut order) = tx.get::<Order, _>(ORDERS, key)? else {
+        return Ok(());
+    };
+    let workflow = match workflows.get(&order.workflow) {
+        Ok(wf) => wf,
+        Err(e) => return abort(e),
+    };
+    order.apply(&event.kind);
+    for kind in order.react(&event.kind, workflow) {
+        order.apply(&kind);
+        tx.append(&event.order_id, Some(event.seq), kind)?;
+    }
+    tx.put(ORDERS, key, &order)
+}
+
+impl Handler<PlaceOrder> for OrderActor {
+    type Result = ResponseActFuture<Self, Result<OrderReceipt, NodeError>>;
+
+    fn handle(&mut self, msg: PlaceOrder, _: &mut Context<Self>) -> Self::Result {
+        let (id, order) = match self.prepare(&msg) {
+            Ok(Prepared::New(id, order)) => (id, order),
+            Ok(Prepared::Replay(receipt)) => {
+                return Box::pin(durably(&self.cursor.store, Ok(receipt)).into_actor(self))
+            }
+            Err(e) => return Box::pin(fut::ready(Err(e))),
+        };
+        let key = msg.idempotency_key;
+        Box::pin(
+            self.price_and_authorize(id, order)
+                .into_actor(self)
+                .map(move |priced, act, _| {
+                    let receipt = priced.and_then(|p| act.record(p, key.as_deref()));
+                    if let Some(key) = &key {
+                        act.in_flight.remove(key);
+                    }
+                    receipt
+                })
+                .then(|receipt, act, _| durably(&act.cursor.store, receipt).into_actor(act)),
+        )
+    }
+}
+
+impl Handler<OrderCommand> for OrderActor {
+    type Result = ResponseFuture<Result<Order, NodeError>>;
+
+    fn handle(&mut self, msg: OrderCommand, _: &mut Context<Self>) -> Self::Result {
+        let result = catch_up(self).and_then(|()| self.execute(&msg.order_id, msg.command));
+        durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<GetOrder> for OrderActor {
+    type Result = Result<Order, NodeError>;
+
+    fn handle(&mut self, msg: GetOrder, _: &mut Context<Self>) -> Self::Result {
+        catch_up(self)?;
+        read(&self.orders, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
+    }
+}

@@ -1,0 +1,181 @@
+//! The payment service: card authorisation on request, and the payment
+//! record of every order, which it captures when the order is paid and
+//! refunds (once) when a paid order is canceled.
+
+use super::consumer::{Cursor, LogConsumer};
+use super::gateway::{last4, CardGateway};
+use super::health::Health;
+use super::NodeError;
+use crate::domain::{Event, EventKind, Money, OrderId, PaymentMethod};
+use crate::store::{read, Store, Tx, TxResult};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+
+// ---- messages ----
+
+/// Authorises a card payment for an order about to be placed.
+#[derive(Message)]
+#[rtype(result = "Result<Authorization, NodeError>")]
+pub struct Authorize {
+    pub order_id: OrderId,
+    pub amount: Money,
+    pub card: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub payment_id: String,
+}
+
+/// The payment record of an order.
+#[derive(Message)]
+#[rtype(result = "Result<Option<PaymentRecord>, NodeError>")]
+pub struct GetPayment(pub OrderId);
+
+// ---- state ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub payment_id: String,
+    pub method: PaymentMethod,
+    pub amount: Money,
+    pub state: PaymentStatus,
+    /// Last four digits of the card, for card payments.
+    pub card_last4: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// The card is authorised; the order is not recorded yet.
+    Authorized,
+    /// Waiting for the bank-transfer deposit.
+    Pending,
+    Captured,
+    Refunded,
+    /// Canceled before anything was paid.
+    Voided,
+}
+
+pub struct PaymentActor {
+    cursor: Cursor,
+    payments: Tree,
+    gateway: CardGateway,
+}
+
+const PAYMENTS: usize = 0;
+pub const NAME: &str = "payment";
+
+impl PaymentActor {
+    pub fn new(store: Store, health: Health, gateway: CardGateway) -> Result<Self, NodeError> {
+        Ok(PaymentActor {
+            payments: store.tree("payments")?,
+            cursor: Cursor::load(store, NAME, health)?,
+            gateway,
+        })
+    }
+}
+
+crate::log_consumer!(PaymentActor);
+
+impl LogConsumer for PaymentActor {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.payments], batch, on_event)?;
+        Ok(())
+    }
+}
+
+fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+    let key = event.order_id.as_str();
+    let record: Option<PaymentRecord> = tx.get(PAYMENTS, key)?;
+    match (&event.kind, record) {
+        (EventKind::PaymentPending { amount }, None) => {
+            let record = PaymentRecord {
+                payment_id: format!("dep-{}", event.order_id),
+                method: PaymentMethod::BankTransfer,
+                amount: *amount,
+                state: PaymentStatus::Pending,
+                card_last4: None,
+            };
+            tx.put(PAYMENTS, key, &record)
+        }
+        (
+            EventKind::OrderPaid {
+                method,
+                amount,
+                payment_id,
+            },
+            record,
+        ) => {
+            let mut record = record.unwrap_or(PaymentRecord {
+                payment_id: payment_id.clone(),
+                method: *method,
+                amount: *amount,
+                state: PaymentStatus::Pending,
+                card_last4: None,
+            });
+            if matches!(
+                record.state,
+                PaymentStatus::Pending | PaymentStatus::Authorized
+            ) {
+                record.state = PaymentStatus::Captured;
+                record.payment_id = payment_id.clone();
+            }
+            tx.put(PAYMENTS, key, &record)
+        }
+        (EventKind::OrderCanceled { .. }, Some(mut record)) => match record.state {
+            PaymentStatus::Captured => {
+                record.state = PaymentStatus::Refunded;
+                tx.put(PAYMENTS, key, &record)?;
+                let refund = EventKind::PaymentRefunded {
+                    amount: record.amount,
+                };
+                tx.append(&event.order_id, Some(event.seq), refund)?;
+                Ok(())
+            }
+            PaymentStatus::Pending | PaymentStatus::Authorized => {
+                record.state = PaymentStatus::Voided;
+                tx.put(PAYMENTS, key, &record)
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+impl Handler<Authorize> for PaymentActor {
+    type Result = Result<Authorization, NodeError>;
+
+    fn handle(&mut self, msg: Authorize, _: &mut Context<Self>) -> Self::Result {
+        let payment_id = self
+            .gateway
+            .authorize(&msg.order_id, &msg.card, msg.amount)
+            .map_err(NodeError::PaymentDeclined)?;
+        let record = PaymentRecord {
+            payment_id: payment_id.clone(),
+            method: PaymentMethod::Card,
+            amount: msg.amount,
+            state: PaymentStatus::Authorized,
+            card_last4: Some(last4(&msg.card).to_owned()),
+        };
+        // No need to wait for a flush: the order is acknowledged only after
+        // its own write is flushed, which covers this one.
+        self.cursor.store.write(&[&self.payments], |tx| {
+            tx.put(PAYMENTS, msg.order_id.as_str(), &record)
+        })?;
+        Ok(Authorization { payment_id })
+    }
+}
+
+impl Handler<GetPayment> for PaymentActor {
+    type Result = Result<Option<PaymentRecord>, NodeError>;
+
+    fn handle(&mut self, msg: GetPayment, _: &mut Context<Self>) -> Self::Result {
+        Ok(read(&self.payments, msg.0.as_str())?)
+    }
+}

@@ -1,0 +1,159 @@
+//! Typed settings: `config.toml`'s defaults (compiled in), then an optional
+//! file, then `FULFIL_<SECTION>__<KEY>` environment variables.
+
+use crate::domain::Workflow;
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The defaults; the same file users read and edit.
+const DEFAULTS: &str = include_str!("../config.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub mailbox: MailboxSettings,
+    pub timeouts: TimeoutSettings,
+    pub payment: PaymentSettings,
+    pub workflow: WorkflowChoice,
+    pub workflows: BTreeMap<String, Workflow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub bind: String,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailboxSettings {
+    pub order: usize,
+    pub payment: usize,
+    pub inventory: usize,
+    pub delivery: usize,
+    pub notification: usize,
+    pub projection: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TimeoutSettings {
+    pub request_ms: u64,
+    pub payment_ms: u64,
+}
+
+impl TimeoutSettings {
+    pub fn request(&self) -> Duration {
+        Duration::from_millis(self.request_ms)
+    }
+
+    pub fn payment(&self) -> Duration {
+        Duration::from_millis(self.payment_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    pub decline_suffix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowChoice {
+    pub default: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Default for Settings {
+    /// The compiled-in defaults, without reading files or the environment.
+    fn default() -> Self {
+        Settings::build(None, false).expect("the compiled-in config.toml is valid")
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given (it must exist) or `./config.toml` if
+    /// present, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Settings::build(file, true)
+    }
+
+    fn build(file: Option<&Path>, outside: bool) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if outside {
+            builder = match file {
+                Some(path) => builder.add_source(File::from(path).format(FileFormat::Toml)),
+                None => builder.add_source(
+                    File::with_name("config.toml")
+                        .format(FileFormat::Toml)
+                        .required(false),
+                ),
+            };
+            builder = builder.add_source(
+                Environment::with_prefix("FULFIL")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&mut self) -> Result<(), SettingsError> {
+        for (name, wf) in self.workflows.iter_mut() {
+            wf.name = name.clone();
+        }
+        if !self.workflows.contains_key(&self.workflow.default) {
+            return Err(SettingsError::Invalid(format!(
+                "workflow.default names {:?}, which is not defined under [workflows]",
+                self.workflow.default
+            )));
+        }
+        let m = &self.mailbox;
+        if [
+            m.order,
+            m.payment,
+            m.inventory,
+            m.delivery,
+            m.notification,
+            m.projection,
+        ]
+        .contains(&0)
+        {
+            return Err(SettingsError::Invalid(
+                "mailbox capacities must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_defaults_match_the_documented_ones() {
+        let s = Settings::default();
+        assert_eq!(s.http.bind, "127.0.0.1:8080");
+        assert_eq!(s.store.path, PathBuf::from("data"));
+        assert_eq!(s.workflow.default, "shop");
+        assert_eq!(s.workflows["shop"], Workflow::shop());
+    }
+}

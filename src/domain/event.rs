@@ -1,0 +1,135 @@
+//! Events: the durable record of every state change.
+//!
+//! Each event carries the order id as its correlation key, its own id (the
+//! log sequence number), the id of the event that caused it and a timestamp.
+//! The order actor alone writes the events that change an order's status
+//! ([`EventKind::status`]); the other services write facts about their own
+//! domain (stock reserved, payment refunded, delivery started) that the order
+//! actor reacts to.
+
+use super::{Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Sku};
+use serde::{Deserialize, Serialize};
+
+/// A position in the event log; also the event's id. The first event is 1.
+pub type Seq = u64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: Seq,
+    pub order_id: OrderId,
+    /// The event this one reacts to; `None` for a direct command.
+    pub caused_by: Option<Seq>,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub kind: EventKind,
+}
+
+/// Why an order was canceled; shown as `reason` in the status view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    /// The customer asked for it.
+    CustomerRequest,
+    /// Stock was short when the reservation was attempted.
+    OutOfStock,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::CustomerRequest => "customer_request",
+            CancelReason::OutOfStock => "out_of_stock",
+        }
+    }
+}
+
+/// The fact an event records. Stored with bincode, so variants are only ever
+/// appended at the end (the codec's version byte covers anything bigger).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EventKind {
+    // --- written by the order actor; each sets the order's status ---
+    OrderPlaced {
+        customer: super::CustomerId,
+        items: Vec<OrderLine>,
+        address: String,
+        payment: PaymentMethod,
+        total: Money,
+        workflow: String,
+    },
+    PaymentPending {
+        amount: Money,
+    },
+    OrderPaid {
+        method: PaymentMethod,
+        amount: Money,
+        payment_id: String,
+    },
+    OrderReserved,
+    OrderInDelivery {
+        delivery_id: String,
+    },
+    OrderDelivered,
+    OrderClosed,
+    OrderCanceled {
+        reason: CancelReason,
+    },
+
+    // --- facts written by the other services ---
+    StockReserved {
+        lines: Vec<(Sku, u32)>,
+    },
+    StockShort {
+        sku: Sku,
+        requested: u32,
+        available: u64,
+    },
+    StockReleased {
+        lines: Vec<(Sku, u32)>,
+    },
+    PaymentRefunded {
+        amount: Money,
+    },
+    DeliveryStarted {
+        delivery_id: String,
+    },
+    DeliveryCompleted {
+        delivery_id: String,
+    },
+}
+
+impl EventKind {
+    /// The status this event moves its order to, if it is a status change.
+    pub fn status(&self) -> Option<OrderStatus> {
+        Some(match self {
+            EventKind::OrderPlaced { .. } => OrderStatus::Placed,
+            EventKind::PaymentPending { .. } => OrderStatus::PaymentPending,
+            EventKind::OrderPaid { .. } => OrderStatus::Paid,
+            EventKind::OrderReserved => OrderStatus::Reserved,
+            EventKind::OrderInDelivery { .. } => OrderStatus::InDelivery,
+            EventKind::OrderDelivered => OrderStatus::Delivered,
+            EventKind::OrderClosed => OrderStatus::Closed,
+            EventKind::OrderCanceled { .. } => OrderStatus::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::OrderPlaced { .. } => "order_placed",
+            EventKind::PaymentPending { .. } => "payment_pending",
+            EventKind::OrderPaid { .. } => "order_paid",
+            EventKind::OrderReserved => "order_reserved",
+            EventKind::OrderInDelivery { .. } => "order_in_delivery",
+            EventKind::OrderDelivered => "order_delivered",
+            EventKind::OrderClosed => "order_closed",
+            EventKind::OrderCanceled { .. } => "order_canceled",
+            EventKind::StockReserved { .. } => "stock_reserved",
+            EventKind::StockShort { .. } => "stock_short",
+            EventKind::StockReleased { .. } => "stock_released",
+            EventKind::PaymentRefunded { .. } => "payment_refunded",
+            EventKind::DeliveryStarted { .. } => "delivery_started",
+            EventKind::DeliveryCompleted { .. } => "delivery_completed",
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The HTTP layer's error: every failure becomes an RFC 9457 problem
+//! (`application/problem+json`) with a stable `type`.
+
+use crate::actors::NodeError;
+use crate::store::StoreError;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, Responder, ResponseError};
+use serde::Serialize;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a caller is asked to wait before retrying a 503.
+const RETRY_AFTER_SECS: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The body is not JSON at all (syntax error, cut short).
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The body is JSON but not the expected shape (missing or mistyped field).
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("no route for {0}")]
+    NoRoute(String),
+}
+
+/// The problem document.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ApiError {
+    /// The stable slug of the problem `type`, and its title.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::Node(e) => match e {
+                NodeError::Invalid(_) => ("invalid-request", "The request is not valid"),
+                NodeError::UnknownSku(_) => ("unknown-sku", "The order names an unknown product"),
+                NodeError::NotFound { .. } => ("not-found", "Not found"),
+                NodeError::Conflict(_) => ("conflict", "The order's status does not allow this"),
+                NodeError::PaymentDeclined(_) => ("payment-declined", "The payment was declined"),
+                NodeError::IdempotencyMismatch => (
+                    "idempotency-key-reused",
+                    "The Idempotency-Key belongs to another request",
+                ),
+                NodeError::IdempotencyInProgress => (
+                    "idempotency-key-in-use",
+                    "A request with this Idempotency-Key is in progress",
+                ),
+                NodeError::Timeout { .. } => ("timeout", "A service did not answer in time"),
+                NodeError::Unavailable(_) | NodeError::Store(StoreError::Closed) => {
+                    ("unavailable", "The service is unavailable")
+                }
+                NodeError::Store(_) => ("storage-error", "The store failed"),
+            },
+            ApiError::MalformedBody(_) => ("malformed-body", "The body is not valid JSON"),
+            ApiError::InvalidBody(_) => {
+                ("invalid-body", "The body does not have the expected fields")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "The body must be JSON")
+            }
+            ApiError::PayloadTooLarge(_) => ("payload-too-large", "The body is too large"),
+            ApiError::BadQuery(_) => ("invalid-query", "The query string is not valid"),
+            ApiError::NoRoute(_) => ("not-found", "Not found"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Node(e) => match e {
+                NodeError::Invalid(_)
+                | NodeError::UnknownSku(_)
+                | NodeError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                NodeError::NotFound { .. } => StatusCode::NOT_FOUND,
+                NodeError::Conflict(_) | NodeError::IdempotencyInProgress => StatusCode::CONFLICT,
+                NodeError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
+                NodeError::Timeout { .. }
+                | NodeError::Unavailable(_)
+                | NodeError::Store(StoreError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+                NodeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::MalformedBody(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (slug, title) = self.kind();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        }
+        let problem = Problem {
+            kind: format!("/problems/{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_JSON);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(problem)
+    }
+}
+
+/// Lets a handler return the error itself (the default service does).
+impl Responder for ApiError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
+impl From<JsonPayloadError> for ApiError {
+    fn from(err: JsonPayloadError) -> Self {
+        match err {
+            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+                "send the body as Content-Type: application/json".into(),
+            ),
+            JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidBody(e.to_string()),
+            JsonPayloadError::Deserialize(e) => ApiError::MalformedBody(e.to_string()),
+            JsonPayloadError::Overflow { limit }
+            | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                ApiError::PayloadTooLarge(format!("the body must be at most {limit} bytes"))
+            }
+            other => ApiError::MalformedBody(other.to_string()),
+        }
+    }
+}
+
+impl From<QueryPayloadError> for ApiError {
+    fn from(err: QueryPayloadError) -> Self {
+        ApiError::BadQuery(err.to_string())
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(err: PathError) -> Self {
+        ApiError::NoRoute(err.to_string())
+    }
+}

@@ -1,0 +1,61 @@
+//! The HTTP gateway: one module per resource, one error type
+//! ([`ApiError`]) answering `application/problem+json`.
+//!
+//! [`routes`] registers everything on an actix-web `ServiceConfig`, so an
+//! application can mount a node's API into its own `App`:
+//!
+//! ```no_run
+//! # async fn demo(node: fulfil::Node) {
+//! use actix_web::{App, HttpServer};
+//! HttpServer::new(move || App::new().configure(fulfil::http::routes(node.clone())))
+//!     .bind("127.0.0.1:0").unwrap().run().await.unwrap();
+//! # }
+//! ```
+
+mod deliveries;
+mod error;
+mod health;
+mod notifications;
+mod orders;
+mod payments;
+mod products;
+mod status;
+
+pub use error::{ApiError, PROBLEM_JSON};
+
+use crate::Node;
+use actix_web::web::{self, ServiceConfig};
+
+/// Largest JSON body accepted.
+const JSON_LIMIT: usize = 64 * 1024;
+
+/// Every route of the node's API, with its shared state and JSON and query
+/// error handling (so a bad body is a problem+json 4xx, never a plain-text
+/// error).
+pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
+    move |cfg: &mut ServiceConfig| {
+        cfg.app_data(web::Data::new(node.clone()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(JSON_LIMIT)
+                    .error_handler(|err, _| ApiError::from(err).into()),
+            )
+            .app_data(
+                web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()),
+            )
+            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()))
+            .configure(products::routes)
+            .configure(orders::routes)
+            .configure(payments::routes)
+            .configure(deliveries::routes)
+            .configure(status::routes)
+            .configure(notifications::routes)
+            .configure(health::routes);
+    }
+}
+
+/// The answer for a path no route matches; set it as the app's
+/// `default_service` so that unknown paths get problem+json too.
+pub async fn no_route(req: actix_web::HttpRequest) -> ApiError {
+    ApiError::NoRoute(format!("{} {}", req.method(), req.path()))
+}

@@ -1,0 +1,57 @@
+//! `/orders`: placing orders and the customer's commands on them.
+
+use super::ApiError;
+use crate::domain::OrderRequest;
+use crate::Node;
+use actix_web::http::header;
+use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+
+/// Header a client sets to make `POST /orders` safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.route("/orders", web::post().to(place))
+        .route("/orders/{id}", web::get().to(get))
+        .route("/orders/{id}/cancel", web::post().to(cancel))
+        .route("/orders/{id}/receipt", web::post().to(confirm_receipt));
+}
+
+async fn place(
+    node: Data<Node>,
+    req: HttpRequest,
+    body: Json<OrderRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = match req.headers().get(IDEMPOTENCY_KEY) {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    crate::actors::NodeError::Invalid(
+                        "Idempotency-Key must be visible ASCII".into(),
+                    )
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let receipt = node.place_order(body.into_inner(), key).await?;
+    let mut response = HttpResponse::Created();
+    response.insert_header((header::LOCATION, format!("/orders/{}", receipt.id)));
+    if receipt.replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    Ok(response.json(receipt))
+}
+
+async fn get(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.order(&id).await?))
+}
+
+async fn cancel(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.cancel_order(&id).await?))
+}
+
+async fn confirm_receipt(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.confirm_receipt(&id).await?))
+}

@@ -1,0 +1,20 @@
+//! `/payments`: the seller's confirmation of a bank-transfer deposit.
+
+use super::ApiError;
+use crate::Node;
+use actix_web::web::{self, Data, Path, ServiceConfig};
+use actix_web::HttpResponse;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.route(
+        "/payments/{order_id}/confirm",
+        web::post().to(confirm_deposit),
+    );
+}
+
+async fn confirm_deposit(
+    node: Data<Node>,
+    order_id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.confirm_deposit(&order_id).await?))
+}

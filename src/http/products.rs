@@ -1,0 +1,39 @@
+//! `/products`: the catalog and its stock.
+
+use super::ApiError;
+use crate::domain::NewProduct;
+use crate::Node;
+use actix_web::http::header;
+use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::HttpResponse;
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.route("/products", web::post().to(add))
+        .route("/products/{sku}", web::get().to(get))
+        .route("/products/{sku}/restock", web::post().to(restock));
+}
+
+async fn add(node: Data<Node>, body: Json<NewProduct>) -> Result<HttpResponse, ApiError> {
+    let product = node.add_product(body.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/products/{}", product.sku)))
+        .json(product))
+}
+
+async fn get(node: Data<Node>, sku: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.product(&sku).await?))
+}
+
+#[derive(Deserialize)]
+struct RestockBody {
+    qty: i64,
+}
+
+async fn restock(
+    node: Data<Node>,
+    sku: Path<String>,
+    body: Json<RestockBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.restock(&sku, body.qty).await?))
+}

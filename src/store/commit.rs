@@ -1,0 +1,137 @@
+//! Group commit: many writers, one flusher.
+//!
+//! sled 0.34 deadlocks when several tasks call `flush_async` at once
+//! (spacejam/sled#1308), and one flush per write caps a node at a few
+//! thousand durable writes a second. So writers only take a ticket after
+//! their write, and one dedicated thread runs the blocking `flush()` and
+//! publishes the highest ticket each flush covers. A flush that starts after
+//! a ticket was taken covers that ticket's write, so every waiter is released
+//! by the first flush that begins after it asked.
+
+use super::StoreError;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long the flusher waits before retrying a failed flush.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
+
+pub(super) struct GroupCommit {
+    shared: Arc<Shared>,
+    flushed: watch::Receiver<Flushed>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Flushed {
+    ticket: u64,
+    /// The flusher has stopped; waiters get [`StoreError::Closed`].
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<Requests>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Requests {
+    /// The highest ticket handed out.
+    requested: u64,
+    stop: bool,
+}
+
+impl GroupCommit {
+    pub(super) fn start(db: sled::Db) -> GroupCommit {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+        });
+        let (tx, flushed) = watch::channel(Flushed::default());
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fulfil-flusher".into())
+            .spawn(move || flusher(db, for_thread, tx))
+            .expect("spawning the flusher thread");
+        GroupCommit {
+            shared,
+            flushed,
+            thread: Some(thread),
+        }
+    }
+
+    /// Resolves once a flush has covered every write finished before the call.
+    pub(super) async fn durable(&self) -> Result<(), StoreError> {
+        let ticket = {
+            let mut s = self.shared.state.lock().map_err(|_| StoreError::Closed)?;
+            if s.stop {
+                return Err(StoreError::Closed);
+            }
+            s.requested += 1;
+            s.requested
+        };
+        self.shared.wake.notify_one();
+        let mut rx = self.flushed.clone();
+        let seen = rx
+            .wait_for(|f| f.ticket >= ticket || f.closed)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        if seen.ticket >= ticket {
+            Ok(())
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.state.lock() {
+            s.stop = true;
+        }
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>) {
+    let mut done = 0u64;
+    loop {
+        let (target, stop) = {
+            let Ok(mut s) = shared.state.lock() else {
+                break;
+            };
+            while s.requested == done && !s.stop {
+                s = match shared.wake.wait(s) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+            (s.requested, s.stop)
+        };
+        match db.flush() {
+            Ok(_) => {
+                done = target;
+                flushed.send_replace(Flushed {
+                    ticket: done,
+                    closed: false,
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "flushing the store failed; retrying");
+                std::thread::sleep(RETRY_AFTER_FAILURE);
+                continue;
+            }
+        }
+        if stop {
+            break;
+        }
+    }
+    flushed.send_replace(Flushed {
+        ticket: done,
+        closed: true,
+    });
+}

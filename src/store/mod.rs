@@ -1,0 +1,231 @@
+//! Durable state in sled: the event log, each consumer's committed offset,
+//! and every service's own trees.
+//!
+//! Every change goes through [`Store::write`], one sled transaction that can
+//! touch a service's trees, append events to the log and commit the writer's
+//! log offset together: a consumer's effect and its progress are never
+//! separated, so replaying the log after a crash applies nothing twice.
+//! [`Store::durable`] waits until a flush covers everything written so far
+//! (group commit), which is what an acknowledgement waits for.
+
+mod codec;
+mod commit;
+mod log;
+
+pub use codec::{decode, encode, CodecError};
+pub use log::{Tx, TxResult};
+
+use crate::domain::{Event, Seq};
+use commit::GroupCommit;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::Tree;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Errors of the store layer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e.to_string())
+    }
+}
+
+/// A handle to the node's database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    events: Tree,
+    offsets: Tree,
+    /// Serialises writers so that sequence numbers are handed out and made
+    /// visible in order: a reader that sees event N has seen every event < N.
+    append: Mutex<()>,
+    /// The last sequence number written; readers wait on it.
+    head: watch::Sender<Seq>,
+    group: GroupCommit,
+}
+
+const EVENTS: &str = "events";
+const OFFSETS: &str = "offsets";
+
+impl Store {
+    /// Opens (or creates) the database at `path` with a page cache of
+    /// `cache_bytes` (sled's default of 1 GiB is far more than a node needs).
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        let events = db.open_tree(EVENTS)?;
+        let offsets = db.open_tree(OFFSETS)?;
+        let last = match events.last()? {
+            Some((k, _)) => log::seq_from_key(&k)?,
+            None => 0,
+        };
+        let (head, _) = watch::channel(last);
+        let group = GroupCommit::start(db.clone());
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                events,
+                offsets,
+                append: Mutex::new(()),
+                head,
+                group,
+            }),
+        })
+    }
+
+    /// A service's own tree.
+    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        Ok(self.inner.db.open_tree(name)?)
+    }
+
+    /// A fresh unique number, never handed out twice, even across restarts.
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// The sequence number of the last event in the log.
+    pub fn head(&self) -> Seq {
+        *self.inner.head.borrow()
+    }
+
+    /// A receiver that changes whenever events are appended.
+    pub fn watch_head(&self) -> watch::Receiver<Seq> {
+        self.inner.head.subscribe()
+    }
+
+    /// The committed offset of `consumer`: the last event it has processed.
+    pub fn offset(&self, consumer: &str) -> Result<Seq, StoreError> {
+        match self.inner.offsets.get(consumer)? {
+            Some(v) => Ok(decode(&v)?),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` events after `after`, oldest first, none past the head.
+    pub fn read_log(&self, after: Seq, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let head = self.head();
+        if after >= head {
+            return Ok(Vec::new());
+        }
+        let range = log::key(after + 1)..=log::key(head);
+        self.inner
+            .events
+            .range(range)
+            .take(limit)
+            .map(|kv| Ok(decode::<Event>(&kv?.1)?))
+            .collect()
+    }
+
+    /// Runs `f` as one transaction over `trees`, the log and the offsets.
+    ///
+    /// `f` may run more than once (sled retries on conflict), so it must
+    /// only compute and write through the [`Tx`]. Returns `f`'s value and the
+    /// events it appended.
+    pub fn write<R, E>(
+        &self,
+        trees: &[&Tree],
+        f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
+    ) -> Result<(R, Vec<Event>), WriteError<E>> {
+        let inner = &self.inner;
+        let guard = inner
+            .append
+            .lock()
+            .map_err(|_| WriteError::Store(StoreError::Closed))?;
+        let mut all: Vec<&Tree> = Vec::with_capacity(trees.len() + 2);
+        all.extend_from_slice(trees);
+        all.push(&inner.events);
+        all.push(&inner.offsets);
+        let first = self.head() + 1;
+        let result = all.as_slice().transaction(|view| {
+            let mut tx = Tx::new(view, first);
+            let value = f(&mut tx)?;
+            Ok((value, tx.into_appended()))
+        });
+        let (value, appended) = match result {
+            Ok(ok) => ok,
+            Err(TransactionError::Abort(e)) => return Err(WriteError::Abort(e)),
+            Err(TransactionError::Storage(e)) => return Err(WriteError::Store(e.into())),
+        };
+        if let Some(last) = appended.last() {
+            inner.head.send_replace(last.seq);
+        }
+        drop(guard);
+        Ok((value, appended))
+    }
+
+    /// Waits until everything written before this call is on disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.inner.group.durable().await
+    }
+
+    /// Flushes now, blocking the calling thread; for shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the database occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+}
+
+/// Why a [`Store::write`] did not happen.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    /// The closure refused; nothing was written.
+    Abort(E),
+    Store(StoreError),
+}
+
+/// Ends a transaction closure with the caller's error; nothing is written.
+pub fn abort<T, E>(e: E) -> TxResult<T, E> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+impl<E: From<StoreError>> WriteError<E> {
+    /// Folds a storage failure into the caller's error type.
+    pub fn flatten(self) -> E {
+        match self {
+            WriteError::Abort(e) => e,
+            WriteError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Reads one value outside a transaction.
+pub fn read<T: serde::de::DeserializeOwned>(
+    tree: &Tree,
+    key: impl AsRef<[u8]>,
+) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads every value whose key starts with `prefix`, in key order.
+pub fn read_prefix<T: serde::de::DeserializeOwned>(
+    tree: &Tree,
+    prefix: impl AsRef<[u8]>,
+) -> Result<Vec<T>, StoreError> {
+    tree.scan_prefix(prefix)
+        .map(|kv| Ok(decode(&kv?.1)?))
+        .collect()
+}
