@@ -58,6 +58,11 @@ impl Application {
         self.node.clone()
     }
 
+    /// Stops the server from elsewhere (tests, an embedding supervisor).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until the server stops (SIGINT or SIGTERM: actix-web lets
     /// requests in flight finish), then shuts the node down, flushing the
     /// store.

@@ -57,6 +57,10 @@ impl Cursor {
 
     /// Applies `batch` with `f` in one transaction over `trees`, committing
     /// the offset with it. Returns the events `f` appended.
+    ///
+    /// Events at or below the offset committed in the store are skipped, read
+    /// in the same transaction: even two instances of one consumer (a
+    /// restarted one and its predecessor's late batch) apply each event once.
     pub fn apply(
         &self,
         trees: &[&Tree],
@@ -67,10 +71,11 @@ impl Cursor {
             return Ok(Vec::new());
         };
         let (_, appended) = self.store.write(trees, |tx| {
-            for event in batch {
+            let committed = tx.offset(self.name)?;
+            for event in batch.iter().filter(|e| e.seq > committed) {
                 f(tx, event)?;
             }
-            tx.commit_offset(self.name, last.seq)
+            tx.commit_offset(self.name, last.seq.max(committed))
         })?;
         Ok(appended)
     }

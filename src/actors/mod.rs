@@ -23,6 +23,8 @@ pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod projection;
+#[cfg(test)]
+mod testing;
 
 pub use error::NodeError;
 

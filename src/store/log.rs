@@ -106,6 +106,14 @@ impl<'a> Tx<'a> {
         Ok(self.next - 1)
     }
 
+    /// The offset `consumer` has committed, read inside the transaction.
+    pub fn offset<E>(&self, consumer: &str) -> TxResult<Seq, E> {
+        match self.offsets().get(consumer)? {
+            Some(bytes) => codec(decode(&bytes)),
+            None => Ok(0),
+        }
+    }
+
     /// Records that `consumer` has processed the log up to `seq`.
     pub fn commit_offset<E>(&self, consumer: &str, seq: Seq) -> TxResult<(), E> {
         let bytes = codec(encode(&seq))?;

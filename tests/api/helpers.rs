@@ -1,0 +1,167 @@
+//! `spawn_app()` and the requests the tests share.
+
+use fulfil::{Application, Node, Settings};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// How long a test waits for the asynchronous side of the saga.
+const SETTLE: Duration = Duration::from_secs(5);
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub node: Node,
+    server: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Kept so the directory lives as long as the app; `None` when the
+    /// caller owns the directory (restart tests).
+    _dir: Option<TempDir>,
+}
+
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::default();
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.http.workers = 1;
+    settings.store.path = dir.to_path_buf();
+    settings.store.cache_mb = 16;
+    settings
+}
+
+/// A node with its HTTP gateway on a free port and a fresh data directory.
+pub async fn spawn_app() -> TestApp {
+    let dir = TempDir::new().expect("temp dir");
+    let mut app = spawn_app_at(dir.path()).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// A node on an existing data directory, e.g. to restart on it.
+pub async fn spawn_app_at(dir: &Path) -> TestApp {
+    spawn_with(test_settings(dir)).await
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://{}", app.address());
+    let node = app.node();
+    let server = app.server_handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), node, server, task, _dir: None }
+}
+
+impl TestApp {
+    /// Stops the server and the node (flushing the store), as SIGTERM would.
+    pub async fn stop(self) -> Option<TempDir> {
+        self.server.stop(true).await;
+        self.task.await.expect("the server task").expect("the server ran");
+        self._dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str) -> Response {
+        self.client.post(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// Sends `body` verbatim as JSON (for malformed bodies).
+    pub async fn post_raw(&self, path: &str, body: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn add_product(&self, sku: &str, price: i64, stock: i64) {
+        let body = json!({"sku": sku, "name": format!("{sku} product"), "price": price, "stock": stock});
+        let r = self.post_json("/products", &body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "adding {sku}");
+    }
+
+    pub async fn stock(&self, sku: &str) -> i64 {
+        let r = self.get(&format!("/products/{sku}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()["stock"].as_i64().unwrap()
+    }
+
+    /// Places an order and returns its id, asserting a 201.
+    pub async fn place(&self, body: &Value) -> String {
+        let r = self.post_json("/orders", body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "placing {body}");
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the status view until `order` shows `status`; panics with the
+    /// last view seen if it does not within [`SETTLE`].
+    pub async fn wait_for_status(&self, order: &str, status: &str) -> Value {
+        let deadline = Instant::now() + SETTLE;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            let r = self.get(&format!("/status/{order}")).await;
+            if r.status() == StatusCode::OK {
+                last = r.json().await.unwrap();
+                if last["status"] == status {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("order {order} did not reach {status} within {SETTLE:?}; last view: {last}");
+    }
+
+    /// Polls until the projection and notifications have processed every
+    /// event in the log, so that "nothing else happened" can be asserted.
+    pub async fn settle(&self) {
+        let deadline = Instant::now() + SETTLE;
+        while Instant::now() < deadline {
+            let h = self.node.health();
+            if h.services.values().all(|s| s.lag == 0 && s.offset == h.log_head) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the services did not catch up with the log: {:?}", self.node.health());
+    }
+}
+
+pub fn order_body(customer: &str, sku: &str, qty: i64, payment: &str) -> Value {
+    json!({
+        "customer": customer,
+        "items": [{"sku": sku, "qty": qty}],
+        "address": "1 Sejong-daero, Seoul",
+        "payment": payment,
+        "card": "4111 1111 1111 1111",
+    })
+}
+
+/// The statuses of an order's history, oldest first.
+pub fn history(view: &Value) -> Vec<String> {
+    view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Asserts an RFC 9457 problem with `status` and returns its body.
+pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body
+}

@@ -1,0 +1,11 @@
+//! HTTP API tests: each spawns a whole node on port 0 with its own
+//! temporary data directory.
+
+mod bad_input;
+mod health;
+mod helpers;
+mod idempotency;
+mod notifications;
+mod products;
+mod restart;
+mod shop;
