@@ -107,7 +107,9 @@ impl Node {
     pub async fn start(settings: Settings) -> Result<Node, StartError> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
-        let data_dir = settings.store.path.clone();
+        // Absolute, so the log says exactly where the data is.
+        let data_dir = std::path::absolute(&settings.store.path)
+            .unwrap_or_else(|_| settings.store.path.clone());
         let timeout = settings.timeouts.request();
         std::thread::Builder::new()
             .name("fulfil-actors".into())

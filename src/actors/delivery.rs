@@ -154,24 +154,48 @@ mod tests {
     #[actix::test]
     async fn a_delivery_starts_when_goods_are_reserved_and_completes_once() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
-        t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
+        let d = DeliveryActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
+        t.append(
+            &order(1),
+            vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)],
+        );
         let early = d.send(CompleteDelivery(order(1))).await.unwrap();
-        assert!(matches!(early, Err(NodeError::Conflict(_))), "not started yet: {early:?}");
+        assert!(
+            matches!(early, Err(NodeError::Conflict(_))),
+            "not started yet: {early:?}"
+        );
         t.append(&order(1), vec![EventKind::OrderReserved]);
         t.caught_up(NAME).await;
-        assert!(t.events_of(&order(1)).contains(&EventKind::DeliveryStarted { delivery_id: "dlv-ord-1".into() }));
+        assert!(t
+            .events_of(&order(1))
+            .contains(&EventKind::DeliveryStarted {
+                delivery_id: "dlv-ord-1".into()
+            }));
         let done = d.send(CompleteDelivery(order(1))).await.unwrap().unwrap();
         assert_eq!(done.state, DeliveryStatus::Delivered);
-        assert!(matches!(d.send(CompleteDelivery(order(1))).await.unwrap(), Err(NodeError::Conflict(_))));
-        let completed = t.events_of(&order(1)).iter().filter(|e| matches!(e, EventKind::DeliveryCompleted { .. })).count();
+        assert!(matches!(
+            d.send(CompleteDelivery(order(1))).await.unwrap(),
+            Err(NodeError::Conflict(_))
+        ));
+        let completed = t
+            .events_of(&order(1))
+            .iter()
+            .filter(|e| matches!(e, EventKind::DeliveryCompleted { .. }))
+            .count();
         assert_eq!(completed, 1);
     }
 
     #[actix::test]
     async fn an_unknown_order_has_no_delivery() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
-        assert!(matches!(d.send(CompleteDelivery(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
+        let d = DeliveryActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
+        assert!(matches!(
+            d.send(CompleteDelivery(order(9))).await.unwrap(),
+            Err(NodeError::NotFound { .. })
+        ));
     }
 }

@@ -290,9 +290,16 @@ mod tests {
     use crate::domain::{CancelReason, PaymentMethod};
 
     async fn inventory_with(t: &TestStore, products: &[(&str, i64)]) -> Addr<InventoryActor> {
-        let addr = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let addr = InventoryActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
         for (s, stock) in products {
-            let p = NewProduct { sku: s.to_string(), name: s.to_string(), price: 100, stock: *stock };
+            let p = NewProduct {
+                sku: s.to_string(),
+                name: s.to_string(),
+                price: 100,
+                stock: *stock,
+            };
             addr.send(AddProduct(p)).await.unwrap().unwrap();
         }
         addr
@@ -306,22 +313,45 @@ mod tests {
     async fn a_paid_order_takes_every_line_and_records_the_reservation() {
         let t = temp_store();
         let inv = inventory_with(&t, &[("A", 5), ("B", 5)]).await;
-        t.append(&order(1), vec![placed("kim", &[("A", 2, 100), ("B", 1, 100)], PaymentMethod::Card), paid(300)]);
+        t.append(
+            &order(1),
+            vec![
+                placed("kim", &[("A", 2, 100), ("B", 1, 100)], PaymentMethod::Card),
+                paid(300),
+            ],
+        );
         t.caught_up(NAME).await;
         assert_eq!((stock(&inv, "A").await, stock(&inv, "B").await), (3, 4));
-        let reservation = inv.send(GetReservation(order(1))).await.unwrap().unwrap().unwrap();
+        let reservation = inv
+            .send(GetReservation(order(1)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(reservation.state, ReservationState::Reserved);
-        assert!(t.events_of(&order(1)).contains(&EventKind::StockReserved { lines: vec![(sku("A"), 2), (sku("B"), 1)] }));
+        assert!(t.events_of(&order(1)).contains(&EventKind::StockReserved {
+            lines: vec![(sku("A"), 2), (sku("B"), 1)]
+        }));
     }
 
     #[actix::test]
     async fn one_short_line_takes_nothing_at_all() {
         let t = temp_store();
         let inv = inventory_with(&t, &[("A", 5), ("B", 1)]).await;
-        t.append(&order(1), vec![placed("kim", &[("A", 2, 100), ("B", 3, 100)], PaymentMethod::Card), paid(500)]);
+        t.append(
+            &order(1),
+            vec![
+                placed("kim", &[("A", 2, 100), ("B", 3, 100)], PaymentMethod::Card),
+                paid(500),
+            ],
+        );
         t.caught_up(NAME).await;
         assert_eq!((stock(&inv, "A").await, stock(&inv, "B").await), (5, 1));
-        let short = EventKind::StockShort { sku: sku("B"), requested: 3, available: 1 };
+        let short = EventKind::StockShort {
+            sku: sku("B"),
+            requested: 3,
+            available: 1,
+        };
         assert!(t.events_of(&order(1)).contains(&short));
     }
 
@@ -329,11 +359,25 @@ mod tests {
     async fn a_cancel_gives_reserved_stock_back_exactly_once() {
         let t = temp_store();
         let inv = inventory_with(&t, &[("A", 5)]).await;
-        let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
-        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200), cancel.clone(), cancel]);
+        let cancel = EventKind::OrderCanceled {
+            reason: CancelReason::CustomerRequest,
+        };
+        t.append(
+            &order(1),
+            vec![
+                placed("kim", &[("A", 2, 100)], PaymentMethod::Card),
+                paid(200),
+                cancel.clone(),
+                cancel,
+            ],
+        );
         t.caught_up(NAME).await;
         assert_eq!(stock(&inv, "A").await, 5);
-        let released = t.events_of(&order(1)).iter().filter(|e| matches!(e, EventKind::StockReleased { .. })).count();
+        let released = t
+            .events_of(&order(1))
+            .iter()
+            .filter(|e| matches!(e, EventKind::StockReleased { .. }))
+            .count();
         assert_eq!(released, 1);
     }
 
@@ -341,16 +385,34 @@ mod tests {
     async fn a_restarted_instance_resumes_from_its_offset_and_applies_nothing_twice() {
         let t = temp_store();
         let first = inventory_with(&t, &[("A", 5)]).await;
-        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200)]);
+        t.append(
+            &order(1),
+            vec![
+                placed("kim", &[("A", 2, 100)], PaymentMethod::Card),
+                paid(200),
+            ],
+        );
         t.caught_up(NAME).await;
         let events = t.store.head();
-        let second = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
-        t.append(&order(2), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
+        let second = InventoryActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
+        t.append(
+            &order(2),
+            vec![
+                placed("lee", &[("A", 1, 100)], PaymentMethod::Card),
+                paid(100),
+            ],
+        );
         t.caught_up(NAME).await;
         // Both instances consume, yet each event is applied once: stock 5-2-1.
         assert_eq!(stock(&second, "A").await, 2);
         assert_eq!(stock(&first, "A").await, 2);
-        assert_eq!(t.store.head(), events + 3, "two new events and one reservation");
+        assert_eq!(
+            t.store.head(),
+            events + 3,
+            "two new events and one reservation"
+        );
     }
 
     #[actix::test]
@@ -359,7 +421,11 @@ mod tests {
         let inv = inventory_with(&t, &[("A", 5)]).await;
         let prices = inv.send(Quote(vec![sku("A")])).await.unwrap().unwrap();
         assert_eq!(prices, vec![Money::new(100).unwrap()]);
-        let err = inv.send(Quote(vec![sku("A"), sku("Z")])).await.unwrap().unwrap_err();
+        let err = inv
+            .send(Quote(vec![sku("A"), sku("Z")]))
+            .await
+            .unwrap()
+            .unwrap_err();
         assert!(matches!(err, NodeError::UnknownSku(s) if s == "Z"));
     }
 }

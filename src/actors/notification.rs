@@ -110,7 +110,9 @@ mod tests {
     #[actix::test]
     async fn one_notification_per_status_change_and_none_twice_after_a_restart() {
         let t = temp_store();
-        let n = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let n = NotificationActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
         t.append(
             &order(1),
             vec![
@@ -122,14 +124,25 @@ mod tests {
         );
         t.caught_up(NAME).await;
         let kim = CustomerId::parse("kim").unwrap();
-        let sent = n.send(ListNotifications(kim.clone())).await.unwrap().unwrap();
+        let sent = n
+            .send(ListNotifications(kim.clone()))
+            .await
+            .unwrap()
+            .unwrap();
         let statuses: Vec<OrderStatus> = sent.iter().map(|n| n.status).collect();
         assert_eq!(statuses, [OrderStatus::Placed, OrderStatus::Paid]);
 
         // A second instance with the offset reset replays the log: same keys.
-        t.store.write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0)).unwrap();
-        let again = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        t.store
+            .write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0))
+            .unwrap();
+        let again = NotificationActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
         t.caught_up(NAME).await;
-        assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
+        assert_eq!(
+            again.send(ListNotifications(kim)).await.unwrap().unwrap(),
+            sent
+        );
     }
 }

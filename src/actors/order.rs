@@ -372,21 +372,47 @@ mod tests {
     use crate::domain::{EventKind, NewProduct};
 
     async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
-        let inventory = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
-        let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: 5 };
-        inventory.send(AddProduct(p)).await.unwrap().unwrap();
-        let payment = PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start();
-        let workflows = Workflows { by_name: [("shop".to_owned(), Workflow::shop())].into(), default: "shop".into() };
-        let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
-        OrderActor::new(t.store.clone(), t.health.clone(), inventory, payment, Arc::new(workflows), timeouts)
+        let inventory = InventoryActor::new(t.store.clone(), t.health.clone())
             .unwrap()
-            .start()
+            .start();
+        let p = NewProduct {
+            sku: "MUG".into(),
+            name: "Mug".into(),
+            price: 1500,
+            stock: 5,
+        };
+        inventory.send(AddProduct(p)).await.unwrap().unwrap();
+        let payment =
+            PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002"))
+                .unwrap()
+                .start();
+        let workflows = Workflows {
+            by_name: [("shop".to_owned(), Workflow::shop())].into(),
+            default: "shop".into(),
+        };
+        let timeouts = TimeoutSettings {
+            request_ms: 2000,
+            payment_ms: 2000,
+        };
+        OrderActor::new(
+            t.store.clone(),
+            t.health.clone(),
+            inventory,
+            payment,
+            Arc::new(workflows),
+            timeouts,
+        )
+        .unwrap()
+        .start()
     }
 
     fn request(payment: &str, card: &str) -> OrderRequest {
         OrderRequest {
             customer: "kim".into(),
-            items: vec![ItemRequest { sku: "MUG".into(), qty: 2 }],
+            items: vec![ItemRequest {
+                sku: "MUG".into(),
+                qty: 2,
+            }],
             address: "Seoul".into(),
             payment: payment.into(),
             card: Some(card.into()),
@@ -395,7 +421,10 @@ mod tests {
     }
 
     fn place(payment: &str, card: &str) -> PlaceOrder {
-        PlaceOrder { request: request(payment, card), idempotency_key: None }
+        PlaceOrder {
+            request: request(payment, card),
+            idempotency_key: None,
+        }
     }
 
     #[actix::test]
@@ -403,8 +432,15 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let receipt = o.send(place("bank_transfer", "")).await.unwrap().unwrap();
-        assert_eq!((receipt.status, receipt.total.minor()), (OrderStatus::PaymentPending, 3000));
-        let names: Vec<&str> = t.events_of(&receipt.id).iter().map(EventKind::name).collect();
+        assert_eq!(
+            (receipt.status, receipt.total.minor()),
+            (OrderStatus::PaymentPending, 3000)
+        );
+        let names: Vec<&str> = t
+            .events_of(&receipt.id)
+            .iter()
+            .map(EventKind::name)
+            .collect();
         assert_eq!(names, ["order_placed", "payment_pending"]);
     }
 
@@ -413,7 +449,10 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let result = o.send(place("card", "4000000000000002")).await.unwrap();
-        assert!(matches!(result, Err(NodeError::PaymentDeclined(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(NodeError::PaymentDeclined(_))),
+            "{result:?}"
+        );
         assert_eq!(t.store.head(), 0);
     }
 
@@ -421,13 +460,34 @@ mod tests {
     async fn the_order_reacts_to_facts_and_refuses_commands_out_of_turn() {
         let t = temp_store();
         let o = order_actor(&t).await;
-        let id = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
+        let id = o
+            .send(place("card", "4111111111111111"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
         t.append(&id, vec![EventKind::StockReserved { lines: vec![] }]);
         let current = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
-        assert_eq!(current.status, OrderStatus::Reserved, "commands and reads catch up with the log first");
-        let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel };
-        assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Conflict(_))));
-        let missing = OrderCommand { order_id: order(99), command: Command::Cancel };
-        assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::NotFound { .. })));
+        assert_eq!(
+            current.status,
+            OrderStatus::Reserved,
+            "commands and reads catch up with the log first"
+        );
+        let cancel = OrderCommand {
+            order_id: id.clone(),
+            command: Command::Cancel,
+        };
+        assert!(matches!(
+            o.send(cancel).await.unwrap(),
+            Err(NodeError::Conflict(_))
+        ));
+        let missing = OrderCommand {
+            order_id: order(99),
+            command: Command::Cancel,
+        };
+        assert!(matches!(
+            o.send(missing).await.unwrap(),
+            Err(NodeError::NotFound { .. })
+        ));
     }
 }

@@ -187,34 +187,77 @@ mod tests {
     use crate::domain::CancelReason;
 
     fn payment(t: &TestStore) -> Addr<PaymentActor> {
-        PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start()
+        PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002"))
+            .unwrap()
+            .start()
     }
 
     fn refunds(t: &TestStore, n: u64) -> usize {
-        t.events_of(&order(n)).iter().filter(|e| matches!(e, EventKind::PaymentRefunded { .. })).count()
+        t.events_of(&order(n))
+            .iter()
+            .filter(|e| matches!(e, EventKind::PaymentRefunded { .. }))
+            .count()
     }
 
     #[actix::test]
     async fn the_test_card_is_declined_and_others_are_authorised() {
         let t = temp_store();
         let p = payment(&t);
-        let declined = Authorize { order_id: order(1), amount: money(100), card: "4000000000000002".into() };
-        assert!(matches!(p.send(declined).await.unwrap(), Err(NodeError::PaymentDeclined(_))));
-        assert_eq!(p.send(GetPayment(order(1))).await.unwrap().unwrap(), None, "a decline records nothing");
-        let ok = Authorize { order_id: order(2), amount: money(100), card: "4111111111111111".into() };
+        let declined = Authorize {
+            order_id: order(1),
+            amount: money(100),
+            card: "4000000000000002".into(),
+        };
+        assert!(matches!(
+            p.send(declined).await.unwrap(),
+            Err(NodeError::PaymentDeclined(_))
+        ));
+        assert_eq!(
+            p.send(GetPayment(order(1))).await.unwrap().unwrap(),
+            None,
+            "a decline records nothing"
+        );
+        let ok = Authorize {
+            order_id: order(2),
+            amount: money(100),
+            card: "4111111111111111".into(),
+        };
         assert_eq!(p.send(ok).await.unwrap().unwrap().payment_id, "pay-ord-2");
-        let record = p.send(GetPayment(order(2))).await.unwrap().unwrap().unwrap();
-        assert_eq!((record.state, record.card_last4.as_deref()), (PaymentStatus::Authorized, Some("1111")));
+        let record = p
+            .send(GetPayment(order(2)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (record.state, record.card_last4.as_deref()),
+            (PaymentStatus::Authorized, Some("1111"))
+        );
     }
 
     #[actix::test]
     async fn a_captured_payment_is_refunded_once_when_the_order_is_canceled() {
         let t = temp_store();
         let p = payment(&t);
-        let cancel = EventKind::OrderCanceled { reason: CancelReason::OutOfStock };
-        t.append(&order(1), vec![placed("kim", &[("A", 1, 300)], PaymentMethod::Card), paid(300), cancel.clone(), cancel]);
+        let cancel = EventKind::OrderCanceled {
+            reason: CancelReason::OutOfStock,
+        };
+        t.append(
+            &order(1),
+            vec![
+                placed("kim", &[("A", 1, 300)], PaymentMethod::Card),
+                paid(300),
+                cancel.clone(),
+                cancel,
+            ],
+        );
         t.caught_up(NAME).await;
-        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
+        let record = p
+            .send(GetPayment(order(1)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(record.state, PaymentStatus::Refunded);
         assert_eq!(refunds(&t, 1), 1);
     }
@@ -228,11 +271,18 @@ mod tests {
             vec![
                 placed("kim", &[("A", 1, 300)], PaymentMethod::BankTransfer),
                 EventKind::PaymentPending { amount: money(300) },
-                EventKind::OrderCanceled { reason: CancelReason::CustomerRequest },
+                EventKind::OrderCanceled {
+                    reason: CancelReason::CustomerRequest,
+                },
             ],
         );
         t.caught_up(NAME).await;
-        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
+        let record = p
+            .send(GetPayment(order(1)))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(record.state, PaymentStatus::Voided);
         assert_eq!(refunds(&t, 1), 0);
     }

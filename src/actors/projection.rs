@@ -116,18 +116,39 @@ mod tests {
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
         let t = temp_store();
-        let p = ProjectionActor::new(t.store.clone(), t.health.clone()).unwrap().start();
-        t.append(&order(2), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
-        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)]);
-        t.append(&order(3), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)]);
+        let p = ProjectionActor::new(t.store.clone(), t.health.clone())
+            .unwrap()
+            .start();
+        t.append(
+            &order(2),
+            vec![
+                placed("kim", &[("A", 1, 100)], PaymentMethod::Card),
+                paid(100),
+            ],
+        );
+        t.append(
+            &order(1),
+            vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)],
+        );
+        t.append(
+            &order(3),
+            vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)],
+        );
         t.append(&order(2), vec![EventKind::OrderReserved]);
         t.caught_up(NAME).await;
         let view = p.send(GetStatus(order(2))).await.unwrap().unwrap();
         assert_eq!(view.status, OrderStatus::Reserved);
         assert_eq!(view.history.len(), 3);
-        let kim = p.send(ListStatus(CustomerId::parse("kim").unwrap())).await.unwrap().unwrap();
+        let kim = p
+            .send(ListStatus(CustomerId::parse("kim").unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
         let ids: Vec<&str> = kim.iter().map(|v| v.order_id.as_str()).collect();
         assert_eq!(ids, ["ord-2", "ord-1"], "in the order they were placed");
-        assert!(matches!(p.send(GetStatus(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
+        assert!(matches!(
+            p.send(GetStatus(order(9))).await.unwrap(),
+            Err(NodeError::NotFound { .. })
+        ));
     }
 }

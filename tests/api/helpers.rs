@@ -49,14 +49,24 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let node = app.node();
     let server = app.server_handle();
     let task = tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), node, server, task, _dir: None }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        node,
+        server,
+        task,
+        _dir: None,
+    }
 }
 
 impl TestApp {
     /// Stops the server and the node (flushing the store), as SIGTERM would.
     pub async fn stop(self) -> Option<TempDir> {
         self.server.stop(true).await;
-        self.task.await.expect("the server task").expect("the server ran");
+        self.task
+            .await
+            .expect("the server task")
+            .expect("the server ran");
         self._dir
     }
 
@@ -65,15 +75,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn post(&self, path: &str) -> Response {
-        self.client.post(self.url(path)).send().await.expect("request sent")
+        self.client
+            .post(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Sends `body` verbatim as JSON (for malformed bodies).
@@ -88,7 +111,8 @@ impl TestApp {
     }
 
     pub async fn add_product(&self, sku: &str, price: i64, stock: i64) {
-        let body = json!({"sku": sku, "name": format!("{sku} product"), "price": price, "stock": stock});
+        let body =
+            json!({"sku": sku, "name": format!("{sku} product"), "price": price, "stock": stock});
         let r = self.post_json("/products", &body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "adding {sku}");
     }
@@ -103,7 +127,10 @@ impl TestApp {
     pub async fn place(&self, body: &Value) -> String {
         let r = self.post_json("/orders", body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "placing {body}");
-        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Polls the status view until `order` shows `status`; panics with the
@@ -130,12 +157,18 @@ impl TestApp {
         let deadline = Instant::now() + SETTLE;
         while Instant::now() < deadline {
             let h = self.node.health();
-            if h.services.values().all(|s| s.lag == 0 && s.offset == h.log_head) {
+            if h.services
+                .values()
+                .all(|s| s.lag == 0 && s.offset == h.log_head)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the services did not catch up with the log: {:?}", self.node.health());
+        panic!(
+            "the services did not catch up with the log: {:?}",
+            self.node.health()
+        );
     }
 }
 
@@ -151,7 +184,12 @@ pub fn order_body(customer: &str, sku: &str, qty: i64, payment: &str) -> Value {
 
 /// The statuses of an order's history, oldest first.
 pub fn history(view: &Value) -> Vec<String> {
-    view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect()
+    view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Asserts an RFC 9457 problem with `status` and returns its body.

@@ -5,7 +5,9 @@ use serde_json::Value;
 async fn every_status_change_sends_one_notification_newest_last() {
     let app = spawn_app().await;
     app.add_product("MUG", 1500, 5).await;
-    let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    let id = app
+        .place(&order_body("kim", "MUG", 1, "bank_transfer"))
+        .await;
     app.post(&format!("/payments/{id}/confirm")).await;
     app.wait_for_status(&id, "in_delivery").await;
     app.post(&format!("/deliveries/{id}/complete")).await;
@@ -14,13 +16,32 @@ async fn every_status_change_sends_one_notification_newest_last() {
     let view = app.wait_for_status(&id, "closed").await;
     app.settle().await;
 
-    let body: Value = app.get("/notifications?customer=kim").await.json().await.unwrap();
-    let sent: Vec<&str> = body["notifications"].as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
-    assert_eq!(sent, history(&view), "one notification per status change, in order");
+    let body: Value = app
+        .get("/notifications?customer=kim")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sent: Vec<&str> = body["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sent,
+        history(&view),
+        "one notification per status change, in order"
+    );
     for n in body["notifications"].as_array().unwrap() {
         assert_eq!(n["order_id"], id.as_str());
         assert!(n["message"].as_str().unwrap().contains(&id));
     }
-    let other: Value = app.get("/notifications?customer=lee").await.json().await.unwrap();
+    let other: Value = app
+        .get("/notifications?customer=lee")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(other["notifications"].as_array().unwrap().len(), 0);
 }
