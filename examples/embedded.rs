@@ -21,53 +21,27 @@ async fn main() -> Result<(), Error> {
     let node = Node::start(settings).await?;
 
     // Typed calls: no HTTP involved.
-    node.add_product(NewProduct {
-        sku: "TEA".into(),
-        name: "Green tea".into(),
-        price: 4200,
-        stock: 10,
-    })
-    .await?;
+    node.add_product(NewProduct { sku: "TEA".into(), name: "Green tea".into(), price: 4200, stock: 10 })
+        .await?;
     let order = OrderRequest {
         customer: "park".into(),
-        items: vec![ItemRequest {
-            sku: "TEA".into(),
-            qty: 3,
-        }],
+        items: vec![ItemRequest { sku: "TEA".into(), qty: 3 }],
         address: "12 Jongno, Seoul".into(),
         payment: "card".into(),
         card: Some("4111 1111 1111 1111".into()),
         workflow: None,
     };
-    let receipt = node
-        .place_order(order, Some("example-order-1".into()))
-        .await?;
-    println!(
-        "placed {} ({}), total {}",
-        receipt.id,
-        receipt.status,
-        receipt.total.minor()
-    );
+    let receipt = node.place_order(order, Some("example-order-1".into())).await?;
+    println!("placed {} ({}), total {}", receipt.id, receipt.status, receipt.total.minor());
     let id = receipt.id.to_string();
-    wait_until(|| async {
-        node.status(&id)
-            .await
-            .is_ok_and(|v| v.status.as_str() == "in_delivery")
-    })
-    .await?;
-    println!(
-        "{id} is in delivery; stock left: {}",
-        node.product("TEA").await?.stock
-    );
+    wait_until(|| async { node.status(&id).await.is_ok_and(|v| v.status.as_str() == "in_delivery") }).await?;
+    println!("{id} is in delivery; stock left: {}", node.product("TEA").await?.stock);
 
     // The node's HTTP API inside the application's own App.
     let api = node.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .route(
-                "/hello",
-                web::get().to(|| async { "hello from the host application" }),
-            )
+            .route("/hello", web::get().to(|| async { "hello from the host application" }))
             .configure(fulfil::http::routes(api.clone()))
     })
     .workers(1)
@@ -77,18 +51,9 @@ async fn main() -> Result<(), Error> {
     let handle = server.handle();
     tokio::spawn(server);
 
-    let hello = reqwest::get(format!("http://{address}/hello"))
-        .await?
-        .text()
-        .await?;
-    let view: serde_json::Value = reqwest::get(format!("http://{address}/status/{id}"))
-        .await?
-        .json()
-        .await?;
-    println!(
-        "GET /hello -> {hello}; GET /status/{id} -> {}",
-        view["status"]
-    );
+    let hello = reqwest::get(format!("http://{address}/hello")).await?.text().await?;
+    let view: serde_json::Value = reqwest::get(format!("http://{address}/status/{id}")).await?.json().await?;
+    println!("GET /hello -> {hello}; GET /status/{id} -> {}", view["status"]);
     if view["status"] != "in_delivery" || hello != "hello from the host application" {
         return Err(format!("unexpected answers: {hello:?}, {view}").into());
     }

@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "fulfil",
-    version,
-    about = "An order-fulfilment runtime on supervised actors"
-)]
+#[command(name = "fulfil", version, about = "An order-fulfilment runtime on supervised actors")]
 pub struct Args {
     /// A configuration file to read over the defaults (default: ./config.toml
     /// if it exists). FULFIL_<SECTION>__<KEY> variables override both.
@@ -62,8 +58,5 @@ async fn serve(settings: Settings) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -97,17 +97,11 @@ impl Settings {
         if outside {
             builder = match file {
                 Some(path) => builder.add_source(File::from(path).format(FileFormat::Toml)),
-                None => builder.add_source(
-                    File::with_name("config.toml")
-                        .format(FileFormat::Toml)
-                        .required(false),
-                ),
+                None => builder
+                    .add_source(File::with_name("config.toml").format(FileFormat::Toml).required(false)),
             };
             builder = builder.add_source(
-                Environment::with_prefix("FULFIL")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true),
+                Environment::with_prefix("FULFIL").prefix_separator("_").separator("__").try_parsing(true),
             );
         }
         let mut settings: Settings = builder.build()?.try_deserialize()?;
@@ -126,19 +120,8 @@ impl Settings {
             )));
         }
         let m = &self.mailbox;
-        if [
-            m.order,
-            m.payment,
-            m.inventory,
-            m.delivery,
-            m.notification,
-            m.projection,
-        ]
-        .contains(&0)
-        {
-            return Err(SettingsError::Invalid(
-                "mailbox capacities must be at least 1".into(),
-            ));
+        if [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection].contains(&0) {
+            return Err(SettingsError::Invalid("mailbox capacities must be at least 1".into()));
         }
         Ok(())
     }

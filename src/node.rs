@@ -15,9 +15,7 @@ use crate::actors::inventory::{
     AddProduct, GetProduct, GetReservation, InventoryActor, Reservation, Restock,
 };
 use crate::actors::notification::{ListNotifications, NotificationActor};
-use crate::actors::order::{
-    GetOrder, OrderActor, OrderCommand, OrderReceipt, PlaceOrder, Workflows,
-};
+use crate::actors::order::{GetOrder, OrderActor, OrderCommand, OrderReceipt, PlaceOrder, Workflows};
 use crate::actors::payment::{GetPayment, PaymentActor, PaymentRecord};
 use crate::actors::projection::{GetStatus, ListStatus, ProjectionActor};
 use crate::actors::{ask, NodeError};
@@ -90,10 +88,7 @@ pub struct HealthReport {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the store at {path}: {source}")]
-    Store {
-        path: String,
-        source: crate::store::StoreError,
-    },
+    Store { path: String, source: crate::store::StoreError },
     #[error("cannot start the actors: {0}")]
     Actors(NodeError),
     #[error("cannot start the actor thread: {0}")]
@@ -108,14 +103,12 @@ impl Node {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         // Absolute, so the log says exactly where the data is.
-        let data_dir = std::path::absolute(&settings.store.path)
-            .unwrap_or_else(|_| settings.store.path.clone());
+        let data_dir =
+            std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone());
         let timeout = settings.timeouts.request();
-        std::thread::Builder::new()
-            .name("fulfil-actors".into())
-            .spawn(move || {
-                run_system(settings, ready_tx, stopped_tx);
-            })?;
+        std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
+            run_system(settings, ready_tx, stopped_tx);
+        })?;
         let (actors, health, head, system) = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");
         Ok(Node {
@@ -149,47 +142,23 @@ impl Node {
     // ---- products ----
 
     pub async fn add_product(&self, product: NewProduct) -> Result<Product, NodeError> {
-        ask(
-            &self.inner.actors.inventory,
-            AddProduct(product),
-            self.inner.timeout,
-            "inventory",
-        )
-        .await
+        ask(&self.inner.actors.inventory, AddProduct(product), self.inner.timeout, "inventory").await
     }
 
     pub async fn product(&self, sku: &str) -> Result<Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        ask(
-            &self.inner.actors.inventory,
-            GetProduct(sku),
-            self.inner.timeout,
-            "inventory",
-        )
-        .await
+        ask(&self.inner.actors.inventory, GetProduct(sku), self.inner.timeout, "inventory").await
     }
 
     pub async fn restock(&self, sku: &str, qty: i64) -> Result<Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        ask(
-            &self.inner.actors.inventory,
-            Restock { sku, qty },
-            self.inner.timeout,
-            "inventory",
-        )
-        .await
+        ask(&self.inner.actors.inventory, Restock { sku, qty }, self.inner.timeout, "inventory").await
     }
 
     /// The inventory's reservation for an order, if it knows the order.
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.inventory,
-            GetReservation(id),
-            self.inner.timeout,
-            "inventory",
-        )
-        .await
+        ask(&self.inner.actors.inventory, GetReservation(id), self.inner.timeout, "inventory").await
     }
 
     // ---- orders ----
@@ -200,23 +169,14 @@ impl Node {
         request: OrderRequest,
         idempotency_key: Option<String>,
     ) -> Result<OrderReceipt, NodeError> {
-        let msg = PlaceOrder {
-            request,
-            idempotency_key,
-        };
+        let msg = PlaceOrder { request, idempotency_key };
         ask(&self.inner.actors.order, msg, self.inner.timeout, "order").await
     }
 
     /// The command side's record of an order (always current).
     pub async fn order(&self, order_id: &str) -> Result<Order, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.order,
-            GetOrder(id),
-            self.inner.timeout,
-            "order",
-        )
-        .await
+        ask(&self.inner.actors.order, GetOrder(id), self.inner.timeout, "order").await
     }
 
     /// The seller confirms the bank-transfer deposit.
@@ -234,23 +194,14 @@ impl Node {
     }
 
     async fn command(&self, order_id: &str, command: Command) -> Result<Order, NodeError> {
-        let msg = OrderCommand {
-            order_id: order_id_of(order_id)?,
-            command,
-        };
+        let msg = OrderCommand { order_id: order_id_of(order_id)?, command };
         ask(&self.inner.actors.order, msg, self.inner.timeout, "order").await
     }
 
     /// The payment service's record for an order.
     pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentRecord>, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.payment,
-            GetPayment(id),
-            self.inner.timeout,
-            "payment",
-        )
-        .await
+        ask(&self.inner.actors.payment, GetPayment(id), self.inner.timeout, "payment").await
     }
 
     // ---- delivery ----
@@ -258,24 +209,12 @@ impl Node {
     /// The courier reports the delivery complete.
     pub async fn complete_delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.delivery,
-            CompleteDelivery(id),
-            self.inner.timeout,
-            "delivery",
-        )
-        .await
+        ask(&self.inner.actors.delivery, CompleteDelivery(id), self.inner.timeout, "delivery").await
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.delivery,
-            GetDelivery(id),
-            self.inner.timeout,
-            "delivery",
-        )
-        .await
+        ask(&self.inner.actors.delivery, GetDelivery(id), self.inner.timeout, "delivery").await
     }
 
     // ---- read side ----
@@ -284,38 +223,20 @@ impl Node {
     /// commands by a moment.
     pub async fn status(&self, order_id: &str) -> Result<StatusView, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(
-            &self.inner.actors.projection,
-            GetStatus(id),
-            self.inner.timeout,
-            "projection",
-        )
-        .await
+        ask(&self.inner.actors.projection, GetStatus(id), self.inner.timeout, "projection").await
     }
 
     /// The status views of a customer's orders, oldest first.
     pub async fn statuses(&self, customer: &str) -> Result<Vec<StatusView>, NodeError> {
         let customer = CustomerId::parse(customer)?;
-        ask(
-            &self.inner.actors.projection,
-            ListStatus(customer),
-            self.inner.timeout,
-            "projection",
-        )
-        .await
+        ask(&self.inner.actors.projection, ListStatus(customer), self.inner.timeout, "projection").await
     }
 
     /// A customer's notifications, oldest first.
     pub async fn notifications(&self, customer: &str) -> Result<Vec<Notification>, NodeError> {
         let customer = CustomerId::parse(customer)?;
         let msg = ListNotifications(customer);
-        ask(
-            &self.inner.actors.notification,
-            msg,
-            self.inner.timeout,
-            "notification",
-        )
-        .await
+        ask(&self.inner.actors.notification, msg, self.inner.timeout, "notification").await
     }
 
     // ---- operations ----
@@ -324,14 +245,8 @@ impl Node {
         let head = *self.inner.head.borrow();
         let services = self.inner.health.snapshot(head);
         let ready = !services.is_empty()
-            && services
-                .values()
-                .all(|s| s.state == crate::actors::health::ServiceState::Running);
-        HealthReport {
-            status: if ready { "ready" } else { "degraded" },
-            log_head: head,
-            services,
-        }
+            && services.values().all(|s| s.state == crate::actors::health::ServiceState::Running);
+        HealthReport { status: if ready { "ready" } else { "degraded" }, log_head: head, services }
     }
 
     /// Stops a service from consuming the log; it keeps answering commands
@@ -364,9 +279,7 @@ impl Node {
             Service::Notification => a.notification.clone().recipient(),
             Service::Projection => a.projection.clone().recipient(),
         };
-        to.send(msg)
-            .await
-            .map_err(|_| NodeError::Unavailable("node"))
+        to.send(msg).await.map_err(|_| NodeError::Unavailable("node"))
     }
 }
 
@@ -422,30 +335,22 @@ fn run_system(
 
 fn boot(settings: &Settings) -> Result<(Actors, Health, Store, Vec<Arbiter>), StartError> {
     let path = &settings.store.path;
-    let store = Store::open(path, settings.store.cache_mb * 1024 * 1024).map_err(|source| {
-        StartError::Store {
-            path: path.display().to_string(),
-            source,
-        }
-    })?;
+    let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
+        .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
     let health = Health::default();
     let mailbox = &settings.mailbox;
     let mut arbiters = Vec::new();
 
-    let inventory =
-        InventoryActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
+    let inventory = InventoryActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
     let inventory = supervise(&mut arbiters, mailbox.inventory, inventory);
     let gateway = CardGateway::new(settings.payment.decline_suffix.clone());
-    let payment =
-        PaymentActor::new(store.clone(), health.clone(), gateway).map_err(StartError::Actors)?;
+    let payment = PaymentActor::new(store.clone(), health.clone(), gateway).map_err(StartError::Actors)?;
     let payment = supervise(&mut arbiters, mailbox.payment, payment);
     let delivery = DeliveryActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
     let delivery = supervise(&mut arbiters, mailbox.delivery, delivery);
-    let notification =
-        NotificationActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
+    let notification = NotificationActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
     let notification = supervise(&mut arbiters, mailbox.notification, notification);
-    let projection =
-        ProjectionActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
+    let projection = ProjectionActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
     let projection = supervise(&mut arbiters, mailbox.projection, projection);
     let workflows = Arc::new(Workflows {
         by_name: settings.workflows.clone(),
@@ -461,19 +366,7 @@ fn boot(settings: &Settings) -> Result<(Actors, Health, Store, Vec<Arbiter>), St
     )
     .map_err(StartError::Actors)?;
     let order = supervise(&mut arbiters, mailbox.order, order);
-    Ok((
-        Actors {
-            order,
-            payment,
-            inventory,
-            delivery,
-            notification,
-            projection,
-        },
-        health,
-        store,
-        arbiters,
-    ))
+    Ok((Actors { order, payment, inventory, delivery, notification, projection }, health, store, arbiters))
 }
 
 /// Starts `actor` under a supervisor on an arbiter (thread) of its own, with

@@ -24,9 +24,7 @@ impl Application {
         let node = Node::start(settings).await?;
         let app_node = node.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
-                .configure(routes(app_node.clone()))
-                .default_service(web::to(no_route))
+            App::new().configure(routes(app_node.clone())).default_service(web::to(no_route))
         });
         if workers > 0 {
             server = server.workers(workers);
@@ -39,11 +37,7 @@ impl Application {
             }
         };
         tracing::info!(%address, data = %node.data_dir().display(), "listening on http://{address}");
-        Ok(Application {
-            address,
-            server,
-            node,
-        })
+        Ok(Application { address, server, node })
     }
 
     pub fn address(&self) -> SocketAddr {

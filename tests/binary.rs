@@ -59,10 +59,7 @@ fn start(data: &std::path::Path) -> (Node, String, mpsc::Receiver<String>) {
             .unwrap_or_else(|_| panic!("no address logged: {seen:?}"));
         if let Some(rest) = line.split("listening on http://").nth(1) {
             let address = rest.split_whitespace().next().unwrap().to_owned();
-            assert!(
-                line.contains(&data.display().to_string()),
-                "it logs where its data is: {line}"
-            );
+            assert!(line.contains(&data.display().to_string()), "it logs where its data is: {line}");
             return (node, address, rx);
         }
         seen.push(line);
@@ -74,41 +71,20 @@ async fn the_binary_takes_env_overrides_serves_and_exits_0_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let (node, address, _log) = start(data.path());
     let client = reqwest::Client::new();
-    let ready = client
-        .get(format!("http://{address}/health/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = client.get(format!("http://{address}/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let body = serde_json::json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 3});
-    let r = client
-        .post(format!("http://{address}/products"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = client.post(format!("http://{address}/products")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 201);
 
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(node.pid().to_string())
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").arg("-TERM").arg(node.pid().to_string()).status().unwrap();
     assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || node.wait())
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || node.wait()).await.unwrap();
     assert!(status.success(), "exit status {status:?}");
 
     // The acknowledged product is there when the node comes back.
     let (_node, address, _log) = start(data.path());
-    let product: serde_json::Value = client
-        .get(format!("http://{address}/products/MUG"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product: serde_json::Value =
+        client.get(format!("http://{address}/products/MUG")).send().await.unwrap().json().await.unwrap();
     assert_eq!(product["stock"], 3);
 }

@@ -34,14 +34,7 @@ impl Cursor {
     pub fn load(store: Store, name: &'static str, health: Health) -> Result<Cursor, NodeError> {
         let offset = store.offset(name)?;
         health.progressed(name, offset);
-        Ok(Cursor {
-            store,
-            name,
-            health,
-            offset,
-            paused: false,
-            waiting: false,
-        })
+        Ok(Cursor { store, name, health, offset, paused: false, waiting: false })
     }
 
     pub fn offset(&self) -> Seq {
@@ -209,9 +202,7 @@ macro_rules! log_consumer {
 
             fn stopped(&mut self, _: &mut Self::Context) {
                 let cursor = $crate::actors::consumer::LogConsumer::cursor(self);
-                cursor
-                    .health
-                    .set_state(cursor.name, $crate::actors::health::ServiceState::Stopped);
+                cursor.health.set_state(cursor.name, $crate::actors::health::ServiceState::Stopped);
             }
         }
 

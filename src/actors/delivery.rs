@@ -71,13 +71,7 @@ impl DeliveryActor {
             }
             d.state = DeliveryStatus::Delivered;
             tx.put(DELIVERIES, order_id.as_str(), &d)?;
-            tx.append(
-                order_id,
-                None,
-                EventKind::DeliveryCompleted {
-                    delivery_id: d.id.clone(),
-                },
-            )?;
+            tx.append(order_id, None, EventKind::DeliveryCompleted { delivery_id: d.id.clone() })?;
             Ok(d)
         })?;
         Ok(delivery)
@@ -112,11 +106,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
         (EventKind::OrderReserved, Some(mut d)) if d.state == DeliveryStatus::Awaiting => {
             d.state = DeliveryStatus::InTransit;
             tx.put(DELIVERIES, key, &d)?;
-            tx.append(
-                &event.order_id,
-                Some(event.seq),
-                EventKind::DeliveryStarted { delivery_id: d.id },
-            )?;
+            tx.append(&event.order_id, Some(event.seq), EventKind::DeliveryStarted { delivery_id: d.id })?;
             Ok(())
         }
         (EventKind::OrderCanceled { .. }, Some(mut d)) if d.state == DeliveryStatus::Awaiting => {
@@ -154,31 +144,18 @@ mod tests {
     #[actix::test]
     async fn a_delivery_starts_when_goods_are_reserved_and_completes_once() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
-        t.append(
-            &order(1),
-            vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)],
-        );
+        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
         let early = d.send(CompleteDelivery(order(1))).await.unwrap();
-        assert!(
-            matches!(early, Err(NodeError::Conflict(_))),
-            "not started yet: {early:?}"
-        );
+        assert!(matches!(early, Err(NodeError::Conflict(_))), "not started yet: {early:?}");
         t.append(&order(1), vec![EventKind::OrderReserved]);
         t.caught_up(NAME).await;
         assert!(t
             .events_of(&order(1))
-            .contains(&EventKind::DeliveryStarted {
-                delivery_id: "dlv-ord-1".into()
-            }));
+            .contains(&EventKind::DeliveryStarted { delivery_id: "dlv-ord-1".into() }));
         let done = d.send(CompleteDelivery(order(1))).await.unwrap().unwrap();
         assert_eq!(done.state, DeliveryStatus::Delivered);
-        assert!(matches!(
-            d.send(CompleteDelivery(order(1))).await.unwrap(),
-            Err(NodeError::Conflict(_))
-        ));
+        assert!(matches!(d.send(CompleteDelivery(order(1))).await.unwrap(), Err(NodeError::Conflict(_))));
         let completed = t
             .events_of(&order(1))
             .iter()
@@ -190,12 +167,7 @@ mod tests {
     #[actix::test]
     async fn an_unknown_order_has_no_delivery() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
-        assert!(matches!(
-            d.send(CompleteDelivery(order(9))).await.unwrap(),
-            Err(NodeError::NotFound { .. })
-        ));
+        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        assert!(matches!(d.send(CompleteDelivery(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
     }
 }

@@ -26,10 +26,7 @@ pub enum NodeError {
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyInProgress,
     #[error("{service} did not answer within {after:?}")]
-    Timeout {
-        service: &'static str,
-        after: Duration,
-    },
+    Timeout { service: &'static str, after: Duration },
     #[error("{0} is not running")]
     Unavailable(&'static str),
     #[error(transparent)]
@@ -56,9 +53,6 @@ impl From<WriteError<NodeError>> for NodeError {
 
 impl NodeError {
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
-        NodeError::NotFound {
-            what,
-            id: id.to_string(),
-        }
+        NodeError::NotFound { what, id: id.to_string() }
     }
 }

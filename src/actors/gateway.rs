@@ -12,9 +12,7 @@ pub struct CardGateway {
 
 impl CardGateway {
     pub fn new(decline_suffix: impl Into<String>) -> Self {
-        CardGateway {
-            decline_suffix: decline_suffix.into(),
-        }
+        CardGateway { decline_suffix: decline_suffix.into() }
     }
 
     /// Authorises `amount` on `card` for `order`: the authorisation's id, or
@@ -22,10 +20,7 @@ impl CardGateway {
     /// that authorising the same order again yields the same payment.
     pub fn authorize(&self, order: &OrderId, card: &str, _amount: Money) -> Result<String, String> {
         if !self.decline_suffix.is_empty() && card.ends_with(&self.decline_suffix) {
-            return Err(format!(
-                "the issuer declined the card ending in {}",
-                last4(card)
-            ));
+            return Err(format!("the issuer declined the card ending in {}", last4(card)));
         }
         Ok(format!("pay-{order}"))
     }
@@ -44,14 +39,7 @@ mod tests {
     fn declines_exactly_the_configured_test_numbers() {
         let g = CardGateway::new("0002");
         let order = OrderId::from_number(1);
-        assert!(g
-            .authorize(&order, "4000000000000002", Money::ZERO)
-            .unwrap_err()
-            .contains("0002"));
-        assert_eq!(
-            g.authorize(&order, "4111111111111111", Money::ZERO)
-                .unwrap(),
-            "pay-ord-1"
-        );
+        assert!(g.authorize(&order, "4000000000000002", Money::ZERO).unwrap_err().contains("0002"));
+        assert_eq!(g.authorize(&order, "4111111111111111", Money::ZERO).unwrap(), "pay-ord-1");
     }
 }

@@ -106,8 +106,7 @@ impl LogConsumer for InventoryActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor
-            .apply(&[&self.products, &self.reservations], batch, on_event)?;
+        self.cursor.apply(&[&self.products, &self.reservations], batch, on_event)?;
         Ok(())
     }
 }
@@ -118,22 +117,13 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     match (&event.kind, reservation) {
         (EventKind::OrderPlaced { items, .. }, None) => {
             let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
-            tx.put(
-                RESERVATIONS,
-                key,
-                &Reservation {
-                    lines,
-                    state: ReservationState::Requested,
-                },
-            )
+            tx.put(RESERVATIONS, key, &Reservation { lines, state: ReservationState::Requested })
         }
         (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
             reserve(tx, event, r)
         }
         (EventKind::OrderCanceled { .. }, Some(r)) => release(tx, event, r),
-        (EventKind::OrderInDelivery { .. }, Some(mut r))
-            if r.state == ReservationState::Reserved =>
-        {
+        (EventKind::OrderInDelivery { .. }, Some(mut r)) if r.state == ReservationState::Reserved => {
             r.state = ReservationState::Shipped;
             tx.put(RESERVATIONS, key, &r)
         }
@@ -155,11 +145,7 @@ fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), N
                 r.state = ReservationState::Short;
                 tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
                 let available = other.map(|p| p.stock).unwrap_or(0);
-                let short = EventKind::StockShort {
-                    sku: sku.clone(),
-                    requested: *qty,
-                    available,
-                };
+                let short = EventKind::StockShort { sku: sku.clone(), requested: *qty, available };
                 tx.append(&event.order_id, Some(event.seq), short)?;
                 return Ok(());
             }
@@ -170,11 +156,7 @@ fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), N
     }
     r.state = ReservationState::Reserved;
     tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
-    tx.append(
-        &event.order_id,
-        Some(event.seq),
-        EventKind::StockReserved { lines: r.lines },
-    )?;
+    tx.append(&event.order_id, Some(event.seq), EventKind::StockReserved { lines: r.lines })?;
     Ok(())
 }
 
@@ -191,11 +173,7 @@ fn release(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), N
             r.state = ReservationState::Released;
             tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
             let lines = r.lines;
-            tx.append(
-                &event.order_id,
-                Some(event.seq),
-                EventKind::StockReleased { lines },
-            )?;
+            tx.append(&event.order_id, Some(event.seq), EventKind::StockReleased { lines })?;
         }
         ReservationState::Requested => {
             r.state = ReservationState::Dropped;
@@ -210,25 +188,15 @@ impl Handler<AddProduct> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
     fn handle(&mut self, msg: AddProduct, _: &mut Context<Self>) -> Self::Result {
-        let result = msg
-            .0
-            .validate()
-            .map_err(NodeError::from)
-            .and_then(|product| {
-                self.write_product(|tx| {
-                    if tx
-                        .get::<Product, _>(PRODUCTS, product.sku.as_str())?
-                        .is_some()
-                    {
-                        return abort(NodeError::Conflict(format!(
-                            "product {} already exists",
-                            product.sku
-                        )));
-                    }
-                    tx.put(PRODUCTS, product.sku.as_str(), &product)?;
-                    Ok(product.clone())
-                })
-            });
+        let result = msg.0.validate().map_err(NodeError::from).and_then(|product| {
+            self.write_product(|tx| {
+                if tx.get::<Product, _>(PRODUCTS, product.sku.as_str())?.is_some() {
+                    return abort(NodeError::Conflict(format!("product {} already exists", product.sku)));
+                }
+                tx.put(PRODUCTS, product.sku.as_str(), &product)?;
+                Ok(product.clone())
+            })
+        });
         durably(&self.cursor.store, result)
     }
 }
@@ -237,18 +205,16 @@ impl Handler<Restock> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
     fn handle(&mut self, msg: Restock, _: &mut Context<Self>) -> Self::Result {
-        let result = restock_qty(msg.qty)
-            .map_err(NodeError::from)
-            .and_then(|qty| {
-                self.write_product(|tx| {
-                    let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
-                        return abort(NodeError::not_found("product", &msg.sku));
-                    };
-                    p.stock = p.stock.saturating_add(qty);
-                    tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
-                    Ok(p)
-                })
-            });
+        let result = restock_qty(msg.qty).map_err(NodeError::from).and_then(|qty| {
+            self.write_product(|tx| {
+                let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
+                    return abort(NodeError::not_found("product", &msg.sku));
+                };
+                p.stock = p.stock.saturating_add(qty);
+                tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
+                Ok(p)
+            })
+        });
         durably(&self.cursor.store, result)
     }
 }
@@ -290,16 +256,9 @@ mod tests {
     use crate::domain::{CancelReason, PaymentMethod};
 
     async fn inventory_with(t: &TestStore, products: &[(&str, i64)]) -> Addr<InventoryActor> {
-        let addr = InventoryActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
+        let addr = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
         for (s, stock) in products {
-            let p = NewProduct {
-                sku: s.to_string(),
-                name: s.to_string(),
-                price: 100,
-                stock: *stock,
-            };
+            let p = NewProduct { sku: s.to_string(), name: s.to_string(), price: 100, stock: *stock };
             addr.send(AddProduct(p)).await.unwrap().unwrap();
         }
         addr
@@ -315,23 +274,15 @@ mod tests {
         let inv = inventory_with(&t, &[("A", 5), ("B", 5)]).await;
         t.append(
             &order(1),
-            vec![
-                placed("kim", &[("A", 2, 100), ("B", 1, 100)], PaymentMethod::Card),
-                paid(300),
-            ],
+            vec![placed("kim", &[("A", 2, 100), ("B", 1, 100)], PaymentMethod::Card), paid(300)],
         );
         t.caught_up(NAME).await;
         assert_eq!((stock(&inv, "A").await, stock(&inv, "B").await), (3, 4));
-        let reservation = inv
-            .send(GetReservation(order(1)))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let reservation = inv.send(GetReservation(order(1))).await.unwrap().unwrap().unwrap();
         assert_eq!(reservation.state, ReservationState::Reserved);
-        assert!(t.events_of(&order(1)).contains(&EventKind::StockReserved {
-            lines: vec![(sku("A"), 2), (sku("B"), 1)]
-        }));
+        assert!(t
+            .events_of(&order(1))
+            .contains(&EventKind::StockReserved { lines: vec![(sku("A"), 2), (sku("B"), 1)] }));
     }
 
     #[actix::test]
@@ -340,18 +291,11 @@ mod tests {
         let inv = inventory_with(&t, &[("A", 5), ("B", 1)]).await;
         t.append(
             &order(1),
-            vec![
-                placed("kim", &[("A", 2, 100), ("B", 3, 100)], PaymentMethod::Card),
-                paid(500),
-            ],
+            vec![placed("kim", &[("A", 2, 100), ("B", 3, 100)], PaymentMethod::Card), paid(500)],
         );
         t.caught_up(NAME).await;
         assert_eq!((stock(&inv, "A").await, stock(&inv, "B").await), (5, 1));
-        let short = EventKind::StockShort {
-            sku: sku("B"),
-            requested: 3,
-            available: 1,
-        };
+        let short = EventKind::StockShort { sku: sku("B"), requested: 3, available: 1 };
         assert!(t.events_of(&order(1)).contains(&short));
     }
 
@@ -359,25 +303,15 @@ mod tests {
     async fn a_cancel_gives_reserved_stock_back_exactly_once() {
         let t = temp_store();
         let inv = inventory_with(&t, &[("A", 5)]).await;
-        let cancel = EventKind::OrderCanceled {
-            reason: CancelReason::CustomerRequest,
-        };
+        let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
         t.append(
             &order(1),
-            vec![
-                placed("kim", &[("A", 2, 100)], PaymentMethod::Card),
-                paid(200),
-                cancel.clone(),
-                cancel,
-            ],
+            vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200), cancel.clone(), cancel],
         );
         t.caught_up(NAME).await;
         assert_eq!(stock(&inv, "A").await, 5);
-        let released = t
-            .events_of(&order(1))
-            .iter()
-            .filter(|e| matches!(e, EventKind::StockReleased { .. }))
-            .count();
+        let released =
+            t.events_of(&order(1)).iter().filter(|e| matches!(e, EventKind::StockReleased { .. })).count();
         assert_eq!(released, 1);
     }
 
@@ -385,34 +319,16 @@ mod tests {
     async fn a_restarted_instance_resumes_from_its_offset_and_applies_nothing_twice() {
         let t = temp_store();
         let first = inventory_with(&t, &[("A", 5)]).await;
-        t.append(
-            &order(1),
-            vec![
-                placed("kim", &[("A", 2, 100)], PaymentMethod::Card),
-                paid(200),
-            ],
-        );
+        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200)]);
         t.caught_up(NAME).await;
         let events = t.store.head();
-        let second = InventoryActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
-        t.append(
-            &order(2),
-            vec![
-                placed("lee", &[("A", 1, 100)], PaymentMethod::Card),
-                paid(100),
-            ],
-        );
+        let second = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        t.append(&order(2), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
         t.caught_up(NAME).await;
         // Both instances consume, yet each event is applied once: stock 5-2-1.
         assert_eq!(stock(&second, "A").await, 2);
         assert_eq!(stock(&first, "A").await, 2);
-        assert_eq!(
-            t.store.head(),
-            events + 3,
-            "two new events and one reservation"
-        );
+        assert_eq!(t.store.head(), events + 3, "two new events and one reservation");
     }
 
     #[actix::test]
@@ -421,11 +337,7 @@ mod tests {
         let inv = inventory_with(&t, &[("A", 5)]).await;
         let prices = inv.send(Quote(vec![sku("A")])).await.unwrap().unwrap();
         assert_eq!(prices, vec![Money::new(100).unwrap()]);
-        let err = inv
-            .send(Quote(vec![sku("A"), sku("Z")]))
-            .await
-            .unwrap()
-            .unwrap_err();
+        let err = inv.send(Quote(vec![sku("A"), sku("Z")])).await.unwrap().unwrap_err();
         assert!(matches!(err, NodeError::UnknownSku(s) if s == "Z"));
     }
 }

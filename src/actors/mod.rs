@@ -52,10 +52,7 @@ where
     match tokio::time::timeout(timeout, addr.send(msg)).await {
         Ok(Ok(result)) => result,
         Ok(Err(MailboxError::Closed)) => Err(NodeError::Unavailable(service)),
-        Ok(Err(MailboxError::Timeout)) | Err(_) => Err(NodeError::Timeout {
-            service,
-            after: timeout,
-        }),
+        Ok(Err(MailboxError::Timeout)) | Err(_) => Err(NodeError::Timeout { service, after: timeout }),
     }
 }
 

@@ -8,7 +8,7 @@ use super::consumer::{Cursor, LogConsumer};
 use super::health::Health;
 use super::NodeError;
 use crate::domain::{CustomerId, Event, EventKind, Notification};
-use crate::store::{read_prefix, Store, Tx, TxResult};
+use crate::store::{key_prefix, read_prefix, Store, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
 
@@ -39,16 +39,9 @@ impl NotificationActor {
     }
 }
 
-/// `customer \0` — the prefix of all of a customer's notifications.
-fn customer_prefix(customer: &CustomerId) -> Vec<u8> {
-    let mut key = customer.as_str().as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
 /// `customer \0 seq`: a customer's notifications sorted oldest first.
 fn notification_key(n: &Notification) -> Vec<u8> {
-    let mut key = customer_prefix(&n.customer);
+    let mut key = key_prefix(n.customer.as_str());
     key.extend_from_slice(&n.event.to_be_bytes());
     key
 }
@@ -61,8 +54,7 @@ impl LogConsumer for NotificationActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor
-            .apply(&[&self.notifications, &self.recipients], batch, on_event)?;
+        self.cursor.apply(&[&self.notifications, &self.recipients], batch, on_event)?;
         // Sent (logged) only after the batch is committed, so a batch that is
         // retried does not log twice.
         for event in batch {
@@ -97,7 +89,7 @@ impl Handler<ListNotifications> for NotificationActor {
     type Result = Result<Vec<Notification>, NodeError>;
 
     fn handle(&mut self, msg: ListNotifications, _: &mut Context<Self>) -> Self::Result {
-        Ok(read_prefix(&self.notifications, customer_prefix(&msg.0))?)
+        Ok(read_prefix(&self.notifications, key_prefix(msg.0.as_str()))?)
     }
 }
 
@@ -110,9 +102,7 @@ mod tests {
     #[actix::test]
     async fn one_notification_per_status_change_and_none_twice_after_a_restart() {
         let t = temp_store();
-        let n = NotificationActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
+        let n = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
         t.append(
             &order(1),
             vec![
@@ -124,25 +114,14 @@ mod tests {
         );
         t.caught_up(NAME).await;
         let kim = CustomerId::parse("kim").unwrap();
-        let sent = n
-            .send(ListNotifications(kim.clone()))
-            .await
-            .unwrap()
-            .unwrap();
+        let sent = n.send(ListNotifications(kim.clone())).await.unwrap().unwrap();
         let statuses: Vec<OrderStatus> = sent.iter().map(|n| n.status).collect();
         assert_eq!(statuses, [OrderStatus::Placed, OrderStatus::Paid]);
 
         // A second instance with the offset reset replays the log: same keys.
-        t.store
-            .write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0))
-            .unwrap();
-        let again = NotificationActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
+        t.store.write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0)).unwrap();
+        let again = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
         t.caught_up(NAME).await;
-        assert_eq!(
-            again.send(ListNotifications(kim)).await.unwrap().unwrap(),
-            sent
-        );
+        assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
     }
 }

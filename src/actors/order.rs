@@ -15,9 +15,7 @@ use super::payment::{Authorize, PaymentActor};
 use super::{ask, durably, NodeError};
 use crate::config::TimeoutSettings;
 use crate::domain::order::Command;
-use crate::domain::{
-    Event, Money, Order, OrderId, OrderRequest, OrderStatus, ValidOrder, Workflow,
-};
+use crate::domain::{Event, Money, Order, OrderId, OrderRequest, OrderStatus, ValidOrder, Workflow};
 use crate::store::{abort, read, Store, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -96,10 +94,7 @@ impl Workflows {
     pub fn get(&self, name: &str) -> Result<&Workflow, NodeError> {
         self.by_name.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-            NodeError::Invalid(format!(
-                "unknown workflow {name:?}; known: {}",
-                known.join(", ")
-            ))
+            NodeError::Invalid(format!("unknown workflow {name:?}; known: {}", known.join(", ")))
         })
     }
 }
@@ -153,20 +148,14 @@ impl OrderActor {
             )));
         }
         if let Some(key) = &msg.idempotency_key {
-            if key.is_empty()
-                || key.len() > MAX_KEY_LEN
-                || !key.chars().all(|c| c.is_ascii_graphic())
-            {
+            if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(NodeError::Invalid(format!(
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
                 )));
             }
             if let Some(first) = read::<KeyRecord>(&self.keys, key)? {
                 return match first.request == order {
-                    true => Ok(Prepared::Replay(OrderReceipt {
-                        replayed: true,
-                        ..first.receipt
-                    })),
+                    true => Ok(Prepared::Replay(OrderReceipt { replayed: true, ..first.receipt })),
                     false => Err(NodeError::IdempotencyMismatch),
                 };
             }
@@ -197,52 +186,27 @@ impl OrderActor {
             let payment_id = match &order.card {
                 Some(card) => {
                     let (_, amount) = Order::price(&order, &prices)?;
-                    let authorize = Authorize {
-                        order_id: id.clone(),
-                        amount,
-                        card: card.clone(),
-                    };
-                    Some(
-                        ask(&payment, authorize, timeouts.payment(), "payment")
-                            .await?
-                            .payment_id,
-                    )
+                    let authorize = Authorize { order_id: id.clone(), amount, card: card.clone() };
+                    Some(ask(&payment, authorize, timeouts.payment(), "payment").await?.payment_id)
                 }
                 None => None,
             };
-            Ok(Priced {
-                id,
-                order,
-                prices,
-                payment_id,
-            })
+            Ok(Priced { id, order, prices, payment_id })
         }
     }
 
     /// Writes the new order, its events and its idempotency key at once.
     fn record(&mut self, priced: Priced, key: Option<&str>) -> Result<OrderReceipt, NodeError> {
-        let (order, events) =
-            Order::place(&priced.id, &priced.order, &priced.prices, priced.payment_id)?;
-        let receipt = OrderReceipt {
-            id: order.id.clone(),
-            status: order.status,
-            total: order.total,
-            replayed: false,
-        };
+        let (order, events) = Order::place(&priced.id, &priced.order, &priced.prices, priced.payment_id)?;
+        let receipt =
+            OrderReceipt { id: order.id.clone(), status: order.status, total: order.total, replayed: false };
         self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
             for kind in &events {
                 tx.append(&order.id, None, kind.clone())?;
             }
             tx.put(ORDERS, order.id.as_str(), &order)?;
             if let Some(key) = key {
-                tx.put(
-                    KEYS,
-                    key,
-                    &KeyRecord {
-                        request: priced.order.clone(),
-                        receipt: receipt.clone(),
-                    },
-                )?;
+                tx.put(KEYS, key, &KeyRecord { request: priced.order.clone(), receipt: receipt.clone() })?;
             }
             Ok(())
         })?;
@@ -284,9 +248,7 @@ impl LogConsumer for OrderActor {
 
     fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
         let workflows = self.workflows.clone();
-        self.cursor.apply(&[&self.orders], batch, |tx, event| {
-            on_fact(tx, event, &workflows)
-        })?;
+        self.cursor.apply(&[&self.orders], batch, |tx, event| on_fact(tx, event, &workflows))?;
         Ok(())
     }
 
@@ -372,47 +334,23 @@ mod tests {
     use crate::domain::{EventKind, NewProduct};
 
     async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
-        let inventory = InventoryActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
-        let p = NewProduct {
-            sku: "MUG".into(),
-            name: "Mug".into(),
-            price: 1500,
-            stock: 5,
-        };
+        let inventory = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: 5 };
         inventory.send(AddProduct(p)).await.unwrap().unwrap();
         let payment =
-            PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002"))
-                .unwrap()
-                .start();
-        let workflows = Workflows {
-            by_name: [("shop".to_owned(), Workflow::shop())].into(),
-            default: "shop".into(),
-        };
-        let timeouts = TimeoutSettings {
-            request_ms: 2000,
-            payment_ms: 2000,
-        };
-        OrderActor::new(
-            t.store.clone(),
-            t.health.clone(),
-            inventory,
-            payment,
-            Arc::new(workflows),
-            timeouts,
-        )
-        .unwrap()
-        .start()
+            PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start();
+        let workflows =
+            Workflows { by_name: [("shop".to_owned(), Workflow::shop())].into(), default: "shop".into() };
+        let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
+        OrderActor::new(t.store.clone(), t.health.clone(), inventory, payment, Arc::new(workflows), timeouts)
+            .unwrap()
+            .start()
     }
 
     fn request(payment: &str, card: &str) -> OrderRequest {
         OrderRequest {
             customer: "kim".into(),
-            items: vec![ItemRequest {
-                sku: "MUG".into(),
-                qty: 2,
-            }],
+            items: vec![ItemRequest { sku: "MUG".into(), qty: 2 }],
             address: "Seoul".into(),
             payment: payment.into(),
             card: Some(card.into()),
@@ -421,10 +359,7 @@ mod tests {
     }
 
     fn place(payment: &str, card: &str) -> PlaceOrder {
-        PlaceOrder {
-            request: request(payment, card),
-            idempotency_key: None,
-        }
+        PlaceOrder { request: request(payment, card), idempotency_key: None }
     }
 
     #[actix::test]
@@ -432,15 +367,8 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let receipt = o.send(place("bank_transfer", "")).await.unwrap().unwrap();
-        assert_eq!(
-            (receipt.status, receipt.total.minor()),
-            (OrderStatus::PaymentPending, 3000)
-        );
-        let names: Vec<&str> = t
-            .events_of(&receipt.id)
-            .iter()
-            .map(EventKind::name)
-            .collect();
+        assert_eq!((receipt.status, receipt.total.minor()), (OrderStatus::PaymentPending, 3000));
+        let names: Vec<&str> = t.events_of(&receipt.id).iter().map(EventKind::name).collect();
         assert_eq!(names, ["order_placed", "payment_pending"]);
     }
 
@@ -449,10 +377,7 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let result = o.send(place("card", "4000000000000002")).await.unwrap();
-        assert!(
-            matches!(result, Err(NodeError::PaymentDeclined(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(NodeError::PaymentDeclined(_))), "{result:?}");
         assert_eq!(t.store.head(), 0);
     }
 
@@ -460,34 +385,13 @@ mod tests {
     async fn the_order_reacts_to_facts_and_refuses_commands_out_of_turn() {
         let t = temp_store();
         let o = order_actor(&t).await;
-        let id = o
-            .send(place("card", "4111111111111111"))
-            .await
-            .unwrap()
-            .unwrap()
-            .id;
+        let id = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
         t.append(&id, vec![EventKind::StockReserved { lines: vec![] }]);
         let current = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
-        assert_eq!(
-            current.status,
-            OrderStatus::Reserved,
-            "commands and reads catch up with the log first"
-        );
-        let cancel = OrderCommand {
-            order_id: id.clone(),
-            command: Command::Cancel,
-        };
-        assert!(matches!(
-            o.send(cancel).await.unwrap(),
-            Err(NodeError::Conflict(_))
-        ));
-        let missing = OrderCommand {
-            order_id: order(99),
-            command: Command::Cancel,
-        };
-        assert!(matches!(
-            o.send(missing).await.unwrap(),
-            Err(NodeError::NotFound { .. })
-        ));
+        assert_eq!(current.status, OrderStatus::Reserved, "commands and reads catch up with the log first");
+        let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel };
+        assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Conflict(_))));
+        let missing = OrderCommand { order_id: order(99), command: Command::Cancel };
+        assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::NotFound { .. })));
     }
 }

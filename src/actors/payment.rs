@@ -104,14 +104,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             };
             tx.put(PAYMENTS, key, &record)
         }
-        (
-            EventKind::OrderPaid {
-                method,
-                amount,
-                payment_id,
-            },
-            record,
-        ) => {
+        (EventKind::OrderPaid { method, amount, payment_id }, record) => {
             let mut record = record.unwrap_or(PaymentRecord {
                 payment_id: payment_id.clone(),
                 method: *method,
@@ -119,10 +112,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
                 state: PaymentStatus::Pending,
                 card_last4: None,
             });
-            if matches!(
-                record.state,
-                PaymentStatus::Pending | PaymentStatus::Authorized
-            ) {
+            if matches!(record.state, PaymentStatus::Pending | PaymentStatus::Authorized) {
                 record.state = PaymentStatus::Captured;
                 record.payment_id = payment_id.clone();
             }
@@ -132,9 +122,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             PaymentStatus::Captured => {
                 record.state = PaymentStatus::Refunded;
                 tx.put(PAYMENTS, key, &record)?;
-                let refund = EventKind::PaymentRefunded {
-                    amount: record.amount,
-                };
+                let refund = EventKind::PaymentRefunded { amount: record.amount };
                 tx.append(&event.order_id, Some(event.seq), refund)?;
                 Ok(())
             }
@@ -165,9 +153,7 @@ impl Handler<Authorize> for PaymentActor {
         };
         // No need to wait for a flush: the order is acknowledged only after
         // its own write is flushed, which covers this one.
-        self.cursor.store.write(&[&self.payments], |tx| {
-            tx.put(PAYMENTS, msg.order_id.as_str(), &record)
-        })?;
+        self.cursor.store.write(&[&self.payments], |tx| tx.put(PAYMENTS, msg.order_id.as_str(), &record))?;
         Ok(Authorization { payment_id })
     }
 }
@@ -187,77 +173,37 @@ mod tests {
     use crate::domain::CancelReason;
 
     fn payment(t: &TestStore) -> Addr<PaymentActor> {
-        PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002"))
-            .unwrap()
-            .start()
+        PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start()
     }
 
     fn refunds(t: &TestStore, n: u64) -> usize {
-        t.events_of(&order(n))
-            .iter()
-            .filter(|e| matches!(e, EventKind::PaymentRefunded { .. }))
-            .count()
+        t.events_of(&order(n)).iter().filter(|e| matches!(e, EventKind::PaymentRefunded { .. })).count()
     }
 
     #[actix::test]
     async fn the_test_card_is_declined_and_others_are_authorised() {
         let t = temp_store();
         let p = payment(&t);
-        let declined = Authorize {
-            order_id: order(1),
-            amount: money(100),
-            card: "4000000000000002".into(),
-        };
-        assert!(matches!(
-            p.send(declined).await.unwrap(),
-            Err(NodeError::PaymentDeclined(_))
-        ));
-        assert_eq!(
-            p.send(GetPayment(order(1))).await.unwrap().unwrap(),
-            None,
-            "a decline records nothing"
-        );
-        let ok = Authorize {
-            order_id: order(2),
-            amount: money(100),
-            card: "4111111111111111".into(),
-        };
+        let declined = Authorize { order_id: order(1), amount: money(100), card: "4000000000000002".into() };
+        assert!(matches!(p.send(declined).await.unwrap(), Err(NodeError::PaymentDeclined(_))));
+        assert_eq!(p.send(GetPayment(order(1))).await.unwrap().unwrap(), None, "a decline records nothing");
+        let ok = Authorize { order_id: order(2), amount: money(100), card: "4111111111111111".into() };
         assert_eq!(p.send(ok).await.unwrap().unwrap().payment_id, "pay-ord-2");
-        let record = p
-            .send(GetPayment(order(2)))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (record.state, record.card_last4.as_deref()),
-            (PaymentStatus::Authorized, Some("1111"))
-        );
+        let record = p.send(GetPayment(order(2))).await.unwrap().unwrap().unwrap();
+        assert_eq!((record.state, record.card_last4.as_deref()), (PaymentStatus::Authorized, Some("1111")));
     }
 
     #[actix::test]
     async fn a_captured_payment_is_refunded_once_when_the_order_is_canceled() {
         let t = temp_store();
         let p = payment(&t);
-        let cancel = EventKind::OrderCanceled {
-            reason: CancelReason::OutOfStock,
-        };
+        let cancel = EventKind::OrderCanceled { reason: CancelReason::OutOfStock };
         t.append(
             &order(1),
-            vec![
-                placed("kim", &[("A", 1, 300)], PaymentMethod::Card),
-                paid(300),
-                cancel.clone(),
-                cancel,
-            ],
+            vec![placed("kim", &[("A", 1, 300)], PaymentMethod::Card), paid(300), cancel.clone(), cancel],
         );
         t.caught_up(NAME).await;
-        let record = p
-            .send(GetPayment(order(1)))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
         assert_eq!(record.state, PaymentStatus::Refunded);
         assert_eq!(refunds(&t, 1), 1);
     }
@@ -271,18 +217,11 @@ mod tests {
             vec![
                 placed("kim", &[("A", 1, 300)], PaymentMethod::BankTransfer),
                 EventKind::PaymentPending { amount: money(300) },
-                EventKind::OrderCanceled {
-                    reason: CancelReason::CustomerRequest,
-                },
+                EventKind::OrderCanceled { reason: CancelReason::CustomerRequest },
             ],
         );
         t.caught_up(NAME).await;
-        let record = p
-            .send(GetPayment(order(1)))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
         assert_eq!(record.state, PaymentStatus::Voided);
         assert_eq!(refunds(&t, 1), 0);
     }

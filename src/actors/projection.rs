@@ -7,7 +7,7 @@ use super::consumer::{Cursor, LogConsumer};
 use super::health::Health;
 use super::NodeError;
 use crate::domain::{CustomerId, Event, OrderId, StatusView};
-use crate::store::{read, Store, StoreError, Tx, TxResult};
+use crate::store::{key_prefix, read, Store, StoreError, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
 
@@ -43,12 +43,6 @@ impl ProjectionActor {
     }
 }
 
-fn customer_prefix(customer: &CustomerId) -> Vec<u8> {
-    let mut key = customer.as_str().as_bytes().to_vec();
-    key.push(0);
-    key
-}
-
 crate::log_consumer!(ProjectionActor);
 
 impl LogConsumer for ProjectionActor {
@@ -57,8 +51,7 @@ impl LogConsumer for ProjectionActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor
-            .apply(&[&self.views, &self.by_customer], batch, on_event)?;
+        self.cursor.apply(&[&self.views, &self.by_customer], batch, on_event)?;
         Ok(())
     }
 }
@@ -75,7 +68,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
                 return Ok(());
             };
             // Indexed by the placing event's sequence: oldest order first.
-            let mut index = customer_prefix(&view.customer);
+            let mut index = key_prefix(view.customer.as_str());
             index.extend_from_slice(&event.seq.to_be_bytes());
             tx.put(BY_CUSTOMER, index, &view.order_id)?;
             tx.put(VIEWS, key, &view)
@@ -96,9 +89,9 @@ impl Handler<ListStatus> for ProjectionActor {
 
     fn handle(&mut self, msg: ListStatus, _: &mut Context<Self>) -> Self::Result {
         let mut views = Vec::new();
-        for entry in self.by_customer.scan_prefix(customer_prefix(&msg.0)) {
-            let id: OrderId = crate::store::decode(&entry.map_err(StoreError::from)?.1)
-                .map_err(StoreError::from)?;
+        for entry in self.by_customer.scan_prefix(key_prefix(msg.0.as_str())) {
+            let id: OrderId =
+                crate::store::decode(&entry.map_err(StoreError::from)?.1).map_err(StoreError::from)?;
             if let Some(view) = read(&self.views, id.as_str())? {
                 views.push(view);
             }
@@ -116,39 +109,18 @@ mod tests {
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
         let t = temp_store();
-        let p = ProjectionActor::new(t.store.clone(), t.health.clone())
-            .unwrap()
-            .start();
-        t.append(
-            &order(2),
-            vec![
-                placed("kim", &[("A", 1, 100)], PaymentMethod::Card),
-                paid(100),
-            ],
-        );
-        t.append(
-            &order(1),
-            vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)],
-        );
-        t.append(
-            &order(3),
-            vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)],
-        );
+        let p = ProjectionActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        t.append(&order(2), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
+        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)]);
+        t.append(&order(3), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)]);
         t.append(&order(2), vec![EventKind::OrderReserved]);
         t.caught_up(NAME).await;
         let view = p.send(GetStatus(order(2))).await.unwrap().unwrap();
         assert_eq!(view.status, OrderStatus::Reserved);
         assert_eq!(view.history.len(), 3);
-        let kim = p
-            .send(ListStatus(CustomerId::parse("kim").unwrap()))
-            .await
-            .unwrap()
-            .unwrap();
+        let kim = p.send(ListStatus(CustomerId::parse("kim").unwrap())).await.unwrap().unwrap();
         let ids: Vec<&str> = kim.iter().map(|v| v.order_id.as_str()).collect();
         assert_eq!(ids, ["ord-2", "ord-1"], "in the order they were placed");
-        assert!(matches!(
-            p.send(GetStatus(order(9))).await.unwrap(),
-            Err(NodeError::NotFound { .. })
-        ));
+        assert!(matches!(p.send(GetStatus(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
     }
 }

@@ -17,11 +17,7 @@ pub struct TestStore {
 pub fn temp_store() -> TestStore {
     let dir = TempDir::new().expect("temp dir");
     let store = Store::open(dir.path(), 8 * 1024 * 1024).expect("store opens");
-    TestStore {
-        store,
-        health: Health::default(),
-        _dir: dir,
-    }
+    TestStore { store, health: Health::default(), _dir: dir }
 }
 
 impl TestStore {
@@ -41,10 +37,7 @@ impl TestStore {
     /// Every event of `order` in the log, oldest first.
     pub fn events_of(&self, order: &OrderId) -> Vec<EventKind> {
         let all = self.store.read_log(0, usize::MAX).unwrap();
-        all.into_iter()
-            .filter(|e: &Event| &e.order_id == order)
-            .map(|e| e.kind)
-            .collect()
+        all.into_iter().filter(|e: &Event| &e.order_id == order).map(|e| e.kind).collect()
     }
 
     /// Waits until consumer `name` has processed the whole log.
@@ -52,18 +45,10 @@ impl TestStore {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let head = self.store.head();
-            if self
-                .health
-                .snapshot(head)
-                .get(name)
-                .is_some_and(|h| h.offset == head)
-            {
+            if self.health.snapshot(head).get(name).is_some_and(|h| h.offset == head) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not catch up with the log"
-            );
+            assert!(Instant::now() < deadline, "{name} did not catch up with the log");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -85,16 +70,9 @@ pub fn money(m: i64) -> Money {
 pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod) -> EventKind {
     let items: Vec<OrderLine> = lines
         .iter()
-        .map(|(s, qty, price)| OrderLine {
-            sku: sku(s),
-            qty: *qty,
-            unit_price: money(*price),
-        })
+        .map(|(s, qty, price)| OrderLine { sku: sku(s), qty: *qty, unit_price: money(*price) })
         .collect();
-    let total = items
-        .iter()
-        .map(|l| l.unit_price.minor() * i64::from(l.qty))
-        .sum();
+    let total = items.iter().map(|l| l.unit_price.minor() * i64::from(l.qty)).sum();
     EventKind::OrderPlaced {
         customer: CustomerId::parse(customer).unwrap(),
         items,
@@ -106,9 +84,5 @@ pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod
 }
 
 pub fn paid(amount: i64) -> EventKind {
-    EventKind::OrderPaid {
-        method: PaymentMethod::Card,
-        amount: money(amount),
-        payment_id: "pay-test".into(),
-    }
+    EventKind::OrderPaid { method: PaymentMethod::Card, amount: money(amount), payment_id: "pay-test".into() }
 }

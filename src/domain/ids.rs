@@ -103,10 +103,7 @@ mod tests {
     #[test]
     fn ids_accept_ordinary_values() {
         assert_eq!(Sku::parse("MUG-1").unwrap().as_str(), "MUG-1");
-        assert_eq!(
-            CustomerId::parse("Kim Minji").unwrap().as_str(),
-            "Kim Minji"
-        );
+        assert_eq!(CustomerId::parse("Kim Minji").unwrap().as_str(), "Kim Minji");
         assert_eq!(OrderId::from_number(7).as_str(), "ord-7");
     }
 }

@@ -3,9 +3,7 @@
 use super::Invalid;
 use serde::{Deserialize, Serialize};
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Money(i64);
 
@@ -34,10 +32,7 @@ impl Money {
 
     /// `self + other`, or an error instead of an overflow.
     pub fn plus(self, other: Money) -> Result<Money, Invalid> {
-        self.0
-            .checked_add(other.0)
-            .map(Money)
-            .ok_or_else(|| Invalid::new("the order total is too large"))
+        self.0.checked_add(other.0).map(Money).ok_or_else(|| Invalid::new("the order total is too large"))
     }
 }
 

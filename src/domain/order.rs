@@ -37,13 +37,9 @@ impl PaymentMethod {
     }
 
     pub fn parse(s: &str) -> Option<PaymentMethod> {
-        [
-            PaymentMethod::Card,
-            PaymentMethod::BankTransfer,
-            PaymentMethod::None,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
+        [PaymentMethod::Card, PaymentMethod::BankTransfer, PaymentMethod::None]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -105,15 +101,10 @@ impl OrderRequest {
             return Err(Invalid::new("address must not be empty"));
         }
         if address.len() > MAX_ADDRESS_LEN {
-            return Err(Invalid::new(format!(
-                "address must be at most {MAX_ADDRESS_LEN} bytes"
-            )));
+            return Err(Invalid::new(format!("address must be at most {MAX_ADDRESS_LEN} bytes")));
         }
         let payment = PaymentMethod::parse(&self.payment).ok_or_else(|| {
-            Invalid::new(format!(
-                "payment must be one of card, bank_transfer, none (got {:?})",
-                self.payment
-            ))
+            Invalid::new(format!("payment must be one of card, bank_transfer, none (got {:?})", self.payment))
         })?;
         let card = match payment {
             PaymentMethod::Card => Some(validate_card(self.card.as_deref())?),
@@ -125,10 +116,7 @@ impl OrderRequest {
             address: address.to_owned(),
             payment,
             card,
-            workflow: self
-                .workflow
-                .clone()
-                .unwrap_or_else(|| default_workflow.to_owned()),
+            workflow: self.workflow.clone().unwrap_or_else(|| default_workflow.to_owned()),
         })
     }
 }
@@ -138,25 +126,18 @@ fn validate_items(items: &[ItemRequest]) -> Result<Vec<(Sku, u32)>, Invalid> {
         return Err(Invalid::new("items must hold at least one line"));
     }
     if items.len() > MAX_LINES {
-        return Err(Invalid::new(format!(
-            "an order holds at most {MAX_LINES} lines"
-        )));
+        return Err(Invalid::new(format!("an order holds at most {MAX_LINES} lines")));
     }
     let mut lines: Vec<(Sku, u32)> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let sku = Sku::parse(&item.sku).map_err(|e| Invalid::new(format!("items[{i}]: {e}")))?;
         if item.qty <= 0 {
-            return Err(Invalid::new(format!(
-                "items[{i}]: qty must be at least 1 (got {})",
-                item.qty
-            )));
+            return Err(Invalid::new(format!("items[{i}]: qty must be at least 1 (got {})", item.qty)));
         }
-        let qty = u32::try_from(item.qty)
-            .map_err(|_| Invalid::new(format!("items[{i}]: qty is too large")))?;
+        let qty =
+            u32::try_from(item.qty).map_err(|_| Invalid::new(format!("items[{i}]: qty is too large")))?;
         if lines.iter().any(|(s, _)| *s == sku) {
-            return Err(Invalid::new(format!(
-                "items[{i}]: sku {sku} is listed twice"
-            )));
+            return Err(Invalid::new(format!("items[{i}]: sku {sku} is listed twice")));
         }
         lines.push((sku, qty));
     }
@@ -217,11 +198,7 @@ impl Order {
         let mut total = Money::ZERO;
         for ((sku, qty), price) in order.lines.iter().zip(prices) {
             total = total.plus(price.times(*qty)?)?;
-            items.push(OrderLine {
-                sku: sku.clone(),
-                qty: *qty,
-                unit_price: *price,
-            });
+            items.push(OrderLine { sku: sku.clone(), qty: *qty, unit_price: *price });
         }
         Ok((items, total))
     }
@@ -279,9 +256,7 @@ impl Order {
         }
         match event {
             EventKind::OrderPaid { payment_id, .. } => self.payment_id = Some(payment_id.clone()),
-            EventKind::OrderInDelivery { delivery_id } => {
-                self.delivery_id = Some(delivery_id.clone())
-            }
+            EventKind::OrderInDelivery { delivery_id } => self.delivery_id = Some(delivery_id.clone()),
             EventKind::OrderCanceled { reason } => self.reason = Some(*reason),
             EventKind::PaymentRefunded { .. } => self.refunded = true,
             _ => {}
@@ -293,9 +268,7 @@ impl Order {
         match command {
             Command::ConfirmDeposit => {
                 if self.status != OrderStatus::PaymentPending {
-                    return Err(
-                        self.refuse("a deposit can be confirmed only while it is payment_pending")
-                    );
+                    return Err(self.refuse("a deposit can be confirmed only while it is payment_pending"));
                 }
                 Ok(vec![EventKind::OrderPaid {
                     method: self.payment,
@@ -308,14 +281,11 @@ impl Order {
                     return Err(self.refuse("it is already canceled"));
                 }
                 if !workflow.allows_cancel(self.status) {
-                    return Err(self.refuse(&format!(
-                        "it can be canceled only until {}",
-                        workflow.cancel_until
-                    )));
+                    return Err(
+                        self.refuse(&format!("it can be canceled only until {}", workflow.cancel_until))
+                    );
                 }
-                Ok(vec![EventKind::OrderCanceled {
-                    reason: CancelReason::CustomerRequest,
-                }])
+                Ok(vec![EventKind::OrderCanceled { reason: CancelReason::CustomerRequest }])
             }
             Command::ConfirmReceipt => {
                 if self.status != OrderStatus::Delivered {
@@ -333,14 +303,10 @@ impl Order {
         let next = match fact {
             EventKind::StockReserved { .. } => vec![EventKind::OrderReserved],
             EventKind::StockShort { .. } => {
-                vec![EventKind::OrderCanceled {
-                    reason: CancelReason::OutOfStock,
-                }]
+                vec![EventKind::OrderCanceled { reason: CancelReason::OutOfStock }]
             }
             EventKind::DeliveryStarted { delivery_id } => {
-                vec![EventKind::OrderInDelivery {
-                    delivery_id: delivery_id.clone(),
-                }]
+                vec![EventKind::OrderInDelivery { delivery_id: delivery_id.clone() }]
             }
             EventKind::DeliveryCompleted { .. } if workflow.receipt => {
                 vec![EventKind::OrderDelivered]
@@ -368,10 +334,7 @@ mod tests {
     fn request(payment: &str) -> OrderRequest {
         OrderRequest {
             customer: "kim".into(),
-            items: vec![ItemRequest {
-                sku: "MUG".into(),
-                qty: 2,
-            }],
+            items: vec![ItemRequest { sku: "MUG".into(), qty: 2 }],
             address: "Seoul".into(),
             payment: payment.into(),
             card: Some("4111 1111 1111 1111".into()),
@@ -382,13 +345,8 @@ mod tests {
     fn placed(payment: &str) -> Order {
         let valid = request(payment).validate("shop").unwrap();
         let id = OrderId::from_number(1);
-        let (order, events) = Order::place(
-            &id,
-            &valid,
-            &[Money::new(1500).unwrap()],
-            Some("pay-1".into()),
-        )
-        .unwrap();
+        let (order, events) =
+            Order::place(&id, &valid, &[Money::new(1500).unwrap()], Some("pay-1".into())).unwrap();
         assert!(matches!(events[0], EventKind::OrderPlaced { .. }));
         order
     }
@@ -413,28 +371,17 @@ mod tests {
     fn validation_names_the_broken_field() {
         let mut r = request("card");
         r.items[0].qty = 0;
-        assert!(r
-            .validate("shop")
-            .unwrap_err()
-            .0
-            .contains("qty must be at least 1"));
+        assert!(r.validate("shop").unwrap_err().0.contains("qty must be at least 1"));
         r.items[0].qty = -3;
         assert!(r.validate("shop").is_err());
         let mut r = request("cash");
         r.card = None;
-        assert!(r
-            .validate("shop")
-            .unwrap_err()
-            .0
-            .contains("payment must be one of"));
+        assert!(r.validate("shop").unwrap_err().0.contains("payment must be one of"));
         let mut r = request("card");
         r.card = None;
         assert!(r.validate("shop").unwrap_err().0.contains("card number"));
         let mut r = request("card");
-        r.items.push(ItemRequest {
-            sku: "MUG".into(),
-            qty: 1,
-        });
+        r.items.push(ItemRequest { sku: "MUG".into(), qty: 1 });
         assert!(r.validate("shop").unwrap_err().0.contains("listed twice"));
         let mut r = request("card");
         r.items.clear();
@@ -449,11 +396,7 @@ mod tests {
         let wf = Workflow::shop();
         for status in OrderStatus::ALL {
             let result = with_status(status).decide(Command::ConfirmDeposit, &wf);
-            assert_eq!(
-                result.is_ok(),
-                status == OrderStatus::PaymentPending,
-                "{status}"
-            );
+            assert_eq!(result.is_ok(), status == OrderStatus::PaymentPending, "{status}");
         }
     }
 
@@ -465,9 +408,7 @@ mod tests {
             let allowed = matches!(status, OrderStatus::Placed | OrderStatus::PaymentPending);
             assert_eq!(result.is_ok(), allowed, "{status}");
         }
-        let err = with_status(OrderStatus::Paid)
-            .decide(Command::Cancel, &wf)
-            .unwrap_err();
+        let err = with_status(OrderStatus::Paid).decide(Command::Cancel, &wf).unwrap_err();
         assert!(err.0.contains("only until payment_pending"), "{err}");
     }
 
@@ -486,37 +427,19 @@ mod tests {
         let paid = with_status(OrderStatus::Paid);
         let reserved = EventKind::StockReserved { lines: vec![] };
         assert_eq!(paid.react(&reserved, &wf), vec![EventKind::OrderReserved]);
-        let short = EventKind::StockShort {
-            sku: Sku::parse("MUG").unwrap(),
-            requested: 2,
-            available: 1,
-        };
+        let short = EventKind::StockShort { sku: Sku::parse("MUG").unwrap(), requested: 2, available: 1 };
         assert_eq!(
             paid.react(&short, &wf),
-            vec![EventKind::OrderCanceled {
-                reason: CancelReason::OutOfStock
-            }]
+            vec![EventKind::OrderCanceled { reason: CancelReason::OutOfStock }]
         );
-        let started = EventKind::DeliveryStarted {
-            delivery_id: "d".into(),
-        };
+        let started = EventKind::DeliveryStarted { delivery_id: "d".into() };
         assert_eq!(
             with_status(OrderStatus::Reserved).react(&started, &wf),
-            vec![EventKind::OrderInDelivery {
-                delivery_id: "d".into()
-            }]
+            vec![EventKind::OrderInDelivery { delivery_id: "d".into() }]
         );
-        let done = EventKind::DeliveryCompleted {
-            delivery_id: "d".into(),
-        };
-        assert_eq!(
-            with_status(OrderStatus::InDelivery).react(&done, &wf),
-            vec![EventKind::OrderDelivered]
-        );
-        let no_receipt = Workflow {
-            receipt: false,
-            ..Workflow::shop()
-        };
+        let done = EventKind::DeliveryCompleted { delivery_id: "d".into() };
+        assert_eq!(with_status(OrderStatus::InDelivery).react(&done, &wf), vec![EventKind::OrderDelivered]);
+        let no_receipt = Workflow { receipt: false, ..Workflow::shop() };
         assert_eq!(
             with_status(OrderStatus::InDelivery).react(&done, &no_receipt),
             vec![EventKind::OrderDelivered, EventKind::OrderClosed]
@@ -530,8 +453,6 @@ mod tests {
         let reserved = EventKind::StockReserved { lines: vec![] };
         assert!(canceled.react(&reserved, &wf).is_empty());
         // A replayed fact does not walk the order back.
-        assert!(with_status(OrderStatus::InDelivery)
-            .react(&reserved, &wf)
-            .is_empty());
+        assert!(with_status(OrderStatus::InDelivery).react(&reserved, &wf).is_empty());
     }
 }

@@ -30,20 +30,11 @@ impl NewProduct {
         let sku = Sku::parse(&self.sku)?;
         let name = self.name.trim();
         if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(Invalid::new(format!(
-                "name must be 1 to {MAX_NAME_LEN} bytes"
-            )));
+            return Err(Invalid::new(format!("name must be 1 to {MAX_NAME_LEN} bytes")));
         }
-        let price =
-            Money::new(self.price).map_err(|_| Invalid::new("price must not be negative"))?;
-        let stock =
-            u64::try_from(self.stock).map_err(|_| Invalid::new("stock must not be negative"))?;
-        Ok(Product {
-            sku,
-            name: name.to_owned(),
-            price,
-            stock,
-        })
+        let price = Money::new(self.price).map_err(|_| Invalid::new("price must not be negative"))?;
+        let stock = u64::try_from(self.stock).map_err(|_| Invalid::new("stock must not be negative"))?;
+        Ok(Product { sku, name: name.to_owned(), price, stock })
     }
 }
 
@@ -60,12 +51,7 @@ mod tests {
     use super::*;
 
     fn new(price: i64, stock: i64) -> NewProduct {
-        NewProduct {
-            sku: "MUG".into(),
-            name: "Mug".into(),
-            price,
-            stock,
-        }
+        NewProduct { sku: "MUG".into(), name: "Mug".into(), price, stock }
     }
 
     #[test]

@@ -6,8 +6,7 @@
 //! the log gives exactly the same view.
 
 use super::{
-    rfc3339, CustomerId, Event, EventKind, Money, OrderId, OrderLine, OrderStatus, PaymentMethod,
-    Seq,
+    rfc3339, CustomerId, Event, EventKind, Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Seq,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,15 +69,7 @@ pub struct HistoryEntry {
 impl StatusView {
     /// The view an `OrderPlaced` event starts; `None` for any other event.
     pub fn start(event: &Event) -> Option<StatusView> {
-        let EventKind::OrderPlaced {
-            customer,
-            items,
-            payment,
-            total,
-            workflow,
-            ..
-        } = &event.kind
-        else {
+        let EventKind::OrderPlaced { customer, items, payment, total, workflow, .. } = &event.kind else {
             return None;
         };
         Some(StatusView {
@@ -88,16 +79,9 @@ impl StatusView {
             workflow: workflow.clone(),
             items: items.clone(),
             total: *total,
-            payment: PaymentView {
-                method: *payment,
-                state: PaymentState::Pending,
-                amount: *total,
-            },
+            payment: PaymentView { method: *payment, state: PaymentState::Pending, amount: *total },
             delivery: None,
-            history: vec![HistoryEntry {
-                status: OrderStatus::Placed,
-                at: rfc3339(event.at_ms),
-            }],
+            history: vec![HistoryEntry { status: OrderStatus::Placed, at: rfc3339(event.at_ms) }],
             reason: None,
             last_event: event.seq,
         })
@@ -111,10 +95,7 @@ impl StatusView {
         self.last_event = event.seq;
         if let Some(status) = event.kind.status() {
             self.status = status;
-            self.history.push(HistoryEntry {
-                status,
-                at: rfc3339(event.at_ms),
-            });
+            self.history.push(HistoryEntry { status, at: rfc3339(event.at_ms) });
         }
         match &event.kind {
             EventKind::OrderPaid { .. } => self.payment.state = PaymentState::Captured,
@@ -126,10 +107,8 @@ impl StatusView {
                 }
             }
             EventKind::DeliveryStarted { delivery_id } => {
-                self.delivery = Some(DeliveryView {
-                    id: delivery_id.clone(),
-                    state: DeliveryState::InTransit,
-                });
+                self.delivery =
+                    Some(DeliveryView { id: delivery_id.clone(), state: DeliveryState::InTransit });
             }
             EventKind::DeliveryCompleted { .. } => {
                 if let Some(d) = &mut self.delivery {
@@ -174,10 +153,7 @@ fn message(id: &OrderId, kind: &EventKind) -> String {
             format!("Order {id} received, total {}.", total.minor())
         }
         EventKind::PaymentPending { amount } => {
-            format!(
-                "Order {id} is waiting for your bank transfer of {}.",
-                amount.minor()
-            )
+            format!("Order {id} is waiting for your bank transfer of {}.", amount.minor())
         }
         EventKind::OrderPaid { amount, .. } => {
             format!("Payment of {} for order {id} is confirmed.", amount.minor())
@@ -255,12 +231,7 @@ mod tests {
     fn given_the_whole_shop_saga_then_history_lists_every_status_in_order() {
         let view = given(&[
             placed(1),
-            event(
-                2,
-                EventKind::PaymentPending {
-                    amount: Money::new(3000).unwrap(),
-                },
-            ),
+            event(2, EventKind::PaymentPending { amount: Money::new(3000).unwrap() }),
             event(
                 3,
                 EventKind::OrderPaid {
@@ -271,48 +242,19 @@ mod tests {
             ),
             event(4, EventKind::StockReserved { lines: vec![] }),
             event(5, EventKind::OrderReserved),
-            event(
-                6,
-                EventKind::DeliveryStarted {
-                    delivery_id: "d1".into(),
-                },
-            ),
-            event(
-                7,
-                EventKind::OrderInDelivery {
-                    delivery_id: "d1".into(),
-                },
-            ),
-            event(
-                8,
-                EventKind::DeliveryCompleted {
-                    delivery_id: "d1".into(),
-                },
-            ),
+            event(6, EventKind::DeliveryStarted { delivery_id: "d1".into() }),
+            event(7, EventKind::OrderInDelivery { delivery_id: "d1".into() }),
+            event(8, EventKind::DeliveryCompleted { delivery_id: "d1".into() }),
             event(9, EventKind::OrderDelivered),
             event(10, EventKind::OrderClosed),
         ]);
         use OrderStatus::*;
         assert_eq!(
             statuses(&view),
-            vec![
-                Placed,
-                PaymentPending,
-                Paid,
-                Reserved,
-                InDelivery,
-                Delivered,
-                Closed
-            ]
+            vec![Placed, PaymentPending, Paid, Reserved, InDelivery, Delivered, Closed]
         );
         assert_eq!(view.payment.state, PaymentState::Captured);
-        assert_eq!(
-            view.delivery,
-            Some(DeliveryView {
-                id: "d1".into(),
-                state: DeliveryState::Delivered
-            })
-        );
+        assert_eq!(view.delivery, Some(DeliveryView { id: "d1".into(), state: DeliveryState::Delivered }));
         assert_eq!(view.last_event, 10);
     }
 
@@ -328,26 +270,9 @@ mod tests {
                     payment_id: "p".into(),
                 },
             ),
-            event(
-                3,
-                EventKind::StockShort {
-                    sku: Sku::parse("MUG").unwrap(),
-                    requested: 2,
-                    available: 1,
-                },
-            ),
-            event(
-                4,
-                EventKind::OrderCanceled {
-                    reason: CancelReason::OutOfStock,
-                },
-            ),
-            event(
-                5,
-                EventKind::PaymentRefunded {
-                    amount: Money::new(3000).unwrap(),
-                },
-            ),
+            event(3, EventKind::StockShort { sku: Sku::parse("MUG").unwrap(), requested: 2, available: 1 }),
+            event(4, EventKind::OrderCanceled { reason: CancelReason::OutOfStock }),
+            event(5, EventKind::PaymentRefunded { amount: Money::new(3000).unwrap() }),
         ]);
         assert_eq!(view.status, OrderStatus::Canceled);
         assert_eq!(view.reason.as_deref(), Some("out_of_stock"));
@@ -356,15 +281,8 @@ mod tests {
 
     #[test]
     fn given_a_cancel_before_payment_then_the_payment_is_voided() {
-        let view = given(&[
-            placed(1),
-            event(
-                2,
-                EventKind::OrderCanceled {
-                    reason: CancelReason::CustomerRequest,
-                },
-            ),
-        ]);
+        let view =
+            given(&[placed(1), event(2, EventKind::OrderCanceled { reason: CancelReason::CustomerRequest })]);
         assert_eq!(view.payment.state, PaymentState::Voided);
         assert_eq!(view.reason.as_deref(), Some("customer_request"));
     }
@@ -390,10 +308,8 @@ mod tests {
         let n = Notification::for_event(&placed(1), &kim).unwrap();
         assert_eq!(n.status, OrderStatus::Placed);
         assert!(n.message.contains("ord-1"));
-        assert!(Notification::for_event(
-            &event(2, EventKind::StockReserved { lines: vec![] }),
-            &kim
-        )
-        .is_none());
+        assert!(
+            Notification::for_event(&event(2, EventKind::StockReserved { lines: vec![] }), &kim).is_none()
+        );
     }
 }

@@ -53,14 +53,12 @@ impl ApiError {
                 NodeError::NotFound { .. } => ("not-found", "Not found"),
                 NodeError::Conflict(_) => ("conflict", "The order's status does not allow this"),
                 NodeError::PaymentDeclined(_) => ("payment-declined", "The payment was declined"),
-                NodeError::IdempotencyMismatch => (
-                    "idempotency-key-reused",
-                    "The Idempotency-Key belongs to another request",
-                ),
-                NodeError::IdempotencyInProgress => (
-                    "idempotency-key-in-use",
-                    "A request with this Idempotency-Key is in progress",
-                ),
+                NodeError::IdempotencyMismatch => {
+                    ("idempotency-key-reused", "The Idempotency-Key belongs to another request")
+                }
+                NodeError::IdempotencyInProgress => {
+                    ("idempotency-key-in-use", "A request with this Idempotency-Key is in progress")
+                }
                 NodeError::Timeout { .. } => ("timeout", "A service did not answer in time"),
                 NodeError::Unavailable(_) | NodeError::Store(StoreError::Closed) => {
                     ("unavailable", "The service is unavailable")
@@ -68,12 +66,8 @@ impl ApiError {
                 NodeError::Store(_) => ("storage-error", "The store failed"),
             },
             ApiError::MalformedBody(_) => ("malformed-body", "The body is not valid JSON"),
-            ApiError::InvalidBody(_) => {
-                ("invalid-body", "The body does not have the expected fields")
-            }
-            ApiError::UnsupportedMediaType(_) => {
-                ("unsupported-media-type", "The body must be JSON")
-            }
+            ApiError::InvalidBody(_) => ("invalid-body", "The body does not have the expected fields"),
+            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "The body must be JSON"),
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "The body is too large"),
             ApiError::BadQuery(_) => ("invalid-query", "The query string is not valid"),
             ApiError::NoRoute(_) => ("not-found", "Not found"),
@@ -85,9 +79,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Node(e) => match e {
-                NodeError::Invalid(_)
-                | NodeError::UnknownSku(_)
-                | NodeError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+                NodeError::Invalid(_) | NodeError::UnknownSku(_) | NodeError::IdempotencyMismatch => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 NodeError::NotFound { .. } => StatusCode::NOT_FOUND,
                 NodeError::Conflict(_) | NodeError::IdempotencyInProgress => StatusCode::CONFLICT,
                 NodeError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
@@ -137,13 +131,12 @@ impl Responder for ApiError {
 impl From<JsonPayloadError> for ApiError {
     fn from(err: JsonPayloadError) -> Self {
         match err {
-            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
-                "send the body as Content-Type: application/json".into(),
-            ),
+            JsonPayloadError::ContentType => {
+                ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
+            }
             JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::InvalidBody(e.to_string()),
             JsonPayloadError::Deserialize(e) => ApiError::MalformedBody(e.to_string()),
-            JsonPayloadError::Overflow { limit }
-            | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
                 ApiError::PayloadTooLarge(format!("the body must be at most {limit} bytes"))
             }
             other => ApiError::MalformedBody(other.to_string()),

@@ -5,8 +5,7 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponse;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready));
+    cfg.route("/health/live", web::get().to(live)).route("/health/ready", web::get().to(ready));
 }
 
 /// The process answers: it is alive.
@@ -20,8 +19,6 @@ async fn ready(node: Data<Node>) -> HttpResponse {
     let report = node.health();
     match report.status {
         "ready" => HttpResponse::Ok().json(report),
-        _ => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "1"))
-            .json(report),
+        _ => HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(report),
     }
 }

@@ -40,9 +40,7 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
                     .limit(JSON_LIMIT)
                     .error_handler(|err, _| ApiError::from(err).into()),
             )
-            .app_data(
-                web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()),
-            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()))
             .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()))
             .configure(products::routes)
             .configure(orders::routes)

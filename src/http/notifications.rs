@@ -19,8 +19,5 @@ struct Listing {
 
 async fn list(node: Data<Node>, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
     let notifications = node.notifications(&query.customer).await?;
-    Ok(HttpResponse::Ok().json(Listing {
-        customer: query.into_inner().customer,
-        notifications,
-    }))
+    Ok(HttpResponse::Ok().json(Listing { customer: query.into_inner().customer, notifications }))
 }

@@ -27,9 +27,7 @@ async fn place(
             value
                 .to_str()
                 .map_err(|_| {
-                    crate::actors::NodeError::Invalid(
-                        "Idempotency-Key must be visible ASCII".into(),
-                    )
+                    crate::actors::NodeError::Invalid("Idempotency-Key must be visible ASCII".into())
                 })?
                 .to_owned(),
         ),

@@ -6,15 +6,9 @@ use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::HttpResponse;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route(
-        "/payments/{order_id}/confirm",
-        web::post().to(confirm_deposit),
-    );
+    cfg.route("/payments/{order_id}/confirm", web::post().to(confirm_deposit));
 }
 
-async fn confirm_deposit(
-    node: Data<Node>,
-    order_id: Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn confirm_deposit(node: Data<Node>, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(node.confirm_deposit(&order_id).await?))
 }

@@ -7,8 +7,7 @@ use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/status", web::get().to(list))
-        .route("/status/{order_id}", web::get().to(get));
+    cfg.route("/status", web::get().to(list)).route("/status/{order_id}", web::get().to(get));
 }
 
 async fn get(node: Data<Node>, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
@@ -28,8 +27,5 @@ struct Listing<T> {
 
 async fn list(node: Data<Node>, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
     let orders = node.statuses(&query.customer).await?;
-    Ok(HttpResponse::Ok().json(Listing {
-        customer: query.into_inner().customer,
-        orders,
-    }))
+    Ok(HttpResponse::Ok().json(Listing { customer: query.into_inner().customer, orders }))
 }

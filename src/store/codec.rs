@@ -38,8 +38,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     if version != VERSION {
         return Err(CodecError::Version(version));
     }
-    let (value, _) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (value, _) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Decode(e.to_string()))?;
     Ok(value)
 }
 
@@ -55,9 +55,7 @@ mod tests {
             order_id: OrderId::from_number(3),
             caused_by: Some(4),
             at_ms: 17,
-            kind: EventKind::OrderCanceled {
-                reason: CancelReason::OutOfStock,
-            },
+            kind: EventKind::OrderCanceled { reason: CancelReason::OutOfStock },
         };
         assert_eq!(decode::<Event>(&encode(&e).unwrap()).unwrap(), e);
     }
@@ -66,9 +64,6 @@ mod tests {
     fn unknown_versions_and_garbage_are_errors_not_panics() {
         assert_eq!(decode::<u64>(&[]), Err(CodecError::Empty));
         assert_eq!(decode::<u64>(&[9, 1]), Err(CodecError::Version(9)));
-        assert!(matches!(
-            decode::<String>(&[VERSION, 200]),
-            Err(CodecError::Decode(_))
-        ));
+        assert!(matches!(decode::<String>(&[VERSION, 200]), Err(CodecError::Decode(_))));
     }
 }

@@ -43,22 +43,14 @@ struct Requests {
 }
 
 impl GroupCommit {
-    pub(super) fn start(db: sled::Db) -> GroupCommit {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(Requests::default()),
-            wake: Condvar::new(),
-        });
+    pub(super) fn start(db: sled::Db) -> std::io::Result<GroupCommit> {
+        let shared = Arc::new(Shared { state: Mutex::new(Requests::default()), wake: Condvar::new() });
         let (tx, flushed) = watch::channel(Flushed::default());
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
             .name("fulfil-flusher".into())
-            .spawn(move || flusher(db, for_thread, tx))
-            .expect("spawning the flusher thread");
-        GroupCommit {
-            shared,
-            flushed,
-            thread: Some(thread),
-        }
+            .spawn(move || flusher(db, for_thread, tx))?;
+        Ok(GroupCommit { shared, flushed, thread: Some(thread) })
     }
 
     /// Resolves once a flush has covered every write finished before the call.
@@ -73,10 +65,7 @@ impl GroupCommit {
         };
         self.shared.wake.notify_one();
         let mut rx = self.flushed.clone();
-        let seen = rx
-            .wait_for(|f| f.ticket >= ticket || f.closed)
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let seen = rx.wait_for(|f| f.ticket >= ticket || f.closed).await.map_err(|_| StoreError::Closed)?;
         if seen.ticket >= ticket {
             Ok(())
         } else {
@@ -115,10 +104,7 @@ fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>) {
         match db.flush() {
             Ok(_) => {
                 done = target;
-                flushed.send_replace(Flushed {
-                    ticket: done,
-                    closed: false,
-                });
+                flushed.send_replace(Flushed { ticket: done, closed: false });
             }
             Err(e) => {
                 tracing::error!(error = %e, "flushing the store failed; retrying");
@@ -130,8 +116,5 @@ fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>) {
             break;
         }
     }
-    flushed.send_replace(Flushed {
-        ticket: done,
-        closed: true,
-    });
+    flushed.send_replace(Flushed { ticket: done, closed: true });
 }

@@ -15,9 +15,8 @@ pub(super) fn key(seq: Seq) -> [u8; 8] {
 }
 
 pub(super) fn seq_from_key(k: &[u8]) -> Result<Seq, StoreError> {
-    let bytes: [u8; 8] = k
-        .try_into()
-        .map_err(|_| StoreError::Codec(CodecError::Decode("event key is not 8 bytes".into())))?;
+    let bytes: [u8; 8] =
+        k.try_into().map_err(|_| StoreError::Codec(CodecError::Decode("event key is not 8 bytes".into())))?;
     Ok(Seq::from_be_bytes(bytes))
 }
 
@@ -38,12 +37,7 @@ fn codec<T, E>(r: Result<T, CodecError>) -> TxResult<T, E> {
 
 impl<'a> Tx<'a> {
     pub(super) fn new(view: &'a [TransactionalTree], first: Seq) -> Tx<'a> {
-        Tx {
-            view,
-            next: first,
-            appended: Vec::new(),
-            now: now_ms(),
-        }
+        Tx { view, next: first, appended: Vec::new(), now: now_ms() }
     }
 
     fn events(&self) -> &TransactionalTree {
@@ -55,11 +49,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Reads a value from the writer's tree number `tree`.
-    pub fn get<T: DeserializeOwned, E>(
-        &self,
-        tree: usize,
-        key: impl AsRef<[u8]>,
-    ) -> TxResult<Option<T>, E> {
+    pub fn get<T: DeserializeOwned, E>(&self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<Option<T>, E> {
         match self.view[tree].get(key.as_ref())? {
             Some(bytes) => codec(decode(&bytes)).map(Some),
             None => Ok(None),
@@ -67,12 +57,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Writes a value to the writer's tree number `tree`.
-    pub fn put<T: Serialize, E>(
-        &self,
-        tree: usize,
-        key: impl AsRef<[u8]>,
-        value: &T,
-    ) -> TxResult<(), E> {
+    pub fn put<T: Serialize, E>(&self, tree: usize, key: impl AsRef<[u8]>, value: &T) -> TxResult<(), E> {
         let bytes = codec(encode(value))?;
         self.view[tree].insert(key.as_ref(), bytes)?;
         Ok(())
@@ -92,13 +77,7 @@ impl<'a> Tx<'a> {
         caused_by: Option<Seq>,
         kind: EventKind,
     ) -> TxResult<Seq, E> {
-        let event = Event {
-            seq: self.next,
-            order_id: order_id.clone(),
-            caused_by,
-            at_ms: self.now,
-            kind,
-        };
+        let event = Event { seq: self.next, order_id: order_id.clone(), caused_by, at_ms: self.now, kind };
         let bytes = codec(encode(&event))?;
         self.events().insert(&key(event.seq), bytes)?;
         self.next += 1;

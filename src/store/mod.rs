@@ -65,10 +65,7 @@ impl Store {
     /// Opens (or creates) the database at `path` with a page cache of
     /// `cache_bytes` (sled's default of 1 GiB is far more than a node needs).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
         let events = db.open_tree(EVENTS)?;
         let offsets = db.open_tree(OFFSETS)?;
         let last = match events.last()? {
@@ -76,17 +73,9 @@ impl Store {
             None => 0,
         };
         let (head, _) = watch::channel(last);
-        let group = GroupCommit::start(db.clone());
-        Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                events,
-                offsets,
-                append: Mutex::new(()),
-                head,
-                group,
-            }),
-        })
+        let group = GroupCommit::start(db.clone())
+            .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
+        Ok(Store { inner: Arc::new(Inner { db, events, offsets, append: Mutex::new(()), head, group }) })
     }
 
     /// A service's own tree.
@@ -124,12 +113,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let range = log::key(after + 1)..=log::key(head);
-        self.inner
-            .events
-            .range(range)
-            .take(limit)
-            .map(|kv| Ok(decode::<Event>(&kv?.1)?))
-            .collect()
+        self.inner.events.range(range).take(limit).map(|kv| Ok(decode::<Event>(&kv?.1)?)).collect()
     }
 
     /// Runs `f` as one transaction over `trees`, the log and the offsets.
@@ -143,10 +127,7 @@ impl Store {
         f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<(R, Vec<Event>), WriteError<E>> {
         let inner = &self.inner;
-        let guard = inner
-            .append
-            .lock()
-            .map_err(|_| WriteError::Store(StoreError::Closed))?;
+        let guard = inner.append.lock().map_err(|_| WriteError::Store(StoreError::Closed))?;
         let mut all: Vec<&Tree> = Vec::with_capacity(trees.len() + 2);
         all.extend_from_slice(trees);
         all.push(&inner.events);
@@ -225,7 +206,15 @@ pub fn read_prefix<T: serde::de::DeserializeOwned>(
     tree: &Tree,
     prefix: impl AsRef<[u8]>,
 ) -> Result<Vec<T>, StoreError> {
-    tree.scan_prefix(prefix)
-        .map(|kv| Ok(decode(&kv?.1)?))
-        .collect()
+    tree.scan_prefix(prefix).map(|kv| Ok(decode(&kv?.1)?)).collect()
+}
+
+/// `part \0`: the prefix of composite keys that start with `part`. Ids never
+/// contain `\0` (they refuse control characters), so one id's keys never
+/// run into another's.
+pub fn key_prefix(part: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(part.len() + 9);
+    key.extend_from_slice(part.as_bytes());
+    key.push(0);
+    key
 }

@@ -22,11 +22,8 @@ async fn app_with_mug() -> TestApp {
 #[tokio::test]
 async fn malformed_json_is_400() {
     let app = app_with_mug().await;
-    let body = assert_problem(
-        app.post_raw("/orders", "{\"customer\": ").await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let body =
+        assert_problem(app.post_raw("/orders", "{\"customer\": ").await, StatusCode::BAD_REQUEST).await;
     assert_eq!(body["type"], "/problems/malformed-body");
     assert_nothing_changed(&app, 5).await;
 }
@@ -52,15 +49,9 @@ async fn missing_fields_are_422_and_named() {
     for field in ["customer", "items", "address", "payment"] {
         let mut body = order_body("kim", "MUG", 1, "card");
         body.as_object_mut().unwrap().remove(field);
-        let problem = assert_problem(
-            app.post_json("/orders", &body).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-        assert!(
-            problem["detail"].as_str().unwrap().contains(field),
-            "{problem}"
-        );
+        let problem =
+            assert_problem(app.post_json("/orders", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(problem["detail"].as_str().unwrap().contains(field), "{problem}");
     }
     assert_nothing_changed(&app, 5).await;
 }
@@ -69,17 +60,9 @@ async fn missing_fields_are_422_and_named() {
 async fn a_quantity_of_zero_or_less_is_422() {
     let app = app_with_mug().await;
     for qty in [0, -1] {
-        let r = app
-            .post_json("/orders", &order_body("kim", "MUG", qty, "card"))
-            .await;
+        let r = app.post_json("/orders", &order_body("kim", "MUG", qty, "card")).await;
         let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
-        assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap()
-                .contains("qty must be at least 1"),
-            "{problem}"
-        );
+        assert!(problem["detail"].as_str().unwrap().contains("qty must be at least 1"), "{problem}");
     }
     assert_nothing_changed(&app, 5).await;
 }
@@ -87,9 +70,7 @@ async fn a_quantity_of_zero_or_less_is_422() {
 #[tokio::test]
 async fn an_unknown_sku_is_422_naming_it() {
     let app = app_with_mug().await;
-    let r = app
-        .post_json("/orders", &order_body("kim", "NOPE", 1, "bank_transfer"))
-        .await;
+    let r = app.post_json("/orders", &order_body("kim", "NOPE", 1, "bank_transfer")).await;
     let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(problem["type"], "/problems/unknown-sku");
     assert!(problem["detail"].as_str().unwrap().contains("NOPE"));
@@ -99,17 +80,12 @@ async fn an_unknown_sku_is_422_naming_it() {
 #[tokio::test]
 async fn an_unknown_payment_method_or_workflow_is_422() {
     let app = app_with_mug().await;
-    let r = app
-        .post_json("/orders", &order_body("kim", "MUG", 1, "cash"))
-        .await;
+    let r = app.post_json("/orders", &order_body("kim", "MUG", 1, "cash")).await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     let mut body = order_body("kim", "MUG", 1, "card");
     body["workflow"] = json!("moonbase");
-    let problem = assert_problem(
-        app.post_json("/orders", &body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let problem =
+        assert_problem(app.post_json("/orders", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(problem["detail"].as_str().unwrap().contains("moonbase"));
     assert_nothing_changed(&app, 5).await;
 }
@@ -117,26 +93,12 @@ async fn an_unknown_payment_method_or_workflow_is_422() {
 #[tokio::test]
 async fn a_negative_price_or_stock_is_422_and_creates_no_product() {
     let app = spawn_app().await;
-    let r = app
-        .post_json(
-            "/products",
-            &json!({"sku": "BAD", "name": "Bad", "price": -1, "stock": 1}),
-        )
-        .await;
+    let r = app.post_json("/products", &json!({"sku": "BAD", "name": "Bad", "price": -1, "stock": 1})).await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let r = app
-        .post_json(
-            "/products",
-            &json!({"sku": "BAD", "name": "Bad", "price": 1, "stock": -1}),
-        )
-        .await;
+    let r = app.post_json("/products", &json!({"sku": "BAD", "name": "Bad", "price": 1, "stock": -1})).await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let r = app
-        .post_json(
-            "/products",
-            &json!({"sku": "BAD", "name": "Bad", "price": "lots", "stock": 1}),
-        )
-        .await;
+    let r =
+        app.post_json("/products", &json!({"sku": "BAD", "name": "Bad", "price": "lots", "stock": 1})).await;
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_problem(app.get("/products/BAD").await, StatusCode::NOT_FOUND).await;
 }
@@ -144,12 +106,7 @@ async fn a_negative_price_or_stock_is_422_and_creates_no_product() {
 #[tokio::test]
 async fn an_unknown_order_id_is_404_everywhere() {
     let app = app_with_mug().await;
-    for path in [
-        "/orders/ord-999",
-        "/status/ord-999",
-        "/deliveries/ord-999",
-        "/orders/has%20space",
-    ] {
+    for path in ["/orders/ord-999", "/status/ord-999", "/deliveries/ord-999", "/orders/has%20space"] {
         assert_problem(app.get(path).await, StatusCode::NOT_FOUND).await;
     }
     for path in [
@@ -176,16 +133,8 @@ async fn a_card_order_without_a_valid_card_number_is_422() {
     let app = app_with_mug().await;
     let mut body = order_body("kim", "MUG", 1, "card");
     body["card"] = json!("12ab");
-    assert_problem(
-        app.post_json("/orders", &body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    assert_problem(app.post_json("/orders", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     body.as_object_mut().unwrap().remove("card");
-    assert_problem(
-        app.post_json("/orders", &body).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    assert_problem(app.post_json("/orders", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_nothing_changed(&app, 5).await;
 }

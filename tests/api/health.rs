@@ -2,14 +2,7 @@ use crate::helpers::spawn_app;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const SERVICES: [&str; 6] = [
-    "delivery",
-    "inventory",
-    "notification",
-    "order",
-    "payment",
-    "projection",
-];
+const SERVICES: [&str; 6] = ["delivery", "inventory", "notification", "order", "payment", "projection"];
 
 #[tokio::test]
 async fn live_and_ready_name_every_service_once_the_node_is_up() {
@@ -20,10 +13,7 @@ async fn live_and_ready_name_every_service_once_the_node_is_up() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["status"], "ready");
         for service in SERVICES {
-            assert_eq!(
-                body["services"][service]["state"], "running",
-                "{path} {service}"
-            );
+            assert_eq!(body["services"][service]["state"], "running", "{path} {service}");
         }
     }
 }

@@ -49,24 +49,14 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let node = app.node();
     let server = app.server_handle();
     let task = tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        node,
-        server,
-        task,
-        _dir: None,
-    }
+    TestApp { address, client: reqwest::Client::new(), node, server, task, _dir: None }
 }
 
 impl TestApp {
     /// Stops the server and the node (flushing the store), as SIGTERM would.
     pub async fn stop(self) -> Option<TempDir> {
         self.server.stop(true).await;
-        self.task
-            .await
-            .expect("the server task")
-            .expect("the server ran");
+        self.task.await.expect("the server task").expect("the server ran");
         self._dir
     }
 
@@ -75,28 +65,15 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.get(self.url(path)).send().await.expect("request sent")
     }
 
     pub async fn post(&self, path: &str) -> Response {
-        self.client
-            .post(self.url(path))
-            .send()
-            .await
-            .expect("request sent")
+        self.client.post(self.url(path)).send().await.expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent")
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
     }
 
     /// Sends `body` verbatim as JSON (for malformed bodies).
@@ -111,8 +88,7 @@ impl TestApp {
     }
 
     pub async fn add_product(&self, sku: &str, price: i64, stock: i64) {
-        let body =
-            json!({"sku": sku, "name": format!("{sku} product"), "price": price, "stock": stock});
+        let body = json!({"sku": sku, "name": format!("{sku} product"), "price": price, "stock": stock});
         let r = self.post_json("/products", &body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "adding {sku}");
     }
@@ -127,10 +103,17 @@ impl TestApp {
     pub async fn place(&self, body: &Value) -> String {
         let r = self.post_json("/orders", body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "placing {body}");
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A bank-transfer order of `qty` MUGs whose deposit is confirmed and
+    /// whose delivery has started: the precondition of the later steps.
+    pub async fn order_in_delivery(&self, customer: &str, qty: i64) -> String {
+        let id = self.place(&order_body(customer, "MUG", qty, "bank_transfer")).await;
+        let r = self.post(&format!("/payments/{id}/confirm")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        self.wait_for_status(&id, "in_delivery").await;
+        id
     }
 
     /// Polls the status view until `order` shows `status`; panics with the
@@ -157,18 +140,12 @@ impl TestApp {
         let deadline = Instant::now() + SETTLE;
         while Instant::now() < deadline {
             let h = self.node.health();
-            if h.services
-                .values()
-                .all(|s| s.lag == 0 && s.offset == h.log_head)
-            {
+            if h.services.values().all(|s| s.lag == 0 && s.offset == h.log_head) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!(
-            "the services did not catch up with the log: {:?}",
-            self.node.health()
-        );
+        panic!("the services did not catch up with the log: {:?}", self.node.health());
     }
 }
 
@@ -184,12 +161,7 @@ pub fn order_body(customer: &str, sku: &str, qty: i64, payment: &str) -> Value {
 
 /// The statuses of an order's history, oldest first.
 pub fn history(view: &Value) -> Vec<String> {
-    view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap().to_owned())
-        .collect()
+    view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Asserts an RFC 9457 problem with `status` and returns its body.

@@ -7,13 +7,7 @@ async fn a_retry_with_the_same_key_returns_the_first_order_and_creates_nothing()
     let app = spawn_app().await;
     app.add_product("MUG", 1500, 5).await;
     let body = order_body("kim", "MUG", 2, "card");
-    let send = || {
-        app.client
-            .post(app.url("/orders"))
-            .header("Idempotency-Key", "k-1")
-            .json(&body)
-            .send()
-    };
+    let send = || app.client.post(app.url("/orders")).header("Idempotency-Key", "k-1").json(&body).send();
     let first = send().await.unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
@@ -23,8 +17,7 @@ async fn a_retry_with_the_same_key_returns_the_first_order_and_creates_nothing()
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["status"], first["status"]);
-    app.wait_for_status(first["id"].as_str().unwrap(), "in_delivery")
-        .await;
+    app.wait_for_status(first["id"].as_str().unwrap(), "in_delivery").await;
     app.settle().await;
     let listing: Value = app.get("/status?customer=kim").await.json().await.unwrap();
     assert_eq!(listing["orders"].as_array().unwrap().len(), 1);
@@ -35,20 +28,9 @@ async fn a_retry_with_the_same_key_returns_the_first_order_and_creates_nothing()
 async fn the_same_key_with_a_different_body_is_422_and_creates_nothing() {
     let app = spawn_app().await;
     app.add_product("MUG", 1500, 5).await;
-    let post = |body: Value| {
-        app.client
-            .post(app.url("/orders"))
-            .header("Idempotency-Key", "k-2")
-            .json(&body)
-            .send()
-    };
-    assert_eq!(
-        post(order_body("kim", "MUG", 1, "card"))
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::CREATED
-    );
+    let post =
+        |body: Value| app.client.post(app.url("/orders")).header("Idempotency-Key", "k-2").json(&body).send();
+    assert_eq!(post(order_body("kim", "MUG", 1, "card")).await.unwrap().status(), StatusCode::CREATED);
     let r = post(order_body("kim", "MUG", 2, "card")).await.unwrap();
     let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(problem["type"], "/problems/idempotency-key-reused");
@@ -61,18 +43,8 @@ async fn the_same_key_with_a_different_body_is_422_and_creates_nothing() {
 async fn a_failed_request_does_not_burn_its_key() {
     let app = spawn_app().await;
     let body = order_body("kim", "MUG", 1, "card");
-    let post = || {
-        app.client
-            .post(app.url("/orders"))
-            .header("Idempotency-Key", "k-3")
-            .json(&body)
-            .send()
-    };
+    let post = || app.client.post(app.url("/orders")).header("Idempotency-Key", "k-3").json(&body).send();
     assert_problem(post().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
-    app.post_json(
-        "/products",
-        &json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 1}),
-    )
-    .await;
+    app.post_json("/products", &json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 1})).await;
     assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
 }

@@ -13,9 +13,7 @@ async fn shop() -> TestApp {
 #[tokio::test]
 async fn a_bank_transfer_order_waits_as_payment_pending() {
     let app = shop().await;
-    let r = app
-        .post_json("/orders", &order_body("kim", "MUG", 2, "bank_transfer"))
-        .await;
+    let r = app.post_json("/orders", &order_body("kim", "MUG", 2, "bank_transfer")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
@@ -27,33 +25,18 @@ async fn a_bank_transfer_order_waits_as_payment_pending() {
     assert_eq!(order["status"], "payment_pending");
     let view = app.wait_for_status(id, "payment_pending").await;
     assert_eq!(history(&view), ["placed", "payment_pending"]);
-    assert_eq!(
-        app.stock("MUG").await,
-        5,
-        "nothing is reserved before the deposit"
-    );
+    assert_eq!(app.stock("MUG").await, 5, "nothing is reserved before the deposit");
 }
 
 #[tokio::test]
 async fn confirming_the_deposit_pays_reserves_and_starts_delivery() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 2, "bank_transfer"))
-        .await;
+    let id = app.place(&order_body("kim", "MUG", 2, "bank_transfer")).await;
     let r = app.post(&format!("/payments/{id}/confirm")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "paid");
     let view = app.wait_for_status(&id, "in_delivery").await;
-    assert_eq!(
-        history(&view),
-        [
-            "placed",
-            "payment_pending",
-            "paid",
-            "reserved",
-            "in_delivery"
-        ]
-    );
+    assert_eq!(history(&view), ["placed", "payment_pending", "paid", "reserved", "in_delivery"]);
     assert_eq!(view["payment"]["state"], "captured");
     assert_eq!(view["delivery"]["state"], "in_transit");
     assert_eq!(app.stock("MUG").await, 3);
@@ -62,72 +45,39 @@ async fn confirming_the_deposit_pays_reserves_and_starts_delivery() {
 #[tokio::test]
 async fn delivery_then_receipt_closes_the_order() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 1, "bank_transfer"))
-        .await;
-    app.post(&format!("/payments/{id}/confirm")).await;
-    app.wait_for_status(&id, "in_delivery").await;
-    assert_eq!(
-        app.post(&format!("/deliveries/{id}/complete"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let id = app.order_in_delivery("kim", 1).await;
+    assert_eq!(app.post(&format!("/deliveries/{id}/complete")).await.status(), StatusCode::OK);
     app.wait_for_status(&id, "delivered").await;
     let r = app.post(&format!("/orders/{id}/receipt")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let view = app.wait_for_status(&id, "closed").await;
     assert_eq!(
         history(&view),
-        [
-            "placed",
-            "payment_pending",
-            "paid",
-            "reserved",
-            "in_delivery",
-            "delivered",
-            "closed"
-        ]
+        ["placed", "payment_pending", "paid", "reserved", "in_delivery", "delivered", "closed"]
     );
     assert_eq!(view["delivery"]["state"], "delivered");
     assert_eq!(view["customer"], "kim");
-    assert_eq!(
-        view["items"],
-        json!([{"sku": "MUG", "qty": 1, "unit_price": 1500}])
-    );
+    assert_eq!(view["items"], json!([{"sku": "MUG", "qty": 1, "unit_price": 1500}]));
     assert_eq!(view["total"], 1500);
     assert_eq!(view["reason"], Value::Null);
     for entry in view["history"].as_array().unwrap() {
-        assert!(
-            entry["at"].as_str().unwrap().ends_with('Z'),
-            "RFC 3339 times: {entry}"
-        );
+        assert!(entry["at"].as_str().unwrap().ends_with('Z'), "RFC 3339 times: {entry}");
     }
 }
 
 #[tokio::test]
 async fn short_stock_refunds_and_cancels_without_touching_stock() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 6, "bank_transfer"))
-        .await;
+    let id = app.place(&order_body("kim", "MUG", 6, "bank_transfer")).await;
     app.post(&format!("/payments/{id}/confirm")).await;
     let view = app.wait_for_status(&id, "canceled").await;
     assert_eq!(view["reason"], "out_of_stock");
     app.settle().await;
-    let view: Value = app
-        .get(&format!("/status/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let view: Value = app.get(&format!("/status/{id}")).await.json().await.unwrap();
     assert_eq!(view["payment"]["state"], "refunded");
     assert_eq!(app.stock("MUG").await, 5);
     let payment = app.node.payment(&id).await.unwrap().unwrap();
-    assert_eq!(
-        payment.state,
-        fulfil::actors::payment::PaymentStatus::Refunded
-    );
+    assert_eq!(payment.state, fulfil::actors::payment::PaymentStatus::Refunded);
 }
 
 #[tokio::test]
@@ -144,20 +94,14 @@ async fn only_one_of_two_orders_gets_the_last_units() {
 #[tokio::test]
 async fn cancel_before_the_deposit_cancels_the_order() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 1, "bank_transfer"))
-        .await;
+    let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
     let r = app.post(&format!("/orders/{id}/cancel")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let view = app.wait_for_status(&id, "canceled").await;
     assert_eq!(view["reason"], "customer_request");
     assert_eq!(view["payment"]["state"], "voided");
     // Nothing to confirm any more.
-    assert_problem(
-        app.post(&format!("/payments/{id}/confirm")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
+    assert_problem(app.post(&format!("/payments/{id}/confirm")).await, StatusCode::CONFLICT).await;
     app.settle().await;
     assert_eq!(app.stock("MUG").await, 5);
 }
@@ -165,22 +109,10 @@ async fn cancel_before_the_deposit_cancels_the_order() {
 #[tokio::test]
 async fn cancel_after_the_deposit_is_409_and_changes_nothing() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 2, "bank_transfer"))
-        .await;
+    let id = app.place(&order_body("kim", "MUG", 2, "bank_transfer")).await;
     app.post(&format!("/payments/{id}/confirm")).await;
-    let problem = assert_problem(
-        app.post(&format!("/orders/{id}/cancel")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("only until payment_pending"),
-        "{problem}"
-    );
+    let problem = assert_problem(app.post(&format!("/orders/{id}/cancel")).await, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains("only until payment_pending"), "{problem}");
     let view = app.wait_for_status(&id, "in_delivery").await;
     assert!(!history(&view).contains(&"canceled".to_owned()));
     assert_eq!(app.stock("MUG").await, 3);
@@ -189,24 +121,15 @@ async fn cancel_after_the_deposit_is_409_and_changes_nothing() {
 #[tokio::test]
 async fn card_payment_is_paid_at_once_and_needs_no_confirmation() {
     let app = shop().await;
-    let r = app
-        .post_json("/orders", &order_body("kim", "MUG", 2, "card"))
-        .await;
+    let r = app.post_json("/orders", &order_body("kim", "MUG", 2, "card")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "paid");
     let id = body["id"].as_str().unwrap();
     let view = app.wait_for_status(id, "in_delivery").await;
-    assert_eq!(
-        history(&view),
-        ["placed", "paid", "reserved", "in_delivery"]
-    );
+    assert_eq!(history(&view), ["placed", "paid", "reserved", "in_delivery"]);
     let payment = app.node.payment(id).await.unwrap().unwrap();
-    assert_eq!(
-        payment.card_last4.as_deref(),
-        Some("1111"),
-        "only the last four digits are kept"
-    );
+    assert_eq!(payment.card_last4.as_deref(), Some("1111"), "only the last four digits are kept");
 }
 
 #[tokio::test]
@@ -214,11 +137,7 @@ async fn a_declined_card_is_402_and_reserves_nothing() {
     let app = shop().await;
     let mut body = order_body("kim", "MUG", 2, "card");
     body["card"] = json!("4000 0000 0000 0002");
-    let problem = assert_problem(
-        app.post_json("/orders", &body).await,
-        StatusCode::PAYMENT_REQUIRED,
-    )
-    .await;
+    let problem = assert_problem(app.post_json("/orders", &body).await, StatusCode::PAYMENT_REQUIRED).await;
     assert_eq!(problem["type"], "/problems/payment-declined");
     assert!(problem["detail"].as_str().unwrap().contains("0002"));
     app.settle().await;
@@ -230,44 +149,23 @@ async fn a_declined_card_is_402_and_reserves_nothing() {
 #[tokio::test]
 async fn receipt_before_delivery_and_delivery_before_it_starts_are_409() {
     let app = shop().await;
-    let id = app
-        .place(&order_body("kim", "MUG", 1, "bank_transfer"))
-        .await;
-    assert_problem(
-        app.post(&format!("/orders/{id}/receipt")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    assert_problem(
-        app.post(&format!("/deliveries/{id}/complete")).await,
-        StatusCode::CONFLICT,
-    )
-    .await;
-    let order: Value = app
-        .get(&format!("/orders/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    assert_problem(app.post(&format!("/orders/{id}/receipt")).await, StatusCode::CONFLICT).await;
+    assert_problem(app.post(&format!("/deliveries/{id}/complete")).await, StatusCode::CONFLICT).await;
+    let order: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
     assert_eq!(order["status"], "payment_pending");
 }
 
 #[tokio::test]
 async fn a_customer_lists_their_orders_in_the_status_view() {
     let app = shop().await;
-    let first = app
-        .place(&order_body("kim", "MUG", 1, "bank_transfer"))
-        .await;
+    let first = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
     let second = app.place(&order_body("kim", "MUG", 1, "card")).await;
     app.place(&order_body("lee", "MUG", 1, "card")).await;
     app.wait_for_status(&second, "in_delivery").await;
     app.settle().await;
     let listing: Value = app.get("/status?customer=kim").await.json().await.unwrap();
-    let ids: Vec<&str> = listing["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["order_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        listing["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [first.as_str(), second.as_str()]);
 }
