@@ -34,7 +34,8 @@ async fn main() -> Result<(), Error> {
     let receipt = node.place_order(order, Some("example-order-1".into())).await?;
     println!("placed {} ({}), total {}", receipt.id, receipt.status, receipt.total.minor());
     let id = receipt.id.to_string();
-    wait_until(|| async { node.status(&id).await.is_ok_and(|v| v.status.as_str() == "in_delivery") }).await?;
+    wait_until(|| async { node.status(&id).await.is_ok_and(|r| r.view.status.as_str() == "in_delivery") })
+        .await?;
     println!("{id} is in delivery; stock left: {}", node.product("TEA").await?.stock);
 
     // The node's HTTP API inside the application's own App.

@@ -1,6 +1,7 @@
 //! Typed settings: `config.toml`'s defaults (compiled in), then an optional
 //! file, then `FULFIL_<SECTION>__<KEY>` environment variables.
 
+use crate::actors::faults::FaultSpec;
 use crate::domain::Workflow;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -18,8 +19,36 @@ pub struct Settings {
     pub mailbox: MailboxSettings,
     pub timeouts: TimeoutSettings,
     pub payment: PaymentSettings,
+    pub supervision: SupervisionSettings,
+    pub shutdown: ShutdownSettings,
+    pub admin: AdminSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
+    /// Faults injected from the start, by service name.
+    #[serde(default)]
+    pub faults: BTreeMap<String, FaultSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub window_ms: u64,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub poison_after: u32,
+    pub ping_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownSettings {
+    pub drain_ms: u64,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Empty: the admin API is disabled.
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +147,20 @@ impl Settings {
                 "workflow.default names {:?}, which is not defined under [workflows]",
                 self.workflow.default
             )));
+        }
+        if self.supervision.poison_after == 0
+            || self.supervision.backoff_min_ms > self.supervision.backoff_max_ms
+        {
+            return Err(SettingsError::Invalid(
+                "supervision: poison_after must be at least 1 and backoff_min_ms at most backoff_max_ms"
+                    .into(),
+            ));
+        }
+        for (service, spec) in &self.faults {
+            if !crate::node::SERVICES.contains(&service.as_str()) {
+                return Err(SettingsError::Invalid(format!("faults.{service}: no such service")));
+            }
+            spec.validate().map_err(|e| SettingsError::Invalid(format!("faults.{service}: {e}")))?;
         }
         let m = &self.mailbox;
         if [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection].contains(&0) {

@@ -7,30 +7,37 @@
 //! else) can start a node and call it: [`Node`] only holds actor addresses,
 //! whose `send` futures run on any executor.
 
-use crate::actors::consumer::{Pause, Resume};
+use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
 use crate::actors::delivery::{CompleteDelivery, Delivery, DeliveryActor, GetDelivery};
+use crate::actors::faults::{FaultSpec, Faults};
 use crate::actors::gateway::CardGateway;
-use crate::actors::health::{Health, ServiceHealth};
+use crate::actors::health::{Health, ServiceHealth, ServiceState};
 use crate::actors::inventory::{
     AddProduct, GetProduct, GetReservation, InventoryActor, Reservation, Restock,
 };
 use crate::actors::notification::{ListNotifications, NotificationActor};
 use crate::actors::order::{GetOrder, OrderActor, OrderCommand, OrderReceipt, PlaceOrder, Workflows};
 use crate::actors::payment::{GetPayment, PaymentActor, PaymentRecord};
-use crate::actors::projection::{GetStatus, ListStatus, ProjectionActor};
-use crate::actors::{ask, NodeError};
+use crate::actors::projection::{
+    GetDeadLetter, GetStatus, ListDeadLetters, ListStatus, ProjectionActor, StatusReport,
+};
+use crate::actors::{ask, NodeError, ServiceEnv};
 use crate::config::Settings;
 use crate::domain::order::Command;
 use crate::domain::{
     CustomerId, NewProduct, Notification, Order, OrderId, OrderRequest, Product, Sku, StatusView,
 };
-use crate::store::Store;
+use crate::store::{DeadLetter, Store};
 use actix::{Actor, Addr, Arbiter, Handler, Recipient, Supervisor, System};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// The names of a node's services, as health reports and faults use them.
+pub const SERVICES: [&str; 6] = ["order", "payment", "inventory", "delivery", "notification", "projection"];
 
 /// A handle to a running node; cheap to clone, safe to share across threads
 /// and runtimes. Every call waits at most the configured request timeout.
@@ -42,8 +49,13 @@ pub struct Node {
 struct Inner {
     actors: Actors,
     health: Health,
+    faults: Faults,
     head: tokio::sync::watch::Receiver<u64>,
+    store_healthy: Arc<AtomicBool>,
+    draining: AtomicBool,
     timeout: Duration,
+    ping_timeout: Duration,
+    admin_token: String,
     data_dir: std::path::PathBuf,
     running: Mutex<Option<Running>>,
 }
@@ -64,7 +76,7 @@ struct Actors {
     projection: Addr<ProjectionActor>,
 }
 
-/// The services of a node, for [`Node::pause`] and [`Node::resume`].
+/// The services of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Order,
@@ -75,14 +87,44 @@ pub enum Service {
     Projection,
 }
 
+impl Service {
+    pub const ALL: [Service; 6] = [
+        Service::Order,
+        Service::Payment,
+        Service::Inventory,
+        Service::Delivery,
+        Service::Notification,
+        Service::Projection,
+    ];
+
+    pub fn name(self) -> &'static str {
+        SERVICES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// The node's health, as `/health/*` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
-    /// `ready` when every service is running, else `degraded`.
+    /// `ready`, or why not: `degraded` (a service is not running), `draining`
+    /// (shutting down), `store_unavailable` (flushing fails); for liveness,
+    /// `live` or `stuck`.
     pub status: &'static str,
     /// The last sequence number in the event log.
     pub log_head: u64,
     pub services: BTreeMap<&'static str, ServiceHealth>,
+    /// For liveness: the services that did not answer a ping in time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresponsive: Vec<&'static str>,
+}
+
+impl HealthReport {
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status, "ready" | "live")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,19 +148,31 @@ impl Node {
         let data_dir =
             std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone());
         let timeout = settings.timeouts.request();
+        let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
+        let admin_token = settings.admin.token.clone();
+        let faults = Faults::default();
+        for (service, spec) in &settings.faults {
+            faults.set(service, spec.clone());
+        }
+        let env_faults = faults.clone();
         std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
-            run_system(settings, ready_tx, stopped_tx);
+            run_system(settings, env_faults, ready_tx, stopped_tx);
         })?;
-        let (actors, health, head, system) = ready_rx.await.map_err(|_| StartError::Aborted)??;
+        let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");
         Ok(Node {
             inner: Arc::new(Inner {
-                actors,
-                health,
-                head,
+                actors: started.actors,
+                health: started.health,
+                faults,
+                head: started.head,
+                store_healthy: started.store_healthy,
+                draining: AtomicBool::new(false),
                 timeout,
+                ping_timeout,
+                admin_token,
                 data_dir,
-                running: Mutex::new(Some(Running { system, stopped })),
+                running: Mutex::new(Some(Running { system: started.system, stopped })),
             }),
         })
     }
@@ -126,6 +180,7 @@ impl Node {
     /// Stops every actor, flushes the store and closes it. Calls made after
     /// this fail with [`NodeError::Unavailable`]. Calling it twice is fine.
     pub async fn shutdown(&self) {
+        self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
         if let Some(Running { system, stopped }) = running {
             system.stop();
@@ -134,9 +189,26 @@ impl Node {
         }
     }
 
+    /// Starts shutting down: readiness turns 503 and the HTTP gateway answers
+    /// new requests with 503, while requests in flight finish.
+    pub fn drain(&self) {
+        if !self.inner.draining.swap(true, Ordering::SeqCst) {
+            tracing::info!("draining: no new requests");
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
     /// Where the node keeps its data.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
+    }
+
+    /// The bearer token of the admin API; empty when it is disabled.
+    pub fn admin_token(&self) -> &str {
+        &self.inner.admin_token
     }
 
     // ---- products ----
@@ -219,9 +291,10 @@ impl Node {
 
     // ---- read side ----
 
-    /// The status view of an order. It is built from events and may lag the
-    /// commands by a moment.
-    pub async fn status(&self, order_id: &str) -> Result<StatusView, NodeError> {
+    /// The status view of an order and anything about it that needs an
+    /// operator's attention. Built from events; it may lag the commands by a
+    /// moment.
+    pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let id = order_id_of(order_id)?;
         ask(&self.inner.actors.projection, GetStatus(id), self.inner.timeout, "projection").await
     }
@@ -241,26 +314,94 @@ impl Node {
 
     // ---- operations ----
 
+    /// Readiness: every service running, the store flushing, not draining.
     pub fn health(&self) -> HealthReport {
         let head = *self.inner.head.borrow();
         let services = self.inner.health.snapshot(head);
-        let ready = !services.is_empty()
-            && services.values().all(|s| s.state == crate::actors::health::ServiceState::Running);
-        HealthReport { status: if ready { "ready" } else { "degraded" }, log_head: head, services }
+        let status = if self.is_draining() {
+            "draining"
+        } else if !self.inner.store_healthy.load(Ordering::Relaxed) {
+            "store_unavailable"
+        } else if services.len() == SERVICES.len()
+            && services.values().all(|s| s.state == ServiceState::Running)
+        {
+            "ready"
+        } else {
+            "degraded"
+        };
+        HealthReport { status, log_head: head, services, unresponsive: Vec::new() }
+    }
+
+    /// Liveness: can the node still make progress? Every actor must answer a
+    /// ping within the configured timeout. A service that is restarting or
+    /// backing off still answers: it is healing, not stuck.
+    pub async fn live(&self) -> HealthReport {
+        let pings = Service::ALL.map(|service| async move {
+            let ping = tokio::time::timeout(self.inner.ping_timeout, self.send_to(service, Ping));
+            (service, matches!(ping.await, Ok(Ok(()))))
+        });
+        let answers = futures_util::future::join_all(pings).await;
+        let unresponsive: Vec<&'static str> =
+            answers.into_iter().filter(|(_, ok)| !ok).map(|(s, _)| s.name()).collect();
+        let mut report = self.health();
+        report.status = if unresponsive.is_empty() { "live" } else { "stuck" };
+        report.unresponsive = unresponsive;
+        report
     }
 
     /// Stops a service from consuming the log; it keeps answering commands
     /// and catches up from its offset on [`Node::resume`].
     pub async fn pause(&self, service: Service) -> Result<(), NodeError> {
-        self.signal(service, Pause).await
+        self.send_to(service, Pause).await
     }
 
     pub async fn resume(&self, service: Service) -> Result<(), NodeError> {
-        self.signal(service, Resume).await
+        self.send_to(service, Resume).await
+    }
+
+    /// Injects a fault into a service (see [`FaultSpec`]); replaces any
+    /// fault it had.
+    pub fn inject_fault(&self, service: Service, spec: FaultSpec) -> Result<(), NodeError> {
+        spec.validate().map_err(NodeError::Invalid)?;
+        self.inner.faults.set(service.name(), spec);
+        Ok(())
+    }
+
+    /// Clears one service's fault, or every fault.
+    pub fn clear_faults(&self, service: Option<Service>) {
+        self.inner.faults.clear(service.map(Service::name));
+    }
+
+    pub fn faults(&self) -> BTreeMap<String, FaultSpec> {
+        self.inner.faults.list()
+    }
+
+    /// Events the services set aside after failing on them repeatedly.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, NodeError> {
+        ask(&self.inner.actors.projection, ListDeadLetters, self.inner.timeout, "projection").await
+    }
+
+    /// Puts a dead letter back: its service applies the event again, and
+    /// the dead letter is gone once that succeeds.
+    pub async fn retry_dead_letter(&self, id: u64) -> Result<(), NodeError> {
+        let letter =
+            ask(&self.inner.actors.projection, GetDeadLetter(id), self.inner.timeout, "projection").await?;
+        let service = Service::parse(&letter.service)
+            .ok_or_else(|| NodeError::not_found("service", &letter.service))?;
+        let a = &self.inner.actors;
+        let (t, msg) = (self.inner.timeout, Redeliver(letter));
+        match service {
+            Service::Order => ask(&a.order, msg, t, "order").await,
+            Service::Payment => ask(&a.payment, msg, t, "payment").await,
+            Service::Inventory => ask(&a.inventory, msg, t, "inventory").await,
+            Service::Delivery => ask(&a.delivery, msg, t, "delivery").await,
+            Service::Notification => ask(&a.notification, msg, t, "notification").await,
+            Service::Projection => ask(&a.projection, msg, t, "projection").await,
+        }
     }
 
     /// Sends a message every service understands to one of them.
-    async fn signal<M>(&self, service: Service, msg: M) -> Result<(), NodeError>
+    async fn send_to<M>(&self, service: Service, msg: M) -> Result<(), NodeError>
     where
         M: actix::Message<Result = ()> + Send + 'static,
         OrderActor: Handler<M>,
@@ -279,7 +420,7 @@ impl Node {
             Service::Notification => a.notification.clone().recipient(),
             Service::Projection => a.projection.clone().recipient(),
         };
-        to.send(msg).await.map_err(|_| NodeError::Unavailable("node"))
+        to.send(msg).await.map_err(|_| NodeError::Unavailable(service.name()))
     }
 }
 
@@ -297,25 +438,39 @@ fn order_id_of(raw: &str) -> Result<OrderId, NodeError> {
     OrderId::parse(raw).map_err(|_| NodeError::not_found("order", raw))
 }
 
-type Started = (Actors, Health, tokio::sync::watch::Receiver<u64>, System);
+/// What the actor thread hands back once the node is up.
+struct Started {
+    actors: Actors,
+    health: Health,
+    head: tokio::sync::watch::Receiver<u64>,
+    store_healthy: Arc<AtomicBool>,
+    system: System,
+}
 
 /// The actor thread: boots the system, reports, runs until stopped, then
 /// tears everything down and flushes the store.
 fn run_system(
     settings: Settings,
+    faults: Faults,
     ready: oneshot::Sender<Result<Started, StartError>>,
     stopped: oneshot::Sender<()>,
 ) {
     let runner = actix::System::new();
-    let booted = runner.block_on(async { boot(&settings) });
-    let (actors, health, store, arbiters) = match booted {
+    let booted = runner.block_on(async { boot(&settings, faults) });
+    let (actors, env, arbiters) = match booted {
         Ok(b) => b,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let started = (actors, health, store.watch_head(), System::current());
+    let started = Started {
+        actors,
+        health: env.health.clone(),
+        head: env.store.watch_head(),
+        store_healthy: env.store.healthy(),
+        system: System::current(),
+    };
     if ready.send(Ok(started)).is_err() {
         System::current().stop();
     }
@@ -326,47 +481,38 @@ fn run_system(
         arbiter.stop();
         let _ = arbiter.join();
     }
-    if let Err(e) = store.flush() {
+    if let Err(e) = env.store.flush() {
         tracing::error!(error = %e, "final flush failed");
     }
-    drop(store);
+    drop(env);
     let _ = stopped.send(());
 }
 
-fn boot(settings: &Settings) -> Result<(Actors, Health, Store, Vec<Arbiter>), StartError> {
+fn boot(settings: &Settings, faults: Faults) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
         .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
-    let health = Health::default();
+    let env = ServiceEnv { store, health: Health::default(), faults, policy: settings.supervision.clone() };
     let mailbox = &settings.mailbox;
     let mut arbiters = Vec::new();
+    let fail = StartError::Actors;
 
-    let inventory = InventoryActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
-    let inventory = supervise(&mut arbiters, mailbox.inventory, inventory);
+    let inventory = supervise(&mut arbiters, mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
     let gateway = CardGateway::new(settings.payment.decline_suffix.clone());
-    let payment = PaymentActor::new(store.clone(), health.clone(), gateway).map_err(StartError::Actors)?;
-    let payment = supervise(&mut arbiters, mailbox.payment, payment);
-    let delivery = DeliveryActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
-    let delivery = supervise(&mut arbiters, mailbox.delivery, delivery);
-    let notification = NotificationActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
-    let notification = supervise(&mut arbiters, mailbox.notification, notification);
-    let projection = ProjectionActor::new(store.clone(), health.clone()).map_err(StartError::Actors)?;
-    let projection = supervise(&mut arbiters, mailbox.projection, projection);
+    let payment = supervise(&mut arbiters, mailbox.payment, PaymentActor::new(&env, gateway).map_err(fail)?);
+    let delivery = supervise(&mut arbiters, mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
+    let notification =
+        supervise(&mut arbiters, mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
+    let projection = supervise(&mut arbiters, mailbox.projection, ProjectionActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows {
         by_name: settings.workflows.clone(),
         default: settings.workflow.default.clone(),
     });
-    let order = OrderActor::new(
-        store.clone(),
-        health.clone(),
-        inventory.clone(),
-        payment.clone(),
-        workflows,
-        settings.timeouts.clone(),
-    )
-    .map_err(StartError::Actors)?;
+    let order =
+        OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
+            .map_err(fail)?;
     let order = supervise(&mut arbiters, mailbox.order, order);
-    Ok((Actors { order, payment, inventory, delivery, notification, projection }, health, store, arbiters))
+    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters))
 }
 
 /// Starts `actor` under a supervisor on an arbiter (thread) of its own, with

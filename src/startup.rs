@@ -1,17 +1,19 @@
 //! `Application`: a node plus its HTTP gateway, as the binary and the API
 //! tests run it.
 
-use crate::config::Settings;
+use crate::config::{Settings, ShutdownSettings};
 use crate::http::{no_route, routes};
 use crate::node::{Node, StartError};
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 pub struct Application {
     address: SocketAddr,
     server: Server,
     node: Node,
+    shutdown: ShutdownSettings,
 }
 
 impl Application {
@@ -21,11 +23,15 @@ impl Application {
         let listener = TcpListener::bind(&settings.http.bind)?;
         let address = listener.local_addr()?;
         let workers = settings.http.workers;
+        let shutdown = settings.shutdown.clone();
         let node = Node::start(settings).await?;
         let app_node = node.clone();
         let mut server = HttpServer::new(move || {
             App::new().configure(routes(app_node.clone())).default_service(web::to(no_route))
-        });
+        })
+        // Signals are ours: we drain before the listener closes.
+        .disable_signals()
+        .shutdown_timeout(shutdown.timeout_ms.div_ceil(1000).max(1));
         if workers > 0 {
             server = server.workers(workers);
         }
@@ -37,7 +43,7 @@ impl Application {
             }
         };
         tracing::info!(%address, data = %node.data_dir().display(), "listening on http://{address}");
-        Ok(Application { address, server, node })
+        Ok(Application { address, server, node, shutdown })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -53,16 +59,54 @@ impl Application {
     }
 
     /// Stops the server from elsewhere (tests, an embedding supervisor).
-    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+    pub fn server_handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until the server stops (SIGINT or SIGTERM: actix-web lets
-    /// requests in flight finish), then shuts the node down, flushing the
-    /// store.
+    /// Serves until the server is stopped or SIGTERM/SIGINT arrives, then
+    /// shuts down gracefully: readiness and new requests answer 503 at once,
+    /// requests in flight finish (within `shutdown.timeout_ms`), the node
+    /// stops and the store is flushed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals =
+            tokio::spawn(stop_on_signal(self.node.clone(), self.server.handle(), self.shutdown.clone()));
         let served = self.server.await;
-        self.node.shutdown().await;
+        signals.abort();
+        let timeout = Duration::from_millis(self.shutdown.timeout_ms);
+        if tokio::time::timeout(timeout, self.node.shutdown()).await.is_err() {
+            tracing::error!(?timeout, "the node did not stop in time");
+            return Err(std::io::Error::other("the node did not stop in time"));
+        }
         served
     }
+}
+
+/// Waits for SIGTERM or SIGINT, drains for `drain_ms`, then stops the server.
+async fn stop_on_signal(node: Node, server: ServerHandle, shutdown: ShutdownSettings) {
+    let signal = wait_for_signal().await;
+    tracing::info!(signal, drain_ms = shutdown.drain_ms, "shutting down");
+    node.drain();
+    tokio::time::sleep(Duration::from_millis(shutdown.drain_ms)).await;
+    server.stop(true).await;
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            tracing::error!("cannot listen for signals; stop the node with SIGKILL");
+            std::future::pending().await
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "ctrl-c"
 }

@@ -6,35 +6,63 @@
 //! batches. When it has caught up it waits on the log's head. It pulls at its
 //! own pace: a slow consumer lags in the log instead of filling memory, and a
 //! stopped one resumes from its offset.
+//!
+//! Failures ([`super::supervision`]): a batch that panics or fails is retried
+//! one event at a time to find the culprit; an event that fails
+//! `poison_after` times in a row is set aside as a dead letter and the
+//! consumer moves on. A panic also restarts the actor, with backoff.
 
-use super::health::{Health, ServiceState};
-use super::NodeError;
+use super::health::ServiceState;
+use super::supervision::{catch, Supervise, Supervision};
+use super::{NodeError, ServiceEnv};
 use crate::domain::{Event, Seq};
-use crate::store::{Store, Tx, TxResult};
+use crate::store::{remove_dead_letter, DeadLetter, Store, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
 use std::time::Duration;
 
 /// Events applied in one transaction at most.
 pub const BATCH: usize = 256;
-/// Pause before retrying a batch that failed.
-const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// Pause before retrying a batch that failed without a panic.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
-/// Where a consumer stands in the log.
+/// Where a consumer stands in the log, and its supervision.
 pub struct Cursor {
     pub store: Store,
     pub name: &'static str,
-    pub health: Health,
+    pub sup: Supervision,
     offset: Seq,
     paused: bool,
     waiting: bool,
+    /// After a failed batch: one event at a time, to find the culprit.
+    single: bool,
+}
+
+/// How a batch reaches a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In log order: events at or below the committed offset are skipped and
+    /// the offset moves to the batch's end.
+    InOrder,
+    /// A dead letter put back by an operator: applied whatever the offset,
+    /// which does not move; the dead letter is removed in the same
+    /// transaction.
+    Redelivery,
 }
 
 impl Cursor {
-    pub fn load(store: Store, name: &'static str, health: Health) -> Result<Cursor, NodeError> {
-        let offset = store.offset(name)?;
-        health.progressed(name, offset);
-        Ok(Cursor { store, name, health, offset, paused: false, waiting: false })
+    pub fn load(env: &ServiceEnv, name: &'static str) -> Result<Cursor, NodeError> {
+        let offset = env.store.offset(name)?;
+        env.health.progressed(name, offset);
+        Ok(Cursor {
+            store: env.store.clone(),
+            name,
+            sup: env.supervision(name),
+            offset,
+            paused: false,
+            waiting: false,
+            single: false,
+        })
     }
 
     pub fn offset(&self) -> Seq {
@@ -48,29 +76,51 @@ impl Cursor {
         Ok(())
     }
 
-    /// Applies `batch` with `f` in one transaction over `trees`, committing
-    /// the offset with it. Returns the events `f` appended.
+    /// Applies `batch` with `f` in one transaction over `trees`.
     ///
-    /// Events at or below the offset committed in the store are skipped, read
-    /// in the same transaction: even two instances of one consumer (a
-    /// restarted one and its predecessor's late batch) apply each event once.
+    /// In order, events at or below the offset committed in the store are
+    /// skipped, read in the same transaction: even two instances of one
+    /// consumer apply each event once. Returns the events `f` appended.
     pub fn apply(
         &self,
         trees: &[&Tree],
         batch: &[Event],
+        delivery: Delivery,
         f: impl Fn(&mut Tx<'_>, &Event) -> TxResult<(), NodeError>,
     ) -> Result<Vec<Event>, NodeError> {
-        let Some(last) = batch.last() else {
-            return Ok(Vec::new());
+        let Some(last) = batch.last() else { return Ok(Vec::new()) };
+        let letters = match delivery {
+            Delivery::InOrder => Vec::new(),
+            Delivery::Redelivery => self.letters_for(batch)?,
         };
-        let (_, appended) = self.store.write(trees, |tx| {
-            let committed = tx.offset(self.name)?;
-            for event in batch.iter().filter(|e| e.seq > committed) {
-                f(tx, event)?;
+        let mut all = trees.to_vec();
+        all.extend(self.store.dead_letter_trees());
+        let (_, appended) = self.store.write(&all, |tx| match delivery {
+            Delivery::InOrder => {
+                let committed = tx.offset(self.name)?;
+                for event in batch.iter().filter(|e| e.seq > committed) {
+                    f(tx, event)?;
+                }
+                tx.commit_offset(self.name, last.seq.max(committed))
             }
-            tx.commit_offset(self.name, last.seq.max(committed))
+            Delivery::Redelivery => {
+                for event in batch {
+                    f(tx, event)?;
+                }
+                letters.iter().try_for_each(|l| remove_dead_letter(tx, trees.len(), l))
+            }
         })?;
         Ok(appended)
+    }
+
+    /// This consumer's dead letters for the events of `batch`.
+    fn letters_for(&self, batch: &[Event]) -> Result<Vec<DeadLetter>, NodeError> {
+        let mut letters = Vec::new();
+        for event in batch {
+            let of_order = self.store.dead_letters_of(&event.order_id)?;
+            letters.extend(of_order.into_iter().filter(|l| l.seq == event.seq && l.service == self.name));
+        }
+        Ok(letters)
     }
 }
 
@@ -79,10 +129,16 @@ pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> {
     fn cursor(&mut self) -> &mut Cursor;
 
     /// Applies a batch (see [`Cursor::apply`]).
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError>;
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError>;
 
     /// Drops what only the failed instance knew; called on a restart.
     fn on_restart(&mut self) {}
+}
+
+impl<A: LogConsumer> Supervise for A {
+    fn supervision(&mut self) -> &mut Supervision {
+        &mut self.cursor().sup
+    }
 }
 
 /// Asks a consumer to process the next batch.
@@ -100,41 +156,136 @@ pub struct Pause;
 #[rtype(result = "()")]
 pub struct Resume;
 
-/// Reads and applies the next batch; returns how many events it applied.
-fn step<A: LogConsumer>(act: &mut A) -> Result<usize, NodeError> {
+/// Answered at once by a live actor; `/health/live` sends it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ping;
+
+/// Puts a dead letter back: the consumer applies its event again.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct Redeliver(pub DeadLetter);
+
+/// What one turn of the loop did.
+enum Step {
+    Idle,
+    Applied,
+    Failed { batch: Vec<Event>, error: String, panicked: bool },
+}
+
+/// Reads the next batch and applies it, catching a panic.
+fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
     let cursor = act.cursor();
-    if cursor.paused {
-        return Ok(0);
-    }
-    let batch = cursor.store.read_log(cursor.offset, BATCH)?;
-    let Some(last) = batch.last().map(|e| e.seq) else {
-        return Ok(0);
+    let limit = if cursor.single { 1 } else { BATCH };
+    let batch = cursor.store.read_log(cursor.offset, limit)?;
+    let Some(last) = batch.last().map(|e| e.seq) else { return Ok(Step::Idle) };
+    let outcome = catch(|| {
+        // Injected faults run here, outside the transaction (sled holds its
+        // global write lock while a transaction closure runs).
+        for event in &batch {
+            act.cursor().sup.inject(Some(&event.order_id))?;
+        }
+        act.apply_batch(&batch, Delivery::InOrder)
+    });
+    let (error, panicked) = match outcome {
+        Ok(Ok(())) => {
+            let cursor = act.cursor();
+            cursor.offset = last;
+            cursor.single = false;
+            cursor.sup.event_succeeded();
+            cursor.sup.recovered();
+            cursor.sup.health().progressed(cursor.name, last);
+            return Ok(Step::Applied);
+        }
+        Ok(Err(e)) => (e.to_string(), false),
+        Err(why) => (format!("panic: {why}"), true),
     };
-    act.apply_batch(&batch)?;
-    let cursor = act.cursor();
-    cursor.offset = last;
-    cursor.health.progressed(cursor.name, last);
-    Ok(batch.len())
+    Ok(Step::Failed { batch, error, panicked })
 }
 
 /// Applies everything in the log now. Commands call this first, so that they
 /// are decided on every fact recorded before they arrived.
 pub fn catch_up<A: LogConsumer>(act: &mut A) -> Result<(), NodeError> {
-    while step(act)? > 0 {}
-    Ok(())
+    if act.cursor().paused {
+        return Ok(());
+    }
+    loop {
+        match step(act)? {
+            Step::Idle => return Ok(()),
+            Step::Applied => {}
+            Step::Failed { error, .. } => {
+                // The loop (`pump`) deals with the failure; the command can
+                // not be decided on a log it cannot read past.
+                let name = act.cursor().name;
+                act.cursor().sup.health().failed(name, error.clone());
+                return Err(NodeError::Failed { service: name, reason: error });
+            }
+        }
+    }
 }
 
 /// One turn of the consuming loop; see the module docs.
 pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
+    let cursor = act.cursor();
+    if cursor.paused {
+        return;
+    }
+    if let Some(wait) = cursor.sup.backing_off() {
+        ctx.notify_later(Pump, wait);
+        return;
+    }
     match step(act) {
-        Ok(0) => wait_for_more(act, ctx),
-        Ok(_) => ctx.notify(Pump),
+        Ok(Step::Idle) => {
+            act.cursor().sup.recovered();
+            wait_for_more(act, ctx);
+        }
+        Ok(Step::Applied) => ctx.notify(Pump),
+        Ok(Step::Failed { batch, error, panicked }) => failed(act, ctx, &batch, error, panicked),
         Err(e) => {
             let cursor = act.cursor();
-            tracing::error!(service = cursor.name, error = %e, "processing the log failed; retrying");
-            cursor.health.failed(cursor.name, e.to_string());
+            tracing::error!(service = cursor.name, error = %e, "reading the log failed; retrying");
+            cursor.sup.health().failed(cursor.name, e.to_string());
             ctx.notify_later(Pump, RETRY_AFTER);
         }
+    }
+}
+
+/// A batch failed: narrow it down, set a poison event aside, restart after
+/// a panic.
+fn failed<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, batch: &[Event], error: String, panicked: bool) {
+    let cursor = act.cursor();
+    tracing::error!(service = cursor.name, error = %error, events = batch.len(), "applying events failed");
+    cursor.sup.health().failed(cursor.name, error.clone());
+    if batch.len() > 1 {
+        cursor.single = true;
+    } else if let Some(event) = batch.first() {
+        let attempts = cursor.sup.event_failed(event.seq);
+        if attempts >= cursor.sup.poison_after() {
+            set_aside(cursor, event, &error, attempts);
+        }
+    }
+    if panicked {
+        ctx.stop();
+    } else {
+        ctx.notify_later(Pump, RETRY_AFTER);
+    }
+}
+
+fn set_aside(cursor: &mut Cursor, event: &Event, error: &str, attempts: u32) {
+    match cursor.store.set_aside(cursor.name, event, error, attempts) {
+        Ok(letter) => {
+            tracing::error!(
+                service = cursor.name,
+                seq = event.seq,
+                order = %event.order_id,
+                dead_letter = letter.id,
+                "event set aside as a dead letter after {attempts} failures"
+            );
+            cursor.offset = cursor.offset.max(event.seq);
+            cursor.single = false;
+            cursor.sup.event_succeeded();
+        }
+        Err(e) => tracing::error!(service = cursor.name, error = %e, "setting an event aside failed"),
     }
 }
 
@@ -158,38 +309,61 @@ fn wait_for_more<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     }));
 }
 
+/// Puts a dead letter back (see [`Redeliver`]).
+pub fn redeliver<A: LogConsumer>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    letter: DeadLetter,
+) -> Result<(), NodeError> {
+    let event = act
+        .cursor()
+        .store
+        .read_event(letter.seq)?
+        .ok_or_else(|| NodeError::not_found("event", letter.seq))?;
+    super::supervision::guarded(act, ctx, Some(&event.order_id), |act| {
+        act.apply_batch(std::slice::from_ref(&event), Delivery::Redelivery)
+    })?;
+    tracing::info!(service = act.cursor().name, dead_letter = letter.id, "dead letter redelivered");
+    Ok(())
+}
+
 pub fn pause<A: LogConsumer>(act: &mut A) {
     let cursor = act.cursor();
     cursor.paused = true;
-    cursor.health.set_state(cursor.name, ServiceState::Paused);
+    cursor.sup.health().set_state(cursor.name, ServiceState::Paused);
 }
 
 pub fn resume<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     let cursor = act.cursor();
     cursor.paused = false;
-    cursor.health.set_state(cursor.name, ServiceState::Running);
+    cursor.sup.health().set_state(cursor.name, ServiceState::Running);
     pump(act, ctx);
 }
 
-/// Marks the consumer running and starts its loop; call from `started`.
+/// Starts the loop; call from `started`. After a restart the service stays
+/// `restarting` (or `failed`) until its first successful turn.
 pub fn start<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     let cursor = act.cursor();
-    cursor.health.set_state(cursor.name, ServiceState::Running);
+    if cursor.sup.backing_off().is_none() {
+        cursor.sup.health().set_state(cursor.name, ServiceState::Running);
+    }
     ctx.notify(Pump);
 }
 
-/// Reloads the offset and counts the restart; call from `restarting`.
+/// Reloads state from the store and applies the restart policy; call from
+/// `restarting`.
 pub fn restart<A: LogConsumer>(act: &mut A) {
     act.on_restart();
     let cursor = act.cursor();
-    cursor.health.restarted(cursor.name);
+    cursor.single = true;
     if let Err(e) = cursor.reload() {
-        cursor.health.failed(cursor.name, e.to_string());
+        cursor.sup.health().failed(cursor.name, e.to_string());
     }
+    cursor.sup.restarted();
 }
 
-/// Implements the `Pump`, `Pause` and `Resume` handlers, `Actor` and
-/// `Supervised` for a [`LogConsumer`], with the given mailbox capacity field.
+/// Implements `Actor`, `Supervised` and the `Pump`, `Pause`, `Resume`,
+/// `Ping` and `Redeliver` handlers for a [`LogConsumer`].
 #[macro_export]
 macro_rules! log_consumer {
     ($actor:ty) => {
@@ -198,11 +372,6 @@ macro_rules! log_consumer {
 
             fn started(&mut self, ctx: &mut Self::Context) {
                 $crate::actors::consumer::start(self, ctx);
-            }
-
-            fn stopped(&mut self, _: &mut Self::Context) {
-                let cursor = $crate::actors::consumer::LogConsumer::cursor(self);
-                cursor.health.set_state(cursor.name, $crate::actors::health::ServiceState::Stopped);
             }
         }
 
@@ -230,6 +399,22 @@ macro_rules! log_consumer {
             type Result = ();
             fn handle(&mut self, _: $crate::actors::consumer::Resume, ctx: &mut Self::Context) {
                 $crate::actors::consumer::resume(self, ctx);
+            }
+        }
+
+        impl actix::Handler<$crate::actors::consumer::Ping> for $actor {
+            type Result = ();
+            fn handle(&mut self, _: $crate::actors::consumer::Ping, _: &mut Self::Context) {}
+        }
+
+        impl actix::Handler<$crate::actors::consumer::Redeliver> for $actor {
+            type Result = Result<(), $crate::actors::NodeError>;
+            fn handle(
+                &mut self,
+                msg: $crate::actors::consumer::Redeliver,
+                ctx: &mut Self::Context,
+            ) -> Self::Result {
+                $crate::actors::consumer::redeliver(self, ctx, msg.0)
             }
         }
     };

@@ -1,11 +1,11 @@
 //! The delivery service: starts a delivery when an order's goods are
 //! reserved and completes it when the courier reports the drop-off.
 
-use super::consumer::{catch_up, Cursor, LogConsumer};
-use super::health::Health;
-use super::{durably, NodeError};
+use super::consumer::{catch_up, Cursor, Delivery as Mode, LogConsumer};
+use super::supervision::guarded;
+use super::{durably, NodeError, ServiceEnv};
 use crate::domain::{Event, EventKind, OrderId};
-use crate::store::{abort, read, Store, Tx, TxResult};
+use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -50,11 +50,8 @@ const DELIVERIES: usize = 0;
 pub const NAME: &str = "delivery";
 
 impl DeliveryActor {
-    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
-        Ok(DeliveryActor {
-            deliveries: store.tree("deliveries")?,
-            cursor: Cursor::load(store, NAME, health)?,
-        })
+    pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
+        Ok(DeliveryActor { deliveries: env.store.tree("deliveries")?, cursor: Cursor::load(env, NAME)? })
     }
 
     fn complete(&mut self, order_id: &OrderId) -> Result<Delivery, NodeError> {
@@ -85,8 +82,8 @@ impl LogConsumer for DeliveryActor {
         &mut self.cursor
     }
 
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.deliveries], batch, on_event)?;
+    fn apply_batch(&mut self, batch: &[Event], mode: Mode) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.deliveries], batch, mode, on_event)?;
         Ok(())
     }
 }
@@ -120,8 +117,8 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
 impl Handler<CompleteDelivery> for DeliveryActor {
     type Result = ResponseFuture<Result<Delivery, NodeError>>;
 
-    fn handle(&mut self, msg: CompleteDelivery, _: &mut Context<Self>) -> Self::Result {
-        let result = self.complete(&msg.0);
+    fn handle(&mut self, msg: CompleteDelivery, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, Some(&msg.0), |act| act.complete(&msg.0));
         durably(&self.cursor.store, result)
     }
 }
@@ -129,9 +126,11 @@ impl Handler<CompleteDelivery> for DeliveryActor {
 impl Handler<GetDelivery> for DeliveryActor {
     type Result = Result<Delivery, NodeError>;
 
-    fn handle(&mut self, msg: GetDelivery, _: &mut Context<Self>) -> Self::Result {
-        read(&self.deliveries, msg.0.as_str())?
-            .ok_or_else(|| NodeError::not_found("delivery for order", &msg.0))
+    fn handle(&mut self, msg: GetDelivery, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.0), |act| {
+            read(&act.deliveries, msg.0.as_str())?
+                .ok_or_else(|| NodeError::not_found("delivery for order", &msg.0))
+        })
     }
 }
 
@@ -144,7 +143,7 @@ mod tests {
     #[actix::test]
     async fn a_delivery_starts_when_goods_are_reserved_and_completes_once() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let d = DeliveryActor::new(&t.env()).unwrap().start();
         t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
         let early = d.send(CompleteDelivery(order(1))).await.unwrap();
         assert!(matches!(early, Err(NodeError::Conflict(_))), "not started yet: {early:?}");
@@ -167,7 +166,7 @@ mod tests {
     #[actix::test]
     async fn an_unknown_order_has_no_delivery() {
         let t = temp_store();
-        let d = DeliveryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let d = DeliveryActor::new(&t.env()).unwrap().start();
         assert!(matches!(d.send(CompleteDelivery(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
     }
 }

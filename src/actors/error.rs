@@ -29,6 +29,16 @@ pub enum NodeError {
     Timeout { service: &'static str, after: Duration },
     #[error("{0} is not running")]
     Unavailable(&'static str),
+    /// The service is restarting after a failure; retry after the delay.
+    #[error("{service} is restarting after a failure; retry in {retry_after:?}")]
+    Restarting { service: &'static str, retry_after: Duration },
+    /// The service failed to handle the request (an injected fault, or an
+    /// error it could not recover from); nothing changed.
+    #[error("{service} failed: {reason}")]
+    Failed { service: &'static str, reason: String },
+    /// The node is shutting down and takes no new work.
+    #[error("the node is shutting down")]
+    Draining,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -54,5 +64,19 @@ impl From<WriteError<NodeError>> for NodeError {
 impl NodeError {
     pub fn not_found(what: &'static str, id: impl ToString) -> Self {
         NodeError::NotFound { what, id: id.to_string() }
+    }
+
+    /// For an answer that asks the caller to come back: when, at the
+    /// earliest. `None` for every error that retrying will not fix.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            NodeError::Restarting { retry_after, .. } => Some(*retry_after),
+            NodeError::Timeout { .. }
+            | NodeError::Unavailable(_)
+            | NodeError::Failed { .. }
+            | NodeError::Draining
+            | NodeError::Store(StoreError::Closed) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
     }
 }

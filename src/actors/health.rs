@@ -15,6 +15,11 @@ pub enum ServiceState {
     Paused,
     /// The last attempt to process the log failed; it is being retried.
     Failing,
+    /// Restarted after a panic, backing off before it resumes.
+    Restarting,
+    /// Restarted more often than the policy allows; retried at the maximum
+    /// backoff until it recovers.
+    Failed,
     Stopped,
 }
 
@@ -26,8 +31,16 @@ pub struct ServiceHealth {
     /// Events in the log it has not processed yet.
     pub lag: u64,
     pub restarts: u32,
+    /// When the most recent restarts happened (ms since the Unix epoch),
+    /// oldest first: the backoff shows in the gaps.
+    pub restarted_at: Vec<u64>,
+    /// The backoff after the last restart.
+    pub backoff_ms: u64,
     pub last_error: Option<String>,
 }
+
+/// Restart times kept per service.
+const RESTARTS_KEPT: usize = 16;
 
 /// Shared between the actors (who report) and the node (which reads).
 #[derive(Clone, Default)]
@@ -43,6 +56,8 @@ impl Health {
                 offset: 0,
                 lag: 0,
                 restarts: 0,
+                restarted_at: Vec::new(),
+                backoff_ms: 0,
                 last_error: None,
             });
             f(entry);
@@ -69,8 +84,16 @@ impl Health {
         });
     }
 
-    pub fn restarted(&self, name: &'static str) {
-        self.update(name, |h| h.restarts += 1);
+    pub fn restarted(&self, name: &'static str, failed: bool, backoff: std::time::Duration) {
+        self.update(name, |h| {
+            h.restarts += 1;
+            h.restarted_at.push(crate::domain::now_ms());
+            if h.restarted_at.len() > RESTARTS_KEPT {
+                h.restarted_at.remove(0);
+            }
+            h.backoff_ms = backoff.as_millis() as u64;
+            h.state = if failed { ServiceState::Failed } else { ServiceState::Restarting };
+        });
     }
 
     /// Every service's health, with lag measured against `head`.

@@ -2,12 +2,12 @@
 //! reservation. Stock is taken all-or-nothing when an order is paid, given
 //! back when a reserved order is canceled, and never goes negative.
 
-use super::consumer::{Cursor, LogConsumer};
-use super::health::Health;
-use super::{durably, NodeError};
+use super::consumer::{Cursor, Delivery, LogConsumer};
+use super::supervision::guarded;
+use super::{durably, NodeError, ServiceEnv};
 use crate::domain::product::restock_qty;
 use crate::domain::{Event, EventKind, Money, NewProduct, Product, Sku};
-use crate::store::{abort, read, Store, Tx, TxResult};
+use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -77,11 +77,11 @@ const RESERVATIONS: usize = 1;
 pub const NAME: &str = "inventory";
 
 impl InventoryActor {
-    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
+    pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(InventoryActor {
-            products: store.tree("products")?,
-            reservations: store.tree("reservations")?,
-            cursor: Cursor::load(store, NAME, health)?,
+            products: env.store.tree("products")?,
+            reservations: env.store.tree("reservations")?,
+            cursor: Cursor::load(env, NAME)?,
         })
     }
 
@@ -105,8 +105,8 @@ impl LogConsumer for InventoryActor {
         &mut self.cursor
     }
 
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.products, &self.reservations], batch, on_event)?;
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.products, &self.reservations], batch, delivery, on_event)?;
         Ok(())
     }
 }
@@ -187,9 +187,10 @@ fn release(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), N
 impl Handler<AddProduct> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
-    fn handle(&mut self, msg: AddProduct, _: &mut Context<Self>) -> Self::Result {
-        let result = msg.0.validate().map_err(NodeError::from).and_then(|product| {
-            self.write_product(|tx| {
+    fn handle(&mut self, msg: AddProduct, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, None, |act| {
+            let product = msg.0.validate()?;
+            act.write_product(|tx| {
                 if tx.get::<Product, _>(PRODUCTS, product.sku.as_str())?.is_some() {
                     return abort(NodeError::Conflict(format!("product {} already exists", product.sku)));
                 }
@@ -204,9 +205,10 @@ impl Handler<AddProduct> for InventoryActor {
 impl Handler<Restock> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
-    fn handle(&mut self, msg: Restock, _: &mut Context<Self>) -> Self::Result {
-        let result = restock_qty(msg.qty).map_err(NodeError::from).and_then(|qty| {
-            self.write_product(|tx| {
+    fn handle(&mut self, msg: Restock, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, None, |act| {
+            let qty = restock_qty(msg.qty)?;
+            act.write_product(|tx| {
                 let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
                     return abort(NodeError::not_found("product", &msg.sku));
                 };
@@ -222,30 +224,32 @@ impl Handler<Restock> for InventoryActor {
 impl Handler<GetProduct> for InventoryActor {
     type Result = Result<Product, NodeError>;
 
-    fn handle(&mut self, msg: GetProduct, _: &mut Context<Self>) -> Self::Result {
-        self.product(&msg.0)
+    fn handle(&mut self, msg: GetProduct, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.product(&msg.0))
     }
 }
 
 impl Handler<Quote> for InventoryActor {
     type Result = Result<Vec<Money>, NodeError>;
 
-    fn handle(&mut self, msg: Quote, _: &mut Context<Self>) -> Self::Result {
-        msg.0
-            .iter()
-            .map(|sku| match read::<Product>(&self.products, sku.as_str())? {
-                Some(p) => Ok(p.price),
-                None => Err(NodeError::UnknownSku(sku.to_string())),
-            })
-            .collect()
+    fn handle(&mut self, msg: Quote, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| {
+            msg.0
+                .iter()
+                .map(|sku| match read::<Product>(&act.products, sku.as_str())? {
+                    Some(p) => Ok(p.price),
+                    None => Err(NodeError::UnknownSku(sku.to_string())),
+                })
+                .collect()
+        })
     }
 }
 
 impl Handler<GetReservation> for InventoryActor {
     type Result = Result<Option<Reservation>, NodeError>;
 
-    fn handle(&mut self, msg: GetReservation, _: &mut Context<Self>) -> Self::Result {
-        Ok(read(&self.reservations, msg.0.as_str())?)
+    fn handle(&mut self, msg: GetReservation, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.0), |act| Ok(read(&act.reservations, msg.0.as_str())?))
     }
 }
 
@@ -256,7 +260,7 @@ mod tests {
     use crate::domain::{CancelReason, PaymentMethod};
 
     async fn inventory_with(t: &TestStore, products: &[(&str, i64)]) -> Addr<InventoryActor> {
-        let addr = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let addr = InventoryActor::new(&t.env()).unwrap().start();
         for (s, stock) in products {
             let p = NewProduct { sku: s.to_string(), name: s.to_string(), price: 100, stock: *stock };
             addr.send(AddProduct(p)).await.unwrap().unwrap();
@@ -322,7 +326,7 @@ mod tests {
         t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200)]);
         t.caught_up(NAME).await;
         let events = t.store.head();
-        let second = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let second = InventoryActor::new(&t.env()).unwrap().start();
         t.append(&order(2), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
         t.caught_up(NAME).await;
         // Both instances consume, yet each event is applied once: stock 5-2-1.

@@ -16,6 +16,7 @@
 pub mod consumer;
 pub mod delivery;
 mod error;
+pub mod faults;
 pub mod gateway;
 pub mod health;
 pub mod inventory;
@@ -23,10 +24,33 @@ pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod projection;
+pub mod supervision;
 #[cfg(test)]
 mod testing;
 
 pub use error::NodeError;
+
+use crate::config::SupervisionSettings;
+use crate::store::Store;
+use faults::Faults;
+use health::Health;
+use supervision::Supervision;
+
+/// What every service is built with.
+#[derive(Clone)]
+pub struct ServiceEnv {
+    pub store: Store,
+    pub health: Health,
+    pub faults: Faults,
+    pub policy: SupervisionSettings,
+}
+
+impl ServiceEnv {
+    /// Fresh supervision state for the service `name`.
+    pub fn supervision(&self, name: &'static str) -> Supervision {
+        Supervision::new(name, self.policy.clone(), self.health.clone(), self.faults.clone())
+    }
+}
 
 use actix::dev::{MessageResponse, ToEnvelope};
 use actix::{Actor, Addr, Handler, MailboxError, Message};

@@ -4,11 +4,11 @@
 //! A notification is keyed by the event it reports, so replaying the log
 //! after a crash rewrites the same key instead of sending it twice.
 
-use super::consumer::{Cursor, LogConsumer};
-use super::health::Health;
-use super::NodeError;
+use super::consumer::{Cursor, Delivery, LogConsumer};
+use super::supervision::guarded;
+use super::{NodeError, ServiceEnv};
 use crate::domain::{CustomerId, Event, EventKind, Notification};
-use crate::store::{key_prefix, read_prefix, Store, Tx, TxResult};
+use crate::store::{key_prefix, read_prefix, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
 
@@ -30,11 +30,11 @@ const RECIPIENTS: usize = 1;
 pub const NAME: &str = "notification";
 
 impl NotificationActor {
-    pub fn new(store: Store, health: Health) -> Result<Self, NodeError> {
+    pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(NotificationActor {
-            notifications: store.tree("notifications")?,
-            recipients: store.tree("recipients")?,
-            cursor: Cursor::load(store, NAME, health)?,
+            notifications: env.store.tree("notifications")?,
+            recipients: env.store.tree("recipients")?,
+            cursor: Cursor::load(env, NAME)?,
         })
     }
 }
@@ -53,8 +53,8 @@ impl LogConsumer for NotificationActor {
         &mut self.cursor
     }
 
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.notifications, &self.recipients], batch, on_event)?;
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.notifications, &self.recipients], batch, delivery, on_event)?;
         // Sent (logged) only after the batch is committed, so a batch that is
         // retried does not log twice.
         for event in batch {
@@ -88,8 +88,8 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
 impl Handler<ListNotifications> for NotificationActor {
     type Result = Result<Vec<Notification>, NodeError>;
 
-    fn handle(&mut self, msg: ListNotifications, _: &mut Context<Self>) -> Self::Result {
-        Ok(read_prefix(&self.notifications, key_prefix(msg.0.as_str()))?)
+    fn handle(&mut self, msg: ListNotifications, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| Ok(read_prefix(&act.notifications, key_prefix(msg.0.as_str()))?))
     }
 }
 
@@ -102,7 +102,7 @@ mod tests {
     #[actix::test]
     async fn one_notification_per_status_change_and_none_twice_after_a_restart() {
         let t = temp_store();
-        let n = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let n = NotificationActor::new(&t.env()).unwrap().start();
         t.append(
             &order(1),
             vec![
@@ -120,7 +120,7 @@ mod tests {
 
         // A second instance with the offset reset replays the log: same keys.
         t.store.write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0)).unwrap();
-        let again = NotificationActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let again = NotificationActor::new(&t.env()).unwrap().start();
         t.caught_up(NAME).await;
         assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
     }

@@ -8,15 +8,15 @@
 //! other services record in the log (stock reserved or short, delivery
 //! started or completed).
 
-use super::consumer::{catch_up, Cursor, LogConsumer};
-use super::health::Health;
+use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::inventory::{InventoryActor, Quote};
 use super::payment::{Authorize, PaymentActor};
-use super::{ask, durably, NodeError};
+use super::supervision::guarded;
+use super::{ask, durably, NodeError, ServiceEnv};
 use crate::config::TimeoutSettings;
 use crate::domain::order::Command;
 use crate::domain::{Event, Money, Order, OrderId, OrderRequest, OrderStatus, ValidOrder, Workflow};
-use crate::store::{abort, read, Store, Tx, TxResult};
+use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -118,17 +118,16 @@ enum Prepared {
 
 impl OrderActor {
     pub fn new(
-        store: Store,
-        health: Health,
+        env: &ServiceEnv,
         inventory: Addr<InventoryActor>,
         payment: Addr<PaymentActor>,
         workflows: Arc<Workflows>,
         timeouts: TimeoutSettings,
     ) -> Result<Self, NodeError> {
         Ok(OrderActor {
-            orders: store.tree("orders")?,
-            keys: store.tree("idempotency_keys")?,
-            cursor: Cursor::load(store, NAME, health)?,
+            orders: env.store.tree("orders")?,
+            keys: env.store.tree("idempotency_keys")?,
+            cursor: Cursor::load(env, NAME)?,
             inventory,
             payment,
             workflows,
@@ -246,9 +245,9 @@ impl LogConsumer for OrderActor {
         &mut self.cursor
     }
 
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let workflows = self.workflows.clone();
-        self.cursor.apply(&[&self.orders], batch, |tx, event| on_fact(tx, event, &workflows))?;
+        self.cursor.apply(&[&self.orders], batch, delivery, |tx, event| on_fact(tx, event, &workflows))?;
         Ok(())
     }
 
@@ -282,8 +281,8 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<()
 impl Handler<PlaceOrder> for OrderActor {
     type Result = ResponseActFuture<Self, Result<OrderReceipt, NodeError>>;
 
-    fn handle(&mut self, msg: PlaceOrder, _: &mut Context<Self>) -> Self::Result {
-        let (id, order) = match self.prepare(&msg) {
+    fn handle(&mut self, msg: PlaceOrder, ctx: &mut Context<Self>) -> Self::Result {
+        let (id, order) = match guarded(self, ctx, None, |act| act.prepare(&msg)) {
             Ok(Prepared::New(id, order)) => (id, order),
             Ok(Prepared::Replay(receipt)) => {
                 return Box::pin(durably(&self.cursor.store, Ok(receipt)).into_actor(self))
@@ -294,8 +293,11 @@ impl Handler<PlaceOrder> for OrderActor {
         Box::pin(
             self.price_and_authorize(id, order)
                 .into_actor(self)
-                .map(move |priced, act, _| {
-                    let receipt = priced.and_then(|p| act.record(p, key.as_deref()));
+                .map(move |priced, act, ctx| {
+                    let receipt = priced.and_then(|p| {
+                        let id = p.id.clone();
+                        guarded(act, ctx, Some(&id), |act| act.record(p, key.as_deref()))
+                    });
                     if let Some(key) = &key {
                         act.in_flight.remove(key);
                     }
@@ -309,8 +311,11 @@ impl Handler<PlaceOrder> for OrderActor {
 impl Handler<OrderCommand> for OrderActor {
     type Result = ResponseFuture<Result<Order, NodeError>>;
 
-    fn handle(&mut self, msg: OrderCommand, _: &mut Context<Self>) -> Self::Result {
-        let result = catch_up(self).and_then(|()| self.execute(&msg.order_id, msg.command));
+    fn handle(&mut self, msg: OrderCommand, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, Some(&msg.order_id), |act| {
+            catch_up(act)?;
+            act.execute(&msg.order_id, msg.command)
+        });
         durably(&self.cursor.store, result)
     }
 }
@@ -318,9 +323,11 @@ impl Handler<OrderCommand> for OrderActor {
 impl Handler<GetOrder> for OrderActor {
     type Result = Result<Order, NodeError>;
 
-    fn handle(&mut self, msg: GetOrder, _: &mut Context<Self>) -> Self::Result {
-        catch_up(self)?;
-        read(&self.orders, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
+    fn handle(&mut self, msg: GetOrder, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.0), |act| {
+            catch_up(act)?;
+            read(&act.orders, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
+        })
     }
 }
 
@@ -334,17 +341,14 @@ mod tests {
     use crate::domain::{EventKind, NewProduct};
 
     async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
-        let inventory = InventoryActor::new(t.store.clone(), t.health.clone()).unwrap().start();
+        let inventory = InventoryActor::new(&t.env()).unwrap().start();
         let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: 5 };
         inventory.send(AddProduct(p)).await.unwrap().unwrap();
-        let payment =
-            PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start();
+        let payment = PaymentActor::new(&t.env(), CardGateway::new("0002")).unwrap().start();
         let workflows =
             Workflows { by_name: [("shop".to_owned(), Workflow::shop())].into(), default: "shop".into() };
         let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
-        OrderActor::new(t.store.clone(), t.health.clone(), inventory, payment, Arc::new(workflows), timeouts)
-            .unwrap()
-            .start()
+        OrderActor::new(&t.env(), inventory, payment, Arc::new(workflows), timeouts).unwrap().start()
     }
 
     fn request(payment: &str, card: &str) -> OrderRequest {

@@ -2,12 +2,12 @@
 //! record of every order, which it captures when the order is paid and
 //! refunds (once) when a paid order is canceled.
 
-use super::consumer::{Cursor, LogConsumer};
+use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::gateway::{last4, CardGateway};
-use super::health::Health;
-use super::NodeError;
+use super::supervision::guarded;
+use super::{NodeError, ServiceEnv};
 use crate::domain::{Event, EventKind, Money, OrderId, PaymentMethod};
-use crate::store::{read, Store, Tx, TxResult};
+use crate::store::{read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -68,12 +68,26 @@ const PAYMENTS: usize = 0;
 pub const NAME: &str = "payment";
 
 impl PaymentActor {
-    pub fn new(store: Store, health: Health, gateway: CardGateway) -> Result<Self, NodeError> {
-        Ok(PaymentActor {
-            payments: store.tree("payments")?,
-            cursor: Cursor::load(store, NAME, health)?,
-            gateway,
-        })
+    pub fn new(env: &ServiceEnv, gateway: CardGateway) -> Result<Self, NodeError> {
+        Ok(PaymentActor { payments: env.store.tree("payments")?, cursor: Cursor::load(env, NAME)?, gateway })
+    }
+
+    fn authorize(&self, msg: &Authorize) -> Result<Authorization, NodeError> {
+        let payment_id = self
+            .gateway
+            .authorize(&msg.order_id, &msg.card, msg.amount)
+            .map_err(NodeError::PaymentDeclined)?;
+        let record = PaymentRecord {
+            payment_id: payment_id.clone(),
+            method: PaymentMethod::Card,
+            amount: msg.amount,
+            state: PaymentStatus::Authorized,
+            card_last4: Some(last4(&msg.card).to_owned()),
+        };
+        // No need to wait for a flush: the order is acknowledged only after
+        // its own write is flushed, which covers this one.
+        self.cursor.store.write(&[&self.payments], |tx| tx.put(PAYMENTS, msg.order_id.as_str(), &record))?;
+        Ok(Authorization { payment_id })
     }
 }
 
@@ -84,8 +98,8 @@ impl LogConsumer for PaymentActor {
         &mut self.cursor
     }
 
-    fn apply_batch(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.payments], batch, on_event)?;
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
+        self.cursor.apply(&[&self.payments], batch, delivery, on_event)?;
         Ok(())
     }
 }
@@ -139,30 +153,16 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
 impl Handler<Authorize> for PaymentActor {
     type Result = Result<Authorization, NodeError>;
 
-    fn handle(&mut self, msg: Authorize, _: &mut Context<Self>) -> Self::Result {
-        let payment_id = self
-            .gateway
-            .authorize(&msg.order_id, &msg.card, msg.amount)
-            .map_err(NodeError::PaymentDeclined)?;
-        let record = PaymentRecord {
-            payment_id: payment_id.clone(),
-            method: PaymentMethod::Card,
-            amount: msg.amount,
-            state: PaymentStatus::Authorized,
-            card_last4: Some(last4(&msg.card).to_owned()),
-        };
-        // No need to wait for a flush: the order is acknowledged only after
-        // its own write is flushed, which covers this one.
-        self.cursor.store.write(&[&self.payments], |tx| tx.put(PAYMENTS, msg.order_id.as_str(), &record))?;
-        Ok(Authorization { payment_id })
+    fn handle(&mut self, msg: Authorize, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.order_id), |act| act.authorize(&msg))
     }
 }
 
 impl Handler<GetPayment> for PaymentActor {
     type Result = Result<Option<PaymentRecord>, NodeError>;
 
-    fn handle(&mut self, msg: GetPayment, _: &mut Context<Self>) -> Self::Result {
-        Ok(read(&self.payments, msg.0.as_str())?)
+    fn handle(&mut self, msg: GetPayment, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.0), |act| Ok(read(&act.payments, msg.0.as_str())?))
     }
 }
 
@@ -173,7 +173,7 @@ mod tests {
     use crate::domain::CancelReason;
 
     fn payment(t: &TestStore) -> Addr<PaymentActor> {
-        PaymentActor::new(t.store.clone(), t.health.clone(), CardGateway::new("0002")).unwrap().start()
+        PaymentActor::new(&t.env(), CardGateway::new("0002")).unwrap().start()
     }
 
     fn refunds(t: &TestStore, n: u64) -> usize {

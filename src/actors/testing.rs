@@ -2,7 +2,9 @@
 //! appended as another service would append them, and waiting for a consumer
 //! to catch up.
 
+use super::faults::Faults;
 use super::health::Health;
+use super::ServiceEnv;
 use crate::domain::{CustomerId, Event, EventKind, Money, OrderId, OrderLine, PaymentMethod, Sku};
 use crate::store::Store;
 use std::time::{Duration, Instant};
@@ -21,6 +23,18 @@ pub fn temp_store() -> TestStore {
 }
 
 impl TestStore {
+    /// What a service is built with, on this store, with quick restarts.
+    pub fn env(&self) -> ServiceEnv {
+        let mut policy = crate::config::Settings::default().supervision;
+        policy.backoff_min_ms = 1;
+        policy.backoff_max_ms = 20;
+        ServiceEnv {
+            store: self.store.clone(),
+            health: self.health.clone(),
+            faults: Faults::default(),
+            policy,
+        }
+    }
     /// Appends events for `order` as if another service had written them.
     pub fn append(&self, order: &OrderId, kinds: Vec<EventKind>) {
         self.store

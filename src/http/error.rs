@@ -10,9 +10,6 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Seconds a caller is asked to wait before retrying a 503.
-const RETRY_AFTER_SECS: u64 = 1;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -31,6 +28,10 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no route for {0}")]
     NoRoute(String),
+    #[error("the admin API needs Authorization: Bearer <admin.token>")]
+    Unauthorized,
+    #[error("the admin API is disabled; set admin.token (FULFIL_ADMIN__TOKEN) to enable it")]
+    AdminDisabled,
 }
 
 /// The problem document.
@@ -63,6 +64,9 @@ impl ApiError {
                 NodeError::Unavailable(_) | NodeError::Store(StoreError::Closed) => {
                     ("unavailable", "The service is unavailable")
                 }
+                NodeError::Restarting { .. } => ("restarting", "The service is restarting"),
+                NodeError::Failed { .. } => ("service-failed", "The service failed; nothing changed"),
+                NodeError::Draining => ("shutting-down", "The node is shutting down"),
                 NodeError::Store(_) => ("storage-error", "The store failed"),
             },
             ApiError::MalformedBody(_) => ("malformed-body", "The body is not valid JSON"),
@@ -71,6 +75,19 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "The body is too large"),
             ApiError::BadQuery(_) => ("invalid-query", "The query string is not valid"),
             ApiError::NoRoute(_) => ("not-found", "Not found"),
+            ApiError::Unauthorized => ("unauthorized", "Missing or wrong admin token"),
+            ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
+        }
+    }
+}
+
+impl ApiError {
+    /// Whole seconds (at least 1) before a retry may succeed, for the
+    /// `Retry-After` header.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Node(e) => e.retry_after().map(|d| d.as_secs_f64().ceil().max(1.0) as u64),
+            _ => None,
         }
     }
 }
@@ -87,6 +104,9 @@ impl ResponseError for ApiError {
                 NodeError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
                 NodeError::Timeout { .. }
                 | NodeError::Unavailable(_)
+                | NodeError::Restarting { .. }
+                | NodeError::Failed { .. }
+                | NodeError::Draining
                 | NodeError::Store(StoreError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
                 NodeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -95,6 +115,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
         }
     }
 
@@ -112,8 +134,11 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Some(after) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, after.to_string()));
         }
         response.json(problem)
     }

@@ -1,4 +1,5 @@
-//! `/health`: liveness and readiness, each naming every service's state.
+//! `/health`: liveness and readiness, each naming every service's state,
+//! restart count, last error and log lag.
 
 use crate::Node;
 use actix_web::web::{self, Data, ServiceConfig};
@@ -8,17 +9,22 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/health/live", web::get().to(live)).route("/health/ready", web::get().to(ready));
 }
 
-/// The process answers: it is alive.
+/// 503 only when the node can no longer make progress: a service did not
+/// answer a ping in time. A restarting service is healing, not stuck.
 async fn live(node: Data<Node>) -> HttpResponse {
-    HttpResponse::Ok().json(node.health())
+    respond(node.live().await)
 }
 
-/// 200 only while every service is running; 503 otherwise, so a load
-/// balancer sends no traffic to a node that cannot serve it.
+/// 503 while a service is not running (restarting, failed, paused), the
+/// node is draining, or the store cannot flush: send no traffic here.
 async fn ready(node: Data<Node>) -> HttpResponse {
-    let report = node.health();
-    match report.status {
-        "ready" => HttpResponse::Ok().json(report),
-        _ => HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(report),
+    respond(node.health())
+}
+
+fn respond(report: crate::HealthReport) -> HttpResponse {
+    if report.is_ok() {
+        HttpResponse::Ok().json(report)
+    } else {
+        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(report)
     }
 }

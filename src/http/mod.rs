@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod deliveries;
 mod error;
 mod health;
@@ -23,7 +24,11 @@ mod status;
 
 pub use error::{ApiError, PROBLEM_JSON};
 
+use crate::actors::NodeError;
 use crate::Node;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, ServiceConfig};
 
 /// Largest JSON body accepted.
@@ -42,13 +47,20 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
             )
             .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()))
             .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()))
-            .configure(products::routes)
-            .configure(orders::routes)
-            .configure(payments::routes)
-            .configure(deliveries::routes)
-            .configure(status::routes)
-            .configure(notifications::routes)
-            .configure(health::routes);
+            // Health stays outside the draining guard: it must keep saying why.
+            .configure(health::routes)
+            .service(
+                web::scope("")
+                    .wrap(from_fn(refuse_while_draining))
+                    .configure(products::routes)
+                    .configure(orders::routes)
+                    .configure(payments::routes)
+                    .configure(deliveries::routes)
+                    .configure(status::routes)
+                    .configure(notifications::routes)
+                    .configure(admin::routes)
+                    .default_service(web::to(no_route)),
+            );
     }
 }
 
@@ -56,4 +68,16 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
 /// `default_service` so that unknown paths get problem+json too.
 pub async fn no_route(req: actix_web::HttpRequest) -> ApiError {
     ApiError::NoRoute(format!("{} {}", req.method(), req.path()))
+}
+
+/// While the node drains (shutting down), new requests get 503 with
+/// `Retry-After`; requests already in flight finish.
+async fn refuse_while_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.app_data::<web::Data<Node>>().is_some_and(|node| node.is_draining()) {
+        return Err(ApiError::Node(NodeError::Draining).into());
+    }
+    next.call(req).await
 }

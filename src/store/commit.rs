@@ -9,6 +9,7 @@
 //! by the first flush that begins after it asked.
 
 use super::StoreError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,6 +20,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(100);
 
 pub(super) struct GroupCommit {
     shared: Arc<Shared>,
+    healthy: Arc<AtomicBool>,
     flushed: watch::Receiver<Flushed>,
     thread: Option<JoinHandle<()>>,
 }
@@ -46,11 +48,16 @@ impl GroupCommit {
     pub(super) fn start(db: sled::Db) -> std::io::Result<GroupCommit> {
         let shared = Arc::new(Shared { state: Mutex::new(Requests::default()), wake: Condvar::new() });
         let (tx, flushed) = watch::channel(Flushed::default());
-        let for_thread = shared.clone();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (for_thread, healthy_flag) = (shared.clone(), healthy.clone());
         let thread = std::thread::Builder::new()
             .name("fulfil-flusher".into())
-            .spawn(move || flusher(db, for_thread, tx))?;
-        Ok(GroupCommit { shared, flushed, thread: Some(thread) })
+            .spawn(move || flusher(db, for_thread, tx, healthy_flag))?;
+        Ok(GroupCommit { shared, healthy, flushed, thread: Some(thread) })
+    }
+
+    pub(super) fn healthy(&self) -> Arc<AtomicBool> {
+        self.healthy.clone()
     }
 
     /// Resolves once a flush has covered every write finished before the call.
@@ -86,7 +93,7 @@ impl Drop for GroupCommit {
     }
 }
 
-fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>) {
+fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>, healthy: Arc<AtomicBool>) {
     let mut done = 0u64;
     loop {
         let (target, stop) = {
@@ -103,10 +110,12 @@ fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>) {
         };
         match db.flush() {
             Ok(_) => {
+                healthy.store(true, Ordering::Relaxed);
                 done = target;
                 flushed.send_replace(Flushed { ticket: done, closed: false });
             }
             Err(e) => {
+                healthy.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "flushing the store failed; retrying");
                 std::thread::sleep(RETRY_AFTER_FAILURE);
                 continue;

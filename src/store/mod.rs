@@ -10,9 +10,11 @@
 
 mod codec;
 mod commit;
+mod dead_letter;
 mod log;
 
 pub use codec::{decode, encode, CodecError};
+pub use dead_letter::{remove_dead_letter, DeadLetter};
 pub use log::{Tx, TxResult};
 
 use crate::domain::{Event, Seq};
@@ -50,6 +52,8 @@ struct Inner {
     db: sled::Db,
     events: Tree,
     offsets: Tree,
+    dead_letters: Tree,
+    dead_letter_index: Tree,
     /// Serialises writers so that sequence numbers are handed out and made
     /// visible in order: a reader that sees event N has seen every event < N.
     append: Mutex<()>,
@@ -68,6 +72,8 @@ impl Store {
         let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
         let events = db.open_tree(EVENTS)?;
         let offsets = db.open_tree(OFFSETS)?;
+        let dead_letters = db.open_tree("dead_letters")?;
+        let dead_letter_index = db.open_tree("dead_letters_by_order")?;
         let last = match events.last()? {
             Some((k, _)) => log::seq_from_key(&k)?,
             None => 0,
@@ -75,7 +81,18 @@ impl Store {
         let (head, _) = watch::channel(last);
         let group = GroupCommit::start(db.clone())
             .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
-        Ok(Store { inner: Arc::new(Inner { db, events, offsets, append: Mutex::new(()), head, group }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                events,
+                offsets,
+                dead_letters,
+                dead_letter_index,
+                append: Mutex::new(()),
+                head,
+                group,
+            }),
+        })
     }
 
     /// A service's own tree.
@@ -127,7 +144,9 @@ impl Store {
         f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<(R, Vec<Event>), WriteError<E>> {
         let inner = &self.inner;
-        let guard = inner.append.lock().map_err(|_| WriteError::Store(StoreError::Closed))?;
+        // The mutex guards no data, only the order of writers, so a panic in
+        // an earlier writer (poisoning it) changes nothing: carry on.
+        let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut all: Vec<&Tree> = Vec::with_capacity(trees.len() + 2);
         all.extend_from_slice(trees);
         all.push(&inner.events);
@@ -148,6 +167,11 @@ impl Store {
         }
         drop(guard);
         Ok((value, appended))
+    }
+
+    /// Whether the last flush succeeded; readiness reports it.
+    pub fn healthy(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.inner.group.healthy()
     }
 
     /// Waits until everything written before this call is on disk.

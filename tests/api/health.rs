@@ -7,11 +7,11 @@ const SERVICES: [&str; 6] = ["delivery", "inventory", "notification", "order", "
 #[tokio::test]
 async fn live_and_ready_name_every_service_once_the_node_is_up() {
     let app = spawn_app().await;
-    for path in ["/health/live", "/health/ready"] {
+    for (path, status) in [("/health/live", "live"), ("/health/ready", "ready")] {
         let r = app.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["status"], "ready");
+        assert_eq!(body["status"], status);
         for service in SERVICES {
             assert_eq!(body["services"][service]["state"], "running", "{path} {service}");
         }

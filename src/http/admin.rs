@@ -1,0 +1,100 @@
+//! `/admin`: operators' tools, behind a bearer token (`admin.token`).
+//! Dead letters, fault injection, pausing a service's consumption.
+
+use super::ApiError;
+use crate::actors::faults::FaultSpec;
+use crate::node::Service;
+use crate::Node;
+use actix_web::http::header;
+use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.route("/admin/dead-letters", web::get().to(dead_letters))
+        .route("/admin/dead-letters/{id}/retry", web::post().to(retry))
+        .route("/admin/faults", web::get().to(faults))
+        .route("/admin/faults", web::delete().to(clear_all))
+        .route("/admin/faults/{service}", web::post().to(inject))
+        .route("/admin/faults/{service}", web::delete().to(clear))
+        .route("/admin/services/{service}/pause", web::post().to(pause))
+        .route("/admin/services/{service}/resume", web::post().to(resume));
+}
+
+/// Checks the bearer token; compares in constant time.
+fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
+    let expected = node.admin_token().as_bytes();
+    if expected.is_empty() {
+        return Err(ApiError::AdminDisabled);
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .as_bytes();
+    let same = given.len() == expected.len()
+        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn service(name: &str) -> Result<Service, ApiError> {
+    Service::parse(name).ok_or_else(|| ApiError::NoRoute(format!("service {name}")))
+}
+
+async fn dead_letters(node: Data<Node>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    Ok(HttpResponse::Ok().json(json!({ "dead_letters": node.dead_letters().await? })))
+}
+
+async fn retry(node: Data<Node>, req: HttpRequest, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    let id: u64 = id.parse().map_err(|_| ApiError::NoRoute(format!("dead letter {id}")))?;
+    node.retry_dead_letter(id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "retried": id })))
+}
+
+async fn faults(node: Data<Node>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    Ok(HttpResponse::Ok().json(node.faults()))
+}
+
+async fn inject(
+    node: Data<Node>,
+    req: HttpRequest,
+    name: Path<String>,
+    spec: Json<FaultSpec>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.inject_fault(service(&name)?, spec.into_inner())?;
+    Ok(HttpResponse::Ok().json(node.faults()))
+}
+
+async fn clear(node: Data<Node>, req: HttpRequest, name: Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.clear_faults(Some(service(&name)?));
+    Ok(HttpResponse::Ok().json(node.faults()))
+}
+
+async fn clear_all(node: Data<Node>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.clear_faults(None);
+    Ok(HttpResponse::Ok().json(node.faults()))
+}
+
+async fn pause(node: Data<Node>, req: HttpRequest, name: Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.pause(service(&name)?).await?;
+    Ok(HttpResponse::Ok().json(node.health()))
+}
+
+async fn resume(node: Data<Node>, req: HttpRequest, name: Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.resume(service(&name)?).await?;
+    Ok(HttpResponse::Ok().json(node.health()))
+}
