@@ -279,18 +279,20 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<()
 }
 
 impl Handler<PlaceOrder> for OrderActor {
-    type Result = ResponseActFuture<Self, Result<OrderReceipt, NodeError>>;
+    /// Refusals are answered at once (`reply`): after a panic the actor
+    /// stops, and an actor future would never be polled to deliver them.
+    type Result = ActorResponse<Self, Result<OrderReceipt, NodeError>>;
 
     fn handle(&mut self, msg: PlaceOrder, ctx: &mut Context<Self>) -> Self::Result {
         let (id, order) = match guarded(self, ctx, None, |act| act.prepare(&msg)) {
             Ok(Prepared::New(id, order)) => (id, order),
             Ok(Prepared::Replay(receipt)) => {
-                return Box::pin(durably(&self.cursor.store, Ok(receipt)).into_actor(self))
+                return ActorResponse::r#async(durably(&self.cursor.store, Ok(receipt)).into_actor(self))
             }
-            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Err(e) => return ActorResponse::reply(Err(e)),
         };
         let key = msg.idempotency_key;
-        Box::pin(
+        ActorResponse::r#async(
             self.price_and_authorize(id, order)
                 .into_actor(self)
                 .map(move |priced, act, ctx| {

@@ -32,8 +32,15 @@ pub fn test_settings(dir: &Path) -> Settings {
 
 /// A node with its HTTP gateway on a free port and a fresh data directory.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = TempDir::new().expect("temp dir");
-    let mut app = spawn_app_at(dir.path()).await;
+    let mut settings = test_settings(dir.path());
+    adjust(&mut settings);
+    let mut app = spawn_with(settings).await;
     app._dir = Some(dir);
     app
 }
@@ -70,6 +77,43 @@ impl TestApp {
 
     pub async fn post(&self, path: &str) -> Response {
         self.client.post(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Places an order with an idempotency key, retrying while the node
+    /// answers 503 (a service restarting), as a well-behaved client does.
+    /// Returns the order's id.
+    pub async fn place_retrying(&self, body: &Value, key: &str) -> String {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let r =
+                self.client.post(self.url("/orders")).header("Idempotency-Key", key).json(body).send().await;
+            let r = r.expect("request sent");
+            match r.status() {
+                StatusCode::CREATED => {
+                    return r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+                }
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT if Instant::now() < deadline => {
+                    assert!(r.headers().contains_key("retry-after") || r.status() == StatusCode::CONFLICT);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => panic!("placing {body} answered {other}: {}", r.text().await.unwrap()),
+            }
+        }
+    }
+
+    /// Polls until readiness is 200.
+    pub async fn wait_until_ready(&self) -> Value {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let r = self.get("/health/ready").await;
+            let ok = r.status() == StatusCode::OK;
+            let body: Value = r.json().await.unwrap();
+            if ok {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "the node did not become ready: {body}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

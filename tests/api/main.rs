@@ -2,6 +2,7 @@
 //! temporary data directory.
 
 mod bad_input;
+mod faults;
 mod health;
 mod helpers;
 mod idempotency;

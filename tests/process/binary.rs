@@ -1,0 +1,35 @@
+//! The real `fulfil` binary: configuration from the environment, where it
+//! says it listens, readiness during a drain, and a clean exit on SIGTERM.
+
+use crate::helpers::{add_products, client, Proc};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+#[tokio::test]
+async fn the_binary_takes_env_overrides_drains_on_sigterm_and_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start(data.path());
+    let ready = client().get(format!("{}/health/ready", node.address)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    add_products(&node.address, &[("MUG", 3)]).await;
+
+    node.signal("TERM");
+    // During the drain (FULFIL_SHUTDOWN__DRAIN_MS=200) readiness says so at once.
+    let draining = client().get(format!("{}/health/ready", node.address)).send().await.unwrap();
+    assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let refused = client().get(format!("{}/products/MUG", node.address)).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers().contains_key("retry-after"));
+    let status = node.wait(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status {status:?}");
+
+    // The acknowledged product is there when the node comes back.
+    let node = Proc::start(data.path());
+    let product: serde_json::Value =
+        client().get(format!("{}/products/MUG", node.address)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(product["stock"], 3);
+
+    // SIGINT (Ctrl-C) shuts down just as cleanly.
+    node.signal("INT");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+}

@@ -1,0 +1,6 @@
+//! Tests of the real `fulfil` binary as a process: configuration, signals,
+//! and crashes (`kill -9`) under load.
+
+mod binary;
+mod crash;
+mod helpers;
