@@ -181,9 +181,12 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
     let Some(last) = batch.last().map(|e| e.seq) else { return Ok(Step::Idle) };
     let outcome = catch(|| {
         // Injected faults run here, outside the transaction (sled holds its
-        // global write lock while a transaction closure runs).
-        for event in &batch {
-            act.cursor().sup.inject(Some(&event.order_id))?;
+        // global write lock while a transaction closure runs): once per
+        // batch, plus the poison-order check for every event.
+        let sup = &act.cursor().sup;
+        sup.inject(batch.first().map(|e| &e.order_id))?;
+        for event in &batch[1..] {
+            sup.faults().poison_check(sup.name, &event.order_id);
         }
         act.apply_batch(&batch, Delivery::InOrder)
     });

@@ -103,6 +103,20 @@ impl Faults {
         injected
     }
 
+    /// Panics if `order` is the service's poison order. For the events of a
+    /// batch after its first: latency and failures apply once per message.
+    pub fn poison_check(&self, service: &str, order: &OrderId) {
+        let poisoned = self
+            .by_service
+            .lock()
+            .map(|m| m.get(service).is_some_and(|s| s.panic_on_order.as_ref() == Some(order)))
+            .unwrap_or(false);
+        if poisoned {
+            tracing::warn!(service, order = %order, "fault fired: poison order");
+            panic!("injected panic on order {order}");
+        }
+    }
+
     /// Runs the check and acts on it: sleeps, or panics. Returns `true`
     /// when the message must fail. Never call it inside a store transaction:
     /// sled holds its global write lock while one runs.
