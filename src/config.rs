@@ -55,6 +55,10 @@ pub struct AdminSettings {
 pub struct HttpSettings {
     pub bind: String,
     pub workers: usize,
+    pub max_connections: usize,
+    /// Requests per second per client; 0 turns the limit off.
+    pub rate_per_client: u32,
+    pub burst_per_client: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +69,7 @@ pub struct StoreSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct MailboxSettings {
+    pub wait_ms: u64,
     pub order: usize,
     pub payment: usize,
     pub inventory: usize,
@@ -92,6 +97,15 @@ impl TimeoutSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PaymentSettings {
     pub decline_suffix: String,
+    pub gateway_latency_ms: u64,
+    pub gateway_jitter_ms: u64,
+    pub gateway_failure_rate: f64,
+    pub gateway_timeout_ms: u64,
+    pub gateway_rate: u32,
+    pub gateway_burst: u32,
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    pub breaker: crate::actors::breaker::BreakerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,10 +171,19 @@ impl Settings {
             ));
         }
         for (service, spec) in &self.faults {
-            if !crate::node::SERVICES.contains(&service.as_str()) {
+            if !crate::node::SERVICES.contains(&service.as_str()) && service != crate::actors::gateway::NAME {
                 return Err(SettingsError::Invalid(format!("faults.{service}: no such service")));
             }
             spec.validate().map_err(|e| SettingsError::Invalid(format!("faults.{service}: {e}")))?;
+        }
+        let p = &self.payment;
+        if p.gateway_rate == 0 || p.gateway_burst == 0 || !(0.0..=1.0).contains(&p.gateway_failure_rate) {
+            return Err(SettingsError::Invalid(
+                "payment: gateway_rate and gateway_burst must be at least 1, gateway_failure_rate within 0..1".into(),
+            ));
+        }
+        if self.http.rate_per_client > 0 && self.http.burst_per_client == 0 {
+            return Err(SettingsError::Invalid("http.burst_per_client must be at least 1".into()));
         }
         let m = &self.mailbox;
         if [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection].contains(&0) {

@@ -48,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod startup;
 pub mod store;

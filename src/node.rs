@@ -10,14 +10,15 @@
 use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
 use crate::actors::delivery::{CompleteDelivery, Delivery, DeliveryActor, GetDelivery};
 use crate::actors::faults::{FaultSpec, Faults};
-use crate::actors::gateway::CardGateway;
+
+use crate::actors::breaker::BreakerState;
 use crate::actors::health::{Health, ServiceHealth, ServiceState};
 use crate::actors::inventory::{
     AddProduct, GetProduct, GetReservation, InventoryActor, Reservation, Restock,
 };
 use crate::actors::notification::{ListNotifications, NotificationActor};
 use crate::actors::order::{GetOrder, OrderActor, OrderCommand, OrderReceipt, PlaceOrder, Workflows};
-use crate::actors::payment::{GetPayment, PaymentActor, PaymentRecord};
+use crate::actors::payment::{GetPayment, PaymentActor, PaymentRecord, BREAKER as PAYMENT_BREAKER};
 use crate::actors::projection::{
     GetDeadLetter, GetStatus, ListDeadLetters, ListStatus, ProjectionActor, StatusReport,
 };
@@ -27,7 +28,10 @@ use crate::domain::order::Command;
 use crate::domain::{
     CustomerId, NewProduct, Notification, Order, OrderId, OrderRequest, Product, Sku, StatusView,
 };
+use crate::http::ClientLimiter;
+use crate::metrics::Metrics;
 use crate::store::{DeadLetter, Store};
+use actix::dev::{MessageResponse, ToEnvelope};
 use actix::{Actor, Addr, Arbiter, Handler, Recipient, Supervisor, System};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::sync::Semaphore;
 
 /// The names of a node's services, as health reports and faults use them.
 pub const SERVICES: [&str; 6] = ["order", "payment", "inventory", "delivery", "notification", "projection"];
@@ -48,6 +53,9 @@ pub struct Node {
 
 struct Inner {
     actors: Actors,
+    gates: [Gate; 6],
+    limiter: Option<ClientLimiter>,
+    metrics: Arc<Metrics>,
     health: Health,
     faults: Faults,
     head: tokio::sync::watch::Receiver<u64>,
@@ -58,6 +66,20 @@ struct Inner {
     admin_token: String,
     data_dir: std::path::PathBuf,
     running: Mutex<Option<Running>>,
+}
+
+/// Admission to one service: as many calls in flight as its mailbox holds.
+/// A caller waits up to `wait` for room, then gets [`NodeError::Busy`]: a
+/// full service pushes back instead of queueing without bound.
+struct Gate {
+    permits: Semaphore,
+    wait: Duration,
+}
+
+impl Gate {
+    fn new(capacity: usize, wait: Duration) -> Gate {
+        Gate { permits: Semaphore::new(capacity), wait }
+    }
 }
 
 /// What is needed to stop the actor system.
@@ -116,6 +138,9 @@ pub struct HealthReport {
     /// The last sequence number in the event log.
     pub log_head: u64,
     pub services: BTreeMap<&'static str, ServiceHealth>,
+    /// Circuit breakers and their states; an open breaker does not make the
+    /// node unready (orders are still taken, per the workflow's fallback).
+    pub breakers: BTreeMap<&'static str, BreakerState>,
     /// For liveness: the services that did not answer a ping in time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unresponsive: Vec<&'static str>,
@@ -150,19 +175,30 @@ impl Node {
         let timeout = settings.timeouts.request();
         let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
         let admin_token = settings.admin.token.clone();
+        let wait = Duration::from_millis(settings.mailbox.wait_ms);
+        let m = &settings.mailbox;
+        // In the order of `Service::ALL`.
+        let gates = [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection]
+            .map(|capacity| Gate::new(capacity, wait));
+        let limiter = ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client);
+        let metrics = Arc::new(Metrics::new());
+        let env_metrics = metrics.clone();
         let faults = Faults::default();
         for (service, spec) in &settings.faults {
             faults.set(service, spec.clone());
         }
         let env_faults = faults.clone();
         std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
-            run_system(settings, env_faults, ready_tx, stopped_tx);
+            run_system(settings, env_faults, env_metrics, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");
         Ok(Node {
             inner: Arc::new(Inner {
                 actors: started.actors,
+                gates,
+                limiter,
+                metrics,
                 health: started.health,
                 faults,
                 head: started.head,
@@ -214,23 +250,23 @@ impl Node {
     // ---- products ----
 
     pub async fn add_product(&self, product: NewProduct) -> Result<Product, NodeError> {
-        ask(&self.inner.actors.inventory, AddProduct(product), self.inner.timeout, "inventory").await
+        self.call(Service::Inventory, &self.inner.actors.inventory, AddProduct(product)).await
     }
 
     pub async fn product(&self, sku: &str) -> Result<Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        ask(&self.inner.actors.inventory, GetProduct(sku), self.inner.timeout, "inventory").await
+        self.call(Service::Inventory, &self.inner.actors.inventory, GetProduct(sku)).await
     }
 
     pub async fn restock(&self, sku: &str, qty: i64) -> Result<Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        ask(&self.inner.actors.inventory, Restock { sku, qty }, self.inner.timeout, "inventory").await
+        self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty }).await
     }
 
     /// The inventory's reservation for an order, if it knows the order.
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.inventory, GetReservation(id), self.inner.timeout, "inventory").await
+        self.call(Service::Inventory, &self.inner.actors.inventory, GetReservation(id)).await
     }
 
     // ---- orders ----
@@ -242,13 +278,13 @@ impl Node {
         idempotency_key: Option<String>,
     ) -> Result<OrderReceipt, NodeError> {
         let msg = PlaceOrder { request, idempotency_key };
-        ask(&self.inner.actors.order, msg, self.inner.timeout, "order").await
+        self.call(Service::Order, &self.inner.actors.order, msg).await
     }
 
     /// The command side's record of an order (always current).
     pub async fn order(&self, order_id: &str) -> Result<Order, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.order, GetOrder(id), self.inner.timeout, "order").await
+        self.call(Service::Order, &self.inner.actors.order, GetOrder(id)).await
     }
 
     /// The seller confirms the bank-transfer deposit.
@@ -267,13 +303,13 @@ impl Node {
 
     async fn command(&self, order_id: &str, command: Command) -> Result<Order, NodeError> {
         let msg = OrderCommand { order_id: order_id_of(order_id)?, command };
-        ask(&self.inner.actors.order, msg, self.inner.timeout, "order").await
+        self.call(Service::Order, &self.inner.actors.order, msg).await
     }
 
     /// The payment service's record for an order.
     pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentRecord>, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.payment, GetPayment(id), self.inner.timeout, "payment").await
+        self.call(Service::Payment, &self.inner.actors.payment, GetPayment(id)).await
     }
 
     // ---- delivery ----
@@ -281,12 +317,12 @@ impl Node {
     /// The courier reports the delivery complete.
     pub async fn complete_delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.delivery, CompleteDelivery(id), self.inner.timeout, "delivery").await
+        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteDelivery(id)).await
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.delivery, GetDelivery(id), self.inner.timeout, "delivery").await
+        self.call(Service::Delivery, &self.inner.actors.delivery, GetDelivery(id)).await
     }
 
     // ---- read side ----
@@ -296,23 +332,68 @@ impl Node {
     /// moment.
     pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let id = order_id_of(order_id)?;
-        ask(&self.inner.actors.projection, GetStatus(id), self.inner.timeout, "projection").await
+        self.call(Service::Projection, &self.inner.actors.projection, GetStatus(id)).await
     }
 
     /// The status views of a customer's orders, oldest first.
     pub async fn statuses(&self, customer: &str) -> Result<Vec<StatusView>, NodeError> {
         let customer = CustomerId::parse(customer)?;
-        ask(&self.inner.actors.projection, ListStatus(customer), self.inner.timeout, "projection").await
+        self.call(Service::Projection, &self.inner.actors.projection, ListStatus(customer)).await
     }
 
     /// A customer's notifications, oldest first.
     pub async fn notifications(&self, customer: &str) -> Result<Vec<Notification>, NodeError> {
         let customer = CustomerId::parse(customer)?;
         let msg = ListNotifications(customer);
-        ask(&self.inner.actors.notification, msg, self.inner.timeout, "notification").await
+        self.call(Service::Notification, &self.inner.actors.notification, msg).await
     }
 
     // ---- operations ----
+
+    /// Calls a service through its admission gate (see [`Gate`]).
+    async fn call<A, M, T>(&self, service: Service, addr: &Addr<A>, msg: M) -> Result<T, NodeError>
+    where
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: actix::Message<Result = Result<T, NodeError>> + Send + 'static,
+        T: Send + 'static,
+        Result<T, NodeError>: MessageResponse<A, M> + Send,
+    {
+        let gate = &self.inner.gates[service as usize];
+        let name = service.name();
+        let asked = std::time::Instant::now();
+        let permit = match tokio::time::timeout(gate.wait, gate.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                self.inner.metrics.mailbox_rejections.with_label_values(&[name]).inc();
+                return Err(NodeError::Busy { service: name, retry_after: Duration::from_secs(1) });
+            }
+        };
+        self.inner.metrics.mailbox_wait.with_label_values(&[name]).observe(asked.elapsed().as_secs_f64());
+        let answer = ask(addr, msg, self.inner.timeout, name).await;
+        drop(permit);
+        answer
+    }
+
+    /// Admits one HTTP request from `client` under the per-client rate
+    /// limit, or says how long it must wait.
+    pub fn admit_client(&self, client: &str) -> Result<(), Duration> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.check(client).inspect_err(|_| {
+                self.inner.metrics.rate_limited.with_label_values(&["http"]).inc();
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Every metric in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render(&self.health())
+    }
 
     /// Readiness: every service running, the store flushing, not draining.
     pub fn health(&self) -> HealthReport {
@@ -329,7 +410,8 @@ impl Node {
         } else {
             "degraded"
         };
-        HealthReport { status, log_head: head, services, unresponsive: Vec::new() }
+        let breakers = BTreeMap::from([(PAYMENT_BREAKER, self.inner.metrics.breaker(PAYMENT_BREAKER))]);
+        HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new() }
     }
 
     /// Liveness: can the node still make progress? Every actor must answer a
@@ -378,25 +460,23 @@ impl Node {
 
     /// Events the services set aside after failing on them repeatedly.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, NodeError> {
-        ask(&self.inner.actors.projection, ListDeadLetters, self.inner.timeout, "projection").await
+        self.call(Service::Projection, &self.inner.actors.projection, ListDeadLetters).await
     }
 
     /// Puts a dead letter back: its service applies the event again, and
     /// the dead letter is gone once that succeeds.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<(), NodeError> {
-        let letter =
-            ask(&self.inner.actors.projection, GetDeadLetter(id), self.inner.timeout, "projection").await?;
+        let letter = self.call(Service::Projection, &self.inner.actors.projection, GetDeadLetter(id)).await?;
         let service = Service::parse(&letter.service)
             .ok_or_else(|| NodeError::not_found("service", &letter.service))?;
-        let a = &self.inner.actors;
-        let (t, msg) = (self.inner.timeout, Redeliver(letter));
+        let (a, msg) = (&self.inner.actors, Redeliver(letter));
         match service {
-            Service::Order => ask(&a.order, msg, t, "order").await,
-            Service::Payment => ask(&a.payment, msg, t, "payment").await,
-            Service::Inventory => ask(&a.inventory, msg, t, "inventory").await,
-            Service::Delivery => ask(&a.delivery, msg, t, "delivery").await,
-            Service::Notification => ask(&a.notification, msg, t, "notification").await,
-            Service::Projection => ask(&a.projection, msg, t, "projection").await,
+            Service::Order => self.call(service, &a.order, msg).await,
+            Service::Payment => self.call(service, &a.payment, msg).await,
+            Service::Inventory => self.call(service, &a.inventory, msg).await,
+            Service::Delivery => self.call(service, &a.delivery, msg).await,
+            Service::Notification => self.call(service, &a.notification, msg).await,
+            Service::Projection => self.call(service, &a.projection, msg).await,
         }
     }
 
@@ -452,11 +532,12 @@ struct Started {
 fn run_system(
     settings: Settings,
     faults: Faults,
+    metrics: Arc<Metrics>,
     ready: oneshot::Sender<Result<Started, StartError>>,
     stopped: oneshot::Sender<()>,
 ) {
     let runner = actix::System::new();
-    let booted = runner.block_on(async { boot(&settings, faults) });
+    let booted = runner.block_on(async { boot(&settings, faults, metrics) });
     let (actors, env, arbiters) = match booted {
         Ok(b) => b,
         Err(e) => {
@@ -488,18 +569,28 @@ fn run_system(
     let _ = stopped.send(());
 }
 
-fn boot(settings: &Settings, faults: Faults) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
+fn boot(
+    settings: &Settings,
+    faults: Faults,
+    metrics: Arc<Metrics>,
+) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
         .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
-    let env = ServiceEnv { store, health: Health::default(), faults, policy: settings.supervision.clone() };
+    let env = ServiceEnv {
+        store,
+        health: Health::default(),
+        faults,
+        policy: settings.supervision.clone(),
+        metrics,
+    };
     let mailbox = &settings.mailbox;
     let mut arbiters = Vec::new();
     let fail = StartError::Actors;
 
     let inventory = supervise(&mut arbiters, mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
-    let gateway = CardGateway::new(settings.payment.decline_suffix.clone());
-    let payment = supervise(&mut arbiters, mailbox.payment, PaymentActor::new(&env, gateway).map_err(fail)?);
+    let payment =
+        supervise(&mut arbiters, mailbox.payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
     let delivery = supervise(&mut arbiters, mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
     let notification =
         supervise(&mut arbiters, mailbox.notification, NotificationActor::new(&env).map_err(fail)?);

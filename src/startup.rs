@@ -23,6 +23,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.http.bind)?;
         let address = listener.local_addr()?;
         let workers = settings.http.workers;
+        let max_connections = settings.http.max_connections;
         let shutdown = settings.shutdown.clone();
         let node = Node::start(settings).await?;
         let app_node = node.clone();
@@ -35,6 +36,7 @@ impl Application {
         if workers > 0 {
             server = server.workers(workers);
         }
+        server = server.max_connections(max_connections);
         let server = match server.listen(listener) {
             Ok(server) => server.run(),
             Err(e) => {

@@ -133,6 +133,10 @@ pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> {
 
     /// Drops what only the failed instance knew; called on a restart.
     fn on_restart(&mut self) {}
+
+    /// Starts what else the actor runs (timers); called whenever it starts,
+    /// restarts included.
+    fn on_start(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl<A: LogConsumer> Supervise for A {
@@ -198,6 +202,7 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
             cursor.sup.event_succeeded();
             cursor.sup.recovered();
             cursor.sup.health().progressed(cursor.name, last);
+            cursor.sup.metrics().events_consumed.with_label_values(&[cursor.name]).inc_by(batch.len() as u64);
             return Ok(Step::Applied);
         }
         Ok(Err(e)) => (e.to_string(), false),
@@ -346,6 +351,7 @@ pub fn resume<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
 /// Starts the loop; call from `started`. After a restart the service stays
 /// `restarting` (or `failed`) until its first successful turn.
 pub fn start<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
+    act.on_start(ctx);
     let cursor = act.cursor();
     if cursor.sup.backing_off().is_none() {
         cursor.sup.health().set_state(cursor.name, ServiceState::Running);

@@ -36,6 +36,14 @@ pub enum NodeError {
     /// error it could not recover from); nothing changed.
     #[error("{service} failed: {reason}")]
     Failed { service: &'static str, reason: String },
+    /// A service stayed full longer than callers wait for room.
+    #[error("{service} is busy; retry in {retry_after:?}")]
+    Busy { service: &'static str, retry_after: Duration },
+    /// Card payment cannot be taken now (the gateway is failing, slow or
+    /// over its rate, or the breaker is open) and the workflow refuses
+    /// rather than defers: pay a little later.
+    #[error("card payment is unavailable ({reason}); please pay a little later")]
+    PaymentUnavailable { reason: String, retry_after: Duration },
     /// The node is shutting down and takes no new work.
     #[error("the node is shutting down")]
     Draining,
@@ -70,7 +78,9 @@ impl NodeError {
     /// earliest. `None` for every error that retrying will not fix.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            NodeError::Restarting { retry_after, .. } => Some(*retry_after),
+            NodeError::Restarting { retry_after, .. }
+            | NodeError::Busy { retry_after, .. }
+            | NodeError::PaymentUnavailable { retry_after, .. } => Some(*retry_after),
             NodeError::Timeout { .. }
             | NodeError::Unavailable(_)
             | NodeError::Failed { .. }

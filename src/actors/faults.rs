@@ -24,6 +24,9 @@ pub struct FaultSpec {
     /// Added to every message, in milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
+    /// For the card gateway: latency varies by up to this much either way.
+    #[serde(default)]
+    pub jitter_ms: u64,
     /// Share of messages, from 0.0 to 1.0, that fail with an error.
     #[serde(default)]
     pub fail_rate: f64,
@@ -41,7 +44,11 @@ impl FaultSpec {
     }
 
     fn is_idle(&self) -> bool {
-        self.panic_next == 0 && self.panic_on_order.is_none() && self.latency_ms == 0 && self.fail_rate == 0.0
+        self.panic_next == 0
+            && self.panic_on_order.is_none()
+            && self.latency_ms == 0
+            && self.jitter_ms == 0
+            && self.fail_rate == 0.0
     }
 }
 
@@ -82,6 +89,11 @@ impl Faults {
                 None => map.clear(),
             }
         }
+    }
+
+    /// One service's fault, if it has one.
+    pub fn get(&self, service: &str) -> Option<FaultSpec> {
+        self.by_service.lock().ok().and_then(|m| m.get(service).cloned())
     }
 
     pub fn list(&self) -> BTreeMap<String, FaultSpec> {

@@ -1,29 +1,92 @@
 //! The simulated card gateway that stands in for a real acquirer.
 //!
-//! It is deterministic so that tests and demos can ask for a decline: every
-//! card number ending in the configured suffix is declined.
+//! It declines every card ending in the configured suffix (so tests and
+//! demos can ask for a decline), and it can be slow and unreliable on
+//! purpose: latency (mean ± uniform jitter) and a failure rate come from
+//! configuration, and a fault injected for the service named [`NAME`]
+//! overrides them at run time. Calls sleep asynchronously, so a slow gateway
+//! never blocks the payment actor.
 
+use super::faults::{FaultSpec, Faults};
+use crate::config::PaymentSettings;
 use crate::domain::{Money, OrderId};
+use std::future::Future;
+use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// The fault-injection name of the gateway.
+pub const NAME: &str = "gateway";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// The issuer said no: the caller's problem, not the gateway's.
+    Declined(String),
+    /// The gateway failed or did not answer in time.
+    Failed(String),
+}
+
+#[derive(Clone)]
 pub struct CardGateway {
     decline_suffix: String,
+    /// Behaviour from configuration, unless a fault overrides it.
+    configured: FaultSpec,
+    timeout: Duration,
+    faults: Faults,
 }
 
 impl CardGateway {
-    pub fn new(decline_suffix: impl Into<String>) -> Self {
-        CardGateway { decline_suffix: decline_suffix.into() }
+    pub fn new(settings: &PaymentSettings, faults: Faults) -> Self {
+        CardGateway {
+            decline_suffix: settings.decline_suffix.clone(),
+            configured: FaultSpec {
+                latency_ms: settings.gateway_latency_ms,
+                jitter_ms: settings.gateway_jitter_ms,
+                fail_rate: settings.gateway_failure_rate,
+                ..FaultSpec::default()
+            },
+            timeout: Duration::from_millis(settings.gateway_timeout_ms),
+            faults,
+        }
     }
 
     /// Authorises `amount` on `card` for `order`: the authorisation's id, or
-    /// the issuer's reason for declining. The id is derived from the order so
-    /// that authorising the same order again yields the same payment.
-    pub fn authorize(&self, order: &OrderId, card: &str, _amount: Money) -> Result<String, String> {
-        if !self.decline_suffix.is_empty() && card.ends_with(&self.decline_suffix) {
-            return Err(format!("the issuer declined the card ending in {}", last4(card)));
+    /// why not. The id is derived from the order, as an idempotency key would
+    /// be, so authorising the same order again yields the same payment.
+    pub fn authorize(
+        &self,
+        order: &OrderId,
+        card: &str,
+        _amount: Money,
+    ) -> impl Future<Output = Result<String, GatewayError>> + 'static {
+        let behaviour = self.faults.get(NAME).unwrap_or_else(|| self.configured.clone());
+        let latency = draw_latency(&behaviour);
+        let fails = behaviour.fail_rate > 0.0 && fastrand::f64() < behaviour.fail_rate;
+        let declined = !self.decline_suffix.is_empty() && card.ends_with(&self.decline_suffix);
+        let answer = match (fails, declined) {
+            (true, _) => Err(GatewayError::Failed("the card gateway failed".into())),
+            (false, true) => {
+                Err(GatewayError::Declined(format!("the issuer declined the card ending in {}", last4(card))))
+            }
+            (false, false) => Ok(format!("pay-{order}")),
+        };
+        let timeout = self.timeout;
+        async move {
+            if latency > timeout {
+                tokio::time::sleep(timeout).await;
+                return Err(GatewayError::Failed(format!(
+                    "the card gateway did not answer within {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(latency).await;
+            answer
         }
-        Ok(format!("pay-{order}"))
     }
+}
+
+fn draw_latency(b: &FaultSpec) -> Duration {
+    let jitter = b.jitter_ms.min(b.latency_ms);
+    let ms =
+        if jitter == 0 { b.latency_ms } else { fastrand::u64(b.latency_ms - jitter..=b.latency_ms + jitter) };
+    Duration::from_millis(ms)
 }
 
 /// The last four digits, the most of a card number that is ever shown or kept.
@@ -34,12 +97,44 @@ pub fn last4(card: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+
+    fn gateway(faults: Faults) -> CardGateway {
+        CardGateway::new(&Settings::default().payment, faults)
+    }
+
+    #[tokio::test]
+    async fn declines_exactly_the_configured_test_numbers() {
+        let g = gateway(Faults::default());
+        let order = OrderId::from_number(1);
+        let declined = g.authorize(&order, "4000000000000002", Money::ZERO).await;
+        assert!(matches!(declined, Err(GatewayError::Declined(why)) if why.contains("0002")));
+        assert_eq!(g.authorize(&order, "4111111111111111", Money::ZERO).await.unwrap(), "pay-ord-1");
+    }
+
+    #[tokio::test]
+    async fn an_injected_fault_makes_it_fail_or_time_out() {
+        let faults = Faults::default();
+        let g = gateway(faults.clone());
+        let order = OrderId::from_number(1);
+        faults.set(NAME, FaultSpec { fail_rate: 1.0, ..FaultSpec::default() });
+        assert!(matches!(
+            g.authorize(&order, "4111111111111111", Money::ZERO).await,
+            Err(GatewayError::Failed(_))
+        ));
+        faults.set(NAME, FaultSpec { latency_ms: 60_000, ..FaultSpec::default() });
+        let mut g = g;
+        g.timeout = Duration::from_millis(20);
+        let slow = g.authorize(&order, "4111111111111111", Money::ZERO).await;
+        assert!(matches!(slow, Err(GatewayError::Failed(why)) if why.contains("did not answer")));
+    }
 
     #[test]
-    fn declines_exactly_the_configured_test_numbers() {
-        let g = CardGateway::new("0002");
-        let order = OrderId::from_number(1);
-        assert!(g.authorize(&order, "4000000000000002", Money::ZERO).unwrap_err().contains("0002"));
-        assert_eq!(g.authorize(&order, "4111111111111111", Money::ZERO).unwrap(), "pay-ord-1");
+    fn latency_stays_within_its_jitter() {
+        let b = FaultSpec { latency_ms: 400, jitter_ms: 220, ..FaultSpec::default() };
+        for _ in 0..1000 {
+            let d = draw_latency(&b).as_millis();
+            assert!((180..=620).contains(&d), "{d}");
+        }
     }
 }

@@ -23,6 +23,30 @@ pub enum ServiceState {
     Stopped,
 }
 
+impl ServiceState {
+    pub const ALL: [ServiceState; 7] = [
+        ServiceState::Starting,
+        ServiceState::Running,
+        ServiceState::Paused,
+        ServiceState::Failing,
+        ServiceState::Restarting,
+        ServiceState::Failed,
+        ServiceState::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Paused => "paused",
+            ServiceState::Failing => "failing",
+            ServiceState::Restarting => "restarting",
+            ServiceState::Failed => "failed",
+            ServiceState::Stopped => "stopped",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceHealth {
     pub state: ServiceState,

@@ -13,6 +13,7 @@
 //! | [`notification`] | notifications, recipients | every status change | a customer's notifications |
 //! | [`projection`] | status views | everything | status queries |
 
+pub mod breaker;
 pub mod consumer;
 pub mod delivery;
 mod error;
@@ -43,12 +44,13 @@ pub struct ServiceEnv {
     pub health: Health,
     pub faults: Faults,
     pub policy: SupervisionSettings,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl ServiceEnv {
     /// Fresh supervision state for the service `name`.
     pub fn supervision(&self, name: &'static str) -> Supervision {
-        Supervision::new(name, self.policy.clone(), self.health.clone(), self.faults.clone())
+        Supervision::new(name, self)
     }
 }
 

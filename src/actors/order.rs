@@ -10,12 +10,15 @@
 
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::inventory::{InventoryActor, Quote};
-use super::payment::{Authorize, PaymentActor};
+use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
 use super::{ask, durably, NodeError, ServiceEnv};
 use crate::config::TimeoutSettings;
-use crate::domain::order::Command;
-use crate::domain::{Event, Money, Order, OrderId, OrderRequest, OrderStatus, ValidOrder, Workflow};
+use crate::domain::order::{Command, Settlement};
+use crate::domain::{
+    Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ValidOrder,
+    Workflow,
+};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,6 +26,7 @@ use sled::Tree;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 // ---- messages ----
 
@@ -108,7 +112,7 @@ struct Priced {
     id: OrderId,
     order: ValidOrder,
     prices: Vec<Money>,
-    payment_id: Option<String>,
+    settlement: Settlement,
 }
 
 enum Prepared {
@@ -179,24 +183,27 @@ impl OrderActor {
         let inventory = self.inventory.clone();
         let payment = self.payment.clone();
         let timeouts = self.timeouts.clone();
+        let fallback = self.workflows.get(&order.workflow).map(|wf| wf.payment_fallback);
         async move {
             let skus = order.lines.iter().map(|(sku, _)| sku.clone()).collect();
             let prices = ask(&inventory, Quote(skus), timeouts.request(), "inventory").await?;
-            let payment_id = match &order.card {
-                Some(card) => {
+            let settlement = match (&order.card, order.payment) {
+                (Some(card), _) => {
                     let (_, amount) = Order::price(&order, &prices)?;
-                    let authorize = Authorize { order_id: id.clone(), amount, card: card.clone() };
-                    Some(ask(&payment, authorize, timeouts.payment(), "payment").await?.payment_id)
+                    let charge =
+                        Charge { payment, timeouts, order_id: id.clone(), amount, card: card.clone() };
+                    charge.run(fallback?).await?
                 }
-                None => None,
+                (None, PaymentMethod::BankTransfer) => Settlement::Pending,
+                (None, _) => Settlement::Paid("none".into()),
             };
-            Ok(Priced { id, order, prices, payment_id })
+            Ok(Priced { id, order, prices, settlement })
         }
     }
 
     /// Writes the new order, its events and its idempotency key at once.
     fn record(&mut self, priced: Priced, key: Option<&str>) -> Result<OrderReceipt, NodeError> {
-        let (order, events) = Order::place(&priced.id, &priced.order, &priced.prices, priced.payment_id)?;
+        let (order, events) = Order::place(&priced.id, &priced.order, &priced.prices, priced.settlement)?;
         let receipt =
             OrderReceipt { id: order.id.clone(), status: order.status, total: order.total, replayed: false };
         self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
@@ -254,6 +261,57 @@ impl LogConsumer for OrderActor {
     fn on_restart(&mut self) {
         self.in_flight.clear();
     }
+}
+
+/// A card charge for an order being placed.
+struct Charge {
+    payment: Addr<PaymentActor>,
+    timeouts: TimeoutSettings,
+    order_id: OrderId,
+    amount: Money,
+    card: String,
+}
+
+impl Charge {
+    /// Authorises the card. When card payment is unavailable (gateway
+    /// failing or slow, breaker open, payment service overloaded), the
+    /// workflow's fallback decides: refuse ("pay a little later") or defer
+    /// (accept the order as payment_pending; the payment service takes the
+    /// payment once the gateway recovers). A declined card is never deferred.
+    async fn run(self, fallback: PaymentFallback) -> Result<Settlement, NodeError> {
+        let authorize =
+            Authorize { order_id: self.order_id.clone(), amount: self.amount, card: self.card.clone() };
+        let outage = match ask(&self.payment, authorize, self.timeouts.payment(), "payment").await {
+            Ok(auth) => return Ok(Settlement::Paid(auth.payment_id)),
+            Err(e) if is_payment_outage(&e) => e,
+            Err(e) => return Err(e),
+        };
+        match fallback {
+            PaymentFallback::Refuse => Err(NodeError::PaymentUnavailable {
+                retry_after: outage.retry_after().unwrap_or(Duration::from_secs(1)),
+                reason: outage.to_string(),
+            }),
+            PaymentFallback::Defer => {
+                let defer = Defer { order_id: self.order_id, amount: self.amount, card: self.card };
+                ask(&self.payment, defer, self.timeouts.request(), "payment").await?;
+                Ok(Settlement::Pending)
+            }
+        }
+    }
+}
+
+/// Whether card payment failed because it is unavailable now, rather than
+/// because of the card or the request.
+fn is_payment_outage(e: &NodeError) -> bool {
+    matches!(
+        e,
+        NodeError::PaymentUnavailable { .. }
+            | NodeError::Timeout { .. }
+            | NodeError::Unavailable(_)
+            | NodeError::Restarting { .. }
+            | NodeError::Failed { .. }
+            | NodeError::Busy { .. }
+    )
 }
 
 /// Reacts to another service's fact. Status events are this actor's own and
@@ -336,7 +394,6 @@ impl Handler<GetOrder> for OrderActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::gateway::CardGateway;
     use crate::actors::inventory::AddProduct;
     use crate::actors::testing::{order, temp_store, TestStore};
     use crate::domain::order::ItemRequest;
@@ -346,7 +403,8 @@ mod tests {
         let inventory = InventoryActor::new(&t.env()).unwrap().start();
         let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: 5 };
         inventory.send(AddProduct(p)).await.unwrap().unwrap();
-        let payment = PaymentActor::new(&t.env(), CardGateway::new("0002")).unwrap().start();
+        let payment =
+            PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
         let workflows =
             Workflows { by_name: [("shop".to_owned(), Workflow::shop())].into(), default: "shop".into() };
         let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };

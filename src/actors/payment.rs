@@ -1,16 +1,29 @@
-//! The payment service: card authorisation on request, and the payment
-//! record of every order, which it captures when the order is paid and
-//! refunds (once) when a paid order is canceled.
+//! The payment service: card payments through the (simulated) gateway, and
+//! the payment record of every order, captured when the order is paid and
+//! refunded (once) when a paid order is canceled.
+//!
+//! Calls into the gateway are limited in rate (governor) and go through a
+//! circuit breaker ([`super::breaker`]). When card payment is unavailable,
+//! the order's workflow either refuses the order or defers the payment: a
+//! deferred payment is kept here and retried with backoff until the gateway
+//! takes it ([`EventKind::PaymentCaptured`]) or declines it
+//! ([`EventKind::PaymentFailed`]).
 
+use super::breaker::{Breaker, BreakerState, Rejected};
 use super::consumer::{Cursor, Delivery, LogConsumer};
-use super::gateway::{last4, CardGateway};
+use super::gateway::{last4, CardGateway, GatewayError};
 use super::supervision::guarded;
 use super::{NodeError, ServiceEnv};
-use crate::domain::{Event, EventKind, Money, OrderId, PaymentMethod};
+use crate::config::PaymentSettings;
+use crate::domain::{now_ms, Event, EventKind, Money, OrderId, PaymentMethod};
 use crate::store::{read, Tx, TxResult};
 use actix::prelude::*;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use sled::Tree;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 // ---- messages ----
 
@@ -28,10 +41,24 @@ pub struct Authorization {
     pub payment_id: String,
 }
 
+/// Keeps a card payment to take later, when the gateway is available.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct Defer {
+    pub order_id: OrderId,
+    pub amount: Money,
+    pub card: String,
+}
+
 /// The payment record of an order.
 #[derive(Message)]
 #[rtype(result = "Result<Option<PaymentRecord>, NodeError>")]
 pub struct GetPayment(pub OrderId);
+
+/// Internal: try the deferred payments that are due.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RetryDeferred;
 
 // ---- state ----
 
@@ -43,6 +70,12 @@ pub struct PaymentRecord {
     pub state: PaymentStatus,
     /// Last four digits of the card, for card payments.
     pub card_last4: Option<String>,
+    /// The card, kept only while a deferred payment waits. It stands in for
+    /// the token a real gateway would issue; it is dropped once settled.
+    pub card: Option<String>,
+    /// Failed attempts at a deferred payment, and when to try next.
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,42 +85,219 @@ pub enum PaymentStatus {
     Authorized,
     /// Waiting for the bank-transfer deposit.
     Pending,
+    /// A card payment to take when the gateway is available.
+    Deferred,
     Captured,
     Refunded,
     /// Canceled before anything was paid.
     Voided,
+    /// A deferred card payment the issuer declined.
+    Declined,
 }
 
 pub struct PaymentActor {
     cursor: Cursor,
     payments: Tree,
+    /// Index of the deferred payments: order id → ().
+    deferred: Tree,
     gateway: CardGateway,
+    breaker: Breaker,
+    limiter: DefaultDirectRateLimiter,
+    settings: PaymentSettings,
+    /// A round of deferred retries is under way.
+    retrying: bool,
 }
 
 const PAYMENTS: usize = 0;
+const DEFERRED: usize = 1;
 pub const NAME: &str = "payment";
+/// The breaker's name in metrics and health.
+pub const BREAKER: &str = "card_gateway";
+/// Deferred payments tried in one round at most.
+const RETRY_BATCH: usize = 32;
 
 impl PaymentActor {
-    pub fn new(env: &ServiceEnv, gateway: CardGateway) -> Result<Self, NodeError> {
-        Ok(PaymentActor { payments: env.store.tree("payments")?, cursor: Cursor::load(env, NAME)?, gateway })
+    pub fn new(env: &ServiceEnv, settings: &PaymentSettings) -> Result<Self, NodeError> {
+        let rate = NonZeroU32::new(settings.gateway_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.gateway_burst).unwrap_or(NonZeroU32::MIN);
+        env.metrics.set_breaker(BREAKER, BreakerState::Closed);
+        Ok(PaymentActor {
+            payments: env.store.tree("payments")?,
+            deferred: env.store.tree("payments_deferred")?,
+            cursor: Cursor::load(env, NAME)?,
+            gateway: CardGateway::new(settings, env.faults.clone()),
+            breaker: Breaker::new(settings.breaker.clone(), Instant::now()),
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            settings: settings.clone(),
+            retrying: false,
+        })
     }
 
-    fn authorize(&self, msg: &Authorize) -> Result<Authorization, NodeError> {
-        let payment_id = self
-            .gateway
-            .authorize(&msg.order_id, &msg.card, msg.amount)
-            .map_err(NodeError::PaymentDeclined)?;
+    /// A ticket to call the gateway now: within its rate, breaker permitting.
+    fn admit(&mut self) -> Result<(), NodeError> {
+        let metrics = self.cursor.sup.metrics();
+        if let Err(not_until) = self.limiter.check() {
+            metrics.rate_limited.with_label_values(&["gateway"]).inc();
+            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(NodeError::PaymentUnavailable {
+                reason: "the gateway's rate limit is reached".into(),
+                retry_after,
+            });
+        }
+        match self.breaker.acquire(Instant::now()) {
+            Ok(moved) => {
+                moved.into_iter().for_each(|s| metrics.breaker_moved(BREAKER, s));
+                Ok(())
+            }
+            Err(Rejected(retry_after)) => Err(NodeError::PaymentUnavailable {
+                reason: "the circuit breaker is open".into(),
+                retry_after,
+            }),
+        }
+    }
+
+    /// Tells the breaker and the metrics how a gateway call went.
+    fn settle_breaker(&mut self, outcome: &Result<String, GatewayError>) {
+        let (failed, label) = match outcome {
+            Ok(_) => (false, "approved"),
+            Err(GatewayError::Declined(_)) => (false, "declined"),
+            Err(GatewayError::Failed(_)) => (true, "failed"),
+        };
+        let metrics = self.cursor.sup.metrics();
+        metrics.payments.with_label_values(&[label]).inc();
+        if let Some(moved) = self.breaker.record(failed, Instant::now()) {
+            metrics.breaker_moved(BREAKER, moved);
+        }
+    }
+
+    fn record_authorized(&self, msg: &Authorize, payment_id: &str) -> Result<Authorization, NodeError> {
         let record = PaymentRecord {
-            payment_id: payment_id.clone(),
+            payment_id: payment_id.to_owned(),
             method: PaymentMethod::Card,
             amount: msg.amount,
             state: PaymentStatus::Authorized,
             card_last4: Some(last4(&msg.card).to_owned()),
+            card: None,
+            attempts: 0,
+            next_attempt_ms: 0,
         };
         // No need to wait for a flush: the order is acknowledged only after
         // its own write is flushed, which covers this one.
         self.cursor.store.write(&[&self.payments], |tx| tx.put(PAYMENTS, msg.order_id.as_str(), &record))?;
-        Ok(Authorization { payment_id })
+        Ok(Authorization { payment_id: payment_id.to_owned() })
+    }
+
+    fn defer(&self, msg: &Defer) -> Result<(), NodeError> {
+        let record = PaymentRecord {
+            payment_id: format!("pay-{}", msg.order_id),
+            method: PaymentMethod::Card,
+            amount: msg.amount,
+            state: PaymentStatus::Deferred,
+            card_last4: Some(last4(&msg.card).to_owned()),
+            card: Some(msg.card.clone()),
+            attempts: 0,
+            next_attempt_ms: now_ms() + self.settings.retry_min_ms,
+        };
+        let key = msg.order_id.as_str();
+        self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
+            tx.put(PAYMENTS, key, &record)?;
+            tx.put(DEFERRED, key, &())
+        })?;
+        tracing::info!(order = %msg.order_id, "card payment deferred until the gateway is available");
+        Ok(())
+    }
+
+    /// Starts a round of retries for the deferred payments that are due.
+    fn retry_deferred(&mut self, ctx: &mut Context<Self>) {
+        if self.retrying || self.cursor.sup.backing_off().is_some() {
+            return;
+        }
+        let due = match self.due_deferred() {
+            Ok(due) => due,
+            Err(e) => return tracing::error!(error = %e, "reading deferred payments failed"),
+        };
+        let mut calls = Vec::new();
+        for (order, record) in due {
+            let Some(card) = record.card.as_deref() else { continue };
+            if self.admit().is_err() {
+                break;
+            }
+            let call = self.gateway.authorize(&order, card, record.amount);
+            calls.push(async move { (order, call.await) });
+        }
+        if calls.is_empty() {
+            return;
+        }
+        self.retrying = true;
+        let round = futures_util::future::join_all(calls);
+        ctx.spawn(round.into_actor(self).map(|results, act, ctx| {
+            act.retrying = false;
+            for (order, outcome) in results {
+                act.settle_breaker(&outcome);
+                if let Err(e) = guarded(act, ctx, Some(&order), |act| act.settle_deferred(&order, &outcome)) {
+                    tracing::error!(order = %order, error = %e, "settling a deferred payment failed");
+                }
+            }
+        }));
+    }
+
+    fn due_deferred(&self) -> Result<Vec<(OrderId, PaymentRecord)>, NodeError> {
+        let now = now_ms();
+        let mut due = Vec::new();
+        for entry in self.deferred.iter() {
+            let (key, _) = entry.map_err(crate::store::StoreError::from)?;
+            let Ok(order) = OrderId::parse(&String::from_utf8_lossy(&key)) else { continue };
+            match read::<PaymentRecord>(&self.payments, order.as_str())? {
+                Some(r) if r.state == PaymentStatus::Deferred && r.next_attempt_ms <= now => {
+                    due.push((order, r))
+                }
+                _ => {}
+            }
+            if due.len() == RETRY_BATCH {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    /// Records how a deferred payment's attempt went, and tells the order.
+    fn settle_deferred(
+        &self,
+        order: &OrderId,
+        outcome: &Result<String, GatewayError>,
+    ) -> Result<(), NodeError> {
+        let (min, max) = (self.settings.retry_min_ms, self.settings.retry_max_ms);
+        self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
+            let key = order.as_str();
+            let Some(mut r) = tx.get::<PaymentRecord, _>(PAYMENTS, key)? else {
+                return tx.remove(DEFERRED, key);
+            };
+            if r.state != PaymentStatus::Deferred {
+                // Canceled while the attempt was under way: nothing to take.
+                return tx.remove(DEFERRED, key);
+            }
+            match outcome {
+                Ok(payment_id) => {
+                    (r.state, r.payment_id, r.card) = (PaymentStatus::Authorized, payment_id.clone(), None);
+                    tx.remove(DEFERRED, key)?;
+                    let captured =
+                        EventKind::PaymentCaptured { payment_id: payment_id.clone(), amount: r.amount };
+                    tx.append(order, None, captured)?;
+                }
+                Err(GatewayError::Declined(reason)) => {
+                    (r.state, r.card) = (PaymentStatus::Declined, None);
+                    tx.remove(DEFERRED, key)?;
+                    tx.append(order, None, EventKind::PaymentFailed { reason: reason.clone() })?;
+                }
+                Err(GatewayError::Failed(_)) => {
+                    r.attempts += 1;
+                    let backoff = min.saturating_mul(1u64 << r.attempts.min(20)).min(max);
+                    r.next_attempt_ms = now_ms() + backoff;
+                }
+            }
+            tx.put(PAYMENTS, key, &r)
+        })?;
+        Ok(())
     }
 }
 
@@ -99,8 +309,13 @@ impl LogConsumer for PaymentActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.payments], batch, delivery, on_event)?;
+        self.cursor.apply(&[&self.payments, &self.deferred], batch, delivery, on_event)?;
         Ok(())
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        let every = Duration::from_millis(self.settings.retry_min_ms.max(10));
+        ctx.run_interval(every, |_, ctx| ctx.notify(RetryDeferred));
     }
 }
 
@@ -115,6 +330,9 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
                 amount: *amount,
                 state: PaymentStatus::Pending,
                 card_last4: None,
+                card: None,
+                attempts: 0,
+                next_attempt_ms: 0,
             };
             tx.put(PAYMENTS, key, &record)
         }
@@ -125,10 +343,17 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
                 amount: *amount,
                 state: PaymentStatus::Pending,
                 card_last4: None,
+                card: None,
+                attempts: 0,
+                next_attempt_ms: 0,
             });
-            if matches!(record.state, PaymentStatus::Pending | PaymentStatus::Authorized) {
-                record.state = PaymentStatus::Captured;
-                record.payment_id = payment_id.clone();
+            if matches!(
+                record.state,
+                PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred
+            ) {
+                (record.state, record.payment_id, record.card) =
+                    (PaymentStatus::Captured, payment_id.clone(), None);
+                tx.remove(DEFERRED, key)?;
             }
             tx.put(PAYMENTS, key, &record)
         }
@@ -140,8 +365,9 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
                 tx.append(&event.order_id, Some(event.seq), refund)?;
                 Ok(())
             }
-            PaymentStatus::Pending | PaymentStatus::Authorized => {
-                record.state = PaymentStatus::Voided;
+            PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred => {
+                (record.state, record.card) = (PaymentStatus::Voided, None);
+                tx.remove(DEFERRED, key)?;
                 tx.put(PAYMENTS, key, &record)
             }
             _ => Ok(()),
@@ -151,10 +377,43 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
 }
 
 impl Handler<Authorize> for PaymentActor {
-    type Result = Result<Authorization, NodeError>;
+    /// Refusals are answered at once; the gateway call runs while the actor
+    /// serves other messages.
+    type Result = ActorResponse<Self, Result<Authorization, NodeError>>;
 
     fn handle(&mut self, msg: Authorize, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, Some(&msg.order_id), |act| act.authorize(&msg))
+        if let Err(e) = guarded(self, ctx, Some(&msg.order_id), |act| act.admit()) {
+            return ActorResponse::reply(Err(e));
+        }
+        let call = self.gateway.authorize(&msg.order_id, &msg.card, msg.amount);
+        ActorResponse::r#async(call.into_actor(self).map(move |outcome, act, ctx| {
+            act.settle_breaker(&outcome);
+            match outcome {
+                Ok(payment_id) => {
+                    guarded(act, ctx, Some(&msg.order_id), |act| act.record_authorized(&msg, &payment_id))
+                }
+                Err(GatewayError::Declined(why)) => Err(NodeError::PaymentDeclined(why)),
+                Err(GatewayError::Failed(why)) => {
+                    Err(NodeError::PaymentUnavailable { reason: why, retry_after: Duration::from_secs(1) })
+                }
+            }
+        }))
+    }
+}
+
+impl Handler<Defer> for PaymentActor {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, msg: Defer, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.order_id), |act| act.defer(&msg))
+    }
+}
+
+impl Handler<RetryDeferred> for PaymentActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RetryDeferred, ctx: &mut Context<Self>) {
+        self.retry_deferred(ctx);
     }
 }
 
@@ -169,15 +428,28 @@ impl Handler<GetPayment> for PaymentActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::faults::FaultSpec;
     use crate::actors::testing::{money, order, paid, placed, temp_store, TestStore};
+    use crate::config::Settings;
     use crate::domain::CancelReason;
 
+    fn settings() -> PaymentSettings {
+        let mut s = Settings::default().payment;
+        s.retry_min_ms = 10;
+        s.retry_max_ms = 40;
+        s
+    }
+
     fn payment(t: &TestStore) -> Addr<PaymentActor> {
-        PaymentActor::new(&t.env(), CardGateway::new("0002")).unwrap().start()
+        PaymentActor::new(&t.env(), &settings()).unwrap().start()
     }
 
     fn refunds(t: &TestStore, n: u64) -> usize {
         t.events_of(&order(n)).iter().filter(|e| matches!(e, EventKind::PaymentRefunded { .. })).count()
+    }
+
+    async fn record(p: &Addr<PaymentActor>, n: u64) -> PaymentRecord {
+        p.send(GetPayment(order(n))).await.unwrap().unwrap().unwrap()
     }
 
     #[actix::test]
@@ -189,8 +461,11 @@ mod tests {
         assert_eq!(p.send(GetPayment(order(1))).await.unwrap().unwrap(), None, "a decline records nothing");
         let ok = Authorize { order_id: order(2), amount: money(100), card: "4111111111111111".into() };
         assert_eq!(p.send(ok).await.unwrap().unwrap().payment_id, "pay-ord-2");
-        let record = p.send(GetPayment(order(2))).await.unwrap().unwrap().unwrap();
-        assert_eq!((record.state, record.card_last4.as_deref()), (PaymentStatus::Authorized, Some("1111")));
+        let r = record(&p, 2).await;
+        assert_eq!(
+            (r.state, r.card_last4.as_deref(), r.card),
+            (PaymentStatus::Authorized, Some("1111"), None)
+        );
     }
 
     #[actix::test]
@@ -203,8 +478,7 @@ mod tests {
             vec![placed("kim", &[("A", 1, 300)], PaymentMethod::Card), paid(300), cancel.clone(), cancel],
         );
         t.caught_up(NAME).await;
-        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
-        assert_eq!(record.state, PaymentStatus::Refunded);
+        assert_eq!(record(&p, 1).await.state, PaymentStatus::Refunded);
         assert_eq!(refunds(&t, 1), 1);
     }
 
@@ -221,8 +495,56 @@ mod tests {
             ],
         );
         t.caught_up(NAME).await;
-        let record = p.send(GetPayment(order(1))).await.unwrap().unwrap().unwrap();
-        assert_eq!(record.state, PaymentStatus::Voided);
+        assert_eq!(record(&p, 1).await.state, PaymentStatus::Voided);
         assert_eq!(refunds(&t, 1), 0);
+    }
+
+    #[actix::test]
+    async fn a_deferred_payment_is_retried_until_the_gateway_takes_it() {
+        let t = temp_store();
+        let env = t.env();
+        env.faults.set(super::super::gateway::NAME, FaultSpec { fail_rate: 1.0, ..FaultSpec::default() });
+        let p = PaymentActor::new(&env, &settings()).unwrap().start();
+        let defer = Defer { order_id: order(1), amount: money(300), card: "4111111111111111".into() };
+        p.send(defer).await.unwrap().unwrap();
+        // The gateway keeps failing: attempts pile up, nothing is captured.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while record(&p, 1).await.attempts < 2 {
+            assert!(Instant::now() < deadline, "no retries");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(t.events_of(&order(1)).is_empty());
+        env.faults.clear(None);
+        while t.events_of(&order(1)).is_empty() {
+            assert!(Instant::now() < deadline, "never captured");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let captured = EventKind::PaymentCaptured { payment_id: "pay-ord-1".into(), amount: money(300) };
+        assert_eq!(t.events_of(&order(1)), vec![captured]);
+        let r = record(&p, 1).await;
+        assert_eq!((r.state, r.card), (PaymentStatus::Authorized, None), "the card is dropped once settled");
+    }
+
+    #[actix::test]
+    async fn the_breaker_opens_on_failures_and_then_refuses_at_once() {
+        let t = temp_store();
+        let env = t.env();
+        env.faults.set(super::super::gateway::NAME, FaultSpec { fail_rate: 1.0, ..FaultSpec::default() });
+        let p = PaymentActor::new(&env, &settings()).unwrap().start();
+        for n in 0..5 {
+            let a = Authorize { order_id: order(n), amount: money(1), card: "4111111111111111".into() };
+            let err = p.send(a).await.unwrap().unwrap_err();
+            assert!(
+                matches!(err, NodeError::PaymentUnavailable { ref reason, .. } if reason.contains("failed")),
+                "{err}"
+            );
+        }
+        let a = Authorize { order_id: order(9), amount: money(1), card: "4111111111111111".into() };
+        let err = p.send(a).await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, NodeError::PaymentUnavailable { ref reason, .. } if reason.contains("breaker")),
+            "{err}"
+        );
+        assert_eq!(env.metrics.breaker(BREAKER), BreakerState::Open);
     }
 }

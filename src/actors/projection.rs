@@ -90,6 +90,10 @@ impl LogConsumer for ProjectionActor {
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         self.cursor.apply(&[&self.views, &self.by_customer], batch, delivery, on_event)?;
+        let metrics = self.cursor.sup.metrics();
+        for status in batch.iter().filter_map(|e| e.kind.status()) {
+            metrics.orders.with_label_values(&[status.as_str()]).inc();
+        }
         Ok(())
     }
 }

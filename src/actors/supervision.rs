@@ -21,11 +21,13 @@
 
 use super::faults::Faults;
 use super::health::{Health, ServiceState};
-use super::NodeError;
+use super::{NodeError, ServiceEnv};
 use crate::config::SupervisionSettings;
 use crate::domain::{OrderId, Seq};
+use crate::metrics::Metrics;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One service's supervision state.
@@ -34,6 +36,7 @@ pub struct Supervision {
     policy: SupervisionSettings,
     health: Health,
     faults: Faults,
+    metrics: Arc<Metrics>,
     /// When recent restarts happened, within the policy's window.
     restarts: VecDeque<Instant>,
     /// No work before this instant (the backoff after a restart).
@@ -43,16 +46,21 @@ pub struct Supervision {
 }
 
 impl Supervision {
-    pub fn new(name: &'static str, policy: SupervisionSettings, health: Health, faults: Faults) -> Self {
+    pub fn new(name: &'static str, env: &ServiceEnv) -> Self {
         Supervision {
             name,
-            policy,
-            health,
-            faults,
+            policy: env.policy.clone(),
+            health: env.health.clone(),
+            faults: env.faults.clone(),
+            metrics: env.metrics.clone(),
             restarts: VecDeque::new(),
             resume_at: None,
             failing: None,
         }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn faults(&self) -> &Faults {
@@ -77,6 +85,7 @@ impl Supervision {
         self.resume_at = Some(now + backoff);
         tracing::warn!(service = self.name, restarts = n, ?backoff, failed, "service restarted");
         self.health.restarted(self.name, failed, backoff);
+        self.metrics.restarts.with_label_values(&[self.name]).inc();
     }
 
     /// `min × 2^(n-1)`, capped at the maximum.
@@ -187,21 +196,30 @@ pub fn guarded<A: Supervise, T>(
 mod tests {
     use super::*;
 
-    fn policy() -> SupervisionSettings {
-        SupervisionSettings {
+    fn env(health: &Health) -> ServiceEnv {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = crate::store::Store::open(dir.path(), 1 << 20).unwrap();
+        let policy = SupervisionSettings {
             max_restarts: 3,
             window_ms: 60_000,
             backoff_min_ms: 10,
             backoff_max_ms: 50,
             poison_after: 3,
             ping_timeout_ms: 1000,
+        };
+        ServiceEnv {
+            store,
+            health: health.clone(),
+            faults: Faults::default(),
+            policy,
+            metrics: Default::default(),
         }
     }
 
     #[test]
     fn backoff_doubles_then_caps_and_past_the_limit_the_service_is_failed() {
         let health = Health::default();
-        let mut sup = Supervision::new("delivery", policy(), health.clone(), Faults::default());
+        let mut sup = Supervision::new("delivery", &env(&health));
         let mut backoffs = Vec::new();
         for _ in 0..5 {
             sup.restarted();
@@ -217,7 +235,7 @@ mod tests {
 
     #[test]
     fn an_event_failing_again_and_again_is_counted() {
-        let mut sup = Supervision::new("inventory", policy(), Health::default(), Faults::default());
+        let mut sup = Supervision::new("inventory", &env(&Health::default()));
         assert_eq!(sup.event_failed(4), 1);
         assert_eq!(sup.event_failed(4), 2);
         assert_eq!(sup.event_failed(5), 1);

@@ -33,6 +33,7 @@ impl TestStore {
             health: self.health.clone(),
             faults: Faults::default(),
             policy,
+            metrics: Default::default(),
         }
     }
     /// Appends events for `order` as if another service had written them.

@@ -32,6 +32,8 @@ pub enum CancelReason {
     CustomerRequest,
     /// Stock was short when the reservation was attempted.
     OutOfStock,
+    /// A deferred card payment was declined when it was finally taken.
+    PaymentDeclined,
 }
 
 impl CancelReason {
@@ -39,6 +41,7 @@ impl CancelReason {
         match self {
             CancelReason::CustomerRequest => "customer_request",
             CancelReason::OutOfStock => "out_of_stock",
+            CancelReason::PaymentDeclined => "payment_declined",
         }
     }
 }
@@ -95,6 +98,15 @@ pub enum EventKind {
     DeliveryCompleted {
         delivery_id: String,
     },
+    /// A deferred card payment was taken.
+    PaymentCaptured {
+        payment_id: String,
+        amount: Money,
+    },
+    /// A deferred card payment was declined.
+    PaymentFailed {
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -130,6 +142,8 @@ impl EventKind {
             EventKind::PaymentRefunded { .. } => "payment_refunded",
             EventKind::DeliveryStarted { .. } => "delivery_started",
             EventKind::DeliveryCompleted { .. } => "delivery_completed",
+            EventKind::PaymentCaptured { .. } => "payment_captured",
+            EventKind::PaymentFailed { .. } => "payment_failed",
         }
     }
 }

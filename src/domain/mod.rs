@@ -21,7 +21,7 @@ pub use order::{Order, OrderLine, OrderRequest, PaymentMethod, Refusal, ValidOrd
 pub use product::{NewProduct, Product};
 pub use status::OrderStatus;
 pub use view::{Notification, StatusView};
-pub use workflow::Workflow;
+pub use workflow::{PaymentFallback, Workflow};
 
 /// A request that breaks a rule of the domain, with a message for the caller.
 ///

@@ -154,6 +154,16 @@ fn validate_card(card: Option<&str>) -> Result<String, Invalid> {
     Ok(digits)
 }
 
+/// How an order's payment stands when it is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Paid: the authorisation's id (`"none"` when there is nothing to pay).
+    Paid(String),
+    /// To be paid later: a bank transfer, or a card payment deferred while
+    /// the gateway is unavailable.
+    Pending,
+}
+
 /// A command refused because of the order's current status (HTTP 409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -204,21 +214,18 @@ impl Order {
     }
 
     /// Places `order` as `id`: the new order and the events that record it.
-    /// `payment_id` is the card authorisation's id, for card payment.
     pub fn place(
         id: &OrderId,
         order: &ValidOrder,
         prices: &[Money],
-        payment_id: Option<String>,
+        settlement: Settlement,
     ) -> Result<(Order, Vec<EventKind>), Invalid> {
         let (items, total) = Order::price(order, prices)?;
-        let next = match order.payment {
-            PaymentMethod::BankTransfer => EventKind::PaymentPending { amount: total },
-            method => EventKind::OrderPaid {
-                method,
-                amount: total,
-                payment_id: payment_id.unwrap_or_else(|| "none".to_owned()),
-            },
+        let next = match settlement {
+            Settlement::Pending => EventKind::PaymentPending { amount: total },
+            Settlement::Paid(payment_id) => {
+                EventKind::OrderPaid { method: order.payment, amount: total, payment_id }
+            }
         };
         let mut placed = Order {
             id: id.clone(),
@@ -270,6 +277,11 @@ impl Order {
                 if self.status != OrderStatus::PaymentPending {
                     return Err(self.refuse("a deposit can be confirmed only while it is payment_pending"));
                 }
+                if self.payment != PaymentMethod::BankTransfer {
+                    return Err(
+                        self.refuse("it is paid by card, and the card payment is taken automatically")
+                    );
+                }
                 Ok(vec![EventKind::OrderPaid {
                     method: self.payment,
                     amount: self.total,
@@ -314,6 +326,14 @@ impl Order {
             EventKind::DeliveryCompleted { .. } => {
                 vec![EventKind::OrderDelivered, EventKind::OrderClosed]
             }
+            EventKind::PaymentCaptured { payment_id, amount } => vec![EventKind::OrderPaid {
+                method: self.payment,
+                amount: *amount,
+                payment_id: payment_id.clone(),
+            }],
+            EventKind::PaymentFailed { .. } => {
+                vec![EventKind::OrderCanceled { reason: CancelReason::PaymentDeclined }]
+            }
             _ => vec![],
         };
         match next.first().and_then(EventKind::status) {
@@ -345,8 +365,11 @@ mod tests {
     fn placed(payment: &str) -> Order {
         let valid = request(payment).validate("shop").unwrap();
         let id = OrderId::from_number(1);
-        let (order, events) =
-            Order::place(&id, &valid, &[Money::new(1500).unwrap()], Some("pay-1".into())).unwrap();
+        let settlement = match valid.payment {
+            PaymentMethod::BankTransfer => Settlement::Pending,
+            _ => Settlement::Paid("pay-1".into()),
+        };
+        let (order, events) = Order::place(&id, &valid, &[Money::new(1500).unwrap()], settlement).unwrap();
         assert!(matches!(events[0], EventKind::OrderPlaced { .. }));
         order
     }
@@ -410,6 +433,21 @@ mod tests {
         }
         let err = with_status(OrderStatus::Paid).decide(Command::Cancel, &wf).unwrap_err();
         assert!(err.0.contains("only until payment_pending"), "{err}");
+    }
+
+    #[test]
+    fn a_deferred_card_payment_is_taken_automatically_not_confirmed() {
+        let wf = Workflow::shop();
+        let mut order = placed("card");
+        order.status = OrderStatus::PaymentPending;
+        assert!(order.decide(Command::ConfirmDeposit, &wf).unwrap_err().0.contains("taken automatically"));
+        let captured = EventKind::PaymentCaptured { payment_id: "p".into(), amount: order.total };
+        assert!(matches!(order.react(&captured, &wf)[..], [EventKind::OrderPaid { .. }]));
+        let failed = EventKind::PaymentFailed { reason: "declined".into() };
+        assert_eq!(
+            order.react(&failed, &wf),
+            vec![EventKind::OrderCanceled { reason: CancelReason::PaymentDeclined }]
+        );
     }
 
     #[test]

@@ -16,6 +16,21 @@ pub struct Workflow {
     pub receipt: bool,
     /// The last status at which the customer may still cancel.
     pub cancel_until: OrderStatus,
+    /// What placing a card order does when the payment service cannot
+    /// answer (breaker open, overloaded, failing).
+    #[serde(default)]
+    pub payment_fallback: PaymentFallback,
+}
+
+/// When card payment is unavailable: refuse the order ("pay a little
+/// later", 503 with `Retry-After`), or accept it as `payment_pending` and take
+/// the payment once the gateway recovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentFallback {
+    Refuse,
+    #[default]
+    Defer,
 }
 
 impl Workflow {
@@ -27,6 +42,7 @@ impl Workflow {
             payment: vec![PaymentMethod::BankTransfer, PaymentMethod::Card],
             receipt: true,
             cancel_until: OrderStatus::PaymentPending,
+            payment_fallback: PaymentFallback::Defer,
         }
     }
 

@@ -32,6 +32,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("the admin API is disabled; set admin.token (FULFIL_ADMIN__TOKEN) to enable it")]
     AdminDisabled,
+    #[error("too many requests from this client; retry in {0:?}")]
+    RateLimited(std::time::Duration),
 }
 
 /// The problem document.
@@ -67,6 +69,10 @@ impl ApiError {
                 NodeError::Restarting { .. } => ("restarting", "The service is restarting"),
                 NodeError::Failed { .. } => ("service-failed", "The service failed; nothing changed"),
                 NodeError::Draining => ("shutting-down", "The node is shutting down"),
+                NodeError::Busy { .. } => ("busy", "The service is busy; retry a little later"),
+                NodeError::PaymentUnavailable { .. } => {
+                    ("payment-unavailable", "Card payment is unavailable; pay a little later")
+                }
                 NodeError::Store(_) => ("storage-error", "The store failed"),
             },
             ApiError::MalformedBody(_) => ("malformed-body", "The body is not valid JSON"),
@@ -77,6 +83,7 @@ impl ApiError {
             ApiError::NoRoute(_) => ("not-found", "Not found"),
             ApiError::Unauthorized => ("unauthorized", "Missing or wrong admin token"),
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
+            ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
         }
     }
 }
@@ -86,10 +93,16 @@ impl ApiError {
     /// `Retry-After` header.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Node(e) => e.retry_after().map(|d| d.as_secs_f64().ceil().max(1.0) as u64),
+            ApiError::Node(e) => e.retry_after().map(whole_seconds),
+            ApiError::RateLimited(d) => Some(whole_seconds(*d)),
             _ => None,
         }
     }
+}
+
+/// `Retry-After` takes whole seconds: round up, at least 1.
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
 }
 
 impl ResponseError for ApiError {
@@ -107,6 +120,8 @@ impl ResponseError for ApiError {
                 | NodeError::Restarting { .. }
                 | NodeError::Failed { .. }
                 | NodeError::Draining
+                | NodeError::Busy { .. }
+                | NodeError::PaymentUnavailable { .. }
                 | NodeError::Store(StoreError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
                 NodeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -117,6 +132,7 @@ impl ResponseError for ApiError {
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 

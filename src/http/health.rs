@@ -6,7 +6,14 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponse;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live)).route("/health/ready", web::get().to(ready));
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Prometheus text format.
+async fn metrics(node: Data<Node>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(node.metrics_text())
 }
 
 /// 503 only when the node can no longer make progress: a service did not

@@ -16,6 +16,7 @@ mod admin;
 mod deliveries;
 mod error;
 mod health;
+mod limit;
 mod notifications;
 mod orders;
 mod payments;
@@ -23,6 +24,7 @@ mod products;
 mod status;
 
 pub use error::{ApiError, PROBLEM_JSON};
+pub use limit::ClientLimiter;
 
 use crate::actors::NodeError;
 use crate::Node;
@@ -51,7 +53,8 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
             .configure(health::routes)
             .service(
                 web::scope("")
-                    .wrap(from_fn(refuse_while_draining))
+                    .wrap(from_fn(admit))
+                    .wrap(from_fn(observe))
                     .configure(products::routes)
                     .configure(orders::routes)
                     .configure(payments::routes)
@@ -70,14 +73,52 @@ pub async fn no_route(req: actix_web::HttpRequest) -> ApiError {
     ApiError::NoRoute(format!("{} {}", req.method(), req.path()))
 }
 
-/// While the node drains (shutting down), new requests get 503 with
-/// `Retry-After`; requests already in flight finish.
-async fn refuse_while_draining(
+/// Header naming the client for the per-client rate limit; without it the
+/// peer address is the client.
+pub const CLIENT_ID: &str = "X-Client-Id";
+
+/// Admission at the edge: while the node drains (shutting down), new
+/// requests get 503 with `Retry-After` and requests in flight finish; over
+/// its rate, a client gets 429 with `Retry-After` from governor's wait.
+async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if req.app_data::<web::Data<Node>>().is_some_and(|node| node.is_draining()) {
-        return Err(ApiError::Node(NodeError::Draining).into());
+    if let Some(node) = req.app_data::<web::Data<Node>>() {
+        if node.is_draining() {
+            return Err(ApiError::Node(NodeError::Draining).into());
+        }
+        node.admit_client(&client_of(&req)).map_err(ApiError::RateLimited)?;
     }
     next.call(req).await
+}
+
+/// The `X-Client-Id` header if it is sensible, else the peer's IP address.
+fn client_of(req: &ServiceRequest) -> String {
+    let named = req.headers().get(CLIENT_ID).and_then(|v| v.to_str().ok());
+    match named {
+        Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
+        _ => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+    }
+}
+
+/// Counts every request by route pattern (bounded label values) and status,
+/// and observes its latency.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let node = req.app_data::<web::Data<Node>>().cloned();
+    let method = req.method().to_string();
+    let answer = next.call(req).await;
+    if let Some(node) = node {
+        let (route, status) = match &answer {
+            Ok(res) => (res.request().match_pattern(), res.status()),
+            Err(e) => (None, e.as_response_error().status_code()),
+        };
+        let route = route.unwrap_or_else(|| "unmatched".to_owned());
+        node.metrics().observe_http(&route, &method, status.as_u16(), started.elapsed());
+    }
+    answer
 }

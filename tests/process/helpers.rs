@@ -28,6 +28,9 @@ impl Proc {
             .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
             .env("FULFIL_STORE__PATH", data)
             .env("FULFIL_SHUTDOWN__DRAIN_MS", "200")
+            // These tests are about crashes; the checker queries hundreds of
+            // orders from one address.
+            .env("FULFIL_HTTP__RATE_PER_CLIENT", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
@@ -115,7 +118,8 @@ pub struct Acked {
 /// Concurrent clients placing orders until stopped or the node goes away.
 pub struct Load {
     pub acked: Arc<Mutex<Vec<Acked>>>,
-    /// Answers other than 201, 503 (with Retry-After) or a dropped connection.
+    /// Answers other than 201, 429 or 503 with Retry-After, or a dropped
+    /// connection.
     pub unexpected: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -172,8 +176,13 @@ async fn client_loop(
             "card": "4111111111111111",
         });
         let key = format!("r{round}-c{c}-n{n}");
-        let sent =
-            http.post(format!("{address}/orders")).header("Idempotency-Key", key).json(&body).send().await;
+        let sent = http
+            .post(format!("{address}/orders"))
+            .header("Idempotency-Key", key)
+            .header("X-Client-Id", format!("c{c}"))
+            .json(&body)
+            .send()
+            .await;
         let Ok(r) = sent else { return }; // the node is gone
         match r.status() {
             StatusCode::CREATED => {
@@ -185,7 +194,9 @@ async fn client_loop(
                 }
                 acked.lock().unwrap().push(Acked { id });
             }
-            StatusCode::SERVICE_UNAVAILABLE if r.headers().contains_key("retry-after") => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                if r.headers().contains_key("retry-after") =>
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             other => {

@@ -1,0 +1,190 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! Counters and histograms are updated where things happen; what the health
+//! registry already knows (lag, offsets, restarts, service states, the log's
+//! head) is copied into gauges when the metrics are scraped.
+
+use crate::actors::breaker::BreakerState;
+use crate::node::HealthReport;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub orders: IntCounterVec,
+    events_appended: IntCounter,
+    pub events_consumed: IntCounterVec,
+    consumer_lag: IntGaugeVec,
+    consumer_offset: IntGaugeVec,
+    pub mailbox_wait: HistogramVec,
+    pub mailbox_rejections: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    pub breaker_transitions: IntCounterVec,
+    pub restarts: IntCounterVec,
+    service_state: IntGaugeVec,
+    pub payments: IntCounterVec,
+}
+
+/// Latency buckets from 0.5 ms to 10 s.
+const SECONDS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(SECONDS.to_vec()), labels)
+        .expect("a valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let events_appended = IntCounter::new("fulfil_events_appended_total", "Events appended to the log")
+            .expect("a valid metric");
+        r.register(Box::new(events_appended.clone())).expect("registered once");
+        Metrics {
+            http_requests: counter(
+                &r,
+                "fulfil_http_requests_total",
+                "HTTP requests",
+                &["route", "method", "status"],
+            ),
+            http_duration: histogram(
+                &r,
+                "fulfil_http_request_duration_seconds",
+                "HTTP request latency",
+                &["route", "method"],
+            ),
+            orders: counter(&r, "fulfil_orders_total", "Orders entering each status", &["status"]),
+            events_appended,
+            events_consumed: counter(
+                &r,
+                "fulfil_events_consumed_total",
+                "Events applied by each service",
+                &["service"],
+            ),
+            consumer_lag: gauge(
+                &r,
+                "fulfil_consumer_lag_events",
+                "Events a service has not processed yet",
+                &["service"],
+            ),
+            consumer_offset: gauge(
+                &r,
+                "fulfil_consumer_offset",
+                "The last event a service processed",
+                &["service"],
+            ),
+            mailbox_wait: histogram(
+                &r,
+                "fulfil_mailbox_wait_seconds",
+                "Time callers waited for room at a service",
+                &["service"],
+            ),
+            mailbox_rejections: counter(
+                &r,
+                "fulfil_mailbox_rejections_total",
+                "Calls refused because a service stayed full",
+                &["service"],
+            ),
+            rate_limited: counter(
+                &r,
+                "fulfil_rate_limited_total",
+                "Calls refused by a rate limit",
+                &["limit"],
+            ),
+            breaker_state: gauge(
+                &r,
+                "fulfil_breaker_state",
+                "1 for the breaker's current state",
+                &["breaker", "state"],
+            ),
+            breaker_transitions: counter(
+                &r,
+                "fulfil_breaker_transitions_total",
+                "Circuit breaker state changes",
+                &["breaker", "to"],
+            ),
+            restarts: counter(
+                &r,
+                "fulfil_service_restarts_total",
+                "Service restarts after a failure",
+                &["service"],
+            ),
+            service_state: gauge(
+                &r,
+                "fulfil_service_state",
+                "1 for each service's current state",
+                &["service", "state"],
+            ),
+            payments: counter(&r, "fulfil_payments_total", "Card payment outcomes", &["outcome"]),
+            registry: r,
+        }
+    }
+
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.http_duration.with_label_values(&[route, method]).observe(took.as_secs_f64());
+    }
+
+    pub fn breaker_moved(&self, breaker: &str, to: BreakerState) {
+        self.breaker_transitions.with_label_values(&[breaker, to.as_str()]).inc();
+        self.set_breaker(breaker, to);
+    }
+
+    pub fn set_breaker(&self, breaker: &str, now: BreakerState) {
+        for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+            self.breaker_state.with_label_values(&[breaker, s.as_str()]).set(i64::from(s == now));
+        }
+    }
+
+    /// The breaker's current state, as last recorded.
+    pub fn breaker(&self, breaker: &str) -> BreakerState {
+        [BreakerState::Open, BreakerState::HalfOpen]
+            .into_iter()
+            .find(|s| self.breaker_state.with_label_values(&[breaker, s.as_str()]).get() == 1)
+            .unwrap_or(BreakerState::Closed)
+    }
+
+    /// The text exposition, with gauges refreshed from `health`.
+    pub fn render(&self, health: &HealthReport) -> String {
+        let appended = self.events_appended.get();
+        self.events_appended.inc_by(health.log_head.saturating_sub(appended));
+        for (service, h) in &health.services {
+            self.consumer_lag.with_label_values(&[service]).set(h.lag as i64);
+            self.consumer_offset.with_label_values(&[service]).set(h.offset as i64);
+            for state in crate::actors::health::ServiceState::ALL {
+                let name = state.as_str();
+                self.service_state.with_label_values(&[service, name]).set(i64::from(h.state == state));
+            }
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
