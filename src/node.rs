@@ -444,8 +444,26 @@ impl Node {
     /// Injects a fault into a service (see [`FaultSpec`]); replaces any
     /// fault it had.
     pub fn inject_fault(&self, service: Service, spec: FaultSpec) -> Result<(), NodeError> {
+        self.inject_fault_named(service.name(), spec)
+    }
+
+    /// Like [`Node::inject_fault`], by name: a service, or `"gateway"` for
+    /// the simulated card gateway (its latency, jitter and failure rate).
+    pub fn inject_fault_named(&self, name: &str, spec: FaultSpec) -> Result<(), NodeError> {
+        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+            return Err(NodeError::not_found("service", name));
+        }
         spec.validate().map_err(NodeError::Invalid)?;
-        self.inner.faults.set(service.name(), spec);
+        self.inner.faults.set(name, spec);
+        Ok(())
+    }
+
+    /// Clears the fault of a service or of the `"gateway"`.
+    pub fn clear_fault_named(&self, name: &str) -> Result<(), NodeError> {
+        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+            return Err(NodeError::not_found("service", name));
+        }
+        self.inner.faults.clear(Some(name));
         Ok(())
     }
 

@@ -71,13 +71,13 @@ async fn inject(
     spec: Json<FaultSpec>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&node, &req)?;
-    node.inject_fault(service(&name)?, spec.into_inner())?;
+    node.inject_fault_named(&name, spec.into_inner())?;
     Ok(HttpResponse::Ok().json(node.faults()))
 }
 
 async fn clear(node: Data<Node>, req: HttpRequest, name: Path<String>) -> Result<HttpResponse, ApiError> {
     authorize(&node, &req)?;
-    node.clear_faults(Some(service(&name)?));
+    node.clear_fault_named(&name)?;
     Ok(HttpResponse::Ok().json(node.faults()))
 }
 

@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod idempotency;
 mod notifications;
+mod overload;
 mod products;
 mod restart;
 mod shop;
