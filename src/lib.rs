@@ -22,6 +22,8 @@
 //!   `application/problem+json`.
 //! - [`config`]: typed [`Settings`]: `config.toml`, then `FULFIL_*` env.
 //! - [`startup`]: [`Application`], a node plus its HTTP server.
+//! - [`metrics`]: Prometheus metrics for `GET /metrics`.
+//! - [`load`]: the load generator behind `fulfil load`.
 //!
 //! # Embedding
 //!
@@ -48,6 +50,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod startup;

@@ -23,7 +23,13 @@ pub struct Proc {
 impl Proc {
     /// Starts the binary on a free port with its data in `data`.
     pub fn start(data: &Path) -> Proc {
+        Proc::start_with(data, &[])
+    }
+
+    /// Like [`Proc::start`], with more environment variables.
+    pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+            .envs(env.iter().copied())
             .arg("serve")
             .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
             .env("FULFIL_STORE__PATH", data)
