@@ -10,7 +10,7 @@ use std::process::ExitCode;
 #[command(name = "fulfil", version, about = "An order-fulfilment runtime on supervised actors")]
 pub struct Args {
     /// A configuration file to read over the defaults (default: ./config.toml
-    /// if it exists). FULFIL_<SECTION>__<KEY> variables override both.
+    /// if it exists). FULFIL_SECTION__KEY environment variables override both.
     #[arg(long, short, global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]

@@ -1,0 +1,122 @@
+//! The actor thread: boots the actix System, runs it, tears it down.
+
+use super::{Actors, StartError};
+use crate::actors::delivery::DeliveryActor;
+use crate::actors::faults::Faults;
+use crate::actors::health::Health;
+use crate::actors::inventory::InventoryActor;
+use crate::actors::notification::NotificationActor;
+use crate::actors::order::{OrderActor, Workflows};
+use crate::actors::payment::PaymentActor;
+use crate::actors::projection::ProjectionActor;
+use crate::actors::ServiceEnv;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use actix::{Actor, Addr, Arbiter, Supervisor, System};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What the actor thread hands back once the node is up.
+pub(super) struct Started {
+    pub(super) actors: Actors,
+    pub(super) health: Health,
+    pub(super) head: tokio::sync::watch::Receiver<u64>,
+    pub(super) store_healthy: Arc<AtomicBool>,
+    pub(super) system: System,
+}
+
+/// The actor thread: boots the system, reports, runs until stopped, then
+/// tears everything down and flushes the store.
+pub(super) fn run_system(
+    settings: Settings,
+    faults: Faults,
+    metrics: Arc<Metrics>,
+    ready: oneshot::Sender<Result<Started, StartError>>,
+    stopped: oneshot::Sender<()>,
+) {
+    let runner = actix::System::new();
+    let booted = runner.block_on(async { boot(&settings, faults, metrics) });
+    let (actors, env, arbiters) = match booted {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let started = Started {
+        actors,
+        health: env.health.clone(),
+        head: env.store.watch_head(),
+        store_healthy: env.store.healthy(),
+        system: System::current(),
+    };
+    if ready.send(Ok(started)).is_err() {
+        System::current().stop();
+    }
+    if let Err(e) = runner.run() {
+        tracing::error!(error = %e, "the actor system ended with an error");
+    }
+    for arbiter in arbiters {
+        arbiter.stop();
+        let _ = arbiter.join();
+    }
+    if let Err(e) = env.store.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+    drop(env);
+    let _ = stopped.send(());
+}
+
+fn boot(
+    settings: &Settings,
+    faults: Faults,
+    metrics: Arc<Metrics>,
+) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
+    let path = &settings.store.path;
+    let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
+        .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
+    let env = ServiceEnv {
+        store,
+        health: Health::default(),
+        faults,
+        policy: settings.supervision.clone(),
+        metrics,
+    };
+    let mailbox = &settings.mailbox;
+    let mut arbiters = Vec::new();
+    let fail = StartError::Actors;
+
+    let inventory = supervise(&mut arbiters, mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
+    let payment =
+        supervise(&mut arbiters, mailbox.payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
+    let delivery = supervise(&mut arbiters, mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
+    let notification =
+        supervise(&mut arbiters, mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
+    let projection = supervise(&mut arbiters, mailbox.projection, ProjectionActor::new(&env).map_err(fail)?);
+    let workflows = Arc::new(Workflows {
+        by_name: settings.workflows.clone(),
+        default: settings.workflow.default.clone(),
+    });
+    let order =
+        OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
+            .map_err(fail)?;
+    let order = supervise(&mut arbiters, mailbox.order, order);
+    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters))
+}
+
+/// Starts `actor` under a supervisor on an arbiter (thread) of its own, with
+/// a bounded mailbox of `capacity`.
+fn supervise<A>(arbiters: &mut Vec<Arbiter>, capacity: usize, actor: A) -> Addr<A>
+where
+    A: Actor<Context = actix::Context<A>> + actix::Supervised + Send,
+{
+    let arbiter = Arbiter::new();
+    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+        ctx.set_mailbox_capacity(capacity);
+        actor
+    });
+    arbiters.push(arbiter);
+    addr
+}

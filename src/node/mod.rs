@@ -1,0 +1,289 @@
+//! A running fulfil node: the embedding API.
+//!
+//! [`Node::start`] opens the store and starts every actor under a supervisor,
+//! each on its own arbiter, inside an actix `System` on a dedicated thread.
+//! Actix actors can only live inside a `System`; owning one here means an
+//! application on a plain `#[tokio::main]` (or inside actix-web, or anything
+//! else) can start a node and call it: [`Node`] only holds actor addresses,
+//! whose `send` futures run on any executor.
+//!
+//! - this file: [`Node`] itself, starting and stopping it, and how calls
+//!   reach the actors (admission gates, timeouts);
+//! - `api.rs`: the business calls (products, orders, payments, deliveries,
+//!   status, notifications);
+//! - `operations.rs`: health, liveness, draining, faults, dead letters,
+//!   pausing services, metrics, the per-client rate limit;
+//! - `boot.rs`: the actor thread: opening the store, starting each actor
+//!   under a supervisor on its own arbiter, and tearing down.
+
+mod api;
+mod boot;
+mod operations;
+
+pub use operations::HealthReport;
+
+use crate::actors::delivery::DeliveryActor;
+use crate::actors::faults::Faults;
+use crate::actors::health::Health;
+use crate::actors::inventory::InventoryActor;
+use crate::actors::notification::NotificationActor;
+use crate::actors::order::OrderActor;
+use crate::actors::payment::PaymentActor;
+use crate::actors::projection::ProjectionActor;
+use crate::actors::{ask, NodeError};
+use crate::config::Settings;
+use crate::domain::OrderId;
+use crate::http::ClientLimiter;
+use crate::metrics::Metrics;
+use actix::dev::{MessageResponse, ToEnvelope};
+use actix::{Actor, Addr, Handler, Recipient, System};
+use boot::run_system;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, Semaphore};
+
+/// The names of a node's services, as health reports and faults use them.
+pub const SERVICES: [&str; 6] = ["order", "payment", "inventory", "delivery", "notification", "projection"];
+
+/// A handle to a running node; cheap to clone, safe to share across threads
+/// and runtimes. Every call waits at most the configured request timeout.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    actors: Actors,
+    gates: [Gate; 6],
+    limiter: Option<ClientLimiter>,
+    metrics: Arc<Metrics>,
+    health: Health,
+    faults: Faults,
+    head: tokio::sync::watch::Receiver<u64>,
+    store_healthy: Arc<AtomicBool>,
+    draining: AtomicBool,
+    timeout: Duration,
+    ping_timeout: Duration,
+    admin_token: String,
+    data_dir: std::path::PathBuf,
+    running: Mutex<Option<Running>>,
+}
+
+/// Admission to one service: as many calls in flight as its mailbox holds.
+/// A caller waits up to `wait` for room, then gets [`NodeError::Busy`]: a
+/// full service pushes back instead of queueing without bound.
+struct Gate {
+    permits: Semaphore,
+    wait: Duration,
+}
+
+impl Gate {
+    fn new(capacity: usize, wait: Duration) -> Gate {
+        Gate { permits: Semaphore::new(capacity), wait }
+    }
+}
+
+/// What is needed to stop the actor system.
+struct Running {
+    system: System,
+    stopped: oneshot::Receiver<()>,
+}
+
+#[derive(Clone)]
+struct Actors {
+    order: Addr<OrderActor>,
+    payment: Addr<PaymentActor>,
+    inventory: Addr<InventoryActor>,
+    delivery: Addr<DeliveryActor>,
+    notification: Addr<NotificationActor>,
+    projection: Addr<ProjectionActor>,
+}
+
+/// The services of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Order,
+    Payment,
+    Inventory,
+    Delivery,
+    Notification,
+    Projection,
+}
+
+impl Service {
+    pub const ALL: [Service; 6] = [
+        Service::Order,
+        Service::Payment,
+        Service::Inventory,
+        Service::Delivery,
+        Service::Notification,
+        Service::Projection,
+    ];
+
+    pub fn name(self) -> &'static str {
+        SERVICES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store at {path}: {source}")]
+    Store { path: String, source: crate::store::StoreError },
+    #[error("cannot start the actors: {0}")]
+    Actors(NodeError),
+    #[error("cannot start the actor thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the actor thread ended before the node started")]
+    Aborted,
+}
+
+impl Node {
+    /// Opens the store in `settings.store.path` and starts every service.
+    pub async fn start(settings: Settings) -> Result<Node, StartError> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        // Absolute, so the log says exactly where the data is.
+        let data_dir =
+            std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone());
+        let timeout = settings.timeouts.request();
+        let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
+        let admin_token = settings.admin.token.clone();
+        let wait = Duration::from_millis(settings.mailbox.wait_ms);
+        let m = &settings.mailbox;
+        // In the order of `Service::ALL`.
+        let gates = [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection]
+            .map(|capacity| Gate::new(capacity, wait));
+        let limiter = ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client);
+        let metrics = Arc::new(Metrics::new());
+        let env_metrics = metrics.clone();
+        let faults = Faults::default();
+        for (service, spec) in &settings.faults {
+            faults.set(service, spec.clone());
+        }
+        let env_faults = faults.clone();
+        std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
+            run_system(settings, env_faults, env_metrics, ready_tx, stopped_tx);
+        })?;
+        let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
+        tracing::info!(data = %data_dir.display(), "node started");
+        Ok(Node {
+            inner: Arc::new(Inner {
+                actors: started.actors,
+                gates,
+                limiter,
+                metrics,
+                health: started.health,
+                faults,
+                head: started.head,
+                store_healthy: started.store_healthy,
+                draining: AtomicBool::new(false),
+                timeout,
+                ping_timeout,
+                admin_token,
+                data_dir,
+                running: Mutex::new(Some(Running { system: started.system, stopped })),
+            }),
+        })
+    }
+
+    /// Stops every actor, flushes the store and closes it. Calls made after
+    /// this fail with [`NodeError::Unavailable`]. Calling it twice is fine.
+    pub async fn shutdown(&self) {
+        self.drain();
+        let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
+        if let Some(Running { system, stopped }) = running {
+            system.stop();
+            let _ = stopped.await;
+            tracing::info!(data = %self.inner.data_dir.display(), "node stopped; store flushed");
+        }
+    }
+
+    /// Starts shutting down: readiness turns 503 and the HTTP gateway answers
+    /// new requests with 503, while requests in flight finish.
+    pub fn drain(&self) {
+        if !self.inner.draining.swap(true, Ordering::SeqCst) {
+            tracing::info!("draining: no new requests");
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Where the node keeps its data.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
+    /// The bearer token of the admin API; empty when it is disabled.
+    pub fn admin_token(&self) -> &str {
+        &self.inner.admin_token
+    }
+
+    /// Calls a service through its admission gate (see [`Gate`]).
+    async fn call<A, M, T>(&self, service: Service, addr: &Addr<A>, msg: M) -> Result<T, NodeError>
+    where
+        A: Actor + Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: actix::Message<Result = Result<T, NodeError>> + Send + 'static,
+        T: Send + 'static,
+        Result<T, NodeError>: MessageResponse<A, M> + Send,
+    {
+        let gate = &self.inner.gates[service as usize];
+        let name = service.name();
+        let asked = std::time::Instant::now();
+        let permit = match tokio::time::timeout(gate.wait, gate.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                self.inner.metrics.mailbox_rejections.with_label_values(&[name]).inc();
+                return Err(NodeError::Busy { service: name, retry_after: Duration::from_secs(1) });
+            }
+        };
+        self.inner.metrics.mailbox_wait.with_label_values(&[name]).observe(asked.elapsed().as_secs_f64());
+        let answer = ask(addr, msg, self.inner.timeout, name).await;
+        drop(permit);
+        answer
+    }
+
+    /// Sends a message every service understands to one of them.
+    async fn send_to<M>(&self, service: Service, msg: M) -> Result<(), NodeError>
+    where
+        M: actix::Message<Result = ()> + Send + 'static,
+        OrderActor: Handler<M>,
+        PaymentActor: Handler<M>,
+        InventoryActor: Handler<M>,
+        DeliveryActor: Handler<M>,
+        NotificationActor: Handler<M>,
+        ProjectionActor: Handler<M>,
+    {
+        let a = &self.inner.actors;
+        let to: Recipient<M> = match service {
+            Service::Order => a.order.clone().recipient(),
+            Service::Payment => a.payment.clone().recipient(),
+            Service::Inventory => a.inventory.clone().recipient(),
+            Service::Delivery => a.delivery.clone().recipient(),
+            Service::Notification => a.notification.clone().recipient(),
+            Service::Projection => a.projection.clone().recipient(),
+        };
+        to.send(msg).await.map_err(|_| NodeError::Unavailable(service.name()))
+    }
+}
+
+impl Drop for Inner {
+    /// A node dropped without [`Node::shutdown`] still stops its actors.
+    fn drop(&mut self) {
+        if let Some(running) = self.running.get_mut().ok().and_then(Option::take) {
+            running.system.stop();
+        }
+    }
+}
+
+/// An order id from a caller; one that cannot exist is simply not found.
+fn order_id_of(raw: &str) -> Result<OrderId, NodeError> {
+    OrderId::parse(raw).map_err(|_| NodeError::not_found("order", raw))
+}

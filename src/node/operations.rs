@@ -1,0 +1,166 @@
+//! Operating a node: health, liveness, draining, faults, dead letters,
+//! pausing services, metrics, the per-client rate limit.
+
+use super::{Node, Service, SERVICES};
+use crate::actors::breaker::BreakerState;
+use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
+use crate::actors::faults::FaultSpec;
+use crate::actors::health::{ServiceHealth, ServiceState};
+use crate::actors::payment::BREAKER as PAYMENT_BREAKER;
+use crate::actors::projection::{GetDeadLetter, ListDeadLetters};
+use crate::actors::NodeError;
+use crate::metrics::Metrics;
+use crate::store::DeadLetter;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The node's health, as `/health/*` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// `ready`, or why not: `degraded` (a service is not running), `draining`
+    /// (shutting down), `store_unavailable` (flushing fails); for liveness,
+    /// `live` or `stuck`.
+    pub status: &'static str,
+    /// The last sequence number in the event log.
+    pub log_head: u64,
+    pub services: BTreeMap<&'static str, ServiceHealth>,
+    /// Circuit breakers and their states; an open breaker does not make the
+    /// node unready (orders are still taken, per the workflow's fallback).
+    pub breakers: BTreeMap<&'static str, BreakerState>,
+    /// For liveness: the services that did not answer a ping in time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresponsive: Vec<&'static str>,
+}
+
+impl HealthReport {
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status, "ready" | "live")
+    }
+}
+
+impl Node {
+    /// Admits one HTTP request from `client` under the per-client rate
+    /// limit, or says how long it must wait.
+    pub fn admit_client(&self, client: &str) -> Result<(), Duration> {
+        match &self.inner.limiter {
+            Some(limiter) => limiter.check(client).inspect_err(|_| {
+                self.inner.metrics.rate_limited.with_label_values(&["http"]).inc();
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Every metric in Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render(&self.health())
+    }
+
+    /// Readiness: every service running, the store flushing, not draining.
+    pub fn health(&self) -> HealthReport {
+        let head = *self.inner.head.borrow();
+        let services = self.inner.health.snapshot(head);
+        let status = if self.is_draining() {
+            "draining"
+        } else if !self.inner.store_healthy.load(Ordering::Relaxed) {
+            "store_unavailable"
+        } else if services.len() == SERVICES.len()
+            && services.values().all(|s| s.state == ServiceState::Running)
+        {
+            "ready"
+        } else {
+            "degraded"
+        };
+        let breakers = BTreeMap::from([(PAYMENT_BREAKER, self.inner.metrics.breaker(PAYMENT_BREAKER))]);
+        HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new() }
+    }
+
+    /// Liveness: can the node still make progress? Every actor must answer a
+    /// ping within the configured timeout. A service that is restarting or
+    /// backing off still answers: it is healing, not stuck.
+    pub async fn live(&self) -> HealthReport {
+        let pings = Service::ALL.map(|service| async move {
+            let ping = tokio::time::timeout(self.inner.ping_timeout, self.send_to(service, Ping));
+            (service, matches!(ping.await, Ok(Ok(()))))
+        });
+        let answers = futures_util::future::join_all(pings).await;
+        let unresponsive: Vec<&'static str> =
+            answers.into_iter().filter(|(_, ok)| !ok).map(|(s, _)| s.name()).collect();
+        let mut report = self.health();
+        report.status = if unresponsive.is_empty() { "live" } else { "stuck" };
+        report.unresponsive = unresponsive;
+        report
+    }
+
+    /// Stops a service from consuming the log; it keeps answering commands
+    /// and catches up from its offset on [`Node::resume`].
+    pub async fn pause(&self, service: Service) -> Result<(), NodeError> {
+        self.send_to(service, Pause).await
+    }
+
+    pub async fn resume(&self, service: Service) -> Result<(), NodeError> {
+        self.send_to(service, Resume).await
+    }
+
+    /// Injects a fault into a service (see [`FaultSpec`]); replaces any
+    /// fault it had.
+    pub fn inject_fault(&self, service: Service, spec: FaultSpec) -> Result<(), NodeError> {
+        self.inject_fault_named(service.name(), spec)
+    }
+
+    /// Like [`Node::inject_fault`], by name: a service, or `"gateway"` for
+    /// the simulated card gateway (its latency, jitter and failure rate).
+    pub fn inject_fault_named(&self, name: &str, spec: FaultSpec) -> Result<(), NodeError> {
+        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+            return Err(NodeError::not_found("service", name));
+        }
+        spec.validate().map_err(NodeError::Invalid)?;
+        self.inner.faults.set(name, spec);
+        Ok(())
+    }
+
+    /// Clears the fault of a service or of the `"gateway"`.
+    pub fn clear_fault_named(&self, name: &str) -> Result<(), NodeError> {
+        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+            return Err(NodeError::not_found("service", name));
+        }
+        self.inner.faults.clear(Some(name));
+        Ok(())
+    }
+
+    /// Clears one service's fault, or every fault.
+    pub fn clear_faults(&self, service: Option<Service>) {
+        self.inner.faults.clear(service.map(Service::name));
+    }
+
+    pub fn faults(&self) -> BTreeMap<String, FaultSpec> {
+        self.inner.faults.list()
+    }
+
+    /// Events the services set aside after failing on them repeatedly.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, NodeError> {
+        self.call(Service::Projection, &self.inner.actors.projection, ListDeadLetters).await
+    }
+
+    /// Puts a dead letter back: its service applies the event again, and
+    /// the dead letter is gone once that succeeds.
+    pub async fn retry_dead_letter(&self, id: u64) -> Result<(), NodeError> {
+        let letter = self.call(Service::Projection, &self.inner.actors.projection, GetDeadLetter(id)).await?;
+        let service = Service::parse(&letter.service)
+            .ok_or_else(|| NodeError::not_found("service", &letter.service))?;
+        let (a, msg) = (&self.inner.actors, Redeliver(letter));
+        match service {
+            Service::Order => self.call(service, &a.order, msg).await,
+            Service::Payment => self.call(service, &a.payment, msg).await,
+            Service::Inventory => self.call(service, &a.inventory, msg).await,
+            Service::Delivery => self.call(service, &a.delivery, msg).await,
+            Service::Notification => self.call(service, &a.notification, msg).await,
+            Service::Projection => self.call(service, &a.projection, msg).await,
+        }
+    }
+}
