@@ -21,8 +21,14 @@ async fn main() -> Result<(), Error> {
     let node = Node::start(settings).await?;
 
     // Typed calls: no HTTP involved.
-    node.add_product(NewProduct { sku: "TEA".into(), name: "Green tea".into(), price: 4200, stock: 10 })
-        .await?;
+    node.add_product(NewProduct {
+        sku: "TEA".into(),
+        name: "Green tea".into(),
+        price: 4200,
+        stock: Some(10),
+        units: vec![],
+    })
+    .await?;
     let order = OrderRequest {
         customer: "park".into(),
         items: vec![ItemRequest { sku: "TEA".into(), qty: 3 }],

@@ -155,6 +155,7 @@ impl Settings {
     fn check(&mut self) -> Result<(), SettingsError> {
         for (name, wf) in self.workflows.iter_mut() {
             wf.name = name.clone();
+            wf.check().map_err(|e| SettingsError::Invalid(format!("workflows.{name}: {e}")))?;
         }
         if !self.workflows.contains_key(&self.workflow.default) {
             return Err(SettingsError::Invalid(format!(
@@ -204,5 +205,8 @@ mod tests {
         assert_eq!(s.store.path, PathBuf::from("data"));
         assert_eq!(s.workflow.default, "shop");
         assert_eq!(s.workflows["shop"], Workflow::shop());
+        let names: Vec<&str> = s.workflows.keys().map(String::as_str).collect();
+        assert_eq!(names, ["driver", "hotel", "malltail", "shop", "taxi"]);
+        assert_eq!(s.workflows["taxi"].label(crate::domain::OrderStatus::Accepted), "dispatched");
     }
 }

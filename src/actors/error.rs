@@ -19,6 +19,12 @@ pub enum NodeError {
     /// The order's status does not allow the command; nothing changed.
     #[error("{0}")]
     Conflict(String),
+    /// Another party accepted (or rejected) the order first.
+    #[error("{0}")]
+    Taken(String),
+    /// Nothing of the kind is available now (no driver free).
+    #[error("no {sku} is available now")]
+    NothingAvailable { sku: String },
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
     #[error("this Idempotency-Key was first used with a different request")]
@@ -59,7 +65,10 @@ impl From<Invalid> for NodeError {
 
 impl From<Refusal> for NodeError {
     fn from(e: Refusal) -> Self {
-        NodeError::Conflict(e.0)
+        match e {
+            Refusal::NotAllowed(why) => NodeError::Conflict(why),
+            Refusal::Taken(why) => NodeError::Taken(why),
+        }
     }
 }
 

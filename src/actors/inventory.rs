@@ -5,8 +5,8 @@
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::{durably, NodeError, ServiceEnv};
-use crate::domain::product::restock_qty;
-use crate::domain::{Event, EventKind, Money, NewProduct, Product, Sku};
+use crate::domain::product::{restock_qty, validate_units};
+use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, ReservationMode, Sku};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -23,12 +23,13 @@ pub struct AddProduct(pub NewProduct);
 #[rtype(result = "Result<Product, NodeError>")]
 pub struct GetProduct(pub Sku);
 
-/// Adds `qty` units to a product's stock.
+/// Adds `qty` units to a product's stock, or named `units`.
 #[derive(Message)]
 #[rtype(result = "Result<Product, NodeError>")]
 pub struct Restock {
     pub sku: Sku,
-    pub qty: i64,
+    pub qty: Option<i64>,
+    pub units: Vec<String>,
 }
 
 /// The current unit price of each sku, in order; fails on an unknown sku.
@@ -36,16 +37,32 @@ pub struct Restock {
 #[rtype(result = "Result<Vec<Money>, NodeError>")]
 pub struct Quote(pub Vec<Sku>);
 
+/// Reserves every line for an order now, all or nothing, and names the
+/// units taken (the assigned driver); `NothingAvailable` when short.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, NodeError>")]
+pub struct ReserveNow {
+    pub order_id: OrderId,
+    pub lines: Vec<(Sku, u32)>,
+}
+
+/// Gives back what [`ReserveNow`] took, for an order that was not placed.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct ReleaseNow(pub OrderId);
+
 /// An order's reservation, as the inventory service keeps it.
 #[derive(Message)]
 #[rtype(result = "Result<Option<Reservation>, NodeError>")]
-pub struct GetReservation(pub crate::domain::OrderId);
+pub struct GetReservation(pub OrderId);
 
 // ---- state ----
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     pub lines: Vec<(Sku, u32)>,
+    /// Named units taken, if the products have them.
+    pub units: Vec<String>,
     pub state: ReservationState,
 }
 
@@ -96,6 +113,59 @@ impl InventoryActor {
     fn product(&self, sku: &Sku) -> Result<Product, NodeError> {
         read(&self.products, sku.as_str())?.ok_or_else(|| NodeError::not_found("product", sku))
     }
+
+    fn restock(&self, msg: &Restock) -> Result<Product, NodeError> {
+        let units = validate_units(&msg.units)?;
+        let qty = match (msg.qty, units.len()) {
+            (Some(q), _) => restock_qty(q)?,
+            (None, 0) => return Err(NodeError::Invalid("give qty, or units".into())),
+            (None, n) => n as u64,
+        };
+        self.write_product(|tx| {
+            let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
+                return abort(NodeError::not_found("product", &msg.sku));
+            };
+            if units.iter().any(|u| p.units.contains(u)) {
+                return abort(NodeError::Conflict(format!("a unit of {} is already free", msg.sku)));
+            }
+            p.stock = p.stock.saturating_add(qty);
+            p.units.extend(units.iter().cloned());
+            tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
+            Ok(p)
+        })
+    }
+
+    fn reserve_now(&self, msg: &ReserveNow) -> Result<Vec<String>, NodeError> {
+        let (units, _) =
+            self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
+                match take(tx, &msg.lines)? {
+                    Ok(units) => {
+                        let r = Reservation {
+                            lines: msg.lines.clone(),
+                            units: units.clone(),
+                            state: ReservationState::Reserved,
+                        };
+                        tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
+                        let fact =
+                            EventKind::StockReserved { lines: msg.lines.clone(), units: units.clone() };
+                        tx.append(&msg.order_id, None, fact)?;
+                        Ok(units)
+                    }
+                    Err(short) => abort(NodeError::NothingAvailable { sku: short.sku.to_string() }),
+                }
+            })?;
+        Ok(units)
+    }
+
+    fn release_now(&self, order: &OrderId) -> Result<(), NodeError> {
+        self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
+            match tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? {
+                Some(r) => release(tx, order, None, r),
+                None => Ok(()),
+            }
+        })?;
+        Ok(())
+    }
 }
 
 crate::log_consumer!(InventoryActor);
@@ -115,14 +185,20 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
     let reservation: Option<Reservation> = tx.get(RESERVATIONS, key)?;
     match (&event.kind, reservation) {
-        (EventKind::OrderPlaced { items, .. }, None) => {
+        (EventKind::OrderPlaced { items, reservation: ReservationMode::AfterPayment, .. }, None)
+            if !items.is_empty() =>
+        {
             let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
-            tx.put(RESERVATIONS, key, &Reservation { lines, state: ReservationState::Requested })
+            tx.put(
+                RESERVATIONS,
+                key,
+                &Reservation { lines, units: vec![], state: ReservationState::Requested },
+            )
         }
         (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
             reserve(tx, event, r)
         }
-        (EventKind::OrderCanceled { .. }, Some(r)) => release(tx, event, r),
+        (kind, Some(r)) if kind.ends_order().is_some() => release(tx, &event.order_id, Some(event.seq), r),
         (EventKind::OrderInDelivery { .. }, Some(mut r)) if r.state == ReservationState::Reserved => {
             r.state = ReservationState::Shipped;
             tx.put(RESERVATIONS, key, &r)
@@ -131,59 +207,86 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     }
 }
 
-/// Takes every line's stock, or none of it if any line is short.
-fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
-    let mut taken = Vec::with_capacity(r.lines.len());
-    for (sku, qty) in &r.lines {
+/// A line that could not be reserved.
+struct Short {
+    sku: Sku,
+    requested: u32,
+    available: u64,
+}
+
+/// Takes every line's stock (and its first free units), or nothing if any
+/// line is short. Returns the units taken.
+fn take(tx: &Tx<'_>, lines: &[(Sku, u32)]) -> TxResult<Result<Vec<String>, Short>, NodeError> {
+    let mut taken = Vec::with_capacity(lines.len());
+    let mut units = Vec::new();
+    for (sku, qty) in lines {
         let product: Option<Product> = tx.get(PRODUCTS, sku.as_str())?;
         match product {
             Some(mut p) if p.stock >= u64::from(*qty) => {
                 p.stock -= u64::from(*qty);
+                let named = (*qty as usize).min(p.units.len());
+                units.extend(p.units.drain(..named));
                 taken.push(p);
             }
             other => {
-                r.state = ReservationState::Short;
-                tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
                 let available = other.map(|p| p.stock).unwrap_or(0);
-                let short = EventKind::StockShort { sku: sku.clone(), requested: *qty, available };
-                tx.append(&event.order_id, Some(event.seq), short)?;
-                return Ok(());
+                return Ok(Err(Short { sku: sku.clone(), requested: *qty, available }));
             }
         }
     }
     for p in &taken {
         tx.put(PRODUCTS, p.sku.as_str(), p)?;
     }
-    r.state = ReservationState::Reserved;
+    Ok(Ok(units))
+}
+
+/// Reserves a paid order's lines, or records that stock is short.
+fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
+    let fact = match take(tx, &r.lines)? {
+        Ok(units) => {
+            (r.state, r.units) = (ReservationState::Reserved, units.clone());
+            EventKind::StockReserved { lines: r.lines.clone(), units }
+        }
+        Err(short) => {
+            r.state = ReservationState::Short;
+            EventKind::StockShort { sku: short.sku, requested: short.requested, available: short.available }
+        }
+    };
     tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
-    tx.append(&event.order_id, Some(event.seq), EventKind::StockReserved { lines: r.lines })?;
+    tx.append(&event.order_id, Some(event.seq), fact)?;
     Ok(())
 }
 
-/// Gives reserved stock back; an order canceled before reserving just drops.
-fn release(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
+/// Gives reserved stock and units back; an order that ended before
+/// reserving just drops. Goods that shipped are not given back.
+fn release(
+    tx: &mut Tx<'_>,
+    order: &OrderId,
+    cause: Option<u64>,
+    mut r: Reservation,
+) -> TxResult<(), NodeError> {
     match r.state {
         ReservationState::Reserved => {
+            let mut units = r.units.iter();
             for (sku, qty) in &r.lines {
                 if let Some(mut p) = tx.get::<Product, _>(PRODUCTS, sku.as_str())? {
                     p.stock += u64::from(*qty);
+                    p.units.extend(units.by_ref().take(*qty as usize).cloned());
                     tx.put(PRODUCTS, sku.as_str(), &p)?;
                 }
             }
             r.state = ReservationState::Released;
-            tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
-            let lines = r.lines;
-            tx.append(&event.order_id, Some(event.seq), EventKind::StockReleased { lines })?;
+            tx.put(RESERVATIONS, order.as_str(), &r)?;
+            tx.append(order, cause, EventKind::StockReleased { lines: r.lines })?;
+            Ok(())
         }
         ReservationState::Requested => {
             r.state = ReservationState::Dropped;
-            tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
+            tx.put(RESERVATIONS, order.as_str(), &r)
         }
-        _ => {}
+        _ => Ok(()),
     }
-    Ok(())
 }
-
 impl Handler<AddProduct> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
@@ -206,18 +309,24 @@ impl Handler<Restock> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
     fn handle(&mut self, msg: Restock, ctx: &mut Context<Self>) -> Self::Result {
-        let result = guarded(self, ctx, None, |act| {
-            let qty = restock_qty(msg.qty)?;
-            act.write_product(|tx| {
-                let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
-                    return abort(NodeError::not_found("product", &msg.sku));
-                };
-                p.stock = p.stock.saturating_add(qty);
-                tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
-                Ok(p)
-            })
-        });
+        let result = guarded(self, ctx, None, |act| act.restock(&msg));
         durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<ReserveNow> for InventoryActor {
+    type Result = Result<Vec<String>, NodeError>;
+
+    fn handle(&mut self, msg: ReserveNow, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.order_id), |act| act.reserve_now(&msg))
+    }
+}
+
+impl Handler<ReleaseNow> for InventoryActor {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, msg: ReleaseNow, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, Some(&msg.0), |act| act.release_now(&msg.0))
     }
 }
 
@@ -262,7 +371,13 @@ mod tests {
     async fn inventory_with(t: &TestStore, products: &[(&str, i64)]) -> Addr<InventoryActor> {
         let addr = InventoryActor::new(&t.env()).unwrap().start();
         for (s, stock) in products {
-            let p = NewProduct { sku: s.to_string(), name: s.to_string(), price: 100, stock: *stock };
+            let p = NewProduct {
+                sku: s.to_string(),
+                name: s.to_string(),
+                price: 100,
+                stock: Some(*stock),
+                units: vec![],
+            };
             addr.send(AddProduct(p)).await.unwrap().unwrap();
         }
         addr
@@ -284,9 +399,10 @@ mod tests {
         assert_eq!((stock(&inv, "A").await, stock(&inv, "B").await), (3, 4));
         let reservation = inv.send(GetReservation(order(1))).await.unwrap().unwrap().unwrap();
         assert_eq!(reservation.state, ReservationState::Reserved);
-        assert!(t
-            .events_of(&order(1))
-            .contains(&EventKind::StockReserved { lines: vec![(sku("A"), 2), (sku("B"), 1)] }));
+        assert!(t.events_of(&order(1)).contains(&EventKind::StockReserved {
+            lines: vec![(sku("A"), 2), (sku("B"), 1)],
+            units: vec![]
+        }));
     }
 
     #[actix::test]

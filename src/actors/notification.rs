@@ -108,7 +108,7 @@ mod tests {
             vec![
                 placed("kim", &[("A", 1, 100)], PaymentMethod::Card),
                 paid(100),
-                EventKind::StockReserved { lines: vec![] },
+                EventKind::StockReserved { lines: vec![], units: vec![] },
                 EventKind::PaymentRefunded { amount: money(100) },
             ],
         );

@@ -9,15 +9,15 @@
 //! started or completed).
 
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
-use super::inventory::{InventoryActor, Quote};
+use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
 use super::{ask, durably, NodeError, ServiceEnv};
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
-    Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ValidOrder,
-    Workflow,
+    Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ReservationMode,
+    ValidOrder, Workflow,
 };
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
@@ -113,6 +113,8 @@ struct Priced {
     order: ValidOrder,
     prices: Vec<Money>,
     settlement: Settlement,
+    /// Units reserved at placement, for workflows that reserve then.
+    reserved: Option<Vec<String>>,
 }
 
 enum Prepared {
@@ -142,14 +144,8 @@ impl OrderActor {
 
     /// Every check that needs no other service, and the idempotency lookup.
     fn prepare(&mut self, msg: &PlaceOrder) -> Result<Prepared, NodeError> {
-        let order = msg.request.validate(&self.workflows.default)?;
-        let workflow = self.workflows.get(&order.workflow)?;
-        if !workflow.allows_payment(order.payment) {
-            return Err(NodeError::Invalid(format!(
-                "workflow {} does not take payment {}",
-                workflow.name, order.payment
-            )));
-        }
+        let workflow = self.workflows.get(msg.request.workflow_name(&self.workflows.default))?;
+        let order = msg.request.validate(workflow)?;
         if let Some(key) = &msg.idempotency_key {
             if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(NodeError::Invalid(format!(
@@ -183,27 +179,59 @@ impl OrderActor {
         let inventory = self.inventory.clone();
         let payment = self.payment.clone();
         let timeouts = self.timeouts.clone();
-        let fallback = self.workflows.get(&order.workflow).map(|wf| wf.payment_fallback);
+        let workflow = self.workflows.get(&order.workflow).cloned();
         async move {
+            let workflow = workflow?;
             let skus = order.lines.iter().map(|(sku, _)| sku.clone()).collect();
             let prices = ask(&inventory, Quote(skus), timeouts.request(), "inventory").await?;
+            // A unit (a driver) is taken before anything is charged: with
+            // none free, the order is refused at once.
+            let reserved = match workflow.reservation {
+                ReservationMode::AtPlacement if !order.lines.is_empty() => {
+                    let hold = ReserveNow { order_id: id.clone(), lines: order.lines.clone() };
+                    Some(ask(&inventory, hold, timeouts.request(), "inventory").await?)
+                }
+                _ => None,
+            };
             let settlement = match (&order.card, order.payment) {
                 (Some(card), _) => {
                     let (_, amount) = Order::price(&order, &prices)?;
-                    let charge =
-                        Charge { payment, timeouts, order_id: id.clone(), amount, card: card.clone() };
-                    charge.run(fallback?).await?
+                    let charge = Charge {
+                        payment,
+                        timeouts: timeouts.clone(),
+                        order_id: id.clone(),
+                        amount,
+                        card: card.clone(),
+                    };
+                    match charge.run(workflow.payment_fallback).await {
+                        Ok(settlement) => settlement,
+                        Err(e) => {
+                            if reserved.is_some() {
+                                let release = ReleaseNow(id.clone());
+                                let _ = ask(&inventory, release, timeouts.request(), "inventory").await;
+                            }
+                            return Err(e);
+                        }
+                    }
                 }
                 (None, PaymentMethod::BankTransfer) => Settlement::Pending,
-                (None, _) => Settlement::Paid("none".into()),
+                (None, _) => Settlement::NotNeeded,
             };
-            Ok(Priced { id, order, prices, settlement })
+            Ok(Priced { id, order, prices, settlement, reserved })
         }
     }
 
     /// Writes the new order, its events and its idempotency key at once.
     fn record(&mut self, priced: Priced, key: Option<&str>) -> Result<OrderReceipt, NodeError> {
-        let (order, events) = Order::place(&priced.id, &priced.order, &priced.prices, priced.settlement)?;
+        let workflow = self.workflows.get(&priced.order.workflow)?;
+        let (order, events) = Order::place(
+            &priced.id,
+            &priced.order,
+            &priced.prices,
+            priced.settlement,
+            priced.reserved,
+            workflow,
+        )?;
         let receipt =
             OrderReceipt { id: order.id.clone(), status: order.status, total: order.total, replayed: false };
         self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
@@ -221,7 +249,7 @@ impl OrderActor {
     }
 
     /// Runs a command on an order already caught up with the log.
-    fn execute(&self, id: &OrderId, command: Command) -> Result<Order, NodeError> {
+    fn execute(&self, id: &OrderId, command: &Command) -> Result<Order, NodeError> {
         let (order, _) = self.cursor.store.write(&[&self.orders], |tx| {
             let Some(mut order) = tx.get::<Order, _>(ORDERS, id.as_str())? else {
                 return abort(NodeError::not_found("order", id));
@@ -231,11 +259,10 @@ impl OrderActor {
                 Err(e) => return abort(e),
             };
             let events = match order.decide(command, workflow) {
-                Ok(events) => events,
+                Ok(events) => order.advance(events, workflow),
                 Err(refusal) => return abort(refusal.into()),
             };
             for kind in events {
-                order.apply(&kind);
                 tx.append(id, None, kind)?;
             }
             tx.put(ORDERS, id.as_str(), &order)?;
@@ -329,8 +356,8 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<()
         Err(e) => return abort(e),
     };
     order.apply(&event.kind);
-    for kind in order.react(&event.kind, workflow) {
-        order.apply(&kind);
+    let next = order.react(&event.kind, workflow);
+    for kind in order.advance(next, workflow) {
         tx.append(&event.order_id, Some(event.seq), kind)?;
     }
     tx.put(ORDERS, key, &order)
@@ -374,7 +401,7 @@ impl Handler<OrderCommand> for OrderActor {
     fn handle(&mut self, msg: OrderCommand, ctx: &mut Context<Self>) -> Self::Result {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
-            act.execute(&msg.order_id, msg.command)
+            act.execute(&msg.order_id, &msg.command)
         });
         durably(&self.cursor.store, result)
     }
@@ -401,7 +428,8 @@ mod tests {
 
     async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
         let inventory = InventoryActor::new(&t.env()).unwrap().start();
-        let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: 5 };
+        let p =
+            NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
         inventory.send(AddProduct(p)).await.unwrap().unwrap();
         let payment =
             PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
@@ -450,7 +478,7 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let id = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
-        t.append(&id, vec![EventKind::StockReserved { lines: vec![] }]);
+        t.append(&id, vec![EventKind::StockReserved { lines: vec![], units: vec![] }]);
         let current = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
         assert_eq!(current.status, OrderStatus::Reserved, "commands and reads catch up with the log first");
         let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel };

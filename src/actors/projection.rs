@@ -4,13 +4,15 @@
 //! view can be rebuilt from the log at any time.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
+use super::order::Workflows;
 use super::supervision::guarded;
 use super::{NodeError, ServiceEnv};
-use crate::domain::{CustomerId, Event, OrderId, StatusView};
+use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::store::{key_prefix, read, DeadLetter, StoreError, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
 use sled::Tree;
+use std::sync::Arc;
 
 // ---- messages ----
 
@@ -34,51 +36,131 @@ pub struct GetDeadLetter(pub u64);
 pub struct StatusReport {
     #[serde(flatten)]
     pub view: StatusView,
+    /// How the order's workflow names its status ("dispatched").
+    pub label: String,
     pub needs_attention: Vec<DeadLetter>,
 }
 
 /// The status views of a customer's orders, oldest first.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<StatusView>, NodeError>")]
+#[rtype(result = "Result<Vec<StatusReport>, NodeError>")]
 pub struct ListStatus(pub CustomerId);
+
+/// A page of a workflow's orders at a status (a party's work list: the
+/// taxi's open calls, the hotel's bookings to confirm), oldest first.
+#[derive(Message)]
+#[rtype(result = "Result<Page, NodeError>")]
+pub struct ListByStatus {
+    pub workflow: String,
+    pub status: OrderStatus,
+    /// Only orders whose delivery is at this leg.
+    pub leg: Option<String>,
+    /// Continue after this cursor (a previous page's `next`).
+    pub after: Option<Seq>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub orders: Vec<StatusReport>,
+    /// The cursor for the next page; none when this is the last.
+    pub next: Option<Seq>,
+}
 
 pub struct ProjectionActor {
     cursor: Cursor,
     views: Tree,
     by_customer: Tree,
+    by_status: Tree,
+    workflows: Arc<Workflows>,
 }
 
 const VIEWS: usize = 0;
 const BY_CUSTOMER: usize = 1;
+const BY_STATUS: usize = 2;
+/// Longest page of a list.
+pub const MAX_PAGE: usize = 500;
 pub const NAME: &str = "projection";
 
 impl ProjectionActor {
-    pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
+    pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
         Ok(ProjectionActor {
             views: env.store.tree("status_views")?,
             by_customer: env.store.tree("status_by_customer")?,
+            by_status: env.store.tree("status_by_workflow")?,
             cursor: Cursor::load(env, NAME)?,
+            workflows,
         })
     }
 
     fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
         let view: StatusView =
             read(&self.views, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
-        let needs_attention = self.cursor.store.dead_letters_of(id)?;
-        Ok(StatusReport { view, needs_attention })
+        self.with_label(view)
     }
 
-    fn list(&self, customer: &CustomerId) -> Result<Vec<StatusView>, NodeError> {
-        let mut views = Vec::new();
+    /// Adds the workflow's label and anything needing attention.
+    fn with_label(&self, view: StatusView) -> Result<StatusReport, NodeError> {
+        let label = match self.workflows.by_name.get(&view.workflow) {
+            Some(wf) => wf.label(view.status),
+            None => view.status.as_str().to_owned(),
+        };
+        let needs_attention = self.cursor.store.dead_letters_of(&view.order_id)?;
+        Ok(StatusReport { view, label, needs_attention })
+    }
+
+    fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
+        let mut reports = Vec::new();
         for entry in self.by_customer.scan_prefix(key_prefix(customer.as_str())) {
             let id: OrderId =
                 crate::store::decode(&entry.map_err(StoreError::from)?.1).map_err(StoreError::from)?;
             if let Some(view) = read(&self.views, id.as_str())? {
-                views.push(view);
+                reports.push(self.with_label(view)?);
             }
         }
-        Ok(views)
+        Ok(reports)
     }
+
+    fn page(&self, q: &ListByStatus) -> Result<Page, NodeError> {
+        self.workflows.get(&q.workflow)?;
+        let prefix = status_prefix(&q.workflow, q.status);
+        let start = match q.after {
+            Some(after) => [prefix.as_slice(), &(after + 1).to_be_bytes()].concat(),
+            None => prefix.clone(),
+        };
+        let (mut orders, mut next) = (Vec::new(), None);
+        for entry in self.by_status.range(start..) {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if orders.len() == q.limit {
+                next = orders.last().map(|r: &StatusReport| r.view.placed_seq);
+                break;
+            }
+            let id: OrderId = crate::store::decode(&value).map_err(StoreError::from)?;
+            let Some(view) = read::<StatusView>(&self.views, id.as_str())? else { continue };
+            let leg = view.delivery.as_ref().and_then(|d| d.leg.as_deref());
+            if q.leg.is_none() || q.leg.as_deref() == leg {
+                orders.push(self.with_label(view)?);
+            }
+        }
+        Ok(Page { orders, next })
+    }
+}
+
+/// `workflow \0 status \0`: a workflow's orders at one status.
+fn status_prefix(workflow: &str, status: OrderStatus) -> Vec<u8> {
+    let mut key = key_prefix(workflow);
+    key.extend(key_prefix(status.as_str()));
+    key
+}
+
+/// `workflow \0 status \0 placed_seq`: kept in placing order.
+fn status_key(workflow: &str, status: OrderStatus, placed_seq: Seq) -> Vec<u8> {
+    let mut key = status_prefix(workflow, status);
+    key.extend_from_slice(&placed_seq.to_be_bytes());
+    key
 }
 
 crate::log_consumer!(ProjectionActor);
@@ -89,7 +171,7 @@ impl LogConsumer for ProjectionActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.views, &self.by_customer], batch, delivery, on_event)?;
+        self.cursor.apply(&[&self.views, &self.by_customer, &self.by_status], batch, delivery, on_event)?;
         let metrics = self.cursor.sup.metrics();
         for status in batch.iter().filter_map(|e| e.kind.status()) {
             metrics.orders.with_label_values(&[status.as_str()]).inc();
@@ -102,7 +184,12 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
     match tx.get::<StatusView, _>(VIEWS, key)? {
         Some(mut view) => {
+            let before = view.status;
             view.apply(event);
+            if view.status != before {
+                tx.remove(BY_STATUS, status_key(&view.workflow, before, view.placed_seq))?;
+                tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
+            }
             tx.put(VIEWS, key, &view)
         }
         None => {
@@ -113,6 +200,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             let mut index = key_prefix(view.customer.as_str());
             index.extend_from_slice(&event.seq.to_be_bytes());
             tx.put(BY_CUSTOMER, index, &view.order_id)?;
+            tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
             tx.put(VIEWS, key, &view)
         }
     }
@@ -126,8 +214,16 @@ impl Handler<GetStatus> for ProjectionActor {
     }
 }
 
+impl Handler<ListByStatus> for ProjectionActor {
+    type Result = Result<Page, NodeError>;
+
+    fn handle(&mut self, msg: ListByStatus, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.page(&msg))
+    }
+}
+
 impl Handler<ListStatus> for ProjectionActor {
-    type Result = Result<Vec<StatusView>, NodeError>;
+    type Result = Result<Vec<StatusReport>, NodeError>;
 
     fn handle(&mut self, msg: ListStatus, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, None, |act| act.list(&msg.0))
@@ -159,18 +255,35 @@ mod tests {
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
         let t = temp_store();
-        let p = ProjectionActor::new(&t.env()).unwrap().start();
+        let workflows = Workflows {
+            by_name: [("shop".to_owned(), crate::domain::Workflow::shop())].into(),
+            default: "shop".into(),
+        };
+        let p = ProjectionActor::new(&t.env(), Arc::new(workflows)).unwrap().start();
         t.append(&order(2), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
         t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)]);
         t.append(&order(3), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)]);
-        t.append(&order(2), vec![EventKind::OrderReserved]);
+        t.append(&order(2), vec![EventKind::OrderReserved { units: vec![] }]);
         t.caught_up(NAME).await;
         let view = p.send(GetStatus(order(2))).await.unwrap().unwrap().view;
         assert_eq!(view.status, OrderStatus::Reserved);
         assert_eq!(view.history.len(), 3);
         let kim = p.send(ListStatus(CustomerId::parse("kim").unwrap())).await.unwrap().unwrap();
-        let ids: Vec<&str> = kim.iter().map(|v| v.order_id.as_str()).collect();
+        let ids: Vec<&str> = kim.iter().map(|r| r.view.order_id.as_str()).collect();
         assert_eq!(ids, ["ord-2", "ord-1"], "in the order they were placed");
+        let query = |after| ListByStatus {
+            workflow: "shop".into(),
+            status: OrderStatus::Placed,
+            leg: None,
+            after,
+            limit: 1,
+        };
+        let first = p.send(query(None)).await.unwrap().unwrap();
+        assert_eq!(first.orders[0].view.order_id.as_str(), "ord-1", "ord-2 moved on to reserved");
+        assert_eq!(first.orders[0].label, "placed");
+        let second = p.send(query(first.next)).await.unwrap().unwrap();
+        assert_eq!(second.orders[0].view.order_id.as_str(), "ord-3");
+        assert_eq!(second.next, None);
         assert!(matches!(p.send(GetStatus(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
     }
 }

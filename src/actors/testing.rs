@@ -95,6 +95,7 @@ pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod
         payment,
         total: money(total),
         workflow: "shop".into(),
+        reservation: crate::domain::ReservationMode::AfterPayment,
     }
 }
 

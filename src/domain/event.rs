@@ -7,6 +7,7 @@
 //! domain (stock reserved, payment refunded, delivery started) that the order
 //! actor reacts to.
 
+use super::workflow::{LegSpec, ReservationMode};
 use super::{Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Sku};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,11 @@ pub enum CancelReason {
     OutOfStock,
     /// A deferred card payment was declined when it was finally taken.
     PaymentDeclined,
+    /// A checkpoint (customs) rejected the goods; the payment is refunded.
+    CheckpointRejected,
+    /// A checkpoint rejected the goods, which are discarded; nothing is
+    /// refunded (the customer's fault).
+    Forfeited,
 }
 
 impl CancelReason {
@@ -42,7 +48,14 @@ impl CancelReason {
             CancelReason::CustomerRequest => "customer_request",
             CancelReason::OutOfStock => "out_of_stock",
             CancelReason::PaymentDeclined => "payment_declined",
+            CancelReason::CheckpointRejected => "checkpoint_rejected",
+            CancelReason::Forfeited => "forfeited",
         }
+    }
+
+    /// Whether a payment already taken is given back.
+    pub fn refunds(self) -> bool {
+        self != CancelReason::Forfeited
     }
 }
 
@@ -58,6 +71,9 @@ pub enum EventKind {
         payment: PaymentMethod,
         total: Money,
         workflow: String,
+        /// How the workflow reserves: the inventory acts only on orders
+        /// that reserve after payment.
+        reservation: ReservationMode,
     },
     PaymentPending {
         amount: Money,
@@ -67,9 +83,22 @@ pub enum EventKind {
         amount: Money,
         payment_id: String,
     },
-    OrderReserved,
+    OrderReserved {
+        /// The units reserved by name (the assigned driver), if any.
+        units: Vec<String>,
+    },
+    OrderAccepted {
+        by: String,
+    },
+    OrderRejected {
+        by: String,
+        reason: String,
+    },
+    /// A delivery leg started.
     OrderInDelivery {
         delivery_id: String,
+        leg: u32,
+        name: String,
     },
     OrderDelivered,
     OrderClosed,
@@ -80,6 +109,8 @@ pub enum EventKind {
     // --- facts written by the other services ---
     StockReserved {
         lines: Vec<(Sku, u32)>,
+        /// Named units taken, for products made of units.
+        units: Vec<String>,
     },
     StockShort {
         sku: Sku,
@@ -92,9 +123,28 @@ pub enum EventKind {
     PaymentRefunded {
         amount: Money,
     },
-    DeliveryStarted {
-        delivery_id: String,
+    /// The order is ready to be delivered along these legs.
+    DeliveryRequested {
+        legs: Vec<LegSpec>,
     },
+    LegStarted {
+        delivery_id: String,
+        leg: u32,
+        name: String,
+    },
+    LegCompleted {
+        delivery_id: String,
+        leg: u32,
+        name: String,
+    },
+    /// A checkpoint leg rejected the goods.
+    LegRejected {
+        delivery_id: String,
+        leg: u32,
+        name: String,
+        reason: String,
+    },
+    /// The last leg completed.
     DeliveryCompleted {
         delivery_id: String,
     },
@@ -116,7 +166,9 @@ impl EventKind {
             EventKind::OrderPlaced { .. } => OrderStatus::Placed,
             EventKind::PaymentPending { .. } => OrderStatus::PaymentPending,
             EventKind::OrderPaid { .. } => OrderStatus::Paid,
-            EventKind::OrderReserved => OrderStatus::Reserved,
+            EventKind::OrderReserved { .. } => OrderStatus::Reserved,
+            EventKind::OrderAccepted { .. } => OrderStatus::Accepted,
+            EventKind::OrderRejected { .. } => OrderStatus::Rejected,
             EventKind::OrderInDelivery { .. } => OrderStatus::InDelivery,
             EventKind::OrderDelivered => OrderStatus::Delivered,
             EventKind::OrderClosed => OrderStatus::Closed,
@@ -125,13 +177,25 @@ impl EventKind {
         })
     }
 
+    /// For an event that ends an order early (canceled, rejected): whether
+    /// a payment already taken is refunded. The services compensate on it.
+    pub fn ends_order(&self) -> Option<bool> {
+        match self {
+            EventKind::OrderCanceled { reason } => Some(reason.refunds()),
+            EventKind::OrderRejected { .. } => Some(true),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::OrderPlaced { .. } => "order_placed",
             EventKind::PaymentPending { .. } => "payment_pending",
             EventKind::OrderPaid { .. } => "order_paid",
-            EventKind::OrderReserved => "order_reserved",
+            EventKind::OrderReserved { .. } => "order_reserved",
+            EventKind::OrderAccepted { .. } => "order_accepted",
+            EventKind::OrderRejected { .. } => "order_rejected",
             EventKind::OrderInDelivery { .. } => "order_in_delivery",
             EventKind::OrderDelivered => "order_delivered",
             EventKind::OrderClosed => "order_closed",
@@ -140,7 +204,10 @@ impl EventKind {
             EventKind::StockShort { .. } => "stock_short",
             EventKind::StockReleased { .. } => "stock_released",
             EventKind::PaymentRefunded { .. } => "payment_refunded",
-            EventKind::DeliveryStarted { .. } => "delivery_started",
+            EventKind::DeliveryRequested { .. } => "delivery_requested",
+            EventKind::LegStarted { .. } => "leg_started",
+            EventKind::LegCompleted { .. } => "leg_completed",
+            EventKind::LegRejected { .. } => "leg_rejected",
             EventKind::DeliveryCompleted { .. } => "delivery_completed",
             EventKind::PaymentCaptured { .. } => "payment_captured",
             EventKind::PaymentFailed { .. } => "payment_failed",

@@ -17,11 +17,11 @@ pub mod workflow;
 pub use event::{CancelReason, Event, EventKind, Seq};
 pub use ids::{CustomerId, OrderId, Sku};
 pub use money::Money;
-pub use order::{Order, OrderLine, OrderRequest, PaymentMethod, Refusal, ValidOrder};
+pub use order::{Command, Order, OrderLine, OrderRequest, PaymentMethod, Refusal, Settlement, ValidOrder};
 pub use product::{NewProduct, Product};
 pub use status::OrderStatus;
 pub use view::{Notification, StatusView};
-pub use workflow::{PaymentFallback, Workflow};
+pub use workflow::{CheckpointPolicy, LegSpec, PaymentFallback, ReservationMode, Workflow};
 
 /// A request that breaks a rule of the domain, with a message for the caller.
 ///

@@ -6,6 +6,7 @@
 //! here is testable without a store.
 
 use super::event::CancelReason;
+use super::workflow::{CheckpointPolicy, ReservationMode};
 use super::{CustomerId, EventKind, Invalid, Money, OrderId, OrderStatus, Sku, Workflow};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -69,6 +70,8 @@ pub struct ItemRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRequest {
     pub customer: String,
+    /// May be empty in a workflow that reserves nothing (a taxi call).
+    #[serde(default)]
     pub items: Vec<ItemRequest>,
     pub address: String,
     pub payment: String,
@@ -92,10 +95,16 @@ pub struct ValidOrder {
 }
 
 impl OrderRequest {
-    /// Checks everything that can be checked without the catalog.
-    pub fn validate(&self, default_workflow: &str) -> Result<ValidOrder, Invalid> {
+    /// The workflow the request names, or `default`.
+    pub fn workflow_name<'a>(&'a self, default: &'a str) -> &'a str {
+        self.workflow.as_deref().unwrap_or(default)
+    }
+
+    /// Checks everything that can be checked without the catalog, for an
+    /// order of `workflow`.
+    pub fn validate(&self, workflow: &Workflow) -> Result<ValidOrder, Invalid> {
         let customer = CustomerId::parse(&self.customer)?;
-        let lines = validate_items(&self.items)?;
+        let lines = validate_items(&self.items, workflow.reservation == ReservationMode::None)?;
         let address = self.address.trim();
         if address.is_empty() {
             return Err(Invalid::new("address must not be empty"));
@@ -106,6 +115,14 @@ impl OrderRequest {
         let payment = PaymentMethod::parse(&self.payment).ok_or_else(|| {
             Invalid::new(format!("payment must be one of card, bank_transfer, none (got {:?})", self.payment))
         })?;
+        if !workflow.allows_payment(payment) {
+            let allowed: Vec<&str> = workflow.payment.iter().map(|m| m.as_str()).collect();
+            return Err(Invalid::new(format!(
+                "workflow {} takes payment {} only (got {payment})",
+                workflow.name,
+                allowed.join(" or ")
+            )));
+        }
         let card = match payment {
             PaymentMethod::Card => Some(validate_card(self.card.as_deref())?),
             _ => None,
@@ -116,13 +133,13 @@ impl OrderRequest {
             address: address.to_owned(),
             payment,
             card,
-            workflow: self.workflow.clone().unwrap_or_else(|| default_workflow.to_owned()),
+            workflow: workflow.name.clone(),
         })
     }
 }
 
-fn validate_items(items: &[ItemRequest]) -> Result<Vec<(Sku, u32)>, Invalid> {
-    if items.is_empty() {
+fn validate_items(items: &[ItemRequest], may_be_empty: bool) -> Result<Vec<(Sku, u32)>, Invalid> {
+    if items.is_empty() && !may_be_empty {
         return Err(Invalid::new("items must hold at least one line"));
     }
     if items.len() > MAX_LINES {
@@ -157,20 +174,27 @@ fn validate_card(card: Option<&str>) -> Result<String, Invalid> {
 /// How an order's payment stands when it is placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    /// Paid: the authorisation's id (`"none"` when there is nothing to pay).
+    /// Paid: the authorisation's id.
     Paid(String),
     /// To be paid later: a bank transfer, or a card payment deferred while
     /// the gateway is unavailable.
     Pending,
+    /// Nothing to pay (payment `none`).
+    NotNeeded,
 }
 
 /// A command refused because of the order's current status (HTTP 409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+pub enum Refusal {
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Someone else accepted (or rejected) it first.
+    #[error("{0}")]
+    Taken(String),
+}
 
 /// Commands a party can give an existing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// The seller confirms the bank-transfer deposit.
     ConfirmDeposit,
@@ -178,6 +202,10 @@ pub enum Command {
     Cancel,
     /// The customer confirms receipt of the goods.
     ConfirmReceipt,
+    /// The fulfilling party (hotel, shop, driver) takes the order.
+    Accept { by: String },
+    /// The fulfilling party turns the order down.
+    Reject { by: String, reason: String },
 }
 
 /// The command side's record of one order.
@@ -193,8 +221,16 @@ pub struct Order {
     pub status: OrderStatus,
     pub payment_id: Option<String>,
     pub refunded: bool,
+    /// Named units reserved for it (the assigned driver).
+    pub units: Vec<String>,
+    pub accepted_by: Option<String>,
+    pub delivery_requested: bool,
     pub delivery_id: Option<String>,
+    /// The delivery leg under way.
+    pub leg: Option<u32>,
     pub reason: Option<CancelReason>,
+    /// Why it was rejected.
+    pub rejection: Option<String>,
 }
 
 impl Order {
@@ -213,20 +249,18 @@ impl Order {
         Ok((items, total))
     }
 
-    /// Places `order` as `id`: the new order and the events that record it.
+    /// Places `order` as `id`: the new order and the events that record it,
+    /// with the steps that follow at once. `units` are what was reserved at
+    /// placement, for a workflow that reserves then.
     pub fn place(
         id: &OrderId,
         order: &ValidOrder,
         prices: &[Money],
         settlement: Settlement,
+        reserved: Option<Vec<String>>,
+        workflow: &Workflow,
     ) -> Result<(Order, Vec<EventKind>), Invalid> {
         let (items, total) = Order::price(order, prices)?;
-        let next = match settlement {
-            Settlement::Pending => EventKind::PaymentPending { amount: total },
-            Settlement::Paid(payment_id) => {
-                EventKind::OrderPaid { method: order.payment, amount: total, payment_id }
-            }
-        };
         let mut placed = Order {
             id: id.clone(),
             customer: order.customer.clone(),
@@ -238,21 +272,35 @@ impl Order {
             status: OrderStatus::Placed,
             payment_id: None,
             refunded: false,
+            units: Vec::new(),
+            accepted_by: None,
+            delivery_requested: false,
             delivery_id: None,
+            leg: None,
             reason: None,
+            rejection: None,
         };
-        placed.apply(&next);
-        let events = vec![
-            EventKind::OrderPlaced {
-                customer: order.customer.clone(),
-                items,
-                address: order.address.clone(),
-                payment: order.payment,
-                total,
-                workflow: order.workflow.clone(),
-            },
-            next,
-        ];
+        let mut first = Vec::new();
+        match settlement {
+            Settlement::Pending => first.push(EventKind::PaymentPending { amount: total }),
+            Settlement::Paid(payment_id) => {
+                first.push(EventKind::OrderPaid { method: order.payment, amount: total, payment_id })
+            }
+            Settlement::NotNeeded => {}
+        }
+        if let Some(units) = reserved {
+            first.push(EventKind::OrderReserved { units });
+        }
+        let mut events = vec![EventKind::OrderPlaced {
+            customer: order.customer.clone(),
+            items,
+            address: order.address.clone(),
+            payment: order.payment,
+            total,
+            workflow: order.workflow.clone(),
+            reservation: workflow.reservation,
+        }];
+        events.extend(placed.advance(first, workflow));
         Ok((placed, events))
     }
 
@@ -263,15 +311,56 @@ impl Order {
         }
         match event {
             EventKind::OrderPaid { payment_id, .. } => self.payment_id = Some(payment_id.clone()),
-            EventKind::OrderInDelivery { delivery_id } => self.delivery_id = Some(delivery_id.clone()),
+            EventKind::OrderReserved { units } => self.units = units.clone(),
+            EventKind::OrderAccepted { by } => self.accepted_by = Some(by.clone()),
+            EventKind::OrderRejected { reason, .. } => self.rejection = Some(reason.clone()),
+            EventKind::DeliveryRequested { .. } => self.delivery_requested = true,
+            EventKind::OrderInDelivery { delivery_id, leg, .. } => {
+                self.delivery_id = Some(delivery_id.clone());
+                self.leg = Some(*leg);
+            }
             EventKind::OrderCanceled { reason } => self.reason = Some(*reason),
             EventKind::PaymentRefunded { .. } => self.refunded = true,
             _ => {}
         }
     }
 
+    /// Applies `events` and whatever follows from them at once (asking for
+    /// delivery once the order is ready and accepted); returns them all.
+    pub fn advance(&mut self, events: Vec<EventKind>, workflow: &Workflow) -> Vec<EventKind> {
+        let mut all = events;
+        for e in &all {
+            self.apply(e);
+        }
+        if let Some(request) = self.delivery_request(workflow) {
+            self.apply(&request);
+            all.push(request);
+        }
+        all
+    }
+
+    /// Whether every step before acceptance is done: paid (if anything is
+    /// to be paid) and reserved (if anything is reserved).
+    pub fn ready_for_acceptance(&self, workflow: &Workflow) -> bool {
+        let reserves = workflow.reservation != ReservationMode::None && !self.items.is_empty();
+        let expected = match (reserves, self.payment) {
+            (true, _) => OrderStatus::Reserved,
+            (false, PaymentMethod::None) => OrderStatus::Placed,
+            (false, _) => OrderStatus::Paid,
+        };
+        self.status == expected
+    }
+
+    /// The delivery request due now, if any.
+    fn delivery_request(&self, workflow: &Workflow) -> Option<EventKind> {
+        let accepted = self.status == OrderStatus::Accepted
+            || (workflow.accepts_automatically() && self.ready_for_acceptance(workflow));
+        (accepted && !self.delivery_requested && !workflow.legs.is_empty())
+            .then(|| EventKind::DeliveryRequested { legs: workflow.legs.clone() })
+    }
+
     /// The events a command produces, or why it is refused.
-    pub fn decide(&self, command: Command, workflow: &Workflow) -> Result<Vec<EventKind>, Refusal> {
+    pub fn decide(&self, command: &Command, workflow: &Workflow) -> Result<Vec<EventKind>, Refusal> {
         match command {
             Command::ConfirmDeposit => {
                 if self.status != OrderStatus::PaymentPending {
@@ -289,8 +378,8 @@ impl Order {
                 }])
             }
             Command::Cancel => {
-                if self.status == OrderStatus::Canceled {
-                    return Err(self.refuse("it is already canceled"));
+                if self.status.is_terminal() {
+                    return Err(self.refuse("it is over"));
                 }
                 if !workflow.allows_cancel(self.status) {
                     return Err(
@@ -305,7 +394,31 @@ impl Order {
                 }
                 Ok(vec![EventKind::OrderClosed])
             }
+            Command::Accept { by } => {
+                self.awaiting_acceptance(workflow)?;
+                Ok(vec![EventKind::OrderAccepted { by: by.clone() }])
+            }
+            Command::Reject { by, reason } => {
+                self.awaiting_acceptance(workflow)?;
+                Ok(vec![EventKind::OrderRejected { by: by.clone(), reason: reason.clone() }])
+            }
         }
+    }
+
+    /// Refuses unless the order waits for its party to accept or reject it.
+    fn awaiting_acceptance(&self, workflow: &Workflow) -> Result<(), Refusal> {
+        if workflow.accepts_automatically() {
+            return Err(
+                self.refuse(&format!("orders of workflow {} are accepted automatically", workflow.name))
+            );
+        }
+        if self.accepted_by.is_some() || self.status == OrderStatus::Rejected {
+            return Err(Refusal::Taken(format!("order {}: {}", self.id, workflow.taken_message)));
+        }
+        if !self.ready_for_acceptance(workflow) {
+            return Err(self.refuse("it is not waiting for acceptance"));
+        }
+        Ok(())
     }
 
     /// The status changes that another service's fact leads to. Facts that
@@ -313,18 +426,9 @@ impl Order {
     /// services compensate on their own when they see the cancellation.
     pub fn react(&self, fact: &EventKind, workflow: &Workflow) -> Vec<EventKind> {
         let next = match fact {
-            EventKind::StockReserved { .. } => vec![EventKind::OrderReserved],
+            EventKind::StockReserved { units, .. } => vec![EventKind::OrderReserved { units: units.clone() }],
             EventKind::StockShort { .. } => {
                 vec![EventKind::OrderCanceled { reason: CancelReason::OutOfStock }]
-            }
-            EventKind::DeliveryStarted { delivery_id } => {
-                vec![EventKind::OrderInDelivery { delivery_id: delivery_id.clone() }]
-            }
-            EventKind::DeliveryCompleted { .. } if workflow.receipt => {
-                vec![EventKind::OrderDelivered]
-            }
-            EventKind::DeliveryCompleted { .. } => {
-                vec![EventKind::OrderDelivered, EventKind::OrderClosed]
             }
             EventKind::PaymentCaptured { payment_id, amount } => vec![EventKind::OrderPaid {
                 method: self.payment,
@@ -334,6 +438,22 @@ impl Order {
             EventKind::PaymentFailed { .. } => {
                 vec![EventKind::OrderCanceled { reason: CancelReason::PaymentDeclined }]
             }
+            EventKind::LegStarted { delivery_id, leg, name } if self.leg.is_none_or(|l| *leg > l) => {
+                vec![EventKind::OrderInDelivery {
+                    delivery_id: delivery_id.clone(),
+                    leg: *leg,
+                    name: name.clone(),
+                }]
+            }
+            EventKind::LegRejected { .. } => {
+                let reason = match workflow.rejected_checkpoint {
+                    CheckpointPolicy::Refund => CancelReason::CheckpointRejected,
+                    CheckpointPolicy::Forfeit => CancelReason::Forfeited,
+                };
+                vec![EventKind::OrderCanceled { reason }]
+            }
+            EventKind::DeliveryCompleted { .. } if workflow.receipt => vec![EventKind::OrderDelivered],
+            EventKind::DeliveryCompleted { .. } => vec![EventKind::OrderDelivered, EventKind::OrderClosed],
             _ => vec![],
         };
         match next.first().and_then(EventKind::status) {
@@ -343,13 +463,14 @@ impl Order {
     }
 
     fn refuse(&self, rule: &str) -> Refusal {
-        Refusal(format!("order {} is {}: {rule}", self.id, self.status))
+        Refusal::NotAllowed(format!("order {} is {}: {rule}", self.id, self.status))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::workflow::LegSpec;
 
     fn request(payment: &str) -> OrderRequest {
         OrderRequest {
@@ -362,22 +483,67 @@ mod tests {
         }
     }
 
-    fn placed(payment: &str) -> Order {
-        let valid = request(payment).validate("shop").unwrap();
-        let id = OrderId::from_number(1);
+    /// A hotel: card, rooms reserved after payment, the hotel accepts.
+    fn hotel() -> Workflow {
+        Workflow {
+            name: "hotel".into(),
+            payment: vec![PaymentMethod::Card],
+            acceptance: "hotel".into(),
+            legs: vec![],
+            receipt: false,
+            cancel_until: OrderStatus::Accepted,
+            ..Workflow::shop()
+        }
+    }
+
+    /// Overseas purchase: no reservation, the shop accepts, four legs with a
+    /// customs checkpoint that forfeits.
+    fn malltail() -> Workflow {
+        let leg = |name: &str, checkpoint, explicit_start| LegSpec {
+            name: name.into(),
+            checkpoint,
+            explicit_start,
+        };
+        Workflow {
+            name: "malltail".into(),
+            payment: vec![PaymentMethod::Card],
+            reservation: ReservationMode::None,
+            acceptance: "shop".into(),
+            legs: vec![
+                leg("overseas", false, true),
+                leg("customs", true, false),
+                leg("domestic", false, false),
+            ],
+            rejected_checkpoint: CheckpointPolicy::Forfeit,
+            receipt: false,
+            cancel_until: OrderStatus::Accepted,
+            ..Workflow::shop()
+        }
+    }
+
+    fn place_in(payment: &str, wf: &Workflow) -> (Order, Vec<EventKind>) {
+        let valid = request(payment).validate(wf).unwrap();
         let settlement = match valid.payment {
             PaymentMethod::BankTransfer => Settlement::Pending,
-            _ => Settlement::Paid("pay-1".into()),
+            PaymentMethod::None => Settlement::NotNeeded,
+            PaymentMethod::Card => Settlement::Paid("pay-1".into()),
         };
-        let (order, events) = Order::place(&id, &valid, &[Money::new(1500).unwrap()], settlement).unwrap();
-        assert!(matches!(events[0], EventKind::OrderPlaced { .. }));
-        order
+        let id = OrderId::from_number(1);
+        Order::place(&id, &valid, &[Money::new(1500).unwrap()], settlement, None, wf).unwrap()
+    }
+
+    fn placed(payment: &str) -> Order {
+        place_in(payment, &Workflow::shop()).0
     }
 
     fn with_status(status: OrderStatus) -> Order {
         let mut o = placed("bank_transfer");
         o.status = status;
         o
+    }
+
+    fn names(events: &[EventKind]) -> Vec<&'static str> {
+        events.iter().map(EventKind::name).collect()
     }
 
     #[test]
@@ -392,33 +558,48 @@ mod tests {
 
     #[test]
     fn validation_names_the_broken_field() {
+        let shop = Workflow::shop();
         let mut r = request("card");
         r.items[0].qty = 0;
-        assert!(r.validate("shop").unwrap_err().0.contains("qty must be at least 1"));
+        assert!(r.validate(&shop).unwrap_err().0.contains("qty must be at least 1"));
         r.items[0].qty = -3;
-        assert!(r.validate("shop").is_err());
+        assert!(r.validate(&shop).is_err());
         let mut r = request("cash");
         r.card = None;
-        assert!(r.validate("shop").unwrap_err().0.contains("payment must be one of"));
+        assert!(r.validate(&shop).unwrap_err().0.contains("payment must be one of"));
         let mut r = request("card");
         r.card = None;
-        assert!(r.validate("shop").unwrap_err().0.contains("card number"));
+        assert!(r.validate(&shop).unwrap_err().0.contains("card number"));
         let mut r = request("card");
         r.items.push(ItemRequest { sku: "MUG".into(), qty: 1 });
-        assert!(r.validate("shop").unwrap_err().0.contains("listed twice"));
+        assert!(r.validate(&shop).unwrap_err().0.contains("listed twice"));
         let mut r = request("card");
         r.items.clear();
-        assert!(r.validate("shop").is_err());
+        assert!(r.validate(&shop).is_err(), "a shop order needs items");
         let mut r = request("card");
         r.address = " ".into();
-        assert!(r.validate("shop").is_err());
+        assert!(r.validate(&shop).is_err());
+        assert!(request("none")
+            .validate(&shop)
+            .unwrap_err()
+            .0
+            .contains("takes payment bank_transfer or card"));
+    }
+
+    #[test]
+    fn a_workflow_that_reserves_nothing_takes_orders_without_items() {
+        let mut taxi = malltail();
+        taxi.payment = vec![PaymentMethod::None];
+        let mut r = request("none");
+        r.items.clear();
+        assert!(r.validate(&taxi).unwrap().lines.is_empty());
     }
 
     #[test]
     fn deposit_is_confirmed_only_while_pending() {
         let wf = Workflow::shop();
         for status in OrderStatus::ALL {
-            let result = with_status(status).decide(Command::ConfirmDeposit, &wf);
+            let result = with_status(status).decide(&Command::ConfirmDeposit, &wf);
             assert_eq!(result.is_ok(), status == OrderStatus::PaymentPending, "{status}");
         }
     }
@@ -427,12 +608,12 @@ mod tests {
     fn shop_cancel_is_allowed_only_before_the_deposit_is_confirmed() {
         let wf = Workflow::shop();
         for status in OrderStatus::ALL {
-            let result = with_status(status).decide(Command::Cancel, &wf);
+            let result = with_status(status).decide(&Command::Cancel, &wf);
             let allowed = matches!(status, OrderStatus::Placed | OrderStatus::PaymentPending);
             assert_eq!(result.is_ok(), allowed, "{status}");
         }
-        let err = with_status(OrderStatus::Paid).decide(Command::Cancel, &wf).unwrap_err();
-        assert!(err.0.contains("only until payment_pending"), "{err}");
+        let err = with_status(OrderStatus::Paid).decide(&Command::Cancel, &wf).unwrap_err();
+        assert!(err.to_string().contains("only until payment_pending"), "{err}");
     }
 
     #[test]
@@ -440,7 +621,11 @@ mod tests {
         let wf = Workflow::shop();
         let mut order = placed("card");
         order.status = OrderStatus::PaymentPending;
-        assert!(order.decide(Command::ConfirmDeposit, &wf).unwrap_err().0.contains("taken automatically"));
+        assert!(order
+            .decide(&Command::ConfirmDeposit, &wf)
+            .unwrap_err()
+            .to_string()
+            .contains("taken automatically"));
         let captured = EventKind::PaymentCaptured { payment_id: "p".into(), amount: order.total };
         assert!(matches!(order.react(&captured, &wf)[..], [EventKind::OrderPaid { .. }]));
         let failed = EventKind::PaymentFailed { reason: "declined".into() };
@@ -454,27 +639,82 @@ mod tests {
     fn receipt_is_confirmed_only_when_delivered() {
         let wf = Workflow::shop();
         for status in OrderStatus::ALL {
-            let result = with_status(status).decide(Command::ConfirmReceipt, &wf);
+            let result = with_status(status).decide(&Command::ConfirmReceipt, &wf);
             assert_eq!(result.is_ok(), status == OrderStatus::Delivered, "{status}");
         }
     }
 
     #[test]
-    fn reactions_follow_the_saga() {
+    fn once_reserved_an_automatically_accepted_order_asks_for_delivery() {
         let wf = Workflow::shop();
-        let paid = with_status(OrderStatus::Paid);
-        let reserved = EventKind::StockReserved { lines: vec![] };
-        assert_eq!(paid.react(&reserved, &wf), vec![EventKind::OrderReserved]);
-        let short = EventKind::StockShort { sku: Sku::parse("MUG").unwrap(), requested: 2, available: 1 };
+        let mut paid = with_status(OrderStatus::Paid);
+        let reserved = EventKind::StockReserved { lines: vec![], units: vec![] };
+        let next = paid.react(&reserved, &wf);
+        assert_eq!(names(&paid.advance(next, &wf)), ["order_reserved", "delivery_requested"]);
+        assert!(paid.delivery_requested);
+        assert!(paid.advance(vec![], &wf).is_empty(), "asked once");
+    }
+
+    #[test]
+    fn a_party_accepts_exactly_once_and_the_loser_is_told_it_is_taken() {
+        let wf = hotel();
+        let (mut booking, events) = place_in("card", &wf);
+        assert_eq!(names(&events), ["order_placed", "order_paid"]);
+        let refused = booking.decide(&Command::Accept { by: "hotel".into() }, &wf).unwrap_err();
+        assert!(matches!(refused, Refusal::NotAllowed(_)), "not reserved yet: {refused}");
+        let next = booking.react(&EventKind::StockReserved { lines: vec![], units: vec![] }, &wf);
+        assert_eq!(names(&booking.advance(next, &wf)), ["order_reserved"], "the hotel must accept first");
+        let accept = Command::Accept { by: "Grand Hotel".into() };
+        let events = booking.decide(&accept, &wf).unwrap();
+        assert_eq!(names(&booking.advance(events, &wf)), ["order_accepted"], "no legs: nothing to deliver");
+        assert_eq!(booking.accepted_by.as_deref(), Some("Grand Hotel"));
+        for again in [accept, Command::Reject { by: "other".into(), reason: "full".into() }] {
+            assert!(matches!(booking.decide(&again, &wf), Err(Refusal::Taken(_))));
+        }
+        assert!(booking.decide(&Command::Cancel, &wf).is_ok(), "a confirmed booking may still be canceled");
+    }
+
+    #[test]
+    fn the_shop_does_not_accept_by_hand() {
+        let err =
+            with_status(OrderStatus::Reserved).decide(&Command::Accept { by: "x".into() }, &Workflow::shop());
+        assert!(err.unwrap_err().to_string().contains("accepted automatically"));
+    }
+
+    #[test]
+    fn legs_move_the_order_along_and_a_rejected_checkpoint_follows_the_policy() {
+        let wf = malltail();
+        let (mut order, _) = place_in("card", &wf);
+        assert!(order.ready_for_acceptance(&wf), "nothing to reserve: paid is enough");
+        let events = order.decide(&Command::Accept { by: "shop".into() }, &wf).unwrap();
+        assert_eq!(names(&order.advance(events, &wf)), ["order_accepted", "delivery_requested"]);
+        let leg = |leg, name: &str| EventKind::LegStarted { delivery_id: "d".into(), leg, name: name.into() };
+        for (i, name) in ["overseas", "customs"].into_iter().enumerate() {
+            let next = order.react(&leg(i as u32, name), &wf);
+            assert_eq!(names(&order.advance(next, &wf)), ["order_in_delivery"]);
+        }
+        assert!(order.react(&leg(0, "overseas"), &wf).is_empty(), "an old leg does not come back");
+        assert!(order.decide(&Command::Cancel, &wf).is_err(), "no cancel once shipping started");
+        let rejected = EventKind::LegRejected {
+            delivery_id: "d".into(),
+            leg: 1,
+            name: "customs".into(),
+            reason: "x".into(),
+        };
         assert_eq!(
-            paid.react(&short, &wf),
-            vec![EventKind::OrderCanceled { reason: CancelReason::OutOfStock }]
+            order.react(&rejected, &wf),
+            vec![EventKind::OrderCanceled { reason: CancelReason::Forfeited }]
         );
-        let started = EventKind::DeliveryStarted { delivery_id: "d".into() };
+        let refund = Workflow { rejected_checkpoint: CheckpointPolicy::Refund, ..wf };
         assert_eq!(
-            with_status(OrderStatus::Reserved).react(&started, &wf),
-            vec![EventKind::OrderInDelivery { delivery_id: "d".into() }]
+            order.react(&rejected, &refund),
+            vec![EventKind::OrderCanceled { reason: CancelReason::CheckpointRejected }]
         );
+    }
+
+    #[test]
+    fn delivery_completion_closes_unless_receipt_is_needed() {
+        let wf = Workflow::shop();
         let done = EventKind::DeliveryCompleted { delivery_id: "d".into() };
         assert_eq!(with_status(OrderStatus::InDelivery).react(&done, &wf), vec![EventKind::OrderDelivered]);
         let no_receipt = Workflow { receipt: false, ..Workflow::shop() };
@@ -487,10 +727,8 @@ mod tests {
     #[test]
     fn facts_arriving_too_late_change_nothing() {
         let wf = Workflow::shop();
-        let canceled = with_status(OrderStatus::Canceled);
-        let reserved = EventKind::StockReserved { lines: vec![] };
-        assert!(canceled.react(&reserved, &wf).is_empty());
-        // A replayed fact does not walk the order back.
+        let reserved = EventKind::StockReserved { lines: vec![], units: vec![] };
+        assert!(with_status(OrderStatus::Canceled).react(&reserved, &wf).is_empty());
         assert!(with_status(OrderStatus::InDelivery).react(&reserved, &wf).is_empty());
     }
 }

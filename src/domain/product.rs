@@ -13,6 +13,9 @@ pub struct Product {
     pub price: Money,
     /// Units on hand and not reserved by any order.
     pub stock: u64,
+    /// For a product made of named units (drivers, rooms): the free ones.
+    /// A reservation takes units from the front and names them.
+    pub units: Vec<String>,
 }
 
 /// A product as a client sends it, before validation. Numbers are signed so
@@ -22,7 +25,12 @@ pub struct NewProduct {
     pub sku: String,
     pub name: String,
     pub price: i64,
-    pub stock: i64,
+    /// How many are on hand; for named units, their number (may be left out).
+    #[serde(default)]
+    pub stock: Option<i64>,
+    /// Named units (drivers of a transmission type, rooms of a type).
+    #[serde(default)]
+    pub units: Vec<String>,
 }
 
 impl NewProduct {
@@ -33,9 +41,32 @@ impl NewProduct {
             return Err(Invalid::new(format!("name must be 1 to {MAX_NAME_LEN} bytes")));
         }
         let price = Money::new(self.price).map_err(|_| Invalid::new("price must not be negative"))?;
-        let stock = u64::try_from(self.stock).map_err(|_| Invalid::new("stock must not be negative"))?;
-        Ok(Product { sku, name: name.to_owned(), price, stock })
+        let units = validate_units(&self.units)?;
+        let stock = match (self.stock, units.len() as u64) {
+            (None, 0) => return Err(Invalid::new("give stock, or units")),
+            (None, n) => n,
+            (Some(s), n) => {
+                let s = u64::try_from(s).map_err(|_| Invalid::new("stock must not be negative"))?;
+                if n > 0 && s != n {
+                    return Err(Invalid::new(format!("stock is {s} but {n} units are named")));
+                }
+                s
+            }
+        };
+        Ok(Product { sku, name: name.to_owned(), price, stock, units })
     }
+}
+
+/// Unit names: distinct, each a valid id.
+pub fn validate_units(units: &[String]) -> Result<Vec<String>, Invalid> {
+    let mut seen = std::collections::BTreeSet::new();
+    for u in units {
+        Sku::parse(u).map_err(|e| Invalid::new(format!("unit {u:?}: {e}")))?;
+        if !seen.insert(u.as_str()) {
+            return Err(Invalid::new(format!("unit {u} is named twice")));
+        }
+    }
+    Ok(units.to_vec())
 }
 
 /// Validates a restock quantity: at least one unit.
@@ -51,7 +82,18 @@ mod tests {
     use super::*;
 
     fn new(price: i64, stock: i64) -> NewProduct {
-        NewProduct { sku: "MUG".into(), name: "Mug".into(), price, stock }
+        NewProduct { sku: "MUG".into(), name: "Mug".into(), price, stock: Some(stock), units: vec![] }
+    }
+
+    #[test]
+    fn named_units_set_the_stock() {
+        let drivers = NewProduct { units: vec!["kim".into(), "lee".into()], stock: None, ..new(0, 0) };
+        assert_eq!(drivers.validate().unwrap().stock, 2);
+        let mismatch = NewProduct { stock: Some(3), ..drivers.clone() };
+        assert!(mismatch.validate().is_err());
+        let twice = NewProduct { units: vec!["kim".into(), "kim".into()], ..drivers };
+        assert!(twice.validate().unwrap_err().0.contains("twice"));
+        assert!(NewProduct { stock: None, ..new(0, 0) }.validate().is_err());
     }
 
     #[test]

@@ -12,22 +12,28 @@ pub enum OrderStatus {
     PaymentPending,
     Paid,
     Reserved,
+    /// Accepted by the party that fulfils it (shop, hotel, driver).
+    Accepted,
     InDelivery,
     Delivered,
     Closed,
     Canceled,
+    /// Turned down by the party that was to accept it.
+    Rejected,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 10] = [
         OrderStatus::Placed,
         OrderStatus::PaymentPending,
         OrderStatus::Paid,
         OrderStatus::Reserved,
+        OrderStatus::Accepted,
         OrderStatus::InDelivery,
         OrderStatus::Delivered,
         OrderStatus::Closed,
         OrderStatus::Canceled,
+        OrderStatus::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,10 +42,12 @@ impl OrderStatus {
             OrderStatus::PaymentPending => "payment_pending",
             OrderStatus::Paid => "paid",
             OrderStatus::Reserved => "reserved",
+            OrderStatus::Accepted => "accepted",
             OrderStatus::InDelivery => "in_delivery",
             OrderStatus::Delivered => "delivered",
             OrderStatus::Closed => "closed",
             OrderStatus::Canceled => "canceled",
+            OrderStatus::Rejected => "rejected",
         }
     }
 
@@ -48,13 +56,13 @@ impl OrderStatus {
     }
 
     /// Position along the happy path; cancel cut-offs compare these.
-    /// `Canceled` is off the path and ranks after everything.
+    /// `Canceled` and `Rejected` are off the path and rank after everything.
     pub fn rank(self) -> u8 {
         self as u8
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderStatus::Closed | OrderStatus::Canceled)
+        matches!(self, OrderStatus::Closed | OrderStatus::Canceled | OrderStatus::Rejected)
     }
 
     /// The state machine: may an order move from `self` to `next`?
@@ -63,13 +71,19 @@ impl OrderStatus {
     /// can never walk an order backwards or out of a terminal status.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
+        // Steps a workflow leaves out are skipped: a taxi call goes from
+        // placed to accepted, a driver call from placed to reserved.
         match (self, next) {
-            (Placed, PaymentPending | Paid) => true,
+            (Placed, PaymentPending | Paid | Reserved | Accepted) => true,
             (PaymentPending, Paid) => true,
-            (Paid, Reserved) => true,
-            (Reserved, InDelivery) => true,
-            (InDelivery, Delivered) => true,
+            (Paid, Reserved | Accepted | InDelivery) => true,
+            (Reserved, Accepted | InDelivery) => true,
+            (Accepted, InDelivery) => true,
+            // The next leg of a delivery.
+            (InDelivery, InDelivery | Delivered) => true,
             (Delivered, Closed) => true,
+            // Only an order waiting for acceptance can be turned down.
+            (Placed | Paid | Reserved, Rejected) => true,
             (from, Canceled) => !from.is_terminal(),
             _ => false,
         }
@@ -99,15 +113,26 @@ mod tests {
         let allowed = [
             (Placed, PaymentPending),
             (Placed, Paid),
+            (Placed, Reserved),
+            (Placed, Accepted),
             (PaymentPending, Paid),
             (Paid, Reserved),
+            (Paid, Accepted),
+            (Paid, InDelivery),
+            (Reserved, Accepted),
             (Reserved, InDelivery),
+            (Accepted, InDelivery),
+            (InDelivery, InDelivery),
             (InDelivery, Delivered),
             (Delivered, Closed),
+            (Placed, Rejected),
+            (Paid, Rejected),
+            (Reserved, Rejected),
             (Placed, Canceled),
             (PaymentPending, Canceled),
             (Paid, Canceled),
             (Reserved, Canceled),
+            (Accepted, Canceled),
             (InDelivery, Canceled),
             (Delivered, Canceled),
         ];
@@ -124,6 +149,7 @@ mod tests {
         for to in OrderStatus::ALL {
             assert!(!Closed.can_become(to));
             assert!(!Canceled.can_become(to));
+            assert!(!Rejected.can_become(to));
         }
     }
 }

@@ -23,6 +23,12 @@ pub struct StatusView {
     pub delivery: Option<DeliveryView>,
     pub history: Vec<HistoryEntry>,
     pub reason: Option<String>,
+    /// Units reserved by name (the assigned driver).
+    pub units: Vec<String>,
+    /// Who accepted it (the hotel, the driver).
+    pub accepted_by: Option<String>,
+    /// The event that placed it: lists are kept in this order.
+    pub placed_seq: Seq,
     /// The last event folded in; older or equal events are ignored, so
     /// applying an event twice changes nothing.
     pub last_event: Seq,
@@ -48,15 +54,23 @@ pub enum PaymentState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryView {
-    pub id: String,
+    pub id: Option<String>,
     pub state: DeliveryState,
+    /// The leg under way, or the last one done.
+    pub leg: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
+    /// Requested; the first leg has not started.
+    Requested,
     InTransit,
+    /// A leg is done; the next waits to start.
+    BetweenLegs,
     Delivered,
+    /// A checkpoint rejected the goods.
+    Rejected,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +78,8 @@ pub struct HistoryEntry {
     pub status: OrderStatus,
     /// RFC 3339 time of the change.
     pub at: String,
+    /// For `in_delivery`: the leg that started.
+    pub leg: Option<String>,
 }
 
 impl StatusView {
@@ -81,8 +97,11 @@ impl StatusView {
             total: *total,
             payment: PaymentView { method: *payment, state: PaymentState::Pending, amount: *total },
             delivery: None,
-            history: vec![HistoryEntry { status: OrderStatus::Placed, at: rfc3339(event.at_ms) }],
+            history: vec![HistoryEntry { status: OrderStatus::Placed, at: rfc3339(event.at_ms), leg: None }],
             reason: None,
+            units: Vec::new(),
+            accepted_by: None,
+            placed_seq: event.seq,
             last_event: event.seq,
         })
     }
@@ -95,7 +114,11 @@ impl StatusView {
         self.last_event = event.seq;
         if let Some(status) = event.kind.status() {
             self.status = status;
-            self.history.push(HistoryEntry { status, at: rfc3339(event.at_ms) });
+            let leg = match &event.kind {
+                EventKind::OrderInDelivery { name, .. } => Some(name.clone()),
+                _ => None,
+            };
+            self.history.push(HistoryEntry { status, at: rfc3339(event.at_ms), leg });
         }
         match &event.kind {
             EventKind::OrderPaid { .. } => self.payment.state = PaymentState::Captured,
@@ -106,9 +129,25 @@ impl StatusView {
                     self.payment.state = PaymentState::Voided;
                 }
             }
-            EventKind::DeliveryStarted { delivery_id } => {
-                self.delivery =
-                    Some(DeliveryView { id: delivery_id.clone(), state: DeliveryState::InTransit });
+            EventKind::OrderReserved { units } => self.units = units.clone(),
+            EventKind::OrderAccepted { by } => self.accepted_by = Some(by.clone()),
+            EventKind::OrderRejected { reason, .. } => {
+                self.reason = Some(reason.clone());
+                if self.payment.state == PaymentState::Pending {
+                    self.payment.state = PaymentState::Voided;
+                }
+            }
+            EventKind::DeliveryRequested { .. } => {
+                self.delivery = Some(DeliveryView { id: None, state: DeliveryState::Requested, leg: None });
+            }
+            EventKind::LegStarted { delivery_id, name, .. } => {
+                self.delivery_moved(delivery_id, name, DeliveryState::InTransit)
+            }
+            EventKind::LegCompleted { delivery_id, name, .. } => {
+                self.delivery_moved(delivery_id, name, DeliveryState::BetweenLegs)
+            }
+            EventKind::LegRejected { delivery_id, name, .. } => {
+                self.delivery_moved(delivery_id, name, DeliveryState::Rejected)
             }
             EventKind::DeliveryCompleted { .. } => {
                 if let Some(d) = &mut self.delivery {
@@ -117,6 +156,12 @@ impl StatusView {
             }
             _ => {}
         }
+    }
+}
+
+impl StatusView {
+    fn delivery_moved(&mut self, id: &str, leg: &str, state: DeliveryState) {
+        self.delivery = Some(DeliveryView { id: Some(id.to_owned()), state, leg: Some(leg.to_owned()) });
     }
 }
 
@@ -158,10 +203,11 @@ fn message(id: &OrderId, kind: &EventKind) -> String {
         EventKind::OrderPaid { amount, .. } => {
             format!("Payment of {} for order {id} is confirmed.", amount.minor())
         }
-        EventKind::OrderReserved => format!("The goods for order {id} are ready."),
-        EventKind::OrderInDelivery { delivery_id } => {
-            format!("Order {id} is on its way (delivery {delivery_id}).")
-        }
+        EventKind::OrderReserved { units } if units.is_empty() => format!("Order {id} is reserved."),
+        EventKind::OrderReserved { units } => format!("Order {id}: {} is assigned to you.", units.join(", ")),
+        EventKind::OrderAccepted { by } => format!("Order {id} was accepted by {by}."),
+        EventKind::OrderRejected { by, reason } => format!("Order {id} was declined by {by}: {reason}."),
+        EventKind::OrderInDelivery { name, .. } => format!("Order {id} is on its way ({name})."),
         EventKind::OrderDelivered => format!("Order {id} was delivered."),
         EventKind::OrderClosed => format!("Order {id} is complete. Thank you."),
         EventKind::OrderCanceled { reason } => {
@@ -200,6 +246,7 @@ mod tests {
                 payment: PaymentMethod::BankTransfer,
                 total: Money::new(3000).unwrap(),
                 workflow: "shop".into(),
+                reservation: crate::domain::ReservationMode::AfterPayment,
             },
         )
     }
@@ -240,10 +287,13 @@ mod tests {
                     payment_id: "p".into(),
                 },
             ),
-            event(4, EventKind::StockReserved { lines: vec![] }),
-            event(5, EventKind::OrderReserved),
-            event(6, EventKind::DeliveryStarted { delivery_id: "d1".into() }),
-            event(7, EventKind::OrderInDelivery { delivery_id: "d1".into() }),
+            event(4, EventKind::StockReserved { lines: vec![], units: vec![] }),
+            event(5, EventKind::OrderReserved { units: vec![] }),
+            event(6, EventKind::LegStarted { delivery_id: "d1".into(), leg: 0, name: "shipping".into() }),
+            event(
+                7,
+                EventKind::OrderInDelivery { delivery_id: "d1".into(), leg: 0, name: "shipping".into() },
+            ),
             event(8, EventKind::DeliveryCompleted { delivery_id: "d1".into() }),
             event(9, EventKind::OrderDelivered),
             event(10, EventKind::OrderClosed),
@@ -254,7 +304,13 @@ mod tests {
             vec![Placed, PaymentPending, Paid, Reserved, InDelivery, Delivered, Closed]
         );
         assert_eq!(view.payment.state, PaymentState::Captured);
-        assert_eq!(view.delivery, Some(DeliveryView { id: "d1".into(), state: DeliveryState::Delivered }));
+        let delivered = DeliveryView {
+            id: Some("d1".into()),
+            state: DeliveryState::Delivered,
+            leg: Some("shipping".into()),
+        };
+        assert_eq!(view.delivery, Some(delivered));
+        assert_eq!(view.history[4].leg.as_deref(), Some("shipping"));
         assert_eq!(view.last_event, 10);
     }
 
@@ -303,13 +359,34 @@ mod tests {
     }
 
     #[test]
+    fn given_an_assigned_driver_and_an_acceptance_then_the_view_names_both() {
+        let view = given(&[
+            placed(1),
+            event(2, EventKind::OrderReserved { units: vec!["driver-lee".into()] }),
+            event(3, EventKind::OrderAccepted { by: "driver-lee".into() }),
+        ]);
+        assert_eq!(view.units, ["driver-lee"]);
+        assert_eq!(view.accepted_by.as_deref(), Some("driver-lee"));
+        assert_eq!(view.status, OrderStatus::Accepted);
+    }
+
+    #[test]
+    fn given_a_rejection_then_the_view_gives_its_reason() {
+        let rejected = EventKind::OrderRejected { by: "hotel".into(), reason: "fully booked".into() };
+        let view = given(&[placed(1), event(2, rejected)]);
+        assert_eq!((view.status, view.reason.as_deref()), (OrderStatus::Rejected, Some("fully booked")));
+    }
+
+    #[test]
     fn notifications_are_made_only_for_status_changes() {
         let kim = CustomerId::parse("kim").unwrap();
         let n = Notification::for_event(&placed(1), &kim).unwrap();
         assert_eq!(n.status, OrderStatus::Placed);
         assert!(n.message.contains("ord-1"));
-        assert!(
-            Notification::for_event(&event(2, EventKind::StockReserved { lines: vec![] }), &kim).is_none()
-        );
+        assert!(Notification::for_event(
+            &event(2, EventKind::StockReserved { lines: vec![], units: vec![] }),
+            &kim
+        )
+        .is_none());
     }
 }

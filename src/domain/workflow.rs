@@ -1,17 +1,32 @@
-//! A workflow: the knobs that make one engine run different businesses.
+//! A workflow: the knobs that make one engine run different businesses
+//! (the shop, the hotel, the driver call, the overseas purchase, the taxi).
 
 use super::{OrderStatus, PaymentMethod};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The settings of one named workflow (from `[workflows.<name>]` in the
 /// configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Workflow {
     /// Filled from the table's key when loaded from configuration.
     #[serde(default)]
     pub name: String,
     /// Payment methods an order of this workflow may use.
     pub payment: Vec<PaymentMethod>,
+    /// What is reserved for an order, and when.
+    #[serde(default)]
+    pub reservation: ReservationMode,
+    /// `"auto"`, or the party that accepts or rejects orders ("hotel").
+    #[serde(default = "auto")]
+    pub acceptance: String,
+    /// The delivery legs, in order; none: the order rests once accepted.
+    #[serde(default)]
+    pub legs: Vec<LegSpec>,
+    /// What a rejected checkpoint leg does to the order.
+    #[serde(default)]
+    pub rejected_checkpoint: CheckpointPolicy,
     /// Whether the customer must confirm receipt before the order closes.
     pub receipt: bool,
     /// The last status at which the customer may still cancel.
@@ -20,6 +35,62 @@ pub struct Workflow {
     /// answer (breaker open, overloaded, failing).
     #[serde(default)]
     pub payment_fallback: PaymentFallback,
+    /// How this business names a status ("dispatched" for `accepted`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// What a party is told when it accepts an order someone else took.
+    #[serde(default = "already_taken")]
+    pub taken_message: String,
+}
+
+fn auto() -> String {
+    AUTO.to_owned()
+}
+
+fn already_taken() -> String {
+    "this order is already taken".to_owned()
+}
+
+/// The `acceptance` value for orders accepted without anyone acting.
+pub const AUTO: &str = "auto";
+
+/// What is reserved for an order, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationMode {
+    /// Stock of each line, taken once the order is paid (a shop, rooms).
+    #[default]
+    AfterPayment,
+    /// A unit of each line taken synchronously when the order is placed;
+    /// with none available the order is refused (a driver from a pool).
+    AtPlacement,
+    /// Nothing is reserved.
+    None,
+}
+
+/// One delivery leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegSpec {
+    pub name: String,
+    /// A checkpoint can be rejected (customs).
+    #[serde(default)]
+    pub checkpoint: bool,
+    /// Someone must start it explicitly; otherwise it starts as soon as the
+    /// previous leg (or the delivery) is ready.
+    #[serde(default)]
+    pub explicit_start: bool,
+}
+
+/// What a rejected checkpoint does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointPolicy {
+    /// The order is canceled and its payment refunded.
+    #[default]
+    Refund,
+    /// The goods are discarded, the order is canceled, nothing is refunded.
+    Forfeit,
 }
 
 /// When card payment is unavailable: refuse the order ("pay a little
@@ -40,9 +111,15 @@ impl Workflow {
         Workflow {
             name: "shop".to_owned(),
             payment: vec![PaymentMethod::BankTransfer, PaymentMethod::Card],
+            reservation: ReservationMode::AfterPayment,
+            acceptance: auto(),
+            legs: vec![LegSpec { name: "shipping".into(), checkpoint: false, explicit_start: false }],
+            rejected_checkpoint: CheckpointPolicy::Refund,
             receipt: true,
             cancel_until: OrderStatus::PaymentPending,
             payment_fallback: PaymentFallback::Defer,
+            labels: BTreeMap::new(),
+            taken_message: already_taken(),
         }
     }
 
@@ -53,5 +130,64 @@ impl Workflow {
     /// Whether a customer may cancel an order that is at `status`.
     pub fn allows_cancel(&self, status: OrderStatus) -> bool {
         !status.is_terminal() && status.rank() <= self.cancel_until.rank()
+    }
+
+    pub fn accepts_automatically(&self) -> bool {
+        self.acceptance == AUTO
+    }
+
+    /// How this workflow shows `status` to people.
+    pub fn label(&self, status: OrderStatus) -> String {
+        self.labels.get(status.as_str()).cloned().unwrap_or_else(|| status.as_str().replace('_', " "))
+    }
+
+    /// The leg called `name`, or numbered so.
+    pub fn leg(&self, name: &str) -> Option<usize> {
+        self.legs
+            .iter()
+            .position(|l| l.name == name)
+            .or_else(|| name.parse().ok().filter(|i| *i < self.legs.len()))
+    }
+
+    /// Checks the knobs make sense together.
+    pub fn check(&self) -> Result<(), String> {
+        if self.payment.is_empty() {
+            return Err("payment must name at least one method".into());
+        }
+        for key in self.labels.keys() {
+            if OrderStatus::parse(key).is_none() {
+                return Err(format!("labels: {key:?} is not a status"));
+            }
+        }
+        let mut names: Vec<&str> = self.legs.iter().map(|l| l.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.is_empty()) {
+            return Err("legs need distinct, non-empty names".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_default_to_the_status_name() {
+        let mut wf = Workflow::shop();
+        assert_eq!(wf.label(OrderStatus::InDelivery), "in delivery");
+        wf.labels.insert("accepted".into(), "dispatched".into());
+        assert_eq!(wf.label(OrderStatus::Accepted), "dispatched");
+        wf.labels.insert("shipped".into(), "x".into());
+        assert!(wf.check().is_err(), "a label for a status that does not exist");
+    }
+
+    #[test]
+    fn legs_are_found_by_name_or_number() {
+        let wf = Workflow::shop();
+        assert_eq!(wf.leg("shipping"), Some(0));
+        assert_eq!(wf.leg("0"), Some(0));
+        assert_eq!(wf.leg("1"), None);
+        assert_eq!(wf.leg("customs"), None);
     }
 }

@@ -55,6 +55,10 @@ impl ApiError {
                 NodeError::UnknownSku(_) => ("unknown-sku", "The order names an unknown product"),
                 NodeError::NotFound { .. } => ("not-found", "Not found"),
                 NodeError::Conflict(_) => ("conflict", "The order's status does not allow this"),
+                NodeError::Taken(_) => ("already-taken", "Someone else took this order first"),
+                NodeError::NothingAvailable { .. } => {
+                    ("nothing-available", "Nothing is available for this order now")
+                }
                 NodeError::PaymentDeclined(_) => ("payment-declined", "The payment was declined"),
                 NodeError::IdempotencyMismatch => {
                     ("idempotency-key-reused", "The Idempotency-Key belongs to another request")
@@ -113,7 +117,10 @@ impl ResponseError for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 NodeError::NotFound { .. } => StatusCode::NOT_FOUND,
-                NodeError::Conflict(_) | NodeError::IdempotencyInProgress => StatusCode::CONFLICT,
+                NodeError::Conflict(_)
+                | NodeError::Taken(_)
+                | NodeError::NothingAvailable { .. }
+                | NodeError::IdempotencyInProgress => StatusCode::CONFLICT,
                 NodeError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
                 NodeError::Timeout { .. }
                 | NodeError::Unavailable(_)

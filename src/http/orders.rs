@@ -6,6 +6,7 @@ use crate::Node;
 use actix_web::http::header;
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
 
 /// Header a client sets to make `POST /orders` safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -14,7 +15,36 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/orders", web::post().to(place))
         .route("/orders/{id}", web::get().to(get))
         .route("/orders/{id}/cancel", web::post().to(cancel))
-        .route("/orders/{id}/receipt", web::post().to(confirm_receipt));
+        .route("/orders/{id}/receipt", web::post().to(confirm_receipt))
+        .route("/orders/{id}/accept", web::post().to(accept))
+        .route("/orders/{id}/reject", web::post().to(reject));
+}
+
+#[derive(Deserialize)]
+struct AcceptBody {
+    by: String,
+}
+
+#[derive(Deserialize)]
+struct RejectBody {
+    by: String,
+    reason: String,
+}
+
+async fn accept(
+    node: Data<Node>,
+    id: Path<String>,
+    body: Json<AcceptBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.accept_order(&id, &body.by).await?))
+}
+
+async fn reject(
+    node: Data<Node>,
+    id: Path<String>,
+    body: Json<RejectBody>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.reject_order(&id, &body.by, &body.reason).await?))
 }
 
 async fn place(

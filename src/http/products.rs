@@ -27,7 +27,11 @@ async fn get(node: Data<Node>, sku: Path<String>) -> Result<HttpResponse, ApiErr
 
 #[derive(Deserialize)]
 struct RestockBody {
-    qty: i64,
+    #[serde(default)]
+    qty: Option<i64>,
+    /// Named units to add (drivers, rooms).
+    #[serde(default)]
+    units: Vec<String>,
 }
 
 async fn restock(
@@ -35,5 +39,6 @@ async fn restock(
     sku: Path<String>,
     body: Json<RestockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.restock(&sku, body.qty).await?))
+    let body = body.into_inner();
+    Ok(HttpResponse::Ok().json(node.restock(&sku, body.qty, body.units).await?))
 }

@@ -4,7 +4,8 @@ use super::ApiError;
 use crate::Node;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::HttpResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::json;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/status", web::get().to(list)).route("/status/{order_id}", web::get().to(get));
@@ -19,13 +20,38 @@ pub(super) struct ByCustomer {
     pub customer: String,
 }
 
-#[derive(Serialize)]
-struct Listing<T> {
-    customer: String,
-    orders: Vec<T>,
+/// Either `customer`, or `workflow` and `status` (with optional `leg`,
+/// `after` and `limit`).
+#[derive(Deserialize)]
+struct Listing {
+    customer: Option<String>,
+    workflow: Option<String>,
+    status: Option<String>,
+    leg: Option<String>,
+    after: Option<u64>,
+    limit: Option<usize>,
 }
 
-async fn list(node: Data<Node>, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
-    let orders = node.statuses(&query.customer).await?;
-    Ok(HttpResponse::Ok().json(Listing { customer: query.into_inner().customer, orders }))
+/// Page size when none is asked for.
+const DEFAULT_LIMIT: usize = 50;
+
+async fn list(node: Data<Node>, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    match (q.customer, q.workflow, q.status) {
+        (Some(customer), None, None) => {
+            let orders = node.statuses(&customer).await?;
+            Ok(HttpResponse::Ok().json(json!({ "customer": customer, "orders": orders })))
+        }
+        (None, Some(workflow), Some(status)) => {
+            let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+            let page = node.list(&workflow, &status, q.leg.as_deref(), q.after, limit).await?;
+            Ok(HttpResponse::Ok().json(json!({
+                "workflow": workflow,
+                "status": status,
+                "orders": page.orders,
+                "next": page.next,
+            })))
+        }
+        _ => Err(ApiError::BadQuery("give customer=C, or workflow=W and status=S".into())),
+    }
 }

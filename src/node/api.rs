@@ -1,15 +1,15 @@
 //! The business calls of the embedding API.
 
 use super::{order_id_of, Node, Service};
-use crate::actors::delivery::{CompleteDelivery, Delivery, GetDelivery};
+use crate::actors::delivery::{CompleteLeg, Delivery, GetDelivery, RejectLeg, StartLeg};
 use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Reservation, Restock};
 use crate::actors::notification::ListNotifications;
 use crate::actors::order::{GetOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::{GetPayment, PaymentRecord};
-use crate::actors::projection::{GetStatus, ListStatus, StatusReport};
+use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
 use crate::actors::NodeError;
 use crate::domain::order::Command;
-use crate::domain::{CustomerId, NewProduct, Notification, Order, OrderRequest, Product, Sku, StatusView};
+use crate::domain::{CustomerId, NewProduct, Notification, Order, OrderRequest, OrderStatus, Product, Sku};
 
 impl Node {
     // ---- products ----
@@ -23,9 +23,15 @@ impl Node {
         self.call(Service::Inventory, &self.inner.actors.inventory, GetProduct(sku)).await
     }
 
-    pub async fn restock(&self, sku: &str, qty: i64) -> Result<Product, NodeError> {
+    /// Adds `qty` to a product's stock, or the named `units`.
+    pub async fn restock(
+        &self,
+        sku: &str,
+        qty: Option<i64>,
+        units: Vec<String>,
+    ) -> Result<Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty }).await
+        self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty, units }).await
     }
 
     /// The inventory's reservation for an order, if it knows the order.
@@ -66,6 +72,18 @@ impl Node {
         self.command(order_id, Command::ConfirmReceipt).await
     }
 
+    /// The fulfilling party (hotel, shop, driver) takes the order. Exactly
+    /// one party wins; the others get [`NodeError::Taken`].
+    pub async fn accept_order(&self, order_id: &str, by: &str) -> Result<Order, NodeError> {
+        self.command(order_id, Command::Accept { by: party(by)? }).await
+    }
+
+    /// The fulfilling party turns the order down; what was paid is refunded
+    /// and what was reserved released.
+    pub async fn reject_order(&self, order_id: &str, by: &str, reason: &str) -> Result<Order, NodeError> {
+        self.command(order_id, Command::Reject { by: party(by)?, reason: reason_text(reason)? }).await
+    }
+
     async fn command(&self, order_id: &str, command: Command) -> Result<Order, NodeError> {
         let msg = OrderCommand { order_id: order_id_of(order_id)?, command };
         self.call(Service::Order, &self.inner.actors.order, msg).await
@@ -79,10 +97,29 @@ impl Node {
 
     // ---- delivery ----
 
-    /// The courier reports the delivery complete.
+    /// Completes the leg under way.
     pub async fn complete_delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
-        let id = order_id_of(order_id)?;
-        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteDelivery(id)).await
+        let order_id = order_id_of(order_id)?;
+        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteLeg { order_id, leg: None }).await
+    }
+
+    /// Starts a leg (by name or number) that waits for an explicit start.
+    pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
+        let msg = StartLeg { order_id: order_id_of(order_id)?, leg: leg.to_owned() };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
+    }
+
+    /// Completes a leg, which must be the one under way.
+    pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
+        let msg = CompleteLeg { order_id: order_id_of(order_id)?, leg: Some(leg.to_owned()) };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
+    }
+
+    /// A checkpoint leg (customs) rejects the goods.
+    pub async fn reject_leg(&self, order_id: &str, leg: &str, reason: &str) -> Result<Delivery, NodeError> {
+        let msg =
+            RejectLeg { order_id: order_id_of(order_id)?, leg: leg.to_owned(), reason: reason_text(reason)? };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
@@ -100,8 +137,31 @@ impl Node {
         self.call(Service::Projection, &self.inner.actors.projection, GetStatus(id)).await
     }
 
+    /// A page of a workflow's orders at `status` (optionally at one delivery
+    /// leg), oldest first: the parties' work lists. `after` is a previous
+    /// page's `next`; `limit` is capped at 500.
+    pub async fn list(
+        &self,
+        workflow: &str,
+        status: &str,
+        leg: Option<&str>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, NodeError> {
+        let status = OrderStatus::parse(status).ok_or_else(|| {
+            let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            NodeError::Invalid(format!("status must be one of {} (got {status:?})", all.join(", ")))
+        })?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(NodeError::Invalid(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let msg =
+            ListByStatus { workflow: workflow.to_owned(), status, leg: leg.map(str::to_owned), after, limit };
+        self.call(Service::Projection, &self.inner.actors.projection, msg).await
+    }
+
     /// The status views of a customer's orders, oldest first.
-    pub async fn statuses(&self, customer: &str) -> Result<Vec<StatusView>, NodeError> {
+    pub async fn statuses(&self, customer: &str) -> Result<Vec<StatusReport>, NodeError> {
         let customer = CustomerId::parse(customer)?;
         self.call(Service::Projection, &self.inner.actors.projection, ListStatus(customer)).await
     }
@@ -114,4 +174,24 @@ impl Node {
     }
 
     // ---- operations ----
+}
+
+/// Longest party name or reason accepted.
+const MAX_TEXT: usize = 200;
+
+/// Who accepts or rejects: a non-empty name.
+fn party(by: &str) -> Result<String, NodeError> {
+    let by = by.trim();
+    if by.is_empty() || by.len() > MAX_TEXT || by.chars().any(char::is_control) {
+        return Err(NodeError::Invalid(format!("by must name the party, 1 to {MAX_TEXT} bytes")));
+    }
+    Ok(by.to_owned())
+}
+
+fn reason_text(reason: &str) -> Result<String, NodeError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > MAX_TEXT {
+        return Err(NodeError::Invalid(format!("reason must be 1 to {MAX_TEXT} bytes")));
+    }
+    Ok(reason.to_owned())
 }

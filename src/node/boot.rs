@@ -94,11 +94,12 @@ fn boot(
     let delivery = supervise(&mut arbiters, mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
     let notification =
         supervise(&mut arbiters, mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
-    let projection = supervise(&mut arbiters, mailbox.projection, ProjectionActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows {
         by_name: settings.workflows.clone(),
         default: settings.workflow.default.clone(),
     });
+    let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
+    let projection = supervise(&mut arbiters, mailbox.projection, projection);
     let order =
         OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
             .map_err(fail)?;

@@ -267,7 +267,7 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> usize {
         for e in evs {
             *kinds.entry(e.kind.name()).or_default() += 1;
             match &e.kind {
-                EventKind::StockReserved { lines } => {
+                EventKind::StockReserved { lines, .. } => {
                     lines.iter().for_each(|(s, q)| *taken.entry(s.to_string()).or_default() += i64::from(*q))
                 }
                 EventKind::StockReleased { lines } => {
