@@ -357,21 +357,26 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             }
             tx.put(PAYMENTS, key, &record)
         }
-        (EventKind::OrderCanceled { .. }, Some(mut record)) => match record.state {
-            PaymentStatus::Captured => {
-                record.state = PaymentStatus::Refunded;
-                tx.put(PAYMENTS, key, &record)?;
-                let refund = EventKind::PaymentRefunded { amount: record.amount };
-                tx.append(&event.order_id, Some(event.seq), refund)?;
-                Ok(())
+        // The order ended early: refund what was taken, unless the goods
+        // were forfeited; void what was not taken yet.
+        (kind, Some(mut record)) if kind.ends_order().is_some() => {
+            let refund = kind.ends_order() == Some(true);
+            match record.state {
+                PaymentStatus::Captured if refund => {
+                    record.state = PaymentStatus::Refunded;
+                    tx.put(PAYMENTS, key, &record)?;
+                    let refund = EventKind::PaymentRefunded { amount: record.amount };
+                    tx.append(&event.order_id, Some(event.seq), refund)?;
+                    Ok(())
+                }
+                PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred => {
+                    (record.state, record.card) = (PaymentStatus::Voided, None);
+                    tx.remove(DEFERRED, key)?;
+                    tx.put(PAYMENTS, key, &record)
+                }
+                _ => Ok(()),
             }
-            PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred => {
-                (record.state, record.card) = (PaymentStatus::Voided, None);
-                tx.remove(DEFERRED, key)?;
-                tx.put(PAYMENTS, key, &record)
-            }
-            _ => Ok(()),
-        },
+        }
         _ => Ok(()),
     }
 }

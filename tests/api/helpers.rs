@@ -178,6 +178,20 @@ impl TestApp {
         panic!("order {order} did not reach {status} within {SETTLE:?}; last view: {last}");
     }
 
+    /// Polls the status view until `order`'s delivery is at `leg`.
+    #[allow(dead_code)] // used by the seed tests, which share this file
+    pub async fn wait_until_leg(&self, order: &str, leg: &str) -> Value {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let view: Value = self.get(&format!("/status/{order}")).await.json().await.unwrap();
+            if view["delivery"]["leg"] == leg && view["delivery"]["state"] == "in_transit" {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "order {order} never reached leg {leg}: {view}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Polls until the projection and notifications have processed every
     /// event in the log, so that "nothing else happened" can be asserted.
     pub async fn settle(&self) {

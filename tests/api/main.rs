@@ -10,4 +10,3 @@ mod notifications;
 mod overload;
 mod products;
 mod restart;
-mod shop;

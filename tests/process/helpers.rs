@@ -29,7 +29,6 @@ impl Proc {
     /// Like [`Proc::start`], with more environment variables.
     pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
-            .envs(env.iter().copied())
             .arg("serve")
             .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
             .env("FULFIL_STORE__PATH", data)
@@ -39,6 +38,8 @@ impl Proc {
             .env("FULFIL_HTTP__RATE_PER_CLIENT", "0")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // Last, so that they override the defaults above.
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");

@@ -1,4 +1,6 @@
-//! The shop workflow of seed 000, step by step.
+//! Seed 000, the shopping mall, as the `shop` workflow (the default), step
+//! by step: order → bank transfer awaited → deposit confirmed → stock taken →
+//! delivery → receipt confirmed → closed; cancel only before the deposit.
 
 use crate::helpers::{assert_problem, history, order_body, spawn_app, TestApp};
 use reqwest::StatusCode;
@@ -13,7 +15,9 @@ async fn shop() -> TestApp {
 #[tokio::test]
 async fn a_bank_transfer_order_waits_as_payment_pending() {
     let app = shop().await;
-    let r = app.post_json("/orders", &order_body("kim", "MUG", 2, "bank_transfer")).await;
+    let mut body = order_body("kim", "MUG", 2, "bank_transfer");
+    body["workflow"] = json!("shop");
+    let r = app.post_json("/orders", &body).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
