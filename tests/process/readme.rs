@@ -1,0 +1,70 @@
+//! The README's walk-throughs, run as written (bash and curl) against a
+//! fresh node each, so that the documentation cannot drift from the code.
+
+use crate::helpers::Proc;
+use std::process::Command;
+
+/// The shell block that follows `heading` in the README.
+fn block(heading: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme.find(heading).unwrap_or_else(|| panic!("no {heading:?} in the README"));
+    let rest = &readme[start..];
+    let open = rest.find("```sh\n").expect("a shell block") + "```sh\n".len();
+    let close = rest[open..].find("```").expect("the block ends");
+    rest[open..open + close].to_owned()
+}
+
+/// Runs a block against a fresh node; returns what it printed.
+async fn run(heading: &str) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start(data.path());
+    let script = block(heading).replace("http://127.0.0.1:8080", &node.address);
+    let address = node.address.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash").arg("-c").arg(format!("set -eu\nB={address}\n{script}")).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{heading}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn assert_has(out: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(out.contains(n), "expected {n:?} in:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn the_shop_walk_through_works_as_written() {
+    let out = run("## A walk through the shop").await;
+    assert_has(&out, &["\"status\":\"closed\"", "\"stock\":3", "HTTP/1.1 409", "application/problem+json"]);
+}
+
+#[tokio::test]
+async fn the_hotel_commands_work_as_written() {
+    let out = run("### Hotel booking").await;
+    assert_has(&out, &["\"label\":\"confirmed\"", "\"units\":[\"room-701\"]", "\"status\":\"canceled\""]);
+}
+
+#[tokio::test]
+async fn the_driver_commands_work_as_written() {
+    let out = run("### Designated-driver call").await;
+    assert_has(
+        &out,
+        &["/problems/nothing-available", "\"units\":[\"driver-lee\"]", "\"label\":\"driver assigned\""],
+    );
+}
+
+#[tokio::test]
+async fn the_overseas_purchase_commands_work_as_written() {
+    let out = run("### Overseas purchase").await;
+    assert_has(&out, &["\"leg\":\"customs\"", "\"reason\":\"forfeited\"", "\"state\":\"captured\""]);
+}
+
+#[tokio::test]
+async fn the_taxi_commands_work_as_written() {
+    let out = run("### Taxi dispatch").await;
+    assert_has(&out, &["this call is already dispatched", "\"label\":\"dispatched\"", "\"label\":\"open\""]);
+}
