@@ -16,6 +16,7 @@ const DEFAULTS: &str = include_str!("../config.toml");
 pub struct Settings {
     pub http: HttpSettings,
     pub store: StoreSettings,
+    pub actors: ActorSettings,
     pub mailbox: MailboxSettings,
     pub timeouts: TimeoutSettings,
     pub payment: PaymentSettings,
@@ -65,6 +66,12 @@ pub struct HttpSettings {
 pub struct StoreSettings {
     pub path: PathBuf,
     pub cache_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActorSettings {
+    /// Threads the services share (at least 1).
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

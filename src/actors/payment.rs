@@ -181,9 +181,12 @@ impl PaymentActor {
             attempts: 0,
             next_attempt_ms: 0,
         };
-        // No need to wait for a flush: the order is acknowledged only after
-        // its own write is flushed, which covers this one.
-        self.cursor.store.write(&[&self.payments], |tx| tx.put(PAYMENTS, msg.order_id.as_str(), &record))?;
+        // One key, no event: a plain insert (atomic on its own) rather than a
+        // transaction under the log's writer lock. No need to wait for a
+        // flush either: the order is acknowledged only after its own write is
+        // flushed, which covers this one.
+        let bytes = crate::store::encode(&record).map_err(crate::store::StoreError::from)?;
+        self.payments.insert(msg.order_id.as_str(), bytes).map_err(crate::store::StoreError::from)?;
         Ok(Authorization { payment_id: payment_id.to_owned() })
     }
 

@@ -85,39 +85,53 @@ fn boot(
         metrics,
     };
     let mailbox = &settings.mailbox;
-    let mut arbiters = Vec::new();
+    let mut arbiters = Arbiters::new(settings.actors.threads);
     let fail = StartError::Actors;
 
-    let inventory = supervise(&mut arbiters, mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
+    let inventory = arbiters.supervise(mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
     let payment =
-        supervise(&mut arbiters, mailbox.payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
-    let delivery = supervise(&mut arbiters, mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
-    let notification =
-        supervise(&mut arbiters, mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
+        arbiters.supervise(mailbox.payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
+    let delivery = arbiters.supervise(mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
+    let notification = arbiters.supervise(mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows {
         by_name: settings.workflows.clone(),
         default: settings.workflow.default.clone(),
     });
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
-    let projection = supervise(&mut arbiters, mailbox.projection, projection);
+    let projection = arbiters.supervise(mailbox.projection, projection);
     let order =
         OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
             .map_err(fail)?;
-    let order = supervise(&mut arbiters, mailbox.order, order);
-    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters))
+    let order = arbiters.supervise(mailbox.order, order);
+    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters.threads))
 }
 
-/// Starts `actor` under a supervisor on an arbiter (thread) of its own, with
-/// a bounded mailbox of `capacity`.
-fn supervise<A>(arbiters: &mut Vec<Arbiter>, capacity: usize, actor: A) -> Addr<A>
-where
-    A: Actor<Context = actix::Context<A>> + actix::Supervised + Send,
-{
-    let arbiter = Arbiter::new();
-    let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
-        ctx.set_mailbox_capacity(capacity);
-        actor
-    });
-    arbiters.push(arbiter);
-    addr
+/// The actor threads. Services are spread over them in turn. One thread per
+/// service isolates them; on a small machine fewer threads are faster,
+/// because every service writes through the same store lock and a thread
+/// preempted while holding it stalls the others (see `[actors]` in
+/// `config.toml` and the README's performance section).
+struct Arbiters {
+    threads: Vec<Arbiter>,
+    next: usize,
+}
+
+impl Arbiters {
+    fn new(count: usize) -> Arbiters {
+        Arbiters { threads: (0..count.max(1)).map(|_| Arbiter::new()).collect(), next: 0 }
+    }
+
+    /// Starts `actor` under a supervisor on the next thread, with a bounded
+    /// mailbox of `capacity`.
+    fn supervise<A>(&mut self, capacity: usize, actor: A) -> Addr<A>
+    where
+        A: Actor<Context = actix::Context<A>> + actix::Supervised + Send,
+    {
+        let arbiter = &self.threads[self.next % self.threads.len()];
+        self.next += 1;
+        Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(capacity);
+            actor
+        })
+    }
 }

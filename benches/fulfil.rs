@@ -1,0 +1,506 @@
+//! `cargo bench`: fulfil's throughput and latency against this machine's own
+//! ceilings, measured in the same run. Loopback only; bounded in time.
+//!
+//! Prints one table and writes `target/bench-report.json`. Every figure is
+//! also given as a ratio of the ceiling that bounds it, since the machines
+//! are shared and noisy: ratios travel between runs better than raw rates.
+//!
+//! `FULFIL_BENCH_SCALE` (default 1.0) scales the amount of work; the default
+//! takes a few minutes on 2 cores.
+
+use actix::prelude::*;
+use fulfil::load::{LoadReport, LoadSpec};
+use fulfil::{ItemRequest, NewProduct, Node, OrderRequest, Settings};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes of a stored order event in the ceilings (the size of a real one).
+const VALUE_BYTES: usize = 300;
+
+/// `FULFIL_BENCH_ONLY=ceilings|embedded|http` runs one phase (profiling).
+fn phase(name: &str) -> bool {
+    std::env::var("FULFIL_BENCH_ONLY").map_or(true, |only| only == name)
+}
+
+/// Concurrent callers of the embedded API (`FULFIL_BENCH_CALLERS`, default 256).
+fn callers() -> u64 {
+    std::env::var("FULFIL_BENCH_CALLERS").ok().and_then(|s| s.parse().ok()).unwrap_or(256)
+}
+
+fn scale() -> f64 {
+    std::env::var("FULFIL_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+}
+
+fn scaled(n: u64) -> u64 {
+    ((n as f64 * scale()) as u64).max(1)
+}
+
+/// One row of the report.
+struct Row {
+    what: &'static str,
+    value: f64,
+    unit: &'static str,
+    /// The ceiling it is compared with, and the ratio.
+    ceiling: Option<(&'static str, f64)>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    json: BTreeMap<String, Value>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        key: &str,
+        what: &'static str,
+        value: f64,
+        unit: &'static str,
+        ceiling: Option<(&'static str, f64)>,
+    ) {
+        println!("  {what:<58} {value:>12.2} {unit}");
+        self.json.insert(
+            key.to_owned(),
+            json!({"value": value, "unit": unit, "ratio": ceiling.map(|c| c.1), "of": ceiling.map(|c| c.0)}),
+        );
+        self.rows.push(Row { what, value, unit, ceiling });
+    }
+
+    fn print(&self) {
+        println!("\n{:<58} {:>12} {:<8} {:>8}  of", "measure", "value", "unit", "ratio");
+        for r in &self.rows {
+            let (ratio, of) = match r.ceiling {
+                Some((of, ratio)) => (format!("{ratio:.3}"), of),
+                None => (String::new(), ""),
+            };
+            println!("{:<58} {:>12.2} {:<8} {:>8}  {of}", r.what, r.value, r.unit, ratio);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ceilings
+
+fn sled_insert_rate(n: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
+    let value = vec![7u8; VALUE_BYTES];
+    let started = Instant::now();
+    for i in 0..n {
+        db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn sled_insert_flush_rate(n: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
+    let value = vec![7u8; VALUE_BYTES];
+    let started = Instant::now();
+    for i in 0..n {
+        db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Echo;
+impl Actor for Echo {
+    type Context = Context<Self>;
+}
+#[derive(Message)]
+#[rtype(result = "u64")]
+struct Ping(u64);
+impl Handler<Ping> for Echo {
+    type Result = u64;
+    fn handle(&mut self, msg: Ping, _: &mut Context<Self>) -> u64 {
+        msg.0
+    }
+}
+
+/// Request/response round trips to an actor on another arbiter (thread),
+/// from `callers` concurrent callers: how fulfil's services talk.
+fn actix_round_trip_rate(n: u64, callers: u64) -> f64 {
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let arbiter = Arbiter::new();
+        let echo = Echo::start_in_arbiter(&arbiter.handle(), |_| Echo);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let echo = echo.clone();
+                actix::spawn(async move {
+                    for i in 0..n / callers {
+                        echo.send(Ping(i)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        arbiter.stop();
+        rate
+    })
+}
+
+/// An actix-web handler that does nothing, on the same worker count, under
+/// the same load tool: the ceiling of any HTTP route.
+async fn noop_http(seconds: u64, clients: usize) -> LoadReport {
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new()
+            .route(
+                "/orders",
+                actix_web::web::post()
+                    .to(|| async { actix_web::HttpResponse::Created().body("{\"id\":\"x\"}") }),
+            )
+            .route(
+                "/products",
+                actix_web::web::post().to(|| async { actix_web::HttpResponse::Created().finish() }),
+            )
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let address = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let report =
+        fulfil::load::run(load_spec(&format!("http://{address}"), clients, seconds, None)).await.unwrap();
+    handle.stop(true).await;
+    report
+}
+
+fn load_spec(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> LoadSpec {
+    LoadSpec {
+        url: url.to_owned(),
+        clients,
+        duration: Duration::from_secs(seconds),
+        rate,
+        max_requests: u64::MAX,
+        timeout: Duration::from_secs(10),
+        ids_out: None,
+        watch_pid: None,
+    }
+}
+
+// ---------------------------------------------------------------- fulfil
+
+/// The defaults with `FULFIL_*` overrides from the environment, so a run can
+/// try other settings (`FULFIL_ACTORS__THREADS=6 cargo bench`).
+fn bench_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::load(None).expect("valid settings");
+    s.store.path = dir.to_path_buf();
+    s.http.bind = "127.0.0.1:0".into();
+    s.http.workers = 2;
+    s.http.rate_per_client = 0;
+    s.mailbox.wait_ms = 1000;
+    // The engine is measured, not the simulated gateway or its protection:
+    // zero latency, and no rate limit that would defer payments.
+    s.payment.gateway_rate = 100_000_000;
+    s.payment.gateway_burst = 100_000_000;
+    s
+}
+
+fn card_order(i: u64) -> OrderRequest {
+    OrderRequest {
+        customer: format!("bench-{}", i % 1000),
+        items: vec![ItemRequest { sku: "LOAD".into(), qty: 1 }],
+        address: "1 Bench Road, Seoul".into(),
+        payment: "card".into(),
+        card: Some("4111111111111111".into()),
+        workflow: None,
+    }
+}
+
+async fn add_stock(node: &Node) {
+    let p = NewProduct {
+        sku: "LOAD".into(),
+        name: "Load".into(),
+        price: 1000,
+        stock: Some(1_000_000_000_000),
+        units: vec![],
+    };
+    node.add_product(p).await.unwrap();
+}
+
+/// Waits until `orders` orders in all have reached `in_delivery` and every
+/// service has processed the whole log.
+async fn settled(node: &Node, orders: u64) {
+    let delivered = || node.metrics().orders.with_label_values(&["in_delivery"]).get();
+    loop {
+        let h = node.health();
+        if delivered() >= orders && h.services.values().all(|s| s.lag == 0 && s.offset == h.log_head) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Places `n` card orders from `callers` concurrent callers through the
+/// embedded API; returns (orders/s to in_delivery, placement latencies).
+/// `before` orders reached in_delivery earlier.
+async fn embedded_saga(node: &Node, n: u64, before: u64, callers: u64) -> (f64, Vec<Duration>) {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (node, next) = (node.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return latencies;
+                    }
+                    let t = Instant::now();
+                    node.place_order(card_order(i), None).await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    settled(node, before + n).await;
+    (n as f64 / started.elapsed().as_secs_f64(), latencies)
+}
+
+/// Time from an order's acknowledgement until the status view shows it.
+async fn view_delay(node: &Node, n: u64) -> Vec<Duration> {
+    let mut delays = Vec::new();
+    for i in 0..n {
+        let receipt = node.place_order(card_order(i), None).await.unwrap();
+        let acked = Instant::now();
+        while node.status(receipt.id.as_str()).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+        delays.push(acked.elapsed());
+    }
+    delays
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i].as_secs_f64() * 1000.0
+}
+
+fn rss_mib() -> f64 {
+    fulfil::load::rss_mib(std::process::id()).unwrap_or(0.0)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// GETs of `/status/{id}` at a fixed rate while something else runs.
+async fn status_reader(
+    url: String,
+    ids: Vec<String>,
+    per_second: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Duration> {
+    let http = reqwest::Client::new();
+    let every = Duration::from_secs_f64(1.0 / per_second as f64);
+    let mut next = Instant::now();
+    let mut latencies = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(next.into()).await;
+        let t = Instant::now();
+        let r = http.get(format!("{url}/status/{}", ids[i % ids.len()])).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            latencies.push(t.elapsed());
+        }
+        i += 1;
+        next += every;
+    }
+    latencies
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let started = Instant::now();
+    let mut r = Report::default();
+    println!(
+        "fulfil benchmark (scale {}), {} cores",
+        scale(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+
+    let (mut sled_raw, mut noop_rps) = (f64::NAN, f64::NAN);
+    if phase("ceilings") {
+        println!("ceilings:");
+        sled_raw = tokio::task::spawn_blocking(move || sled_insert_rate(scaled(200_000))).await.unwrap();
+        r.add("sled_insert_per_s", "sled insert, 300-byte value", sled_raw, "/s", None);
+        let sled_flush =
+            tokio::task::spawn_blocking(move || sled_insert_flush_rate(scaled(2_000))).await.unwrap();
+        r.add("sled_insert_flush_per_s", "sled insert + flush, one at a time", sled_flush, "/s", None);
+        let actix =
+            tokio::task::spawn_blocking(move || actix_round_trip_rate(scaled(200_000), 64)).await.unwrap();
+        r.add(
+            "actix_round_trip_per_s",
+            "actix request/response across threads, 64 callers",
+            actix,
+            "/s",
+            None,
+        );
+        let noop = noop_http(scaled(8).max(3), 64).await;
+        r.add(
+            "http_noop_per_s",
+            "actix-web no-op POST, 2 workers, 64 clients",
+            noop.throughput_rps,
+            "/s",
+            None,
+        );
+        r.add("http_noop_p99_ms", "actix-web no-op POST p99", noop.p99_ms, "ms", None);
+        noop_rps = noop.throughput_rps;
+    }
+
+    // ---- embedded end to end
+    if phase("embedded") {
+        println!("embedded:");
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(bench_settings(dir.path())).await.unwrap();
+        add_stock(&node).await;
+        let warm = scaled(2_000);
+        embedded_saga(&node, warm, 0, callers()).await;
+        let n = scaled(100_000);
+        let (e2e, mut placed) = embedded_saga(&node, n, warm, callers()).await;
+        let events = node.health().log_head as f64;
+        let per_order_writes = events / (n + warm) as f64;
+        r.add(
+            "e2e_orders_per_s",
+            "embedded: orders/s placed → in_delivery",
+            e2e,
+            "/s",
+            Some(("sled insert × writes/order", e2e * per_order_writes / sled_raw)),
+        );
+        r.add("events_per_order", "events per order to in_delivery", per_order_writes, "", None);
+        r.add(
+            "embedded_place_p50_ms",
+            "embedded: place_order (durable ack) p50",
+            pct(&mut placed, 0.50),
+            "ms",
+            None,
+        );
+        r.add(
+            "embedded_place_p99_ms",
+            "embedded: place_order (durable ack) p99",
+            pct(&mut placed, 0.99),
+            "ms",
+            None,
+        );
+        r.add("rss_mib_after_orders", "resident memory after the embedded orders", rss_mib(), "MiB", None);
+        let mut delay = view_delay(&node, scaled(500)).await;
+        r.add(
+            "view_delay_p50_ms",
+            "ack → status view shows the order, p50",
+            pct(&mut delay, 0.50),
+            "ms",
+            None,
+        );
+        r.add(
+            "view_delay_p99_ms",
+            "ack → status view shows the order, p99",
+            pct(&mut delay, 0.99),
+            "ms",
+            None,
+        );
+        let total_orders = n + warm + scaled(500);
+        settled(&node, total_orders).await;
+        node.shutdown().await;
+        r.add(
+            "disk_bytes_per_order",
+            "bytes on disk per order after shutdown",
+            dir_bytes(dir.path()) as f64 / total_orders as f64,
+            "B",
+            None,
+        );
+    }
+
+    // ---- over HTTP
+    if phase("http") {
+        println!("http:");
+        let dir = tempfile::tempdir().unwrap();
+        let app = fulfil::Application::build(bench_settings(dir.path())).await.unwrap();
+        let url = format!("http://{}", app.address());
+        let handle = app.server_handle();
+        let node = app.node();
+        let served = tokio::spawn(app.run_until_stopped());
+        let secs = scaled(10).max(3);
+        let full = fulfil::load::run(load_spec(&url, 64, secs, None)).await.unwrap();
+        r.add(
+            "http_orders_per_s",
+            "HTTP POST /orders, full speed, 64 clients",
+            full.acknowledged_rps,
+            "/s",
+            Some(("no-op HTTP", full.acknowledged_rps / noop_rps)),
+        );
+        r.add("http_full_p50_ms", "  p50 at full speed", full.p50_ms, "ms", None);
+        r.add("http_full_p99_ms", "  p99 at full speed", full.p99_ms, "ms", None);
+        let ids: Vec<String> = (1..=200).map(|i| format!("ord-{i}")).collect();
+        for (key, label, share) in [
+            ("http_50", "HTTP POST /orders at 50% of max", 0.5),
+            ("http_80", "HTTP POST /orders at 80% of max", 0.8),
+        ] {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let reader = tokio::spawn(status_reader(url.clone(), ids.clone(), 200, stop.clone()));
+            let fixed = fulfil::load::run(load_spec(&url, 64, secs, Some(full.acknowledged_rps * share)))
+                .await
+                .unwrap();
+            stop.store(true, Ordering::Relaxed);
+            let mut reads = reader.await.unwrap();
+            r.add(&format!("{key}_rate"), label, fixed.acknowledged_rps, "/s", None);
+            r.add(&format!("{key}_p50_ms"), "  p50", fixed.p50_ms, "ms", None);
+            r.add(&format!("{key}_p99_ms"), "  p99", fixed.p99_ms, "ms", None);
+            r.add(&format!("{key}_p999_ms"), "  p99.9", fixed.p999_ms, "ms", None);
+            r.add(
+                &format!("{key}_status_p50_ms"),
+                "  GET /status/{id} p50 meanwhile (200/s)",
+                pct(&mut reads, 0.50),
+                "ms",
+                None,
+            );
+            r.add(
+                &format!("{key}_status_p99_ms"),
+                "  GET /status/{id} p99 meanwhile",
+                pct(&mut reads, 0.99),
+                "ms",
+                None,
+            );
+        }
+        handle.stop(true).await;
+        let _ = served.await;
+        let _ = node;
+    }
+
+    r.print();
+    r.json.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+    r.json.insert("scale".into(), json!(scale()));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-report.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&r.json).unwrap()).unwrap();
+    println!("\nreport: {} ({:.0} s)", out.display(), started.elapsed().as_secs_f64());
+}
