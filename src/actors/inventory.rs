@@ -104,7 +104,7 @@ impl InventoryActor {
 
     fn write_product(
         &self,
-        f: impl Fn(&Tx<'_>) -> TxResult<Product, NodeError>,
+        f: impl Fn(&mut Tx<'_>) -> TxResult<Product, NodeError>,
     ) -> Result<Product, NodeError> {
         let (product, _) = self.cursor.store.write(&[&self.products], |tx| f(tx))?;
         Ok(product)
@@ -216,7 +216,7 @@ struct Short {
 
 /// Takes every line's stock (and its first free units), or nothing if any
 /// line is short. Returns the units taken.
-fn take(tx: &Tx<'_>, lines: &[(Sku, u32)]) -> TxResult<Result<Vec<String>, Short>, NodeError> {
+fn take(tx: &mut Tx<'_>, lines: &[(Sku, u32)]) -> TxResult<Result<Vec<String>, Short>, NodeError> {
     let mut taken = Vec::with_capacity(lines.len());
     let mut units = Vec::new();
     for (sku, qty) in lines {

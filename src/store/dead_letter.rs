@@ -97,7 +97,7 @@ impl Store {
 
 /// Removes a dead letter inside a transaction whose trees include
 /// [`Store::dead_letter_trees`] at index `at` and `at + 1`.
-pub fn remove_dead_letter<E>(tx: &Tx<'_>, at: usize, letter: &DeadLetter) -> TxResult<(), E> {
+pub fn remove_dead_letter<E>(tx: &mut Tx<'_>, at: usize, letter: &DeadLetter) -> TxResult<(), E> {
     tx.remove(at, letter.id.to_be_bytes())?;
     tx.remove(at + 1, order_key(&letter.order_id, letter.id))
 }

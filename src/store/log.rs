@@ -4,7 +4,9 @@ use super::{decode, encode, CodecError, StoreError};
 use crate::domain::{now_ms, Event, EventKind, OrderId, Seq};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
+use sled::Tree;
+use std::collections::BTreeMap;
 
 /// What a transaction closure returns: `Abort(E)` to refuse.
 pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
@@ -20,87 +22,108 @@ pub(super) fn seq_from_key(k: &[u8]) -> Result<Seq, StoreError> {
     Ok(Seq::from_be_bytes(bytes))
 }
 
-/// A writer's view of one transaction: its own trees (by the index they were
+/// A writer's view of one write: its own trees (by the index they were
 /// passed to [`super::Store::write`] in), the log and the offsets.
+///
+/// Reads see the committed state plus this write's own pending changes.
+/// Nothing is written until [`super::Store::write`] commits: events are
+/// numbered then, under the log's writer lock, and every change is applied
+/// in one sled transaction. Reading outside the lock is sound because each
+/// tree has one writer, its service; the log offsets read here are checked
+/// again at commit, so two instances of one consumer cannot both apply a
+/// batch.
 pub struct Tx<'a> {
-    view: &'a [TransactionalTree],
-    next: Seq,
-    appended: Vec<Event>,
-    now: u64,
+    trees: &'a [&'a Tree],
+    pub(super) writes: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>,
+    pub(super) events: Vec<(OrderId, Option<Seq>, EventKind)>,
+    /// Offsets read: consumer → the value seen.
+    pub(super) offsets_read: BTreeMap<String, Option<Vec<u8>>>,
 }
 
-/// Turns a codec failure inside a transaction into the storage error that
-/// sled aborts the transaction with.
+/// Turns a codec failure into the storage error that ends the write.
 fn codec<T, E>(r: Result<T, CodecError>) -> TxResult<T, E> {
     r.map_err(|e| ConflictableTransactionError::Storage(sled::Error::Unsupported(e.to_string())))
 }
 
+fn storage<T, E>(r: sled::Result<T>) -> TxResult<T, E> {
+    r.map_err(ConflictableTransactionError::Storage)
+}
+
 impl<'a> Tx<'a> {
-    pub(super) fn new(view: &'a [TransactionalTree], first: Seq) -> Tx<'a> {
-        Tx { view, next: first, appended: Vec::new(), now: now_ms() }
+    pub(super) fn new(trees: &'a [&'a Tree]) -> Tx<'a> {
+        Tx { trees, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
     }
 
-    fn events(&self) -> &TransactionalTree {
-        &self.view[self.view.len() - 2]
+    fn offsets_index(&self) -> usize {
+        self.trees.len() - 1
     }
 
-    fn offsets(&self) -> &TransactionalTree {
-        &self.view[self.view.len() - 1]
+    fn raw(&self, tree: usize, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
+        match self.writes.get(&(tree, key.to_vec())) {
+            Some(pending) => Ok(pending.clone()),
+            None => Ok(self.trees[tree].get(key)?.map(|v| v.to_vec())),
+        }
     }
 
     /// Reads a value from the writer's tree number `tree`.
     pub fn get<T: DeserializeOwned, E>(&self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<Option<T>, E> {
-        match self.view[tree].get(key.as_ref())? {
+        match storage(self.raw(tree, key.as_ref()))? {
             Some(bytes) => codec(decode(&bytes)).map(Some),
             None => Ok(None),
         }
     }
 
     /// Writes a value to the writer's tree number `tree`.
-    pub fn put<T: Serialize, E>(&self, tree: usize, key: impl AsRef<[u8]>, value: &T) -> TxResult<(), E> {
+    pub fn put<T: Serialize, E>(&mut self, tree: usize, key: impl AsRef<[u8]>, value: &T) -> TxResult<(), E> {
         let bytes = codec(encode(value))?;
-        self.view[tree].insert(key.as_ref(), bytes)?;
+        self.writes.insert((tree, key.as_ref().to_vec()), Some(bytes));
         Ok(())
     }
 
     /// Removes a key from the writer's tree number `tree`.
-    pub fn remove<E>(&self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<(), E> {
-        self.view[tree].remove(key.as_ref())?;
+    pub fn remove<E>(&mut self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<(), E> {
+        self.writes.insert((tree, key.as_ref().to_vec()), None);
         Ok(())
     }
 
-    /// Appends an event to the log; it becomes visible when the transaction
-    /// commits. Returns the event's sequence number.
+    /// Appends an event to the log; it is numbered and becomes visible when
+    /// the write commits.
     pub fn append<E>(
         &mut self,
         order_id: &OrderId,
         caused_by: Option<Seq>,
         kind: EventKind,
-    ) -> TxResult<Seq, E> {
-        let event = Event { seq: self.next, order_id: order_id.clone(), caused_by, at_ms: self.now, kind };
-        let bytes = codec(encode(&event))?;
-        self.events().insert(&key(event.seq), bytes)?;
-        self.next += 1;
-        self.appended.push(event);
-        Ok(self.next - 1)
+    ) -> TxResult<(), E> {
+        self.events.push((order_id.clone(), caused_by, kind));
+        Ok(())
     }
 
-    /// The offset `consumer` has committed, read inside the transaction.
-    pub fn offset<E>(&self, consumer: &str) -> TxResult<Seq, E> {
-        match self.offsets().get(consumer)? {
+    /// The offset `consumer` has committed (checked again at commit).
+    pub fn offset<E>(&mut self, consumer: &str) -> TxResult<Seq, E> {
+        let index = self.offsets_index();
+        let seen = storage(self.raw(index, consumer.as_bytes()))?;
+        if !self.writes.contains_key(&(index, consumer.as_bytes().to_vec())) {
+            self.offsets_read.entry(consumer.to_owned()).or_insert_with(|| seen.clone());
+        }
+        match seen {
             Some(bytes) => codec(decode(&bytes)),
             None => Ok(0),
         }
     }
 
     /// Records that `consumer` has processed the log up to `seq`.
-    pub fn commit_offset<E>(&self, consumer: &str, seq: Seq) -> TxResult<(), E> {
-        let bytes = codec(encode(&seq))?;
-        self.offsets().insert(consumer, bytes)?;
-        Ok(())
+    pub fn commit_offset<E>(&mut self, consumer: &str, seq: Seq) -> TxResult<(), E> {
+        let index = self.offsets_index();
+        self.put(index, consumer, &seq)
     }
+}
 
-    pub(super) fn into_appended(self) -> Vec<Event> {
-        self.appended
-    }
+/// Numbers pending events from `first`, stamping them with the time.
+pub(super) fn number(events: Vec<(OrderId, Option<Seq>, EventKind)>, first: Seq) -> Vec<Event> {
+    let at_ms = now_ms();
+    events
+        .into_iter()
+        .zip(first..)
+        .map(|((order_id, caused_by, kind), seq)| Event { seq, order_id, caused_by, at_ms, kind })
+        .collect()
 }

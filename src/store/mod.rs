@@ -133,40 +133,77 @@ impl Store {
         self.inner.events.range(range).take(limit).map(|kv| Ok(decode::<Event>(&kv?.1)?)).collect()
     }
 
-    /// Runs `f` as one transaction over `trees`, the log and the offsets.
+    /// Runs `f` and applies what it wrote atomically, with the events it
+    /// appended, over `trees`, the log and the offsets (see [`Tx`]).
     ///
-    /// `f` may run more than once (sled retries on conflict), so it must
-    /// only compute and write through the [`Tx`]. Returns `f`'s value and the
-    /// events it appended.
+    /// `f` may run more than once (when a log offset it read changed before
+    /// commit), so it must only compute and write through the [`Tx`].
+    /// Returns `f`'s value and the events it appended.
     pub fn write<R, E>(
         &self,
         trees: &[&Tree],
         f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<(R, Vec<Event>), WriteError<E>> {
         let inner = &self.inner;
-        // The mutex guards no data, only the order of writers, so a panic in
-        // an earlier writer (poisoning it) changes nothing: carry on.
-        let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut all: Vec<&Tree> = Vec::with_capacity(trees.len() + 2);
         all.extend_from_slice(trees);
         all.push(&inner.events);
         all.push(&inner.offsets);
-        let first = self.head() + 1;
-        let result = all.as_slice().transaction(|view| {
-            let mut tx = Tx::new(view, first);
-            let value = f(&mut tx)?;
-            Ok((value, tx.into_appended()))
-        });
-        let (value, appended) = match result {
-            Ok(ok) => ok,
-            Err(TransactionError::Abort(e)) => return Err(WriteError::Abort(e)),
-            Err(TransactionError::Storage(e)) => return Err(WriteError::Store(e.into())),
-        };
-        if let Some(last) = appended.last() {
+        loop {
+            let mut tx = Tx::new(&all);
+            let value = match f(&mut tx) {
+                Ok(v) => v,
+                Err(ConflictableTransactionError::Abort(e)) => return Err(WriteError::Abort(e)),
+                Err(ConflictableTransactionError::Storage(e)) => return Err(WriteError::Store(e.into())),
+                Err(ConflictableTransactionError::Conflict) => continue,
+            };
+            match self.commit(&all, tx) {
+                Ok(Some(appended)) => return Ok((value, appended)),
+                Ok(None) => continue,
+                Err(e) => return Err(WriteError::Store(e)),
+            }
+        }
+    }
+
+    /// Applies a write under the log's writer lock: numbers its events,
+    /// checks the offsets it read, and applies everything in one short sled
+    /// transaction. `None` when an offset changed: the write must be redone.
+    fn commit(&self, all: &[&Tree], tx: Tx<'_>) -> Result<Option<Vec<Event>>, StoreError> {
+        let inner = &self.inner;
+        // The mutex guards no data, only the order of writers, so a panic in
+        // an earlier writer (poisoning it) changes nothing: carry on.
+        let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (consumer, seen) in &tx.offsets_read {
+            if inner.offsets.get(consumer)?.map(|v| v.to_vec()) != *seen {
+                return Ok(None);
+            }
+        }
+        let events = log::number(tx.events, self.head() + 1);
+        let encoded: Vec<([u8; 8], Vec<u8>)> =
+            events.iter().map(|e| Ok((log::key(e.seq), encode(e)?))).collect::<Result<_, CodecError>>()?;
+        let events_index = all.len() - 2;
+        let writes = &tx.writes;
+        all.transaction(|view| {
+            for ((tree, key), value) in writes {
+                match value {
+                    Some(bytes) => view[*tree].insert(key.as_slice(), bytes.as_slice())?,
+                    None => view[*tree].remove(key.as_slice())?,
+                };
+            }
+            for (key, bytes) in &encoded {
+                view[events_index].insert(&key[..], bytes.as_slice())?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            TransactionError::Abort(()) => StoreError::Sled("commit aborted".into()),
+            TransactionError::Storage(e) => e.into(),
+        })?;
+        if let Some(last) = events.last() {
             inner.head.send_replace(last.seq);
         }
         drop(guard);
-        Ok((value, appended))
+        Ok(Some(events))
     }
 
     /// Whether the last flush succeeded; readiness reports it.
