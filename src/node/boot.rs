@@ -107,9 +107,8 @@ fn boot(
 }
 
 /// The actor threads. Services are spread over them in turn. One thread per
-/// service isolates them; on a small machine fewer threads are faster,
-/// because every service writes through the same store lock and a thread
-/// preempted while holding it stalls the others (see `[actors]` in
+/// service isolates them; fewer threads can be faster on a small machine
+/// when the services contend for the store's writer lock (see `[actors]` in
 /// `config.toml` and the README's performance section).
 struct Arbiters {
     threads: Vec<Arbiter>,
