@@ -84,25 +84,18 @@ impl Report {
 
 // ---------------------------------------------------------------- ceilings
 
-fn sled_insert_rate(n: u64) -> f64 {
+/// Inserts of order-sized values into a fresh sled tree, per second; with
+/// `flush`, each insert is flushed before the next (durable one at a time).
+fn sled_rate(n: u64, flush: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
     let value = vec![7u8; VALUE_BYTES];
     let started = Instant::now();
     for i in 0..n {
         db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
-
-fn sled_insert_flush_rate(n: u64) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).cache_capacity(64 << 20).open().unwrap();
-    let value = vec![7u8; VALUE_BYTES];
-    let started = Instant::now();
-    for i in 0..n {
-        db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
-        db.flush().unwrap();
+        if flush {
+            db.flush().unwrap();
+        }
     }
     n as f64 / started.elapsed().as_secs_f64()
 }
@@ -353,10 +346,9 @@ async fn main() {
     let (mut sled_raw, mut noop_rps) = (f64::NAN, f64::NAN);
     if phase("ceilings") {
         println!("ceilings:");
-        sled_raw = tokio::task::spawn_blocking(move || sled_insert_rate(scaled(200_000))).await.unwrap();
+        sled_raw = tokio::task::spawn_blocking(move || sled_rate(scaled(200_000), false)).await.unwrap();
         r.add("sled_insert_per_s", "sled insert, 300-byte value", sled_raw, "/s", None);
-        let sled_flush =
-            tokio::task::spawn_blocking(move || sled_insert_flush_rate(scaled(2_000))).await.unwrap();
+        let sled_flush = tokio::task::spawn_blocking(move || sled_rate(scaled(2_000), true)).await.unwrap();
         r.add("sled_insert_flush_per_s", "sled insert + flush, one at a time", sled_flush, "/s", None);
         let actix =
             tokio::task::spawn_blocking(move || actix_round_trip_rate(scaled(200_000), 64)).await.unwrap();

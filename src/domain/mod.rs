@@ -10,6 +10,7 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod product;
+pub mod request;
 pub mod status;
 pub mod view;
 pub mod workflow;

@@ -1,0 +1,159 @@
+//! What a customer asks for, checked before any service is asked: the
+//! order request as a client sends it, and the validated order.
+
+use super::workflow::ReservationMode;
+use super::{CustomerId, Invalid, Sku, Workflow};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Most lines one order may hold.
+pub const MAX_LINES: usize = 100;
+/// Longest delivery address accepted.
+pub const MAX_ADDRESS_LEN: usize = 500;
+
+/// How an order is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// Authorised synchronously with the order.
+    Card,
+    /// Pending until the seller confirms the deposit.
+    BankTransfer,
+    /// Nothing to pay.
+    None,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Card => "card",
+            PaymentMethod::BankTransfer => "bank_transfer",
+            PaymentMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PaymentMethod> {
+        [PaymentMethod::Card, PaymentMethod::BankTransfer, PaymentMethod::None]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for PaymentMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One requested line as a client sends it. Quantities are signed so that a
+/// negative one gets a clear message instead of a parse error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemRequest {
+    pub sku: String,
+    pub qty: i64,
+}
+
+/// An order as a client sends it, before validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    pub customer: String,
+    /// May be empty in a workflow that reserves nothing (a taxi call).
+    #[serde(default)]
+    pub items: Vec<ItemRequest>,
+    pub address: String,
+    pub payment: String,
+    /// Card number, for card payment.
+    #[serde(default)]
+    pub card: Option<String>,
+    /// Named workflow; the node's default when absent.
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
+/// An order request that passed every check that needs no other service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidOrder {
+    pub customer: CustomerId,
+    pub lines: Vec<(Sku, u32)>,
+    pub address: String,
+    pub payment: PaymentMethod,
+    pub card: Option<String>,
+    pub workflow: String,
+}
+
+impl OrderRequest {
+    /// The workflow the request names, or `default`.
+    pub fn workflow_name<'a>(&'a self, default: &'a str) -> &'a str {
+        self.workflow.as_deref().unwrap_or(default)
+    }
+
+    /// Checks everything that can be checked without the catalog, for an
+    /// order of `workflow`.
+    pub fn validate(&self, workflow: &Workflow) -> Result<ValidOrder, Invalid> {
+        let customer = CustomerId::parse(&self.customer)?;
+        let lines = validate_items(&self.items, workflow.reservation == ReservationMode::None)?;
+        let address = self.address.trim();
+        if address.is_empty() {
+            return Err(Invalid::new("address must not be empty"));
+        }
+        if address.len() > MAX_ADDRESS_LEN {
+            return Err(Invalid::new(format!("address must be at most {MAX_ADDRESS_LEN} bytes")));
+        }
+        let payment = PaymentMethod::parse(&self.payment).ok_or_else(|| {
+            Invalid::new(format!("payment must be one of card, bank_transfer, none (got {:?})", self.payment))
+        })?;
+        if !workflow.allows_payment(payment) {
+            let allowed: Vec<&str> = workflow.payment.iter().map(|m| m.as_str()).collect();
+            return Err(Invalid::new(format!(
+                "workflow {} takes payment {} only (got {payment})",
+                workflow.name,
+                allowed.join(" or ")
+            )));
+        }
+        let card = match payment {
+            PaymentMethod::Card => Some(validate_card(self.card.as_deref())?),
+            _ => None,
+        };
+        Ok(ValidOrder {
+            customer,
+            lines,
+            address: address.to_owned(),
+            payment,
+            card,
+            workflow: workflow.name.clone(),
+        })
+    }
+}
+
+fn validate_items(items: &[ItemRequest], may_be_empty: bool) -> Result<Vec<(Sku, u32)>, Invalid> {
+    if items.is_empty() && !may_be_empty {
+        return Err(Invalid::new("items must hold at least one line"));
+    }
+    if items.len() > MAX_LINES {
+        return Err(Invalid::new(format!("an order holds at most {MAX_LINES} lines")));
+    }
+    let mut lines: Vec<(Sku, u32)> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let sku = Sku::parse(&item.sku).map_err(|e| Invalid::new(format!("items[{i}]: {e}")))?;
+        if item.qty <= 0 {
+            return Err(Invalid::new(format!("items[{i}]: qty must be at least 1 (got {})", item.qty)));
+        }
+        let qty =
+            u32::try_from(item.qty).map_err(|_| Invalid::new(format!("items[{i}]: qty is too large")))?;
+        if lines.iter().any(|(s, _)| *s == sku) {
+            return Err(Invalid::new(format!("items[{i}]: sku {sku} is listed twice")));
+        }
+        lines.push((sku, qty));
+    }
+    Ok(lines)
+}
+
+/// A card number: 12 to 19 digits, spaces and dashes ignored.
+fn validate_card(card: Option<&str>) -> Result<String, Invalid> {
+    let raw = card.ok_or_else(|| Invalid::new("card payment needs a card number in \"card\""))?;
+    let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Invalid::new("card must be 12 to 19 digits"));
+    }
+    Ok(digits)
+}
