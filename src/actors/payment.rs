@@ -95,6 +95,22 @@ pub enum PaymentStatus {
     Declined,
 }
 
+impl PaymentRecord {
+    /// A record with no card details and no retries yet.
+    fn new(payment_id: String, method: PaymentMethod, amount: Money, state: PaymentStatus) -> Self {
+        PaymentRecord {
+            payment_id,
+            method,
+            amount,
+            state,
+            card_last4: None,
+            card: None,
+            attempts: 0,
+            next_attempt_ms: 0,
+        }
+    }
+}
+
 pub struct PaymentActor {
     cursor: Cursor,
     payments: Tree,
@@ -172,14 +188,13 @@ impl PaymentActor {
 
     fn record_authorized(&self, msg: &Authorize, payment_id: &str) -> Result<Authorization, NodeError> {
         let record = PaymentRecord {
-            payment_id: payment_id.to_owned(),
-            method: PaymentMethod::Card,
-            amount: msg.amount,
-            state: PaymentStatus::Authorized,
             card_last4: Some(last4(&msg.card).to_owned()),
-            card: None,
-            attempts: 0,
-            next_attempt_ms: 0,
+            ..PaymentRecord::new(
+                payment_id.to_owned(),
+                PaymentMethod::Card,
+                msg.amount,
+                PaymentStatus::Authorized,
+            )
         };
         // One key, no event: a plain insert (atomic on its own) rather than a
         // transaction under the log's writer lock. No need to wait for a
@@ -191,15 +206,12 @@ impl PaymentActor {
     }
 
     fn defer(&self, msg: &Defer) -> Result<(), NodeError> {
+        let payment_id = format!("pay-{}", msg.order_id);
         let record = PaymentRecord {
-            payment_id: format!("pay-{}", msg.order_id),
-            method: PaymentMethod::Card,
-            amount: msg.amount,
-            state: PaymentStatus::Deferred,
             card_last4: Some(last4(&msg.card).to_owned()),
             card: Some(msg.card.clone()),
-            attempts: 0,
             next_attempt_ms: now_ms() + self.settings.retry_min_ms,
+            ..PaymentRecord::new(payment_id, PaymentMethod::Card, msg.amount, PaymentStatus::Deferred)
         };
         let key = msg.order_id.as_str();
         self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
@@ -327,28 +339,14 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let record: Option<PaymentRecord> = tx.get(PAYMENTS, key)?;
     match (&event.kind, record) {
         (EventKind::PaymentPending { amount }, None) => {
-            let record = PaymentRecord {
-                payment_id: format!("dep-{}", event.order_id),
-                method: PaymentMethod::BankTransfer,
-                amount: *amount,
-                state: PaymentStatus::Pending,
-                card_last4: None,
-                card: None,
-                attempts: 0,
-                next_attempt_ms: 0,
-            };
+            let payment_id = format!("dep-{}", event.order_id);
+            let record =
+                PaymentRecord::new(payment_id, PaymentMethod::BankTransfer, *amount, PaymentStatus::Pending);
             tx.put(PAYMENTS, key, &record)
         }
         (EventKind::OrderPaid { method, amount, payment_id }, record) => {
-            let mut record = record.unwrap_or(PaymentRecord {
-                payment_id: payment_id.clone(),
-                method: *method,
-                amount: *amount,
-                state: PaymentStatus::Pending,
-                card_last4: None,
-                card: None,
-                attempts: 0,
-                next_attempt_ms: 0,
+            let mut record = record.unwrap_or_else(|| {
+                PaymentRecord::new(payment_id.clone(), *method, *amount, PaymentStatus::Pending)
             });
             if matches!(
                 record.state,
