@@ -308,6 +308,21 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Keys, and bytes of keys and values, in every tree of the database at
+/// `dir`: the live data, which the bytes on disk are compared with.
+fn live_data(dir: &std::path::Path) -> (u64, u64) {
+    let db = sled::Config::new().path(dir).cache_capacity(16 << 20).open().unwrap();
+    let (mut keys, mut bytes) = (0, 0);
+    for name in db.tree_names() {
+        for kv in db.open_tree(&name).unwrap().iter() {
+            let (k, v) = kv.unwrap();
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+    }
+    (keys, bytes)
+}
+
 /// GETs of `/status/{id}` at a fixed rate while something else runs.
 async fn status_reader(
     url: String,
@@ -380,17 +395,30 @@ async fn main() {
         let warm = scaled(2_000);
         embedded_saga(&node, warm, 0, callers()).await;
         let n = scaled(100_000);
+        let writer_before = node.store_writer();
+        let timed = Instant::now();
         let (e2e, mut placed) = embedded_saga(&node, n, warm, callers()).await;
-        let events = node.health().log_head as f64;
-        let per_order_writes = events / (n + warm) as f64;
+        let (wall, writer) = (timed.elapsed(), node.store_writer());
+        let events = node.health().log_head as f64 / (n + warm) as f64;
+        let keys = (writer.keys - writer_before.keys) as f64 / n as f64;
+        let busy = (writer.busy - writer_before.busy).as_secs_f64() / wall.as_secs_f64();
         r.add(
             "e2e_orders_per_s",
             "embedded: orders/s placed → in_delivery",
             e2e,
             "/s",
-            Some(("sled insert × writes/order", e2e * per_order_writes / sled_raw)),
+            Some(("sled inserts/s (orders/s × keys written/order)", e2e * keys / sled_raw)),
         );
-        r.add("events_per_order", "events per order to in_delivery", per_order_writes, "", None);
+        r.add("events_per_order", "events per order to in_delivery", events, "", None);
+        r.add("keys_written_per_order", "keys written per order (events included)", keys, "", None);
+        r.add(
+            "commits_per_order",
+            "store writes (one lock hold each) per order",
+            (writer.commits - writer_before.commits) as f64 / n as f64,
+            "",
+            None,
+        );
+        r.add("writer_busy_share", "store writer lock held, share of wall time", busy, "", None);
         r.add(
             "embedded_place_p50_ms",
             "embedded: place_order (durable ack) p50",
@@ -424,12 +452,18 @@ async fn main() {
         let total_orders = n + warm + scaled(500);
         settled(&node, total_orders).await;
         node.shutdown().await;
+        drop(node);
+        let per_order = |n: u64| n as f64 / total_orders as f64;
+        let (keys, live) = live_data(dir.path());
+        let disk = per_order(dir_bytes(dir.path()));
+        r.add("keys_per_order", "keys stored per order (all trees)", per_order(keys), "", None);
+        r.add("live_bytes_per_order", "bytes of keys and values per order", per_order(live), "B", None);
         r.add(
             "disk_bytes_per_order",
             "bytes on disk per order after shutdown",
-            dir_bytes(dir.path()) as f64 / total_orders as f64,
+            disk,
             "B",
-            None,
+            Some(("live bytes", disk / per_order(live))),
         );
     }
 

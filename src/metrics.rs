@@ -6,6 +6,7 @@
 
 use crate::actors::breaker::BreakerState;
 use crate::node::HealthReport;
+use crate::store::WriterReading;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -28,6 +29,9 @@ pub struct Metrics {
     pub restarts: IntCounterVec,
     service_state: IntGaugeVec,
     pub payments: IntCounterVec,
+    store_commits: IntCounter,
+    store_keys: IntCounter,
+    store_busy: prometheus::Counter,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -65,6 +69,19 @@ impl Metrics {
         let events_appended = IntCounter::new("fulfil_events_appended_total", "Events appended to the log")
             .expect("a valid metric");
         r.register(Box::new(events_appended.clone())).expect("registered once");
+        let store_commits = IntCounter::new("fulfil_store_commits_total", "Writes committed to the store")
+            .expect("a valid metric");
+        r.register(Box::new(store_commits.clone())).expect("registered once");
+        let store_keys =
+            IntCounter::new("fulfil_store_keys_written_total", "Keys written or removed, events included")
+                .expect("a valid metric");
+        r.register(Box::new(store_keys.clone())).expect("registered once");
+        let store_busy = prometheus::Counter::new(
+            "fulfil_store_writer_busy_seconds_total",
+            "Time the store's writer lock was held; its rate is the store's load (1 = saturated)",
+        )
+        .expect("a valid metric");
+        r.register(Box::new(store_busy.clone())).expect("registered once");
         Metrics {
             http_requests: counter(
                 &r,
@@ -141,6 +158,9 @@ impl Metrics {
                 &["service", "state"],
             ),
             payments: counter(&r, "fulfil_payments_total", "Card payment outcomes", &["outcome"]),
+            store_commits,
+            store_keys,
+            store_busy,
             registry: r,
         }
     }
@@ -170,9 +190,12 @@ impl Metrics {
     }
 
     /// The text exposition, with gauges refreshed from `health`.
-    pub fn render(&self, health: &HealthReport) -> String {
+    pub fn render(&self, health: &HealthReport, writer: WriterReading) -> String {
         let appended = self.events_appended.get();
         self.events_appended.inc_by(health.log_head.saturating_sub(appended));
+        self.store_commits.inc_by(writer.commits.saturating_sub(self.store_commits.get()));
+        self.store_keys.inc_by(writer.keys.saturating_sub(self.store_keys.get()));
+        self.store_busy.inc_by((writer.busy.as_secs_f64() - self.store_busy.get()).max(0.0));
         for (service, h) in &health.services {
             self.consumer_lag.with_label_values(&[service]).set(h.lag as i64);
             self.consumer_offset.with_label_values(&[service]).set(h.offset as i64);

@@ -22,11 +22,13 @@ use crate::domain::{
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
+use sled::transaction::ConflictableTransactionError;
 use sled::Tree;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 // ---- messages ----
 
@@ -63,6 +65,12 @@ pub struct OrderCommand {
 #[rtype(result = "Result<Order, NodeError>")]
 pub struct GetOrder(pub OrderId);
 
+/// Writes the placements that are ready (sent to itself; see
+/// [`OrderActor::placing`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RecordPlacements;
+
 // ---- state ----
 
 /// What an idempotency key remembers: the request and its answer.
@@ -85,6 +93,18 @@ pub struct OrderActor {
     timeouts: TimeoutSettings,
     /// Idempotency keys of placements still waiting on other services.
     in_flight: HashSet<String>,
+    /// Placements priced and authorised, waiting to be written. Every one
+    /// that becomes ready while the actor is busy is written by the next
+    /// [`RecordPlacements`] in one store write: the log's writer lock is the
+    /// node's narrowest point, and a write's cost there is mostly fixed.
+    placing: Vec<Placing>,
+}
+
+/// A placement waiting to be written, and who waits for its receipt.
+struct Placing {
+    priced: Priced,
+    key: Option<String>,
+    reply: oneshot::Sender<Result<OrderReceipt, NodeError>>,
 }
 
 /// The configured workflows and the default one.
@@ -139,6 +159,7 @@ impl OrderActor {
             workflows,
             timeouts,
             in_flight: HashSet::new(),
+            placing: Vec::new(),
         })
     }
 
@@ -221,31 +242,83 @@ impl OrderActor {
         }
     }
 
-    /// Writes the new order, its events and its idempotency key at once.
-    fn record(&mut self, priced: Priced, key: Option<&str>) -> Result<OrderReceipt, NodeError> {
+    /// Queues a placement for the next [`RecordPlacements`]; the receiver
+    /// gets its receipt once written (not yet durable).
+    fn enqueue(
+        &mut self,
+        priced: Priced,
+        key: Option<String>,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<OrderReceipt, NodeError>> {
+        let (reply, receipt) = oneshot::channel();
+        if self.placing.is_empty() {
+            ctx.notify(RecordPlacements);
+        }
+        self.placing.push(Placing { priced, key, reply });
+        receipt
+    }
+
+    /// Writes new orders, their events and idempotency keys in one write.
+    /// A placement the state machine refuses gets its own error; a failed
+    /// write fails them all and writes nothing.
+    fn record(&self, batch: &[(Priced, Option<String>)]) -> Vec<Result<OrderReceipt, NodeError>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut placed = Vec::with_capacity(batch.len());
+        for (priced, key) in batch {
+            match self.placement(priced) {
+                Ok((order, events)) => {
+                    let receipt = OrderReceipt {
+                        id: order.id.clone(),
+                        status: order.status,
+                        total: order.total,
+                        replayed: false,
+                    };
+                    answers.push(Ok(receipt.clone()));
+                    placed.push((order, events, receipt, priced, key));
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        if placed.is_empty() {
+            return answers;
+        }
+        let written = self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
+            for (order, events, receipt, priced, key) in &placed {
+                for kind in events {
+                    tx.append(&order.id, None, kind.clone())?;
+                }
+                tx.put(ORDERS, order.id.as_str(), order)?;
+                if let Some(key) = key {
+                    tx.put(
+                        KEYS,
+                        key,
+                        &KeyRecord { request: priced.order.clone(), receipt: receipt.clone() },
+                    )?;
+                }
+            }
+            Ok::<_, ConflictableTransactionError<NodeError>>(())
+        });
+        if let Err(e) = written {
+            let e: NodeError = e.into();
+            return batch.iter().map(|_| Err(e.clone())).collect();
+        }
+        for (order, ..) in &placed {
+            tracing::info!(order = %order.id, customer = %order.customer, status = %order.status, "order placed");
+        }
+        answers
+    }
+
+    /// A new order and its first events, as the state machine places it.
+    fn placement(&self, priced: &Priced) -> Result<(Order, Vec<crate::domain::EventKind>), NodeError> {
         let workflow = self.workflows.get(&priced.order.workflow)?;
-        let (order, events) = Order::place(
+        Ok(Order::place(
             &priced.id,
             &priced.order,
             &priced.prices,
-            priced.settlement,
-            priced.reserved,
+            priced.settlement.clone(),
+            priced.reserved.clone(),
             workflow,
-        )?;
-        let receipt =
-            OrderReceipt { id: order.id.clone(), status: order.status, total: order.total, replayed: false };
-        self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
-            for kind in &events {
-                tx.append(&order.id, None, kind.clone())?;
-            }
-            tx.put(ORDERS, order.id.as_str(), &order)?;
-            if let Some(key) = key {
-                tx.put(KEYS, key, &KeyRecord { request: priced.order.clone(), receipt: receipt.clone() })?;
-            }
-            Ok(())
-        })?;
-        tracing::info!(order = %order.id, customer = %order.customer, status = %order.status, "order placed");
-        Ok(receipt)
+        )?)
     }
 
     /// Runs a command on an order already caught up with the log.
@@ -286,7 +359,10 @@ impl LogConsumer for OrderActor {
     }
 
     fn on_restart(&mut self) {
+        // Placements waiting to be written are dropped: their callers get an
+        // error and nothing of them was written.
         self.in_flight.clear();
+        self.placing.clear();
     }
 }
 
@@ -377,21 +453,48 @@ impl Handler<PlaceOrder> for OrderActor {
             Err(e) => return ActorResponse::reply(Err(e)),
         };
         let key = msg.idempotency_key;
-        ActorResponse::r#async(
-            self.price_and_authorize(id, order)
-                .into_actor(self)
-                .map(move |priced, act, ctx| {
-                    let receipt = priced.and_then(|p| {
-                        let id = p.id.clone();
-                        guarded(act, ctx, Some(&id), |act| act.record(p, key.as_deref()))
-                    });
-                    if let Some(key) = &key {
-                        act.in_flight.remove(key);
+        ActorResponse::r#async(self.price_and_authorize(id, order).into_actor(self).then(
+            move |priced, act, ctx| {
+                let waiting = match priced {
+                    Ok(priced) => Ok(act.enqueue(priced, key, ctx)),
+                    Err(e) => {
+                        if let Some(key) = &key {
+                            act.in_flight.remove(key);
+                        }
+                        Err(e)
                     }
-                    receipt
-                })
-                .then(|receipt, act, _| durably(&act.cursor.store, receipt).into_actor(act)),
-        )
+                };
+                let store = act.cursor.store.clone();
+                async move {
+                    // A dropped reply means the actor restarted before the
+                    // write: nothing was written.
+                    let receipt = waiting?.await.unwrap_or(Err(NodeError::Unavailable(NAME)))?;
+                    store.durable().await?;
+                    Ok(receipt)
+                }
+                .into_actor(act)
+            },
+        ))
+    }
+}
+
+impl Handler<RecordPlacements> for OrderActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RecordPlacements, ctx: &mut Context<Self>) {
+        let (batch, replies): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.placing).into_iter().map(|p| ((p.priced, p.key), p.reply)).unzip();
+        let answers = guarded(self, ctx, None, |act| Ok(act.record(&batch)));
+        for key in batch.iter().filter_map(|(_, key)| key.as_ref()) {
+            self.in_flight.remove(key);
+        }
+        for (i, reply) in replies.into_iter().enumerate() {
+            let answer = match &answers {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = reply.send(answer);
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub(super) struct Started {
     pub(super) health: Health,
     pub(super) head: tokio::sync::watch::Receiver<u64>,
     pub(super) store_healthy: Arc<AtomicBool>,
+    pub(super) store_writer: Arc<crate::store::WriterStats>,
     pub(super) system: System,
 }
 
@@ -50,6 +51,7 @@ pub(super) fn run_system(
         health: env.health.clone(),
         head: env.store.watch_head(),
         store_healthy: env.store.healthy(),
+        store_writer: env.store.writer_stats(),
         system: System::current(),
     };
     if ready.send(Ok(started)).is_err() {

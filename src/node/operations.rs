@@ -58,7 +58,13 @@ impl Node {
 
     /// Every metric in Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render(&self.health())
+        self.inner.metrics.render(&self.health(), self.store_writer())
+    }
+
+    /// How much the store's writer lock has done: commits, keys written
+    /// and the time it was held since the node started.
+    pub fn store_writer(&self) -> crate::store::WriterReading {
+        self.inner.store_writer.read()
     }
 
     /// Readiness: every service running, the store flushing, not draining.

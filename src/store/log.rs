@@ -80,9 +80,17 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    /// Removes a key from the writer's tree number `tree`.
+    /// Removes a key from the writer's tree number `tree`. A key that is
+    /// not in the committed state (never written, or only put earlier in
+    /// this write) costs nothing at commit: every key written is time under
+    /// the log's writer lock, and this check is a read outside it.
     pub fn remove<E>(&mut self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<(), E> {
-        self.writes.insert((tree, key.as_ref().to_vec()), None);
+        let key = (tree, key.as_ref().to_vec());
+        if storage(self.trees[tree].contains_key(&key.1))? {
+            self.writes.insert(key, None);
+        } else {
+            self.writes.remove(&key);
+        }
         Ok(())
     }
 
@@ -126,4 +134,46 @@ pub(super) fn number(events: Vec<(OrderId, Option<Seq>, EventKind)>, first: Seq)
         .zip(first..)
         .map(|((order_id, caused_by, kind), seq)| Event { seq, order_id, caused_by, at_ms, kind })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{abort, Store};
+
+    type Result<T> = std::result::Result<T, crate::store::WriteError<()>>;
+
+    fn keys_written(store: &Store) -> u64 {
+        store.writer_stats().read().keys
+    }
+
+    #[test]
+    fn removing_what_the_committed_state_lacks_writes_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let tree = store.tree("t").unwrap();
+
+        // Put and removed in the same write: nothing to commit.
+        store.write(&[&tree], |tx| {
+            tx.put(0, "a", &1u32)?;
+            tx.remove(0, "a")?;
+            tx.remove(0, "never")
+        })?;
+        assert_eq!(keys_written(&store), 0);
+        assert!(!tree.contains_key("a").unwrap());
+
+        // A committed key is removed, with one key written.
+        store.write(&[&tree], |tx| tx.put(0, "b", &2u32))?;
+        store.write(&[&tree], |tx| tx.remove(0, "b"))?;
+        assert_eq!(keys_written(&store), 2);
+        assert!(!tree.contains_key("b").unwrap());
+
+        // An aborted write writes nothing at all.
+        let refused = store.write(&[&tree], |tx| {
+            tx.put(0, "c", &3u32)?;
+            abort::<(), ()>(())
+        });
+        assert!(matches!(refused, Err(crate::store::WriteError::Abort(()))));
+        assert_eq!((keys_written(&store), store.writer_stats().read().commits), (2, 2), "keys, commits");
+        Ok(())
+    }
 }

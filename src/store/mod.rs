@@ -22,7 +22,9 @@ use commit::GroupCommit;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::Tree;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Errors of the store layer.
@@ -60,6 +62,44 @@ struct Inner {
     /// The last sequence number written; readers wait on it.
     head: watch::Sender<Seq>,
     group: GroupCommit,
+    stats: Arc<WriterStats>,
+}
+
+/// How busy the log's writer lock is: every change in the node passes
+/// through it, so its busy share of wall time is how close the store is to
+/// its ceiling (see the README's performance section).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    commits: AtomicU64,
+    keys: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// A reading of [`WriterStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WriterReading {
+    /// Writes committed.
+    pub commits: u64,
+    /// Keys written or removed by them, events included.
+    pub keys: u64,
+    /// Time the writer lock was held.
+    pub busy: Duration,
+}
+
+impl WriterStats {
+    pub fn read(&self) -> WriterReading {
+        WriterReading {
+            commits: self.commits.load(Ordering::Relaxed),
+            keys: self.keys.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn record(&self, keys: usize, held: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.keys.fetch_add(keys as u64, Ordering::Relaxed);
+        self.busy_ns.fetch_add(held.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 const EVENTS: &str = "events";
@@ -91,6 +131,7 @@ impl Store {
                 append: Mutex::new(()),
                 head,
                 group,
+                stats: Arc::default(),
             }),
         })
     }
@@ -157,6 +198,9 @@ impl Store {
                 Err(ConflictableTransactionError::Storage(e)) => return Err(WriteError::Store(e.into())),
                 Err(ConflictableTransactionError::Conflict) => continue,
             };
+            if tx.writes.is_empty() && tx.events.is_empty() {
+                return Ok((value, Vec::new()));
+            }
             match self.commit(&all, tx) {
                 Ok(Some(appended)) => return Ok((value, appended)),
                 Ok(None) => continue,
@@ -173,6 +217,7 @@ impl Store {
         // The mutex guards no data, only the order of writers, so a panic in
         // an earlier writer (poisoning it) changes nothing: carry on.
         let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let locked = Instant::now();
         for (consumer, seen) in &tx.offsets_read {
             if inner.offsets.get(consumer)?.map(|v| v.to_vec()) != *seen {
                 return Ok(None);
@@ -202,6 +247,7 @@ impl Store {
         if let Some(last) = events.last() {
             inner.head.send_replace(last.seq);
         }
+        inner.stats.record(writes.len() + encoded.len(), locked.elapsed());
         drop(guard);
         Ok(Some(events))
     }
@@ -209,6 +255,11 @@ impl Store {
     /// Whether the last flush succeeded; readiness reports it.
     pub fn healthy(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.inner.group.healthy()
+    }
+
+    /// The writer lock's counters, shared: readable after the store closes.
+    pub fn writer_stats(&self) -> Arc<WriterStats> {
+        self.inner.stats.clone()
     }
 
     /// Waits until everything written before this call is on disk.

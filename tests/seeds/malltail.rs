@@ -125,6 +125,10 @@ async fn goods_customs_rejects_are_discarded_and_the_order_cancelled_without_ref
     leg(&app, &id, "overseas", "complete").await;
     leg(&app, &id, "to_korea", "complete").await;
     app.wait_until_leg(&id, "customs").await;
+    // The order's status follows the legs through the log: the delivery
+    // service can be at customs before the order actor has recorded
+    // `in_delivery`, which the customs queue lists by.
+    app.wait_for_status(&id, "in_delivery").await;
     assert_eq!(list_at_customs(&app).await, std::slice::from_ref(&id), "the customs officer's queue");
     assert_eq!(leg(&app, &id, "customs", "reject").await.status(), StatusCode::OK);
     let canceled = app.wait_for_status(&id, "canceled").await;
