@@ -222,4 +222,14 @@ async fn metrics_are_served_in_prometheus_text_format() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
+    // The store's writer counters: the product, the placement and the
+    // consumers' batches were committed, each with at least one key.
+    let value = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let commits = value("fulfil_store_commits_total");
+    assert!(commits >= 3.0, "{commits} commits");
+    assert!(value("fulfil_store_keys_written_total") >= commits);
+    assert!(value("fulfil_store_writer_busy_seconds_total") > 0.0);
 }
