@@ -38,6 +38,16 @@ pub struct Metrics {
 const SECONDS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Registers a metric built without labels.
+fn registered<C: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let metric = metric.expect("a valid metric");
+    r.register(Box::new(metric.clone())).expect("registered once");
+    metric
+}
+
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
     r.register(Box::new(c.clone())).expect("registered once");
@@ -66,22 +76,21 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let events_appended = IntCounter::new("fulfil_events_appended_total", "Events appended to the log")
-            .expect("a valid metric");
-        r.register(Box::new(events_appended.clone())).expect("registered once");
-        let store_commits = IntCounter::new("fulfil_store_commits_total", "Writes committed to the store")
-            .expect("a valid metric");
-        r.register(Box::new(store_commits.clone())).expect("registered once");
-        let store_keys =
-            IntCounter::new("fulfil_store_keys_written_total", "Keys written or removed, events included")
-                .expect("a valid metric");
-        r.register(Box::new(store_keys.clone())).expect("registered once");
-        let store_busy = prometheus::Counter::new(
-            "fulfil_store_writer_busy_seconds_total",
-            "Time the store's writer lock was held; its rate is the store's load (1 = saturated)",
-        )
-        .expect("a valid metric");
-        r.register(Box::new(store_busy.clone())).expect("registered once");
+        let events_appended =
+            registered(&r, IntCounter::new("fulfil_events_appended_total", "Events appended to the log"));
+        let store_commits =
+            registered(&r, IntCounter::new("fulfil_store_commits_total", "Writes committed to the store"));
+        let store_keys = registered(
+            &r,
+            IntCounter::new("fulfil_store_keys_written_total", "Keys written or removed, events included"),
+        );
+        let store_busy = registered(
+            &r,
+            prometheus::Counter::new(
+                "fulfil_store_writer_busy_seconds_total",
+                "Time the store's writer lock was held; its rate is the store's load (1 = saturated)",
+            ),
+        );
         Metrics {
             http_requests: counter(
                 &r,

@@ -22,7 +22,6 @@ use crate::domain::{
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError;
 use sled::Tree;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -282,7 +281,7 @@ impl OrderActor {
         if placed.is_empty() {
             return answers;
         }
-        let written = self.cursor.store.write(&[&self.orders, &self.keys], |tx| {
+        let written = self.cursor.store.write(&[&self.orders, &self.keys], |tx| -> TxResult<(), NodeError> {
             for (order, events, receipt, priced, key) in &placed {
                 for kind in events {
                     tx.append(&order.id, None, kind.clone())?;
@@ -296,7 +295,7 @@ impl OrderActor {
                     )?;
                 }
             }
-            Ok::<_, ConflictableTransactionError<NodeError>>(())
+            Ok(())
         });
         if let Err(e) = written {
             let e: NodeError = e.into();
