@@ -1,8 +1,9 @@
 //! Typed settings: `config.toml`'s defaults (compiled in), then an optional
 //! file, then `FULFIL_<SECTION>__<KEY>` environment variables.
 
-use crate::actors::faults::FaultSpec;
 use crate::domain::Workflow;
+use crate::faults::FaultSpec;
+use crate::service::Service;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -85,6 +86,20 @@ pub struct MailboxSettings {
     pub projection: usize,
 }
 
+impl MailboxSettings {
+    /// The mailbox capacity of `service`.
+    pub fn capacity(&self, service: Service) -> usize {
+        match service {
+            Service::Order => self.order,
+            Service::Payment => self.payment,
+            Service::Inventory => self.inventory,
+            Service::Delivery => self.delivery,
+            Service::Notification => self.notification,
+            Service::Projection => self.projection,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct TimeoutSettings {
     pub request_ms: u64,
@@ -112,7 +127,7 @@ pub struct PaymentSettings {
     pub gateway_burst: u32,
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
-    pub breaker: crate::actors::breaker::BreakerSettings,
+    pub breaker: crate::resilience::BreakerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,7 +194,7 @@ impl Settings {
             ));
         }
         for (service, spec) in &self.faults {
-            if !crate::node::SERVICES.contains(&service.as_str()) && service != crate::actors::gateway::NAME {
+            if !crate::service::is_fault_target(service) {
                 return Err(SettingsError::Invalid(format!("faults.{service}: no such service")));
             }
             spec.validate().map_err(|e| SettingsError::Invalid(format!("faults.{service}: {e}")))?;
@@ -194,7 +209,7 @@ impl Settings {
             return Err(SettingsError::Invalid("http.burst_per_client must be at least 1".into()));
         }
         let m = &self.mailbox;
-        if [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection].contains(&0) {
+        if Service::ALL.iter().any(|s| m.capacity(*s) == 0) {
             return Err(SettingsError::Invalid("mailbox capacities must be at least 1".into()));
         }
         Ok(())

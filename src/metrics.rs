@@ -1,15 +1,18 @@
 //! Prometheus metrics, served as text at `GET /metrics`.
 //!
 //! Counters and histograms are updated where things happen; what the health
-//! registry already knows (lag, offsets, restarts, service states, the log's
-//! head) is copied into gauges when the metrics are scraped.
+//! registry already knows (lag, offsets, service states, breaker states, the
+//! log's head) is copied into gauges when the metrics are scraped. Gauges
+//! are only ever written: whoever needs a state asks its owner.
 
-use crate::actors::breaker::BreakerState;
-use crate::node::HealthReport;
+use crate::domain::Seq;
+use crate::health::{ServiceHealth, ServiceState};
+use crate::resilience::BreakerState;
 use crate::store::WriterReading;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub struct Metrics {
@@ -181,34 +184,34 @@ impl Metrics {
 
     pub fn breaker_moved(&self, breaker: &str, to: BreakerState) {
         self.breaker_transitions.with_label_values(&[breaker, to.as_str()]).inc();
-        self.set_breaker(breaker, to);
     }
 
-    pub fn set_breaker(&self, breaker: &str, now: BreakerState) {
-        for s in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-            self.breaker_state.with_label_values(&[breaker, s.as_str()]).set(i64::from(s == now));
-        }
-    }
-
-    /// The breaker's current state, as last recorded.
-    pub fn breaker(&self, breaker: &str) -> BreakerState {
-        [BreakerState::Open, BreakerState::HalfOpen]
-            .into_iter()
-            .find(|s| self.breaker_state.with_label_values(&[breaker, s.as_str()]).get() == 1)
-            .unwrap_or(BreakerState::Closed)
-    }
-
-    /// The text exposition, with gauges refreshed from `health`.
-    pub fn render(&self, health: &HealthReport, writer: WriterReading) -> String {
+    /// The text exposition, with gauges refreshed from the health registry's
+    /// snapshot (`services`, `breakers`), the log's head and the store's
+    /// writer counters.
+    pub fn render(
+        &self,
+        services: &BTreeMap<&'static str, ServiceHealth>,
+        breakers: &BTreeMap<&'static str, BreakerState>,
+        log_head: Seq,
+        writer: WriterReading,
+    ) -> String {
         let appended = self.events_appended.get();
-        self.events_appended.inc_by(health.log_head.saturating_sub(appended));
+        self.events_appended.inc_by(log_head.saturating_sub(appended));
         self.store_commits.inc_by(writer.commits.saturating_sub(self.store_commits.get()));
         self.store_keys.inc_by(writer.keys.saturating_sub(self.store_keys.get()));
         self.store_busy.inc_by((writer.busy.as_secs_f64() - self.store_busy.get()).max(0.0));
-        for (service, h) in &health.services {
+        for (breaker, now) in breakers {
+            for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+                self.breaker_state
+                    .with_label_values(&[breaker, state.as_str()])
+                    .set(i64::from(state == *now));
+            }
+        }
+        for (service, h) in services {
             self.consumer_lag.with_label_values(&[service]).set(h.lag as i64);
             self.consumer_offset.with_label_values(&[service]).set(h.offset as i64);
-            for state in crate::actors::health::ServiceState::ALL {
+            for state in ServiceState::ALL {
                 let name = state.as_str();
                 self.service_state.with_label_values(&[service, name]).set(i64::from(h.state == state));
             }

@@ -12,10 +12,10 @@
 //! `poison_after` times in a row is set aside as a dead letter and the
 //! consumer moves on. A panic also restarts the actor, with backoff.
 
-use super::health::ServiceState;
 use super::supervision::{catch, Supervise, Supervision};
 use super::{NodeError, ServiceEnv};
 use crate::domain::{Event, Seq};
+use crate::health::ServiceState;
 use crate::store::{remove_dead_letter, DeadLetter, Store, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;

@@ -83,7 +83,7 @@ pub struct DeliveryActor {
 }
 
 const DELIVERIES: usize = 0;
-pub const NAME: &str = "delivery";
+pub const NAME: &str = crate::service::Service::Delivery.name();
 
 /// What a command does to the current leg.
 enum Act<'a> {

@@ -7,14 +7,14 @@
 //! overrides them at run time. Calls sleep asynchronously, so a slow gateway
 //! never blocks the payment actor.
 
-use super::faults::{FaultSpec, Faults};
 use crate::config::PaymentSettings;
 use crate::domain::{Money, OrderId};
+use crate::faults::{FaultSpec, Faults};
 use std::future::Future;
 use std::time::Duration;
 
 /// The fault-injection name of the gateway.
-pub const NAME: &str = "gateway";
+pub use crate::service::GATEWAY as NAME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {

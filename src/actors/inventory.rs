@@ -91,7 +91,7 @@ pub struct InventoryActor {
 
 const PRODUCTS: usize = 0;
 const RESERVATIONS: usize = 1;
-pub const NAME: &str = "inventory";
+pub const NAME: &str = crate::service::Service::Inventory.name();
 
 impl InventoryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {

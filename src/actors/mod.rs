@@ -13,13 +13,10 @@
 //! | [`notification`] | notifications, recipients | every status change | a customer's notifications |
 //! | [`projection`] | status views | everything | status queries |
 
-pub mod breaker;
 pub mod consumer;
 pub mod delivery;
 mod error;
-pub mod faults;
 pub mod gateway;
-pub mod health;
 pub mod inventory;
 pub mod notification;
 pub mod order;
@@ -32,9 +29,9 @@ mod testing;
 pub use error::NodeError;
 
 use crate::config::SupervisionSettings;
+use crate::faults::Faults;
+use crate::health::Health;
 use crate::store::Store;
-use faults::Faults;
-use health::Health;
 use supervision::Supervision;
 
 /// What every service is built with.

@@ -27,7 +27,7 @@ pub struct NotificationActor {
 
 const NOTIFICATIONS: usize = 0;
 const RECIPIENTS: usize = 1;
-pub const NAME: &str = "notification";
+pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {

@@ -12,7 +12,7 @@ use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
-use super::{ask, durably, NodeError, ServiceEnv};
+use super::{ask, durably, inventory, payment, NodeError, ServiceEnv};
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
@@ -124,7 +124,7 @@ impl Workflows {
 
 const ORDERS: usize = 0;
 const KEYS: usize = 1;
-pub const NAME: &str = "order";
+pub const NAME: &str = crate::service::Service::Order.name();
 
 /// A placement ready to be written: everything the other services said.
 struct Priced {
@@ -203,13 +203,13 @@ impl OrderActor {
         async move {
             let workflow = workflow?;
             let skus = order.lines.iter().map(|(sku, _)| sku.clone()).collect();
-            let prices = ask(&inventory, Quote(skus), timeouts.request(), "inventory").await?;
+            let prices = ask(&inventory, Quote(skus), timeouts.request(), inventory::NAME).await?;
             // A unit (a driver) is taken before anything is charged: with
             // none free, the order is refused at once.
             let reserved = match workflow.reservation {
                 ReservationMode::AtPlacement if !order.lines.is_empty() => {
                     let hold = ReserveNow { order_id: id.clone(), lines: order.lines.clone() };
-                    Some(ask(&inventory, hold, timeouts.request(), "inventory").await?)
+                    Some(ask(&inventory, hold, timeouts.request(), inventory::NAME).await?)
                 }
                 _ => None,
             };
@@ -228,7 +228,7 @@ impl OrderActor {
                         Err(e) => {
                             if reserved.is_some() {
                                 let release = ReleaseNow(id.clone());
-                                let _ = ask(&inventory, release, timeouts.request(), "inventory").await;
+                                let _ = ask(&inventory, release, timeouts.request(), inventory::NAME).await;
                             }
                             return Err(e);
                         }
@@ -383,7 +383,7 @@ impl Charge {
     async fn run(self, fallback: PaymentFallback) -> Result<Settlement, NodeError> {
         let authorize =
             Authorize { order_id: self.order_id.clone(), amount: self.amount, card: self.card.clone() };
-        let outage = match ask(&self.payment, authorize, self.timeouts.payment(), "payment").await {
+        let outage = match ask(&self.payment, authorize, self.timeouts.payment(), payment::NAME).await {
             Ok(auth) => return Ok(Settlement::Paid(auth.payment_id)),
             Err(e) if is_payment_outage(&e) => e,
             Err(e) => return Err(e),
@@ -395,7 +395,7 @@ impl Charge {
             }),
             PaymentFallback::Defer => {
                 let defer = Defer { order_id: self.order_id, amount: self.amount, card: self.card };
-                ask(&self.payment, defer, self.timeouts.request(), "payment").await?;
+                ask(&self.payment, defer, self.timeouts.request(), payment::NAME).await?;
                 Ok(Settlement::Pending)
             }
         }

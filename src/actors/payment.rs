@@ -3,19 +3,19 @@
 //! refunded (once) when a paid order is canceled.
 //!
 //! Calls into the gateway are limited in rate (governor) and go through a
-//! circuit breaker ([`super::breaker`]). When card payment is unavailable,
+//! circuit breaker ([`crate::resilience::breaker`]). When card payment is unavailable,
 //! the order's workflow either refuses the order or defers the payment: a
 //! deferred payment is kept here and retried with backoff until the gateway
 //! takes it ([`EventKind::PaymentCaptured`]) or declines it
 //! ([`EventKind::PaymentFailed`]).
 
-use super::breaker::{Breaker, BreakerState, Rejected};
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::gateway::{last4, CardGateway, GatewayError};
 use super::supervision::guarded;
 use super::{NodeError, ServiceEnv};
 use crate::config::PaymentSettings;
 use crate::domain::{now_ms, Event, EventKind, Money, OrderId, PaymentMethod};
+use crate::resilience::{Breaker, BreakerState, Rejected};
 use crate::store::{read, Tx, TxResult};
 use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
@@ -126,7 +126,7 @@ pub struct PaymentActor {
 
 const PAYMENTS: usize = 0;
 const DEFERRED: usize = 1;
-pub const NAME: &str = "payment";
+pub const NAME: &str = crate::service::Service::Payment.name();
 /// The breaker's name in metrics and health.
 pub const BREAKER: &str = "card_gateway";
 /// Deferred payments tried in one round at most.
@@ -136,7 +136,7 @@ impl PaymentActor {
     pub fn new(env: &ServiceEnv, settings: &PaymentSettings) -> Result<Self, NodeError> {
         let rate = NonZeroU32::new(settings.gateway_rate).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.gateway_burst).unwrap_or(NonZeroU32::MIN);
-        env.metrics.set_breaker(BREAKER, BreakerState::Closed);
+        env.health.breaker_is(BREAKER, BreakerState::Closed);
         Ok(PaymentActor {
             payments: env.store.tree("payments")?,
             deferred: env.store.tree("payments_deferred")?,
@@ -162,7 +162,7 @@ impl PaymentActor {
         }
         match self.breaker.acquire(Instant::now()) {
             Ok(moved) => {
-                moved.into_iter().for_each(|s| metrics.breaker_moved(BREAKER, s));
+                moved.into_iter().for_each(|s| self.breaker_moved(s));
                 Ok(())
             }
             Err(Rejected(retry_after)) => Err(NodeError::PaymentUnavailable {
@@ -179,11 +179,17 @@ impl PaymentActor {
             Err(GatewayError::Declined(_)) => (false, "declined"),
             Err(GatewayError::Failed(_)) => (true, "failed"),
         };
-        let metrics = self.cursor.sup.metrics();
-        metrics.payments.with_label_values(&[label]).inc();
+        self.cursor.sup.metrics().payments.with_label_values(&[label]).inc();
         if let Some(moved) = self.breaker.record(failed, Instant::now()) {
-            metrics.breaker_moved(BREAKER, moved);
+            self.breaker_moved(moved);
         }
+    }
+
+    /// Reports a transition of the breaker: its state to the health
+    /// registry (where readiness and metrics read it), the count to metrics.
+    fn breaker_moved(&self, to: BreakerState) {
+        self.cursor.sup.metrics().breaker_moved(BREAKER, to);
+        self.cursor.sup.health().breaker_is(BREAKER, to);
     }
 
     fn record_authorized(&self, msg: &Authorize, payment_id: &str) -> Result<Authorization, NodeError> {
@@ -434,10 +440,10 @@ impl Handler<GetPayment> for PaymentActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::faults::FaultSpec;
     use crate::actors::testing::{money, order, paid, placed, temp_store, TestStore};
     use crate::config::Settings;
     use crate::domain::CancelReason;
+    use crate::faults::FaultSpec;
 
     fn settings() -> PaymentSettings {
         let mut s = Settings::default().payment;
@@ -551,6 +557,6 @@ mod tests {
             matches!(err, NodeError::PaymentUnavailable { ref reason, .. } if reason.contains("breaker")),
             "{err}"
         );
-        assert_eq!(env.metrics.breaker(BREAKER), BreakerState::Open);
+        assert_eq!(env.health.breakers()[BREAKER], BreakerState::Open);
     }
 }

@@ -80,7 +80,7 @@ const BY_CUSTOMER: usize = 1;
 const BY_STATUS: usize = 2;
 /// Longest page of a list.
 pub const MAX_PAGE: usize = 500;
-pub const NAME: &str = "projection";
+pub const NAME: &str = crate::service::Service::Projection.name();
 
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {

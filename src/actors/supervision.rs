@@ -19,11 +19,11 @@
 //!
 //! Because the same instance is restarted, this state survives restarts.
 
-use super::faults::Faults;
-use super::health::{Health, ServiceState};
 use super::{NodeError, ServiceEnv};
 use crate::config::SupervisionSettings;
 use crate::domain::{OrderId, Seq};
+use crate::faults::Faults;
+use crate::health::{Health, ServiceState};
 use crate::metrics::Metrics;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};

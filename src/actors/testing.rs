@@ -2,10 +2,10 @@
 //! appended as another service would append them, and waiting for a consumer
 //! to catch up.
 
-use super::faults::Faults;
-use super::health::Health;
 use super::ServiceEnv;
 use crate::domain::{CustomerId, Event, EventKind, Money, OrderId, OrderLine, PaymentMethod, Sku};
+use crate::faults::Faults;
+use crate::health::Health;
 use crate::store::Store;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;

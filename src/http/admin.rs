@@ -2,9 +2,9 @@
 //! Dead letters, fault injection, pausing a service's consumption.
 
 use super::ApiError;
-use crate::actors::faults::FaultSpec;
-use crate::node::Service;
-use crate::Node;
+use crate::faults::FaultSpec;
+use crate::node::Node;
+use crate::service::Service;
 use actix_web::http::header;
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};

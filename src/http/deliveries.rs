@@ -1,7 +1,7 @@
 //! `/deliveries`: the couriers' and checkpoints' reports, leg by leg.
 
 use super::ApiError;
-use crate::Node;
+use crate::node::Node;
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `/health`: liveness and readiness, each naming every service's state,
 //! restart count, last error and log lag.
 
-use crate::Node;
+use crate::node::Node;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::HttpResponse;
 
@@ -28,7 +28,7 @@ async fn ready(node: Data<Node>) -> HttpResponse {
     respond(node.health())
 }
 
-fn respond(report: crate::HealthReport) -> HttpResponse {
+fn respond(report: crate::node::HealthReport) -> HttpResponse {
     if report.is_ok() {
         HttpResponse::Ok().json(report)
     } else {

@@ -16,7 +16,6 @@ mod admin;
 mod deliveries;
 mod error;
 mod health;
-mod limit;
 mod notifications;
 mod orders;
 mod payments;
@@ -24,10 +23,9 @@ mod products;
 mod status;
 
 pub use error::{ApiError, PROBLEM_JSON};
-pub use limit::ClientLimiter;
 
 use crate::actors::NodeError;
-use crate::Node;
+use crate::node::Node;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};

@@ -2,7 +2,7 @@
 
 use super::status::ByCustomer;
 use super::ApiError;
-use crate::Node;
+use crate::node::Node;
 use actix_web::web::{self, Data, Query, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Serialize;

@@ -2,7 +2,7 @@
 
 use super::ApiError;
 use crate::domain::OrderRequest;
-use crate::Node;
+use crate::node::Node;
 use actix_web::http::header;
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};

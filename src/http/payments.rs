@@ -1,7 +1,7 @@
 //! `/payments`: the seller's confirmation of a bank-transfer deposit.
 
 use super::ApiError;
-use crate::Node;
+use crate::node::Node;
 use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::HttpResponse;
 

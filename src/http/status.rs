@@ -1,7 +1,7 @@
 //! `/status`: the CQRS read side, served from the projection.
 
 use super::ApiError;
-use crate::Node;
+use crate::node::Node;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Deserialize;

@@ -2,16 +2,17 @@
 
 use super::{Actors, StartError};
 use crate::actors::delivery::DeliveryActor;
-use crate::actors::faults::Faults;
-use crate::actors::health::Health;
 use crate::actors::inventory::InventoryActor;
 use crate::actors::notification::NotificationActor;
 use crate::actors::order::{OrderActor, Workflows};
 use crate::actors::payment::PaymentActor;
 use crate::actors::projection::ProjectionActor;
 use crate::actors::ServiceEnv;
-use crate::config::Settings;
+use crate::config::{MailboxSettings, Settings};
+use crate::faults::Faults;
+use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::service::Service;
 use crate::store::Store;
 use actix::{Actor, Addr, Arbiter, Supervisor, System};
 use std::sync::atomic::AtomicBool;
@@ -86,25 +87,24 @@ fn boot(
         policy: settings.supervision.clone(),
         metrics,
     };
-    let mailbox = &settings.mailbox;
-    let mut arbiters = Arbiters::new(settings.actors.threads);
+    let mut arbiters = Arbiters::new(settings.actors.threads, settings.mailbox.clone());
     let fail = StartError::Actors;
 
-    let inventory = arbiters.supervise(mailbox.inventory, InventoryActor::new(&env).map_err(fail)?);
+    let inventory = arbiters.supervise(Service::Inventory, InventoryActor::new(&env).map_err(fail)?);
     let payment =
-        arbiters.supervise(mailbox.payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
-    let delivery = arbiters.supervise(mailbox.delivery, DeliveryActor::new(&env).map_err(fail)?);
-    let notification = arbiters.supervise(mailbox.notification, NotificationActor::new(&env).map_err(fail)?);
+        arbiters.supervise(Service::Payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
+    let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
+    let notification = arbiters.supervise(Service::Notification, NotificationActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows {
         by_name: settings.workflows.clone(),
         default: settings.workflow.default.clone(),
     });
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
-    let projection = arbiters.supervise(mailbox.projection, projection);
+    let projection = arbiters.supervise(Service::Projection, projection);
     let order =
         OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
             .map_err(fail)?;
-    let order = arbiters.supervise(mailbox.order, order);
+    let order = arbiters.supervise(Service::Order, order);
     Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters.threads))
 }
 
@@ -115,19 +115,21 @@ fn boot(
 struct Arbiters {
     threads: Vec<Arbiter>,
     next: usize,
+    mailbox: MailboxSettings,
 }
 
 impl Arbiters {
-    fn new(count: usize) -> Arbiters {
-        Arbiters { threads: (0..count.max(1)).map(|_| Arbiter::new()).collect(), next: 0 }
+    fn new(count: usize, mailbox: MailboxSettings) -> Arbiters {
+        Arbiters { threads: (0..count.max(1)).map(|_| Arbiter::new()).collect(), next: 0, mailbox }
     }
 
-    /// Starts `actor` under a supervisor on the next thread, with a bounded
-    /// mailbox of `capacity`.
-    fn supervise<A>(&mut self, capacity: usize, actor: A) -> Addr<A>
+    /// Starts `service`'s `actor` under a supervisor on the next thread,
+    /// with the bounded mailbox configured for it.
+    fn supervise<A>(&mut self, service: Service, actor: A) -> Addr<A>
     where
         A: Actor<Context = actix::Context<A>> + actix::Supervised + Send,
     {
+        let capacity = self.mailbox.capacity(service);
         let arbiter = &self.threads[self.next % self.threads.len()];
         self.next += 1;
         Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {

@@ -23,8 +23,6 @@ mod operations;
 pub use operations::HealthReport;
 
 use crate::actors::delivery::DeliveryActor;
-use crate::actors::faults::Faults;
-use crate::actors::health::Health;
 use crate::actors::inventory::InventoryActor;
 use crate::actors::notification::NotificationActor;
 use crate::actors::order::OrderActor;
@@ -33,8 +31,11 @@ use crate::actors::projection::ProjectionActor;
 use crate::actors::{ask, NodeError};
 use crate::config::Settings;
 use crate::domain::OrderId;
-use crate::http::ClientLimiter;
+use crate::faults::Faults;
+use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::resilience::ClientLimiter;
+pub use crate::service::Service;
 use actix::dev::{MessageResponse, ToEnvelope};
 use actix::{Actor, Addr, Handler, Recipient, System};
 use boot::run_system;
@@ -42,9 +43,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
-
-/// The names of a node's services, as health reports and faults use them.
-pub const SERVICES: [&str; 6] = ["order", "payment", "inventory", "delivery", "notification", "projection"];
 
 /// A handle to a running node; cheap to clone, safe to share across threads
 /// and runtimes. Every call waits at most the configured request timeout.
@@ -101,36 +99,6 @@ struct Actors {
     projection: Addr<ProjectionActor>,
 }
 
-/// The services of a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Order,
-    Payment,
-    Inventory,
-    Delivery,
-    Notification,
-    Projection,
-}
-
-impl Service {
-    pub const ALL: [Service; 6] = [
-        Service::Order,
-        Service::Payment,
-        Service::Inventory,
-        Service::Delivery,
-        Service::Notification,
-        Service::Projection,
-    ];
-
-    pub fn name(self) -> &'static str {
-        SERVICES[self as usize]
-    }
-
-    pub fn parse(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the store at {path}: {source}")]
@@ -155,10 +123,7 @@ impl Node {
         let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
         let admin_token = settings.admin.token.clone();
         let wait = Duration::from_millis(settings.mailbox.wait_ms);
-        let m = &settings.mailbox;
-        // In the order of `Service::ALL`.
-        let gates = [m.order, m.payment, m.inventory, m.delivery, m.notification, m.projection]
-            .map(|capacity| Gate::new(capacity, wait));
+        let gates = Service::ALL.map(|s| Gate::new(settings.mailbox.capacity(s), wait));
         let limiter = ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client);
         let metrics = Arc::new(Metrics::new());
         let env_metrics = metrics.clone();
@@ -236,7 +201,7 @@ impl Node {
         T: Send + 'static,
         Result<T, NodeError>: MessageResponse<A, M> + Send,
     {
-        let gate = &self.inner.gates[service as usize];
+        let gate = &self.inner.gates[service.index()];
         let name = service.name();
         let asked = std::time::Instant::now();
         let permit = match tokio::time::timeout(gate.wait, gate.permits.acquire()).await {

@@ -1,15 +1,15 @@
 //! Operating a node: health, liveness, draining, faults, dead letters,
 //! pausing services, metrics, the per-client rate limit.
 
-use super::{Node, Service, SERVICES};
-use crate::actors::breaker::BreakerState;
+use super::Node;
 use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
-use crate::actors::faults::FaultSpec;
-use crate::actors::health::{ServiceHealth, ServiceState};
-use crate::actors::payment::BREAKER as PAYMENT_BREAKER;
 use crate::actors::projection::{GetDeadLetter, ListDeadLetters};
 use crate::actors::NodeError;
+use crate::faults::FaultSpec;
+use crate::health::{ServiceHealth, ServiceState};
 use crate::metrics::Metrics;
+use crate::resilience::BreakerState;
+use crate::service::{is_fault_target, Service};
 use crate::store::DeadLetter;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -58,7 +58,8 @@ impl Node {
 
     /// Every metric in Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render(&self.health(), self.store_writer())
+        let report = self.health();
+        self.inner.metrics.render(&report.services, &report.breakers, report.log_head, self.store_writer())
     }
 
     /// How much the store's writer lock has done: commits, keys written
@@ -75,14 +76,14 @@ impl Node {
             "draining"
         } else if !self.inner.store_healthy.load(Ordering::Relaxed) {
             "store_unavailable"
-        } else if services.len() == SERVICES.len()
+        } else if services.len() == Service::ALL.len()
             && services.values().all(|s| s.state == ServiceState::Running)
         {
             "ready"
         } else {
             "degraded"
         };
-        let breakers = BTreeMap::from([(PAYMENT_BREAKER, self.inner.metrics.breaker(PAYMENT_BREAKER))]);
+        let breakers = self.inner.health.breakers();
         HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new() }
     }
 
@@ -122,7 +123,7 @@ impl Node {
     /// Like [`Node::inject_fault`], by name: a service, or `"gateway"` for
     /// the simulated card gateway (its latency, jitter and failure rate).
     pub fn inject_fault_named(&self, name: &str, spec: FaultSpec) -> Result<(), NodeError> {
-        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+        if !is_fault_target(name) {
             return Err(NodeError::not_found("service", name));
         }
         spec.validate().map_err(NodeError::Invalid)?;
@@ -132,7 +133,7 @@ impl Node {
 
     /// Clears the fault of a service or of the `"gateway"`.
     pub fn clear_fault_named(&self, name: &str) -> Result<(), NodeError> {
-        if Service::parse(name).is_none() && name != crate::actors::gateway::NAME {
+        if !is_fault_target(name) {
             return Err(NodeError::not_found("service", name));
         }
         self.inner.faults.clear(Some(name));

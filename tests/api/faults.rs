@@ -2,7 +2,7 @@
 //! stuck actors. Each test asserts that nothing was lost or done twice.
 
 use crate::helpers::{assert_problem, history, order_body, spawn_app, spawn_app_with, TestApp};
-use fulfil::actors::faults::FaultSpec;
+use fulfil::faults::FaultSpec;
 use fulfil::{Service, Settings};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

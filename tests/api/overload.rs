@@ -2,8 +2,8 @@
 //! payment breaker and its fallbacks, a stopped or slow asynchronous side.
 
 use crate::helpers::{assert_problem, history, order_body, spawn_app, spawn_app_with, TestApp};
-use fulfil::actors::faults::FaultSpec;
 use fulfil::domain::PaymentFallback;
+use fulfil::faults::FaultSpec;
 use fulfil::{Service, Settings};
 use reqwest::StatusCode;
 use serde_json::Value;

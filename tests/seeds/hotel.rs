@@ -41,10 +41,7 @@ async fn an_unpaid_booking_never_reaches_the_hotel() {
     declined["card"] = json!("4000 0000 0000 0002");
     assert_problem(app.post_json("/orders", &declined).await, StatusCode::PAYMENT_REQUIRED).await;
     app.node
-        .inject_fault_named(
-            "gateway",
-            fulfil::actors::faults::FaultSpec { fail_rate: 1.0, ..Default::default() },
-        )
+        .inject_fault_named("gateway", fulfil::faults::FaultSpec { fail_rate: 1.0, ..Default::default() })
         .unwrap();
     let r = app.post_json("/orders", &booking("park")).await;
     assert_eq!(

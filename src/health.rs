@@ -1,7 +1,14 @@
 //! The health registry: each service's state and progress through the log,
-//! for `/health/*` and the embedding API.
+//! and each circuit breaker's state, for `/health/*`, `/metrics` and the
+//! embedding API.
+//!
+//! The actors report here as things happen (the supervisor its restarts,
+//! the payment service its breaker's transitions); readers take a snapshot.
+//! It is the one place such state is read from: metrics copy it into gauges
+//! when scraped, and never serve as its store.
 
 use crate::domain::Seq;
+use crate::resilience::BreakerState;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +77,7 @@ const RESTARTS_KEPT: usize = 16;
 #[derive(Clone, Default)]
 pub struct Health {
     services: Arc<Mutex<BTreeMap<&'static str, ServiceHealth>>>,
+    breakers: Arc<Mutex<BTreeMap<&'static str, BreakerState>>>,
 }
 
 impl Health {
@@ -118,6 +126,18 @@ impl Health {
             h.backoff_ms = backoff.as_millis() as u64;
             h.state = if failed { ServiceState::Failed } else { ServiceState::Restarting };
         });
+    }
+
+    /// Records a circuit breaker's state (on start and on every transition).
+    pub fn breaker_is(&self, name: &'static str, state: BreakerState) {
+        if let Ok(mut map) = self.breakers.lock() {
+            map.insert(name, state);
+        }
+    }
+
+    /// Every circuit breaker's state, as last reported.
+    pub fn breakers(&self) -> BTreeMap<&'static str, BreakerState> {
+        self.breakers.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Every service's health, with lag measured against `head`.
