@@ -1,15 +1,15 @@
 //! The delivery service: delivers an order along its workflow's legs, in
-//! order. A leg starts as soon as the one before it is done, or when
-//! someone starts it explicitly (the overseas shipper); a checkpoint leg
-//! (customs) can reject the goods.
+//! order. The rules are the pure fold in [`crate::domain::delivery`]; this
+//! actor loads an order's delivery, runs the fold and stores what it
+//! returns, together with its events, in one write.
 
 use super::consumer::{catch_up, Cursor, Delivery as Mode, LogConsumer};
 use super::supervision::guarded;
 use super::{durably, NodeError, ServiceEnv};
-use crate::domain::{Event, EventKind, LegSpec, OrderId};
+use crate::domain::delivery::{LegAct, LegCommand};
+use crate::domain::{Event, OrderId};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 // ---- messages ----
@@ -46,36 +46,7 @@ pub struct GetDelivery(pub OrderId);
 
 // ---- state ----
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    pub id: String,
-    pub order_id: OrderId,
-    pub state: DeliveryStatus,
-    pub legs: Vec<LegSpec>,
-    /// The leg under way or next to start.
-    pub current: u32,
-    pub leg_state: LegState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// The order exists; it is not ready to be delivered yet.
-    Awaiting,
-    InProgress,
-    Delivered,
-    /// The order ended (canceled, rejected) or a checkpoint rejected it.
-    Stopped,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LegState {
-    /// Waits for an explicit start.
-    Waiting,
-    InTransit,
-    Done,
-}
+pub use crate::domain::delivery::{Delivery, DeliveryStatus, LegState};
 
 pub struct DeliveryActor {
     cursor: Cursor,
@@ -85,116 +56,30 @@ pub struct DeliveryActor {
 const DELIVERIES: usize = 0;
 pub const NAME: &str = crate::service::Service::Delivery.name();
 
-/// What a command does to the current leg.
-enum Act<'a> {
-    Start,
-    Complete,
-    Reject(&'a str),
-}
-
 impl DeliveryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(DeliveryActor { deliveries: env.store.tree("deliveries")?, cursor: Cursor::load(env, NAME)? })
     }
 
-    /// Acts on a leg (`None`: the current one) of an order's delivery.
-    fn act(&mut self, order_id: &OrderId, leg: Option<&str>, act: Act<'_>) -> Result<Delivery, NodeError> {
+    /// Decides a party's command on an order's delivery, on every fact
+    /// recorded before it, and records what follows.
+    fn act(&mut self, order_id: &OrderId, command: LegCommand) -> Result<Delivery, NodeError> {
         catch_up(self)?;
         let (delivery, _) = self.cursor.store.write(&[&self.deliveries], |tx| {
             let Some(mut d) = tx.get::<Delivery, _>(DELIVERIES, order_id.as_str())? else {
                 return abort(NodeError::not_found("order", order_id));
             };
-            if let Err(e) = d.check(leg, &act) {
-                return abort(e);
-            }
-            match act {
-                Act::Start => d.start(tx)?,
-                Act::Complete => d.complete(tx)?,
-                Act::Reject(reason) => d.reject(tx, reason)?,
+            let decided = match d.decide(&command) {
+                Ok(events) => events,
+                Err(refusal) => return abort(refusal.into()),
+            };
+            for kind in d.advance(decided) {
+                tx.append(order_id, None, kind)?;
             }
             tx.put(DELIVERIES, order_id.as_str(), &d)?;
             Ok(d)
         })?;
         Ok(delivery)
-    }
-}
-
-impl Delivery {
-    fn leg_name(&self) -> &str {
-        self.legs.get(self.current as usize).map(|l| l.name.as_str()).unwrap_or("")
-    }
-
-    /// Refuses an act that does not fit the current leg.
-    fn check(&self, leg: Option<&str>, act: &Act<'_>) -> Result<(), NodeError> {
-        let conflict =
-            |why: String| Err(NodeError::Conflict(format!("the delivery of order {}: {why}", self.order_id)));
-        match self.state {
-            DeliveryStatus::InProgress => {}
-            DeliveryStatus::Awaiting => return conflict("it has not started".into()),
-            DeliveryStatus::Delivered => return conflict("it is delivered".into()),
-            DeliveryStatus::Stopped => return conflict("it is stopped".into()),
-        }
-        if let Some(name) = leg {
-            let index = self.legs.iter().position(|l| l.name == name).or_else(|| name.parse().ok());
-            let index =
-                index.filter(|i| *i < self.legs.len()).ok_or_else(|| NodeError::not_found("leg", name))?;
-            if index != self.current as usize {
-                return conflict(format!("leg {name} is not the current leg ({})", self.leg_name()));
-            }
-        }
-        let current = self.leg_name().to_owned();
-        match (act, self.leg_state) {
-            (Act::Start, LegState::Waiting) => Ok(()),
-            (Act::Start, _) => conflict(format!("leg {current} has started")),
-            (_, LegState::Waiting) => conflict(format!("leg {current} has not started")),
-            (Act::Reject(_), _) if !self.legs[self.current as usize].checkpoint => {
-                conflict(format!("leg {current} is not a checkpoint"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn fact(&self, tx: &mut Tx<'_>, kind: EventKind) -> TxResult<(), NodeError> {
-        tx.append(&self.order_id, None, kind)?;
-        Ok(())
-    }
-
-    fn leg_fact(&self) -> (String, u32, String) {
-        (self.id.clone(), self.current, self.leg_name().to_owned())
-    }
-
-    fn start(&mut self, tx: &mut Tx<'_>) -> TxResult<(), NodeError> {
-        self.leg_state = LegState::InTransit;
-        let (delivery_id, leg, name) = self.leg_fact();
-        self.fact(tx, EventKind::LegStarted { delivery_id, leg, name })
-    }
-
-    /// Starts the current leg, unless it waits for an explicit start.
-    fn start_or_wait(&mut self, tx: &mut Tx<'_>) -> TxResult<(), NodeError> {
-        match self.legs[self.current as usize].explicit_start {
-            true => {
-                self.leg_state = LegState::Waiting;
-                Ok(())
-            }
-            false => self.start(tx),
-        }
-    }
-
-    fn complete(&mut self, tx: &mut Tx<'_>) -> TxResult<(), NodeError> {
-        let (delivery_id, leg, name) = self.leg_fact();
-        self.fact(tx, EventKind::LegCompleted { delivery_id: delivery_id.clone(), leg, name })?;
-        if self.current as usize + 1 == self.legs.len() {
-            (self.state, self.leg_state) = (DeliveryStatus::Delivered, LegState::Done);
-            return self.fact(tx, EventKind::DeliveryCompleted { delivery_id });
-        }
-        self.current += 1;
-        self.start_or_wait(tx)
-    }
-
-    fn reject(&mut self, tx: &mut Tx<'_>, reason: &str) -> TxResult<(), NodeError> {
-        self.state = DeliveryStatus::Stopped;
-        let (delivery_id, leg, name) = self.leg_fact();
-        self.fact(tx, EventKind::LegRejected { delivery_id, leg, name, reason: reason.to_owned() })
     }
 }
 
@@ -211,42 +96,30 @@ impl LogConsumer for DeliveryActor {
     }
 }
 
+/// Folds another service's fact into the order's delivery.
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
     let delivery: Option<Delivery> = tx.get(DELIVERIES, key)?;
-    match (&event.kind, delivery) {
-        (EventKind::OrderPlaced { .. }, None) => {
-            let d = Delivery {
-                id: format!("dlv-{}", event.order_id),
-                order_id: event.order_id.clone(),
-                state: DeliveryStatus::Awaiting,
-                legs: vec![],
-                current: 0,
-                leg_state: LegState::Waiting,
-            };
-            tx.put(DELIVERIES, key, &d)
-        }
-        (EventKind::DeliveryRequested { legs }, Some(mut d))
-            if d.state == DeliveryStatus::Awaiting && !legs.is_empty() =>
-        {
-            (d.state, d.legs, d.current) = (DeliveryStatus::InProgress, legs.clone(), 0);
-            d.start_or_wait(tx)?;
-            tx.put(DELIVERIES, key, &d)
-        }
-        (kind, Some(mut d)) if kind.ends_order().is_some() && d.state != DeliveryStatus::Delivered => {
-            d.state = DeliveryStatus::Stopped;
-            tx.put(DELIVERIES, key, &d)
-        }
-        _ => Ok(()),
+    let Some((d, events)) = Delivery::on_fact(delivery, &event.order_id, &event.kind) else {
+        return Ok(());
+    };
+    for kind in events {
+        tx.append(&event.order_id, None, kind)?;
     }
+    tx.put(DELIVERIES, key, &d)
+}
+
+fn command(leg: Option<String>, act: LegAct) -> LegCommand {
+    LegCommand { leg, act }
 }
 
 impl Handler<StartLeg> for DeliveryActor {
     type Result = ResponseFuture<Result<Delivery, NodeError>>;
 
     fn handle(&mut self, msg: StartLeg, ctx: &mut Context<Self>) -> Self::Result {
-        let result =
-            guarded(self, ctx, Some(&msg.order_id), |act| act.act(&msg.order_id, Some(&msg.leg), Act::Start));
+        let result = guarded(self, ctx, Some(&msg.order_id), |act| {
+            act.act(&msg.order_id, command(Some(msg.leg), LegAct::Start))
+        });
         durably(&self.cursor.store, result)
     }
 }
@@ -255,9 +128,9 @@ impl Handler<CompleteLeg> for DeliveryActor {
     type Result = ResponseFuture<Result<Delivery, NodeError>>;
 
     fn handle(&mut self, msg: CompleteLeg, ctx: &mut Context<Self>) -> Self::Result {
-        let leg = msg.leg.as_deref();
-        let result =
-            guarded(self, ctx, Some(&msg.order_id), |act| act.act(&msg.order_id, leg, Act::Complete));
+        let result = guarded(self, ctx, Some(&msg.order_id), |act| {
+            act.act(&msg.order_id, command(msg.leg, LegAct::Complete))
+        });
         durably(&self.cursor.store, result)
     }
 }
@@ -267,7 +140,7 @@ impl Handler<RejectLeg> for DeliveryActor {
 
     fn handle(&mut self, msg: RejectLeg, ctx: &mut Context<Self>) -> Self::Result {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
-            act.act(&msg.order_id, Some(&msg.leg), Act::Reject(&msg.reason))
+            act.act(&msg.order_id, command(Some(msg.leg), LegAct::Reject(msg.reason)))
         });
         durably(&self.cursor.store, result)
     }
@@ -288,7 +161,7 @@ impl Handler<GetDelivery> for DeliveryActor {
 mod tests {
     use super::*;
     use crate::actors::testing::{order, placed, temp_store};
-    use crate::domain::PaymentMethod;
+    use crate::domain::{EventKind, LegSpec, PaymentMethod};
 
     fn leg(name: &str, checkpoint: bool, explicit_start: bool) -> LegSpec {
         LegSpec { name: name.into(), checkpoint, explicit_start }

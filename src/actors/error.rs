@@ -68,6 +68,7 @@ impl From<Refusal> for NodeError {
         match e {
             Refusal::NotAllowed(why) => NodeError::Conflict(why),
             Refusal::Taken(why) => NodeError::Taken(why),
+            Refusal::Unknown { what, id } => NodeError::NotFound { what, id },
         }
     }
 }

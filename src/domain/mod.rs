@@ -5,7 +5,9 @@
 //! record each change ([`event`]), the knobs of a workflow ([`workflow`]) and
 //! the status view folded from events ([`view`]).
 
+pub mod delivery;
 pub mod event;
+pub mod fold;
 pub mod ids;
 pub mod money;
 pub mod order;

@@ -8,6 +8,8 @@
 pub use super::request::{ItemRequest, OrderRequest, PaymentMethod, ValidOrder, MAX_ADDRESS_LEN, MAX_LINES};
 
 use super::event::CancelReason;
+use super::fold::Fold;
+pub use super::fold::Refusal;
 use super::workflow::{CheckpointPolicy, ReservationMode};
 use super::{CustomerId, EventKind, Invalid, Money, OrderId, OrderStatus, Sku, Workflow};
 use serde::{Deserialize, Serialize};
@@ -30,16 +32,6 @@ pub enum Settlement {
     Pending,
     /// Nothing to pay (payment `none`).
     NotNeeded,
-}
-
-/// A command refused because of the order's current status (HTTP 409).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("{0}")]
-    NotAllowed(String),
-    /// Someone else accepted (or rejected) it first.
-    #[error("{0}")]
-    Taken(String),
 }
 
 /// Commands a party can give an existing order.
@@ -155,6 +147,12 @@ impl Order {
 
     /// Folds one event of this order into it.
     pub fn apply(&mut self, event: &EventKind) {
+        Fold::apply(self, event)
+    }
+}
+
+impl Fold for Order {
+    fn apply(&mut self, event: &EventKind) {
         if let Some(status) = event.status() {
             self.status = status;
         }
@@ -173,7 +171,9 @@ impl Order {
             _ => {}
         }
     }
+}
 
+impl Order {
     /// Applies `events` and whatever follows from them at once (asking for
     /// delivery once the order is ready and accepted); returns them all.
     pub fn advance(&mut self, events: Vec<EventKind>, workflow: &Workflow) -> Vec<EventKind> {
