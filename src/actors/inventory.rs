@@ -1,15 +1,16 @@
 //! The inventory service: products, their stock, and each order's
-//! reservation. Stock is taken all-or-nothing when an order is paid, given
-//! back when a reserved order is canceled, and never goes negative.
+//! reservation. The rules are the pure fold in [`crate::domain::inventory`];
+//! this actor loads the reservation and the products it names, runs the
+//! fold, and writes back what it changed with its events in one write.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::{durably, NodeError, ServiceEnv};
+use crate::domain::inventory::{self, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
-use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, ReservationMode, Sku};
+use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
-use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 // ---- messages ----
@@ -58,30 +59,7 @@ pub struct GetReservation(pub OrderId);
 
 // ---- state ----
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
-    pub lines: Vec<(Sku, u32)>,
-    /// Named units taken, if the products have them.
-    pub units: Vec<String>,
-    pub state: ReservationState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReservationState {
-    /// The order is known but not paid; nothing is taken yet.
-    Requested,
-    /// Stock is taken from the products.
-    Reserved,
-    /// Stock was short; nothing was taken.
-    Short,
-    /// Stock was given back after a cancellation.
-    Released,
-    /// The goods left with the delivery.
-    Shipped,
-    /// Canceled before anything was taken.
-    Dropped,
-}
+pub use crate::domain::inventory::{Reservation, ReservationState};
 
 pub struct InventoryActor {
     cursor: Cursor,
@@ -125,42 +103,36 @@ impl InventoryActor {
             let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
                 return abort(NodeError::not_found("product", &msg.sku));
             };
-            if units.iter().any(|u| p.units.contains(u)) {
-                return abort(NodeError::Conflict(format!("a unit of {} is already free", msg.sku)));
+            if let Err(refusal) = inventory::restock(&mut p, qty, &units) {
+                return abort(refusal.into());
             }
-            p.stock = p.stock.saturating_add(qty);
-            p.units.extend(units.iter().cloned());
             tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
             Ok(p)
         })
     }
 
     fn reserve_now(&self, msg: &ReserveNow) -> Result<Vec<String>, NodeError> {
-        let (units, _) =
-            self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
-                match take(tx, &msg.lines)? {
-                    Ok(units) => {
-                        let r = Reservation {
-                            lines: msg.lines.clone(),
-                            units: units.clone(),
-                            state: ReservationState::Reserved,
-                        };
-                        tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
-                        let fact =
-                            EventKind::StockReserved { lines: msg.lines.clone(), units: units.clone() };
-                        tx.append(&msg.order_id, None, fact)?;
-                        Ok(units)
-                    }
-                    Err(short) => abort(NodeError::NothingAvailable { sku: short.sku.to_string() }),
+        let (units, _) = self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
+            let mut shelf = shelf(tx, msg.lines.iter().map(|(sku, _)| sku))?;
+            match Reservation::reserve_now(&msg.lines, &mut shelf) {
+                Ok((r, fact)) => {
+                    put_shelf(tx, &shelf)?;
+                    tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
+                    tx.append(&msg.order_id, None, fact)?;
+                    Ok(r.units)
                 }
-            })?;
+                Err(short) => abort(NodeError::NothingAvailable { sku: short.sku.to_string() }),
+            }
+        })?;
         Ok(units)
     }
 
     fn release_now(&self, order: &OrderId) -> Result<(), NodeError> {
         self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
-            match tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? {
-                Some(r) => release(tx, order, None, r),
+            let Some(r) = tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? else { return Ok(()) };
+            let mut shelf = shelf(tx, r.skus())?;
+            match r.release(&mut shelf) {
+                Some((r, events)) => record(tx, order, None, &r, &shelf, events),
                 None => Ok(()),
             }
         })?;
@@ -181,112 +153,56 @@ impl LogConsumer for InventoryActor {
     }
 }
 
+/// Folds another service's fact into the order's reservation.
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
-    let key = event.order_id.as_str();
-    let reservation: Option<Reservation> = tx.get(RESERVATIONS, key)?;
-    match (&event.kind, reservation) {
-        (EventKind::OrderPlaced { items, reservation: ReservationMode::AfterPayment, .. }, None)
-            if !items.is_empty() =>
-        {
-            let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
-            tx.put(
-                RESERVATIONS,
-                key,
-                &Reservation { lines, units: vec![], state: ReservationState::Requested },
-            )
-        }
-        (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
-            reserve(tx, event, r)
-        }
-        (kind, Some(r)) if kind.ends_order().is_some() => release(tx, &event.order_id, Some(event.seq), r),
-        (EventKind::OrderInDelivery { .. }, Some(mut r)) if r.state == ReservationState::Reserved => {
-            r.state = ReservationState::Shipped;
-            tx.put(RESERVATIONS, key, &r)
-        }
-        _ => Ok(()),
+    let reservation: Option<Reservation> = tx.get(RESERVATIONS, event.order_id.as_str())?;
+    let mut shelf = match &reservation {
+        Some(r) if r.needs_shelf(&event.kind) => shelf(tx, r.skus())?,
+        _ => Shelf::default(),
+    };
+    match Reservation::on_fact(reservation.as_ref(), &event.kind, &mut shelf) {
+        Some((r, events)) => record(tx, &event.order_id, Some(event.seq), &r, &shelf, events),
+        None => Ok(()),
     }
 }
 
-/// A line that could not be reserved.
-struct Short {
-    sku: Sku,
-    requested: u32,
-    available: u64,
-}
-
-/// Takes every line's stock (and its first free units), or nothing if any
-/// line is short. Returns the units taken.
-fn take(tx: &mut Tx<'_>, lines: &[(Sku, u32)]) -> TxResult<Result<Vec<String>, Short>, NodeError> {
-    let mut taken = Vec::with_capacity(lines.len());
-    let mut units = Vec::new();
-    for (sku, qty) in lines {
-        let product: Option<Product> = tx.get(PRODUCTS, sku.as_str())?;
-        match product {
-            Some(mut p) if p.stock >= u64::from(*qty) => {
-                p.stock -= u64::from(*qty);
-                let named = (*qty as usize).min(p.units.len());
-                units.extend(p.units.drain(..named));
-                taken.push(p);
-            }
-            other => {
-                let available = other.map(|p| p.stock).unwrap_or(0);
-                return Ok(Err(Short { sku: sku.clone(), requested: *qty, available }));
-            }
+/// The products named by `skus`, as this write sees them.
+fn shelf<'a>(tx: &Tx<'_>, skus: impl Iterator<Item = &'a Sku>) -> TxResult<Shelf, NodeError> {
+    let mut products = Vec::new();
+    for sku in skus {
+        if let Some(p) = tx.get::<Product, _>(PRODUCTS, sku.as_str())? {
+            products.push(p);
         }
     }
-    for p in &taken {
+    Ok(Shelf::new(products))
+}
+
+/// Writes back the products a decision changed.
+fn put_shelf(tx: &mut Tx<'_>, shelf: &Shelf) -> TxResult<(), NodeError> {
+    for p in shelf.changed() {
         tx.put(PRODUCTS, p.sku.as_str(), p)?;
     }
-    Ok(Ok(units))
-}
-
-/// Reserves a paid order's lines, or records that stock is short.
-fn reserve(tx: &mut Tx<'_>, event: &Event, mut r: Reservation) -> TxResult<(), NodeError> {
-    let fact = match take(tx, &r.lines)? {
-        Ok(units) => {
-            (r.state, r.units) = (ReservationState::Reserved, units.clone());
-            EventKind::StockReserved { lines: r.lines.clone(), units }
-        }
-        Err(short) => {
-            r.state = ReservationState::Short;
-            EventKind::StockShort { sku: short.sku, requested: short.requested, available: short.available }
-        }
-    };
-    tx.put(RESERVATIONS, event.order_id.as_str(), &r)?;
-    tx.append(&event.order_id, Some(event.seq), fact)?;
     Ok(())
 }
 
-/// Gives reserved stock and units back; an order that ended before
-/// reserving just drops. Goods that shipped are not given back.
-fn release(
+/// Records what the fold decided: the reservation, the products it changed
+/// and its events (caused by `cause`).
+fn record(
     tx: &mut Tx<'_>,
     order: &OrderId,
     cause: Option<u64>,
-    mut r: Reservation,
+    r: &Reservation,
+    shelf: &Shelf,
+    events: Vec<EventKind>,
 ) -> TxResult<(), NodeError> {
-    match r.state {
-        ReservationState::Reserved => {
-            let mut units = r.units.iter();
-            for (sku, qty) in &r.lines {
-                if let Some(mut p) = tx.get::<Product, _>(PRODUCTS, sku.as_str())? {
-                    p.stock += u64::from(*qty);
-                    p.units.extend(units.by_ref().take(*qty as usize).cloned());
-                    tx.put(PRODUCTS, sku.as_str(), &p)?;
-                }
-            }
-            r.state = ReservationState::Released;
-            tx.put(RESERVATIONS, order.as_str(), &r)?;
-            tx.append(order, cause, EventKind::StockReleased { lines: r.lines })?;
-            Ok(())
-        }
-        ReservationState::Requested => {
-            r.state = ReservationState::Dropped;
-            tx.put(RESERVATIONS, order.as_str(), &r)
-        }
-        _ => Ok(()),
+    put_shelf(tx, shelf)?;
+    tx.put(RESERVATIONS, order.as_str(), r)?;
+    for kind in events {
+        tx.append(order, cause, kind)?;
     }
+    Ok(())
 }
+
 impl Handler<AddProduct> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
@@ -294,11 +210,14 @@ impl Handler<AddProduct> for InventoryActor {
         let result = guarded(self, ctx, None, |act| {
             let product = msg.0.validate()?;
             act.write_product(|tx| {
-                if tx.get::<Product, _>(PRODUCTS, product.sku.as_str())?.is_some() {
-                    return abort(NodeError::Conflict(format!("product {} already exists", product.sku)));
+                let existing = tx.get::<Product, _>(PRODUCTS, product.sku.as_str())?;
+                match inventory::add_product(existing.as_ref(), product.clone()) {
+                    Ok(p) => {
+                        tx.put(PRODUCTS, p.sku.as_str(), &p)?;
+                        Ok(p)
+                    }
+                    Err(refusal) => abort(refusal.into()),
                 }
-                tx.put(PRODUCTS, product.sku.as_str(), &product)?;
-                Ok(product.clone())
             })
         });
         durably(&self.cursor.store, result)

@@ -14,13 +14,13 @@ use super::gateway::{last4, CardGateway, GatewayError};
 use super::supervision::guarded;
 use super::{NodeError, ServiceEnv};
 use crate::config::PaymentSettings;
-use crate::domain::{now_ms, Event, EventKind, Money, OrderId, PaymentMethod};
+use crate::domain::payment::{Attempt, Backoff};
+use crate::domain::{now_ms, Event, Money, OrderId};
 use crate::resilience::{Breaker, BreakerState, Rejected};
 use crate::store::{read, Tx, TxResult};
 use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
 use sled::Tree;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -62,54 +62,7 @@ struct RetryDeferred;
 
 // ---- state ----
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentRecord {
-    pub payment_id: String,
-    pub method: PaymentMethod,
-    pub amount: Money,
-    pub state: PaymentStatus,
-    /// Last four digits of the card, for card payments.
-    pub card_last4: Option<String>,
-    /// The card, kept only while a deferred payment waits. It stands in for
-    /// the token a real gateway would issue; it is dropped once settled.
-    pub card: Option<String>,
-    /// Failed attempts at a deferred payment, and when to try next.
-    pub attempts: u32,
-    pub next_attempt_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PaymentStatus {
-    /// The card is authorised; the order is not recorded yet.
-    Authorized,
-    /// Waiting for the bank-transfer deposit.
-    Pending,
-    /// A card payment to take when the gateway is available.
-    Deferred,
-    Captured,
-    Refunded,
-    /// Canceled before anything was paid.
-    Voided,
-    /// A deferred card payment the issuer declined.
-    Declined,
-}
-
-impl PaymentRecord {
-    /// A record with no card details and no retries yet.
-    fn new(payment_id: String, method: PaymentMethod, amount: Money, state: PaymentStatus) -> Self {
-        PaymentRecord {
-            payment_id,
-            method,
-            amount,
-            state,
-            card_last4: None,
-            card: None,
-            attempts: 0,
-            next_attempt_ms: 0,
-        }
-    }
-}
+pub use crate::domain::payment::{PaymentRecord, PaymentStatus};
 
 pub struct PaymentActor {
     cursor: Cursor,
@@ -193,15 +146,7 @@ impl PaymentActor {
     }
 
     fn record_authorized(&self, msg: &Authorize, payment_id: &str) -> Result<Authorization, NodeError> {
-        let record = PaymentRecord {
-            card_last4: Some(last4(&msg.card).to_owned()),
-            ..PaymentRecord::new(
-                payment_id.to_owned(),
-                PaymentMethod::Card,
-                msg.amount,
-                PaymentStatus::Authorized,
-            )
-        };
+        let record = PaymentRecord::authorized(payment_id, msg.amount, last4(&msg.card));
         // One key, no event: a plain insert (atomic on its own) rather than a
         // transaction under the log's writer lock. No need to wait for a
         // flush either: the order is acknowledged only after its own write is
@@ -212,18 +157,12 @@ impl PaymentActor {
     }
 
     fn defer(&self, msg: &Defer) -> Result<(), NodeError> {
-        let payment_id = format!("pay-{}", msg.order_id);
-        let record = PaymentRecord {
-            card_last4: Some(last4(&msg.card).to_owned()),
-            card: Some(msg.card.clone()),
-            next_attempt_ms: now_ms() + self.settings.retry_min_ms,
-            ..PaymentRecord::new(payment_id, PaymentMethod::Card, msg.amount, PaymentStatus::Deferred)
-        };
-        let key = msg.order_id.as_str();
-        self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
-            tx.put(PAYMENTS, key, &record)?;
-            tx.put(DEFERRED, key, &())
-        })?;
+        let first_try = now_ms() + self.settings.retry_min_ms;
+        let record =
+            PaymentRecord::deferred(&msg.order_id, msg.amount, &msg.card, last4(&msg.card), first_try);
+        self.cursor
+            .store
+            .write(&[&self.payments, &self.deferred], |tx| store_record(tx, &msg.order_id, false, &record))?;
         tracing::info!(order = %msg.order_id, "card payment deferred until the gateway is available");
         Ok(())
     }
@@ -269,9 +208,7 @@ impl PaymentActor {
             let (key, _) = entry.map_err(crate::store::StoreError::from)?;
             let Ok(order) = OrderId::parse(&String::from_utf8_lossy(&key)) else { continue };
             match read::<PaymentRecord>(&self.payments, order.as_str())? {
-                Some(r) if r.state == PaymentStatus::Deferred && r.next_attempt_ms <= now => {
-                    due.push((order, r))
-                }
+                Some(r) if r.is_due(now) => due.push((order, r)),
                 _ => {}
             }
             if due.len() == RETRY_BATCH {
@@ -287,39 +224,44 @@ impl PaymentActor {
         order: &OrderId,
         outcome: &Result<String, GatewayError>,
     ) -> Result<(), NodeError> {
-        let (min, max) = (self.settings.retry_min_ms, self.settings.retry_max_ms);
+        let attempt = match outcome {
+            Ok(payment_id) => Attempt::Approved(payment_id.clone()),
+            Err(GatewayError::Declined(reason)) => Attempt::Declined(reason.clone()),
+            Err(GatewayError::Failed(_)) => Attempt::Failed,
+        };
+        let backoff = Backoff { min_ms: self.settings.retry_min_ms, max_ms: self.settings.retry_max_ms };
         self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
-            let key = order.as_str();
-            let Some(mut r) = tx.get::<PaymentRecord, _>(PAYMENTS, key)? else {
-                return tx.remove(DEFERRED, key);
-            };
-            if r.state != PaymentStatus::Deferred {
-                // Canceled while the attempt was under way: nothing to take.
-                return tx.remove(DEFERRED, key);
+            let record = tx.get::<PaymentRecord, _>(PAYMENTS, order.as_str())?;
+            match record.and_then(|r| r.settle(&attempt, now_ms(), backoff)) {
+                Some((r, events)) => {
+                    for kind in events {
+                        tx.append(order, None, kind)?;
+                    }
+                    store_record(tx, order, true, &r)
+                }
+                // Gone, or no longer deferred: nothing to take.
+                None => tx.remove(DEFERRED, order.as_str()),
             }
-            match outcome {
-                Ok(payment_id) => {
-                    (r.state, r.payment_id, r.card) = (PaymentStatus::Authorized, payment_id.clone(), None);
-                    tx.remove(DEFERRED, key)?;
-                    let captured =
-                        EventKind::PaymentCaptured { payment_id: payment_id.clone(), amount: r.amount };
-                    tx.append(order, None, captured)?;
-                }
-                Err(GatewayError::Declined(reason)) => {
-                    (r.state, r.card) = (PaymentStatus::Declined, None);
-                    tx.remove(DEFERRED, key)?;
-                    tx.append(order, None, EventKind::PaymentFailed { reason: reason.clone() })?;
-                }
-                Err(GatewayError::Failed(_)) => {
-                    r.attempts += 1;
-                    let backoff = min.saturating_mul(1u64 << r.attempts.min(20)).min(max);
-                    r.next_attempt_ms = now_ms() + backoff;
-                }
-            }
-            tx.put(PAYMENTS, key, &r)
         })?;
         Ok(())
     }
+}
+
+/// Writes an order's payment record and keeps the index of deferred
+/// payments in step with it (`was_deferred`: whether it is indexed now).
+fn store_record(
+    tx: &mut Tx<'_>,
+    order: &OrderId,
+    was_deferred: bool,
+    r: &PaymentRecord,
+) -> TxResult<(), NodeError> {
+    let key = order.as_str();
+    match (was_deferred, r.is_deferred()) {
+        (false, true) => tx.put(DEFERRED, key, &())?,
+        (_, false) => tx.remove(DEFERRED, key)?,
+        (true, true) => {}
+    }
+    tx.put(PAYMENTS, key, r)
 }
 
 crate::log_consumer!(PaymentActor);
@@ -340,52 +282,17 @@ impl LogConsumer for PaymentActor {
     }
 }
 
+/// Folds another service's fact into the order's payment.
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
-    let key = event.order_id.as_str();
-    let record: Option<PaymentRecord> = tx.get(PAYMENTS, key)?;
-    match (&event.kind, record) {
-        (EventKind::PaymentPending { amount }, None) => {
-            let payment_id = format!("dep-{}", event.order_id);
-            let record =
-                PaymentRecord::new(payment_id, PaymentMethod::BankTransfer, *amount, PaymentStatus::Pending);
-            tx.put(PAYMENTS, key, &record)
-        }
-        (EventKind::OrderPaid { method, amount, payment_id }, record) => {
-            let mut record = record.unwrap_or_else(|| {
-                PaymentRecord::new(payment_id.clone(), *method, *amount, PaymentStatus::Pending)
-            });
-            if matches!(
-                record.state,
-                PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred
-            ) {
-                (record.state, record.payment_id, record.card) =
-                    (PaymentStatus::Captured, payment_id.clone(), None);
-                tx.remove(DEFERRED, key)?;
-            }
-            tx.put(PAYMENTS, key, &record)
-        }
-        // The order ended early: refund what was taken, unless the goods
-        // were forfeited; void what was not taken yet.
-        (kind, Some(mut record)) if kind.ends_order().is_some() => {
-            let refund = kind.ends_order() == Some(true);
-            match record.state {
-                PaymentStatus::Captured if refund => {
-                    record.state = PaymentStatus::Refunded;
-                    tx.put(PAYMENTS, key, &record)?;
-                    let refund = EventKind::PaymentRefunded { amount: record.amount };
-                    tx.append(&event.order_id, Some(event.seq), refund)?;
-                    Ok(())
-                }
-                PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred => {
-                    (record.state, record.card) = (PaymentStatus::Voided, None);
-                    tx.remove(DEFERRED, key)?;
-                    tx.put(PAYMENTS, key, &record)
-                }
-                _ => Ok(()),
-            }
-        }
-        _ => Ok(()),
+    let record: Option<PaymentRecord> = tx.get(PAYMENTS, event.order_id.as_str())?;
+    let was_deferred = record.as_ref().is_some_and(PaymentRecord::is_deferred);
+    let Some((record, events)) = PaymentRecord::on_fact(record, &event.order_id, &event.kind) else {
+        return Ok(());
+    };
+    for kind in events {
+        tx.append(&event.order_id, Some(event.seq), kind)?;
     }
+    store_record(tx, &event.order_id, was_deferred, &record)
 }
 
 impl Handler<Authorize> for PaymentActor {
@@ -442,7 +349,7 @@ mod tests {
     use super::*;
     use crate::actors::testing::{money, order, paid, placed, temp_store, TestStore};
     use crate::config::Settings;
-    use crate::domain::CancelReason;
+    use crate::domain::{CancelReason, EventKind, PaymentMethod};
     use crate::faults::FaultSpec;
 
     fn settings() -> PaymentSettings {

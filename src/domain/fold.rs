@@ -50,6 +50,24 @@ pub mod testing {
     use crate::domain::EventKind;
     use std::fmt::Debug;
 
+    /// Given `facts` from other services, folded in turn through a
+    /// service's `on_fact`: the state they lead to and every event it
+    /// decided on the way (the "then" to assert on).
+    pub fn given_facts<S: Clone>(
+        initial: Option<S>,
+        facts: &[EventKind],
+        mut on_fact: impl FnMut(Option<S>, &EventKind) -> Option<(S, Vec<EventKind>)>,
+    ) -> (Option<S>, Vec<EventKind>) {
+        let (mut state, mut events) = (initial, Vec::new());
+        for fact in facts {
+            if let Some((next, more)) = on_fact(state.clone(), fact) {
+                state = Some(next);
+                events.extend(more);
+            }
+        }
+        (state, events)
+    }
+
     /// A state built by folding `events` into `initial`.
     pub fn given<S: Fold>(initial: S, events: &[EventKind]) -> Given<S> {
         let mut state = initial;

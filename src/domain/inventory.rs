@@ -1,0 +1,348 @@
+//! Stock and named units, and each order's reservation of them.
+//!
+//! Stock is taken all-or-nothing (every line, or none), given back when a
+//! reserved order ends before it ships, and never goes negative. A product
+//! made of named units (drivers, rooms) hands out its free units from the
+//! front and takes them back when released.
+//!
+//! One decision can touch several products, so the fold works on a
+//! [`Shelf`]: the products that decision reads, loaded by the inventory
+//! actor, which writes back the ones the fold changed.
+
+use super::fold::{Fold, Refusal};
+use super::product::Product;
+use super::{EventKind, ReservationMode, Sku};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub lines: Vec<(Sku, u32)>,
+    /// Named units taken, if the products have them.
+    pub units: Vec<String>,
+    pub state: ReservationState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// The order is known but not paid; nothing is taken yet.
+    Requested,
+    /// Stock is taken from the products.
+    Reserved,
+    /// Stock was short; nothing was taken.
+    Short,
+    /// Stock was given back after a cancellation.
+    Released,
+    /// The goods left with the delivery.
+    Shipped,
+    /// Canceled before anything was taken.
+    Dropped,
+}
+
+/// A line that could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Short {
+    pub sku: Sku,
+    pub requested: u32,
+    pub available: u64,
+}
+
+/// The products one decision works on, and which of them it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shelf {
+    products: BTreeMap<Sku, Product>,
+    changed: BTreeSet<Sku>,
+}
+
+impl Shelf {
+    pub fn new(products: impl IntoIterator<Item = Product>) -> Shelf {
+        Shelf {
+            products: products.into_iter().map(|p| (p.sku.clone(), p)).collect(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    pub fn get(&self, sku: &Sku) -> Option<&Product> {
+        self.products.get(sku)
+    }
+
+    /// The products this decision changed: what must be written back.
+    pub fn changed(&self) -> impl Iterator<Item = &Product> {
+        self.changed.iter().filter_map(|sku| self.products.get(sku))
+    }
+
+    /// Takes every line's stock (and its first free units), or nothing if
+    /// any line is short. Returns the units taken.
+    pub fn take(&mut self, lines: &[(Sku, u32)]) -> Result<Vec<String>, Short> {
+        let mut trial = self.products.clone();
+        let mut units = Vec::new();
+        for (sku, qty) in lines {
+            match trial.get_mut(sku) {
+                Some(p) if p.stock >= u64::from(*qty) => {
+                    p.stock -= u64::from(*qty);
+                    let named = (*qty as usize).min(p.units.len());
+                    units.extend(p.units.drain(..named));
+                }
+                other => {
+                    let available = other.map(|p| p.stock).unwrap_or(0);
+                    return Err(Short { sku: sku.clone(), requested: *qty, available });
+                }
+            }
+        }
+        self.products = trial;
+        self.changed.extend(lines.iter().map(|(sku, _)| sku.clone()));
+        Ok(units)
+    }
+
+    /// Gives `lines` and their `units` back to the products still on the
+    /// shelf (a product removed since is skipped).
+    pub fn give_back(&mut self, lines: &[(Sku, u32)], units: &[String]) {
+        let mut units = units.iter();
+        for (sku, qty) in lines {
+            if let Some(p) = self.products.get_mut(sku) {
+                p.stock += u64::from(*qty);
+                p.units.extend(units.by_ref().take(*qty as usize).cloned());
+                self.changed.insert(sku.clone());
+            }
+        }
+    }
+}
+
+/// Adds stock to a product: `qty` more, of which `units` are named. A unit
+/// that is already free cannot be added again.
+pub fn restock(product: &mut Product, qty: u64, units: &[String]) -> Result<(), Refusal> {
+    if units.iter().any(|u| product.units.contains(u)) {
+        return Err(Refusal::NotAllowed(format!("a unit of {} is already free", product.sku)));
+    }
+    product.stock = product.stock.saturating_add(qty);
+    product.units.extend(units.iter().cloned());
+    Ok(())
+}
+
+/// A new product for the catalog, unless its sku is taken.
+pub fn add_product(existing: Option<&Product>, new: Product) -> Result<Product, Refusal> {
+    match existing {
+        Some(_) => Err(Refusal::NotAllowed(format!("product {} already exists", new.sku))),
+        None => Ok(new),
+    }
+}
+
+impl Reservation {
+    /// Reserves `lines` at once, while the order is being placed.
+    pub fn reserve_now(lines: &[(Sku, u32)], shelf: &mut Shelf) -> Result<(Reservation, EventKind), Short> {
+        let units = shelf.take(lines)?;
+        let reservation =
+            Reservation { lines: lines.to_vec(), units: units.clone(), state: ReservationState::Reserved };
+        Ok((reservation, EventKind::StockReserved { lines: lines.to_vec(), units }))
+    }
+
+    /// The products a fact about this reservation may touch.
+    pub fn skus(&self) -> impl Iterator<Item = &Sku> {
+        self.lines.iter().map(|(sku, _)| sku)
+    }
+
+    /// Whether `fact` can take or give back stock: only then does the fold
+    /// need the products on its shelf (loading them costs reads).
+    pub fn needs_shelf(&self, fact: &EventKind) -> bool {
+        match fact {
+            EventKind::OrderPaid { .. } => self.state == ReservationState::Requested,
+            kind => kind.ends_order().is_some() && self.state == ReservationState::Reserved,
+        }
+    }
+
+    /// Gives reserved stock and units back; a reservation that took nothing
+    /// yet just drops. Goods that shipped are not given back. `None`: there
+    /// is nothing to release.
+    pub fn release(&self, shelf: &mut Shelf) -> Option<(Reservation, Vec<EventKind>)> {
+        let mut r = self.clone();
+        match r.state {
+            ReservationState::Reserved => {
+                shelf.give_back(&r.lines, &r.units);
+                let released = EventKind::StockReleased { lines: r.lines.clone() };
+                r.apply(&released);
+                Some((r, vec![released]))
+            }
+            ReservationState::Requested => {
+                r.state = ReservationState::Dropped;
+                Some((r, vec![]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Folds another service's fact about the order into its reservation:
+    /// the new reservation and the events that follow, or `None` when the
+    /// fact changes nothing here. `shelf` holds the products of
+    /// [`Reservation::skus`] when [`Reservation::needs_shelf`] says so.
+    pub fn on_fact(
+        reservation: Option<&Reservation>,
+        fact: &EventKind,
+        shelf: &mut Shelf,
+    ) -> Option<(Reservation, Vec<EventKind>)> {
+        match (fact, reservation) {
+            (EventKind::OrderPlaced { items, reservation: ReservationMode::AfterPayment, .. }, None)
+                if !items.is_empty() =>
+            {
+                let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
+                Some((Reservation { lines, units: vec![], state: ReservationState::Requested }, vec![]))
+            }
+            (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
+                let fact = match shelf.take(&r.lines) {
+                    Ok(units) => EventKind::StockReserved { lines: r.lines.clone(), units },
+                    Err(s) => {
+                        EventKind::StockShort { sku: s.sku, requested: s.requested, available: s.available }
+                    }
+                };
+                let mut r = r.clone();
+                r.apply(&fact);
+                Some((r, vec![fact]))
+            }
+            (kind, Some(r)) if kind.ends_order().is_some() => r.release(shelf),
+            (EventKind::OrderInDelivery { .. }, Some(r)) if r.state == ReservationState::Reserved => {
+                let mut r = r.clone();
+                r.apply(fact);
+                Some((r, vec![]))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Fold for Reservation {
+    fn apply(&mut self, event: &EventKind) {
+        match event {
+            EventKind::StockReserved { units, .. } => {
+                (self.state, self.units) = (ReservationState::Reserved, units.clone());
+            }
+            EventKind::StockShort { .. } => self.state = ReservationState::Short,
+            EventKind::StockReleased { .. } => self.state = ReservationState::Released,
+            EventKind::OrderInDelivery { .. } if self.state == ReservationState::Reserved => {
+                self.state = ReservationState::Shipped;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fold::testing::given_facts;
+    use crate::domain::order::OrderLine;
+    use crate::domain::{CancelReason, CustomerId, Money, PaymentMethod};
+
+    fn sku(s: &str) -> Sku {
+        Sku::parse(s).unwrap()
+    }
+
+    fn product(s: &str, stock: u64, units: &[&str]) -> Product {
+        Product {
+            sku: sku(s),
+            name: s.into(),
+            price: Money::new(100).unwrap(),
+            stock,
+            units: units.iter().map(|u| u.to_string()).collect(),
+        }
+    }
+
+    fn placed(lines: &[(&str, u32)]) -> EventKind {
+        let items = lines
+            .iter()
+            .map(|(s, qty)| OrderLine { sku: sku(s), qty: *qty, unit_price: Money::new(100).unwrap() })
+            .collect();
+        EventKind::OrderPlaced {
+            customer: CustomerId::parse("kim").unwrap(),
+            items,
+            address: "Seoul".into(),
+            payment: PaymentMethod::Card,
+            total: Money::ZERO,
+            workflow: "shop".into(),
+            reservation: ReservationMode::AfterPayment,
+        }
+    }
+
+    fn paid() -> EventKind {
+        EventKind::OrderPaid { method: PaymentMethod::Card, amount: Money::ZERO, payment_id: "p".into() }
+    }
+
+    /// Given the products on the shelf and the facts so far: the
+    /// reservation, the shelf and every event the facts led to.
+    fn given(shelf: Vec<Product>, facts: &[EventKind]) -> (Option<Reservation>, Shelf, Vec<EventKind>) {
+        let mut shelf = Shelf::new(shelf);
+        let (r, events) =
+            given_facts(None, facts, |r, fact| Reservation::on_fact(r.as_ref(), fact, &mut shelf));
+        (r, shelf, events)
+    }
+
+    #[test]
+    fn a_paid_order_takes_every_line() {
+        let (r, shelf, events) =
+            given(vec![product("A", 5, &[]), product("B", 5, &[])], &[placed(&[("A", 2), ("B", 1)]), paid()]);
+        assert_eq!(r.unwrap().state, ReservationState::Reserved);
+        assert_eq!((shelf.get(&sku("A")).unwrap().stock, shelf.get(&sku("B")).unwrap().stock), (3, 4));
+        assert_eq!(
+            events,
+            [EventKind::StockReserved { lines: vec![(sku("A"), 2), (sku("B"), 1)], units: vec![] }]
+        );
+        assert_eq!(shelf.changed().count(), 2);
+    }
+
+    #[test]
+    fn one_short_line_takes_nothing_at_all() {
+        let (r, shelf, events) =
+            given(vec![product("A", 5, &[]), product("B", 1, &[])], &[placed(&[("A", 2), ("B", 3)]), paid()]);
+        assert_eq!(r.unwrap().state, ReservationState::Short);
+        assert_eq!(shelf.get(&sku("A")).unwrap().stock, 5);
+        assert_eq!(shelf.changed().count(), 0, "nothing to write back");
+        assert_eq!(events, [EventKind::StockShort { sku: sku("B"), requested: 3, available: 1 }]);
+    }
+
+    #[test]
+    fn a_product_missing_from_the_shelf_is_short_of_everything() {
+        let (_, _, events) = given(vec![], &[placed(&[("Z", 1)]), paid()]);
+        assert_eq!(events, [EventKind::StockShort { sku: sku("Z"), requested: 1, available: 0 }]);
+    }
+
+    #[test]
+    fn named_units_are_taken_from_the_front_and_come_back_once() {
+        let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
+        let facts = [placed(&[("DRV", 1)]), paid(), cancel.clone(), cancel];
+        let (r, shelf, events) = given(vec![product("DRV", 2, &["kim", "lee"])], &facts);
+        assert_eq!(r.unwrap().state, ReservationState::Released);
+        let names: Vec<_> = events.iter().map(EventKind::name).collect();
+        assert_eq!(names, ["stock_reserved", "stock_released"]);
+        assert!(matches!(&events[0], EventKind::StockReserved { units, .. } if units == &["kim"]));
+        let drivers = shelf.get(&sku("DRV")).unwrap();
+        assert_eq!((drivers.stock, drivers.units.clone()), (2, vec!["lee".to_string(), "kim".to_string()]));
+    }
+
+    #[test]
+    fn shipped_goods_are_not_given_back_and_an_unpaid_order_just_drops() {
+        let shipped = EventKind::OrderInDelivery { delivery_id: "d".into(), leg: 0, name: "ship".into() };
+        let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
+        let (r, shelf, _) =
+            given(vec![product("A", 5, &[])], &[placed(&[("A", 2)]), paid(), shipped, cancel.clone()]);
+        assert_eq!((r.unwrap().state, shelf.get(&sku("A")).unwrap().stock), (ReservationState::Shipped, 3));
+        let (r, _, events) = given(vec![product("A", 5, &[])], &[placed(&[("A", 2)]), cancel]);
+        assert_eq!((r.unwrap().state, events.len()), (ReservationState::Dropped, 0));
+    }
+
+    #[test]
+    fn reserving_now_is_all_or_nothing_too() {
+        let mut shelf = Shelf::new([product("A", 1, &[])]);
+        let short = Reservation::reserve_now(&[(sku("A"), 2)], &mut shelf).unwrap_err();
+        assert_eq!(short, Short { sku: sku("A"), requested: 2, available: 1 });
+        let (r, fact) = Reservation::reserve_now(&[(sku("A"), 1)], &mut shelf).unwrap();
+        assert_eq!((r.state, fact.name()), (ReservationState::Reserved, "stock_reserved"));
+    }
+
+    #[test]
+    fn a_unit_cannot_be_free_twice_and_a_sku_is_added_once() {
+        let mut p = product("DRV", 1, &["kim"]);
+        assert!(restock(&mut p, 1, &["kim".into()]).is_err());
+        restock(&mut p, 1, &["lee".into()]).unwrap();
+        assert_eq!((p.stock, p.units.len()), (2, 2));
+        assert!(add_product(Some(&p), p.clone()).unwrap_err().to_string().contains("already exists"));
+    }
+}
