@@ -17,13 +17,13 @@ use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
     Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ReservationMode,
-    ValidOrder, Workflow,
+    ValidOrder, Workflows,
 };
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 use sled::Tree;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,22 +106,6 @@ struct Placing {
     reply: oneshot::Sender<Result<OrderReceipt, NodeError>>,
 }
 
-/// The configured workflows and the default one.
-#[derive(Debug, Clone)]
-pub struct Workflows {
-    pub by_name: BTreeMap<String, Workflow>,
-    pub default: String,
-}
-
-impl Workflows {
-    pub fn get(&self, name: &str) -> Result<&Workflow, NodeError> {
-        self.by_name.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
-            NodeError::Invalid(format!("unknown workflow {name:?}; known: {}", known.join(", ")))
-        })
-    }
-}
-
 const ORDERS: usize = 0;
 const KEYS: usize = 1;
 pub const NAME: &str = crate::service::Service::Order.name();
@@ -164,7 +148,7 @@ impl OrderActor {
 
     /// Every check that needs no other service, and the idempotency lookup.
     fn prepare(&mut self, msg: &PlaceOrder) -> Result<Prepared, NodeError> {
-        let workflow = self.workflows.get(msg.request.workflow_name(&self.workflows.default))?;
+        let workflow = self.workflows.get(msg.request.workflow_name(self.workflows.default_name()))?;
         let order = msg.request.validate(workflow)?;
         if let Some(key) = &msg.idempotency_key {
             if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
@@ -328,7 +312,7 @@ impl OrderActor {
             };
             let workflow = match self.workflows.get(&order.workflow) {
                 Ok(wf) => wf,
-                Err(e) => return abort(e),
+                Err(e) => return abort(e.into()),
             };
             let events = match order.decide(command, workflow) {
                 Ok(events) => order.advance(events, workflow),
@@ -428,7 +412,7 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<()
     };
     let workflow = match workflows.get(&order.workflow) {
         Ok(wf) => wf,
-        Err(e) => return abort(e),
+        Err(e) => return abort(e.into()),
     };
     order.apply(&event.kind);
     let next = order.react(&event.kind, workflow);
@@ -535,8 +519,7 @@ mod tests {
         inventory.send(AddProduct(p)).await.unwrap().unwrap();
         let payment =
             PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
-        let workflows =
-            Workflows { by_name: [("shop".to_owned(), Workflow::shop())].into(), default: "shop".into() };
+        let workflows = Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop");
         let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
         OrderActor::new(&t.env(), inventory, payment, Arc::new(workflows), timeouts).unwrap().start()
     }

@@ -4,9 +4,9 @@
 //! view can be rebuilt from the log at any time.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
-use super::order::Workflows;
 use super::supervision::guarded;
 use super::{NodeError, ServiceEnv};
+use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::store::{key_prefix, read, DeadLetter, StoreError, Tx, TxResult};
 use actix::prelude::*;
@@ -101,9 +101,9 @@ impl ProjectionActor {
 
     /// Adds the workflow's label and anything needing attention.
     fn with_label(&self, view: StatusView) -> Result<StatusReport, NodeError> {
-        let label = match self.workflows.by_name.get(&view.workflow) {
-            Some(wf) => wf.label(view.status),
-            None => view.status.as_str().to_owned(),
+        let label = match self.workflows.get(&view.workflow) {
+            Ok(wf) => wf.label(view.status),
+            Err(_) => view.status.as_str().to_owned(),
         };
         let needs_attention = self.cursor.store.dead_letters_of(&view.order_id)?;
         Ok(StatusReport { view, label, needs_attention })
@@ -255,10 +255,7 @@ mod tests {
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
         let t = temp_store();
-        let workflows = Workflows {
-            by_name: [("shop".to_owned(), crate::domain::Workflow::shop())].into(),
-            default: "shop".into(),
-        };
+        let workflows = Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop");
         let p = ProjectionActor::new(&t.env(), Arc::new(workflows)).unwrap().start();
         t.append(&order(2), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
         t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card)]);

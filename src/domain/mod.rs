@@ -26,7 +26,9 @@ pub use order::{Command, Order, OrderLine, OrderRequest, PaymentMethod, Refusal,
 pub use product::{NewProduct, Product};
 pub use status::OrderStatus;
 pub use view::{Notification, StatusView};
-pub use workflow::{CheckpointPolicy, LegSpec, PaymentFallback, ReservationMode, Workflow};
+pub use workflow::{
+    Acceptance, CheckpointPolicy, LegSpec, PaymentFallback, ReservationMode, Workflow, Workflows,
+};
 
 /// A request that breaks a rule of the domain, with a message for the caller.
 ///

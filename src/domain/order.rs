@@ -320,6 +320,7 @@ impl Order {
 mod tests {
     use super::*;
     use crate::domain::workflow::LegSpec;
+    use crate::domain::Acceptance;
 
     fn request(payment: &str) -> OrderRequest {
         OrderRequest {
@@ -337,7 +338,7 @@ mod tests {
         Workflow {
             name: "hotel".into(),
             payment: vec![PaymentMethod::Card],
-            acceptance: "hotel".into(),
+            acceptance: Acceptance::Party("hotel".into()),
             legs: vec![],
             receipt: false,
             cancel_until: OrderStatus::Accepted,
@@ -357,7 +358,7 @@ mod tests {
             name: "malltail".into(),
             payment: vec![PaymentMethod::Card],
             reservation: ReservationMode::None,
-            acceptance: "shop".into(),
+            acceptance: Acceptance::Party("shop".into()),
             legs: vec![
                 leg("overseas", false, true),
                 leg("customs", true, false),

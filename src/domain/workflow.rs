@@ -1,9 +1,10 @@
 //! A workflow: the knobs that make one engine run different businesses
 //! (the shop, the hotel, the driver call, the overseas purchase, the taxi).
 
-use super::{OrderStatus, PaymentMethod};
+use super::{Invalid, OrderStatus, PaymentMethod};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The settings of one named workflow (from `[workflows.<name>]` in the
 /// configuration).
@@ -19,8 +20,8 @@ pub struct Workflow {
     #[serde(default)]
     pub reservation: ReservationMode,
     /// `"auto"`, or the party that accepts or rejects orders ("hotel").
-    #[serde(default = "auto")]
-    pub acceptance: String,
+    #[serde(default)]
+    pub acceptance: Acceptance,
     /// The delivery legs, in order; none: the order rests once accepted.
     #[serde(default)]
     pub legs: Vec<LegSpec>,
@@ -43,16 +44,69 @@ pub struct Workflow {
     pub taken_message: String,
 }
 
-fn auto() -> String {
-    AUTO.to_owned()
-}
-
 fn already_taken() -> String {
     "this order is already taken".to_owned()
 }
 
+/// Who takes an order once it is ready: nobody (it goes on by itself) or
+/// a named party (the hotel, a driver, the shop), who may also turn it
+/// down. Written `"auto"` or the party's name in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Acceptance {
+    #[default]
+    Auto,
+    Party(String),
+}
+
 /// The `acceptance` value for orders accepted without anyone acting.
 pub const AUTO: &str = "auto";
+
+impl From<String> for Acceptance {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            AUTO => Acceptance::Auto,
+            _ => Acceptance::Party(s),
+        }
+    }
+}
+
+impl From<Acceptance> for String {
+    fn from(a: Acceptance) -> Self {
+        match a {
+            Acceptance::Auto => AUTO.to_owned(),
+            Acceptance::Party(p) => p,
+        }
+    }
+}
+
+/// The configured workflows, each shared (`Arc`) by the services that
+/// read it, and the one an order gets when it names none.
+#[derive(Debug, Clone)]
+pub struct Workflows {
+    by_name: BTreeMap<String, Arc<Workflow>>,
+    default: String,
+}
+
+impl Workflows {
+    pub fn new(by_name: BTreeMap<String, Workflow>, default: impl Into<String>) -> Workflows {
+        let by_name = by_name.into_iter().map(|(name, wf)| (name, Arc::new(wf))).collect();
+        Workflows { by_name, default: default.into() }
+    }
+
+    /// The workflow called `name`, or a refusal that lists the known ones.
+    pub fn get(&self, name: &str) -> Result<&Arc<Workflow>, Invalid> {
+        self.by_name.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+            Invalid::new(format!("unknown workflow {name:?}; known: {}", known.join(", ")))
+        })
+    }
+
+    /// The name of the workflow an order gets when it names none.
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+}
 
 /// What is reserved for an order, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,7 +166,7 @@ impl Workflow {
             name: "shop".to_owned(),
             payment: vec![PaymentMethod::BankTransfer, PaymentMethod::Card],
             reservation: ReservationMode::AfterPayment,
-            acceptance: auto(),
+            acceptance: Acceptance::Auto,
             legs: vec![LegSpec { name: "shipping".into(), checkpoint: false, explicit_start: false }],
             rejected_checkpoint: CheckpointPolicy::Refund,
             receipt: true,
@@ -133,7 +187,7 @@ impl Workflow {
     }
 
     pub fn accepts_automatically(&self) -> bool {
-        self.acceptance == AUTO
+        self.acceptance == Acceptance::Auto
     }
 
     /// How this workflow shows `status` to people.
@@ -180,6 +234,22 @@ mod tests {
         assert_eq!(wf.label(OrderStatus::Accepted), "dispatched");
         wf.labels.insert("shipped".into(), "x".into());
         assert!(wf.check().is_err(), "a label for a status that does not exist");
+    }
+
+    #[test]
+    fn acceptance_is_auto_or_a_named_party_and_reads_back_as_written() {
+        let auto: Acceptance = serde_json::from_str("\"auto\"").unwrap();
+        let hotel: Acceptance = serde_json::from_str("\"hotel\"").unwrap();
+        assert_eq!((auto.clone(), hotel.clone()), (Acceptance::Auto, Acceptance::Party("hotel".into())));
+        assert_eq!(serde_json::to_string(&hotel).unwrap(), "\"hotel\"");
+        assert_eq!(serde_json::to_string(&auto).unwrap(), "\"auto\"");
+    }
+
+    #[test]
+    fn an_unknown_workflow_is_refused_with_the_known_ones() {
+        let workflows = Workflows::new([("shop".to_owned(), Workflow::shop())].into(), "shop");
+        assert_eq!(workflows.get(workflows.default_name()).unwrap().name, "shop");
+        assert!(workflows.get("spa").unwrap_err().0.contains("known: shop"));
     }
 
     #[test]

@@ -4,11 +4,12 @@ use super::{Actors, StartError};
 use crate::actors::delivery::DeliveryActor;
 use crate::actors::inventory::InventoryActor;
 use crate::actors::notification::NotificationActor;
-use crate::actors::order::{OrderActor, Workflows};
+use crate::actors::order::OrderActor;
 use crate::actors::payment::PaymentActor;
 use crate::actors::projection::ProjectionActor;
 use crate::actors::ServiceEnv;
 use crate::config::{MailboxSettings, Settings};
+use crate::domain::Workflows;
 use crate::faults::Faults;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -95,10 +96,7 @@ fn boot(
         arbiters.supervise(Service::Payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
     let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
     let notification = arbiters.supervise(Service::Notification, NotificationActor::new(&env).map_err(fail)?);
-    let workflows = Arc::new(Workflows {
-        by_name: settings.workflows.clone(),
-        default: settings.workflow.default.clone(),
-    });
+    let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
     let projection = arbiters.supervise(Service::Projection, projection);
     let order =
