@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("faults", 2),
     ("health", 2),
     ("config", 3),
+    ("error", 3),
     ("metrics", 3),
     // The services, on the leaves.
     ("actors", 4),

@@ -13,8 +13,9 @@
 //! consumer moves on. A panic also restarts the actor, with backoff.
 
 use super::supervision::{catch, Supervise, Supervision};
-use super::{NodeError, ServiceEnv};
+use super::ServiceEnv;
 use crate::domain::{Event, Seq};
+use crate::error::{CallError, NodeError};
 use crate::health::ServiceState;
 use crate::store::{remove_dead_letter, DeadLetter, Store, Tx, TxResult};
 use actix::prelude::*;
@@ -232,7 +233,7 @@ pub fn catch_up<A: LogConsumer>(act: &mut A) -> Result<(), NodeError> {
                 // not be decided on a log it cannot read past.
                 let name = act.cursor().name;
                 act.cursor().sup.health().failed(name, error.clone());
-                return Err(NodeError::Failed { service: name, reason: error });
+                return Err(NodeError::Call(CallError::Failed { service: name, reason: error }));
             }
         }
     }
@@ -432,7 +433,7 @@ macro_rules! log_consumer {
         }
 
         impl actix::Handler<$crate::actors::consumer::Redeliver> for $actor {
-            type Result = Result<(), $crate::actors::NodeError>;
+            type Result = Result<(), $crate::error::NodeError>;
             fn handle(
                 &mut self,
                 msg: $crate::actors::consumer::Redeliver,

@@ -5,9 +5,10 @@
 
 use super::consumer::{catch_up, Cursor, Delivery as Mode, LogConsumer};
 use super::supervision::guarded;
-use super::{durably, NodeError, ServiceEnv};
+use super::{durably, ServiceEnv};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::{Event, OrderId};
+use crate::error::NodeError;
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
@@ -162,6 +163,7 @@ mod tests {
     use super::*;
     use crate::actors::testing::{order, placed, temp_store};
     use crate::domain::{EventKind, LegSpec, PaymentMethod};
+    use crate::error::Refused;
 
     fn leg(name: &str, checkpoint: bool, explicit_start: bool) -> LegSpec {
         LegSpec { name: name.into(), checkpoint, explicit_start }
@@ -181,23 +183,23 @@ mod tests {
         let d = DeliveryActor::new(&t.env()).unwrap().start();
         t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
         let early = d.send(complete(1)).await.unwrap();
-        assert!(matches!(early, Err(NodeError::Conflict(_))), "not started yet: {early:?}");
+        assert!(matches!(early, Err(NodeError::Refused(Refused::Conflict(_)))), "not started yet: {early:?}");
         let legs =
             vec![leg("overseas", false, true), leg("customs", true, false), leg("domestic", false, false)];
         t.append(&order(1), vec![EventKind::DeliveryRequested { legs }]);
         t.caught_up(NAME).await;
         assert!(
-            matches!(d.send(complete(1)).await.unwrap(), Err(NodeError::Conflict(_))),
+            matches!(d.send(complete(1)).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(_)))),
             "overseas waits for a start"
         );
         let wrong = StartLeg { order_id: order(1), leg: "customs".into() };
         assert!(
-            matches!(d.send(wrong).await.unwrap(), Err(NodeError::Conflict(why)) if why.contains("not the current"))
+            matches!(d.send(wrong).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(why))) if why.contains("not the current"))
         );
         d.send(StartLeg { order_id: order(1), leg: "overseas".into() }).await.unwrap().unwrap();
         let not_checkpoint = RejectLeg { order_id: order(1), leg: "overseas".into(), reason: "x".into() };
         assert!(
-            matches!(d.send(not_checkpoint).await.unwrap(), Err(NodeError::Conflict(why)) if why.contains("checkpoint"))
+            matches!(d.send(not_checkpoint).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(why))) if why.contains("checkpoint"))
         );
         for _ in 0..3 {
             d.send(complete(1)).await.unwrap().unwrap();
@@ -216,7 +218,7 @@ mod tests {
             "delivery_completed",
         ];
         assert_eq!(names(&t.events_of(&order(1))), expected);
-        assert!(matches!(d.send(complete(1)).await.unwrap(), Err(NodeError::Conflict(_))));
+        assert!(matches!(d.send(complete(1)).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(_)))));
     }
 
     #[actix::test]
@@ -240,6 +242,9 @@ mod tests {
     async fn an_unknown_order_has_no_delivery() {
         let t = temp_store();
         let d = DeliveryActor::new(&t.env()).unwrap().start();
-        assert!(matches!(d.send(complete(9)).await.unwrap(), Err(NodeError::NotFound { .. })));
+        assert!(matches!(
+            d.send(complete(9)).await.unwrap(),
+            Err(NodeError::Refused(Refused::NotFound { .. }))
+        ));
     }
 }

@@ -5,10 +5,11 @@
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
-use super::{durably, NodeError, ServiceEnv};
+use super::{durably, ServiceEnv};
 use crate::domain::inventory::{self, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
 use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
+use crate::error::{NodeError, Refused};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;
@@ -96,7 +97,7 @@ impl InventoryActor {
         let units = validate_units(&msg.units)?;
         let qty = match (msg.qty, units.len()) {
             (Some(q), _) => restock_qty(q)?,
-            (None, 0) => return Err(NodeError::Invalid("give qty, or units".into())),
+            (None, 0) => return Err(NodeError::Refused(Refused::Invalid("give qty, or units".into()))),
             (None, n) => n as u64,
         };
         self.write_product(|tx| {
@@ -121,7 +122,9 @@ impl InventoryActor {
                     tx.append(&msg.order_id, None, fact)?;
                     Ok(r.units)
                 }
-                Err(short) => abort(NodeError::NothingAvailable { sku: short.sku.to_string() }),
+                Err(short) => {
+                    abort(NodeError::Refused(Refused::NothingAvailable { sku: short.sku.to_string() }))
+                }
             }
         })?;
         Ok(units)
@@ -266,7 +269,7 @@ impl Handler<Quote> for InventoryActor {
                 .iter()
                 .map(|sku| match read::<Product>(&act.products, sku.as_str())? {
                     Some(p) => Ok(p.price),
-                    None => Err(NodeError::UnknownSku(sku.to_string())),
+                    None => Err(NodeError::Refused(Refused::UnknownSku(sku.to_string()))),
                 })
                 .collect()
         })
@@ -377,6 +380,6 @@ mod tests {
         let prices = inv.send(Quote(vec![sku("A")])).await.unwrap().unwrap();
         assert_eq!(prices, vec![Money::new(100).unwrap()]);
         let err = inv.send(Quote(vec![sku("A"), sku("Z")])).await.unwrap().unwrap_err();
-        assert!(matches!(err, NodeError::UnknownSku(s) if s == "Z"));
+        assert!(matches!(err, NodeError::Refused(Refused::UnknownSku(s)) if s == "Z"));
     }
 }

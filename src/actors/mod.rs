@@ -15,7 +15,6 @@
 
 pub mod consumer;
 pub mod delivery;
-mod error;
 pub mod gateway;
 pub mod inventory;
 pub mod notification;
@@ -26,9 +25,8 @@ pub mod supervision;
 #[cfg(test)]
 mod testing;
 
-pub use error::NodeError;
-
 use crate::config::SupervisionSettings;
+use crate::error::{CallError, NodeError};
 use crate::faults::Faults;
 use crate::health::Health;
 use crate::store::Store;
@@ -74,8 +72,10 @@ where
 {
     match tokio::time::timeout(timeout, addr.send(msg)).await {
         Ok(Ok(result)) => result,
-        Ok(Err(MailboxError::Closed)) => Err(NodeError::Unavailable(service)),
-        Ok(Err(MailboxError::Timeout)) | Err(_) => Err(NodeError::Timeout { service, after: timeout }),
+        Ok(Err(MailboxError::Closed)) => Err(NodeError::Call(CallError::Unavailable(service))),
+        Ok(Err(MailboxError::Timeout)) | Err(_) => {
+            Err(NodeError::Call(CallError::Timeout { service, after: timeout }))
+        }
     }
 }
 

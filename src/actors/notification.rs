@@ -6,8 +6,9 @@
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
-use super::{NodeError, ServiceEnv};
+use super::ServiceEnv;
 use crate::domain::{CustomerId, Event, EventKind, Notification};
+use crate::error::NodeError;
 use crate::store::{key_prefix, read_prefix, Tx, TxResult};
 use actix::prelude::*;
 use sled::Tree;

@@ -12,13 +12,14 @@ use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
-use super::{ask, durably, inventory, payment, NodeError, ServiceEnv};
+use super::{ask, durably, inventory, payment, ServiceEnv};
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
     Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ReservationMode,
     ValidOrder, Workflows,
 };
+use crate::error::{CallError, NodeError, Refused};
 use crate::store::{abort, read, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -152,14 +153,14 @@ impl OrderActor {
         let order = msg.request.validate(workflow)?;
         if let Some(key) = &msg.idempotency_key {
             if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(NodeError::Invalid(format!(
+                return Err(NodeError::Refused(Refused::Invalid(format!(
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
-                )));
+                ))));
             }
             if let Some(first) = read::<KeyRecord>(&self.keys, key)? {
                 return match first.request == order {
                     true => Ok(Prepared::Replay(OrderReceipt { replayed: true, ..first.receipt })),
-                    false => Err(NodeError::IdempotencyMismatch),
+                    false => Err(NodeError::Refused(Refused::IdempotencyMismatch)),
                 };
             }
         }
@@ -167,7 +168,7 @@ impl OrderActor {
         let id = OrderId::from_number(self.cursor.store.generate_id()? + 1);
         if let Some(key) = &msg.idempotency_key {
             if !self.in_flight.insert(key.clone()) {
-                return Err(NodeError::IdempotencyInProgress);
+                return Err(NodeError::Refused(Refused::IdempotencyInProgress));
             }
         }
         Ok(Prepared::New(id, order))
@@ -369,14 +370,15 @@ impl Charge {
             Authorize { order_id: self.order_id.clone(), amount: self.amount, card: self.card.clone() };
         let outage = match ask(&self.payment, authorize, self.timeouts.payment(), payment::NAME).await {
             Ok(auth) => return Ok(Settlement::Paid(auth.payment_id)),
-            Err(e) if is_payment_outage(&e) => e,
+            // Unavailable now, rather than refused for the card or the request.
+            Err(e) if e.class().outage => e,
             Err(e) => return Err(e),
         };
         match fallback {
-            PaymentFallback::Refuse => Err(NodeError::PaymentUnavailable {
+            PaymentFallback::Refuse => Err(NodeError::Call(CallError::PaymentUnavailable {
                 retry_after: outage.retry_after().unwrap_or(Duration::from_secs(1)),
                 reason: outage.to_string(),
-            }),
+            })),
             PaymentFallback::Defer => {
                 let defer = Defer { order_id: self.order_id, amount: self.amount, card: self.card };
                 ask(&self.payment, defer, self.timeouts.request(), payment::NAME).await?;
@@ -384,20 +386,6 @@ impl Charge {
             }
         }
     }
-}
-
-/// Whether card payment failed because it is unavailable now, rather than
-/// because of the card or the request.
-fn is_payment_outage(e: &NodeError) -> bool {
-    matches!(
-        e,
-        NodeError::PaymentUnavailable { .. }
-            | NodeError::Timeout { .. }
-            | NodeError::Unavailable(_)
-            | NodeError::Restarting { .. }
-            | NodeError::Failed { .. }
-            | NodeError::Busy { .. }
-    )
 }
 
 /// Reacts to another service's fact. Status events are this actor's own and
@@ -451,7 +439,8 @@ impl Handler<PlaceOrder> for OrderActor {
                 async move {
                     // A dropped reply means the actor restarted before the
                     // write: nothing was written.
-                    let receipt = waiting?.await.unwrap_or(Err(NodeError::Unavailable(NAME)))?;
+                    let receipt =
+                        waiting?.await.unwrap_or(Err(NodeError::Call(CallError::Unavailable(NAME))))?;
                     store.durable().await?;
                     Ok(receipt)
                 }
@@ -554,7 +543,7 @@ mod tests {
         let t = temp_store();
         let o = order_actor(&t).await;
         let result = o.send(place("card", "4000000000000002")).await.unwrap();
-        assert!(matches!(result, Err(NodeError::PaymentDeclined(_))), "{result:?}");
+        assert!(matches!(result, Err(NodeError::Refused(Refused::PaymentDeclined(_)))), "{result:?}");
         assert_eq!(t.store.head(), 0);
     }
 
@@ -567,8 +556,8 @@ mod tests {
         let current = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
         assert_eq!(current.status, OrderStatus::Reserved, "commands and reads catch up with the log first");
         let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel };
-        assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Conflict(_))));
+        assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(_)))));
         let missing = OrderCommand { order_id: order(99), command: Command::Cancel };
-        assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::NotFound { .. })));
+        assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::Refused(Refused::NotFound { .. }))));
     }
 }

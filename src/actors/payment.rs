@@ -12,10 +12,11 @@
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::gateway::{last4, CardGateway, GatewayError};
 use super::supervision::guarded;
-use super::{NodeError, ServiceEnv};
+use super::ServiceEnv;
 use crate::config::PaymentSettings;
 use crate::domain::payment::{Attempt, Backoff};
 use crate::domain::{now_ms, Event, Money, OrderId};
+use crate::error::{CallError, NodeError, Refused};
 use crate::resilience::{Breaker, BreakerState, Rejected};
 use crate::store::{read, Tx, TxResult};
 use actix::prelude::*;
@@ -108,20 +109,20 @@ impl PaymentActor {
         if let Err(not_until) = self.limiter.check() {
             metrics.rate_limited.with_label_values(&["gateway"]).inc();
             let retry_after = not_until.wait_time_from(DefaultClock::default().now());
-            return Err(NodeError::PaymentUnavailable {
+            return Err(NodeError::Call(CallError::PaymentUnavailable {
                 reason: "the gateway's rate limit is reached".into(),
                 retry_after,
-            });
+            }));
         }
         match self.breaker.acquire(Instant::now()) {
             Ok(moved) => {
                 moved.into_iter().for_each(|s| self.breaker_moved(s));
                 Ok(())
             }
-            Err(Rejected(retry_after)) => Err(NodeError::PaymentUnavailable {
+            Err(Rejected(retry_after)) => Err(NodeError::Call(CallError::PaymentUnavailable {
                 reason: "the circuit breaker is open".into(),
                 retry_after,
-            }),
+            })),
         }
     }
 
@@ -311,10 +312,11 @@ impl Handler<Authorize> for PaymentActor {
                 Ok(payment_id) => {
                     guarded(act, ctx, Some(&msg.order_id), |act| act.record_authorized(&msg, &payment_id))
                 }
-                Err(GatewayError::Declined(why)) => Err(NodeError::PaymentDeclined(why)),
-                Err(GatewayError::Failed(why)) => {
-                    Err(NodeError::PaymentUnavailable { reason: why, retry_after: Duration::from_secs(1) })
-                }
+                Err(GatewayError::Declined(why)) => Err(NodeError::Refused(Refused::PaymentDeclined(why))),
+                Err(GatewayError::Failed(why)) => Err(NodeError::Call(CallError::PaymentUnavailable {
+                    reason: why,
+                    retry_after: Duration::from_secs(1),
+                })),
             }
         }))
     }
@@ -376,7 +378,10 @@ mod tests {
         let t = temp_store();
         let p = payment(&t);
         let declined = Authorize { order_id: order(1), amount: money(100), card: "4000000000000002".into() };
-        assert!(matches!(p.send(declined).await.unwrap(), Err(NodeError::PaymentDeclined(_))));
+        assert!(matches!(
+            p.send(declined).await.unwrap(),
+            Err(NodeError::Refused(Refused::PaymentDeclined(_)))
+        ));
         assert_eq!(p.send(GetPayment(order(1))).await.unwrap().unwrap(), None, "a decline records nothing");
         let ok = Authorize { order_id: order(2), amount: money(100), card: "4111111111111111".into() };
         assert_eq!(p.send(ok).await.unwrap().unwrap().payment_id, "pay-ord-2");
@@ -454,14 +459,14 @@ mod tests {
             let a = Authorize { order_id: order(n), amount: money(1), card: "4111111111111111".into() };
             let err = p.send(a).await.unwrap().unwrap_err();
             assert!(
-                matches!(err, NodeError::PaymentUnavailable { ref reason, .. } if reason.contains("failed")),
+                matches!(err, NodeError::Call(CallError::PaymentUnavailable { ref reason, .. }) if reason.contains("failed")),
                 "{err}"
             );
         }
         let a = Authorize { order_id: order(9), amount: money(1), card: "4111111111111111".into() };
         let err = p.send(a).await.unwrap().unwrap_err();
         assert!(
-            matches!(err, NodeError::PaymentUnavailable { ref reason, .. } if reason.contains("breaker")),
+            matches!(err, NodeError::Call(CallError::PaymentUnavailable { ref reason, .. }) if reason.contains("breaker")),
             "{err}"
         );
         assert_eq!(env.health.breakers()[BREAKER], BreakerState::Open);

@@ -5,9 +5,10 @@
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
-use super::{NodeError, ServiceEnv};
+use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
+use crate::error::NodeError;
 use crate::store::{key_prefix, read, DeadLetter, StoreError, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
@@ -251,6 +252,7 @@ mod tests {
     use super::*;
     use crate::actors::testing::{order, paid, placed, temp_store};
     use crate::domain::{EventKind, OrderStatus, PaymentMethod};
+    use crate::error::Refused;
 
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
@@ -281,6 +283,9 @@ mod tests {
         let second = p.send(query(first.next)).await.unwrap().unwrap();
         assert_eq!(second.orders[0].view.order_id.as_str(), "ord-3");
         assert_eq!(second.next, None);
-        assert!(matches!(p.send(GetStatus(order(9))).await.unwrap(), Err(NodeError::NotFound { .. })));
+        assert!(matches!(
+            p.send(GetStatus(order(9))).await.unwrap(),
+            Err(NodeError::Refused(Refused::NotFound { .. }))
+        ));
     }
 }

@@ -19,9 +19,10 @@
 //!
 //! Because the same instance is restarted, this state survives restarts.
 
-use super::{NodeError, ServiceEnv};
+use super::ServiceEnv;
 use crate::config::SupervisionSettings;
 use crate::domain::{OrderId, Seq};
+use crate::error::{CallError, NodeError};
 use crate::faults::Faults;
 use crate::health::{Health, ServiceState};
 use crate::metrics::Metrics;
@@ -135,7 +136,10 @@ impl Supervision {
     /// transaction: sleeps, panics, or returns an error.
     pub fn inject(&self, order: Option<&OrderId>) -> Result<(), NodeError> {
         match self.faults.apply(self.name, order) {
-            true => Err(NodeError::Failed { service: self.name, reason: "injected failure".into() }),
+            true => Err(NodeError::Call(CallError::Failed {
+                service: self.name,
+                reason: "injected failure".into(),
+            })),
             false => Ok(()),
         }
     }
@@ -170,7 +174,7 @@ pub fn guarded<A: Supervise, T>(
     use actix::ActorContext;
     let sup = act.supervision();
     if let Some(retry_after) = sup.backing_off() {
-        return Err(NodeError::Restarting { service: sup.name, retry_after });
+        return Err(NodeError::Call(CallError::Restarting { service: sup.name, retry_after }));
     }
     let result = catch(|| {
         act.supervision().inject(order)?;
@@ -184,10 +188,10 @@ pub fn guarded<A: Supervise, T>(
             sup.health.failed(sup.name, format!("panic: {why}"));
             let service = sup.name;
             ctx.stop();
-            Err(NodeError::Restarting {
+            Err(NodeError::Call(CallError::Restarting {
                 service,
                 retry_after: Duration::from_millis(sup.policy.backoff_min_ms),
-            })
+            }))
         }
     }
 }

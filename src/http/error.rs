@@ -1,8 +1,7 @@
 //! The HTTP layer's error: every failure becomes an RFC 9457 problem
 //! (`application/problem+json`) with a stable `type`.
 
-use crate::actors::NodeError;
-use crate::store::StoreError;
+use crate::error::NodeError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, Responder, ResponseError};
@@ -50,35 +49,10 @@ impl ApiError {
     /// The stable slug of the problem `type`, and its title.
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
-            ApiError::Node(e) => match e {
-                NodeError::Invalid(_) => ("invalid-request", "The request is not valid"),
-                NodeError::UnknownSku(_) => ("unknown-sku", "The order names an unknown product"),
-                NodeError::NotFound { .. } => ("not-found", "Not found"),
-                NodeError::Conflict(_) => ("conflict", "The order's status does not allow this"),
-                NodeError::Taken(_) => ("already-taken", "Someone else took this order first"),
-                NodeError::NothingAvailable { .. } => {
-                    ("nothing-available", "Nothing is available for this order now")
-                }
-                NodeError::PaymentDeclined(_) => ("payment-declined", "The payment was declined"),
-                NodeError::IdempotencyMismatch => {
-                    ("idempotency-key-reused", "The Idempotency-Key belongs to another request")
-                }
-                NodeError::IdempotencyInProgress => {
-                    ("idempotency-key-in-use", "A request with this Idempotency-Key is in progress")
-                }
-                NodeError::Timeout { .. } => ("timeout", "A service did not answer in time"),
-                NodeError::Unavailable(_) | NodeError::Store(StoreError::Closed) => {
-                    ("unavailable", "The service is unavailable")
-                }
-                NodeError::Restarting { .. } => ("restarting", "The service is restarting"),
-                NodeError::Failed { .. } => ("service-failed", "The service failed; nothing changed"),
-                NodeError::Draining => ("shutting-down", "The node is shutting down"),
-                NodeError::Busy { .. } => ("busy", "The service is busy; retry a little later"),
-                NodeError::PaymentUnavailable { .. } => {
-                    ("payment-unavailable", "Card payment is unavailable; pay a little later")
-                }
-                NodeError::Store(_) => ("storage-error", "The store failed"),
-            },
+            ApiError::Node(e) => {
+                let class = e.class();
+                (class.problem, class.title)
+            }
             ApiError::MalformedBody(_) => ("malformed-body", "The body is not valid JSON"),
             ApiError::InvalidBody(_) => ("invalid-body", "The body does not have the expected fields"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "The body must be JSON"),
@@ -112,26 +86,9 @@ fn whole_seconds(d: std::time::Duration) -> u64 {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Node(e) => match e {
-                NodeError::Invalid(_) | NodeError::UnknownSku(_) | NodeError::IdempotencyMismatch => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
-                NodeError::NotFound { .. } => StatusCode::NOT_FOUND,
-                NodeError::Conflict(_)
-                | NodeError::Taken(_)
-                | NodeError::NothingAvailable { .. }
-                | NodeError::IdempotencyInProgress => StatusCode::CONFLICT,
-                NodeError::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
-                NodeError::Timeout { .. }
-                | NodeError::Unavailable(_)
-                | NodeError::Restarting { .. }
-                | NodeError::Failed { .. }
-                | NodeError::Draining
-                | NodeError::Busy { .. }
-                | NodeError::PaymentUnavailable { .. }
-                | NodeError::Store(StoreError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
-                NodeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            ApiError::Node(e) => {
+                StatusCode::from_u16(e.class().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             ApiError::MalformedBody(_) | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

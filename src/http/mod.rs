@@ -24,7 +24,7 @@ mod status;
 
 pub use error::{ApiError, PROBLEM_JSON};
 
-use crate::actors::NodeError;
+use crate::error::{CallError, NodeError};
 use crate::node::Node;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -84,7 +84,7 @@ async fn admit(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(node) = req.app_data::<web::Data<Node>>() {
         if node.is_draining() {
-            return Err(ApiError::Node(NodeError::Draining).into());
+            return Err(ApiError::Node(NodeError::Call(CallError::Draining)).into());
         }
         node.admit_client(&client_of(&req)).map_err(ApiError::RateLimited)?;
     }

@@ -2,6 +2,7 @@
 
 use super::ApiError;
 use crate::domain::OrderRequest;
+use crate::error::{NodeError, Refused};
 use crate::node::Node;
 use actix_web::http::header;
 use actix_web::web::{self, Data, Json, Path, ServiceConfig};
@@ -57,7 +58,7 @@ async fn place(
             value
                 .to_str()
                 .map_err(|_| {
-                    crate::actors::NodeError::Invalid("Idempotency-Key must be visible ASCII".into())
+                    NodeError::Refused(Refused::Invalid("Idempotency-Key must be visible ASCII".into()))
                 })?
                 .to_owned(),
         ),

@@ -7,9 +7,9 @@ use crate::actors::notification::ListNotifications;
 use crate::actors::order::{GetOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::{GetPayment, PaymentRecord};
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
-use crate::actors::NodeError;
 use crate::domain::order::Command;
 use crate::domain::{CustomerId, NewProduct, Notification, Order, OrderRequest, OrderStatus, Product, Sku};
+use crate::error::{NodeError, Refused};
 
 impl Node {
     // ---- products ----
@@ -73,7 +73,7 @@ impl Node {
     }
 
     /// The fulfilling party (hotel, shop, driver) takes the order. Exactly
-    /// one party wins; the others get [`NodeError::Taken`].
+    /// one party wins; the others get [`NodeError::Refused(Refused::Taken)`].
     pub async fn accept_order(&self, order_id: &str, by: &str) -> Result<Order, NodeError> {
         self.command(order_id, Command::Accept { by: party(by)? }).await
     }
@@ -150,10 +150,13 @@ impl Node {
     ) -> Result<Page, NodeError> {
         let status = OrderStatus::parse(status).ok_or_else(|| {
             let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-            NodeError::Invalid(format!("status must be one of {} (got {status:?})", all.join(", ")))
+            NodeError::Refused(Refused::Invalid(format!(
+                "status must be one of {} (got {status:?})",
+                all.join(", ")
+            )))
         })?;
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(NodeError::Invalid(format!("limit must be 1 to {MAX_PAGE}")));
+            return Err(NodeError::Refused(Refused::Invalid(format!("limit must be 1 to {MAX_PAGE}"))));
         }
         let msg =
             ListByStatus { workflow: workflow.to_owned(), status, leg: leg.map(str::to_owned), after, limit };
@@ -183,7 +186,9 @@ const MAX_TEXT: usize = 200;
 fn party(by: &str) -> Result<String, NodeError> {
     let by = by.trim();
     if by.is_empty() || by.len() > MAX_TEXT || by.chars().any(char::is_control) {
-        return Err(NodeError::Invalid(format!("by must name the party, 1 to {MAX_TEXT} bytes")));
+        return Err(NodeError::Refused(Refused::Invalid(format!(
+            "by must name the party, 1 to {MAX_TEXT} bytes"
+        ))));
     }
     Ok(by.to_owned())
 }
@@ -191,7 +196,7 @@ fn party(by: &str) -> Result<String, NodeError> {
 fn reason_text(reason: &str) -> Result<String, NodeError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.len() > MAX_TEXT {
-        return Err(NodeError::Invalid(format!("reason must be 1 to {MAX_TEXT} bytes")));
+        return Err(NodeError::Refused(Refused::Invalid(format!("reason must be 1 to {MAX_TEXT} bytes"))));
     }
     Ok(reason.to_owned())
 }

@@ -22,15 +22,16 @@ mod operations;
 
 pub use operations::HealthReport;
 
+use crate::actors::ask;
 use crate::actors::delivery::DeliveryActor;
 use crate::actors::inventory::InventoryActor;
 use crate::actors::notification::NotificationActor;
 use crate::actors::order::OrderActor;
 use crate::actors::payment::PaymentActor;
 use crate::actors::projection::ProjectionActor;
-use crate::actors::{ask, NodeError};
 use crate::config::Settings;
 use crate::domain::OrderId;
+use crate::error::{CallError, NodeError};
 use crate::faults::Faults;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -70,7 +71,7 @@ struct Inner {
 }
 
 /// Admission to one service: as many calls in flight as its mailbox holds.
-/// A caller waits up to `wait` for room, then gets [`NodeError::Busy`]: a
+/// A caller waits up to `wait` for room, then gets [`NodeError::Call(CallError::Busy)`]: a
 /// full service pushes back instead of queueing without bound.
 struct Gate {
     permits: Semaphore,
@@ -159,7 +160,7 @@ impl Node {
     }
 
     /// Stops every actor, flushes the store and closes it. Calls made after
-    /// this fail with [`NodeError::Unavailable`]. Calling it twice is fine.
+    /// this fail with [`NodeError::Call(CallError::Unavailable)`]. Calling it twice is fine.
     pub async fn shutdown(&self) {
         self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
@@ -208,7 +209,10 @@ impl Node {
             Ok(Ok(permit)) => permit,
             _ => {
                 self.inner.metrics.mailbox_rejections.with_label_values(&[name]).inc();
-                return Err(NodeError::Busy { service: name, retry_after: Duration::from_secs(1) });
+                return Err(NodeError::Call(CallError::Busy {
+                    service: name,
+                    retry_after: Duration::from_secs(1),
+                }));
             }
         };
         self.inner.metrics.mailbox_wait.with_label_values(&[name]).observe(asked.elapsed().as_secs_f64());
@@ -237,7 +241,7 @@ impl Node {
             Service::Notification => a.notification.clone().recipient(),
             Service::Projection => a.projection.clone().recipient(),
         };
-        to.send(msg).await.map_err(|_| NodeError::Unavailable(service.name()))
+        to.send(msg).await.map_err(|_| NodeError::Call(CallError::Unavailable(service.name())))
     }
 }
 

@@ -4,7 +4,7 @@
 use super::Node;
 use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
 use crate::actors::projection::{GetDeadLetter, ListDeadLetters};
-use crate::actors::NodeError;
+use crate::error::{NodeError, Refused};
 use crate::faults::FaultSpec;
 use crate::health::{ServiceHealth, ServiceState};
 use crate::metrics::Metrics;
@@ -126,7 +126,7 @@ impl Node {
         if !is_fault_target(name) {
             return Err(NodeError::not_found("service", name));
         }
-        spec.validate().map_err(NodeError::Invalid)?;
+        spec.validate().map_err(|why| NodeError::from(Refused::Invalid(why)))?;
         self.inner.faults.set(name, spec);
         Ok(())
     }
