@@ -106,12 +106,14 @@ impl Cursor {
             Delivery::InOrder => {
                 let committed = tx.offset(self.name)?;
                 for event in batch.iter().filter(|e| e.seq > committed) {
+                    let _span = event_span(self.name, event).entered();
                     f(tx, event)?;
                 }
                 tx.commit_offset(self.name, last.seq.max(committed))
             }
             Delivery::Redelivery => {
                 for event in batch {
+                    let _span = event_span(self.name, event).entered();
                     f(tx, event)?;
                 }
                 letters.iter().try_for_each(|l| remove_dead_letter(tx, trees.len(), l))
@@ -129,6 +131,13 @@ impl Cursor {
         }
         Ok(letters)
     }
+}
+
+/// The span of one event applied by one service. At debug level: every
+/// service applies every event, so an enabled span per event would cost on
+/// the hot path; `RUST_LOG=fulfil=debug` follows an order through them.
+fn event_span(service: &'static str, event: &Event) -> tracing::Span {
+    tracing::debug_span!("apply", service, seq = event.seq, order = %event.order_id, event = event.kind.name())
 }
 
 /// An actor that consumes the log.

@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 // ---- messages ----
 
@@ -424,29 +425,28 @@ impl Handler<PlaceOrder> for OrderActor {
             Err(e) => return ActorResponse::reply(Err(e)),
         };
         let key = msg.idempotency_key;
-        ActorResponse::r#async(self.price_and_authorize(id, order).into_actor(self).then(
-            move |priced, act, ctx| {
-                let waiting = match priced {
-                    Ok(priced) => Ok(act.enqueue(priced, key, ctx)),
-                    Err(e) => {
-                        if let Some(key) = &key {
-                            act.in_flight.remove(key);
-                        }
-                        Err(e)
+        let span = tracing::info_span!("place", order = %id);
+        let priced = self.price_and_authorize(id, order).instrument(span);
+        ActorResponse::r#async(priced.into_actor(self).then(move |priced, act, ctx| {
+            let waiting = match priced {
+                Ok(priced) => Ok(act.enqueue(priced, key, ctx)),
+                Err(e) => {
+                    if let Some(key) = &key {
+                        act.in_flight.remove(key);
                     }
-                };
-                let store = act.cursor.store.clone();
-                async move {
-                    // A dropped reply means the actor restarted before the
-                    // write: nothing was written.
-                    let receipt =
-                        waiting?.await.unwrap_or(Err(NodeError::Call(CallError::Unavailable(NAME))))?;
-                    store.durable().await?;
-                    Ok(receipt)
+                    Err(e)
                 }
-                .into_actor(act)
-            },
-        ))
+            };
+            let store = act.cursor.store.clone();
+            async move {
+                // A dropped reply means the actor restarted before the
+                // write: nothing was written.
+                let receipt = waiting?.await.unwrap_or(Err(NodeError::Call(CallError::Unavailable(NAME))))?;
+                store.durable().await?;
+                Ok(receipt)
+            }
+            .into_actor(act)
+        }))
     }
 }
 

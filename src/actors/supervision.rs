@@ -173,6 +173,8 @@ pub fn guarded<A: Supervise, T>(
 ) -> Result<T, NodeError> {
     use actix::ActorContext;
     let sup = act.supervision();
+    let _span =
+        tracing::info_span!("handle", service = sup.name, order = order.map(OrderId::as_str)).entered();
     if let Some(retry_after) = sup.backing_off() {
         return Err(NodeError::Call(CallError::Restarting { service: sup.name, retry_after }));
     }

@@ -30,6 +30,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{self, ServiceConfig};
+use tracing::Instrument;
 
 /// Largest JSON body accepted.
 const JSON_LIMIT: usize = 64 * 1024;
@@ -109,7 +110,10 @@ async fn observe(
     let started = std::time::Instant::now();
     let node = req.app_data::<web::Data<Node>>().cloned();
     let method = req.method().to_string();
-    let answer = next.call(req).await;
+    // The path names the order where there is one (`/orders/{id}/…`); the
+    // node's and the actors' spans nest under this one.
+    let span = tracing::info_span!("http", method = %method, path = %req.path());
+    let answer = next.call(req).instrument(span).await;
     if let Some(node) = node {
         let (route, status) = match &answer {
             Ok(res) => (res.request().match_pattern(), res.status()),

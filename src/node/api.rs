@@ -1,6 +1,6 @@
 //! The business calls of the embedding API.
 
-use super::{order_id_of, Node, Service};
+use super::{order_id_of, order_span, Node, Service};
 use crate::actors::delivery::{CompleteLeg, Delivery, GetDelivery, RejectLeg, StartLeg};
 use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Reservation, Restock};
 use crate::actors::notification::ListNotifications;
@@ -10,6 +10,7 @@ use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, Statu
 use crate::domain::order::Command;
 use crate::domain::{CustomerId, NewProduct, Notification, Order, OrderRequest, OrderStatus, Product, Sku};
 use crate::error::{NodeError, Refused};
+use tracing::Instrument;
 
 impl Node {
     // ---- products ----
@@ -37,7 +38,8 @@ impl Node {
     /// The inventory's reservation for an order, if it knows the order.
     pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, NodeError> {
         let id = order_id_of(order_id)?;
-        self.call(Service::Inventory, &self.inner.actors.inventory, GetReservation(id)).await
+        let span = order_span(&id);
+        self.call(Service::Inventory, &self.inner.actors.inventory, GetReservation(id)).instrument(span).await
     }
 
     // ---- orders ----
@@ -55,7 +57,8 @@ impl Node {
     /// The command side's record of an order (always current).
     pub async fn order(&self, order_id: &str) -> Result<Order, NodeError> {
         let id = order_id_of(order_id)?;
-        self.call(Service::Order, &self.inner.actors.order, GetOrder(id)).await
+        let span = order_span(&id);
+        self.call(Service::Order, &self.inner.actors.order, GetOrder(id)).instrument(span).await
     }
 
     /// The seller confirms the bank-transfer deposit.
@@ -73,7 +76,7 @@ impl Node {
     }
 
     /// The fulfilling party (hotel, shop, driver) takes the order. Exactly
-    /// one party wins; the others get [`NodeError::Refused(Refused::Taken)`].
+    /// one party wins; the others get [`Refused::Taken`].
     pub async fn accept_order(&self, order_id: &str, by: &str) -> Result<Order, NodeError> {
         self.command(order_id, Command::Accept { by: party(by)? }).await
     }
@@ -85,14 +88,17 @@ impl Node {
     }
 
     async fn command(&self, order_id: &str, command: Command) -> Result<Order, NodeError> {
-        let msg = OrderCommand { order_id: order_id_of(order_id)?, command };
-        self.call(Service::Order, &self.inner.actors.order, msg).await
+        let id = order_id_of(order_id)?;
+        let span = order_span(&id);
+        let msg = OrderCommand { order_id: id, command };
+        self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await
     }
 
     /// The payment service's record for an order.
     pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentRecord>, NodeError> {
         let id = order_id_of(order_id)?;
-        self.call(Service::Payment, &self.inner.actors.payment, GetPayment(id)).await
+        let span = order_span(&id);
+        self.call(Service::Payment, &self.inner.actors.payment, GetPayment(id)).instrument(span).await
     }
 
     // ---- delivery ----
@@ -100,31 +106,40 @@ impl Node {
     /// Completes the leg under way.
     pub async fn complete_delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
-        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteLeg { order_id, leg: None }).await
+        let span = order_span(&order_id);
+        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteLeg { order_id, leg: None })
+            .instrument(span)
+            .await
     }
 
     /// Starts a leg (by name or number) that waits for an explicit start.
     pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
-        let msg = StartLeg { order_id: order_id_of(order_id)?, leg: leg.to_owned() };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
+        let order_id = order_id_of(order_id)?;
+        let span = order_span(&order_id);
+        let msg = StartLeg { order_id, leg: leg.to_owned() };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
     }
 
     /// Completes a leg, which must be the one under way.
     pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
-        let msg = CompleteLeg { order_id: order_id_of(order_id)?, leg: Some(leg.to_owned()) };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
+        let order_id = order_id_of(order_id)?;
+        let span = order_span(&order_id);
+        let msg = CompleteLeg { order_id, leg: Some(leg.to_owned()) };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
     }
 
     /// A checkpoint leg (customs) rejects the goods.
     pub async fn reject_leg(&self, order_id: &str, leg: &str, reason: &str) -> Result<Delivery, NodeError> {
-        let msg =
-            RejectLeg { order_id: order_id_of(order_id)?, leg: leg.to_owned(), reason: reason_text(reason)? };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).await
+        let order_id = order_id_of(order_id)?;
+        let span = order_span(&order_id);
+        let msg = RejectLeg { order_id, leg: leg.to_owned(), reason: reason_text(reason)? };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
         let id = order_id_of(order_id)?;
-        self.call(Service::Delivery, &self.inner.actors.delivery, GetDelivery(id)).await
+        let span = order_span(&id);
+        self.call(Service::Delivery, &self.inner.actors.delivery, GetDelivery(id)).instrument(span).await
     }
 
     // ---- read side ----
@@ -134,7 +149,8 @@ impl Node {
     /// moment.
     pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let id = order_id_of(order_id)?;
-        self.call(Service::Projection, &self.inner.actors.projection, GetStatus(id)).await
+        let span = order_span(&id);
+        self.call(Service::Projection, &self.inner.actors.projection, GetStatus(id)).instrument(span).await
     }
 
     /// A page of a workflow's orders at `status` (optionally at one delivery

@@ -71,7 +71,7 @@ struct Inner {
 }
 
 /// Admission to one service: as many calls in flight as its mailbox holds.
-/// A caller waits up to `wait` for room, then gets [`NodeError::Call(CallError::Busy)`]: a
+/// A caller waits up to `wait` for room, then gets [`CallError::Busy`]: a
 /// full service pushes back instead of queueing without bound.
 struct Gate {
     permits: Semaphore,
@@ -160,7 +160,7 @@ impl Node {
     }
 
     /// Stops every actor, flushes the store and closes it. Calls made after
-    /// this fail with [`NodeError::Call(CallError::Unavailable)`]. Calling it twice is fine.
+    /// this fail with [`CallError::Unavailable`]. Calling it twice is fine.
     pub async fn shutdown(&self) {
         self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
@@ -252,6 +252,12 @@ impl Drop for Inner {
             running.system.stop();
         }
     }
+}
+
+/// The span of a call about one order: every line logged on its way
+/// through the node carries the order id.
+fn order_span(id: &OrderId) -> tracing::Span {
+    tracing::info_span!("order", order = %id)
 }
 
 /// An order id from a caller; one that cannot exist is simply not found.
