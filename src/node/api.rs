@@ -1,27 +1,27 @@
 //! The business calls of the embedding API.
 
-use super::{order_id_of, order_span, Node, Service};
-use crate::actors::delivery::{CompleteLeg, Delivery, GetDelivery, RejectLeg, StartLeg};
-use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Reservation, Restock};
+use super::{bodies, order_id_of, order_span, Node, Service};
+use crate::actors::delivery::{CompleteLeg, GetDelivery, RejectLeg, StartLeg};
+use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Restock};
 use crate::actors::notification::ListNotifications;
 use crate::actors::order::{GetOrder, OrderCommand, OrderReceipt, PlaceOrder};
-use crate::actors::payment::{GetPayment, PaymentRecord};
+use crate::actors::payment::GetPayment;
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
 use crate::domain::order::Command;
-use crate::domain::{CustomerId, NewProduct, Notification, Order, OrderRequest, OrderStatus, Product, Sku};
+use crate::domain::{CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
 use tracing::Instrument;
 
 impl Node {
     // ---- products ----
 
-    pub async fn add_product(&self, product: NewProduct) -> Result<Product, NodeError> {
-        self.call(Service::Inventory, &self.inner.actors.inventory, AddProduct(product)).await
+    pub async fn add_product(&self, product: NewProduct) -> Result<bodies::Product, NodeError> {
+        self.call(Service::Inventory, &self.inner.actors.inventory, AddProduct(product)).await.map(Into::into)
     }
 
-    pub async fn product(&self, sku: &str) -> Result<Product, NodeError> {
+    pub async fn product(&self, sku: &str) -> Result<bodies::Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        self.call(Service::Inventory, &self.inner.actors.inventory, GetProduct(sku)).await
+        self.call(Service::Inventory, &self.inner.actors.inventory, GetProduct(sku)).await.map(Into::into)
     }
 
     /// Adds `qty` to a product's stock, or the named `units`.
@@ -30,16 +30,21 @@ impl Node {
         sku: &str,
         qty: Option<i64>,
         units: Vec<String>,
-    ) -> Result<Product, NodeError> {
+    ) -> Result<bodies::Product, NodeError> {
         let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
-        self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty, units }).await
+        self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty, units })
+            .await
+            .map(Into::into)
     }
 
     /// The inventory's reservation for an order, if it knows the order.
-    pub async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, NodeError> {
+    pub async fn reservation(&self, order_id: &str) -> Result<Option<bodies::Reservation>, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
-        self.call(Service::Inventory, &self.inner.actors.inventory, GetReservation(id)).instrument(span).await
+        self.call(Service::Inventory, &self.inner.actors.inventory, GetReservation(id))
+            .instrument(span)
+            .await
+            .map(|found| found.map(Into::into))
     }
 
     // ---- orders ----
@@ -55,91 +60,109 @@ impl Node {
     }
 
     /// The command side's record of an order (always current).
-    pub async fn order(&self, order_id: &str) -> Result<Order, NodeError> {
+    pub async fn order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
-        self.call(Service::Order, &self.inner.actors.order, GetOrder(id)).instrument(span).await
+        self.call(Service::Order, &self.inner.actors.order, GetOrder(id))
+            .instrument(span)
+            .await
+            .map(Into::into)
     }
 
     /// The seller confirms the bank-transfer deposit.
-    pub async fn confirm_deposit(&self, order_id: &str) -> Result<Order, NodeError> {
+    pub async fn confirm_deposit(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::ConfirmDeposit).await
     }
 
-    pub async fn cancel_order(&self, order_id: &str) -> Result<Order, NodeError> {
+    pub async fn cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::Cancel).await
     }
 
     /// The customer confirms receipt; the order closes.
-    pub async fn confirm_receipt(&self, order_id: &str) -> Result<Order, NodeError> {
+    pub async fn confirm_receipt(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::ConfirmReceipt).await
     }
 
     /// The fulfilling party (hotel, shop, driver) takes the order. Exactly
     /// one party wins; the others get [`Refused::Taken`].
-    pub async fn accept_order(&self, order_id: &str, by: &str) -> Result<Order, NodeError> {
+    pub async fn accept_order(&self, order_id: &str, by: &str) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::Accept { by: party(by)? }).await
     }
 
     /// The fulfilling party turns the order down; what was paid is refunded
     /// and what was reserved released.
-    pub async fn reject_order(&self, order_id: &str, by: &str, reason: &str) -> Result<Order, NodeError> {
+    pub async fn reject_order(
+        &self,
+        order_id: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::Reject { by: party(by)?, reason: reason_text(reason)? }).await
     }
 
-    async fn command(&self, order_id: &str, command: Command) -> Result<Order, NodeError> {
+    async fn command(&self, order_id: &str, command: Command) -> Result<bodies::Order, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
         let msg = OrderCommand { order_id: id, command };
-        self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await
+        self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await.map(Into::into)
     }
 
     /// The payment service's record for an order.
-    pub async fn payment(&self, order_id: &str) -> Result<Option<PaymentRecord>, NodeError> {
+    pub async fn payment(&self, order_id: &str) -> Result<Option<bodies::Payment>, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
-        self.call(Service::Payment, &self.inner.actors.payment, GetPayment(id)).instrument(span).await
+        self.call(Service::Payment, &self.inner.actors.payment, GetPayment(id))
+            .instrument(span)
+            .await
+            .map(|found| found.map(Into::into))
     }
 
     // ---- delivery ----
 
     /// Completes the leg under way.
-    pub async fn complete_delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
+    pub async fn complete_delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
-        self.call(Service::Delivery, &self.inner.actors.delivery, CompleteLeg { order_id, leg: None })
-            .instrument(span)
-            .await
+        let msg = CompleteLeg { order_id, leg: None };
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
     }
 
     /// Starts a leg (by name or number) that waits for an explicit start.
-    pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
+    pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
         let msg = StartLeg { order_id, leg: leg.to_owned() };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
     }
 
     /// Completes a leg, which must be the one under way.
-    pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<Delivery, NodeError> {
+    pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
         let msg = CompleteLeg { order_id, leg: Some(leg.to_owned()) };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
     }
 
     /// A checkpoint leg (customs) rejects the goods.
-    pub async fn reject_leg(&self, order_id: &str, leg: &str, reason: &str) -> Result<Delivery, NodeError> {
+    pub async fn reject_leg(
+        &self,
+        order_id: &str,
+        leg: &str,
+        reason: &str,
+    ) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
         let msg = RejectLeg { order_id, leg: leg.to_owned(), reason: reason_text(reason)? };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await
+        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
     }
 
-    pub async fn delivery(&self, order_id: &str) -> Result<Delivery, NodeError> {
+    pub async fn delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
-        self.call(Service::Delivery, &self.inner.actors.delivery, GetDelivery(id)).instrument(span).await
+        self.call(Service::Delivery, &self.inner.actors.delivery, GetDelivery(id))
+            .instrument(span)
+            .await
+            .map(Into::into)
     }
 
     // ---- read side ----

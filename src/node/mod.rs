@@ -17,6 +17,7 @@
 //!   under a supervisor on its own arbiter, and tearing down.
 
 mod api;
+pub mod bodies;
 mod boot;
 mod operations;
 

@@ -10,7 +10,6 @@ use crate::health::{ServiceHealth, ServiceState};
 use crate::metrics::Metrics;
 use crate::resilience::BreakerState;
 use crate::service::{is_fault_target, Service};
-use crate::store::DeadLetter;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -150,8 +149,9 @@ impl Node {
     }
 
     /// Events the services set aside after failing on them repeatedly.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, NodeError> {
-        self.call(Service::Projection, &self.inner.actors.projection, ListDeadLetters).await
+    pub async fn dead_letters(&self) -> Result<Vec<super::bodies::DeadLetter>, NodeError> {
+        let letters = self.call(Service::Projection, &self.inner.actors.projection, ListDeadLetters).await?;
+        Ok(letters.into_iter().map(Into::into).collect())
     }
 
     /// Puts a dead letter back: its service applies the event again, and
