@@ -19,7 +19,6 @@ use crate::error::{CallError, NodeError};
 use crate::health::ServiceState;
 use crate::store::{remove_dead_letter, DeadLetter, Store, Tx, TxResult};
 use actix::prelude::*;
-use sled::Tree;
 use std::time::Duration;
 
 /// Events applied in one transaction at most.
@@ -83,14 +82,13 @@ impl Cursor {
         Ok(())
     }
 
-    /// Applies `batch` with `f` in one transaction over `trees`.
+    /// Applies `batch` with `f` in one write.
     ///
     /// In order, events at or below the offset committed in the store are
     /// skipped, read in the same transaction: even two instances of one
     /// consumer apply each event once. Returns the events `f` appended.
     pub fn apply(
         &self,
-        trees: &[&Tree],
         batch: &[Event],
         delivery: Delivery,
         f: impl Fn(&mut Tx<'_>, &Event) -> TxResult<(), NodeError>,
@@ -100,9 +98,7 @@ impl Cursor {
             Delivery::InOrder => Vec::new(),
             Delivery::Redelivery => self.letters_for(batch)?,
         };
-        let mut all = trees.to_vec();
-        all.extend(self.store.dead_letter_trees());
-        let (_, appended) = self.store.write(&all, |tx| match delivery {
+        let (_, appended) = self.store.write(|tx| match delivery {
             Delivery::InOrder => {
                 let committed = tx.offset(self.name)?;
                 for event in batch.iter().filter(|e| e.seq > committed) {
@@ -116,7 +112,7 @@ impl Cursor {
                     let _span = event_span(self.name, event).entered();
                     f(tx, event)?;
                 }
-                letters.iter().try_for_each(|l| remove_dead_letter(tx, trees.len(), l))
+                letters.iter().try_for_each(|l| remove_dead_letter(tx, l))
             }
         })?;
         Ok(appended)
@@ -462,7 +458,7 @@ mod tests {
     use super::*;
     use crate::actors::testing::{order, placed, temp_store, TestStore};
     use crate::domain::PaymentMethod;
-    use crate::store::abort;
+    use crate::store::{abort, Table};
     use std::sync::{Arc, Mutex};
 
     const NAME: &str = "scripted";
@@ -489,20 +485,18 @@ mod tests {
         }
     }
 
+    /// Times each event was applied, by sequence number.
+    const APPLIED: Table<u32> = Table::new("applied");
+
     struct Scripted {
         cursor: Cursor,
-        applied: Tree,
         script: Script,
     }
 
     impl Scripted {
         fn start(t: &TestStore, script: &Script) -> Addr<Scripted> {
             let env = t.env();
-            let actor = Scripted {
-                cursor: Cursor::load(&env, NAME).unwrap(),
-                applied: env.store.tree("applied").unwrap(),
-                script: script.clone(),
-            };
+            let actor = Scripted { cursor: Cursor::load(&env, NAME).unwrap(), script: script.clone() };
             actix::Supervisor::start(move |_| actor)
         }
     }
@@ -516,7 +510,7 @@ mod tests {
 
         fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
             let script = self.script.clone();
-            self.cursor.apply(&[&self.applied], batch, delivery, |tx, event| {
+            self.cursor.apply(batch, delivery, |tx, event| {
                 match script.failure(event.seq) {
                     Some(Fails::WithAPanic) => panic!("scripted panic at {}", event.seq),
                     Some(Fails::WithAnError) => {
@@ -526,8 +520,8 @@ mod tests {
                     }
                     None => {}
                 }
-                let times: u32 = tx.get(0, event.seq.to_be_bytes())?.unwrap_or(0);
-                tx.put(0, event.seq.to_be_bytes(), &(times + 1))
+                let times = tx.get(APPLIED, event.seq.to_be_bytes())?.unwrap_or(0);
+                tx.put(APPLIED, event.seq.to_be_bytes(), &(times + 1))
             })?;
             Ok(())
         }
@@ -535,9 +529,8 @@ mod tests {
 
     /// How many times each event of the log was applied, by sequence.
     fn applied(t: &TestStore) -> Vec<u32> {
-        let tree = t.store.tree("applied").unwrap();
         (1..=t.store.head())
-            .map(|seq| crate::store::read(&tree, seq.to_be_bytes()).unwrap().unwrap_or(0))
+            .map(|seq| t.store.get(APPLIED, seq.to_be_bytes()).unwrap().unwrap_or(0))
             .collect()
     }
 

@@ -9,9 +9,8 @@ use super::{durably, ServiceEnv};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::{Event, OrderId};
 use crate::error::NodeError;
-use crate::store::{abort, read, Tx, TxResult};
+use crate::store::{abort, Table, Tx, TxResult};
 use actix::prelude::*;
-use sled::Tree;
 
 // ---- messages ----
 
@@ -51,22 +50,21 @@ pub use crate::domain::delivery::{Delivery, DeliveryStatus, LegState};
 
 pub struct DeliveryActor {
     cursor: Cursor,
-    deliveries: Tree,
 }
 
-const DELIVERIES: usize = 0;
+const DELIVERIES: Table<Delivery> = Table::new("deliveries");
 pub const NAME: &str = crate::service::Service::Delivery.name();
 
 impl DeliveryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
-        Ok(DeliveryActor { deliveries: env.store.tree("deliveries")?, cursor: Cursor::load(env, NAME)? })
+        Ok(DeliveryActor { cursor: Cursor::load(env, NAME)? })
     }
 
     /// Decides a party's command on an order's delivery, on every fact
     /// recorded before it, and records what follows.
     fn act(&mut self, order_id: &OrderId, command: LegCommand) -> Result<Delivery, NodeError> {
         catch_up(self)?;
-        let (delivery, _) = self.cursor.store.write(&[&self.deliveries], |tx| {
+        let (delivery, _) = self.cursor.store.write(|tx| {
             let Some(mut d) = tx.get::<Delivery, _>(DELIVERIES, order_id.as_str())? else {
                 return abort(NodeError::not_found("order", order_id));
             };
@@ -92,7 +90,7 @@ impl LogConsumer for DeliveryActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], mode: Mode) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.deliveries], batch, mode, on_event)?;
+        self.cursor.apply(batch, mode, on_event)?;
         Ok(())
     }
 }
@@ -152,7 +150,9 @@ impl Handler<GetDelivery> for DeliveryActor {
 
     fn handle(&mut self, msg: GetDelivery, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, Some(&msg.0), |act| {
-            read(&act.deliveries, msg.0.as_str())?
+            act.cursor
+                .store
+                .get(DELIVERIES, msg.0.as_str())?
                 .ok_or_else(|| NodeError::not_found("delivery for order", &msg.0))
         })
     }

@@ -10,9 +10,8 @@ use crate::domain::inventory::{self, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
 use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
 use crate::error::{NodeError, Refused};
-use crate::store::{abort, read, Tx, TxResult};
+use crate::store::{abort, Table, Tx, TxResult};
 use actix::prelude::*;
-use sled::Tree;
 
 // ---- messages ----
 
@@ -64,33 +63,27 @@ pub use crate::domain::inventory::{Reservation, ReservationState};
 
 pub struct InventoryActor {
     cursor: Cursor,
-    products: Tree,
-    reservations: Tree,
 }
 
-const PRODUCTS: usize = 0;
-const RESERVATIONS: usize = 1;
+const PRODUCTS: Table<Product> = Table::new("products");
+const RESERVATIONS: Table<Reservation> = Table::new("reservations");
 pub const NAME: &str = crate::service::Service::Inventory.name();
 
 impl InventoryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
-        Ok(InventoryActor {
-            products: env.store.tree("products")?,
-            reservations: env.store.tree("reservations")?,
-            cursor: Cursor::load(env, NAME)?,
-        })
+        Ok(InventoryActor { cursor: Cursor::load(env, NAME)? })
     }
 
     fn write_product(
         &self,
         f: impl Fn(&mut Tx<'_>) -> TxResult<Product, NodeError>,
     ) -> Result<Product, NodeError> {
-        let (product, _) = self.cursor.store.write(&[&self.products], |tx| f(tx))?;
+        let (product, _) = self.cursor.store.write(|tx| f(tx))?;
         Ok(product)
     }
 
     fn product(&self, sku: &Sku) -> Result<Product, NodeError> {
-        read(&self.products, sku.as_str())?.ok_or_else(|| NodeError::not_found("product", sku))
+        self.cursor.store.get(PRODUCTS, sku.as_str())?.ok_or_else(|| NodeError::not_found("product", sku))
     }
 
     fn restock(&self, msg: &Restock) -> Result<Product, NodeError> {
@@ -113,7 +106,7 @@ impl InventoryActor {
     }
 
     fn reserve_now(&self, msg: &ReserveNow) -> Result<Vec<String>, NodeError> {
-        let (units, _) = self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
+        let (units, _) = self.cursor.store.write(|tx| {
             let mut shelf = shelf(tx, msg.lines.iter().map(|(sku, _)| sku))?;
             match Reservation::reserve_now(&msg.lines, &mut shelf) {
                 Ok((r, fact)) => {
@@ -131,7 +124,7 @@ impl InventoryActor {
     }
 
     fn release_now(&self, order: &OrderId) -> Result<(), NodeError> {
-        self.cursor.store.write(&[&self.products, &self.reservations], |tx| {
+        self.cursor.store.write(|tx| {
             let Some(r) = tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? else { return Ok(()) };
             let mut shelf = shelf(tx, r.skus())?;
             match r.release(&mut shelf) {
@@ -151,7 +144,7 @@ impl LogConsumer for InventoryActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.products, &self.reservations], batch, delivery, on_event)?;
+        self.cursor.apply(batch, delivery, on_event)?;
         Ok(())
     }
 }
@@ -267,7 +260,7 @@ impl Handler<Quote> for InventoryActor {
         guarded(self, ctx, None, |act| {
             msg.0
                 .iter()
-                .map(|sku| match read::<Product>(&act.products, sku.as_str())? {
+                .map(|sku| match act.cursor.store.get(PRODUCTS, sku.as_str())? {
                     Some(p) => Ok(p.price),
                     None => Err(NodeError::Refused(Refused::UnknownSku(sku.to_string()))),
                 })
@@ -280,7 +273,7 @@ impl Handler<GetReservation> for InventoryActor {
     type Result = Result<Option<Reservation>, NodeError>;
 
     fn handle(&mut self, msg: GetReservation, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, Some(&msg.0), |act| Ok(read(&act.reservations, msg.0.as_str())?))
+        guarded(self, ctx, Some(&msg.0), |act| Ok(act.cursor.store.get(RESERVATIONS, msg.0.as_str())?))
     }
 }
 

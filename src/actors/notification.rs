@@ -9,9 +9,8 @@ use super::supervision::guarded;
 use super::ServiceEnv;
 use crate::domain::{CustomerId, Event, EventKind, Notification};
 use crate::error::NodeError;
-use crate::store::{key_prefix, read_prefix, Tx, TxResult};
+use crate::store::{key_prefix, Table, Tx, TxResult};
 use actix::prelude::*;
-use sled::Tree;
 
 // ---- messages ----
 
@@ -22,21 +21,15 @@ pub struct ListNotifications(pub CustomerId);
 
 pub struct NotificationActor {
     cursor: Cursor,
-    notifications: Tree,
-    recipients: Tree,
 }
 
-const NOTIFICATIONS: usize = 0;
-const RECIPIENTS: usize = 1;
+const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
+const RECIPIENTS: Table<CustomerId> = Table::new("recipients");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
-        Ok(NotificationActor {
-            notifications: env.store.tree("notifications")?,
-            recipients: env.store.tree("recipients")?,
-            cursor: Cursor::load(env, NAME)?,
-        })
+        Ok(NotificationActor { cursor: Cursor::load(env, NAME)? })
     }
 }
 
@@ -55,7 +48,7 @@ impl LogConsumer for NotificationActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.notifications, &self.recipients], batch, delivery, on_event)?;
+        self.cursor.apply(batch, delivery, on_event)?;
         // Sent (logged) only after the batch is committed, so a batch that is
         // retried does not log twice.
         for event in batch {
@@ -90,7 +83,9 @@ impl Handler<ListNotifications> for NotificationActor {
     type Result = Result<Vec<Notification>, NodeError>;
 
     fn handle(&mut self, msg: ListNotifications, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, None, |act| Ok(read_prefix(&act.notifications, key_prefix(msg.0.as_str()))?))
+        guarded(self, ctx, None, |act| {
+            Ok(act.cursor.store.scan_prefix(NOTIFICATIONS, key_prefix(msg.0.as_str()))?)
+        })
     }
 }
 
@@ -120,7 +115,7 @@ mod tests {
         assert_eq!(statuses, [OrderStatus::Placed, OrderStatus::Paid]);
 
         // A second instance with the offset reset replays the log: same keys.
-        t.store.write::<_, NodeError>(&[], |tx| tx.commit_offset(NAME, 0)).unwrap();
+        t.store.write::<_, NodeError>(|tx| tx.commit_offset(NAME, 0)).unwrap();
         let again = NotificationActor::new(&t.env()).unwrap().start();
         t.caught_up(NAME).await;
         assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);

@@ -20,10 +20,9 @@ use crate::domain::{
     ValidOrder, Workflows,
 };
 use crate::error::{CallError, NodeError, Refused};
-use crate::store::{abort, read, Tx, TxResult};
+use crate::store::{abort, Table, Tx, TxResult};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -86,8 +85,6 @@ const MAX_KEY_LEN: usize = 255;
 
 pub struct OrderActor {
     cursor: Cursor,
-    orders: Tree,
-    keys: Tree,
     inventory: Addr<InventoryActor>,
     payment: Addr<PaymentActor>,
     workflows: Arc<Workflows>,
@@ -108,8 +105,8 @@ struct Placing {
     reply: oneshot::Sender<Result<OrderReceipt, NodeError>>,
 }
 
-const ORDERS: usize = 0;
-const KEYS: usize = 1;
+const ORDERS: Table<Order> = Table::new("orders");
+const KEYS: Table<KeyRecord> = Table::new("idempotency_keys");
 pub const NAME: &str = crate::service::Service::Order.name();
 
 /// A placement ready to be written: everything the other services said.
@@ -136,8 +133,6 @@ impl OrderActor {
         timeouts: TimeoutSettings,
     ) -> Result<Self, NodeError> {
         Ok(OrderActor {
-            orders: env.store.tree("orders")?,
-            keys: env.store.tree("idempotency_keys")?,
             cursor: Cursor::load(env, NAME)?,
             inventory,
             payment,
@@ -158,7 +153,7 @@ impl OrderActor {
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
                 ))));
             }
-            if let Some(first) = read::<KeyRecord>(&self.keys, key)? {
+            if let Some(first) = self.cursor.store.get(KEYS, key)? {
                 return match first.request == order {
                     true => Ok(Prepared::Replay(OrderReceipt { replayed: true, ..first.receipt })),
                     false => Err(NodeError::Refused(Refused::IdempotencyMismatch)),
@@ -267,7 +262,7 @@ impl OrderActor {
         if placed.is_empty() {
             return answers;
         }
-        let written = self.cursor.store.write(&[&self.orders, &self.keys], |tx| -> TxResult<(), NodeError> {
+        let written = self.cursor.store.write(|tx| -> TxResult<(), NodeError> {
             for (order, events, receipt, priced, key) in &placed {
                 for kind in events {
                     tx.append(&order.id, None, kind.clone())?;
@@ -308,7 +303,7 @@ impl OrderActor {
 
     /// Runs a command on an order already caught up with the log.
     fn execute(&self, id: &OrderId, command: &Command) -> Result<Order, NodeError> {
-        let (order, _) = self.cursor.store.write(&[&self.orders], |tx| {
+        let (order, _) = self.cursor.store.write(|tx| {
             let Some(mut order) = tx.get::<Order, _>(ORDERS, id.as_str())? else {
                 return abort(NodeError::not_found("order", id));
             };
@@ -339,7 +334,7 @@ impl LogConsumer for OrderActor {
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let workflows = self.workflows.clone();
-        self.cursor.apply(&[&self.orders], batch, delivery, |tx, event| on_fact(tx, event, &workflows))?;
+        self.cursor.apply(batch, delivery, |tx, event| on_fact(tx, event, &workflows))?;
         Ok(())
     }
 
@@ -488,7 +483,7 @@ impl Handler<GetOrder> for OrderActor {
     fn handle(&mut self, msg: GetOrder, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, Some(&msg.0), |act| {
             catch_up(act)?;
-            read(&act.orders, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
+            act.cursor.store.get(ORDERS, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
         })
     }
 }

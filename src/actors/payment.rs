@@ -18,11 +18,10 @@ use crate::domain::payment::{Attempt, Backoff};
 use crate::domain::{now_ms, Event, Money, OrderId};
 use crate::error::{CallError, NodeError, Refused};
 use crate::resilience::{Breaker, BreakerState, Rejected};
-use crate::store::{read, Tx, TxResult};
+use crate::store::{Table, Tx, TxResult};
 use actix::prelude::*;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use sled::Tree;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -67,9 +66,6 @@ pub use crate::domain::payment::{PaymentRecord, PaymentStatus};
 
 pub struct PaymentActor {
     cursor: Cursor,
-    payments: Tree,
-    /// Index of the deferred payments: order id → ().
-    deferred: Tree,
     gateway: CardGateway,
     breaker: Breaker,
     limiter: DefaultDirectRateLimiter,
@@ -78,8 +74,9 @@ pub struct PaymentActor {
     retrying: bool,
 }
 
-const PAYMENTS: usize = 0;
-const DEFERRED: usize = 1;
+const PAYMENTS: Table<PaymentRecord> = Table::new("payments");
+/// Index of the deferred payments: order id → ().
+const DEFERRED: Table<()> = Table::new("payments_deferred");
 pub const NAME: &str = crate::service::Service::Payment.name();
 /// The breaker's name in metrics and health.
 pub const BREAKER: &str = "card_gateway";
@@ -92,8 +89,6 @@ impl PaymentActor {
         let burst = NonZeroU32::new(settings.gateway_burst).unwrap_or(NonZeroU32::MIN);
         env.health.breaker_is(BREAKER, BreakerState::Closed);
         Ok(PaymentActor {
-            payments: env.store.tree("payments")?,
-            deferred: env.store.tree("payments_deferred")?,
             cursor: Cursor::load(env, NAME)?,
             gateway: CardGateway::new(settings, env.faults.clone()),
             breaker: Breaker::new(settings.breaker.clone(), Instant::now()),
@@ -152,8 +147,7 @@ impl PaymentActor {
         // transaction under the log's writer lock. No need to wait for a
         // flush either: the order is acknowledged only after its own write is
         // flushed, which covers this one.
-        let bytes = crate::store::encode(&record).map_err(crate::store::StoreError::from)?;
-        self.payments.insert(msg.order_id.as_str(), bytes).map_err(crate::store::StoreError::from)?;
+        self.cursor.store.put_now(PAYMENTS, msg.order_id.as_str(), &record)?;
         Ok(Authorization { payment_id: payment_id.to_owned() })
     }
 
@@ -161,9 +155,7 @@ impl PaymentActor {
         let first_try = now_ms() + self.settings.retry_min_ms;
         let record =
             PaymentRecord::deferred(&msg.order_id, msg.amount, &msg.card, last4(&msg.card), first_try);
-        self.cursor
-            .store
-            .write(&[&self.payments, &self.deferred], |tx| store_record(tx, &msg.order_id, false, &record))?;
+        self.cursor.store.write(|tx| store_record(tx, &msg.order_id, false, &record))?;
         tracing::info!(order = %msg.order_id, "card payment deferred until the gateway is available");
         Ok(())
     }
@@ -205,10 +197,11 @@ impl PaymentActor {
     fn due_deferred(&self) -> Result<Vec<(OrderId, PaymentRecord)>, NodeError> {
         let now = now_ms();
         let mut due = Vec::new();
-        for entry in self.deferred.iter() {
-            let (key, _) = entry.map_err(crate::store::StoreError::from)?;
+        let store = &self.cursor.store;
+        for entry in store.entries_from(DEFERRED, [])? {
+            let (key, ()) = entry?;
             let Ok(order) = OrderId::parse(&String::from_utf8_lossy(&key)) else { continue };
-            match read::<PaymentRecord>(&self.payments, order.as_str())? {
+            match store.get(PAYMENTS, order.as_str())? {
                 Some(r) if r.is_due(now) => due.push((order, r)),
                 _ => {}
             }
@@ -231,7 +224,7 @@ impl PaymentActor {
             Err(GatewayError::Failed(_)) => Attempt::Failed,
         };
         let backoff = Backoff { min_ms: self.settings.retry_min_ms, max_ms: self.settings.retry_max_ms };
-        self.cursor.store.write(&[&self.payments, &self.deferred], |tx| {
+        self.cursor.store.write(|tx| {
             let record = tx.get::<PaymentRecord, _>(PAYMENTS, order.as_str())?;
             match record.and_then(|r| r.settle(&attempt, now_ms(), backoff)) {
                 Some((r, events)) => {
@@ -273,7 +266,7 @@ impl LogConsumer for PaymentActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.payments, &self.deferred], batch, delivery, on_event)?;
+        self.cursor.apply(batch, delivery, on_event)?;
         Ok(())
     }
 
@@ -342,7 +335,7 @@ impl Handler<GetPayment> for PaymentActor {
     type Result = Result<Option<PaymentRecord>, NodeError>;
 
     fn handle(&mut self, msg: GetPayment, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, Some(&msg.0), |act| Ok(read(&act.payments, msg.0.as_str())?))
+        guarded(self, ctx, Some(&msg.0), |act| Ok(act.cursor.store.get(PAYMENTS, msg.0.as_str())?))
     }
 }
 

@@ -9,10 +9,9 @@ use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::error::NodeError;
-use crate::store::{key_prefix, read, DeadLetter, StoreError, Tx, TxResult};
+use crate::store::{key_prefix, DeadLetter, Table, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
-use sled::Tree;
 use std::sync::Arc;
 
 // ---- messages ----
@@ -70,33 +69,26 @@ pub struct Page {
 
 pub struct ProjectionActor {
     cursor: Cursor,
-    views: Tree,
-    by_customer: Tree,
-    by_status: Tree,
     workflows: Arc<Workflows>,
 }
 
-const VIEWS: usize = 0;
-const BY_CUSTOMER: usize = 1;
-const BY_STATUS: usize = 2;
+const VIEWS: Table<StatusView> = Table::new("status_views");
+/// `customer \0 placed_seq` → order id.
+const BY_CUSTOMER: Table<OrderId> = Table::new("status_by_customer");
+/// `workflow \0 status \0 placed_seq` → order id.
+const BY_STATUS: Table<OrderId> = Table::new("status_by_workflow");
 /// Longest page of a list.
 pub const MAX_PAGE: usize = 500;
 pub const NAME: &str = crate::service::Service::Projection.name();
 
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
-        Ok(ProjectionActor {
-            views: env.store.tree("status_views")?,
-            by_customer: env.store.tree("status_by_customer")?,
-            by_status: env.store.tree("status_by_workflow")?,
-            cursor: Cursor::load(env, NAME)?,
-            workflows,
-        })
+        Ok(ProjectionActor { cursor: Cursor::load(env, NAME)?, workflows })
     }
 
     fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
         let view: StatusView =
-            read(&self.views, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
+            self.cursor.store.get(VIEWS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
         self.with_label(view)
     }
 
@@ -112,10 +104,9 @@ impl ProjectionActor {
 
     fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
         let mut reports = Vec::new();
-        for entry in self.by_customer.scan_prefix(key_prefix(customer.as_str())) {
-            let id: OrderId =
-                crate::store::decode(&entry.map_err(StoreError::from)?.1).map_err(StoreError::from)?;
-            if let Some(view) = read(&self.views, id.as_str())? {
+        let store = &self.cursor.store;
+        for id in store.scan_prefix(BY_CUSTOMER, key_prefix(customer.as_str()))? {
+            if let Some(view) = store.get(VIEWS, id.as_str())? {
                 reports.push(self.with_label(view)?);
             }
         }
@@ -130,8 +121,9 @@ impl ProjectionActor {
             None => prefix.clone(),
         };
         let (mut orders, mut next) = (Vec::new(), None);
-        for entry in self.by_status.range(start..) {
-            let (key, value) = entry.map_err(StoreError::from)?;
+        let store = &self.cursor.store;
+        for entry in store.entries_from(BY_STATUS, start)? {
+            let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
             }
@@ -139,8 +131,7 @@ impl ProjectionActor {
                 next = orders.last().map(|r: &StatusReport| r.view.placed_seq);
                 break;
             }
-            let id: OrderId = crate::store::decode(&value).map_err(StoreError::from)?;
-            let Some(view) = read::<StatusView>(&self.views, id.as_str())? else { continue };
+            let Some(view) = store.get(VIEWS, id.as_str())? else { continue };
             let leg = view.delivery.as_ref().and_then(|d| d.leg.as_deref());
             if q.leg.is_none() || q.leg.as_deref() == leg {
                 orders.push(self.with_label(view)?);
@@ -172,7 +163,7 @@ impl LogConsumer for ProjectionActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(&[&self.views, &self.by_customer, &self.by_status], batch, delivery, on_event)?;
+        self.cursor.apply(batch, delivery, on_event)?;
         let metrics = self.cursor.sup.metrics();
         for status in batch.iter().filter_map(|e| e.kind.status()) {
             metrics.orders.with_label_values(&[status.as_str()]).inc();

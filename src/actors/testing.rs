@@ -39,7 +39,7 @@ impl TestStore {
     /// Appends events for `order` as if another service had written them.
     pub fn append(&self, order: &OrderId, kinds: Vec<EventKind>) {
         self.store
-            .write::<_, ()>(&[], |tx| {
+            .write::<_, ()>(|tx| {
                 for kind in &kinds {
                     tx.append(order, None, kind.clone())?;
                 }

@@ -2,7 +2,7 @@
 //! that the service can move on instead of crash-looping. An operator lists
 //! them, fixes the cause, and puts one back (`Redelivery`).
 
-use super::{decode, key_prefix, log, Store, StoreError, Tx, TxResult};
+use super::{key_prefix, log, Store, StoreError, Table, Tx, TxResult};
 use crate::domain::{now_ms, rfc3339, Event, OrderId, Seq};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,11 @@ pub struct DeadLetter {
     /// When it was set aside (RFC 3339).
     pub at: String,
 }
+
+/// Dead letters by id.
+const DEAD_LETTERS: Table<DeadLetter> = Table::new("dead_letters");
+/// `order \0 id` → id: an order's dead letters.
+const BY_ORDER: Table<u64> = Table::new("dead_letters_by_order");
 
 /// `order \0 id`: finds an order's dead letters.
 fn order_key(order: &OrderId, id: u64) -> Vec<u8> {
@@ -51,10 +56,9 @@ impl Store {
             attempts,
             at: rfc3339(now_ms()),
         };
-        let (letters, index) = (&self.inner.dead_letters, &self.inner.dead_letter_index);
-        self.write::<_, StoreError>(&[letters, index], |tx| {
-            tx.put(0, letter.id.to_be_bytes(), &letter)?;
-            tx.put(1, order_key(&letter.order_id, letter.id), &letter.id)?;
+        self.write::<_, StoreError>(|tx| {
+            tx.put(DEAD_LETTERS, letter.id.to_be_bytes(), &letter)?;
+            tx.put(BY_ORDER, order_key(&letter.order_id, letter.id), &letter.id)?;
             let committed = tx.offset(consumer)?;
             tx.commit_offset(consumer, committed.max(event.seq))
         })
@@ -64,26 +68,19 @@ impl Store {
         Ok(letter)
     }
 
-    /// The trees a redelivery transaction must include, after the
-    /// service's own (see [`remove_dead_letter`]).
-    pub fn dead_letter_trees(&self) -> [&sled::Tree; 2] {
-        [&self.inner.dead_letters, &self.inner.dead_letter_index]
-    }
-
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.inner.dead_letters.iter().map(|kv| Ok(decode(&kv?.1)?)).collect()
+        self.scan_prefix(DEAD_LETTERS, [])
     }
 
     pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
-        super::read(&self.inner.dead_letters, id.to_be_bytes())
+        self.get(DEAD_LETTERS, id.to_be_bytes())
     }
 
     /// The dead letters about one order.
     pub fn dead_letters_of(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.dead_letter_index.scan_prefix(key_prefix(order.as_str())) {
-            let id: u64 = decode(&kv?.1)?;
+        for id in self.scan_prefix(BY_ORDER, key_prefix(order.as_str()))? {
             out.extend(self.dead_letter(id)?);
         }
         Ok(out)
@@ -91,13 +88,15 @@ impl Store {
 
     /// One event of the log.
     pub fn read_event(&self, seq: Seq) -> Result<Option<Event>, StoreError> {
-        super::read(&self.inner.events, log::key(seq))
+        match self.inner.events.get(log::key(seq))? {
+            Some(bytes) => Ok(Some(super::decode(&bytes)?)),
+            None => Ok(None),
+        }
     }
 }
 
-/// Removes a dead letter inside a transaction whose trees include
-/// [`Store::dead_letter_trees`] at index `at` and `at + 1`.
-pub fn remove_dead_letter<E>(tx: &mut Tx<'_>, at: usize, letter: &DeadLetter) -> TxResult<(), E> {
-    tx.remove(at, letter.id.to_be_bytes())?;
-    tx.remove(at + 1, order_key(&letter.order_id, letter.id))
+/// Removes a dead letter as part of a write (the redelivery of its event).
+pub fn remove_dead_letter<E>(tx: &mut Tx<'_>, letter: &DeadLetter) -> TxResult<(), E> {
+    tx.remove(DEAD_LETTERS, letter.id.to_be_bytes())?;
+    tx.remove(BY_ORDER, order_key(&letter.order_id, letter.id))
 }

@@ -1,17 +1,36 @@
 //! The event log's key format and the transaction view handed to writers.
 
-use super::{decode, encode, CodecError, StoreError};
+use super::{decode, encode, CodecError, Store, StoreError, Table};
 use crate::domain::{now_ms, Event, EventKind, OrderId, Seq};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::ConflictableTransactionError;
-use sled::Tree;
 use std::collections::BTreeMap;
 
-/// What a transaction closure returns: `Abort(E)` to refuse.
-pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
+/// Why a write's closure stopped: the caller refused (`Abort`), or the
+/// store failed. Either way nothing is written.
+#[derive(Debug)]
+pub enum TxError<E> {
+    Abort(E),
+    Store(StoreError),
+}
 
-/// Log keys are big-endian sequence numbers, so sled's order is log order.
+impl<E> From<StoreError> for TxError<E> {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+impl<E> From<CodecError> for TxError<E> {
+    fn from(e: CodecError) -> Self {
+        TxError::Store(e.into())
+    }
+}
+
+/// What a write's closure returns: `Err(TxError::Abort(e))` to refuse
+/// (see [`super::abort`]).
+pub type TxResult<T, E> = Result<T, TxError<E>>;
+
+/// Log keys are big-endian sequence numbers, so key order is log order.
 pub(super) fn key(seq: Seq) -> [u8; 8] {
     seq.to_be_bytes()
 }
@@ -22,74 +41,72 @@ pub(super) fn seq_from_key(k: &[u8]) -> Result<Seq, StoreError> {
     Ok(Seq::from_be_bytes(bytes))
 }
 
-/// A writer's view of one write: its own trees (by the index they were
-/// passed to [`super::Store::write`] in), the log and the offsets.
+/// A table's name and a key in it.
+pub(super) type Slot = (&'static str, Vec<u8>);
+
+/// A writer's view of one write: the tables it names, the log and the
+/// offsets.
 ///
 /// Reads see the committed state plus this write's own pending changes.
 /// Nothing is written until [`super::Store::write`] commits: events are
 /// numbered then, under the log's writer lock, and every change is applied
-/// in one sled transaction. Reading outside the lock is sound because each
-/// tree has one writer, its service; the log offsets read here are checked
-/// again at commit, so two instances of one consumer cannot both apply a
-/// batch.
+/// atomically. Reading outside the lock is sound because each table has one
+/// writer, its service; the log offsets read here are checked again at
+/// commit, so two instances of one consumer cannot both apply a batch.
 pub struct Tx<'a> {
-    trees: &'a [&'a Tree],
-    pub(super) writes: BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>,
+    store: &'a Store,
+    pub(super) writes: BTreeMap<Slot, Option<Vec<u8>>>,
     pub(super) events: Vec<(OrderId, Option<Seq>, EventKind)>,
     /// Offsets read: consumer → the value seen.
     pub(super) offsets_read: BTreeMap<String, Option<Vec<u8>>>,
 }
 
-/// Turns a codec failure into the storage error that ends the write.
-fn codec<T, E>(r: Result<T, CodecError>) -> TxResult<T, E> {
-    r.map_err(|e| ConflictableTransactionError::Storage(sled::Error::Unsupported(e.to_string())))
-}
-
-fn storage<T, E>(r: sled::Result<T>) -> TxResult<T, E> {
-    r.map_err(ConflictableTransactionError::Storage)
-}
-
 impl<'a> Tx<'a> {
-    pub(super) fn new(trees: &'a [&'a Tree]) -> Tx<'a> {
-        Tx { trees, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
+    pub(super) fn new(store: &'a Store) -> Tx<'a> {
+        Tx { store, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
     }
 
-    fn offsets_index(&self) -> usize {
-        self.trees.len() - 1
-    }
-
-    fn raw(&self, tree: usize, key: &[u8]) -> sled::Result<Option<Vec<u8>>> {
-        match self.writes.get(&(tree, key.to_vec())) {
+    fn raw(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(&(table, key.to_vec())) {
             Some(pending) => Ok(pending.clone()),
-            None => Ok(self.trees[tree].get(key)?.map(|v| v.to_vec())),
+            None => self.store.raw_get(table, key),
         }
     }
 
-    /// Reads a value from the writer's tree number `tree`.
-    pub fn get<T: DeserializeOwned, E>(&self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<Option<T>, E> {
-        match storage(self.raw(tree, key.as_ref()))? {
-            Some(bytes) => codec(decode(&bytes)).map(Some),
+    /// Reads a value from `table`.
+    pub fn get<V: DeserializeOwned, E>(
+        &self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+    ) -> TxResult<Option<V>, E> {
+        match self.raw(table.name(), key.as_ref())? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Writes a value to the writer's tree number `tree`.
-    pub fn put<T: Serialize, E>(&mut self, tree: usize, key: impl AsRef<[u8]>, value: &T) -> TxResult<(), E> {
-        let bytes = codec(encode(value))?;
-        self.writes.insert((tree, key.as_ref().to_vec()), Some(bytes));
+    /// Writes a value to `table`.
+    pub fn put<V: Serialize, E>(
+        &mut self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+        value: &V,
+    ) -> TxResult<(), E> {
+        let bytes = encode(value)?;
+        self.writes.insert((table.name(), key.as_ref().to_vec()), Some(bytes));
         Ok(())
     }
 
-    /// Removes a key from the writer's tree number `tree`. A key that is
-    /// not in the committed state (never written, or only put earlier in
-    /// this write) costs nothing at commit: every key written is time under
-    /// the log's writer lock, and this check is a read outside it.
-    pub fn remove<E>(&mut self, tree: usize, key: impl AsRef<[u8]>) -> TxResult<(), E> {
-        let key = (tree, key.as_ref().to_vec());
-        if storage(self.trees[tree].contains_key(&key.1))? {
-            self.writes.insert(key, None);
+    /// Removes a key from `table`. A key that is not in the committed state
+    /// (never written, or only put earlier in this write) costs nothing at
+    /// commit: every key written is time under the log's writer lock, and
+    /// this check is a read outside it.
+    pub fn remove<V, E>(&mut self, table: Table<V>, key: impl AsRef<[u8]>) -> TxResult<(), E> {
+        let slot = (table.name(), key.as_ref().to_vec());
+        if self.store.raw_contains(slot.0, &slot.1)? {
+            self.writes.insert(slot, None);
         } else {
-            self.writes.remove(&key);
+            self.writes.remove(&slot);
         }
         Ok(())
     }
@@ -108,21 +125,20 @@ impl<'a> Tx<'a> {
 
     /// The offset `consumer` has committed (checked again at commit).
     pub fn offset<E>(&mut self, consumer: &str) -> TxResult<Seq, E> {
-        let index = self.offsets_index();
-        let seen = storage(self.raw(index, consumer.as_bytes()))?;
-        if !self.writes.contains_key(&(index, consumer.as_bytes().to_vec())) {
+        let slot = (super::OFFSETS.name(), consumer.as_bytes().to_vec());
+        let seen = self.raw(slot.0, &slot.1)?;
+        if !self.writes.contains_key(&slot) {
             self.offsets_read.entry(consumer.to_owned()).or_insert_with(|| seen.clone());
         }
         match seen {
-            Some(bytes) => codec(decode(&bytes)),
+            Some(bytes) => Ok(decode(&bytes)?),
             None => Ok(0),
         }
     }
 
     /// Records that `consumer` has processed the log up to `seq`.
     pub fn commit_offset<E>(&mut self, consumer: &str, seq: Seq) -> TxResult<(), E> {
-        let index = self.offsets_index();
-        self.put(index, consumer, &seq)
+        self.put(super::OFFSETS, consumer, &seq)
     }
 }
 
@@ -138,9 +154,11 @@ pub(super) fn number(events: Vec<(OrderId, Option<Seq>, EventKind)>, first: Seq)
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{abort, Store};
+    use crate::store::{abort, Store, Table, TxError, WriteError};
 
-    type Result<T> = std::result::Result<T, crate::store::WriteError<()>>;
+    type Result<T> = std::result::Result<T, WriteError<()>>;
+
+    const T: Table<u32> = Table::new("t");
 
     fn keys_written(store: &Store) -> u64 {
         store.writer_stats().read().keys
@@ -150,30 +168,30 @@ mod tests {
     fn removing_what_the_committed_state_lacks_writes_nothing() -> Result<()> {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let tree = store.tree("t").unwrap();
 
         // Put and removed in the same write: nothing to commit.
-        store.write(&[&tree], |tx| {
-            tx.put(0, "a", &1u32)?;
-            tx.remove(0, "a")?;
-            tx.remove(0, "never")
+        store.write(|tx| {
+            tx.put(T, "a", &1)?;
+            tx.remove(T, "a")?;
+            tx.remove(T, "never")
         })?;
         assert_eq!(keys_written(&store), 0);
-        assert!(!tree.contains_key("a").unwrap());
+        assert_eq!(store.get(T, "a").unwrap(), None);
 
         // A committed key is removed, with one key written.
-        store.write(&[&tree], |tx| tx.put(0, "b", &2u32))?;
-        store.write(&[&tree], |tx| tx.remove(0, "b"))?;
+        store.write(|tx| tx.put(T, "b", &2))?;
+        store.write(|tx| tx.remove(T, "b"))?;
         assert_eq!(keys_written(&store), 2);
-        assert!(!tree.contains_key("b").unwrap());
+        assert_eq!(store.get(T, "b").unwrap(), None);
 
         // An aborted write writes nothing at all.
-        let refused = store.write(&[&tree], |tx| {
-            tx.put(0, "c", &3u32)?;
+        let refused = store.write(|tx| {
+            tx.put(T, "c", &3)?;
             abort::<(), ()>(())
         });
-        assert!(matches!(refused, Err(crate::store::WriteError::Abort(()))));
+        assert!(matches!(refused, Err(WriteError::Abort(()))));
         assert_eq!((keys_written(&store), store.writer_stats().read().commits), (2, 2), "keys, commits");
+        let _: Option<TxError<()>> = None;
         Ok(())
     }
 }

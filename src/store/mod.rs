@@ -12,20 +12,30 @@ mod codec;
 mod commit;
 mod dead_letter;
 mod log;
+mod table;
 
 pub use codec::{decode, encode, CodecError};
 pub use dead_letter::{remove_dead_letter, DeadLetter};
-pub use log::{Tx, TxResult};
+pub use log::{Tx, TxError, TxResult};
+pub use table::Table;
 
 use crate::domain::{Event, Seq};
 use commit::GroupCommit;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::Tree;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// A key and its value as stored.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// One change of a commit: the tree's index, the key, the value (`None`:
+/// removed).
+type TreeWrite<'a> = (usize, &'a [u8], Option<&'a [u8]>);
 
 /// Errors of the store layer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -53,9 +63,8 @@ pub struct Store {
 struct Inner {
     db: sled::Db,
     events: Tree,
-    offsets: Tree,
-    dead_letters: Tree,
-    dead_letter_index: Tree,
+    /// The trees behind the tables, opened on first use.
+    trees: RwLock<HashMap<&'static str, Tree>>,
     /// Serialises writers so that sequence numbers are handed out and made
     /// visible in order: a reader that sees event N has seen every event < N.
     append: Mutex<()>,
@@ -103,7 +112,8 @@ impl WriterStats {
 }
 
 const EVENTS: &str = "events";
-const OFFSETS: &str = "offsets";
+/// Each consumer's committed offset, by consumer name.
+const OFFSETS: Table<Seq> = Table::new("offsets");
 
 impl Store {
     /// Opens (or creates) the database at `path` with a page cache of
@@ -111,9 +121,6 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
         let events = db.open_tree(EVENTS)?;
-        let offsets = db.open_tree(OFFSETS)?;
-        let dead_letters = db.open_tree("dead_letters")?;
-        let dead_letter_index = db.open_tree("dead_letters_by_order")?;
         let last = match events.last()? {
             Some((k, _)) => log::seq_from_key(&k)?,
             None => 0,
@@ -125,9 +132,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 events,
-                offsets,
-                dead_letters,
-                dead_letter_index,
+                trees: RwLock::new(HashMap::new()),
                 append: Mutex::new(()),
                 head,
                 group,
@@ -136,9 +141,79 @@ impl Store {
         })
     }
 
-    /// A service's own tree.
-    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        Ok(self.inner.db.open_tree(name)?)
+    /// The tree behind the table called `name`, opened on first use.
+    fn tree(&self, name: &'static str) -> Result<Tree, StoreError> {
+        if let Some(tree) = self.inner.trees.read().ok().and_then(|t| t.get(name).cloned()) {
+            return Ok(tree);
+        }
+        let tree = self.inner.db.open_tree(name)?;
+        if let Ok(mut trees) = self.inner.trees.write() {
+            trees.insert(name, tree.clone());
+        }
+        Ok(tree)
+    }
+
+    pub(crate) fn raw_get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(table)?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn raw_contains(&self, table: &'static str, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree(table)?.contains_key(key)?)
+    }
+
+    /// Reads one value outside a write.
+    pub fn get<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<V>, StoreError> {
+        match self.tree(table.name())?.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every value whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<V>, StoreError> {
+        self.tree(table.name())?.scan_prefix(prefix).map(|kv| Ok(decode(&kv?.1)?)).collect()
+    }
+
+    /// Entries with keys from `start` on, in key order, each with its key;
+    /// read lazily, so a caller can stop early.
+    pub fn entries_from<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        start: impl AsRef<[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>>, StoreError> {
+        let start = start.as_ref().to_vec();
+        let entries = self.tree(table.name())?.range(start..);
+        Ok(entries.map(|kv| {
+            let (k, v) = kv?;
+            Ok((k.to_vec(), decode(&v)?))
+        }))
+    }
+
+    /// Writes one value at once, outside the log's writer lock: for a
+    /// single key that no event depends on (one insert is atomic on its own).
+    pub fn put_now<V: serde::Serialize>(
+        &self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+        value: &V,
+    ) -> Result<(), StoreError> {
+        self.tree(table.name())?.insert(key.as_ref(), encode(value)?)?;
+        Ok(())
+    }
+
+    /// Every raw entry of the table called `name`, for inspection (tests,
+    /// checks of a stopped store).
+    pub fn raw_entries(&self, name: &str) -> Result<Vec<RawEntry>, StoreError> {
+        let tree = self.inner.db.open_tree(name)?;
+        tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from)).collect()
     }
 
     /// A fresh unique number, never handed out twice, even across restarts.
@@ -158,10 +233,7 @@ impl Store {
 
     /// The committed offset of `consumer`: the last event it has processed.
     pub fn offset(&self, consumer: &str) -> Result<Seq, StoreError> {
-        match self.inner.offsets.get(consumer)? {
-            Some(v) => Ok(decode(&v)?),
-            None => Ok(0),
-        }
+        Ok(self.get(OFFSETS, consumer)?.unwrap_or(0))
     }
 
     /// Up to `limit` events after `after`, oldest first, none past the head.
@@ -174,34 +246,27 @@ impl Store {
         self.inner.events.range(range).take(limit).map(|kv| Ok(decode::<Event>(&kv?.1)?)).collect()
     }
 
-    /// Runs `f` and applies what it wrote atomically, with the events it
-    /// appended, over `trees`, the log and the offsets (see [`Tx`]).
+    /// Runs `f` and applies what it wrote atomically: its tables, the
+    /// events it appended and the offsets it committed (see [`Tx`]).
     ///
     /// `f` may run more than once (when a log offset it read changed before
     /// commit), so it must only compute and write through the [`Tx`].
     /// Returns `f`'s value and the events it appended.
     pub fn write<R, E>(
         &self,
-        trees: &[&Tree],
         f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<(R, Vec<Event>), WriteError<E>> {
-        let inner = &self.inner;
-        let mut all: Vec<&Tree> = Vec::with_capacity(trees.len() + 2);
-        all.extend_from_slice(trees);
-        all.push(&inner.events);
-        all.push(&inner.offsets);
         loop {
-            let mut tx = Tx::new(&all);
+            let mut tx = Tx::new(self);
             let value = match f(&mut tx) {
                 Ok(v) => v,
-                Err(ConflictableTransactionError::Abort(e)) => return Err(WriteError::Abort(e)),
-                Err(ConflictableTransactionError::Storage(e)) => return Err(WriteError::Store(e.into())),
-                Err(ConflictableTransactionError::Conflict) => continue,
+                Err(TxError::Abort(e)) => return Err(WriteError::Abort(e)),
+                Err(TxError::Store(e)) => return Err(WriteError::Store(e)),
             };
             if tx.writes.is_empty() && tx.events.is_empty() {
                 return Ok((value, Vec::new()));
             }
-            match self.commit(&all, tx) {
+            match self.commit(tx) {
                 Ok(Some(appended)) => return Ok((value, appended)),
                 Ok(None) => continue,
                 Err(e) => return Err(WriteError::Store(e)),
@@ -211,39 +276,54 @@ impl Store {
 
     /// Applies a write under the log's writer lock: numbers its events,
     /// checks the offsets it read, and applies everything in one short sled
-    /// transaction. `None` when an offset changed: the write must be redone.
-    fn commit(&self, all: &[&Tree], tx: Tx<'_>) -> Result<Option<Vec<Event>>, StoreError> {
+    /// transaction over the trees it touches. `None` when an offset changed:
+    /// the write must be redone.
+    fn commit(&self, tx: Tx<'_>) -> Result<Option<Vec<Event>>, StoreError> {
         let inner = &self.inner;
+        // The trees the write touches, the log last; each write by index.
+        let mut names: Vec<&'static str> = tx.writes.keys().map(|(name, _)| *name).collect();
+        names.dedup();
+        let mut trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<Tree>, _>>()?;
+        trees.push(inner.events.clone());
+        let writes: Vec<TreeWrite<'_>> = tx
+            .writes
+            .iter()
+            .map(|((name, key), value)| {
+                let index = names.iter().position(|n| n == name).unwrap_or_default();
+                (index, key.as_slice(), value.as_deref())
+            })
+            .collect();
         // The mutex guards no data, only the order of writers, so a panic in
         // an earlier writer (poisoning it) changes nothing: carry on.
         let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let locked = Instant::now();
         for (consumer, seen) in &tx.offsets_read {
-            if inner.offsets.get(consumer)?.map(|v| v.to_vec()) != *seen {
+            if self.raw_get(OFFSETS.name(), consumer.as_bytes())? != *seen {
                 return Ok(None);
             }
         }
         let events = log::number(tx.events, self.head() + 1);
         let encoded: Vec<([u8; 8], Vec<u8>)> =
             events.iter().map(|e| Ok((log::key(e.seq), encode(e)?))).collect::<Result<_, CodecError>>()?;
-        let events_index = all.len() - 2;
-        let writes = &tx.writes;
-        all.transaction(|view| {
-            for ((tree, key), value) in writes {
-                match value {
-                    Some(bytes) => view[*tree].insert(key.as_slice(), bytes.as_slice())?,
-                    None => view[*tree].remove(key.as_slice())?,
-                };
-            }
-            for (key, bytes) in &encoded {
-                view[events_index].insert(&key[..], bytes.as_slice())?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        })
-        .map_err(|e| match e {
-            TransactionError::Abort(()) => StoreError::Sled("commit aborted".into()),
-            TransactionError::Storage(e) => e.into(),
-        })?;
+        let events_index = trees.len() - 1;
+        let all: Vec<&Tree> = trees.iter().collect();
+        all.as_slice()
+            .transaction(|view| {
+                for (tree, key, value) in &writes {
+                    match value {
+                        Some(bytes) => view[*tree].insert(*key, *bytes)?,
+                        None => view[*tree].remove(*key)?,
+                    };
+                }
+                for (key, bytes) in &encoded {
+                    view[events_index].insert(&key[..], bytes.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(()) => StoreError::Sled("commit aborted".into()),
+                TransactionError::Storage(e) => e.into(),
+            })?;
         if let Some(last) = events.last() {
             inner.head.send_replace(last.seq);
         }
@@ -287,9 +367,9 @@ pub enum WriteError<E> {
     Store(StoreError),
 }
 
-/// Ends a transaction closure with the caller's error; nothing is written.
+/// Ends a write's closure with the caller's error; nothing is written.
 pub fn abort<T, E>(e: E) -> TxResult<T, E> {
-    Err(ConflictableTransactionError::Abort(e))
+    Err(TxError::Abort(e))
 }
 
 impl<E: From<StoreError>> WriteError<E> {
@@ -300,25 +380,6 @@ impl<E: From<StoreError>> WriteError<E> {
             WriteError::Store(e) => e.into(),
         }
     }
-}
-
-/// Reads one value outside a transaction.
-pub fn read<T: serde::de::DeserializeOwned>(
-    tree: &Tree,
-    key: impl AsRef<[u8]>,
-) -> Result<Option<T>, StoreError> {
-    match tree.get(key)? {
-        Some(bytes) => Ok(Some(decode(&bytes)?)),
-        None => Ok(None),
-    }
-}
-
-/// Reads every value whose key starts with `prefix`, in key order.
-pub fn read_prefix<T: serde::de::DeserializeOwned>(
-    tree: &Tree,
-    prefix: impl AsRef<[u8]>,
-) -> Result<Vec<T>, StoreError> {
-    tree.scan_prefix(prefix).map(|kv| Ok(decode(&kv?.1)?)).collect()
 }
 
 /// `part \0`: the prefix of composite keys that start with `part`. Ids never

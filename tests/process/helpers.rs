@@ -309,13 +309,8 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> usize {
 
 /// Every entry of a tree, with its raw key (some keys hold binary numbers).
 fn all<T: serde::de::DeserializeOwned>(store: &Store, tree: &str) -> Vec<(Vec<u8>, T)> {
-    let tree = store.tree(tree).unwrap();
-    tree.iter()
-        .map(|kv| {
-            let (k, v) = kv.unwrap();
-            (k.to_vec(), decode(&v).unwrap())
-        })
-        .collect()
+    let entries = store.raw_entries(tree).unwrap();
+    entries.into_iter().map(|(k, v)| (k, decode(&v).unwrap())).collect()
 }
 
 /// For trees keyed by an id string.
