@@ -1,6 +1,6 @@
-//! Helpers for actor tests: a store in a temporary directory, events
-//! appended as another service would append them, and waiting for a consumer
-//! to catch up.
+//! Helpers for actor tests: an in-memory store (the same contract as the
+//! embedded one, `store::contract`), events appended as another service
+//! would append them, and waiting for a consumer to catch up.
 
 use super::ServiceEnv;
 use crate::domain::{CustomerId, Event, EventKind, Money, OrderId, OrderLine, PaymentMethod, Sku};
@@ -8,18 +8,14 @@ use crate::faults::Faults;
 use crate::health::Health;
 use crate::store::Store;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 pub struct TestStore {
     pub store: Store,
     pub health: Health,
-    _dir: TempDir,
 }
 
 pub fn temp_store() -> TestStore {
-    let dir = TempDir::new().expect("temp dir");
-    let store = Store::open(dir.path(), 8 * 1024 * 1024).expect("store opens");
-    TestStore { store, health: Health::default(), _dir: dir }
+    TestStore { store: Store::in_memory(), health: Health::default() }
 }
 
 impl TestStore {

@@ -8,6 +8,7 @@
 //! a ticket was taken covers that ticket's write, so every waiter is released
 //! by the first flush that begins after it asked.
 
+use super::backend::Backend;
 use super::StoreError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -45,14 +46,14 @@ struct Requests {
 }
 
 impl GroupCommit {
-    pub(super) fn start(db: sled::Db) -> std::io::Result<GroupCommit> {
+    pub(super) fn start(backend: Arc<dyn Backend>) -> std::io::Result<GroupCommit> {
         let shared = Arc::new(Shared { state: Mutex::new(Requests::default()), wake: Condvar::new() });
         let (tx, flushed) = watch::channel(Flushed::default());
         let healthy = Arc::new(AtomicBool::new(true));
         let (for_thread, healthy_flag) = (shared.clone(), healthy.clone());
         let thread = std::thread::Builder::new()
             .name("fulfil-flusher".into())
-            .spawn(move || flusher(db, for_thread, tx, healthy_flag))?;
+            .spawn(move || flusher(backend, for_thread, tx, healthy_flag))?;
         Ok(GroupCommit { shared, healthy, flushed, thread: Some(thread) })
     }
 
@@ -93,7 +94,12 @@ impl Drop for GroupCommit {
     }
 }
 
-fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>, healthy: Arc<AtomicBool>) {
+fn flusher(
+    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    flushed: watch::Sender<Flushed>,
+    healthy: Arc<AtomicBool>,
+) {
     let mut done = 0u64;
     loop {
         let (target, stop) = {
@@ -108,7 +114,7 @@ fn flusher(db: sled::Db, shared: Arc<Shared>, flushed: watch::Sender<Flushed>, h
             }
             (s.requested, s.stop)
         };
-        match db.flush() {
+        match backend.flush() {
             Ok(_) => {
                 healthy.store(true, Ordering::Relaxed);
                 done = target;

@@ -2,7 +2,7 @@
 //! that the service can move on instead of crash-looping. An operator lists
 //! them, fixes the cause, and puts one back (`Redelivery`).
 
-use super::{key_prefix, log, Store, StoreError, Table, Tx, TxResult};
+use super::{key_prefix, Store, StoreError, Table, Tx, TxResult};
 use crate::domain::{now_ms, rfc3339, Event, OrderId, Seq};
 use serde::{Deserialize, Serialize};
 
@@ -88,9 +88,10 @@ impl Store {
 
     /// One event of the log.
     pub fn read_event(&self, seq: Seq) -> Result<Option<Event>, StoreError> {
-        match self.inner.events.get(log::key(seq))? {
-            Some(bytes) => Ok(Some(super::decode(&bytes)?)),
-            None => Ok(None),
+        let found = self.inner.backend.read_log(seq, 1)?;
+        match found.first().map(|bytes| super::decode::<Event>(bytes)).transpose()? {
+            Some(event) if event.seq == seq => Ok(Some(event)),
+            _ => Ok(None),
         }
     }
 }

@@ -30,11 +30,8 @@ impl<E> From<CodecError> for TxError<E> {
 /// (see [`super::abort`]).
 pub type TxResult<T, E> = Result<T, TxError<E>>;
 
-/// Log keys are big-endian sequence numbers, so key order is log order.
-pub(super) fn key(seq: Seq) -> [u8; 8] {
-    seq.to_be_bytes()
-}
-
+/// The sequence number in a log key: log keys are big-endian numbers, so
+/// key order is log order.
 pub(super) fn seq_from_key(k: &[u8]) -> Result<Seq, StoreError> {
     let bytes: [u8; 8] =
         k.try_into().map_err(|_| StoreError::Codec(CodecError::Decode("event key is not 8 bytes".into())))?;

@@ -8,8 +8,11 @@
 //! [`Store::durable`] waits until a flush covers everything written so far
 //! (group commit), which is what an acknowledgement waits for.
 
+pub mod backend;
 mod codec;
 mod commit;
+#[cfg(test)]
+mod contract;
 mod dead_letter;
 mod log;
 mod table;
@@ -20,22 +23,16 @@ pub use log::{Tx, TxError, TxResult};
 pub use table::Table;
 
 use crate::domain::{Event, Seq};
+use backend::{Backend, Change, MemoryBackend, SledBackend};
 use commit::GroupCommit;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use sled::Tree;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// A key and its value as stored.
 pub type RawEntry = (Vec<u8>, Vec<u8>);
-
-/// One change of a commit: the tree's index, the key, the value (`None`:
-/// removed).
-type TreeWrite<'a> = (usize, &'a [u8], Option<&'a [u8]>);
 
 /// Errors of the store layer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,10 +58,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
-    events: Tree,
-    /// The trees behind the tables, opened on first use.
-    trees: RwLock<HashMap<&'static str, Tree>>,
+    backend: Arc<dyn Backend>,
     /// Serialises writers so that sequence numbers are handed out and made
     /// visible in order: a reader that sees event N has seen every event < N.
     append: Mutex<()>,
@@ -111,54 +105,39 @@ impl WriterStats {
     }
 }
 
-const EVENTS: &str = "events";
 /// Each consumer's committed offset, by consumer name.
 const OFFSETS: Table<Seq> = Table::new("offsets");
 
 impl Store {
-    /// Opens (or creates) the database at `path` with a page cache of
-    /// `cache_bytes` (sled's default of 1 GiB is far more than a node needs).
+    /// Opens (or creates) the embedded store at `path` with a page cache
+    /// of `cache_bytes` (sled's default of 1 GiB is far more than a node
+    /// needs).
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
-        let events = db.open_tree(EVENTS)?;
-        let last = match events.last()? {
-            Some((k, _)) => log::seq_from_key(&k)?,
-            None => 0,
-        };
-        let (head, _) = watch::channel(last);
-        let group = GroupCommit::start(db.clone())
+        Store::with_backend(Arc::new(SledBackend::open(path, cache_bytes)?))
+    }
+
+    /// A store that keeps everything in memory, for tests.
+    pub fn in_memory() -> Store {
+        // Only a failure to start the flusher thread can fail here.
+        Store::with_backend(Arc::new(MemoryBackend::default())).expect("an in-memory store opens")
+    }
+
+    /// A store over `backend`.
+    pub fn with_backend(backend: Arc<dyn Backend>) -> Result<Store, StoreError> {
+        let (head, _) = watch::channel(backend.last_seq()?);
+        let group = GroupCommit::start(backend.clone())
             .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
         Ok(Store {
-            inner: Arc::new(Inner {
-                db,
-                events,
-                trees: RwLock::new(HashMap::new()),
-                append: Mutex::new(()),
-                head,
-                group,
-                stats: Arc::default(),
-            }),
+            inner: Arc::new(Inner { backend, append: Mutex::new(()), head, group, stats: Arc::default() }),
         })
     }
 
-    /// The tree behind the table called `name`, opened on first use.
-    fn tree(&self, name: &'static str) -> Result<Tree, StoreError> {
-        if let Some(tree) = self.inner.trees.read().ok().and_then(|t| t.get(name).cloned()) {
-            return Ok(tree);
-        }
-        let tree = self.inner.db.open_tree(name)?;
-        if let Ok(mut trees) = self.inner.trees.write() {
-            trees.insert(name, tree.clone());
-        }
-        Ok(tree)
-    }
-
     pub(crate) fn raw_get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(table)?.get(key)?.map(|v| v.to_vec()))
+        self.inner.backend.get(table, key)
     }
 
     fn raw_contains(&self, table: &'static str, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.tree(table)?.contains_key(key)?)
+        self.inner.backend.contains(table, key)
     }
 
     /// Reads one value outside a write.
@@ -167,7 +146,7 @@ impl Store {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, StoreError> {
-        match self.tree(table.name())?.get(key)? {
+        match self.inner.backend.get(table.name(), key.as_ref())? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
@@ -179,7 +158,17 @@ impl Store {
         table: Table<V>,
         prefix: impl AsRef<[u8]>,
     ) -> Result<Vec<V>, StoreError> {
-        self.tree(table.name())?.scan_prefix(prefix).map(|kv| Ok(decode(&kv?.1)?)).collect()
+        let prefix = prefix.as_ref();
+        let entries = self.inner.backend.scan(table.name(), prefix)?;
+        let mut values = Vec::new();
+        for entry in entries {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            values.push(decode(&value)?);
+        }
+        Ok(values)
     }
 
     /// Entries with keys from `start` on, in key order, each with its key;
@@ -188,12 +177,11 @@ impl Store {
         &self,
         table: Table<V>,
         start: impl AsRef<[u8]>,
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>>, StoreError> {
-        let start = start.as_ref().to_vec();
-        let entries = self.tree(table.name())?.range(start..);
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + '_, StoreError> {
+        let entries = self.inner.backend.scan(table.name(), start.as_ref())?;
         Ok(entries.map(|kv| {
             let (k, v) = kv?;
-            Ok((k.to_vec(), decode(&v)?))
+            Ok((k, decode(&v)?))
         }))
     }
 
@@ -205,20 +193,20 @@ impl Store {
         key: impl AsRef<[u8]>,
         value: &V,
     ) -> Result<(), StoreError> {
-        self.tree(table.name())?.insert(key.as_ref(), encode(value)?)?;
-        Ok(())
+        let value = encode(value)?;
+        let change = Change { table: table.name(), key: key.as_ref(), value: Some(&value) };
+        self.inner.backend.commit(&[change], &[])
     }
 
     /// Every raw entry of the table called `name`, for inspection (tests,
     /// checks of a stopped store).
     pub fn raw_entries(&self, name: &str) -> Result<Vec<RawEntry>, StoreError> {
-        let tree = self.inner.db.open_tree(name)?;
-        tree.iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from)).collect()
+        self.inner.backend.scan(name, &[])?.collect()
     }
 
     /// A fresh unique number, never handed out twice, even across restarts.
     pub fn generate_id(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.generate_id()?)
+        self.inner.backend.generate_id()
     }
 
     /// The sequence number of the last event in the log.
@@ -242,8 +230,9 @@ impl Store {
         if after >= head {
             return Ok(Vec::new());
         }
-        let range = log::key(after + 1)..=log::key(head);
-        self.inner.events.range(range).take(limit).map(|kv| Ok(decode::<Event>(&kv?.1)?)).collect()
+        let limit = limit.min(usize::try_from(head - after).unwrap_or(usize::MAX));
+        let encoded = self.inner.backend.read_log(after + 1, limit)?;
+        encoded.iter().map(|bytes| Ok(decode::<Event>(bytes)?)).collect()
     }
 
     /// Runs `f` and applies what it wrote atomically: its tables, the
@@ -280,18 +269,10 @@ impl Store {
     /// the write must be redone.
     fn commit(&self, tx: Tx<'_>) -> Result<Option<Vec<Event>>, StoreError> {
         let inner = &self.inner;
-        // The trees the write touches, the log last; each write by index.
-        let mut names: Vec<&'static str> = tx.writes.keys().map(|(name, _)| *name).collect();
-        names.dedup();
-        let mut trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<Tree>, _>>()?;
-        trees.push(inner.events.clone());
-        let writes: Vec<TreeWrite<'_>> = tx
+        let changes: Vec<Change<'_>> = tx
             .writes
             .iter()
-            .map(|((name, key), value)| {
-                let index = names.iter().position(|n| n == name).unwrap_or_default();
-                (index, key.as_slice(), value.as_deref())
-            })
+            .map(|((table, key), value)| Change { table, key, value: value.as_deref() })
             .collect();
         // The mutex guards no data, only the order of writers, so a panic in
         // an earlier writer (poisoning it) changes nothing: carry on.
@@ -303,31 +284,13 @@ impl Store {
             }
         }
         let events = log::number(tx.events, self.head() + 1);
-        let encoded: Vec<([u8; 8], Vec<u8>)> =
-            events.iter().map(|e| Ok((log::key(e.seq), encode(e)?))).collect::<Result<_, CodecError>>()?;
-        let events_index = trees.len() - 1;
-        let all: Vec<&Tree> = trees.iter().collect();
-        all.as_slice()
-            .transaction(|view| {
-                for (tree, key, value) in &writes {
-                    match value {
-                        Some(bytes) => view[*tree].insert(*key, *bytes)?,
-                        None => view[*tree].remove(*key)?,
-                    };
-                }
-                for (key, bytes) in &encoded {
-                    view[events_index].insert(&key[..], bytes.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(()) => StoreError::Sled("commit aborted".into()),
-                TransactionError::Storage(e) => e.into(),
-            })?;
+        let encoded: Vec<(Seq, Vec<u8>)> =
+            events.iter().map(|e| Ok((e.seq, encode(e)?))).collect::<Result<_, CodecError>>()?;
+        inner.backend.commit(&changes, &encoded)?;
         if let Some(last) = events.last() {
             inner.head.send_replace(last.seq);
         }
-        inner.stats.record(writes.len() + encoded.len(), locked.elapsed());
+        inner.stats.record(changes.len() + encoded.len(), locked.elapsed());
         drop(guard);
         Ok(Some(events))
     }
@@ -349,13 +312,12 @@ impl Store {
 
     /// Flushes now, blocking the calling thread; for shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.inner.backend.flush()
     }
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.size_on_disk()?)
+        self.inner.backend.size_on_disk()
     }
 }
 
