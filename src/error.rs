@@ -243,7 +243,16 @@ mod tests {
         }
         let draining = NodeError::from(CallError::Draining).class();
         assert_eq!((draining.status, draining.outage), (503, false));
-        assert_eq!(NodeError::from(StoreError::Sled("disk".into())).class().status, 500);
+        let disk = std::io::Error::other("no space left on device");
+        let failed = NodeError::from(StoreError::Engine(std::sync::Arc::new(disk)));
+        assert_eq!(failed.class().status, 500);
+        // `transparent`: the node error's source is the store error's cause.
+        let source = std::error::Error::source(&failed);
+        assert_eq!(
+            source.map(ToString::to_string).as_deref(),
+            Some("no space left on device"),
+            "the cause is kept"
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ impl ServiceEnv {
 }
 
 use actix::dev::{MessageResponse, ToEnvelope};
-use actix::{Actor, Addr, Handler, MailboxError, Message};
+use actix::{Actor, Addr, Handler, MailboxError, Message, Recipient};
 use std::time::Duration;
 
 /// Sends `msg` to `addr` and waits at most `timeout` for the answer.
@@ -70,7 +70,32 @@ where
     T: Send + 'static,
     Result<T, NodeError>: MessageResponse<A, M> + Send,
 {
-    match tokio::time::timeout(timeout, addr.send(msg)).await {
+    answer(tokio::time::timeout(timeout, addr.send(msg)).await, timeout, service)
+}
+
+/// Like [`ask`], through a [`Recipient`]: for a message every service
+/// understands, sent to one of them chosen at run time.
+pub async fn ask_recipient<M, T>(
+    to: &Recipient<M>,
+    msg: M,
+    timeout: Duration,
+    service: &'static str,
+) -> Result<T, NodeError>
+where
+    M: Message<Result = Result<T, NodeError>> + Send + 'static,
+    T: Send + 'static,
+{
+    answer(tokio::time::timeout(timeout, to.send(msg)).await, timeout, service)
+}
+
+/// A delivery failure (the mailbox closed, no answer in time) as the
+/// caller's error; a handler's own answer as it is.
+fn answer<T>(
+    sent: Result<Result<Result<T, NodeError>, MailboxError>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+    service: &'static str,
+) -> Result<T, NodeError> {
+    match sent {
         Ok(Ok(result)) => result,
         Ok(Err(MailboxError::Closed)) => Err(NodeError::Call(CallError::Unavailable(service))),
         Ok(Err(MailboxError::Timeout)) | Err(_) => {

@@ -203,6 +203,15 @@ impl Node {
         T: Send + 'static,
         Result<T, NodeError>: MessageResponse<A, M> + Send,
     {
+        self.admitted(service, ask(addr, msg, self.inner.timeout, service.name())).await
+    }
+
+    /// Runs `call` once `service`'s admission gate lets it in (see [`Gate`]).
+    async fn admitted<T>(
+        &self,
+        service: Service,
+        call: impl std::future::Future<Output = Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
         let gate = &self.inner.gates[service.index()];
         let name = service.name();
         let asked = std::time::Instant::now();
@@ -217,12 +226,37 @@ impl Node {
             }
         };
         self.inner.metrics.mailbox_wait.with_label_values(&[name]).observe(asked.elapsed().as_secs_f64());
-        let answer = ask(addr, msg, self.inner.timeout, name).await;
+        let answer = call.await;
         drop(permit);
         answer
     }
 
-    /// Sends a message every service understands to one of them.
+    /// The address of `service` for a message every service understands:
+    /// the one place that maps a [`Service`] to its actor.
+    fn recipient<M>(&self, service: Service) -> Recipient<M>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        OrderActor: Handler<M>,
+        PaymentActor: Handler<M>,
+        InventoryActor: Handler<M>,
+        DeliveryActor: Handler<M>,
+        NotificationActor: Handler<M>,
+        ProjectionActor: Handler<M>,
+    {
+        let a = &self.inner.actors;
+        match service {
+            Service::Order => a.order.clone().recipient(),
+            Service::Payment => a.payment.clone().recipient(),
+            Service::Inventory => a.inventory.clone().recipient(),
+            Service::Delivery => a.delivery.clone().recipient(),
+            Service::Notification => a.notification.clone().recipient(),
+            Service::Projection => a.projection.clone().recipient(),
+        }
+    }
+
+    /// Sends a control message (ping, pause, resume) to one service, past
+    /// its admission gate: control must get through a full service.
     async fn send_to<M>(&self, service: Service, msg: M) -> Result<(), NodeError>
     where
         M: actix::Message<Result = ()> + Send + 'static,
@@ -233,15 +267,7 @@ impl Node {
         NotificationActor: Handler<M>,
         ProjectionActor: Handler<M>,
     {
-        let a = &self.inner.actors;
-        let to: Recipient<M> = match service {
-            Service::Order => a.order.clone().recipient(),
-            Service::Payment => a.payment.clone().recipient(),
-            Service::Inventory => a.inventory.clone().recipient(),
-            Service::Delivery => a.delivery.clone().recipient(),
-            Service::Notification => a.notification.clone().recipient(),
-            Service::Projection => a.projection.clone().recipient(),
-        };
+        let to: Recipient<M> = self.recipient(service);
         to.send(msg).await.map_err(|_| NodeError::Call(CallError::Unavailable(service.name())))
     }
 }

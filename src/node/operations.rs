@@ -2,6 +2,7 @@
 //! pausing services, metrics, the per-client rate limit.
 
 use super::Node;
+use crate::actors::ask_recipient;
 use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
 use crate::actors::projection::{GetDeadLetter, ListDeadLetters};
 use crate::error::{NodeError, Refused};
@@ -160,14 +161,8 @@ impl Node {
         let letter = self.call(Service::Projection, &self.inner.actors.projection, GetDeadLetter(id)).await?;
         let service = Service::parse(&letter.service)
             .ok_or_else(|| NodeError::not_found("service", &letter.service))?;
-        let (a, msg) = (&self.inner.actors, Redeliver(letter));
-        match service {
-            Service::Order => self.call(service, &a.order, msg).await,
-            Service::Payment => self.call(service, &a.payment, msg).await,
-            Service::Inventory => self.call(service, &a.inventory, msg).await,
-            Service::Delivery => self.call(service, &a.delivery, msg).await,
-            Service::Notification => self.call(service, &a.notification, msg).await,
-            Service::Projection => self.call(service, &a.projection, msg).await,
-        }
+        let to = self.recipient(service);
+        let redelivered = ask_recipient(&to, Redeliver(letter), self.inner.timeout, service.name());
+        self.admitted(service, redelivered).await
     }
 }

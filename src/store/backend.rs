@@ -77,7 +77,7 @@ pub trait Backend: Send + Sync {
 
 /// A refused append: the log already holds `seq`.
 fn duplicate(seq: Seq) -> StoreError {
-    StoreError::Sled(format!("event {seq} is already in the log; the append is refused"))
+    StoreError::DuplicateAppend(seq)
 }
 
 // ---- sled ----

@@ -34,11 +34,19 @@ use tokio::sync::watch;
 /// A key and its value as stored.
 pub type RawEntry = (Vec<u8>, Vec<u8>);
 
-/// Errors of the store layer.
+/// Errors of the store layer. Each keeps its cause (`source()`); they are
+/// `Clone` (one failed write answers many waiting callers), so causes are
+/// shared.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The storage engine failed (I/O, a full disk, corruption).
     #[error("storage error: {0}")]
-    Sled(String),
+    Engine(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// An append repeated a sequence number already in the log.
+    #[error("event {0} is already in the log; the append is refused")]
+    DuplicateAppend(Seq),
+    #[error("cannot start the flusher thread: {0}")]
+    Flusher(#[source] Arc<std::io::Error>),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error("the store is shut down")]
@@ -47,7 +55,7 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Sled(e.to_string())
+        StoreError::Engine(Arc::new(e))
     }
 }
 
@@ -125,8 +133,7 @@ impl Store {
     /// A store over `backend`.
     pub fn with_backend(backend: Arc<dyn Backend>) -> Result<Store, StoreError> {
         let (head, _) = watch::channel(backend.last_seq()?);
-        let group = GroupCommit::start(backend.clone())
-            .map_err(|e| StoreError::Sled(format!("cannot start the flusher thread: {e}")))?;
+        let group = GroupCommit::start(backend.clone()).map_err(|e| StoreError::Flusher(Arc::new(e)))?;
         Ok(Store {
             inner: Arc::new(Inner { backend, append: Mutex::new(()), head, group, stats: Arc::default() }),
         })
