@@ -9,21 +9,36 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: pure types and rules: ids, money, the order state machine,
-//!   events, workflows, the status view fold. No actix, no sled.
-//! - [`store`]: sled. The event log, consumer offsets, each service's trees,
-//!   transactions that write all three at once, group commit, the codec.
+//! Layers point down; `tests/layers.rs` keeps it so.
+//!
+//! - [`domain`]: pure types and rules: ids, money, events, workflows, and
+//!   each service's rules as a fold ([`domain::order`],
+//!   [`domain::payment`], [`domain::inventory`], [`domain::delivery`], the
+//!   status view), after cqrs-es's aggregates and given/when/then test
+//!   framework ([`domain::fold`]). No actix, no sled, no I/O.
+//! - Leaves, each knowing at most the domain and one another downwards:
+//!   - [`store`]: the log and the services' typed tables behind the
+//!     [`store::backend::Backend`] trait (restate's log-provider shape; sled
+//!     and in-memory providers, one contract suite), writes that commit a
+//!     service's effects, events and offset together, group commit, the
+//!     codec;
+//!   - [`service`]: the one list of services;
+//!   - [`resilience`]: the circuit breaker and the per-client rate limit;
+//!   - [`faults`]: fault injection; [`health`]: the health registry;
+//!   - [`config`]: typed [`Settings`]: `config.toml`, then `FULFIL_*` env;
+//!   - [`metrics`]: Prometheus metrics for `GET /metrics`;
+//!   - [`error`]: [`NodeError`], in two levels (kameo's split of delivery
+//!     errors from handler errors) with one classification.
 //! - [`actors`]: one module per service (order, payment, inventory,
-//!   delivery, notification, projection), its messages at the top; the
-//!   shared pull-based log consumer; the health registry.
+//!   delivery, notification, projection), its messages at the top: thin
+//!   shells that load state, run the domain fold and persist what it
+//!   returns; the shared pull-based log consumer; supervision.
 //! - [`node`]: [`Node`], the embedding API: starts the actor system on its
-//!   own thread and offers typed async calls.
+//!   own thread and offers typed async calls, returning [`node::bodies`].
 //! - [`http`]: the actix-web gateway, one module per resource, errors as
 //!   `application/problem+json`.
-//! - [`config`]: typed [`Settings`]: `config.toml`, then `FULFIL_*` env.
-//! - [`startup`]: [`Application`], a node plus its HTTP server.
-//! - [`metrics`]: Prometheus metrics for `GET /metrics`.
-//! - [`load`]: the load generator behind `fulfil load`.
+//! - [`startup`]: [`Application`], a node plus its HTTP server; [`cli`] and
+//!   [`load`] (the load generator behind `fulfil load`) on top.
 //!
 //! # Embedding
 //!

@@ -6,8 +6,8 @@
 //! circuit breaker ([`crate::resilience::breaker`]). When card payment is unavailable,
 //! the order's workflow either refuses the order or defers the payment: a
 //! deferred payment is kept here and retried with backoff until the gateway
-//! takes it ([`EventKind::PaymentCaptured`]) or declines it
-//! ([`EventKind::PaymentFailed`]).
+//! takes it ([`crate::domain::EventKind::PaymentCaptured`]) or declines it
+//! ([`crate::domain::EventKind::PaymentFailed`]).
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::gateway::{last4, CardGateway, GatewayError};
