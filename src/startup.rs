@@ -20,7 +20,9 @@ impl Application {
     /// Binds the listener (port 0 picks a free one), starts the node and
     /// builds the server; nothing is served until [`Self::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let listener = TcpListener::bind(&settings.http.bind)?;
+        let address = settings.http.bind.clone();
+        let listener = TcpListener::bind(&address)
+            .map_err(|source| StartError::Bind { address: address.clone(), source })?;
         let address = listener.local_addr()?;
         let workers = settings.http.workers;
         let max_connections = settings.http.max_connections;

@@ -107,6 +107,8 @@ pub enum StartError {
     Store { path: String, source: crate::store::StoreError },
     #[error("cannot start the actors: {0}")]
     Actors(NodeError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
     #[error("cannot start the actor thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the actor thread ended before the node started")]

@@ -41,3 +41,15 @@ async fn the_binary_takes_env_overrides_drains_on_sigterm_and_exits_0() {
     node.signal("INT");
     assert!(node.wait(Duration::from_secs(10)).await.success());
 }
+
+#[tokio::test]
+async fn a_mistyped_setting_stops_the_start_with_a_message_that_names_it() {
+    let data = tempfile::tempdir().unwrap();
+    let (status, stderr) = Proc::refused(data.path(), &[("FULFIL_ADMIN_TOKEN", "secret")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FULFIL_ADMIN_TOKEN") && stderr.contains("FULFIL_ADMIN__TOKEN"), "{stderr}");
+    assert!(!stderr.contains("secret"), "a value is never logged: {stderr}");
+    let (status, stderr) = Proc::refused(data.path(), &[("FULFIL_HTTP__BIND", "127.0.0.1:99999")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("http.bind") && stderr.contains("not a port"), "{stderr}");
+}

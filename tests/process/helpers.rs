@@ -65,6 +65,20 @@ impl Proc {
         proc
     }
 
+    /// Runs the binary with `env` expecting it to refuse to start: its exit
+    /// status and what it wrote to stderr.
+    pub fn refused(data: &Path, env: &[(&str, &str)]) -> (ExitStatus, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+            .arg("serve")
+            .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
+            .env("FULFIL_STORE__PATH", data)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .expect("the binary runs");
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }

@@ -5,15 +5,19 @@ use crate::domain::Workflow;
 use crate::faults::FaultSpec;
 use crate::service::Service;
 use config::{Config, Environment, File, FileFormat};
+use ranges::{check_env_names, environment, explain};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod ranges;
+
 /// The defaults; the same file users read and edit.
-const DEFAULTS: &str = include_str!("../config.toml");
+const DEFAULTS: &str = include_str!("../../config.toml");
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub http: HttpSettings,
     pub store: StoreSettings,
@@ -32,6 +36,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SupervisionSettings {
     pub max_restarts: u32,
     pub window_ms: u64,
@@ -42,18 +47,21 @@ pub struct SupervisionSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     pub drain_ms: u64,
     pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Empty: the admin API is disabled.
     pub token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub bind: String,
     pub workers: usize,
@@ -64,18 +72,21 @@ pub struct HttpSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     pub path: PathBuf,
     pub cache_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActorSettings {
     /// Threads the services share (at least 1).
     pub threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MailboxSettings {
     pub wait_ms: u64,
     pub order: usize,
@@ -101,6 +112,7 @@ impl MailboxSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TimeoutSettings {
     pub request_ms: u64,
     pub payment_ms: u64,
@@ -117,6 +129,7 @@ impl TimeoutSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentSettings {
     pub decline_suffix: String,
     pub gateway_latency_ms: u64,
@@ -131,6 +144,7 @@ pub struct PaymentSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkflowChoice {
     pub default: String,
 }
@@ -158,23 +172,41 @@ impl Settings {
     }
 
     fn build(file: Option<&Path>, outside: bool) -> Result<Settings, SettingsError> {
+        let env = if outside { environment(std::env::vars()) } else { BTreeMap::new() };
+        let file = match (outside, file) {
+            (false, _) => None,
+            (true, Some(path)) => Some(File::from(path).format(FileFormat::Toml)),
+            (true, None) => {
+                Some(File::from(Path::new("config.toml")).format(FileFormat::Toml).required(false))
+            }
+        };
+        Settings::from_sources(file, env)
+    }
+
+    /// The defaults, then `file`, then `env` (`FULFIL_*` variables, by name).
+    fn from_sources<S: config::Source + Send + Sync + 'static>(
+        file: Option<S>,
+        env: BTreeMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if outside {
-            builder = match file {
-                Some(path) => builder.add_source(File::from(path).format(FileFormat::Toml)),
-                None => builder
-                    .add_source(File::with_name("config.toml").format(FileFormat::Toml).required(false)),
-            };
-            builder = builder.add_source(
-                Environment::with_prefix("FULFIL").prefix_separator("_").separator("__").try_parsing(true),
-            );
+        if let Some(file) = file {
+            builder = builder.add_source(file);
         }
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        check_env_names(&env)?;
+        // No `try_parsing`: a value stays the string it was (a token of
+        // "007" stays "007"); numbers are parsed where a number is expected.
+        let source = env.into_iter().collect::<std::collections::HashMap<_, _>>();
+        builder = builder.add_source(
+            Environment::with_prefix("FULFIL").prefix_separator("_").separator("__").source(Some(source)),
+        );
+        let config = builder.build()?;
+        let mut settings: Settings = config.try_deserialize().map_err(explain)?;
         settings.check()?;
         Ok(settings)
     }
 
     fn check(&mut self) -> Result<(), SettingsError> {
+        self.check_ranges().map_err(SettingsError::Invalid)?;
         for (name, wf) in self.workflows.iter_mut() {
             wf.name = name.clone();
             wf.check().map_err(|e| SettingsError::Invalid(format!("workflows.{name}: {e}")))?;
@@ -219,6 +251,67 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings from the defaults, `file` (TOML text) and `env` variables.
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Settings, String> {
+        let env = environment(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Settings::from_sources(Some(File::from_str(file, FileFormat::Toml)), env).map_err(|e| e.to_string())
+    }
+
+    fn refused(file: &str, env: &[(&str, &str)], words: &[&str]) {
+        let err = load(file, env).expect_err("refused");
+        for w in words {
+            assert!(err.contains(w), "{err:?} should mention {w:?}");
+        }
+    }
+
+    #[test]
+    fn values_from_the_environment_stay_what_they_were_written_as() {
+        let s =
+            load("", &[("FULFIL_ADMIN__TOKEN", "007"), ("FULFIL_PAYMENT__DECLINE_SUFFIX", "0002")]).unwrap();
+        assert_eq!((s.admin.token.as_str(), s.payment.decline_suffix.as_str()), ("007", "0002"));
+        let s = load("", &[("FULFIL_ADMIN__TOKEN", "1e3"), ("FULFIL_HTTP__WORKERS", "3")]).unwrap();
+        assert_eq!((s.admin.token.as_str(), s.http.workers), ("1e3", 3), "numbers still read as numbers");
+        refused("", &[("FULFIL_HTTP__WORKERS", "three")], &["workers"]);
+    }
+
+    #[test]
+    fn an_unknown_variable_or_key_is_refused_with_the_nearest_known_one() {
+        refused(
+            "",
+            &[("FULFIL_ADMIN_TOKEN", "x")],
+            &["FULFIL_ADMIN_TOKEN", "did you mean FULFIL_ADMIN__TOKEN"],
+        );
+        refused("", &[("FULFIL_HTTP__NOPE", "1")], &["FULFIL_HTTP__NOPE", "not a setting"]);
+        refused("[http]\nbnd = \"127.0.0.1:1\"\n", &[], &["bnd", "did you mean `bind`"]);
+        refused("[workflows.shop]\nrecipt = true\n", &[], &["recipt", "did you mean `receipt`"]);
+        // The benchmark's own knobs are not settings, and are left alone.
+        assert!(load("", &[("FULFIL_BENCH_SCALE", "10")]).is_ok());
+    }
+
+    #[test]
+    fn meaningless_numbers_are_refused_by_name() {
+        for (file, words) in [
+            ("[timeouts]\nrequest_ms = 0", &["timeouts.request_ms"][..]),
+            ("[mailbox]\nwait_ms = 0", &["mailbox.wait_ms"]),
+            ("[http]\nmax_connections = 0", &["http.max_connections"]),
+            ("[shutdown]\ntimeout_ms = 0", &["shutdown.timeout_ms"]),
+            ("[payment]\nretry_min_ms = 500\nretry_max_ms = 100", &["payment.retry_min_ms"]),
+            ("[payment.breaker]\nfailure_rate = 7.0", &["payment.breaker.failure_rate"]),
+            ("[store]\ncache_mb = 99999999999999", &["store.cache_mb"]),
+            ("[actors]\nthreads = 0", &["actors.threads"]),
+            ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
+        ] {
+            refused(file, &[], words);
+        }
+    }
+
+    #[test]
+    fn a_bind_address_without_a_real_port_is_reported_as_such() {
+        refused("", &[("FULFIL_HTTP__BIND", "127.0.0.1:99999")], &["http.bind", "not a port"]);
+        refused("", &[("FULFIL_HTTP__BIND", "localhost")], &["http.bind", "no port"]);
+        assert_eq!(load("", &[("FULFIL_HTTP__BIND", "[::1]:0")]).unwrap().http.bind, "[::1]:0");
+    }
 
     #[test]
     fn compiled_defaults_match_the_documented_ones() {
