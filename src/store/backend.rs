@@ -55,6 +55,12 @@ pub trait Backend: Send + Sync {
     /// The entries of `table` from `start` on, in key order, read lazily.
     fn scan(&self, table: &str, start: &[u8]) -> Result<Entries<'_>, StoreError>;
 
+    /// Writes one value on its own, outside any commit: atomic for that key,
+    /// ordered with nothing else (for a record no event depends on).
+    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.commit(&[Change { table, key, value: Some(value) }], &[])
+    }
+
     /// Applies `changes` and appends `events` (numbered, contiguous, after
     /// the last event) in one atomic commit.
     fn commit(&self, changes: &[Change<'_>], events: &[(Seq, Vec<u8>)]) -> Result<(), StoreError>;
@@ -102,24 +108,41 @@ impl SledBackend {
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        if let Some(tree) = self.trees.read().ok().and_then(|t| t.get(name).cloned()) {
-            return Ok(tree);
+        self.with_tree(name, sled::Tree::clone)
+    }
+
+    /// Runs `f` on the tree called `name` (opened on first use) without
+    /// cloning it: reads are the hot path, and a clone is two atomic
+    /// operations on a counter that every thread shares.
+    fn with_tree<T>(&self, name: &str, f: impl FnOnce(&sled::Tree) -> T) -> Result<T, StoreError> {
+        if let Some(trees) = self.trees.read().ok() {
+            if let Some(tree) = trees.get(name) {
+                return Ok(f(tree));
+            }
         }
         let tree = self.db.open_tree(name)?;
+        let answer = f(&tree);
         if let Ok(mut trees) = self.trees.write() {
-            trees.insert(name.to_owned(), tree.clone());
+            trees.insert(name.to_owned(), tree);
         }
-        Ok(tree)
+        Ok(answer)
     }
 }
 
 impl Backend for SledBackend {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(table)?.get(key)?.map(|v| v.to_vec()))
+        Ok(self.with_tree(table, |t| t.get(key))??.map(|v| v.to_vec()))
     }
 
     fn contains(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.tree(table)?.contains_key(key)?)
+        Ok(self.with_tree(table, |t| t.contains_key(key))??)
+    }
+
+    /// A plain insert: sled runs a transaction under its process-wide lock,
+    /// an insert does not.
+    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.with_tree(table, |t| t.insert(key, value))??;
+        Ok(())
     }
 
     fn scan(&self, table: &str, start: &[u8]) -> Result<Entries<'_>, StoreError> {

@@ -200,9 +200,7 @@ impl Store {
         key: impl AsRef<[u8]>,
         value: &V,
     ) -> Result<(), StoreError> {
-        let value = encode(value)?;
-        let change = Change { table: table.name(), key: key.as_ref(), value: Some(&value) };
-        self.inner.backend.commit(&[change], &[])
+        self.inner.backend.put(table.name(), key.as_ref(), &encode(value)?)
     }
 
     /// Every raw entry of the table called `name`, for inspection (tests,
