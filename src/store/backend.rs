@@ -115,7 +115,7 @@ impl SledBackend {
     /// cloning it: reads are the hot path, and a clone is two atomic
     /// operations on a counter that every thread shares.
     fn with_tree<T>(&self, name: &str, f: impl FnOnce(&sled::Tree) -> T) -> Result<T, StoreError> {
-        if let Some(trees) = self.trees.read().ok() {
+        if let Ok(trees) = self.trees.read() {
             if let Some(tree) = trees.get(name) {
                 return Ok(f(tree));
             }
