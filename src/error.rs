@@ -69,6 +69,12 @@ pub enum Refused {
     /// The order's status does not allow the command.
     #[error("{0}")]
     Conflict(String),
+    /// A product with this sku is already in the catalog.
+    #[error("{0}")]
+    ProductExists(String),
+    /// A named unit is already in the pool, or held by an order.
+    #[error("{0}")]
+    UnitInUse(String),
     /// Another party accepted (or rejected) the order first.
     #[error("{0}")]
     Taken(String),
@@ -141,7 +147,9 @@ impl Refused {
                 refused(422, "idempotency-key-reused", "The Idempotency-Key belongs to another request")
             }
             Refused::NotFound { .. } => refused(404, "not-found", "Not found"),
-            Refused::Conflict(_) => refused(409, "conflict", "The order's status does not allow this"),
+            Refused::Conflict(_) => refused(409, "order-status", "The order's status does not allow this"),
+            Refused::ProductExists(_) => refused(409, "product-exists", "A product with this sku exists"),
+            Refused::UnitInUse(_) => refused(409, "unit-in-use", "The unit is already in the pool or in use"),
             Refused::Taken(_) => refused(409, "already-taken", "Someone else took this order first"),
             Refused::NothingAvailable { .. } => {
                 refused(409, "nothing-available", "Nothing is available for this order now")
@@ -191,6 +199,9 @@ impl From<Refusal> for NodeError {
             Refusal::NotAllowed(why) => Refused::Conflict(why),
             Refusal::Taken(why) => Refused::Taken(why),
             Refusal::Unknown { what, id } => Refused::NotFound { what, id },
+            Refusal::ProductExists(why) => Refused::ProductExists(why),
+            Refusal::UnitInUse(why) => Refused::UnitInUse(why),
+            Refusal::Invalid { field, why } => Refused::Invalid(format!("{field}: {why}")),
         }
         .into()
     }
@@ -213,6 +224,8 @@ mod tests {
             Refused::UnknownSku("x".into()),
             Refused::NotFound { what: "order", id: "x".into() },
             Refused::Conflict("x".into()),
+            Refused::ProductExists("x".into()),
+            Refused::UnitInUse("x".into()),
             Refused::Taken("x".into()),
             Refused::NothingAvailable { sku: "x".into() },
             Refused::PaymentDeclined("x".into()),

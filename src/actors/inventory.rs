@@ -88,16 +88,20 @@ impl InventoryActor {
 
     fn restock(&self, msg: &Restock) -> Result<Product, NodeError> {
         let units = validate_units(&msg.units)?;
-        let qty = match (msg.qty, units.len()) {
-            (Some(q), _) => restock_qty(q)?,
-            (None, 0) => return Err(NodeError::Refused(Refused::Invalid("give qty, or units".into()))),
-            (None, n) => n as u64,
+        let restock = match (msg.qty, units.is_empty()) {
+            (Some(_), false) => {
+                let why = "give qty (a counted product) or units (a pool of named units), not both";
+                return Err(NodeError::Refused(Refused::Invalid(why.into())));
+            }
+            (Some(q), true) => inventory::Restock::Qty(restock_qty(q)?),
+            (None, true) => return Err(NodeError::Refused(Refused::Invalid("give qty, or units".into()))),
+            (None, false) => inventory::Restock::Units(units),
         };
         self.write_product(|tx| {
             let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
                 return abort(NodeError::not_found("product", &msg.sku));
             };
-            if let Err(refusal) = inventory::restock(&mut p, qty, &units) {
+            if let Err(refusal) = inventory::restock(&mut p, &restock) {
                 return abort(refusal.into());
             }
             tx.put(PRODUCTS, msg.sku.as_str(), &p)?;

@@ -7,7 +7,7 @@
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::ServiceEnv;
-use crate::domain::{CustomerId, Event, EventKind, Notification};
+use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod};
 use crate::error::NodeError;
 use crate::store::{key_prefix, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -25,6 +25,10 @@ pub struct NotificationActor {
 
 const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
 const RECIPIENTS: Table<CustomerId> = Table::new("recipients");
+/// The recipients of card orders: a card order's pending payment was
+/// deferred, and its message says so. A table of its own rather than one
+/// more key per order (every key is time under the store's writer lock).
+const CARD_RECIPIENTS: Table<CustomerId> = Table::new("recipients_card");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
@@ -67,13 +71,18 @@ impl LogConsumer for NotificationActor {
 
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
-    if let EventKind::OrderPlaced { customer, .. } = &event.kind {
-        tx.put(RECIPIENTS, key, customer)?;
+    if let EventKind::OrderPlaced { customer, payment, .. } = &event.kind {
+        let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
+        tx.put(table, key, customer)?;
     }
-    let Some(customer) = tx.get::<CustomerId, _>(RECIPIENTS, key)? else {
-        return Ok(());
+    let (customer, payment) = match tx.get(RECIPIENTS, key)? {
+        Some(customer) => (customer, None),
+        None => match tx.get(CARD_RECIPIENTS, key)? {
+            Some(customer) => (customer, Some(PaymentMethod::Card)),
+            None => return Ok(()),
+        },
     };
-    if let Some(n) = Notification::for_event(event, &customer) {
+    if let Some(n) = Notification::for_event(event, &customer, payment) {
         tx.put(NOTIFICATIONS, notification_key(&n), &n)?;
     }
     Ok(())

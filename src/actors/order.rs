@@ -371,6 +371,12 @@ impl Charge {
             Err(e) => return Err(e),
         };
         match fallback {
+            // Already "card payment is unavailable": said once, as it is.
+            PaymentFallback::Refuse
+                if matches!(outage, NodeError::Call(CallError::PaymentUnavailable { .. })) =>
+            {
+                Err(outage)
+            }
             PaymentFallback::Refuse => Err(NodeError::Call(CallError::PaymentUnavailable {
                 retry_after: outage.retry_after().unwrap_or(Duration::from_secs(1)),
                 reason: outage.to_string(),

@@ -40,6 +40,17 @@ pub enum Refusal {
     /// The command names a part that does not exist (a leg).
     #[error("{what} {id} not found")]
     Unknown { what: &'static str, id: String },
+    /// The catalog has a product with this sku already.
+    #[error("{0}")]
+    ProductExists(String),
+    /// A named unit is already free in its pool (or held).
+    #[error("{0}")]
+    UnitInUse(String),
+    /// The command does not fit what it acts on (a quantity for a pool of
+    /// named units, a total that would overflow): the caller's mistake, and
+    /// `field` is the part of the request to fix (HTTP 422).
+    #[error("{field}: {why}")]
+    Invalid { field: &'static str, why: String },
 }
 
 /// given/when/then for the folds, after cqrs-es's `TestFramework`:

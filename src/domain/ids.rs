@@ -24,8 +24,12 @@ macro_rules! string_id {
             /// Validates and wraps `raw`.
             pub fn parse(raw: &str) -> Result<Self, Invalid> {
                 let allowed: fn(char) -> bool = $allowed;
-                if raw.trim().is_empty() {
-                    return Err(Invalid::new(concat!($what, " must not be empty")));
+                if raw.chars().all(super::text::is_invisible) {
+                    return Err(Invalid::new(concat!($what, " must not be empty or only invisible characters")));
+                }
+                // `.` and `..` name directories in paths and URLs.
+                if raw == "." || raw == ".." {
+                    return Err(Invalid::new(concat!($what, " must not be . or ..")));
                 }
                 if raw.len() > MAX_ID_LEN {
                     return Err(Invalid::new(format!(
@@ -33,7 +37,8 @@ macro_rules! string_id {
                         MAX_ID_LEN
                     )));
                 }
-                if let Some(c) = raw.chars().find(|c| c.is_control() || !allowed(*c)) {
+                let refused = |c: &char| c.is_control() || super::text::is_bidi_control(*c) || !allowed(*c);
+                if let Some(c) = raw.chars().find(refused) {
                     return Err(Invalid::new(format!(
                         concat!($what, " contains a character that is not allowed: {:?}"),
                         c
@@ -98,6 +103,18 @@ mod tests {
         assert!(CustomerId::parse("bad\0name").is_err());
         assert!(Sku::parse("has space").is_err());
         assert!(Sku::parse("has/slash").is_err());
+    }
+
+    #[test]
+    fn ids_that_show_as_nothing_or_name_a_directory_are_refused() {
+        for id in [".", ".."] {
+            assert!(Sku::parse(id).unwrap_err().0.contains(". or .."), "{id}");
+        }
+        assert!(Sku::parse("a.b").is_ok(), "a dot inside is fine");
+        for nothing in ["\u{200B}", "\u{202E}", " \u{200B} "] {
+            assert!(CustomerId::parse(nothing).is_err(), "{nothing:?}");
+        }
+        assert!(CustomerId::parse("kim\u{202E}nimda").is_err(), "a bidirectional override");
     }
 
     #[test]

@@ -109,21 +109,49 @@ impl Shelf {
     }
 }
 
-/// Adds stock to a product: `qty` more, of which `units` are named. A unit
-/// that is already free cannot be added again.
-pub fn restock(product: &mut Product, qty: u64, units: &[String]) -> Result<(), Refusal> {
-    if units.iter().any(|u| product.units.contains(u)) {
-        return Err(Refusal::NotAllowed(format!("a unit of {} is already free", product.sku)));
+/// What a restock adds: a quantity of a plain-stock product, or named units
+/// of a pool. Never both: they would disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restock {
+    Qty(u64),
+    Units(Vec<String>),
+}
+
+/// Adds stock to a product. A quantity fits a product without named units,
+/// units fit a pool of them; a unit already free cannot be added again; a
+/// total that does not fit is refused, never capped.
+pub fn restock(product: &mut Product, restock: &Restock) -> Result<(), Refusal> {
+    let invalid = |field, why: String| Err(Refusal::Invalid { field, why });
+    let pool = !product.units.is_empty();
+    let qty = match restock {
+        Restock::Qty(_) if pool => {
+            return invalid("qty", format!("{} is a pool of named units: restock it with units", product.sku))
+        }
+        Restock::Units(_) if !pool && product.stock > 0 => {
+            return invalid("units", format!("{} is counted, not named: restock it with qty", product.sku))
+        }
+        Restock::Qty(qty) => *qty,
+        Restock::Units(units) => {
+            if units.iter().any(|u| product.units.contains(u)) {
+                return Err(Refusal::UnitInUse(format!("a unit of {} is already free", product.sku)));
+            }
+            units.len() as u64
+        }
+    };
+    let Some(stock) = product.stock.checked_add(qty) else {
+        return invalid("qty", format!("{} would hold more than {}", product.sku, u64::MAX));
+    };
+    product.stock = stock;
+    if let Restock::Units(units) = restock {
+        product.units.extend(units.iter().cloned());
     }
-    product.stock = product.stock.saturating_add(qty);
-    product.units.extend(units.iter().cloned());
     Ok(())
 }
 
 /// A new product for the catalog, unless its sku is taken.
 pub fn add_product(existing: Option<&Product>, new: Product) -> Result<Product, Refusal> {
     match existing {
-        Some(_) => Err(Refusal::NotAllowed(format!("product {} already exists", new.sku))),
+        Some(_) => Err(Refusal::ProductExists(format!("product {} already exists", new.sku))),
         None => Ok(new),
     }
 }
@@ -340,9 +368,26 @@ mod tests {
     #[test]
     fn a_unit_cannot_be_free_twice_and_a_sku_is_added_once() {
         let mut p = product("DRV", 1, &["kim"]);
-        assert!(restock(&mut p, 1, &["kim".into()]).is_err());
-        restock(&mut p, 1, &["lee".into()]).unwrap();
+        let again = restock(&mut p, &Restock::Units(vec!["kim".into()]));
+        assert!(matches!(again, Err(Refusal::UnitInUse(_))));
+        restock(&mut p, &Restock::Units(vec!["lee".into()])).unwrap();
         assert_eq!((p.stock, p.units.len()), (2, 2));
-        assert!(add_product(Some(&p), p.clone()).unwrap_err().to_string().contains("already exists"));
+        let twice = add_product(Some(&p), p.clone()).unwrap_err();
+        assert!(matches!(twice, Refusal::ProductExists(_)));
+    }
+
+    #[test]
+    fn a_pool_takes_units_a_counted_product_takes_qty_and_neither_overflows() {
+        let mut pool = product("DRV", 1, &["kim"]);
+        let qty = restock(&mut pool, &Restock::Qty(2)).unwrap_err();
+        assert!(qty.to_string().starts_with("qty:") && qty.to_string().contains("pool"), "{qty}");
+        let mut mugs = product("MUG", 5, &[]);
+        let units = restock(&mut mugs, &Restock::Units(vec!["x".into()])).unwrap_err();
+        assert!(units.to_string().starts_with("units:"), "{units}");
+        restock(&mut mugs, &Restock::Qty(u64::MAX - 5)).unwrap();
+        let over = restock(&mut mugs, &Restock::Qty(1)).unwrap_err();
+        assert!(over.to_string().contains("more than"), "{over}");
+        assert_eq!(mugs.stock, u64::MAX, "refused, not capped: the earlier total stands");
+        assert_eq!((pool.stock, mugs.units.len()), (1, 0), "a refusal changes nothing");
     }
 }

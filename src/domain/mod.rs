@@ -16,6 +16,7 @@ pub mod payment;
 pub mod product;
 pub mod request;
 pub mod status;
+pub mod text;
 pub mod view;
 pub mod workflow;
 

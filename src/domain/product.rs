@@ -36,10 +36,7 @@ pub struct NewProduct {
 impl NewProduct {
     pub fn validate(&self) -> Result<Product, Invalid> {
         let sku = Sku::parse(&self.sku)?;
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Err(Invalid::new(format!("name must be 1 to {MAX_NAME_LEN} bytes")));
-        }
+        let name = super::text::free_text("name", &self.name, MAX_NAME_LEN)?;
         let price = Money::new(self.price).map_err(|_| Invalid::new("price must not be negative"))?;
         let units = validate_units(&self.units)?;
         let stock = match (self.stock, units.len() as u64) {
@@ -53,7 +50,7 @@ impl NewProduct {
                 s
             }
         };
-        Ok(Product { sku, name: name.to_owned(), price, stock, units })
+        Ok(Product { sku, name, price, stock, units })
     }
 }
 

@@ -92,13 +92,7 @@ impl OrderRequest {
     pub fn validate(&self, workflow: &Workflow) -> Result<ValidOrder, Invalid> {
         let customer = CustomerId::parse(&self.customer)?;
         let lines = validate_items(&self.items, workflow.reservation == ReservationMode::None)?;
-        let address = self.address.trim();
-        if address.is_empty() {
-            return Err(Invalid::new("address must not be empty"));
-        }
-        if address.len() > MAX_ADDRESS_LEN {
-            return Err(Invalid::new(format!("address must be at most {MAX_ADDRESS_LEN} bytes")));
-        }
+        let address = super::text::free_text("address", &self.address, MAX_ADDRESS_LEN)?;
         let payment = PaymentMethod::parse(&self.payment).ok_or_else(|| {
             Invalid::new(format!("payment must be one of card, bank_transfer, none (got {:?})", self.payment))
         })?;
@@ -114,14 +108,7 @@ impl OrderRequest {
             PaymentMethod::Card => Some(validate_card(self.card.as_deref())?),
             _ => None,
         };
-        Ok(ValidOrder {
-            customer,
-            lines,
-            address: address.to_owned(),
-            payment,
-            card,
-            workflow: workflow.name.clone(),
-        })
+        Ok(ValidOrder { customer, lines, address, payment, card, workflow: workflow.name.clone() })
     }
 }
 

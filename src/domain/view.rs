@@ -179,23 +179,33 @@ pub struct Notification {
 
 impl Notification {
     /// The notification for a status-changing event, if `event` is one.
-    pub fn for_event(event: &Event, customer: &CustomerId) -> Option<Notification> {
+    /// `payment` is how the order is paid, as placed (`None`: not known).
+    pub fn for_event(
+        event: &Event,
+        customer: &CustomerId,
+        payment: Option<PaymentMethod>,
+    ) -> Option<Notification> {
         let status = event.kind.status()?;
         Some(Notification {
             event: event.seq,
             order_id: event.order_id.clone(),
             customer: customer.clone(),
             status,
-            message: message(&event.order_id, &event.kind),
+            message: message(&event.order_id, &event.kind, payment),
             at: rfc3339(event.at_ms),
         })
     }
 }
 
-fn message(id: &OrderId, kind: &EventKind) -> String {
+fn message(id: &OrderId, kind: &EventKind, payment: Option<PaymentMethod>) -> String {
     match kind {
         EventKind::OrderPlaced { total, .. } => {
             format!("Order {id} received, total {}.", total.minor())
+        }
+        // A card payment is pending only when it was deferred: the gateway
+        // was unavailable, and the card will be charged when it is back.
+        EventKind::PaymentPending { amount } if payment == Some(PaymentMethod::Card) => {
+            format!("Order {id} is accepted; your card payment of {} will be taken shortly.", amount.minor())
         }
         EventKind::PaymentPending { amount } => {
             format!("Order {id} is waiting for your bank transfer of {}.", amount.minor())
@@ -380,13 +390,28 @@ mod tests {
     #[test]
     fn notifications_are_made_only_for_status_changes() {
         let kim = CustomerId::parse("kim").unwrap();
-        let n = Notification::for_event(&placed(1), &kim).unwrap();
+        let n = Notification::for_event(&placed(1), &kim, None).unwrap();
         assert_eq!(n.status, OrderStatus::Placed);
         assert!(n.message.contains("ord-1"));
         assert!(Notification::for_event(
             &event(2, EventKind::StockReserved { lines: vec![], units: vec![] }),
-            &kim
+            &kim,
+            None
         )
         .is_none());
+    }
+
+    #[test]
+    fn a_deferred_card_payment_is_told_it_will_be_taken_not_asked_for_a_transfer() {
+        let kim = CustomerId::parse("kim").unwrap();
+        let pending = event(2, EventKind::PaymentPending { amount: Money::new(300).unwrap() });
+        let card = Notification::for_event(&pending, &kim, Some(PaymentMethod::Card)).unwrap();
+        assert!(
+            card.message.contains("card payment") && !card.message.contains("transfer"),
+            "{}",
+            card.message
+        );
+        let transfer = Notification::for_event(&pending, &kim, Some(PaymentMethod::BankTransfer)).unwrap();
+        assert!(transfer.message.contains("bank transfer"), "{}", transfer.message);
     }
 }

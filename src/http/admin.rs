@@ -1,12 +1,13 @@
 //! `/admin`: operators' tools, behind a bearer token (`admin.token`).
 //! Dead letters, fault injection, pausing a service's consumption.
 
+use super::body::JsonObject;
 use super::ApiError;
 use crate::faults::FaultSpec;
 use crate::node::Node;
 use crate::service::Service;
 use actix_web::http::header;
-use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -68,7 +69,7 @@ async fn inject(
     node: Data<Node>,
     req: HttpRequest,
     name: Path<String>,
-    spec: Json<FaultSpec>,
+    spec: JsonObject<FaultSpec>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&node, &req)?;
     node.inject_fault_named(&name, spec.into_inner())?;

@@ -1,8 +1,9 @@
 //! `/deliveries`: the couriers' and checkpoints' reports, leg by leg.
 
+use super::body::JsonObject;
 use super::ApiError;
 use crate::node::Node;
-use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Deserialize;
 
@@ -41,7 +42,7 @@ struct RejectBody {
 async fn reject(
     node: Data<Node>,
     path: Path<(String, String)>,
-    body: Json<RejectBody>,
+    body: JsonObject<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
     Ok(HttpResponse::Ok().json(node.reject_leg(&order_id, &leg, &body.reason).await?))

@@ -160,3 +160,75 @@ impl From<PathError> for ApiError {
         ApiError::NoRoute(err.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{CallError, Refused};
+    use crate::store::StoreError;
+    use std::time::Duration;
+
+    /// One error of every kind the API answers with.
+    fn every_kind() -> Vec<ApiError> {
+        let wait = Duration::from_secs(1);
+        let node: Vec<NodeError> = vec![
+            Refused::Invalid("x".into()).into(),
+            Refused::UnknownSku("x".into()).into(),
+            Refused::NotFound { what: "order", id: "x".into() }.into(),
+            Refused::Conflict("x".into()).into(),
+            Refused::ProductExists("x".into()).into(),
+            Refused::UnitInUse("x".into()).into(),
+            Refused::Taken("x".into()).into(),
+            Refused::NothingAvailable { sku: "x".into() }.into(),
+            Refused::PaymentDeclined("x".into()).into(),
+            Refused::IdempotencyMismatch.into(),
+            Refused::IdempotencyInProgress.into(),
+            CallError::Timeout { service: "order", after: wait }.into(),
+            CallError::Unavailable("order").into(),
+            CallError::Restarting { service: "order", retry_after: wait }.into(),
+            CallError::Failed { service: "order", reason: "x".into() }.into(),
+            CallError::Busy { service: "order", retry_after: wait }.into(),
+            CallError::PaymentUnavailable { reason: "x".into(), retry_after: wait }.into(),
+            CallError::Draining.into(),
+            StoreError::Closed.into(),
+            StoreError::DuplicateAppend(1).into(),
+        ];
+        let mut all: Vec<ApiError> = node.into_iter().map(ApiError::Node).collect();
+        all.extend([
+            ApiError::MalformedBody("x".into()),
+            ApiError::InvalidBody("x".into()),
+            ApiError::UnsupportedMediaType("x".into()),
+            ApiError::PayloadTooLarge("x".into()),
+            ApiError::BadQuery("x".into()),
+            ApiError::NoRoute("x".into()),
+            ApiError::Unauthorized,
+            ApiError::AdminDisabled,
+            ApiError::RateLimited(wait),
+        ]);
+        all
+    }
+
+    #[test]
+    fn the_readme_error_table_lists_every_problem_type_with_its_status() {
+        let readme = include_str!("../../README.md");
+        for e in every_kind() {
+            let (slug, _) = e.kind();
+            let row = format!("| {} | `{slug}` |", e.status_code().as_u16());
+            assert!(readme.contains(&row), "README's error table lacks {row}");
+        }
+    }
+
+    #[test]
+    fn every_409_has_a_type_of_its_own_cause() {
+        let conflicts: Vec<&str> = every_kind()
+            .iter()
+            .filter(|e| e.status_code() == StatusCode::CONFLICT)
+            .map(|e| e.kind().0)
+            .collect();
+        let mut unique = conflicts.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), conflicts.len(), "{conflicts:?}");
+        assert!(!conflicts.contains(&"conflict"), "no catch-all: {conflicts:?}");
+    }
+}

@@ -13,6 +13,7 @@
 //! ```
 
 mod admin;
+mod body;
 mod deliveries;
 mod error;
 mod health;

@@ -1,11 +1,12 @@
 //! `/orders`: placing orders and the customer's commands on them.
 
+use super::body::JsonObject;
 use super::ApiError;
 use crate::domain::OrderRequest;
 use crate::error::{NodeError, Refused};
 use crate::node::Node;
 use actix_web::http::header;
-use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -35,7 +36,7 @@ struct RejectBody {
 async fn accept(
     node: Data<Node>,
     id: Path<String>,
-    body: Json<AcceptBody>,
+    body: JsonObject<AcceptBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(node.accept_order(&id, &body.by).await?))
 }
@@ -43,7 +44,7 @@ async fn accept(
 async fn reject(
     node: Data<Node>,
     id: Path<String>,
-    body: Json<RejectBody>,
+    body: JsonObject<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(node.reject_order(&id, &body.by, &body.reason).await?))
 }
@@ -51,7 +52,7 @@ async fn reject(
 async fn place(
     node: Data<Node>,
     req: HttpRequest,
-    body: Json<OrderRequest>,
+    body: JsonObject<OrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(value) => Some(

@@ -1,10 +1,11 @@
 //! `/products`: the catalog and its stock.
 
+use super::body::JsonObject;
 use super::ApiError;
 use crate::domain::NewProduct;
 use crate::node::Node;
 use actix_web::http::header;
-use actix_web::web::{self, Data, Json, Path, ServiceConfig};
+use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/products/{sku}/restock", web::post().to(restock));
 }
 
-async fn add(node: Data<Node>, body: Json<NewProduct>) -> Result<HttpResponse, ApiError> {
+async fn add(node: Data<Node>, body: JsonObject<NewProduct>) -> Result<HttpResponse, ApiError> {
     let product = node.add_product(body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/products/{}", product.sku)))
@@ -37,7 +38,7 @@ struct RestockBody {
 async fn restock(
     node: Data<Node>,
     sku: Path<String>,
-    body: Json<RestockBody>,
+    body: JsonObject<RestockBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     Ok(HttpResponse::Ok().json(node.restock(&sku, body.qty, body.units).await?))

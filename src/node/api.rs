@@ -8,7 +8,7 @@ use crate::actors::order::{GetOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
 use crate::domain::order::Command;
-use crate::domain::{CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
+use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
 use tracing::Instrument;
 
@@ -221,21 +221,11 @@ impl Node {
 /// Longest party name or reason accepted.
 const MAX_TEXT: usize = 200;
 
-/// Who accepts or rejects: a non-empty name.
+/// Who accepts or rejects: a name that shows as something.
 fn party(by: &str) -> Result<String, NodeError> {
-    let by = by.trim();
-    if by.is_empty() || by.len() > MAX_TEXT || by.chars().any(char::is_control) {
-        return Err(NodeError::Refused(Refused::Invalid(format!(
-            "by must name the party, 1 to {MAX_TEXT} bytes"
-        ))));
-    }
-    Ok(by.to_owned())
+    Ok(text::free_text("by", by, MAX_TEXT)?)
 }
 
 fn reason_text(reason: &str) -> Result<String, NodeError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > MAX_TEXT {
-        return Err(NodeError::Refused(Refused::Invalid(format!("reason must be 1 to {MAX_TEXT} bytes"))));
-    }
-    Ok(reason.to_owned())
+    Ok(text::free_text("reason", reason, MAX_TEXT)?)
 }

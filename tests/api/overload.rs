@@ -10,11 +10,11 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The card gateway fails every call.
-fn gateway_down(app: &TestApp) {
+pub(crate) fn gateway_down(app: &TestApp) {
     app.node.inject_fault_named("gateway", FaultSpec { fail_rate: 1.0, ..FaultSpec::default() }).unwrap();
 }
 
-fn quick_payments(s: &mut Settings) {
+pub(crate) fn quick_payments(s: &mut Settings) {
     s.payment.retry_min_ms = 20;
     s.payment.retry_max_ms = 100;
     s.payment.breaker.open_ms = 200;
