@@ -15,6 +15,8 @@ mod commit;
 mod contract;
 mod dead_letter;
 mod log;
+pub mod marker;
+mod open;
 mod table;
 
 pub use codec::{decode, encode, CodecError};
@@ -23,7 +25,7 @@ pub use log::{Tx, TxError, TxResult};
 pub use table::Table;
 
 use crate::domain::{Event, Seq};
-use backend::{Backend, Change, MemoryBackend, SledBackend};
+use backend::{Backend, Change, MemoryBackend};
 use commit::GroupCommit;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,10 @@ pub enum StoreError {
     DuplicateAppend(Seq),
     #[error("cannot start the flusher thread: {0}")]
     Flusher(#[source] Arc<std::io::Error>),
+    /// What is on disk is not a store the node can trust (see
+    /// [`marker`]); the message says what is wrong.
+    #[error("{0}")]
+    Damaged(String),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error("the store is shut down")]
@@ -120,8 +126,14 @@ impl Store {
     /// Opens (or creates) the embedded store at `path` with a page cache
     /// of `cache_bytes` (sled's default of 1 GiB is far more than a node
     /// needs).
+    ///
+    /// A store that is unreadable, empty where its marker says it held
+    /// events, another store than the marker names, or whose log ends before
+    /// the marker's head is refused with [`StoreError::Damaged`] (see
+    /// [`marker`]); nothing is changed then.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        Store::with_backend(Arc::new(SledBackend::open(path, cache_bytes)?))
+        let (backend, store_id) = open::checked(path, cache_bytes)?;
+        Store::with_parts(Arc::new(backend), Some((path.to_path_buf(), store_id)))
     }
 
     /// A store that keeps everything in memory, for tests.
@@ -130,10 +142,21 @@ impl Store {
         Store::with_backend(Arc::new(MemoryBackend::default())).expect("an in-memory store opens")
     }
 
-    /// A store over `backend`.
+    /// A store over `backend`, with no marker.
     pub fn with_backend(backend: Arc<dyn Backend>) -> Result<Store, StoreError> {
+        Store::with_parts(backend, None)
+    }
+
+    /// A store over `backend`; `marked`: the data directory and the store's
+    /// id, when a marker is kept beside it.
+    fn with_parts(
+        backend: Arc<dyn Backend>,
+        marked: Option<(std::path::PathBuf, String)>,
+    ) -> Result<Store, StoreError> {
         let (head, _) = watch::channel(backend.last_seq()?);
-        let group = GroupCommit::start(backend.clone()).map_err(|e| StoreError::Flusher(Arc::new(e)))?;
+        let marking = marked.map(|(dir, store_id)| commit::Marking { dir, store_id, head: head.subscribe() });
+        let group =
+            GroupCommit::start(backend.clone(), marking).map_err(|e| StoreError::Flusher(Arc::new(e)))?;
         Ok(Store {
             inner: Arc::new(Inner { backend, append: Mutex::new(()), head, group, stats: Arc::default() }),
         })

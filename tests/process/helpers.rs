@@ -67,15 +67,27 @@ impl Proc {
 
     /// Runs the binary with `env` expecting it to refuse to start: its exit
     /// status and what it wrote to stderr.
+    /// A node that starts anyway is killed after 20 s and the test fails
+    /// on its (successful-looking) output rather than hanging.
     pub fn refused(data: &Path, env: &[(&str, &str)]) -> (ExitStatus, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
             .arg("serve")
             .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
             .env("FULFIL_STORE__PATH", data)
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .output()
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("the binary runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("waiting for the binary").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("the binary's output");
         (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 

@@ -3,6 +3,7 @@
 
 mod binary;
 mod crash;
+mod damage;
 mod helpers;
 mod overload;
 mod readme;

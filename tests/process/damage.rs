@@ -1,0 +1,80 @@
+//! A damaged store is refused: the node exits non-zero with a message that
+//! names the data directory, what is wrong and what to do, and no panic
+//! text; it never serves a store with acknowledged orders missing.
+
+use crate::helpers::{add_products, client, Proc};
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+/// A stopped node's data directory holding 40 acknowledged orders.
+async fn store_with_orders() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start(data.path());
+    add_products(&node.address, &[("MUG", 1000)]).await;
+    for n in 0..40 {
+        let body = json!({"customer": format!("c{n}"), "items": [{"sku": "MUG", "qty": 1}],
+                          "address": "Seoul", "payment": "bank_transfer"});
+        let r = client().post(format!("{}/orders", node.address)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+    data
+}
+
+fn truncate(file: &Path, keep: impl Fn(u64) -> u64) {
+    let len = std::fs::metadata(file).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(file).unwrap().set_len(keep(len)).unwrap();
+}
+
+fn assert_refused(data: &Path, case: &str) {
+    let (status, stderr) = Proc::refused(data, &[]);
+    assert!(!status.success(), "{case}: the node started on a damaged store: {stderr}");
+    let dir = std::path::absolute(data).unwrap().display().to_string();
+    assert!(stderr.contains(&dir), "{case}: the message names the data directory: {stderr}");
+    assert!(stderr.contains("cannot be trusted") && stderr.contains("fulfil restore"), "{case}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{case}: no panic text: {stderr}");
+}
+
+#[tokio::test]
+async fn a_store_whose_files_are_cut_replaced_or_gone_is_refused() {
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 4] = [
+        ("db truncated to zero", |d| truncate(&d.join("db"), |_| 0)),
+        ("db truncated to half", |d| truncate(&d.join("db"), |len| len / 2)),
+        ("db replaced by text", |d| std::fs::write(d.join("db"), b"abc").unwrap()),
+        ("db deleted", |d| std::fs::remove_file(d.join("db")).unwrap()),
+    ];
+    for (case, damage) in cases {
+        let data = store_with_orders().await;
+        damage(data.path());
+        assert_refused(data.path(), case);
+    }
+}
+
+/// sled's `conf` holds only its own settings, which it writes again when
+/// they are unreadable: the data is whole, the marker agrees, and serving
+/// it is right.
+#[tokio::test]
+async fn a_garbled_sled_conf_is_rewritten_and_every_order_is_there() {
+    let data = store_with_orders().await;
+    std::fs::write(data.path().join("conf"), b"abc").unwrap();
+    let node = Proc::start(data.path());
+    for n in 1..=40 {
+        let view = client().get(format!("{}/status/ord-{n}", node.address)).send().await.unwrap();
+        assert_eq!(view.status(), 200, "ord-{n}");
+    }
+}
+
+#[tokio::test]
+async fn a_garbled_marker_is_refused_and_a_healthy_store_starts_again() {
+    let data = store_with_orders().await;
+    let node = Proc::start(data.path());
+    let view = client().get(format!("{}/status/ord-40", node.address)).send().await.unwrap();
+    assert_eq!(view.status(), 200, "a healthy store starts, with its orders");
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+    std::fs::write(data.path().join("fulfil.marker"), b"{\"store_id\":").unwrap();
+    assert_refused(data.path(), "garbled marker");
+}
