@@ -25,6 +25,35 @@ pub enum Cmd {
     /// bounded time, on loopback only; print status counts, throughput and
     /// latency percentiles.
     Load(LoadArgs),
+    /// Verify a stopped node's store: the log is contiguous, offsets and
+    /// views are not ahead of it, every named unit is held at most once.
+    /// Exit status 0 when it is sound, 1 when it has problems, 2 when it
+    /// cannot be opened.
+    Check {
+        /// The data directory (default: the configured `store.path`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Ask a running node for a consistent copy of its store, written to a
+    /// new or empty directory on the node's machine (needs `admin.token`).
+    Backup {
+        /// The directory to write the copy to, on the node's machine.
+        #[arg(long)]
+        to: PathBuf,
+        /// The node's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+    /// Put a backup in place of a (new or empty) data directory, after
+    /// checking that it opens; then start the node on it.
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to restore into (default: `store.path`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,6 +100,72 @@ pub async fn run(args: Args) -> ExitCode {
     match args.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => serve(settings).await,
         Cmd::Load(load) => drive(load).await,
+        Cmd::Check { data } => check(&data.unwrap_or(settings.store.path)),
+        Cmd::Backup { to, url } => backup(&url, &to, &settings.admin.token).await,
+        Cmd::Restore { from, data } => restore(&from, &data.unwrap_or(settings.store.path)),
+    }
+}
+
+fn check(data: &std::path::Path) -> ExitCode {
+    match crate::node::check::check(data) {
+        Ok(report) => {
+            println!("store in {}", data.display());
+            report.summary.iter().for_each(|line| println!("  {line}"));
+            if report.is_ok() {
+                println!("sound");
+                return ExitCode::SUCCESS;
+            }
+            println!("{} problems:", report.problems.len());
+            report.problems.iter().for_each(|p| println!("  {p}"));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn backup(url: &str, to: &std::path::Path, token: &str) -> ExitCode {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/admin/backup", url.trim_end_matches('/')))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "to": to }))
+        .send()
+        .await;
+    match answer {
+        Ok(r) if r.status().is_success() => {
+            println!("{}", r.text().await.unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            let status = r.status();
+            tracing::error!("the node refused the backup ({status}): {}", r.text().await.unwrap_or_default());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!("cannot reach the node at {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn restore(from: &std::path::Path, data: &std::path::Path) -> ExitCode {
+    match crate::store::restore(from, data) {
+        Ok(report) => {
+            println!(
+                "restored store {} ({} events) from {} into {}; start the node on it",
+                report.store_id,
+                report.head,
+                from.display(),
+                data.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

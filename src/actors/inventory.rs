@@ -65,8 +65,8 @@ pub struct InventoryActor {
     cursor: Cursor,
 }
 
-const PRODUCTS: Table<Product> = Table::new("products");
-const RESERVATIONS: Table<Reservation> = Table::new("reservations");
+pub(crate) const PRODUCTS: Table<Product> = Table::new("products");
+pub(crate) const RESERVATIONS: Table<Reservation> = Table::new("reservations");
 pub const NAME: &str = crate::service::Service::Inventory.name();
 
 impl InventoryActor {

@@ -72,7 +72,7 @@ pub struct ProjectionActor {
     workflows: Arc<Workflows>,
 }
 
-const VIEWS: Table<StatusView> = Table::new("status_views");
+pub(crate) const VIEWS: Table<StatusView> = Table::new("status_views");
 /// `customer \0 placed_seq` → order id.
 const BY_CUSTOMER: Table<OrderId> = Table::new("status_by_customer");
 /// `workflow \0 status \0 placed_seq` → order id.

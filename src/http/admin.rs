@@ -19,7 +19,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/admin/faults/{service}", web::post().to(inject))
         .route("/admin/faults/{service}", web::delete().to(clear))
         .route("/admin/services/{service}/pause", web::post().to(pause))
-        .route("/admin/services/{service}/resume", web::post().to(resume));
+        .route("/admin/services/{service}/resume", web::post().to(resume))
+        .route("/admin/backup", web::post().to(backup));
 }
 
 /// Checks the bearer token; compares in constant time.
@@ -32,7 +33,10 @@ fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // RFC 9110: the scheme is case-insensitive.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .unwrap_or("")
         .as_bytes();
     let same = given.len() == expected.len()
@@ -86,6 +90,23 @@ async fn clear_all(node: Data<Node>, req: HttpRequest) -> Result<HttpResponse, A
     authorize(&node, &req)?;
     node.clear_faults(None);
     Ok(HttpResponse::Ok().json(node.faults()))
+}
+
+/// Where a backup goes, on the node's machine.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    to: std::path::PathBuf,
+}
+
+async fn backup(
+    node: Data<Node>,
+    req: HttpRequest,
+    body: JsonObject<BackupBody>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    let report = node.backup(body.into_inner().to).await?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 async fn pause(node: Data<Node>, req: HttpRequest, name: Path<String>) -> Result<HttpResponse, ApiError> {

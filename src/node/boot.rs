@@ -27,6 +27,7 @@ pub(super) struct Started {
     pub(super) head: tokio::sync::watch::Receiver<u64>,
     pub(super) store_healthy: Arc<AtomicBool>,
     pub(super) store_writer: Arc<crate::store::WriterStats>,
+    pub(super) store: Store,
     pub(super) system: System,
 }
 
@@ -54,6 +55,7 @@ pub(super) fn run_system(
         head: env.store.watch_head(),
         store_healthy: env.store.healthy(),
         store_writer: env.store.writer_stats(),
+        store: env.store.clone(),
         system: System::current(),
     };
     if ready.send(Ok(started)).is_err() {

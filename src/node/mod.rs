@@ -19,6 +19,7 @@
 mod api;
 pub mod bodies;
 mod boot;
+pub mod check;
 mod operations;
 
 pub use operations::HealthReport;
@@ -63,6 +64,8 @@ struct Inner {
     head: tokio::sync::watch::Receiver<u64>,
     store_healthy: Arc<AtomicBool>,
     store_writer: Arc<crate::store::WriterStats>,
+    /// For backups; every change goes through the actors.
+    store: crate::store::Store,
     draining: AtomicBool,
     timeout: Duration,
     ping_timeout: Duration,
@@ -152,6 +155,7 @@ impl Node {
                 head: started.head,
                 store_healthy: started.store_healthy,
                 store_writer: started.store_writer,
+                store: started.store,
                 draining: AtomicBool::new(false),
                 timeout,
                 ping_timeout,

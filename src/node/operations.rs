@@ -5,7 +5,7 @@ use super::Node;
 use crate::actors::ask_recipient;
 use crate::actors::consumer::{Pause, Ping, Redeliver, Resume};
 use crate::actors::projection::{GetDeadLetter, ListDeadLetters};
-use crate::error::{NodeError, Refused};
+use crate::error::{CallError, NodeError, Refused};
 use crate::faults::FaultSpec;
 use crate::health::{ServiceHealth, ServiceState};
 use crate::metrics::Metrics;
@@ -153,6 +153,20 @@ impl Node {
     pub async fn dead_letters(&self) -> Result<Vec<super::bodies::DeadLetter>, NodeError> {
         let letters = self.call(Service::Projection, &self.inner.actors.projection, ListDeadLetters).await?;
         Ok(letters.into_iter().map(Into::into).collect())
+    }
+
+    /// Copies the store, consistently, into `dir` (new or empty) on the
+    /// node's machine; writes wait while the copy runs (see
+    /// `store::backup`).
+    pub async fn backup(&self, dir: std::path::PathBuf) -> Result<crate::store::BackupReport, NodeError> {
+        let store = self.inner.store.clone();
+        let copied = tokio::task::spawn_blocking(move || store.backup_to(&dir)).await;
+        match copied {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e @ crate::store::StoreError::NotEmpty(_))) => Err(Refused::Invalid(e.to_string()).into()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(CallError::Failed { service: "store", reason: "the backup stopped".into() }.into()),
+        }
     }
 
     /// Puts a dead letter back: its service applies the event again, and

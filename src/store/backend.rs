@@ -34,7 +34,7 @@ use std::sync::{Mutex, RwLock};
 /// One change of a commit: `value` `None` removes the key.
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
-    pub table: &'static str,
+    pub table: &'a str,
     pub key: &'a [u8],
     pub value: Option<&'a [u8]>,
 }
@@ -57,7 +57,7 @@ pub trait Backend: Send + Sync {
 
     /// Writes one value on its own, outside any commit: atomic for that key,
     /// ordered with nothing else (for a record no event depends on).
-    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.commit(&[Change { table, key, value: Some(value) }], &[])
     }
 
@@ -79,6 +79,9 @@ pub trait Backend: Send + Sync {
 
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// The names of the tables that hold anything (the log is not one).
+    fn table_names(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// A refused append: the log already holds `seq`.
@@ -140,7 +143,7 @@ impl Backend for SledBackend {
 
     /// A plain insert: sled runs a transaction under its process-wide lock,
     /// an insert does not.
-    fn put(&self, table: &'static str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.with_tree(table, |t| t.insert(key, value))??;
         Ok(())
     }
@@ -208,6 +211,12 @@ impl Backend for SledBackend {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        let names = self.db.tree_names().into_iter().map(|n| String::from_utf8_lossy(&n).into_owned());
+        // sled's default tree is its own; the log is `events`.
+        Ok(names.filter(|n| n != EVENTS && !n.starts_with("__sled__")).collect())
     }
 }
 
@@ -289,5 +298,9 @@ impl Backend for MemoryBackend {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.state()?.tables.keys().cloned().collect())
     }
 }

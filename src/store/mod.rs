@@ -9,6 +9,7 @@
 //! (group commit), which is what an acknowledgement waits for.
 
 pub mod backend;
+mod backup;
 mod codec;
 mod commit;
 #[cfg(test)]
@@ -19,6 +20,7 @@ pub mod marker;
 mod open;
 mod table;
 
+pub use backup::{restore, BackupReport};
 pub use codec::{decode, encode, CodecError};
 pub use dead_letter::{remove_dead_letter, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
@@ -53,6 +55,9 @@ pub enum StoreError {
     /// [`marker`]); the message says what is wrong.
     #[error("{0}")]
     Damaged(String),
+    /// A backup or restore needs a new or empty directory.
+    #[error("{0} is not empty; choose a new directory")]
+    NotEmpty(String),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error("the store is shut down")]

@@ -62,6 +62,14 @@ pub(super) fn checked(dir: &Path, cache_bytes: u64) -> Result<(SledBackend, Stri
     Ok((backend, store_id))
 }
 
+/// The store's identity, if it has one yet.
+pub(super) fn store_id(backend: &dyn Backend) -> Result<Option<String>, StoreError> {
+    match backend.get(META, STORE_ID)? {
+        Some(bytes) => Ok(Some(decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
 /// The last event must decode, and be the event its key says.
 fn last_event_reads(backend: &SledBackend, head: u64) -> Result<(), String> {
     let found = backend.read_log(head, 1).map_err(|e| format!("its log cannot be read ({e})"))?;

@@ -1,6 +1,7 @@
 //! HTTP API tests: each spawns a whole node on port 0 with its own
 //! temporary data directory.
 
+mod backup;
 mod bad_input;
 mod faults;
 mod health;

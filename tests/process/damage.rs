@@ -78,3 +78,30 @@ async fn a_garbled_marker_is_refused_and_a_healthy_store_starts_again() {
     std::fs::write(data.path().join("fulfil.marker"), b"{\"store_id\":").unwrap();
     assert_refused(data.path(), "garbled marker");
 }
+
+/// `fulfil check --data DIR` on a stopped node's store.
+fn check(data: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["check", "--data"])
+        .arg(data)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn fulfil_check_passes_a_sound_store_and_refuses_a_damaged_one() {
+    let data = store_with_orders().await;
+    let (code, text) = check(data.path());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("log: ") && text.contains("orders: 40 status views") && text.contains("sound"),
+        "{text}"
+    );
+    truncate(&data.path().join("db"), |_| 0);
+    let (code, text) = check(data.path());
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("cannot be trusted") && !text.contains("panicked"), "{text}");
+}
