@@ -75,6 +75,10 @@ pub enum Refused {
     /// A named unit is already in the pool, or held by an order.
     #[error("{0}")]
     UnitInUse(String),
+    /// An event of the order failed and waits for an operator: commands on
+    /// it wait too.
+    #[error("{0}")]
+    NeedsAttention(String),
     /// Another party accepted (or rejected) the order first.
     #[error("{0}")]
     Taken(String),
@@ -150,6 +154,9 @@ impl Refused {
             Refused::Conflict(_) => refused(409, "order-status", "The order's status does not allow this"),
             Refused::ProductExists(_) => refused(409, "product-exists", "A product with this sku exists"),
             Refused::UnitInUse(_) => refused(409, "unit-in-use", "The unit is already in the pool or in use"),
+            Refused::NeedsAttention(_) => {
+                refused(409, "needs-attention", "The order waits for an operator to retry a failed step")
+            }
             Refused::Taken(_) => refused(409, "already-taken", "Someone else took this order first"),
             Refused::NothingAvailable { .. } => {
                 refused(409, "nothing-available", "Nothing is available for this order now")
@@ -226,6 +233,7 @@ mod tests {
             Refused::Conflict("x".into()),
             Refused::ProductExists("x".into()),
             Refused::UnitInUse("x".into()),
+            Refused::NeedsAttention("x".into()),
             Refused::Taken("x".into()),
             Refused::NothingAvailable { sku: "x".into() },
             Refused::PaymentDeclined("x".into()),

@@ -14,11 +14,12 @@
 
 use super::supervision::{catch, Supervise, Supervision};
 use super::ServiceEnv;
-use crate::domain::{Event, Seq};
-use crate::error::{CallError, NodeError};
+use crate::domain::{Event, OrderId, Seq};
+use crate::error::{CallError, NodeError, Refused};
 use crate::health::ServiceState;
-use crate::store::{remove_dead_letter, DeadLetter, Store, Tx, TxResult};
+use crate::store::{park, remove_dead_letter, unpark, DeadLetter, Store, Tx, TxResult};
 use actix::prelude::*;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Events applied in one transaction at most.
@@ -42,6 +43,9 @@ pub struct Cursor {
     waiting: bool,
     /// After a failed batch: one event at a time, to find the culprit.
     single: bool,
+    /// Orders with a dead letter here: their later events are parked behind
+    /// it, in order, instead of applied out of order without it.
+    quarantined: HashSet<OrderId>,
 }
 
 /// How a batch reaches a consumer.
@@ -68,7 +72,21 @@ impl Cursor {
             paused: false,
             waiting: false,
             single: false,
+            quarantined: quarantined(&env.store, name)?,
         })
+    }
+
+    /// Refuses a command about an order whose events wait behind a dead
+    /// letter here: decided on a state that lacks them, it could be wrong.
+    pub fn not_quarantined(&self, order: &OrderId) -> Result<(), NodeError> {
+        match self.quarantined.contains(order) {
+            false => Ok(()),
+            true => Err(Refused::NeedsAttention(format!(
+                "order {order} waits for an operator: an event of it failed in {} (see /admin/dead-letters)",
+                self.name
+            ))
+            .into()),
+        }
     }
 
     pub fn offset(&self) -> Seq {
@@ -78,6 +96,7 @@ impl Cursor {
     /// Re-reads the committed offset, e.g. after a restart.
     pub fn reload(&mut self) -> Result<(), NodeError> {
         self.offset = self.store.offset(self.name)?;
+        self.quarantined = quarantined(&self.store, self.name)?;
         self.waiting = false;
         Ok(())
     }
@@ -94,28 +113,50 @@ impl Cursor {
         f: impl Fn(&mut Tx<'_>, &Event) -> TxResult<(), NodeError>,
     ) -> Result<Vec<Event>, NodeError> {
         let Some(last) = batch.last() else { return Ok(Vec::new()) };
-        let letters = match delivery {
-            Delivery::InOrder => Vec::new(),
-            Delivery::Redelivery => self.letters_for(batch)?,
+        let (letters, released) = match delivery {
+            Delivery::InOrder => (Vec::new(), Vec::new()),
+            Delivery::Redelivery => {
+                let letters = self.letters_for(batch)?;
+                let released = self.released_by(&letters)?;
+                (letters, released)
+            }
         };
         let (_, appended) = self.store.write(|tx| match delivery {
             Delivery::InOrder => {
                 let committed = tx.offset(self.name)?;
                 for event in batch.iter().filter(|e| e.seq > committed) {
+                    if self.quarantined.contains(&event.order_id) {
+                        park(tx, self.name, event)?;
+                        continue;
+                    }
                     let _span = event_span(self.name, event).entered();
                     f(tx, event)?;
                 }
                 tx.commit_offset(self.name, last.seq.max(committed))
             }
             Delivery::Redelivery => {
-                for event in batch {
+                // The dead letter's event, then what waited behind it, in order.
+                for event in batch.iter().chain(&released) {
                     let _span = event_span(self.name, event).entered();
                     f(tx, event)?;
                 }
+                released.iter().try_for_each(|e| unpark(tx, self.name, e))?;
                 letters.iter().try_for_each(|l| remove_dead_letter(tx, l))
             }
         })?;
         Ok(appended)
+    }
+
+    /// The parked events that follow once `letters` are redelivered: all of
+    /// their order's, when no other dead letter of it is left here.
+    fn released_by(&self, letters: &[DeadLetter]) -> Result<Vec<Event>, NodeError> {
+        let Some(order) = letters.first().map(|l| &l.order_id) else { return Ok(Vec::new()) };
+        let others = self.store.dead_letters_of(order)?;
+        let left = others.iter().filter(|o| o.service == self.name && !letters.iter().any(|l| l.id == o.id));
+        if left.count() > 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.parked(self.name, order)?)
     }
 
     /// This consumer's dead letters for the events of `batch`.
@@ -134,6 +175,12 @@ impl Cursor {
 /// the hot path; `RUST_LOG=fulfil=debug` follows an order through them.
 fn event_span(service: &'static str, event: &Event) -> tracing::Span {
     tracing::debug_span!("apply", service, seq = event.seq, order = %event.order_id, event = event.kind.name())
+}
+
+/// The orders with a dead letter of `service`.
+fn quarantined(store: &Store, service: &str) -> Result<HashSet<OrderId>, NodeError> {
+    let letters = store.dead_letters()?;
+    Ok(letters.into_iter().filter(|l| l.service == service).map(|l| l.order_id).collect())
 }
 
 /// An actor that consumes the log.
@@ -199,9 +246,12 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
         // Injected faults run here, outside the transaction (sled holds its
         // global write lock while a transaction closure runs): once per
         // batch, plus the poison-order check for every event.
-        let sup = &act.cursor().sup;
-        sup.inject(batch.first().map(|e| &e.order_id))?;
-        for event in &batch[1..] {
+        // A parked event is not handled, so no injected fault fires for it.
+        let cursor = act.cursor();
+        let handled = |e: &&Event| !cursor.quarantined.contains(&e.order_id);
+        let sup = &cursor.sup;
+        sup.inject(batch.first().filter(handled).map(|e| &e.order_id))?;
+        for event in batch[1..].iter().filter(handled) {
             sup.faults().poison_check(sup.name, &event.order_id);
         }
         act.apply_batch(&batch, Delivery::InOrder)
@@ -303,6 +353,7 @@ fn set_aside(cursor: &mut Cursor, event: &Event, error: &str, attempts: u32) {
             );
             cursor.offset = cursor.offset.max(event.seq);
             cursor.single = false;
+            cursor.quarantined.insert(event.order_id.clone());
             cursor.sup.event_succeeded();
         }
         Err(e) => tracing::error!(service = cursor.name, error = %e, "setting an event aside failed"),
@@ -352,6 +403,11 @@ pub fn redeliver<A: LogConsumer>(
     super::supervision::guarded(act, ctx, Some(&event.order_id), |act| {
         act.apply_batch(std::slice::from_ref(&event), Delivery::Redelivery)
     })?;
+    let cursor = act.cursor();
+    let left = cursor.store.dead_letters_of(&event.order_id)?;
+    if !left.iter().any(|l| l.service == cursor.name) {
+        cursor.quarantined.remove(&event.order_id);
+    }
     tracing::info!(service = act.cursor().name, dead_letter = letter.id, "dead letter redelivered");
     Ok(())
 }

@@ -64,6 +64,7 @@ impl DeliveryActor {
     /// recorded before it, and records what follows.
     fn act(&mut self, order_id: &OrderId, command: LegCommand) -> Result<Delivery, NodeError> {
         catch_up(self)?;
+        self.cursor.not_quarantined(order_id)?;
         let (delivery, _) = self.cursor.store.write(|tx| {
             let Some(mut d) = tx.get::<Delivery, _>(DELIVERIES, order_id.as_str())? else {
                 return abort(NodeError::not_found("order", order_id));

@@ -477,6 +477,7 @@ impl Handler<OrderCommand> for OrderActor {
     fn handle(&mut self, msg: OrderCommand, ctx: &mut Context<Self>) -> Self::Result {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
+            act.cursor.not_quarantined(&msg.order_id)?;
             act.execute(&msg.order_id, &msg.command)
         });
         durably(&self.cursor.store, result)

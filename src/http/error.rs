@@ -178,6 +178,7 @@ mod tests {
             Refused::Conflict("x".into()).into(),
             Refused::ProductExists("x".into()).into(),
             Refused::UnitInUse("x".into()).into(),
+            Refused::NeedsAttention("x".into()).into(),
             Refused::Taken("x".into()).into(),
             Refused::NothingAvailable { sku: "x".into() }.into(),
             Refused::PaymentDeclined("x".into()).into(),

@@ -29,6 +29,33 @@ const DEAD_LETTERS: Table<DeadLetter> = Table::new("dead_letters");
 /// `order \0 id` → id: an order's dead letters.
 const BY_ORDER: Table<u64> = Table::new("dead_letters_by_order");
 
+/// `service \0 order \0 seq` → seq: events of an order that wait behind
+/// its dead letter in that service.
+const PARKED: Table<Seq> = Table::new("parked_events");
+
+fn parked_prefix(service: &str, order: &OrderId) -> Vec<u8> {
+    let mut key = key_prefix(service);
+    key.extend(key_prefix(order.as_str()));
+    key
+}
+
+fn parked_key(service: &str, order: &OrderId, seq: Seq) -> Vec<u8> {
+    let mut key = parked_prefix(service, order);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Parks `event` for `service` behind its order's dead letter, as part of
+/// the write that would have applied it.
+pub fn park<E>(tx: &mut Tx<'_>, service: &str, event: &Event) -> TxResult<(), E> {
+    tx.put(PARKED, parked_key(service, &event.order_id, event.seq), &event.seq)
+}
+
+/// Takes a parked event back out, as part of the write that applies it.
+pub fn unpark<E>(tx: &mut Tx<'_>, service: &str, event: &Event) -> TxResult<(), E> {
+    tx.remove(PARKED, parked_key(service, &event.order_id, event.seq))
+}
+
 /// `order \0 id`: finds an order's dead letters.
 fn order_key(order: &OrderId, id: u64) -> Vec<u8> {
     let mut key = key_prefix(order.as_str());
@@ -84,6 +111,15 @@ impl Store {
             out.extend(self.dead_letter(id)?);
         }
         Ok(out)
+    }
+
+    /// The events of `order` parked for `service`, oldest first.
+    pub fn parked(&self, service: &str, order: &OrderId) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        for seq in self.scan_prefix(PARKED, parked_prefix(service, order))? {
+            events.extend(self.read_event(seq)?);
+        }
+        Ok(events)
     }
 
     /// One event of the log.

@@ -22,7 +22,7 @@ mod table;
 
 pub use backup::{restore, BackupReport};
 pub use codec::{decode, encode, CodecError};
-pub use dead_letter::{remove_dead_letter, DeadLetter};
+pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
 pub use table::Table;
 

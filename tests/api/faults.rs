@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "test-admin-token";
 
 /// Quick restarts, so the tests heal in milliseconds.
-fn quick(s: &mut Settings) {
+pub(crate) fn quick(s: &mut Settings) {
     s.admin.token = TOKEN.into();
     s.supervision.backoff_min_ms = 5;
     s.supervision.backoff_max_ms = 100;
@@ -20,7 +20,12 @@ fn quick(s: &mut Settings) {
     s.supervision.poison_after = 3;
 }
 
-async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+pub(crate) async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(TOKEN);
     if let Some(body) = body {
         req = req.json(&body);

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod dead_letters;
 mod faults;
 mod health;
 mod helpers;
