@@ -14,6 +14,16 @@ use actix::prelude::*;
 
 // ---- messages ----
 
+/// A party's command on an order's delivery leg. The order service sends
+/// it, once the order's own state allows it (see `order::course`), so that
+/// it is decided in turn with the order's other commands.
+#[derive(Message)]
+#[rtype(result = "Result<Delivery, NodeError>")]
+pub struct ActOnLeg {
+    pub order_id: OrderId,
+    pub command: LegCommand,
+}
+
 /// Starts a leg that waits for an explicit start.
 #[derive(Message)]
 #[rtype(result = "Result<Delivery, NodeError>")]
@@ -107,6 +117,15 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
         tx.append(&event.order_id, None, kind)?;
     }
     tx.put(DELIVERIES, key, &d)
+}
+
+impl Handler<ActOnLeg> for DeliveryActor {
+    type Result = ResponseFuture<Result<Delivery, NodeError>>;
+
+    fn handle(&mut self, msg: ActOnLeg, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, Some(&msg.order_id), |act| act.act(&msg.order_id, msg.command));
+        durably(&self.cursor.store, result)
+    }
 }
 
 fn command(leg: Option<String>, act: LegAct) -> LegCommand {

@@ -254,6 +254,16 @@ impl Order {
         }
     }
 
+    /// Whether the order lets a step of its delivery be taken: not when it
+    /// has ended (canceled, rejected, closed). The delivery service decides
+    /// the rest (which leg, in what state).
+    pub fn allows_delivery_step(&self) -> Result<(), Refusal> {
+        match self.status.is_terminal() {
+            true => Err(self.refuse("its delivery cannot go on")),
+            false => Ok(()),
+        }
+    }
+
     /// Refuses unless the order waits for its party to accept or reject it.
     fn awaiting_acceptance(&self, workflow: &Workflow) -> Result<(), Refusal> {
         if workflow.accepts_automatically() {

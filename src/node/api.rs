@@ -1,12 +1,13 @@
 //! The business calls of the embedding API.
 
 use super::{bodies, order_id_of, order_span, Node, Service};
-use crate::actors::delivery::{CompleteLeg, GetDelivery, RejectLeg, StartLeg};
+use crate::actors::delivery::GetDelivery;
 use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Restock};
 use crate::actors::notification::ListNotifications;
-use crate::actors::order::{GetOrder, OrderCommand, OrderReceipt, PlaceOrder};
+use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
+use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
 use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
@@ -121,26 +122,17 @@ impl Node {
 
     /// Completes the leg under way.
     pub async fn complete_delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
-        let order_id = order_id_of(order_id)?;
-        let span = order_span(&order_id);
-        let msg = CompleteLeg { order_id, leg: None };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
+        self.leg(order_id, None, LegAct::Complete).await
     }
 
     /// Starts a leg (by name or number) that waits for an explicit start.
     pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
-        let order_id = order_id_of(order_id)?;
-        let span = order_span(&order_id);
-        let msg = StartLeg { order_id, leg: leg.to_owned() };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
+        self.leg(order_id, Some(leg), LegAct::Start).await
     }
 
     /// Completes a leg, which must be the one under way.
     pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
-        let order_id = order_id_of(order_id)?;
-        let span = order_span(&order_id);
-        let msg = CompleteLeg { order_id, leg: Some(leg.to_owned()) };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
+        self.leg(order_id, Some(leg), LegAct::Complete).await
     }
 
     /// A checkpoint leg (customs) rejects the goods.
@@ -150,10 +142,22 @@ impl Node {
         leg: &str,
         reason: &str,
     ) -> Result<bodies::Delivery, NodeError> {
+        self.leg(order_id, Some(leg), LegAct::Reject(reason_text(reason)?)).await
+    }
+
+    /// A leg command, decided by the order service in turn with the order's
+    /// other commands (see `actors::order::course`): a cancel and a leg
+    /// start sent together never both win.
+    async fn leg(
+        &self,
+        order_id: &str,
+        leg: Option<&str>,
+        act: LegAct,
+    ) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
-        let msg = RejectLeg { order_id, leg: leg.to_owned(), reason: reason_text(reason)? };
-        self.call(Service::Delivery, &self.inner.actors.delivery, msg).instrument(span).await.map(Into::into)
+        let msg = LegOrder { order_id, command: LegCommand { leg: leg.map(str::to_owned), act } };
+        self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await.map(Into::into)
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {

@@ -101,9 +101,15 @@ fn boot(
     let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
     let projection = arbiters.supervise(Service::Projection, projection);
-    let order =
-        OrderActor::new(&env, inventory.clone(), payment.clone(), workflows, settings.timeouts.clone())
-            .map_err(fail)?;
+    let order = OrderActor::new(
+        &env,
+        inventory.clone(),
+        payment.clone(),
+        delivery.clone(),
+        workflows,
+        settings.timeouts.clone(),
+    )
+    .map_err(fail)?;
     let order = arbiters.supervise(Service::Order, order);
     Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters.threads))
 }

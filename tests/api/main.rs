@@ -12,5 +12,6 @@ mod messages;
 mod notifications;
 mod overload;
 mod products;
+mod races;
 mod restart;
 mod strict_input;

@@ -9,6 +9,7 @@
 //! started or completed).
 
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
+use super::delivery::DeliveryActor;
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
@@ -29,6 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::Instrument;
+
+mod course;
+
+pub use course::LegOrder;
 
 // ---- messages ----
 
@@ -87,6 +92,7 @@ pub struct OrderActor {
     cursor: Cursor,
     inventory: Addr<InventoryActor>,
     payment: Addr<PaymentActor>,
+    delivery: Addr<DeliveryActor>,
     workflows: Arc<Workflows>,
     timeouts: TimeoutSettings,
     /// Idempotency keys of placements still waiting on other services.
@@ -96,6 +102,9 @@ pub struct OrderActor {
     /// [`RecordPlacements`] in one store write: the log's writer lock is the
     /// node's narrowest point, and a write's cost there is mostly fixed.
     placing: Vec<Placing>,
+    /// Orders held while the delivery decides a leg command, and the
+    /// commands waiting behind them (see [`course`]).
+    turns: course::Turns,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -129,6 +138,7 @@ impl OrderActor {
         env: &ServiceEnv,
         inventory: Addr<InventoryActor>,
         payment: Addr<PaymentActor>,
+        delivery: Addr<DeliveryActor>,
         workflows: Arc<Workflows>,
         timeouts: TimeoutSettings,
     ) -> Result<Self, NodeError> {
@@ -136,10 +146,12 @@ impl OrderActor {
             cursor: Cursor::load(env, NAME)?,
             inventory,
             payment,
+            delivery,
             workflows,
             timeouts,
             in_flight: HashSet::new(),
             placing: Vec::new(),
+            turns: course::Turns::default(),
         })
     }
 
@@ -343,6 +355,7 @@ impl LogConsumer for OrderActor {
         // error and nothing of them was written.
         self.in_flight.clear();
         self.placing.clear();
+        self.turns.clear();
     }
 }
 
@@ -471,19 +484,6 @@ impl Handler<RecordPlacements> for OrderActor {
     }
 }
 
-impl Handler<OrderCommand> for OrderActor {
-    type Result = ResponseFuture<Result<Order, NodeError>>;
-
-    fn handle(&mut self, msg: OrderCommand, ctx: &mut Context<Self>) -> Self::Result {
-        let result = guarded(self, ctx, Some(&msg.order_id), |act| {
-            catch_up(act)?;
-            act.cursor.not_quarantined(&msg.order_id)?;
-            act.execute(&msg.order_id, &msg.command)
-        });
-        durably(&self.cursor.store, result)
-    }
-}
-
 impl Handler<GetOrder> for OrderActor {
     type Result = Result<Order, NodeError>;
 
@@ -512,7 +512,10 @@ mod tests {
             PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
         let workflows = Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop");
         let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
-        OrderActor::new(&t.env(), inventory, payment, Arc::new(workflows), timeouts).unwrap().start()
+        let delivery = DeliveryActor::new(&t.env()).unwrap().start();
+        OrderActor::new(&t.env(), inventory, payment, delivery, Arc::new(workflows), timeouts)
+            .unwrap()
+            .start()
     }
 
     fn request(payment: &str, card: &str) -> OrderRequest {
