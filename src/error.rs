@@ -128,6 +128,9 @@ impl NodeError {
         match self {
             NodeError::Refused(r) => r.class(),
             NodeError::Call(c) => c.class(),
+            NodeError::Store(StoreError::Unavailable(_)) => {
+                outage("store-unavailable", "The store cannot write now; reads still answer", SOON)
+            }
             NodeError::Store(StoreError::Closed) => {
                 Class { outage: false, ..outage("unavailable", "The service is unavailable", SOON) }
             }

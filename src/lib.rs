@@ -69,6 +69,7 @@ pub mod faults;
 pub mod health;
 pub mod http;
 pub mod load;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod resilience;

@@ -13,6 +13,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     // Pure rules: no I/O, no actix, no sled.
     ("domain", 0),
+    ("logging", 0),
     // Leaves: each knows the domain at most.
     ("store", 1),
     ("service", 1),

@@ -17,13 +17,16 @@ use super::ServiceEnv;
 use crate::domain::{Event, OrderId, Seq};
 use crate::error::{CallError, NodeError, Refused};
 use crate::health::ServiceState;
-use crate::store::{park, remove_dead_letter, unpark, DeadLetter, Store, Tx, TxResult};
+use crate::logging::ERRORS;
+use crate::store::{park, remove_dead_letter, unpark, DeadLetter, Store, StoreError, Tx, TxResult};
 use actix::prelude::*;
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// Events applied in one transaction at most.
 pub const BATCH: usize = 256;
+/// Pause before trying again while the store takes no writes.
+const STORE_DOWN_WAIT: Duration = Duration::from_millis(500);
 /// Pause before retrying a batch that failed without a panic.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 /// Woken with fewer than this many events waiting, a consumer lingers for
@@ -46,6 +49,10 @@ pub struct Cursor {
     /// Orders with a dead letter here: their later events are parked behind
     /// it, in order, instead of applied out of order without it.
     quarantined: HashSet<OrderId>,
+    /// The store's generation this cursor's offset was read in: after the
+    /// store is reopened, what was not flushed is gone and the offset is
+    /// read again.
+    generation: u64,
 }
 
 /// How a batch reaches a consumer.
@@ -73,6 +80,7 @@ impl Cursor {
             waiting: false,
             single: false,
             quarantined: quarantined(&env.store, name)?,
+            generation: env.store.condition().generation(),
         })
     }
 
@@ -95,6 +103,7 @@ impl Cursor {
 
     /// Re-reads the committed offset, e.g. after a restart.
     pub fn reload(&mut self) -> Result<(), NodeError> {
+        self.generation = self.store.condition().generation();
         self.offset = self.store.offset(self.name)?;
         self.quarantined = quarantined(&self.store, self.name)?;
         self.waiting = false;
@@ -233,12 +242,21 @@ pub struct Redeliver(pub DeadLetter);
 enum Step {
     Idle,
     Applied,
-    Failed { batch: Vec<Event>, error: String, panicked: bool },
+    /// The store takes no writes now: nothing is wrong with the events.
+    StoreDown(String),
+    Failed {
+        batch: Vec<Event>,
+        error: String,
+        panicked: bool,
+    },
 }
 
 /// Reads the next batch and applies it, catching a panic.
 fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
     let cursor = act.cursor();
+    if cursor.generation != cursor.store.condition().generation() {
+        cursor.reload()?;
+    }
     let limit = if cursor.single { 1 } else { BATCH };
     let batch = cursor.store.read_log(cursor.offset, limit)?;
     let Some(last) = batch.last().map(|e| e.seq) else { return Ok(Step::Idle) };
@@ -267,6 +285,7 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
             cursor.sup.metrics().events_consumed.with_label_values(&[cursor.name]).inc_by(batch.len() as u64);
             return Ok(Step::Applied);
         }
+        Ok(Err(NodeError::Store(StoreError::Unavailable(why)))) => return Ok(Step::StoreDown(why)),
         Ok(Err(e)) => (e.to_string(), false),
         Err(why) => (format!("panic: {why}"), true),
     };
@@ -283,6 +302,7 @@ pub fn catch_up<A: LogConsumer>(act: &mut A) -> Result<(), NodeError> {
         match step(act)? {
             Step::Idle => return Ok(()),
             Step::Applied => {}
+            Step::StoreDown(why) => return Err(NodeError::Store(StoreError::Unavailable(why))),
             Step::Failed { error, .. } => {
                 // The loop (`pump`) deals with the failure; the command can
                 // not be decided on a log it cannot read past.
@@ -310,10 +330,16 @@ pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
             wait_for_more(act, ctx);
         }
         Ok(Step::Applied) => ctx.notify(Pump),
+        // It heals by itself; the events will be applied then.
+        Ok(Step::StoreDown(_)) => {
+            ctx.notify_later(Pump, STORE_DOWN_WAIT);
+        }
         Ok(Step::Failed { batch, error, panicked }) => failed(act, ctx, &batch, error, panicked),
         Err(e) => {
             let cursor = act.cursor();
-            tracing::error!(service = cursor.name, error = %e, "reading the log failed; retrying");
+            if let Some(held_back) = ERRORS.allow(cursor.name) {
+                tracing::error!(service = cursor.name, error = %e, held_back, "reading the log failed; retrying");
+            }
             cursor.sup.health().failed(cursor.name, e.to_string());
             ctx.notify_later(Pump, RETRY_AFTER);
         }
@@ -324,7 +350,9 @@ pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
 /// a panic.
 fn failed<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, batch: &[Event], error: String, panicked: bool) {
     let cursor = act.cursor();
-    tracing::error!(service = cursor.name, error = %error, events = batch.len(), "applying events failed");
+    if let Some(held_back) = ERRORS.allow(cursor.name) {
+        tracing::error!(service = cursor.name, error = %error, events = batch.len(), held_back, "applying events failed");
+    }
     cursor.sup.health().failed(cursor.name, error.clone());
     if batch.len() > 1 {
         cursor.single = true;

@@ -104,7 +104,11 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let (slug, title) = self.kind();
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+            // One line per kind of failure per interval: under a full disk
+            // every request fails alike.
+            if let Some(held_back) = crate::logging::ERRORS.allow(slug) {
+                tracing::warn!(status = status.as_u16(), error = %self, held_back, "request failed");
+            }
         }
         let problem = Problem {
             kind: format!("/problems/{slug}"),
@@ -192,6 +196,7 @@ mod tests {
             CallError::PaymentUnavailable { reason: "x".into(), retry_after: wait }.into(),
             CallError::Draining.into(),
             StoreError::Closed.into(),
+            StoreError::Unavailable("disk full".into()).into(),
             StoreError::DuplicateAppend(1).into(),
         ];
         let mut all: Vec<ApiError> = node.into_iter().map(ApiError::Node).collect();

@@ -16,7 +16,6 @@ use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::Store;
 use actix::{Actor, Addr, Arbiter, Supervisor, System};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -25,7 +24,7 @@ pub(super) struct Started {
     pub(super) actors: Actors,
     pub(super) health: Health,
     pub(super) head: tokio::sync::watch::Receiver<u64>,
-    pub(super) store_healthy: Arc<AtomicBool>,
+    pub(super) store_condition: Arc<crate::store::Condition>,
     pub(super) store_writer: Arc<crate::store::WriterStats>,
     pub(super) store: Store,
     pub(super) system: System,
@@ -53,7 +52,7 @@ pub(super) fn run_system(
         actors,
         health: env.health.clone(),
         head: env.store.watch_head(),
-        store_healthy: env.store.healthy(),
+        store_condition: env.store.condition(),
         store_writer: env.store.writer_stats(),
         store: env.store.clone(),
         system: System::current(),

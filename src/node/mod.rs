@@ -62,7 +62,7 @@ struct Inner {
     health: Health,
     faults: Faults,
     head: tokio::sync::watch::Receiver<u64>,
-    store_healthy: Arc<AtomicBool>,
+    store_condition: Arc<crate::store::Condition>,
     store_writer: Arc<crate::store::WriterStats>,
     /// For backups; every change goes through the actors.
     store: crate::store::Store,
@@ -153,7 +153,7 @@ impl Node {
                 health: started.health,
                 faults,
                 head: started.head,
-                store_healthy: started.store_healthy,
+                store_condition: started.store_condition,
                 store_writer: started.store_writer,
                 store: started.store,
                 draining: AtomicBool::new(false),

@@ -13,14 +13,14 @@ use crate::resilience::BreakerState;
 use crate::service::{is_fault_target, Service};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The node's health, as `/health/*` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
     /// `ready`, or why not: `degraded` (a service is not running), `draining`
-    /// (shutting down), `store_unavailable` (flushing fails); for liveness,
+    /// (shutting down), `store_unavailable` (it cannot write: see
+    /// `store_failure`); for liveness,
     /// `live` or `stuck`.
     pub status: &'static str,
     /// The last sequence number in the event log.
@@ -32,6 +32,10 @@ pub struct HealthReport {
     /// For liveness: the services that did not answer a ping in time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unresponsive: Vec<&'static str>,
+    /// Why the store does not take writes, when it does not (a full disk):
+    /// it retries by itself; reads still answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<String>,
 }
 
 impl HealthReport {
@@ -72,9 +76,10 @@ impl Node {
     pub fn health(&self) -> HealthReport {
         let head = *self.inner.head.borrow();
         let services = self.inner.health.snapshot(head);
+        let store_failure = self.inner.store_condition.failure();
         let status = if self.is_draining() {
             "draining"
-        } else if !self.inner.store_healthy.load(Ordering::Relaxed) {
+        } else if store_failure.is_some() {
             "store_unavailable"
         } else if services.len() == Service::ALL.len()
             && services.values().all(|s| s.state == ServiceState::Running)
@@ -84,7 +89,7 @@ impl Node {
             "degraded"
         };
         let breakers = self.inner.health.breakers();
-        HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new() }
+        HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new(), store_failure }
     }
 
     /// Liveness: can the node still make progress? Every actor must answer a

@@ -12,6 +12,7 @@ pub mod backend;
 mod backup;
 mod codec;
 mod commit;
+mod condition;
 #[cfg(test)]
 mod contract;
 mod dead_letter;
@@ -22,6 +23,7 @@ mod table;
 
 pub use backup::{restore, BackupReport};
 pub use codec::{decode, encode, CodecError};
+pub use condition::Condition;
 pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
 pub use table::Table;
@@ -55,6 +57,10 @@ pub enum StoreError {
     /// [`marker`]); the message says what is wrong.
     #[error("{0}")]
     Damaged(String),
+    /// The store does not take writes now (a full disk); it retries by
+    /// itself, and so may the caller.
+    #[error("the store cannot write now ({0}); retry a little later")]
+    Unavailable(String),
     /// A backup or restore needs a new or empty directory.
     #[error("{0} is not empty; choose a new directory")]
     NotEmpty(String),
@@ -81,8 +87,8 @@ struct Inner {
     /// Serialises writers so that sequence numbers are handed out and made
     /// visible in order: a reader that sees event N has seen every event < N.
     append: Mutex<()>,
-    /// The last sequence number written; readers wait on it.
-    head: watch::Sender<Seq>,
+    /// The log's head, whether writes are taken, how often it was reopened.
+    condition: Arc<Condition>,
     group: GroupCommit,
     stats: Arc<WriterStats>,
 }
@@ -158,21 +164,28 @@ impl Store {
         backend: Arc<dyn Backend>,
         marked: Option<(std::path::PathBuf, String)>,
     ) -> Result<Store, StoreError> {
-        let (head, _) = watch::channel(backend.last_seq()?);
-        let marking = marked.map(|(dir, store_id)| commit::Marking { dir, store_id, head: head.subscribe() });
-        let group =
-            GroupCommit::start(backend.clone(), marking).map_err(|e| StoreError::Flusher(Arc::new(e)))?;
+        let condition = Arc::new(Condition::new(backend.last_seq()?));
+        let marking =
+            marked.map(|(dir, store_id)| commit::Marking { dir, store_id, head: condition.head.subscribe() });
+        let group = GroupCommit::start(backend.clone(), marking, condition.clone())
+            .map_err(|e| StoreError::Flusher(Arc::new(e)))?;
         Ok(Store {
-            inner: Arc::new(Inner { backend, append: Mutex::new(()), head, group, stats: Arc::default() }),
+            inner: Arc::new(Inner {
+                backend,
+                append: Mutex::new(()),
+                condition,
+                group,
+                stats: Arc::default(),
+            }),
         })
     }
 
     pub(crate) fn raw_get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.backend.get(table, key)
+        self.inner.backend.get(table, key).map_err(|e| self.failed(e))
     }
 
     fn raw_contains(&self, table: &'static str, key: &[u8]) -> Result<bool, StoreError> {
-        self.inner.backend.contains(table, key)
+        self.inner.backend.contains(table, key).map_err(|e| self.failed(e))
     }
 
     /// Reads one value outside a write.
@@ -181,7 +194,7 @@ impl Store {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, StoreError> {
-        match self.inner.backend.get(table.name(), key.as_ref())? {
+        match self.raw_get(table.name(), key.as_ref())? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
@@ -194,10 +207,10 @@ impl Store {
         prefix: impl AsRef<[u8]>,
     ) -> Result<Vec<V>, StoreError> {
         let prefix = prefix.as_ref();
-        let entries = self.inner.backend.scan(table.name(), prefix)?;
+        let entries = self.inner.backend.scan(table.name(), prefix).map_err(|e| self.failed(e))?;
         let mut values = Vec::new();
         for entry in entries {
-            let (key, value) = entry?;
+            let (key, value) = entry.map_err(|e| self.failed(e))?;
             if !key.starts_with(prefix) {
                 break;
             }
@@ -213,9 +226,9 @@ impl Store {
         table: Table<V>,
         start: impl AsRef<[u8]>,
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + '_, StoreError> {
-        let entries = self.inner.backend.scan(table.name(), start.as_ref())?;
+        let entries = self.inner.backend.scan(table.name(), start.as_ref()).map_err(|e| self.failed(e))?;
         Ok(entries.map(|kv| {
-            let (k, v) = kv?;
+            let (k, v) = kv.map_err(|e| self.failed(e))?;
             Ok((k, decode(&v)?))
         }))
     }
@@ -228,7 +241,9 @@ impl Store {
         key: impl AsRef<[u8]>,
         value: &V,
     ) -> Result<(), StoreError> {
-        self.inner.backend.put(table.name(), key.as_ref(), &encode(value)?)
+        self.writable()?;
+        let put = self.inner.backend.put(table.name(), key.as_ref(), &encode(value)?);
+        put.map_err(|e| self.failed(e))
     }
 
     /// Every raw entry of the table called `name`, for inspection (tests,
@@ -244,12 +259,12 @@ impl Store {
 
     /// The sequence number of the last event in the log.
     pub fn head(&self) -> Seq {
-        *self.inner.head.borrow()
+        *self.inner.condition.head.borrow()
     }
 
     /// A receiver that changes whenever events are appended.
     pub fn watch_head(&self) -> watch::Receiver<Seq> {
-        self.inner.head.subscribe()
+        self.inner.condition.head.subscribe()
     }
 
     /// The committed offset of `consumer`: the last event it has processed.
@@ -264,7 +279,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let limit = limit.min(usize::try_from(head - after).unwrap_or(usize::MAX));
-        let encoded = self.inner.backend.read_log(after + 1, limit)?;
+        let encoded = self.inner.backend.read_log(after + 1, limit).map_err(|e| self.failed(e))?;
         encoded.iter().map(|bytes| Ok(decode::<Event>(bytes)?)).collect()
     }
 
@@ -310,6 +325,7 @@ impl Store {
         // The mutex guards no data, only the order of writers, so a panic in
         // an earlier writer (poisoning it) changes nothing: carry on.
         let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.writable()?;
         let locked = Instant::now();
         for (consumer, seen) in &tx.offsets_read {
             if self.raw_get(OFFSETS.name(), consumer.as_bytes())? != *seen {
@@ -319,18 +335,40 @@ impl Store {
         let events = log::number(tx.events, self.head() + 1);
         let encoded: Vec<(Seq, Vec<u8>)> =
             events.iter().map(|e| Ok((e.seq, encode(e)?))).collect::<Result<_, CodecError>>()?;
-        inner.backend.commit(&changes, &encoded)?;
+        inner.backend.commit(&changes, &encoded).map_err(|e| self.failed(e))?;
         if let Some(last) = events.last() {
-            inner.head.send_replace(last.seq);
+            inner.condition.head.send_replace(last.seq);
         }
         inner.stats.record(changes.len() + encoded.len(), locked.elapsed());
         drop(guard);
         Ok(Some(events))
     }
 
-    /// Whether the last flush succeeded; readiness reports it.
-    pub fn healthy(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-        self.inner.group.healthy()
+    /// Whether the store takes writes, and why not; readiness reports it.
+    pub fn condition(&self) -> Arc<Condition> {
+        self.inner.condition.clone()
+    }
+
+    /// Refuses a write while the store cannot take one.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.inner.condition.failure() {
+            Some(reason) => Err(StoreError::Unavailable(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// An operation failed in the backend: a storage failure (a full disk)
+    /// means the store stops taking writes until it heals; the rest (a
+    /// duplicate append, a value that does not decode) is the caller's.
+    fn failed(&self, e: StoreError) -> StoreError {
+        match e {
+            other @ StoreError::Engine(_) => {
+                let reason = other.to_string();
+                self.inner.condition.fail(reason.clone());
+                StoreError::Unavailable(reason)
+            }
+            other => other,
+        }
     }
 
     /// The writer lock's counters, shared: readable after the store closes.

@@ -17,7 +17,7 @@ const STORE_ID: &[u8] = b"store_id";
 pub(super) fn checked(dir: &Path, cache_bytes: u64) -> Result<(SledBackend, String), StoreError> {
     let damaged = |what: String| StoreError::Damaged(advice(dir, &what));
     let marker = marker::read(dir).map_err(|e| damaged(e.to_string()))?;
-    let backend = quietly(|| SledBackend::open(dir, cache_bytes))
+    let backend = quietly(|| SledBackend::open_with_reserve(dir, cache_bytes))
         .map_err(|panic| damaged(format!("its files cannot be read ({panic})")))?
         .map_err(|e| damaged(format!("its files cannot be read ({e})")))?;
     let head = backend.last_seq().map_err(|e| damaged(format!("its log cannot be read ({e})")))?;
@@ -101,7 +101,7 @@ type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync>;
 /// Runs `f`, turning a panic into its message without printing it: sled
 /// panics on some damaged files, and the operator should read what to do,
 /// not a backtrace. Panics on other threads meanwhile are reported as usual.
-fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(super) fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     static SWAPPING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = SWAPPING.lock().unwrap_or_else(|p| p.into_inner());
     let previous: Arc<PanicHook> = Arc::new(std::panic::take_hook());

@@ -5,6 +5,7 @@ mod backup;
 mod bad_input;
 mod dead_letters;
 mod faults;
+mod full_disk;
 mod health;
 mod helpers;
 mod idempotency;

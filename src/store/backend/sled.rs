@@ -1,0 +1,292 @@
+//! The embedded provider: sled, one tree per table and one for the log.
+//!
+//! sled 0.34 makes an I/O failure while writing sticky: once its log cannot
+//! be written (a full disk), every later write, flush and even read fails,
+//! even after space returns. So the database is held in a slot that
+//! [`Backend::heal`] can empty and fill again with a fresh `sled::Db` on the
+//! same files: sled recovers the durable prefix of its log, which holds
+//! everything that was acknowledged (acknowledgements wait for a flush).
+//! sled must write to open, so a node's store keeps a reserve beside it
+//! (`fulfil.reserve`, [`RESERVE_BYTES`]): when a write fails, the reserve is
+//! given up and the database reopened at once, so that reads answer again
+//! while the disk is still full (the store above takes no writes then). The
+//! store is writable again once the reserve can be made again and a probe
+//! fits beside it: the space is really back, not just the reserve.
+
+use super::{duplicate, Backend, Change, Entries};
+use crate::domain::Seq;
+use crate::logging::ERRORS;
+use crate::store::StoreError;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
+
+/// The embedded provider.
+pub struct SledBackend {
+    path: PathBuf,
+    cache_bytes: u64,
+    /// The open database; empty only while it is being reopened.
+    open: RwLock<Option<Open>>,
+    /// A write failed on the open database: sled's error is sticky, so it
+    /// must be reopened before it answers anything again.
+    poisoned: AtomicBool,
+    /// Whether a reserve is kept beside the files (a node's store; not a
+    /// backup's).
+    reserve: bool,
+}
+
+/// Disk space kept free for reopening the store after the disk filled up.
+pub const RESERVE_BYTES: usize = 8 << 20;
+const RESERVE: &str = "fulfil.reserve";
+
+/// One open sled database.
+struct Open {
+    db: sled::Db,
+    events: sled::Tree,
+    /// The trees behind the tables, opened on first use.
+    trees: RwLock<HashMap<String, sled::Tree>>,
+}
+
+const EVENTS: &str = "events";
+
+fn reopening() -> StoreError {
+    StoreError::Unavailable("the store is being reopened".into())
+}
+
+impl Open {
+    fn new(path: &std::path::Path, cache_bytes: u64) -> Result<Open, StoreError> {
+        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
+        let events = db.open_tree(EVENTS)?;
+        Ok(Open { db, events, trees: RwLock::new(HashMap::new()) })
+    }
+
+    /// Runs `f` on the tree called `name` (opened on first use) without
+    /// cloning it: reads are the hot path, and a clone is two atomic
+    /// operations on a counter that every thread shares.
+    fn with_tree<T>(&self, name: &str, f: impl FnOnce(&sled::Tree) -> T) -> Result<T, StoreError> {
+        if let Ok(trees) = self.trees.read() {
+            if let Some(tree) = trees.get(name) {
+                return Ok(f(tree));
+            }
+        }
+        let tree = self.db.open_tree(name)?;
+        let answer = f(&tree);
+        if let Ok(mut trees) = self.trees.write() {
+            trees.insert(name.to_owned(), tree);
+        }
+        Ok(answer)
+    }
+}
+
+impl SledBackend {
+    /// Opens (or creates) the database at `path` with a page cache of
+    /// `cache_bytes` (sled's default of 1 GiB is far more than a node needs).
+    pub fn open(path: &std::path::Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
+        let open = Open::new(path, cache_bytes)?;
+        Ok(SledBackend {
+            path: path.to_path_buf(),
+            cache_bytes,
+            open: RwLock::new(Some(open)),
+            poisoned: AtomicBool::new(false),
+            reserve: false,
+        })
+    }
+
+    /// Like [`SledBackend::open`], keeping a reserve of disk space beside
+    /// the files for reopening them after the disk fills up.
+    pub fn open_with_reserve(path: &std::path::Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
+        let backend = SledBackend { reserve: true, ..SledBackend::open(path, cache_bytes)? };
+        if !path.join(RESERVE).exists() && !write_file(&path.join(RESERVE), RESERVE_BYTES) {
+            tracing::warn!(dir = %path.display(), "no room for the store's reserve: a full disk will stop reads too");
+        }
+        Ok(backend)
+    }
+
+    /// An operation's outcome: any storage failure poisons the database
+    /// (sled's failures stick, and even opening a table writes).
+    fn seen<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Engine(_)) = &outcome {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        outcome
+    }
+
+    /// The open database, held for the length of one call.
+    fn db(&self) -> Result<OpenGuard<'_>, StoreError> {
+        // A lock poisoned by a panic elsewhere guards nothing broken here.
+        let guard = self.open.read().unwrap_or_else(|p| p.into_inner());
+        match guard.is_some() {
+            true => Ok(OpenGuard(guard)),
+            false => Err(reopening()),
+        }
+    }
+
+    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.seen(self.db()?.with_tree(name, sled::Tree::clone))
+    }
+}
+
+/// A read guard on a filled slot.
+struct OpenGuard<'a>(RwLockReadGuard<'a, Option<Open>>);
+
+impl std::ops::Deref for OpenGuard<'_> {
+    type Target = Open;
+    fn deref(&self) -> &Open {
+        // Checked when the guard was made, and it cannot change while held.
+        self.0.as_ref().expect("an open database")
+    }
+}
+
+impl Backend for SledBackend {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let got = self.db()?.with_tree(table, |t| t.get(key)).and_then(|r| Ok(r?));
+        Ok(self.seen(got)?.map(|v| v.to_vec()))
+    }
+
+    fn contains(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
+        let found = self.db()?.with_tree(table, |t| t.contains_key(key)).and_then(|r| Ok(r?));
+        self.seen(found)
+    }
+
+    /// A plain insert: sled runs a transaction under its process-wide lock,
+    /// an insert does not.
+    fn put(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let put = self.db()?.with_tree(table, |t| t.insert(key, value)).and_then(|r| Ok(r?));
+        self.seen(put).map(drop)
+    }
+
+    fn scan(&self, table: &str, start: &[u8]) -> Result<Entries<'_>, StoreError> {
+        let entries = self.tree(table)?.range(start.to_vec()..);
+        let owned = move |kv: sled::Result<(sled::IVec, sled::IVec)>| {
+            self.seen(kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        };
+        Ok(Box::new(entries.map(owned)))
+    }
+
+    fn commit(&self, changes: &[Change<'_>], events: &[(Seq, Vec<u8>)]) -> Result<(), StoreError> {
+        use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let open = self.db()?;
+        // The trees the commit touches, the log last; each change by index.
+        let mut names: Vec<&str> = changes.iter().map(|c| c.table).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut trees =
+            names.iter().map(|n| open.with_tree(n, sled::Tree::clone)).collect::<Result<Vec<_>, _>>()?;
+        trees.push(open.events.clone());
+        let log = trees.len() - 1;
+        let indexed: Vec<(usize, &Change<'_>)> =
+            changes.iter().map(|c| (names.binary_search(&c.table).unwrap_or_default(), c)).collect();
+        let all: Vec<&sled::Tree> = trees.iter().collect();
+        let outcome = all.as_slice().transaction(|view| {
+            if let Some((first, _)) = events.first() {
+                if view[log].get(first.to_be_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(*first));
+                }
+            }
+            for (tree, c) in &indexed {
+                match c.value {
+                    Some(bytes) => view[*tree].insert(c.key, bytes)?,
+                    None => view[*tree].remove(c.key)?,
+                };
+            }
+            for (seq, bytes) in events {
+                view[log].insert(&seq.to_be_bytes()[..], bytes.as_slice())?;
+            }
+            Ok(())
+        });
+        self.seen(outcome.map_err(|e| match e {
+            TransactionError::Abort(seq) => duplicate(seq),
+            TransactionError::Storage(e) => e.into(),
+        }))
+    }
+
+    fn read_log(&self, from: Seq, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let open = self.db()?;
+        let entries = open.events.range(from.to_be_bytes()..).take(limit);
+        self.seen(entries.map(|kv| Ok(kv?.1.to_vec())).collect())
+    }
+
+    fn last_seq(&self) -> Result<Seq, StoreError> {
+        match self.db()?.events.last()? {
+            Some((k, _)) => crate::store::log::seq_from_key(&k),
+            None => Ok(0),
+        }
+    }
+
+    fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db()?.db.generate_id()?)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let flushed = self.db()?.db.flush().map_err(StoreError::from);
+        self.seen(flushed).map(drop)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db()?.db.size_on_disk()?)
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        let names = self.db()?.db.tree_names();
+        let names = names.into_iter().map(|n| String::from_utf8_lossy(&n).into_owned());
+        // sled's default tree is its own; the log is `events`.
+        Ok(names.filter(|n| n != EVENTS && !n.starts_with("__sled__")).collect())
+    }
+
+    /// Reopens a poisoned database at once (giving up the reserve for it),
+    /// and answers whether the disk takes writes again: the reserve can be
+    /// made again, and a probe fits beside it.
+    fn heal(&self) -> Result<bool, StoreError> {
+        let reserve = self.path.join(RESERVE);
+        if self.poisoned.load(Ordering::Acquire) {
+            let mut slot = self.open.write().unwrap_or_else(|p| p.into_inner());
+            // The failed database must be gone before the files are opened
+            // again (sled locks them). sled may panic while it shuts down a
+            // database whose writes failed: that must not take the store
+            // down with it.
+            let failed = slot.take();
+            if let Err(panic) = crate::store::open::quietly(move || drop(failed)) {
+                if let Some(held_back) = ERRORS.allow("sled-drop") {
+                    tracing::warn!(panic = %panic, held_back, "sled failed while closing the failed database");
+                }
+            }
+            if self.reserve {
+                let _ = std::fs::remove_file(&reserve);
+            }
+            *slot = Some(Open::new(&self.path, self.cache_bytes)?);
+            self.poisoned.store(false, Ordering::Release);
+        }
+        if self.reserve && !reserve.exists() && !write_file(&reserve, RESERVE_BYTES) {
+            return Ok(false);
+        }
+        Ok(disk_takes_writes(&self.path))
+    }
+}
+
+/// Bytes a probe writes (and removes) to see that the disk takes writes.
+const PROBE_BYTES: usize = 1 << 20;
+
+fn disk_takes_writes(dir: &std::path::Path) -> bool {
+    let probe = dir.join("fulfil.probe");
+    let wrote = write_file(&probe, PROBE_BYTES);
+    let _ = std::fs::remove_file(&probe);
+    wrote
+}
+
+/// Writes `bytes` zeros to `file` and syncs them; a file that does not fit
+/// is removed. Whether it fit.
+fn write_file(file: &std::path::Path, bytes: usize) -> bool {
+    use std::io::Write;
+    let wrote = std::fs::File::create(file).and_then(|mut f| {
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..bytes.div_ceil(chunk.len()) {
+            f.write_all(&chunk)?;
+        }
+        f.sync_all()
+    });
+    if wrote.is_err() {
+        let _ = std::fs::remove_file(file);
+    }
+    wrote.is_ok()
+}
