@@ -176,3 +176,86 @@ async fn what_sled_acknowledged_as_durable_is_there_after_reopening() {
     let store = Store::open(dir.path(), 1 << 20).unwrap();
     assert_eq!((store.head(), store.get(STATE, "a").unwrap()), (1, Some(1)));
 }
+
+/// A backend whose storage fails on demand, as a full disk would: every
+/// write and flush fails while `failing`, and it heals once it is not.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryBackend,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), super::StoreError> {
+        match self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            true => {
+                Err(super::StoreError::Engine(Arc::new(std::io::Error::other("no space left on device"))))
+            }
+            false => Ok(()),
+        }
+    }
+}
+
+impl Backend for Flaky {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, super::StoreError> {
+        self.inner.get(table, key)
+    }
+    fn scan(&self, table: &str, start: &[u8]) -> Result<super::backend::Entries<'_>, super::StoreError> {
+        self.inner.scan(table, start)
+    }
+    fn commit(&self, changes: &[Change<'_>], events: &[(u64, Vec<u8>)]) -> Result<(), super::StoreError> {
+        self.check()?;
+        self.inner.commit(changes, events)
+    }
+    fn read_log(&self, from: u64, limit: usize) -> Result<Vec<Vec<u8>>, super::StoreError> {
+        self.inner.read_log(from, limit)
+    }
+    fn last_seq(&self) -> Result<u64, super::StoreError> {
+        self.inner.last_seq()
+    }
+    fn generate_id(&self) -> Result<u64, super::StoreError> {
+        self.inner.generate_id()
+    }
+    fn flush(&self) -> Result<(), super::StoreError> {
+        self.check()
+    }
+    fn size_on_disk(&self) -> Result<u64, super::StoreError> {
+        Ok(0)
+    }
+    fn table_names(&self) -> Result<Vec<String>, super::StoreError> {
+        self.inner.table_names()
+    }
+    fn heal(&self) -> Result<bool, super::StoreError> {
+        Ok(self.check().is_ok())
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_refuses_writes_keeps_reads_and_heals_by_itself() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let flaky = Arc::new(Flaky::default());
+    let store = Store::with_backend(flaky.clone()).unwrap();
+    store.write::<_, ()>(|tx| tx.put(STATE, "a", &1)).unwrap();
+    store.durable().await.unwrap();
+    let generation = store.condition().generation();
+
+    flaky.failing.store(true, SeqCst);
+    let failed = store.write::<_, ()>(|tx| tx.put(STATE, "b", &2));
+    assert!(matches!(failed, Err(WriteError::Store(super::StoreError::Unavailable(_)))), "{failed:?}");
+    assert!(store.condition().failure().is_some(), "the store says why");
+    assert_eq!(store.get(STATE, "a").unwrap(), Some(1), "reads still answer");
+    let refused = store.write::<_, ()>(|tx| tx.put(STATE, "c", &3));
+    assert!(matches!(refused, Err(WriteError::Store(super::StoreError::Unavailable(_)))), "refused up front");
+    assert!(store.durable().await.is_err(), "nothing is acknowledged while it cannot flush");
+
+    flaky.failing.store(false, SeqCst);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.condition().failure().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the store did not heal");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.condition().generation(), generation + 1, "consumers are told to reload");
+    store.write::<_, ()>(|tx| tx.put(STATE, "d", &4)).unwrap();
+    store.durable().await.unwrap();
+    assert_eq!(store.get(STATE, "d").unwrap(), Some(4));
+}
