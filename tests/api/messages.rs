@@ -1,8 +1,7 @@
 //! What a customer or a client is told is true, and said once.
 
 use crate::helpers::{assert_problem, order_body, spawn_app_with};
-use crate::overload::{gateway_down, quick_payments};
-use fulfil::domain::PaymentFallback;
+use crate::overload::{gateway_down, quick_payments, quick_refusing_payments};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -27,11 +26,7 @@ async fn a_deferred_card_order_is_told_its_card_will_be_charged_not_to_pay_by_tr
 
 #[tokio::test]
 async fn an_open_breaker_says_payment_is_unavailable_once() {
-    let app = spawn_app_with(|s| {
-        quick_payments(s);
-        s.workflows.get_mut("shop").unwrap().payment_fallback = PaymentFallback::Refuse;
-    })
-    .await;
+    let app = spawn_app_with(quick_refusing_payments).await;
     app.add_product("MUG", 1500, 100).await;
     gateway_down(&app);
     let mut details = Vec::new();

@@ -20,6 +20,12 @@ pub(crate) fn quick_payments(s: &mut Settings) {
     s.payment.breaker.open_ms = 200;
 }
 
+/// [`quick_payments`], with the shop refusing card orders it cannot charge.
+pub(crate) fn quick_refusing_payments(s: &mut Settings) {
+    quick_payments(s);
+    s.workflows.get_mut("shop").unwrap().payment_fallback = PaymentFallback::Refuse;
+}
+
 #[tokio::test]
 async fn a_service_that_stays_full_answers_503_with_retry_after_and_nothing_hangs() {
     let app = spawn_app_with(|s| {
@@ -108,11 +114,7 @@ async fn with_the_gateway_down_and_defer_orders_are_taken_and_paid_when_it_recov
 
 #[tokio::test]
 async fn with_refuse_an_unavailable_payment_is_a_503_pay_a_little_later() {
-    let app = spawn_app_with(|s| {
-        quick_payments(s);
-        s.workflows.get_mut("shop").unwrap().payment_fallback = PaymentFallback::Refuse;
-    })
-    .await;
+    let app = spawn_app_with(quick_refusing_payments).await;
     app.add_product("MUG", 1500, 10).await;
     gateway_down(&app);
     let r = app.post_json("/orders", &order_body("kim", "MUG", 1, "card")).await;
@@ -126,11 +128,7 @@ async fn with_refuse_an_unavailable_payment_is_a_503_pay_a_little_later() {
 
 #[tokio::test]
 async fn the_breaker_opens_on_gateway_failures_shows_in_health_and_closes_after_recovery() {
-    let app = spawn_app_with(|s| {
-        quick_payments(s);
-        s.workflows.get_mut("shop").unwrap().payment_fallback = PaymentFallback::Refuse;
-    })
-    .await;
+    let app = spawn_app_with(quick_refusing_payments).await;
     app.add_product("MUG", 1500, 100).await;
     gateway_down(&app);
     for _ in 0..5 {
