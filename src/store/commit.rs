@@ -71,6 +71,9 @@ struct Flushed {
 struct Shared {
     state: Mutex<Requests>,
     wake: Condvar,
+    /// Whether any flush ever failed: until one does, a settled ticket is a
+    /// durable one, and waiters need not look at `Requests::failed`.
+    ever_failed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -88,7 +91,11 @@ impl GroupCommit {
         marking: Option<Marking>,
         condition: Arc<Condition>,
     ) -> std::io::Result<GroupCommit> {
-        let shared = Arc::new(Shared { state: Mutex::new(Requests::default()), wake: Condvar::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            ever_failed: std::sync::atomic::AtomicBool::new(false),
+        });
         let (tx, flushed) = watch::channel(Flushed::default());
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
@@ -113,6 +120,9 @@ impl GroupCommit {
         let seen = rx.wait_for(|f| f.ticket >= ticket || f.closed).await.map_err(|_| StoreError::Closed)?;
         if seen.ticket < ticket {
             return Err(StoreError::Closed);
+        }
+        if !self.shared.ever_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
         }
         let s = self.shared.state.lock().map_err(|_| StoreError::Closed)?;
         match s.failed.iter().any(|(from, to)| *from < ticket && ticket <= *to) {
@@ -204,6 +214,7 @@ impl Flusher {
             if let Ok(mut s) = self.shared.state.lock() {
                 s.failed.push((done, target));
             }
+            self.shared.ever_failed.store(true, std::sync::atomic::Ordering::Release);
             self.flushed.send_replace(Flushed { ticket: target, closed: false });
         }
         target

@@ -4,7 +4,7 @@
 
 use crate::domain::Seq;
 use crate::logging::ERRORS;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::sync::watch;
 
@@ -13,6 +13,8 @@ pub struct Condition {
     pub(super) head: watch::Sender<Seq>,
     /// Why the store does not take writes now; `None` while it does.
     failure: Mutex<Option<String>>,
+    /// Whether `failure` is set: read on every write, without the lock.
+    failing: AtomicBool,
     /// Bumped each time the store is reopened after a failure: consumers
     /// that see it change reload their offsets (what was committed but not
     /// flushed before the failure is gone).
@@ -22,11 +24,19 @@ pub struct Condition {
 impl Condition {
     pub(super) fn new(head: Seq) -> Condition {
         let (head, _) = watch::channel(head);
-        Condition { head, failure: Mutex::new(None), generation: AtomicU64::new(0) }
+        Condition {
+            head,
+            failure: Mutex::new(None),
+            failing: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        }
     }
 
     /// Why the store does not take writes, if it does not.
     pub fn failure(&self) -> Option<String> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -40,6 +50,7 @@ impl Condition {
             tracing::error!(reason = %reason, held_back, "the store cannot write; writes answer 503 until it can");
         }
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.failing.store(true, Ordering::Release);
     }
 
     /// The store takes writes again, with its log ending at `head`.
@@ -47,6 +58,7 @@ impl Condition {
         self.head.send_replace(head);
         self.generation.fetch_add(1, Ordering::AcqRel);
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.failing.store(false, Ordering::Release);
         tracing::info!(head, "the store takes writes again");
     }
 }

@@ -1,0 +1,160 @@
+//! The consumer loop driven by a scripted handler: which events fail, and
+//! how, is decided by the test; what was applied is counted in the store, in
+//! the same write as the offset, so the counts are exactly what committed.
+
+use super::*;
+use crate::actors::testing::{order, placed, temp_store, TestStore};
+use crate::domain::PaymentMethod;
+use crate::store::{abort, Table};
+use std::sync::{Arc, Mutex};
+
+const NAME: &str = "scripted";
+
+/// How an event fails while it is in the script.
+#[derive(Clone, Copy)]
+enum Fails {
+    WithAnError,
+    WithAPanic,
+}
+
+#[derive(Clone, Default)]
+struct Script(Arc<Mutex<Vec<(Seq, Fails)>>>);
+
+impl Script {
+    fn fail(&self, seq: Seq, how: Fails) {
+        self.0.lock().unwrap().push((seq, how));
+    }
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+    fn failure(&self, seq: Seq) -> Option<Fails> {
+        self.0.lock().unwrap().iter().find(|(s, _)| *s == seq).map(|(_, how)| *how)
+    }
+}
+
+/// Times each event was applied, by sequence number.
+const APPLIED: Table<u32> = Table::new("applied");
+
+struct Scripted {
+    cursor: Cursor,
+    script: Script,
+}
+
+impl Scripted {
+    fn start(t: &TestStore, script: &Script) -> Addr<Scripted> {
+        let env = t.env();
+        let actor = Scripted { cursor: Cursor::load(&env, NAME).unwrap(), script: script.clone() };
+        actix::Supervisor::start(move |_| actor)
+    }
+}
+
+crate::log_consumer!(Scripted);
+
+impl LogConsumer for Scripted {
+    fn cursor(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+
+    fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
+        let script = self.script.clone();
+        self.cursor.apply(batch, delivery, |tx, event| {
+            match script.failure(event.seq) {
+                Some(Fails::WithAPanic) => panic!("scripted panic at {}", event.seq),
+                Some(Fails::WithAnError) => {
+                    return abort(crate::error::Refused::Invalid(format!("scripted at {}", event.seq)).into())
+                }
+                None => {}
+            }
+            let times = tx.get(APPLIED, event.seq.to_be_bytes())?.unwrap_or(0);
+            tx.put(APPLIED, event.seq.to_be_bytes(), &(times + 1))
+        })?;
+        Ok(())
+    }
+}
+
+/// How many times each event of the log was applied, by sequence.
+fn applied(t: &TestStore) -> Vec<u32> {
+    (1..=t.store.head()).map(|seq| t.store.get(APPLIED, seq.to_be_bytes()).unwrap().unwrap_or(0)).collect()
+}
+
+fn five_events(t: &TestStore) {
+    for n in 1..=5 {
+        t.append(&order(n), vec![placed("kim", &[], PaymentMethod::Card)]);
+    }
+}
+
+async fn poison_is_set_aside_and_the_rest_applies_once(how: Fails) -> TestStore {
+    let t = temp_store();
+    let script = Script::default();
+    script.fail(3, how);
+    five_events(&t);
+    let _consumer = Scripted::start(&t, &script);
+    t.caught_up(NAME).await;
+
+    assert_eq!(applied(&t), [1, 1, 0, 1, 1], "the batch is narrowed down to the one failing event");
+    let letters = t.store.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    let poison_after = t.env().policy.poison_after;
+    assert_eq!((letter.seq, letter.service.as_str(), letter.attempts), (3, NAME, poison_after));
+    assert_eq!(letter.order_id, order(3));
+    assert_eq!(t.store.offset(NAME).unwrap(), 5, "the offset moved past the poison event");
+    t
+}
+
+#[actix::test]
+async fn a_batch_with_an_event_that_errs_is_bisected_and_the_event_set_aside() {
+    poison_is_set_aside_and_the_rest_applies_once(Fails::WithAnError).await;
+}
+
+#[actix::test]
+async fn an_event_that_panics_restarts_the_consumer_and_is_set_aside() {
+    let t = poison_is_set_aside_and_the_rest_applies_once(Fails::WithAPanic).await;
+    let restarts = t.health.snapshot(t.store.head())[NAME].restarts;
+    // Every panic restarts the actor: the batches that held the event
+    // before it was narrowed down, then each attempt at it alone.
+    assert!(restarts > t.env().policy.poison_after, "{restarts} restarts");
+}
+
+#[actix::test]
+async fn a_redelivered_dead_letter_applies_once_and_a_restart_applies_nothing_twice() {
+    let t = temp_store();
+    let script = Script::default();
+    script.fail(2, Fails::WithAnError);
+    five_events(&t);
+    let first = Scripted::start(&t, &script);
+    t.caught_up(NAME).await;
+    let letter = t.store.dead_letters().unwrap().remove(0);
+
+    // Still failing: the redelivery is refused and the letter stays.
+    assert!(first.send(Redeliver(letter.clone())).await.unwrap().is_err());
+    assert_eq!(t.store.dead_letters().unwrap().len(), 1);
+
+    script.clear();
+    first.send(Redeliver(letter.clone())).await.unwrap().unwrap();
+    assert_eq!(applied(&t), [1, 1, 1, 1, 1]);
+    assert!(t.store.dead_letters().unwrap().is_empty(), "the letter is gone with the redelivery");
+
+    // A second instance (a restart) starts from the committed offset,
+    // and a repeated redelivery of the removed letter finds nothing new.
+    let second = Scripted::start(&t, &script);
+    t.append(&order(6), vec![placed("kim", &[], PaymentMethod::Card)]);
+    t.caught_up(NAME).await;
+    let _ = second.send(Ping).await;
+    assert_eq!(applied(&t), [1, 1, 1, 1, 1, 1], "each event applied exactly once");
+}
+
+#[actix::test]
+async fn a_paused_consumer_applies_nothing_and_catches_up_on_resume() {
+    let t = temp_store();
+    let script = Script::default();
+    let consumer = Scripted::start(&t, &script);
+    consumer.send(Pause).await.unwrap();
+    five_events(&t);
+    // Answered after the pause and the appends: it had its chance.
+    consumer.send(Ping).await.unwrap();
+    assert_eq!(applied(&t), [0, 0, 0, 0, 0]);
+    consumer.send(Resume).await.unwrap();
+    t.caught_up(NAME).await;
+    assert_eq!(applied(&t), [1, 1, 1, 1, 1]);
+}
