@@ -10,7 +10,7 @@ use crate::domain::inventory::{self, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
 use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
 use crate::error::{NodeError, Refused};
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::store::{abort, key_prefix, Table, Tx, TxResult};
 use actix::prelude::*;
 
 // ---- messages ----
@@ -67,6 +67,15 @@ pub struct InventoryActor {
 
 pub(crate) const PRODUCTS: Table<Product> = Table::new("products");
 pub(crate) const RESERVATIONS: Table<Reservation> = Table::new("reservations");
+/// `sku \0 unit` → the order holding it: a named unit out of its pool. A
+/// unit that is held cannot be added to the pool again.
+const HELD: Table<OrderId> = Table::new("units_held");
+
+fn held_key(sku: &Sku, unit: &str) -> Vec<u8> {
+    let mut key = key_prefix(sku.as_str());
+    key.extend_from_slice(unit.as_bytes());
+    key
+}
 pub const NAME: &str = crate::service::Service::Inventory.name();
 
 impl InventoryActor {
@@ -101,6 +110,14 @@ impl InventoryActor {
             let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
                 return abort(NodeError::not_found("product", &msg.sku));
             };
+            if let inventory::Restock::Units(units) = &restock {
+                for unit in units {
+                    if let Some(order) = tx.get(HELD, held_key(&msg.sku, unit))? {
+                        let why = format!("unit {unit} of {} is held by order {order}", msg.sku);
+                        return abort(Refused::UnitInUse(why).into());
+                    }
+                }
+            }
             if let Err(refusal) = inventory::restock(&mut p, &restock) {
                 return abort(refusal.into());
             }
@@ -114,7 +131,7 @@ impl InventoryActor {
             let mut shelf = shelf(tx, msg.lines.iter().map(|(sku, _)| sku))?;
             match Reservation::reserve_now(&msg.lines, &mut shelf) {
                 Ok((r, fact)) => {
-                    put_shelf(tx, &shelf)?;
+                    put_shelf(tx, &msg.order_id, &shelf)?;
                     tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
                     tx.append(&msg.order_id, None, fact)?;
                     Ok(r.units)
@@ -177,10 +194,18 @@ fn shelf<'a>(tx: &Tx<'_>, skus: impl Iterator<Item = &'a Sku>) -> TxResult<Shelf
     Ok(Shelf::new(products))
 }
 
-/// Writes back the products a decision changed.
-fn put_shelf(tx: &mut Tx<'_>, shelf: &Shelf) -> TxResult<(), NodeError> {
+/// Writes back the products a decision changed, and which named units
+/// `order` now holds or gave back.
+fn put_shelf(tx: &mut Tx<'_>, order: &OrderId, shelf: &Shelf) -> TxResult<(), NodeError> {
     for p in shelf.changed() {
         tx.put(PRODUCTS, p.sku.as_str(), p)?;
+    }
+    let (taken, returned) = shelf.moved_units();
+    for (sku, unit) in &taken {
+        tx.put(HELD, held_key(sku, unit), order)?;
+    }
+    for (sku, unit) in &returned {
+        tx.remove(HELD, held_key(sku, unit))?;
     }
     Ok(())
 }
@@ -195,7 +220,7 @@ fn record(
     shelf: &Shelf,
     events: Vec<EventKind>,
 ) -> TxResult<(), NodeError> {
-    put_shelf(tx, shelf)?;
+    put_shelf(tx, order, shelf)?;
     tx.put(RESERVATIONS, order.as_str(), r)?;
     for kind in events {
         tx.append(order, cause, kind)?;

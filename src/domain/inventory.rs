@@ -3,7 +3,9 @@
 //! Stock is taken all-or-nothing (every line, or none), given back when a
 //! reserved order ends before it ships, and never goes negative. A product
 //! made of named units (drivers, rooms) hands out its free units from the
-//! front and takes them back when released.
+//! front and takes them back when released: when the order ends early, and
+//! when its work is done (the ride is over: the order is delivered). Goods
+//! that are counted, not named, leave with the delivery for good.
 //!
 //! One decision can touch several products, so the fold works on a
 //! [`Shelf`]: the products that decision reads, loaded by the inventory
@@ -53,14 +55,15 @@ pub struct Short {
 pub struct Shelf {
     products: BTreeMap<Sku, Product>,
     changed: BTreeSet<Sku>,
+    /// The products as loaded: what a decision took or gave back is the
+    /// difference.
+    loaded: BTreeMap<Sku, Product>,
 }
 
 impl Shelf {
     pub fn new(products: impl IntoIterator<Item = Product>) -> Shelf {
-        Shelf {
-            products: products.into_iter().map(|p| (p.sku.clone(), p)).collect(),
-            changed: BTreeSet::new(),
-        }
+        let products: BTreeMap<Sku, Product> = products.into_iter().map(|p| (p.sku.clone(), p)).collect();
+        Shelf { loaded: products.clone(), products, changed: BTreeSet::new() }
     }
 
     pub fn get(&self, sku: &Sku) -> Option<&Product> {
@@ -70,6 +73,19 @@ impl Shelf {
     /// The products this decision changed: what must be written back.
     pub fn changed(&self) -> impl Iterator<Item = &Product> {
         self.changed.iter().filter_map(|sku| self.products.get(sku))
+    }
+
+    /// The named units this decision took from their pools (now held by an
+    /// order), and those it gave back: `(taken, returned)`, by product.
+    pub fn moved_units(&self) -> (Vec<(Sku, String)>, Vec<(Sku, String)>) {
+        let (mut taken, mut returned) = (Vec::new(), Vec::new());
+        for p in self.changed() {
+            let before = self.loaded.get(&p.sku).map(|l| l.units.as_slice()).unwrap_or(&[]);
+            taken.extend(before.iter().filter(|u| !p.units.contains(u)).map(|u| (p.sku.clone(), u.clone())));
+            returned
+                .extend(p.units.iter().filter(|u| !before.contains(u)).map(|u| (p.sku.clone(), u.clone())));
+        }
+        (taken, returned)
     }
 
     /// Takes every line's stock (and its first free units), or nothing if
@@ -175,8 +191,14 @@ impl Reservation {
     pub fn needs_shelf(&self, fact: &EventKind) -> bool {
         match fact {
             EventKind::OrderPaid { .. } => self.state == ReservationState::Requested,
+            EventKind::OrderDelivered => self.holds_units(),
             kind => kind.ends_order().is_some() && self.state == ReservationState::Reserved,
         }
+    }
+
+    /// Whether it holds named units that come back when the work is done.
+    fn holds_units(&self) -> bool {
+        self.state == ReservationState::Reserved && !self.units.is_empty()
     }
 
     /// Gives reserved stock and units back; a reservation that took nothing
@@ -227,7 +249,11 @@ impl Reservation {
                 Some((r, vec![fact]))
             }
             (kind, Some(r)) if kind.ends_order().is_some() => r.release(shelf),
-            (EventKind::OrderInDelivery { .. }, Some(r)) if r.state == ReservationState::Reserved => {
+            // The work is done (the ride is over): the units are free again.
+            (EventKind::OrderDelivered, Some(r)) if r.holds_units() => r.release(shelf),
+            (EventKind::OrderInDelivery { .. }, Some(r))
+                if r.state == ReservationState::Reserved && r.units.is_empty() =>
+            {
                 let mut r = r.clone();
                 r.apply(fact);
                 Some((r, vec![]))
@@ -245,7 +271,10 @@ impl Fold for Reservation {
             }
             EventKind::StockShort { .. } => self.state = ReservationState::Short,
             EventKind::StockReleased { .. } => self.state = ReservationState::Released,
-            EventKind::OrderInDelivery { .. } if self.state == ReservationState::Reserved => {
+            // Named units stay held while they work; counted goods are gone.
+            EventKind::OrderInDelivery { .. }
+                if self.state == ReservationState::Reserved && self.units.is_empty() =>
+            {
                 self.state = ReservationState::Shipped;
             }
             _ => {}
@@ -354,6 +383,30 @@ mod tests {
         assert_eq!((r.unwrap().state, shelf.get(&sku("A")).unwrap().stock), (ReservationState::Shipped, 3));
         let (r, _, events) = given(vec![product("A", 5, &[])], &[placed(&[("A", 2)]), cancel]);
         assert_eq!((r.unwrap().state, events.len()), (ReservationState::Dropped, 0));
+    }
+
+    #[test]
+    fn a_named_unit_works_through_the_delivery_and_comes_back_when_it_is_done() {
+        let mut shelf = Shelf::new([product("DRV", 1, &["kim"])]);
+        let (r, _) = Reservation::reserve_now(&[(sku("DRV"), 1)], &mut shelf).unwrap();
+        let riding = EventKind::OrderInDelivery { delivery_id: "d".into(), leg: 0, name: "ride".into() };
+        let facts = [riding, EventKind::OrderDelivered, EventKind::OrderClosed];
+        let (r, events) =
+            given_facts(Some(r), &facts, |r, fact| Reservation::on_fact(r.as_ref(), fact, &mut shelf));
+        assert_eq!(r.unwrap().state, ReservationState::Released);
+        assert_eq!(events, [EventKind::StockReleased { lines: vec![(sku("DRV"), 1)] }], "given back once");
+        let drivers = shelf.get(&sku("DRV")).unwrap();
+        assert_eq!((drivers.stock, drivers.units.clone()), (1, vec!["kim".to_string()]));
+    }
+
+    #[test]
+    fn the_shelf_says_which_units_a_decision_took_and_gave_back() {
+        let mut shelf = Shelf::new([product("DRV", 2, &["kim", "lee"])]);
+        shelf.take(&[(sku("DRV"), 1)]).unwrap();
+        assert_eq!(shelf.moved_units(), (vec![(sku("DRV"), "kim".to_string())], vec![]));
+        let mut back = Shelf::new([product("DRV", 1, &["lee"])]);
+        back.give_back(&[(sku("DRV"), 1)], &["kim".to_string()]);
+        assert_eq!(back.moved_units(), (vec![], vec![(sku("DRV"), "kim".to_string())]));
     }
 
     #[test]

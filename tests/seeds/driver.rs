@@ -100,3 +100,99 @@ async fn the_driver_starts_the_ride_after_which_the_call_cannot_be_cancelled() {
     let view = app.wait_for_status(&id, "closed").await;
     assert_eq!(history(&view), ["placed", "reserved", "in_delivery", "delivered", "closed"]);
 }
+
+/// Seed 002 over time: a driver is used for a ride and then returned. 200
+/// rides with 3 drivers, 6 passengers calling at once: every ride completes,
+/// no driver is ever on two rides (by the node's own times: each ride of a
+/// driver is assigned no earlier than the one before it was delivered), and
+/// the pool ends with the 3 drivers.
+#[tokio::test]
+async fn drivers_come_back_after_each_ride_and_200_rides_share_3_drivers() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    const RIDES: usize = 200;
+    let app = crate::helpers::spawn_app_with(|s| s.http.rate_per_client = 0).await;
+    let drivers = json!(["d-kim", "d-lee", "d-choi"]);
+    let pool = json!({"sku": "DRV", "name": "Drivers", "price": 0, "units": drivers});
+    assert_eq!(app.post_json("/products", &pool).await.status(), StatusCode::CREATED);
+
+    let rides: Arc<Mutex<Vec<String>>> = Arc::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let app = &app;
+    let passengers = (0..6).map(|p| {
+        let rides = rides.clone();
+        async move {
+            while rides.lock().unwrap().len() < RIDES {
+                assert!(Instant::now() < deadline, "the rides did not all complete");
+                let body = json!({"workflow": "driver", "customer": format!("p{p}"),
+                                  "items": [{"sku": "DRV", "qty": 1}], "address": "Gangnam", "payment": "none"});
+                let r = app.post_json("/orders", &body).await;
+                if r.status() == StatusCode::CONFLICT {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                assert_eq!(r.status(), StatusCode::CREATED);
+                let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+                assert_eq!(app.post(&format!("/deliveries/{id}/legs/ride/start")).await.status(), StatusCode::OK);
+                assert_eq!(app.post(&format!("/deliveries/{id}/complete")).await.status(), StatusCode::OK);
+                rides.lock().unwrap().push(id);
+            }
+        }
+    });
+    futures_util::future::join_all(passengers).await;
+    app.settle().await;
+
+    // Each driver's rides, by when they were assigned: (assigned, delivered).
+    let mut by_driver: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for id in rides.lock().unwrap().iter() {
+        let view = app.wait_for_status(id, "closed").await;
+        let at = |status: &str| {
+            let entry = view["history"].as_array().unwrap().iter().find(|h| h["status"] == status);
+            entry.unwrap_or_else(|| panic!("{id} was never {status}"))["at"].as_str().unwrap().to_owned()
+        };
+        let driver = view["units"][0].as_str().unwrap().to_owned();
+        by_driver.entry(driver).or_default().push((at("reserved"), at("delivered")));
+    }
+    assert!(by_driver.values().map(Vec::len).sum::<usize>() >= RIDES);
+    for (driver, mut rides) in by_driver {
+        rides.sort();
+        for pair in rides.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "{driver} was assigned at {} while on a ride until {}",
+                pair[1].0,
+                pair[0].1
+            );
+        }
+    }
+    let pool: Value = app.get("/products/DRV").await.json().await.unwrap();
+    let mut free: Vec<String> =
+        pool["units"].as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_owned()).collect();
+    free.sort();
+    assert_eq!(
+        (pool["stock"].clone(), free),
+        (json!(3), vec!["d-choi".to_string(), "d-kim".into(), "d-lee".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_driver_on_a_ride_cannot_be_added_to_the_pool_again() {
+    let app = dispatcher().await;
+    let id = place(&app, call("han", "manual")).await;
+    app.wait_for_status(&id, "reserved").await;
+    app.settle().await;
+    let again = app.post_json("/products/manual/restock", &json!({"units": ["driver-lee"]})).await;
+    let problem = assert_problem(again, StatusCode::CONFLICT).await;
+    assert_eq!(problem["type"], "/problems/unit-in-use");
+    assert!(problem["detail"].as_str().unwrap().contains(&id), "{problem}");
+
+    assert_eq!(app.post(&format!("/deliveries/{id}/legs/ride/start")).await.status(), StatusCode::OK);
+    assert_eq!(app.post(&format!("/deliveries/{id}/complete")).await.status(), StatusCode::OK);
+    app.wait_for_status(&id, "closed").await;
+    app.settle().await;
+    assert_eq!(free(&app, "manual").await, json!(["driver-lee"]), "back once, not twice");
+    let next = place(&app, call("seo", "manual")).await;
+    assert_eq!(app.wait_for_status(&next, "reserved").await["units"], json!(["driver-lee"]));
+}
