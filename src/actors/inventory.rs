@@ -200,11 +200,11 @@ fn put_shelf(tx: &mut Tx<'_>, order: &OrderId, shelf: &Shelf) -> TxResult<(), No
     for p in shelf.changed() {
         tx.put(PRODUCTS, p.sku.as_str(), p)?;
     }
-    let (taken, returned) = shelf.moved_units();
-    for (sku, unit) in &taken {
+    let moved = shelf.moved_units();
+    for (sku, unit) in &moved.taken {
         tx.put(HELD, held_key(sku, unit), order)?;
     }
-    for (sku, unit) in &returned {
+    for (sku, unit) in &moved.returned {
         tx.remove(HELD, held_key(sku, unit))?;
     }
     Ok(())

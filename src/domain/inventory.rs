@@ -50,6 +50,15 @@ pub struct Short {
     pub available: u64,
 }
 
+/// Named units a decision moved, each with its product.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MovedUnits {
+    /// Out of their pools: now held by the order.
+    pub taken: Vec<(Sku, String)>,
+    /// Back in their pools.
+    pub returned: Vec<(Sku, String)>,
+}
+
 /// The products one decision works on, and which of them it changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shelf {
@@ -76,16 +85,16 @@ impl Shelf {
     }
 
     /// The named units this decision took from their pools (now held by an
-    /// order), and those it gave back: `(taken, returned)`, by product.
-    pub fn moved_units(&self) -> (Vec<(Sku, String)>, Vec<(Sku, String)>) {
-        let (mut taken, mut returned) = (Vec::new(), Vec::new());
+    /// order), and those it gave back.
+    pub fn moved_units(&self) -> MovedUnits {
+        let mut moved = MovedUnits::default();
         for p in self.changed() {
             let before = self.loaded.get(&p.sku).map(|l| l.units.as_slice()).unwrap_or(&[]);
-            taken.extend(before.iter().filter(|u| !p.units.contains(u)).map(|u| (p.sku.clone(), u.clone())));
-            returned
-                .extend(p.units.iter().filter(|u| !before.contains(u)).map(|u| (p.sku.clone(), u.clone())));
+            let unit = |u: &String| (p.sku.clone(), u.clone());
+            moved.taken.extend(before.iter().filter(|u| !p.units.contains(u)).map(unit));
+            moved.returned.extend(p.units.iter().filter(|u| !before.contains(u)).map(unit));
         }
-        (taken, returned)
+        moved
     }
 
     /// Takes every line's stock (and its first free units), or nothing if
@@ -403,10 +412,12 @@ mod tests {
     fn the_shelf_says_which_units_a_decision_took_and_gave_back() {
         let mut shelf = Shelf::new([product("DRV", 2, &["kim", "lee"])]);
         shelf.take(&[(sku("DRV"), 1)]).unwrap();
-        assert_eq!(shelf.moved_units(), (vec![(sku("DRV"), "kim".to_string())], vec![]));
+        let taken = MovedUnits { taken: vec![(sku("DRV"), "kim".to_string())], returned: vec![] };
+        assert_eq!(shelf.moved_units(), taken);
         let mut back = Shelf::new([product("DRV", 1, &["lee"])]);
         back.give_back(&[(sku("DRV"), 1)], &["kim".to_string()]);
-        assert_eq!(back.moved_units(), (vec![], vec![(sku("DRV"), "kim".to_string())]));
+        let returned = MovedUnits { taken: vec![], returned: vec![(sku("DRV"), "kim".to_string())] };
+        assert_eq!(back.moved_units(), returned);
     }
 
     #[test]

@@ -146,7 +146,8 @@ async fn drivers_come_back_after_each_ride_and_200_rides_share_3_drivers() {
 
     // Each driver's rides, by when they were assigned: (assigned, delivered).
     let mut by_driver: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for id in rides.lock().unwrap().iter() {
+    let rides: Vec<String> = rides.lock().unwrap().clone();
+    for id in &rides {
         let view = app.wait_for_status(id, "closed").await;
         let at = |status: &str| {
             let entry = view["history"].as_array().unwrap().iter().find(|h| h["status"] == status);
