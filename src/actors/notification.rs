@@ -29,6 +29,9 @@ const RECIPIENTS: Table<CustomerId> = Table::new("recipients");
 /// deferred, and its message says so. A table of its own rather than one
 /// more key per order (every key is time under the store's writer lock).
 const CARD_RECIPIENTS: Table<CustomerId> = Table::new("recipients_card");
+/// A checkpoint's words, for the message that its rejection cancels the
+/// order (a key only for orders stopped at one).
+const REJECTIONS: Table<String> = Table::new("recipient_rejections");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
@@ -82,7 +85,14 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             None => return Ok(()),
         },
     };
-    if let Some(n) = Notification::for_event(event, &customer, payment) {
+    if let EventKind::LegRejected { reason, .. } = &event.kind {
+        tx.put(REJECTIONS, key, reason)?;
+    }
+    let rejection: Option<String> = match &event.kind {
+        EventKind::OrderCanceled { .. } => tx.get(REJECTIONS, key)?,
+        _ => None,
+    };
+    if let Some(n) = Notification::for_event(event, &customer, payment, rejection.as_deref()) {
         tx.put(NOTIFICATIONS, notification_key(&n), &n)?;
     }
     Ok(())

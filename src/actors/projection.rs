@@ -39,6 +39,9 @@ pub struct StatusReport {
     /// How the order's workflow names its status ("dispatched").
     pub label: String,
     pub needs_attention: Vec<DeadLetter>,
+    /// Why it was turned down, in the words of whoever did: the hotel
+    /// declining, customs rejecting the goods ("prohibited item").
+    pub rejection: Option<String>,
 }
 
 /// The status views of a customer's orders, oldest first.
@@ -73,6 +76,9 @@ pub struct ProjectionActor {
 }
 
 pub(crate) const VIEWS: Table<StatusView> = Table::new("status_views");
+/// Why an order was turned down (a key only for those that were): kept
+/// apart from the view, whose stored shape it would change.
+const REJECTIONS: Table<String> = Table::new("status_rejections");
 /// `customer \0 placed_seq` → order id.
 const BY_CUSTOMER: Table<OrderId> = Table::new("status_by_customer");
 /// `workflow \0 status \0 placed_seq` → order id.
@@ -99,7 +105,12 @@ impl ProjectionActor {
             Err(_) => view.status.as_str().to_owned(),
         };
         let needs_attention = self.cursor.store.dead_letters_of(&view.order_id)?;
-        Ok(StatusReport { view, label, needs_attention })
+        // Only an order that ended can have been turned down.
+        let rejection = match view.status.is_terminal() {
+            true => self.cursor.store.get(REJECTIONS, view.order_id.as_str())?,
+            false => None,
+        };
+        Ok(StatusReport { view, label, needs_attention, rejection })
     }
 
     fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
@@ -174,6 +185,9 @@ impl LogConsumer for ProjectionActor {
 
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
+    if let Some(reason) = event.kind.rejection() {
+        tx.put(REJECTIONS, key, &reason.to_owned())?;
+    }
     match tx.get::<StatusView, _>(VIEWS, key)? {
         Some(mut view) => {
             let before = view.status;

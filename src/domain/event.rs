@@ -187,6 +187,15 @@ impl EventKind {
         }
     }
 
+    /// The words of whoever turned the order down: a party declining it, or
+    /// a checkpoint rejecting its goods.
+    pub fn rejection(&self) -> Option<&str> {
+        match self {
+            EventKind::OrderRejected { reason, .. } | EventKind::LegRejected { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -160,7 +160,9 @@ impl Fold for Order {
             EventKind::OrderPaid { payment_id, .. } => self.payment_id = Some(payment_id.clone()),
             EventKind::OrderReserved { units } => self.units = units.clone(),
             EventKind::OrderAccepted { by } => self.accepted_by = Some(by.clone()),
-            EventKind::OrderRejected { reason, .. } => self.rejection = Some(reason.clone()),
+            EventKind::OrderRejected { reason, .. } | EventKind::LegRejected { reason, .. } => {
+                self.rejection = Some(reason.clone())
+            }
             EventKind::DeliveryRequested { .. } => self.delivery_requested = true,
             EventKind::OrderInDelivery { delivery_id, leg, .. } => {
                 self.delivery_id = Some(delivery_id.clone());

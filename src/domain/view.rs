@@ -179,11 +179,13 @@ pub struct Notification {
 
 impl Notification {
     /// The notification for a status-changing event, if `event` is one.
-    /// `payment` is how the order is paid, as placed (`None`: not known).
+    /// `payment` is how the order is paid, as placed (`None`: not known);
+    /// `rejection`, why it was turned down, if it was.
     pub fn for_event(
         event: &Event,
         customer: &CustomerId,
         payment: Option<PaymentMethod>,
+        rejection: Option<&str>,
     ) -> Option<Notification> {
         let status = event.kind.status()?;
         Some(Notification {
@@ -191,13 +193,18 @@ impl Notification {
             order_id: event.order_id.clone(),
             customer: customer.clone(),
             status,
-            message: message(&event.order_id, &event.kind, payment),
+            message: message(&event.order_id, &event.kind, payment, rejection),
             at: rfc3339(event.at_ms),
         })
     }
 }
 
-fn message(id: &OrderId, kind: &EventKind, payment: Option<PaymentMethod>) -> String {
+fn message(
+    id: &OrderId,
+    kind: &EventKind,
+    payment: Option<PaymentMethod>,
+    rejection: Option<&str>,
+) -> String {
     match kind {
         EventKind::OrderPlaced { total, .. } => {
             format!("Order {id} received, total {}.", total.minor())
@@ -220,9 +227,11 @@ fn message(id: &OrderId, kind: &EventKind, payment: Option<PaymentMethod>) -> St
         EventKind::OrderInDelivery { name, .. } => format!("Order {id} is on its way ({name})."),
         EventKind::OrderDelivered => format!("Order {id} was delivered."),
         EventKind::OrderClosed => format!("Order {id} is complete. Thank you."),
-        EventKind::OrderCanceled { reason } => {
-            format!("Order {id} was canceled ({}).", reason.as_str())
-        }
+        // A checkpoint's words say why the goods were stopped.
+        EventKind::OrderCanceled { reason } => match rejection {
+            Some(why) => format!("Order {id} was canceled ({}): {why}.", reason.as_str()),
+            None => format!("Order {id} was canceled ({}).", reason.as_str()),
+        },
         other => format!("Order {id}: {}.", other.name()),
     }
 }
@@ -390,12 +399,13 @@ mod tests {
     #[test]
     fn notifications_are_made_only_for_status_changes() {
         let kim = CustomerId::parse("kim").unwrap();
-        let n = Notification::for_event(&placed(1), &kim, None).unwrap();
+        let n = Notification::for_event(&placed(1), &kim, None, None).unwrap();
         assert_eq!(n.status, OrderStatus::Placed);
         assert!(n.message.contains("ord-1"));
         assert!(Notification::for_event(
             &event(2, EventKind::StockReserved { lines: vec![], units: vec![] }),
             &kim,
+            None,
             None
         )
         .is_none());
@@ -405,13 +415,14 @@ mod tests {
     fn a_deferred_card_payment_is_told_it_will_be_taken_not_asked_for_a_transfer() {
         let kim = CustomerId::parse("kim").unwrap();
         let pending = event(2, EventKind::PaymentPending { amount: Money::new(300).unwrap() });
-        let card = Notification::for_event(&pending, &kim, Some(PaymentMethod::Card)).unwrap();
+        let card = Notification::for_event(&pending, &kim, Some(PaymentMethod::Card), None).unwrap();
         assert!(
             card.message.contains("card payment") && !card.message.contains("transfer"),
             "{}",
             card.message
         );
-        let transfer = Notification::for_event(&pending, &kim, Some(PaymentMethod::BankTransfer)).unwrap();
+        let transfer =
+            Notification::for_event(&pending, &kim, Some(PaymentMethod::BankTransfer), None).unwrap();
         assert!(transfer.message.contains("bank transfer"), "{}", transfer.message);
     }
 }

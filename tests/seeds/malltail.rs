@@ -158,3 +158,26 @@ async fn list_at_customs(app: &TestApp) -> Vec<String> {
         app.get("/status?workflow=malltail&status=in_delivery&leg=customs").await.json().await.unwrap();
     page["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap().to_owned()).collect()
 }
+
+#[tokio::test]
+async fn the_customs_officers_reason_is_kept_and_told_to_the_customer() {
+    let app = malltail().await;
+    let id = accepted(&app, "jang").await;
+    for (step, act) in [("overseas", "start"), ("overseas", "complete"), ("to_korea", "complete")] {
+        leg(&app, &id, step, act).await;
+    }
+    app.wait_until_leg(&id, "customs").await;
+    assert_eq!(leg(&app, &id, "customs", "reject").await.status(), StatusCode::OK);
+    let canceled = app.wait_for_status(&id, "canceled").await;
+    assert_eq!(
+        (canceled["reason"].clone(), canceled["rejection"].clone()),
+        (json!("forfeited"), json!("prohibited item"))
+    );
+    let order: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    assert_eq!(order["rejection"], "prohibited item", "the order keeps it too");
+    app.settle().await;
+    let notes: Value = app.get("/notifications?customer=jang").await.json().await.unwrap();
+    let last = notes["notifications"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["status"], "canceled");
+    assert!(last["message"].as_str().unwrap().contains("prohibited item"), "{last}");
+}
