@@ -21,6 +21,7 @@ pub struct Product {
 /// A product as a client sends it, before validation. Numbers are signed so
 /// that a negative one gets a clear message instead of a parse error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
     pub sku: String,
     pub name: String,

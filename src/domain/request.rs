@@ -48,13 +48,17 @@ impl fmt::Display for PaymentMethod {
 /// One requested line as a client sends it. Quantities are signed so that a
 /// negative one gets a clear message instead of a parse error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub sku: String,
     pub qty: i64,
 }
 
-/// An order as a client sends it, before validation.
+/// An order as a client sends it, before validation. A field it does not
+/// know is refused, naming it: a mistyped or unsupported field must not
+/// vanish with a 201.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub customer: String,
     /// May be empty in a workflow that reserves nothing (a taxi call).

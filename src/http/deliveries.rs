@@ -35,6 +35,7 @@ async fn complete(node: Data<Node>, path: Path<(String, String)>) -> Result<Http
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RejectBody {
     reason: String,
 }

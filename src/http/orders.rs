@@ -23,11 +23,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AcceptBody {
     by: String,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RejectBody {
     by: String,
     reason: String,

@@ -27,6 +27,7 @@ async fn get(node: Data<Node>, sku: Path<String>) -> Result<HttpResponse, ApiErr
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RestockBody {
     #[serde(default)]
     qty: Option<i64>,

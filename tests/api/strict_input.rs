@@ -108,3 +108,17 @@ async fn every_409_names_its_cause() {
     assert_eq!(problem["type"], "/problems/order-status");
     assert_eq!(problem["title"], "The order's status does not allow this");
 }
+
+#[tokio::test]
+async fn a_field_the_engine_does_not_know_is_refused_by_name_not_dropped() {
+    let app = app_with_mug().await;
+    for field in ["guests", "check_in", "destination"] {
+        let mut body = order_body("kim", "MUG", 1, "bank_transfer");
+        body[field] = json!("x");
+        let problem = refused(&app, "/orders", &body, field).await;
+        assert_eq!(problem["type"], "/problems/invalid-body");
+    }
+    let typo = json!({"sku": "TEA", "name": "Tea", "price": 100, "stok": 3});
+    refused(&app, "/products", &typo, "stok").await;
+    nothing_was_ordered(&app).await;
+}
