@@ -40,6 +40,8 @@ pub enum CancelReason {
     /// A checkpoint rejected the goods, which are discarded; nothing is
     /// refunded (the customer's fault).
     Forfeited,
+    /// The seller canceled it; what was paid is refunded.
+    SellerRequest,
 }
 
 impl CancelReason {
@@ -50,6 +52,7 @@ impl CancelReason {
             CancelReason::PaymentDeclined => "payment_declined",
             CancelReason::CheckpointRejected => "checkpoint_rejected",
             CancelReason::Forfeited => "forfeited",
+            CancelReason::SellerRequest => "seller_request",
         }
     }
 

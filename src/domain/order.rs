@@ -41,6 +41,8 @@ pub enum Command {
     ConfirmDeposit,
     /// The customer cancels.
     Cancel,
+    /// The seller cancels, refunding what was paid.
+    SellerCancel,
     /// The customer confirms receipt of the goods.
     ConfirmReceipt,
     /// The fulfilling party (hotel, shop, driver) takes the order.
@@ -238,6 +240,21 @@ impl Order {
                     );
                 }
                 Ok(vec![EventKind::OrderCanceled { reason: CancelReason::CustomerRequest }])
+            }
+            Command::SellerCancel => {
+                if self.status.is_terminal() {
+                    return Err(self.refuse("it is over"));
+                }
+                match workflow.seller_cancel_until {
+                    None => {
+                        Err(self
+                            .refuse(&format!("sellers do not cancel orders of workflow {}", workflow.name)))
+                    }
+                    Some(until) if !workflow.allows_seller_cancel(self.status) => {
+                        Err(self.refuse(&format!("the seller can cancel it only until {until}")))
+                    }
+                    Some(_) => Ok(vec![EventKind::OrderCanceled { reason: CancelReason::SellerRequest }]),
+                }
             }
             Command::ConfirmReceipt => {
                 if self.status != OrderStatus::Delivered {
@@ -495,6 +512,22 @@ mod tests {
             order.react(&failed, &wf),
             vec![EventKind::OrderCanceled { reason: CancelReason::PaymentDeclined }]
         );
+    }
+
+    #[test]
+    fn the_seller_cancels_until_the_workflow_says_and_not_at_all_where_it_says_nothing() {
+        let wf = Workflow::shop();
+        let canceled = EventKind::OrderCanceled { reason: CancelReason::SellerRequest };
+        assert_eq!(
+            with_status(OrderStatus::InDelivery).decide(&Command::SellerCancel, &wf),
+            Ok(vec![canceled])
+        );
+        let late = with_status(OrderStatus::Delivered).decide(&Command::SellerCancel, &wf).unwrap_err();
+        assert!(late.to_string().contains("only until in_delivery"), "{late}");
+        let nobody = Workflow { seller_cancel_until: None, ..Workflow::shop() };
+        let refused = with_status(OrderStatus::Paid).decide(&Command::SellerCancel, &nobody).unwrap_err();
+        assert!(refused.to_string().contains("sellers do not cancel"), "{refused}");
+        assert!(CancelReason::SellerRequest.refunds());
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Workflow {
     pub receipt: bool,
     /// The last status at which the customer may still cancel.
     pub cancel_until: OrderStatus,
+    /// The last status at which the seller may cancel (with a refund of
+    /// what was paid); none: sellers do not cancel this workflow's orders.
+    #[serde(default)]
+    pub seller_cancel_until: Option<OrderStatus>,
     /// What placing a card order does when the payment service cannot
     /// answer (breaker open, overloaded, failing).
     #[serde(default)]
@@ -171,6 +175,7 @@ impl Workflow {
             rejected_checkpoint: CheckpointPolicy::Refund,
             receipt: true,
             cancel_until: OrderStatus::PaymentPending,
+            seller_cancel_until: Some(OrderStatus::InDelivery),
             payment_fallback: PaymentFallback::Defer,
             labels: BTreeMap::new(),
             taken_message: already_taken(),
@@ -179,6 +184,11 @@ impl Workflow {
 
     pub fn allows_payment(&self, method: PaymentMethod) -> bool {
         self.payment.contains(&method)
+    }
+
+    /// Whether the seller may cancel an order that is at `status`.
+    pub fn allows_seller_cancel(&self, status: OrderStatus) -> bool {
+        self.seller_cancel_until.is_some_and(|until| !status.is_terminal() && status.rank() <= until.rank())
     }
 
     /// Whether a customer may cancel an order that is at `status`.

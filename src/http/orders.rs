@@ -17,6 +17,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/orders", web::post().to(place))
         .route("/orders/{id}", web::get().to(get))
         .route("/orders/{id}/cancel", web::post().to(cancel))
+        .route("/orders/{id}/seller-cancel", web::post().to(seller_cancel))
         .route("/orders/{id}/receipt", web::post().to(confirm_receipt))
         .route("/orders/{id}/accept", web::post().to(accept))
         .route("/orders/{id}/reject", web::post().to(reject));
@@ -82,6 +83,10 @@ async fn get(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiErro
 
 async fn cancel(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(node.cancel_order(&id).await?))
+}
+
+async fn seller_cancel(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.seller_cancel_order(&id).await?))
 }
 
 async fn confirm_receipt(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {

@@ -79,6 +79,12 @@ impl Node {
         self.command(order_id, Command::Cancel).await
     }
 
+    /// The seller cancels, until the workflow's `seller_cancel_until`; what
+    /// was paid is refunded, what was reserved released.
+    pub async fn seller_cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        self.command(order_id, Command::SellerCancel).await
+    }
+
     /// The customer confirms receipt; the order closes.
     pub async fn confirm_receipt(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
         self.command(order_id, Command::ConfirmReceipt).await

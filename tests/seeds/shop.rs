@@ -173,3 +173,22 @@ async fn a_customer_lists_their_orders_in_the_status_view() {
         listing["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [first.as_str(), second.as_str()]);
 }
+
+#[tokio::test]
+async fn the_seller_can_cancel_until_delivered_and_the_customer_is_refunded() {
+    let app = shop().await;
+    let id = app.place(&order_body("kim", "MUG", 1, "card")).await;
+    app.wait_for_status(&id, "in_delivery").await;
+    let late = app.post(&format!("/orders/{id}/cancel")).await;
+    assert_eq!(late.status(), StatusCode::CONFLICT, "the customer may not, by now");
+    assert_eq!(app.post(&format!("/orders/{id}/seller-cancel")).await.status(), StatusCode::OK);
+    let view = app.wait_for_status(&id, "canceled").await;
+    assert_eq!(view["reason"], "seller_request");
+    app.settle().await;
+    let view: Value = app.get(&format!("/status/{id}")).await.json().await.unwrap();
+    assert_eq!(view["payment"]["state"], "refunded", "{view}");
+    let delivery: Value = app.get(&format!("/deliveries/{id}")).await.json().await.unwrap();
+    assert_eq!(delivery["state"], "stopped");
+    let again = app.post(&format!("/orders/{id}/seller-cancel")).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT, "once over, it stays over");
+}
