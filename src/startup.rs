@@ -20,6 +20,14 @@ impl Application {
     /// Binds the listener (port 0 picks a free one), starts the node and
     /// builds the server; nothing is served until [`Self::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        Application::build_with_clock(settings, std::sync::Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// Like [`Application::build`], with the engine's time from `clock`.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Application, StartError> {
         let address = settings.http.bind.clone();
         let listener = TcpListener::bind(&address)
             .map_err(|source| StartError::Bind { address: address.clone(), source })?;
@@ -27,7 +35,7 @@ impl Application {
         let workers = settings.http.workers;
         let max_connections = settings.http.max_connections;
         let shutdown = settings.shutdown.clone();
-        let node = Node::start(settings).await?;
+        let node = Node::start_with_clock(settings, clock).await?;
         let app_node = node.clone();
         let mut server = HttpServer::new(move || {
             App::new().configure(routes(app_node.clone())).default_service(web::to(no_route))

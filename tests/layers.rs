@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Leaves: each knows the domain at most.
     ("store", 1),
     ("service", 1),
+    ("clock", 1),
     ("resilience", 1),
     ("load", 1),
     ("faults", 2),

@@ -40,6 +40,10 @@ pub struct ServiceEnv {
     pub faults: Faults,
     pub policy: SupervisionSettings,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The engine's time (timers); tests pass a clock they move by hand.
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// How often due timers are looked for.
+    pub timer_tick: std::time::Duration,
 }
 
 impl ServiceEnv {

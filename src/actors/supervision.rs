@@ -219,6 +219,8 @@ mod tests {
             faults: Faults::default(),
             policy,
             metrics: Default::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            timer_tick: std::time::Duration::from_millis(50),
         }
     }
 

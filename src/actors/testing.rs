@@ -30,6 +30,8 @@ impl TestStore {
             faults: Faults::default(),
             policy,
             metrics: Default::default(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            timer_tick: std::time::Duration::from_millis(50),
         }
     }
     /// Appends events for `order` as if another service had written them.

@@ -27,6 +27,7 @@ pub struct Settings {
     pub payment: PaymentSettings,
     pub supervision: SupervisionSettings,
     pub shutdown: ShutdownSettings,
+    pub timers: TimerSettings,
     pub admin: AdminSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
@@ -44,6 +45,13 @@ pub struct SupervisionSettings {
     pub backoff_max_ms: u64,
     pub poison_after: u32,
     pub ping_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimerSettings {
+    /// How often due timers (order expiries) are looked for.
+    pub tick_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -42,6 +42,8 @@ pub enum CancelReason {
     Forfeited,
     /// The seller canceled it; what was paid is refunded.
     SellerRequest,
+    /// It stayed too long at a status its workflow lets expire (unpaid).
+    Expired,
 }
 
 impl CancelReason {
@@ -53,6 +55,7 @@ impl CancelReason {
             CancelReason::CheckpointRejected => "checkpoint_rejected",
             CancelReason::Forfeited => "forfeited",
             CancelReason::SellerRequest => "seller_request",
+            CancelReason::Expired => "expired",
         }
     }
 

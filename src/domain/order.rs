@@ -43,6 +43,8 @@ pub enum Command {
     Cancel,
     /// The seller cancels, refunding what was paid.
     SellerCancel,
+    /// The order's time at `status` is up (its workflow's `expire`).
+    Expire { status: OrderStatus },
     /// The customer confirms receipt of the goods.
     ConfirmReceipt,
     /// The fulfilling party (hotel, shop, driver) takes the order.
@@ -256,6 +258,10 @@ impl Order {
                     Some(_) => Ok(vec![EventKind::OrderCanceled { reason: CancelReason::SellerRequest }]),
                 }
             }
+            Command::Expire { status } => match self.status == *status {
+                true => Ok(vec![EventKind::OrderCanceled { reason: CancelReason::Expired }]),
+                false => Err(self.refuse(&format!("it is no longer {status}"))),
+            },
             Command::ConfirmReceipt => {
                 if self.status != OrderStatus::Delivered {
                     return Err(self.refuse("receipt can be confirmed only once it is delivered"));

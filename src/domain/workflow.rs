@@ -36,6 +36,10 @@ pub struct Workflow {
     /// what was paid); none: sellers do not cancel this workflow's orders.
     #[serde(default)]
     pub seller_cancel_until: Option<OrderStatus>,
+    /// How long an order may stay at a status before it is canceled as
+    /// `expired`, by status name: `{ payment_pending = "24h" }`.
+    #[serde(default)]
+    pub expire: BTreeMap<String, String>,
     /// What placing a card order does when the payment service cannot
     /// answer (breaker open, overloaded, failing).
     #[serde(default)]
@@ -176,6 +180,7 @@ impl Workflow {
             receipt: true,
             cancel_until: OrderStatus::PaymentPending,
             seller_cancel_until: Some(OrderStatus::InDelivery),
+            expire: BTreeMap::from([("payment_pending".to_owned(), "24h".to_owned())]),
             payment_fallback: PaymentFallback::Defer,
             labels: BTreeMap::new(),
             taken_message: already_taken(),
@@ -184,6 +189,11 @@ impl Workflow {
 
     pub fn allows_payment(&self, method: PaymentMethod) -> bool {
         self.payment.contains(&method)
+    }
+
+    /// How long an order may stay at `status`, if it expires there.
+    pub fn expiry(&self, status: OrderStatus) -> Option<std::time::Duration> {
+        humantime::parse_duration(self.expire.get(status.as_str())?).ok()
     }
 
     /// Whether the seller may cancel an order that is at `status`.
@@ -221,6 +231,20 @@ impl Workflow {
         for key in self.labels.keys() {
             if OrderStatus::parse(key).is_none() {
                 return Err(format!("labels: {key:?} is not a status"));
+            }
+        }
+        for (key, after) in &self.expire {
+            match OrderStatus::parse(key) {
+                Some(status) if !status.is_terminal() => {}
+                _ => return Err(format!("expire: {key:?} is not a status an order can expire at")),
+            }
+            match humantime::parse_duration(after) {
+                Ok(d) if !d.is_zero() => {}
+                _ => {
+                    return Err(format!(
+                        "expire.{key}: {after:?} is not a duration such as \"24h\" or \"10m\""
+                    ))
+                }
             }
         }
         let mut names: Vec<&str> = self.legs.iter().map(|l| l.name.as_str()).collect();

@@ -8,6 +8,7 @@ use crate::actors::order::OrderActor;
 use crate::actors::payment::PaymentActor;
 use crate::actors::projection::ProjectionActor;
 use crate::actors::ServiceEnv;
+use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
 use crate::domain::Workflows;
 use crate::faults::Faults;
@@ -36,11 +37,12 @@ pub(super) fn run_system(
     settings: Settings,
     faults: Faults,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
     ready: oneshot::Sender<Result<Started, StartError>>,
     stopped: oneshot::Sender<()>,
 ) {
     let runner = actix::System::new();
-    let booted = runner.block_on(async { boot(&settings, faults, metrics) });
+    let booted = runner.block_on(async { boot(&settings, faults, metrics, clock) });
     let (actors, env, arbiters) = match booted {
         Ok(b) => b,
         Err(e) => {
@@ -78,6 +80,7 @@ fn boot(
     settings: &Settings,
     faults: Faults,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 ) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
@@ -88,6 +91,8 @@ fn boot(
         faults,
         policy: settings.supervision.clone(),
         metrics,
+        clock,
+        timer_tick: std::time::Duration::from_millis(settings.timers.tick_ms),
     };
     let mut arbiters = Arbiters::new(settings.actors.threads, settings.mailbox.clone());
     let fail = StartError::Actors;

@@ -121,6 +121,16 @@ pub enum StartError {
 impl Node {
     /// Opens the store in `settings.store.path` and starts every service.
     pub async fn start(settings: Settings) -> Result<Node, StartError> {
+        Node::start_with_clock(settings, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// Like [`Node::start`], with the engine's time taken from `clock`
+    /// (timers such as order expiries): tests and embedders that drive time
+    /// themselves pass a [`crate::clock::ManualClock`].
+    pub async fn start_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Node, StartError> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         // Absolute, so the log says exactly where the data is.
@@ -140,7 +150,7 @@ impl Node {
         }
         let env_faults = faults.clone();
         std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
-            run_system(settings, env_faults, env_metrics, ready_tx, stopped_tx);
+            run_system(settings, env_faults, env_metrics, clock, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");

@@ -51,7 +51,15 @@ pub async fn spawn_app_at(dir: &Path) -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
-    let app = Application::build(settings).await.expect("the app starts");
+    spawn_with_clock(settings, std::sync::Arc::new(fulfil::clock::SystemClock)).await
+}
+
+/// A node whose engine time is `clock` (timers), on `settings`.
+pub async fn spawn_with_clock(
+    settings: Settings,
+    clock: std::sync::Arc<dyn fulfil::clock::Clock>,
+) -> TestApp {
+    let app = Application::build_with_clock(settings, clock).await.expect("the app starts");
     let address = format!("http://{}", app.address());
     let node = app.node();
     let server = app.server_handle();

@@ -192,3 +192,81 @@ async fn the_seller_can_cancel_until_delivered_and_the_customer_is_refunded() {
     let again = app.post(&format!("/orders/{id}/seller-cancel")).await;
     assert_eq!(again.status(), StatusCode::CONFLICT, "once over, it stays over");
 }
+
+mod expiry {
+    use crate::helpers::{order_body, spawn_with_clock, test_settings, TestApp};
+    use fulfil::clock::ManualClock;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    async fn shop_at(dir: &Path, clock: &Arc<ManualClock>) -> TestApp {
+        let mut settings = test_settings(dir);
+        settings.timers.tick_ms = 10;
+        let app = spawn_with_clock(settings, clock.clone()).await;
+        app
+    }
+
+    /// Several ticks of the timer loop (10 ms each), in real time: the
+    /// engine's own time is moved by hand.
+    async fn a_few_ticks() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_bank_transfer_expires_after_a_day_and_a_paid_one_never_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = shop_at(dir.path(), &clock).await;
+        app.add_product("MUG", 1500, 5).await;
+        let unpaid = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+        let paid = app.place(&order_body("lee", "MUG", 1, "bank_transfer")).await;
+        assert_eq!(app.post(&format!("/payments/{paid}/confirm")).await.status(), 200);
+        app.wait_for_status(&paid, "in_delivery").await;
+
+        clock.advance(23 * HOUR);
+        a_few_ticks().await;
+        app.wait_for_status(&unpaid, "payment_pending").await;
+        clock.advance(2 * HOUR);
+        let view = app.wait_for_status(&unpaid, "canceled").await;
+        assert_eq!(
+            (view["reason"].clone(), view["payment"]["state"].clone()),
+            ("expired".into(), "voided".into())
+        );
+        clock.advance(48 * HOUR);
+        a_few_ticks().await;
+        app.settle().await;
+        assert_eq!(
+            app.get(&format!("/status/{paid}")).await.json::<serde_json::Value>().await.unwrap()["status"],
+            "in_delivery"
+        );
+        assert_eq!(app.stock("MUG").await, 4, "only the paid order took stock");
+        let notes: serde_json::Value = app.get("/notifications?customer=kim").await.json().await.unwrap();
+        let last = notes["notifications"].as_array().unwrap().last().unwrap().clone();
+        assert!(last["message"].as_str().unwrap().contains("expired"), "the customer is told: {last}");
+    }
+
+    #[tokio::test]
+    async fn a_timer_due_while_the_node_was_down_fires_once_after_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = shop_at(dir.path(), &clock).await;
+        app.add_product("MUG", 1500, 5).await;
+        let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+        app.settle().await;
+        app.stop().await;
+
+        clock.advance(25 * HOUR);
+        let app = shop_at(dir.path(), &clock).await;
+        let view = app.wait_for_status(&id, "canceled").await;
+        assert_eq!(view["reason"], "expired");
+        a_few_ticks().await;
+        app.settle().await;
+        let view: serde_json::Value = app.get(&format!("/status/{id}")).await.json().await.unwrap();
+        let canceled =
+            view["history"].as_array().unwrap().iter().filter(|h| h["status"] == "canceled").count();
+        assert_eq!(canceled, 1, "fired once: {view}");
+    }
+}

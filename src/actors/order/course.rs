@@ -46,7 +46,7 @@ pub(super) struct Turns {
 }
 
 impl Turns {
-    fn is_held(&self, order: &OrderId) -> bool {
+    pub(super) fn is_held(&self, order: &OrderId) -> bool {
         self.held.contains_key(order)
     }
 
@@ -78,7 +78,11 @@ fn answer_later<T: Send + 'static>(
 
 impl OrderActor {
     /// Decides a command on the order itself now, on every recorded fact.
-    fn decide_now(&mut self, ctx: &mut Context<Self>, msg: &OrderCommand) -> Result<Order, NodeError> {
+    pub(super) fn decide_now(
+        &mut self,
+        ctx: &mut Context<Self>,
+        msg: &OrderCommand,
+    ) -> Result<Order, NodeError> {
         guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
             act.cursor.not_quarantined(&msg.order_id)?;

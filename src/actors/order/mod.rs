@@ -14,6 +14,7 @@ use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
 use super::{ask, durably, inventory, payment, ServiceEnv};
+use crate::clock::Clock;
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
@@ -32,6 +33,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 mod course;
+mod timers;
 
 pub use course::LegOrder;
 
@@ -105,6 +107,10 @@ pub struct OrderActor {
     /// Orders held while the delivery decides a leg command, and the
     /// commands waiting behind them (see [`course`]).
     turns: course::Turns,
+    /// The engine's time, for timers.
+    clock: Arc<dyn Clock>,
+    /// How often due timers are looked for.
+    timer_tick: Duration,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -152,6 +158,8 @@ impl OrderActor {
             in_flight: HashSet::new(),
             placing: Vec::new(),
             turns: course::Turns::default(),
+            clock: env.clock.clone(),
+            timer_tick: env.timer_tick,
         })
     }
 
@@ -274,10 +282,14 @@ impl OrderActor {
         if placed.is_empty() {
             return answers;
         }
+        let now_ms = self.clock.now_ms();
         let written = self.cursor.store.write(|tx| -> TxResult<(), NodeError> {
             for (order, events, receipt, priced, key) in &placed {
                 for kind in events {
                     tx.append(&order.id, None, kind.clone())?;
+                }
+                if let Ok(workflow) = self.workflows.get(&order.workflow) {
+                    timers::schedule(tx, None, order, workflow, now_ms)?;
                 }
                 tx.put(ORDERS, order.id.as_str(), order)?;
                 if let Some(key) = key {
@@ -323,6 +335,7 @@ impl OrderActor {
                 Ok(wf) => wf,
                 Err(e) => return abort(e.into()),
             };
+            let before = order.status;
             let events = match order.decide(command, workflow) {
                 Ok(events) => order.advance(events, workflow),
                 Err(refusal) => return abort(refusal.into()),
@@ -330,6 +343,7 @@ impl OrderActor {
             for kind in events {
                 tx.append(id, None, kind)?;
             }
+            timers::schedule(tx, Some(before), &order, workflow, self.clock.now_ms())?;
             tx.put(ORDERS, id.as_str(), &order)?;
             Ok(order)
         })?;
@@ -345,9 +359,13 @@ impl LogConsumer for OrderActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        let workflows = self.workflows.clone();
-        self.cursor.apply(batch, delivery, |tx, event| on_fact(tx, event, &workflows))?;
+        let (workflows, now_ms) = (self.workflows.clone(), self.clock.now_ms());
+        self.cursor.apply(batch, delivery, |tx, event| on_fact(tx, event, &workflows, now_ms))?;
         Ok(())
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.timer_tick, |act, ctx| act.expire_due(ctx));
     }
 
     fn on_restart(&mut self) {
@@ -358,6 +376,39 @@ impl LogConsumer for OrderActor {
         self.turns.clear();
     }
 }
+
+impl OrderActor {
+    /// Expires the orders whose time at a status is up, each as a command
+    /// decided in turn (see [`timers`]).
+    fn expire_due(&mut self, ctx: &mut Context<Self>) {
+        let due = match timers::due(&self.cursor.store, self.clock.now_ms(), TIMERS_PER_TICK) {
+            Ok(due) => due,
+            Err(_) => return, // the store says why, in readiness and its log
+        };
+        for timer in due {
+            if self.turns.is_held(&timer.order_id) {
+                continue; // a leg command is being decided; next tick
+            }
+            let expire = OrderCommand {
+                order_id: timer.order_id.clone(),
+                command: Command::Expire { status: timer.status },
+            };
+            match self.decide_now(ctx, &expire) {
+                Ok(_) => tracing::info!(order = %timer.order_id, status = %timer.status, "order expired"),
+                // Waiting for an operator: it expires once it can be decided.
+                Err(NodeError::Refused(Refused::NeedsAttention(_))) => {}
+                // It moved on (or is gone) without its timer noticing.
+                Err(NodeError::Refused(_)) => {
+                    let _ = self.cursor.store.write(|tx| timers::forget(tx, &timer));
+                }
+                Err(_) => return, // not decided now: next tick
+            }
+        }
+    }
+}
+
+/// Timers expired in one tick at most; the rest wait for the next.
+const TIMERS_PER_TICK: usize = 256;
 
 /// A card charge for an order being placed.
 struct Charge {
@@ -405,7 +456,7 @@ impl Charge {
 
 /// Reacts to another service's fact. Status events are this actor's own and
 /// were applied when written.
-fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<(), NodeError> {
+fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -> TxResult<(), NodeError> {
     if event.kind.status().is_some() {
         return Ok(());
     }
@@ -417,11 +468,13 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows) -> TxResult<()
         Ok(wf) => wf,
         Err(e) => return abort(e.into()),
     };
+    let before = order.status;
     order.apply(&event.kind);
     let next = order.react(&event.kind, workflow);
     for kind in order.advance(next, workflow) {
         tx.append(&event.order_id, Some(event.seq), kind)?;
     }
+    timers::schedule(tx, Some(before), &order, workflow, now_ms)?;
     tx.put(ORDERS, key, &order)
 }
 
