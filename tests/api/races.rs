@@ -178,7 +178,13 @@ async fn a_cancel_and_a_confirmed_deposit_never_both_win() {
 
 #[tokio::test]
 async fn a_passenger_cancel_and_a_taxi_driver_accepting_never_both_win() {
-    let app = spawn_app_with(|s| s.http.rate_per_client = 0).await;
+    // Where a call can be canceled only while it is open, the two exclude
+    // each other (the shipped taxi lets a dispatched call be canceled too).
+    let app = spawn_app_with(|s| {
+        s.http.rate_per_client = 0;
+        s.workflows.get_mut("taxi").unwrap().cancel_until = fulfil::domain::OrderStatus::Placed;
+    })
+    .await;
     let ids = place_all(&app, |n| {
         json!({"customer": format!("t{n}"), "items": [], "address": "Seoul Station", "payment": "none",
                "workflow": "taxi"})

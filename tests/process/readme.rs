@@ -67,4 +67,5 @@ async fn the_overseas_purchase_commands_work_as_written() {
 async fn the_taxi_commands_work_as_written() {
     let out = run("### Taxi dispatch").await;
     assert_has(&out, &["this call is already dispatched", "\"label\":\"dispatched\"", "\"label\":\"open\""]);
+    assert_has(&out, &["\"status\":\"closed\""]);
 }

@@ -1,7 +1,7 @@
 //! Seed 004, taxi dispatch, as the `taxi` workflow.
 
 use super::{list, place, told};
-use crate::helpers::{assert_problem, spawn_app, TestApp};
+use crate::helpers::{assert_problem, history, spawn_app, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -75,12 +75,51 @@ async fn the_passenger_is_told_of_every_status_change() {
 }
 
 #[tokio::test]
-async fn an_open_call_can_be_cancelled_but_not_a_dispatched_one() {
+/// SCENARIOS.md, 004: the passenger "cancels until the ride starts".
+async fn an_open_call_can_be_cancelled_and_so_can_a_dispatched_one_until_the_ride_starts() {
     let app = spawn_app().await;
     let open = place(&app, taxi_call("yoon")).await;
     assert_eq!(app.post(&format!("/orders/{open}/cancel")).await.status(), StatusCode::OK);
     assert_problem(accept(&app, &open, "driver-park").await, StatusCode::CONFLICT).await;
-    let dispatched = place(&app, taxi_call("yoon")).await;
-    accept(&app, &dispatched, "driver-park").await;
-    assert_problem(app.post(&format!("/orders/{dispatched}/cancel")).await, StatusCode::CONFLICT).await;
+    let riding = place(&app, taxi_call("yoon")).await;
+    accept(&app, &riding, "driver-park").await;
+    app.wait_for_status(&riding, "accepted").await;
+    assert_eq!(app.post(&format!("/deliveries/{riding}/legs/ride/start")).await.status(), StatusCode::OK);
+    app.wait_for_status(&riding, "in_delivery").await;
+    assert_problem(app.post(&format!("/orders/{riding}/cancel")).await, StatusCode::CONFLICT).await;
+}
+
+#[tokio::test]
+async fn a_dispatched_ride_starts_and_completes_and_the_passenger_may_cancel_until_it_starts() {
+    let app = spawn_app().await;
+    let call = |who: &str| json!({"workflow": "taxi", "customer": who, "items": [], "address": "Seoul Station", "payment": "none"});
+    let ride = place(&app, call("han")).await;
+    assert_eq!(
+        app.post_json(&format!("/orders/{ride}/accept"), &json!({"by": "driver-1"})).await.status(),
+        StatusCode::OK
+    );
+    let canceled = place(&app, call("seo")).await;
+    assert_eq!(
+        app.post_json(&format!("/orders/{canceled}/accept"), &json!({"by": "driver-2"})).await.status(),
+        StatusCode::OK
+    );
+    app.wait_for_status(&canceled, "accepted").await;
+    assert_eq!(
+        app.post(&format!("/orders/{canceled}/cancel")).await.status(),
+        StatusCode::OK,
+        "after dispatch, before the ride"
+    );
+    app.wait_for_status(&canceled, "canceled").await;
+
+    app.wait_for_status(&ride, "accepted").await;
+    assert_eq!(app.post(&format!("/deliveries/{ride}/legs/ride/start")).await.status(), StatusCode::OK);
+    app.wait_for_status(&ride, "in_delivery").await;
+    assert_eq!(
+        app.post(&format!("/orders/{ride}/cancel")).await.status(),
+        StatusCode::CONFLICT,
+        "not once it started"
+    );
+    assert_eq!(app.post(&format!("/deliveries/{ride}/complete")).await.status(), StatusCode::OK);
+    let view = app.wait_for_status(&ride, "closed").await;
+    assert_eq!(history(&view), ["placed", "accepted", "in_delivery", "delivered", "closed"]);
 }
