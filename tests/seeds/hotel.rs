@@ -127,3 +127,24 @@ async fn the_customer_sees_the_bookings_progress_on_my_page() {
         page["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [first.as_str(), second.as_str()]);
 }
+
+#[tokio::test]
+async fn a_full_hotel_says_there_is_no_room_before_charging_anything() {
+    let app = hotel().await;
+    place(&app, booking("park")).await;
+    place(&app, booking("kang")).await;
+    let full = app.post_json("/orders", &booking("seo")).await;
+    let problem = assert_problem(full, StatusCode::CONFLICT).await;
+    assert_eq!(problem["type"], "/problems/nothing-available");
+    assert!(problem["detail"].as_str().unwrap().contains("deluxe"), "{problem}");
+    app.settle().await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let approved = metrics.lines().find(|l| l.starts_with("fulfil_payments_total{outcome=\"approved\"}"));
+    assert_eq!(
+        approved,
+        Some("fulfil_payments_total{outcome=\"approved\"} 2"),
+        "two charges, none for the full hotel"
+    );
+    let page: Value = app.get("/status?customer=seo").await.json().await.unwrap();
+    assert_eq!(page["orders"], json!([]), "nothing is left of the refused booking");
+}
