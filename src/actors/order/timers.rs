@@ -8,9 +8,12 @@
 //! down fires once, on the first tick after start, and the write that
 //! expires the order removes its timer.
 
+use super::{OrderActor, OrderCommand};
+use crate::domain::order::Command;
 use crate::domain::{Order, OrderId, OrderStatus, Workflow};
-use crate::error::NodeError;
+use crate::error::{NodeError, Refused};
 use crate::store::{key_prefix, Store, StoreError, Table, Tx, TxResult};
+use actix::Context;
 use serde::{Deserialize, Serialize};
 
 /// `due_ms(be) order` → the timer: due order first.
@@ -79,3 +82,36 @@ pub fn forget(tx: &mut Tx<'_>, timer: &Timer) -> TxResult<(), NodeError> {
     tx.remove(TIMERS, timer_key(timer.due_ms, &timer.order_id))?;
     tx.remove(BY_ORDER, timer.order_id.as_str())
 }
+
+impl OrderActor {
+    /// Expires the orders whose time at a status is up, each as a command
+    /// decided in turn (see [`timers`]).
+    pub(super) fn expire_due(&mut self, ctx: &mut Context<Self>) {
+        let due = match due(&self.cursor.store, self.clock.now_ms(), TIMERS_PER_TICK) {
+            Ok(due) => due,
+            Err(_) => return, // the store says why, in readiness and its log
+        };
+        for timer in due {
+            if self.turns.is_held(&timer.order_id) {
+                continue; // a leg command is being decided; next tick
+            }
+            let expire = OrderCommand {
+                order_id: timer.order_id.clone(),
+                command: Command::Expire { status: timer.status },
+            };
+            match self.decide_now(ctx, &expire) {
+                Ok(_) => tracing::info!(order = %timer.order_id, status = %timer.status, "order expired"),
+                // Waiting for an operator: it expires once it can be decided.
+                Err(NodeError::Refused(Refused::NeedsAttention(_))) => {}
+                // It moved on (or is gone) without its timer noticing.
+                Err(NodeError::Refused(_)) => {
+                    let _ = self.cursor.store.write(|tx| forget(tx, &timer));
+                }
+                Err(_) => return, // not decided now: next tick
+            }
+        }
+    }
+}
+
+/// Timers expired in one tick at most; the rest wait for the next.
+const TIMERS_PER_TICK: usize = 256;
