@@ -211,7 +211,7 @@ fn card_order(i: u64) -> OrderRequest {
         address: "1 Bench Road, Seoul".into(),
         payment: "card".into(),
         card: Some("4111111111111111".into()),
-        workflow: None,
+        ..OrderRequest::default()
     }
 }
 

@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
         address: "12 Jongno, Seoul".into(),
         payment: "card".into(),
         card: Some("4111 1111 1111 1111".into()),
-        workflow: None,
+        ..OrderRequest::default() // workflow, details, from/to
     };
     let receipt = node.place_order(order, Some("example-order-1".into())).await?;
     println!("placed {} ({}), total {}", receipt.id, receipt.status, receipt.total.minor());

@@ -79,12 +79,17 @@ pub enum Refused {
     /// it wait too.
     #[error("{0}")]
     NeedsAttention(String),
+    /// The party already holds as many orders as its workflow lets it (a
+    /// driver on a ride).
+    #[error("{0}")]
+    PartyBusy(String),
     /// Another party accepted (or rejected) the order first.
     #[error("{0}")]
     Taken(String),
-    /// Nothing of the kind is available now (no driver free).
-    #[error("no {sku} is available now")]
-    NothingAvailable { sku: String },
+    /// Nothing of the kind is available now (no driver free), or for the
+    /// dates asked (no room).
+    #[error("no {sku} is {}", if *dated { "free for these dates" } else { "available now" })]
+    NothingAvailable { sku: String, dated: bool },
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
     #[error("this Idempotency-Key was first used with a different request")]
@@ -161,6 +166,7 @@ impl Refused {
                 refused(409, "needs-attention", "The order waits for an operator to retry a failed step")
             }
             Refused::Taken(_) => refused(409, "already-taken", "Someone else took this order first"),
+            Refused::PartyBusy(_) => refused(409, "party-busy", "The party holds as many orders as it may"),
             Refused::NothingAvailable { .. } => {
                 refused(409, "nothing-available", "Nothing is available for this order now")
             }
@@ -234,11 +240,12 @@ mod tests {
             Refused::UnknownSku("x".into()),
             Refused::NotFound { what: "order", id: "x".into() },
             Refused::Conflict("x".into()),
+            Refused::PartyBusy("x".into()),
             Refused::ProductExists("x".into()),
             Refused::UnitInUse("x".into()),
             Refused::NeedsAttention("x".into()),
             Refused::Taken("x".into()),
-            Refused::NothingAvailable { sku: "x".into() },
+            Refused::NothingAvailable { sku: "x".into(), dated: false },
             Refused::PaymentDeclined("x".into()),
             Refused::IdempotencyMismatch,
             Refused::IdempotencyInProgress,

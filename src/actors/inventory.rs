@@ -6,8 +6,10 @@
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::{durably, ServiceEnv};
-use crate::domain::inventory::{self, Shelf};
+use crate::domain::calendar::Calendar;
+use crate::domain::inventory::{self, Dates, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
+use crate::domain::stay::Stay;
 use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
 use crate::error::{NodeError, Refused};
 use crate::store::{abort, key_prefix, Table, Tx, TxResult};
@@ -45,6 +47,25 @@ pub struct Quote(pub Vec<Sku>);
 pub struct ReserveNow {
     pub order_id: OrderId,
     pub lines: Vec<(Sku, u32)>,
+    /// The dates to book the units for (a hotel stay), if the order has them.
+    pub stay: Option<Stay>,
+}
+
+/// The units of a pool free for a whole range of dates.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, NodeError>")]
+pub struct Availability {
+    pub sku: Sku,
+    pub stay: Stay,
+}
+
+/// Takes a named unit out of service, or puts it back.
+#[derive(Message)]
+#[rtype(result = "Result<Product, NodeError>")]
+pub struct SetInService {
+    pub sku: Sku,
+    pub unit: String,
+    pub in_service: bool,
 }
 
 /// Gives back what [`ReserveNow`] took, for an order that was not placed.
@@ -67,6 +88,8 @@ pub struct InventoryActor {
 
 pub(crate) const PRODUCTS: Table<Product> = Table::new("products");
 pub(crate) const RESERVATIONS: Table<Reservation> = Table::new("reservations");
+/// `sku` → the bookings of a dated pool (hotel rooms by date).
+const CALENDARS: Table<Calendar> = Table::new("calendars");
 /// `sku \0 unit` → the order holding it: a named unit out of its pool. A
 /// unit that is held cannot be added to the pool again.
 const HELD: Table<OrderId> = Table::new("units_held");
@@ -128,17 +151,19 @@ impl InventoryActor {
 
     fn reserve_now(&self, msg: &ReserveNow) -> Result<Vec<String>, NodeError> {
         let (units, _) = self.cursor.store.write(|tx| {
-            let mut shelf = shelf(tx, msg.lines.iter().map(|(sku, _)| sku))?;
-            match Reservation::reserve_now(&msg.lines, &mut shelf) {
+            let mut shelf = shelf(tx, msg.lines.iter().map(|(sku, _)| sku), msg.stay.is_some())?;
+            let dates = msg.stay.as_ref().map(|stay| Dates { order: &msg.order_id, stay });
+            match Reservation::reserve_now(&msg.lines, dates, &mut shelf) {
                 Ok((r, fact)) => {
                     put_shelf(tx, &msg.order_id, &shelf)?;
                     tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
                     tx.append(&msg.order_id, None, fact)?;
                     Ok(r.units)
                 }
-                Err(short) => {
-                    abort(NodeError::Refused(Refused::NothingAvailable { sku: short.sku.to_string() }))
-                }
+                Err(short) => abort(NodeError::Refused(Refused::NothingAvailable {
+                    sku: short.sku.to_string(),
+                    dated: msg.stay.is_some(),
+                })),
             }
         })?;
         Ok(units)
@@ -147,13 +172,45 @@ impl InventoryActor {
     fn release_now(&self, order: &OrderId) -> Result<(), NodeError> {
         self.cursor.store.write(|tx| {
             let Some(r) = tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? else { return Ok(()) };
-            let mut shelf = shelf(tx, r.skus())?;
-            match r.release(&mut shelf) {
+            let mut shelf = shelf(tx, r.skus(), r.is_dated())?;
+            match r.release(order, &mut shelf) {
                 Some((r, events)) => record(tx, order, None, &r, &shelf, events),
                 None => Ok(()),
             }
         })?;
         Ok(())
+    }
+
+    fn availability(&self, msg: &Availability) -> Result<Vec<String>, NodeError> {
+        let product = self.product(&msg.sku)?;
+        let calendar = self.cursor.store.get(CALENDARS, msg.sku.as_str())?.unwrap_or_default();
+        Ok(calendar.free(&product.units, &msg.stay).into_iter().cloned().collect())
+    }
+
+    fn set_in_service(&self, msg: &SetInService) -> Result<Product, NodeError> {
+        self.write_product(|tx| {
+            let Some(mut p) = tx.get::<Product, _>(PRODUCTS, msg.sku.as_str())? else {
+                return abort(NodeError::not_found("product", &msg.sku));
+            };
+            let changed = match msg.in_service {
+                true => inventory::put_back_in_service(&mut p, &msg.unit),
+                false => match tx.get(HELD, held_key(&msg.sku, &msg.unit))? {
+                    Some(order) => {
+                        let why = format!(
+                            "unit {} of {} is held by order {order}: take it out once it is back",
+                            msg.unit, msg.sku
+                        );
+                        return abort(Refused::UnitInUse(why).into());
+                    }
+                    None => inventory::take_out_of_service(&mut p, &msg.unit),
+                },
+            };
+            if let Err(refusal) = changed {
+                return abort(refusal.into());
+            }
+            tx.put(PRODUCTS, msg.sku.as_str(), &p)?;
+            Ok(p)
+        })
     }
 }
 
@@ -174,24 +231,29 @@ impl LogConsumer for InventoryActor {
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     let reservation: Option<Reservation> = tx.get(RESERVATIONS, event.order_id.as_str())?;
     let mut shelf = match &reservation {
-        Some(r) if r.needs_shelf(&event.kind) => shelf(tx, r.skus())?,
+        Some(r) if r.needs_shelf(&event.kind) => shelf(tx, r.skus(), r.is_dated())?,
         _ => Shelf::default(),
     };
-    match Reservation::on_fact(reservation.as_ref(), &event.kind, &mut shelf) {
+    match Reservation::on_fact(reservation.as_ref(), &event.order_id, &event.kind, &mut shelf) {
         Some((r, events)) => record(tx, &event.order_id, Some(event.seq), &r, &shelf, events),
         None => Ok(()),
     }
 }
 
-/// The products named by `skus`, as this write sees them.
-fn shelf<'a>(tx: &Tx<'_>, skus: impl Iterator<Item = &'a Sku>) -> TxResult<Shelf, NodeError> {
+/// The products named by `skus`, as this write sees them, with their
+/// calendars when the decision is about dates.
+fn shelf<'a>(tx: &Tx<'_>, skus: impl Iterator<Item = &'a Sku>, dated: bool) -> TxResult<Shelf, NodeError> {
     let mut products = Vec::new();
+    let mut calendars = Vec::new();
     for sku in skus {
         if let Some(p) = tx.get::<Product, _>(PRODUCTS, sku.as_str())? {
             products.push(p);
         }
+        if dated {
+            calendars.push((sku.clone(), tx.get(CALENDARS, sku.as_str())?.unwrap_or_default()));
+        }
     }
-    Ok(Shelf::new(products))
+    Ok(Shelf::new(products).with_calendars(calendars))
 }
 
 /// Writes back the products a decision changed, and which named units
@@ -199,6 +261,9 @@ fn shelf<'a>(tx: &Tx<'_>, skus: impl Iterator<Item = &'a Sku>) -> TxResult<Shelf
 fn put_shelf(tx: &mut Tx<'_>, order: &OrderId, shelf: &Shelf) -> TxResult<(), NodeError> {
     for p in shelf.changed() {
         tx.put(PRODUCTS, p.sku.as_str(), p)?;
+    }
+    for (sku, calendar) in shelf.changed_calendars() {
+        tx.put(CALENDARS, sku.as_str(), calendar)?;
     }
     let moved = shelf.moved_units();
     for (sku, unit) in &moved.taken {
@@ -271,6 +336,23 @@ impl Handler<ReleaseNow> for InventoryActor {
 
     fn handle(&mut self, msg: ReleaseNow, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, Some(&msg.0), |act| act.release_now(&msg.0))
+    }
+}
+
+impl Handler<SetInService> for InventoryActor {
+    type Result = ResponseFuture<Result<Product, NodeError>>;
+
+    fn handle(&mut self, msg: SetInService, ctx: &mut Context<Self>) -> Self::Result {
+        let result = guarded(self, ctx, None, |act| act.set_in_service(&msg));
+        durably(&self.cursor.store, result)
+    }
+}
+
+impl Handler<Availability> for InventoryActor {
+    type Result = Result<Vec<String>, NodeError>;
+
+    fn handle(&mut self, msg: Availability, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.availability(&msg))
     }
 }
 

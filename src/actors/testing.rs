@@ -94,6 +94,8 @@ pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod
         total: money(total),
         workflow: "shop".into(),
         reservation: crate::domain::ReservationMode::AfterPayment,
+        details: None,
+        stay: None,
     }
 }
 

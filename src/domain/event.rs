@@ -7,6 +7,8 @@
 //! domain (stock reserved, payment refunded, delivery started) that the order
 //! actor reacts to.
 
+use super::details::Details;
+use super::stay::Stay;
 use super::workflow::{LegSpec, ReservationMode};
 use super::{Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Sku};
 use serde::{Deserialize, Serialize};
@@ -80,6 +82,11 @@ pub enum EventKind {
         /// How the workflow reserves: the inventory acts only on orders
         /// that reserve after payment.
         reservation: ReservationMode,
+        // Grown since format 1: new fields go at the end (see store::codec).
+        /// The business's own details, as sent.
+        details: Option<Details>,
+        /// The dates it books its unit for.
+        stay: Option<Stay>,
     },
     PaymentPending {
         amount: Money,
@@ -163,6 +170,14 @@ pub enum EventKind {
     PaymentFailed {
         reason: String,
     },
+
+    // --- appended since format 1 (variants are only ever appended) ---
+    /// A party turned down an order that stays open for the others (a
+    /// driver declining a taxi call); it is not offered to that party again.
+    OrderDeclined {
+        by: String,
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -226,6 +241,7 @@ impl EventKind {
             EventKind::DeliveryCompleted { .. } => "delivery_completed",
             EventKind::PaymentCaptured { .. } => "payment_captured",
             EventKind::PaymentFailed { .. } => "payment_failed",
+            EventKind::OrderDeclined { .. } => "order_declined",
         }
     }
 }

@@ -11,9 +11,11 @@
 //! [`Shelf`]: the products that decision reads, loaded by the inventory
 //! actor, which writes back the ones the fold changed.
 
+use super::calendar::Calendar;
 use super::fold::{Fold, Refusal};
 use super::product::Product;
-use super::{EventKind, ReservationMode, Sku};
+use super::stay::Stay;
+use super::{EventKind, OrderId, ReservationMode, Sku};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +25,10 @@ pub struct Reservation {
     /// Named units taken, if the products have them.
     pub units: Vec<String>,
     pub state: ReservationState,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    /// The dates its units are booked for (a hotel stay): the units stay
+    /// in their pool, booked in its calendar.
+    pub stay: Option<Stay>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,12 +73,34 @@ pub struct Shelf {
     /// The products as loaded: what a decision took or gave back is the
     /// difference.
     loaded: BTreeMap<Sku, Product>,
+    /// The calendars of dated pools, for a decision about a dated order.
+    calendars: BTreeMap<Sku, Calendar>,
+    calendars_changed: BTreeSet<Sku>,
+}
+
+/// An order's booking of dated units: for whom, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Dates<'a> {
+    pub order: &'a OrderId,
+    pub stay: &'a Stay,
 }
 
 impl Shelf {
     pub fn new(products: impl IntoIterator<Item = Product>) -> Shelf {
         let products: BTreeMap<Sku, Product> = products.into_iter().map(|p| (p.sku.clone(), p)).collect();
-        Shelf { loaded: products.clone(), products, changed: BTreeSet::new() }
+        Shelf { loaded: products.clone(), products, ..Shelf::default() }
+    }
+
+    /// The shelf with the calendars of its dated pools (by sku; a pool with
+    /// no bookings yet has an empty one).
+    pub fn with_calendars(mut self, calendars: impl IntoIterator<Item = (Sku, Calendar)>) -> Shelf {
+        self.calendars = calendars.into_iter().collect();
+        self
+    }
+
+    /// The calendars this decision changed: what must be written back.
+    pub fn changed_calendars(&self) -> impl Iterator<Item = (&Sku, &Calendar)> {
+        self.calendars_changed.iter().filter_map(|sku| Some((sku, self.calendars.get(sku)?)))
     }
 
     pub fn get(&self, sku: &Sku) -> Option<&Product> {
@@ -95,6 +123,33 @@ impl Shelf {
             moved.returned.extend(p.units.iter().filter(|u| !before.contains(u)).map(unit));
         }
         moved
+    }
+
+    /// Books every line's units for `dates`, or nothing if any line is
+    /// short of units free for the whole range. Returns the units booked.
+    fn book(&mut self, lines: &[(Sku, u32)], dates: Dates<'_>) -> Result<Vec<String>, Short> {
+        let mut trial = self.calendars.clone();
+        let mut units = Vec::new();
+        for (sku, qty) in lines {
+            let pool = self.products.get(sku).map(|p| p.units.as_slice()).unwrap_or(&[]);
+            let calendar = trial.entry(sku.clone()).or_default();
+            match calendar.book(pool, *qty, dates.stay, dates.order) {
+                Ok(booked) => units.extend(booked),
+                Err(available) => return Err(Short { sku: sku.clone(), requested: *qty, available }),
+            }
+        }
+        self.calendars = trial;
+        self.calendars_changed.extend(lines.iter().map(|(sku, _)| sku.clone()));
+        Ok(units)
+    }
+
+    /// Removes `order`'s bookings from the calendars of `lines`.
+    fn unbook(&mut self, lines: &[(Sku, u32)], order: &OrderId) {
+        for (sku, _) in lines {
+            if self.calendars.get_mut(sku).is_some_and(|c| c.cancel(order)) {
+                self.calendars_changed.insert(sku.clone());
+            }
+        }
     }
 
     /// Takes every line's stock (and its first free units), or nothing if
@@ -147,7 +202,7 @@ pub enum Restock {
 /// total that does not fit is refused, never capped.
 pub fn restock(product: &mut Product, restock: &Restock) -> Result<(), Refusal> {
     let invalid = |field, why: String| Err(Refusal::Invalid { field, why });
-    let pool = !product.units.is_empty();
+    let pool = product.is_pool();
     let qty = match restock {
         Restock::Qty(_) if pool => {
             return invalid("qty", format!("{} is a pool of named units: restock it with units", product.sku))
@@ -157,8 +212,15 @@ pub fn restock(product: &mut Product, restock: &Restock) -> Result<(), Refusal> 
         }
         Restock::Qty(qty) => *qty,
         Restock::Units(units) => {
-            if units.iter().any(|u| product.units.contains(u)) {
-                return Err(Refusal::UnitInUse(format!("a unit of {} is already free", product.sku)));
+            if let Some(u) = units.iter().find(|u| product.units.contains(u)) {
+                return Err(Refusal::UnitInUse(format!(
+                    "unit {u} of {} is already in the pool",
+                    product.sku
+                )));
+            }
+            if let Some(u) = units.iter().find(|u| product.out_of_service.contains(u)) {
+                let why = format!("unit {u} of {} is out of service: put it back in service", product.sku);
+                return Err(Refusal::UnitInUse(why));
             }
             units.len() as u64
         }
@@ -169,7 +231,43 @@ pub fn restock(product: &mut Product, restock: &Restock) -> Result<(), Refusal> 
     product.stock = stock;
     if let Restock::Units(units) = restock {
         product.units.extend(units.iter().cloned());
+        product.pool = true;
     }
+    Ok(())
+}
+
+/// Takes a free unit out of its pool until it is put back (a driver off
+/// duty, a room under repair). Taking out a unit that is out already
+/// changes nothing. A unit that an order holds is refused by the caller,
+/// which knows the order.
+pub fn take_out_of_service(product: &mut Product, unit: &str) -> Result<(), Refusal> {
+    if product.out_of_service.iter().any(|u| u == unit) {
+        return Ok(());
+    }
+    let Some(at) = product.units.iter().position(|u| u == unit) else {
+        return Err(Refusal::Unknown { what: "unit", id: format!("{unit} of {}", product.sku) });
+    };
+    product.units.remove(at);
+    product.stock = product.stock.saturating_sub(1);
+    product.out_of_service.push(unit.to_owned());
+    Ok(())
+}
+
+/// Puts a unit taken out of service back in its pool; a unit in the pool
+/// already changes nothing.
+pub fn put_back_in_service(product: &mut Product, unit: &str) -> Result<(), Refusal> {
+    if product.units.iter().any(|u| u == unit) {
+        return Ok(());
+    }
+    let Some(at) = product.out_of_service.iter().position(|u| u == unit) else {
+        return Err(Refusal::Unknown {
+            what: "unit out of service",
+            id: format!("{unit} of {}", product.sku),
+        });
+    };
+    product.out_of_service.remove(at);
+    product.stock += 1;
+    product.units.push(unit.to_owned());
     Ok(())
 }
 
@@ -182,12 +280,30 @@ pub fn add_product(existing: Option<&Product>, new: Product) -> Result<Product, 
 }
 
 impl Reservation {
-    /// Reserves `lines` at once, while the order is being placed.
-    pub fn reserve_now(lines: &[(Sku, u32)], shelf: &mut Shelf) -> Result<(Reservation, EventKind), Short> {
-        let units = shelf.take(lines)?;
-        let reservation =
-            Reservation { lines: lines.to_vec(), units: units.clone(), state: ReservationState::Reserved };
+    /// Reserves `lines` at once, while the order is being placed: for its
+    /// dates, when it has them (a hotel stay).
+    pub fn reserve_now(
+        lines: &[(Sku, u32)],
+        dates: Option<Dates<'_>>,
+        shelf: &mut Shelf,
+    ) -> Result<(Reservation, EventKind), Short> {
+        let units = match dates {
+            Some(dates) => shelf.book(lines, dates)?,
+            None => shelf.take(lines)?,
+        };
+        let reservation = Reservation {
+            lines: lines.to_vec(),
+            units: units.clone(),
+            state: ReservationState::Reserved,
+            stay: dates.map(|d| *d.stay),
+        };
         Ok((reservation, EventKind::StockReserved { lines: lines.to_vec(), units }))
+    }
+
+    /// Whether its units are booked by date: its decisions need the
+    /// calendars of its products.
+    pub fn is_dated(&self) -> bool {
+        self.stay.is_some()
     }
 
     /// The products a fact about this reservation may touch.
@@ -210,14 +326,17 @@ impl Reservation {
         self.state == ReservationState::Reserved && !self.units.is_empty()
     }
 
-    /// Gives reserved stock and units back; a reservation that took nothing
-    /// yet just drops. Goods that shipped are not given back. `None`: there
-    /// is nothing to release.
-    pub fn release(&self, shelf: &mut Shelf) -> Option<(Reservation, Vec<EventKind>)> {
+    /// Gives reserved stock and units back (or, for a dated one, its
+    /// bookings); a reservation that took nothing yet just drops. Goods that
+    /// shipped are not given back. `None`: there is nothing to release.
+    pub fn release(&self, order: &OrderId, shelf: &mut Shelf) -> Option<(Reservation, Vec<EventKind>)> {
         let mut r = self.clone();
         match r.state {
             ReservationState::Reserved => {
-                shelf.give_back(&r.lines, &r.units);
+                match r.stay {
+                    Some(_) => shelf.unbook(&r.lines, order),
+                    None => shelf.give_back(&r.lines, &r.units),
+                }
                 let released = EventKind::StockReleased { lines: r.lines.clone() };
                 r.apply(&released);
                 Some((r, vec![released]))
@@ -236,6 +355,7 @@ impl Reservation {
     /// [`Reservation::skus`] when [`Reservation::needs_shelf`] says so.
     pub fn on_fact(
         reservation: Option<&Reservation>,
+        order: &OrderId,
         fact: &EventKind,
         shelf: &mut Shelf,
     ) -> Option<(Reservation, Vec<EventKind>)> {
@@ -244,7 +364,8 @@ impl Reservation {
                 if !items.is_empty() =>
             {
                 let lines = items.iter().map(|l| (l.sku.clone(), l.qty)).collect();
-                Some((Reservation { lines, units: vec![], state: ReservationState::Requested }, vec![]))
+                let state = ReservationState::Requested;
+                Some((Reservation { lines, units: vec![], state, stay: None }, vec![]))
             }
             (EventKind::OrderPaid { .. }, Some(r)) if r.state == ReservationState::Requested => {
                 let fact = match shelf.take(&r.lines) {
@@ -257,9 +378,10 @@ impl Reservation {
                 r.apply(&fact);
                 Some((r, vec![fact]))
             }
-            (kind, Some(r)) if kind.ends_order().is_some() => r.release(shelf),
-            // The work is done (the ride is over): the units are free again.
-            (EventKind::OrderDelivered, Some(r)) if r.holds_units() => r.release(shelf),
+            (kind, Some(r)) if kind.ends_order().is_some() => r.release(order, shelf),
+            // The work is done (the ride is over, the guest checked out):
+            // the units are free again.
+            (EventKind::OrderDelivered, Some(r)) if r.holds_units() => r.release(order, shelf),
             (EventKind::OrderInDelivery { .. }, Some(r))
                 if r.state == ReservationState::Reserved && r.units.is_empty() =>
             {
@@ -309,6 +431,8 @@ mod tests {
             price: Money::new(100).unwrap(),
             stock,
             units: units.iter().map(|u| u.to_string()).collect(),
+            out_of_service: vec![],
+            pool: !units.is_empty(),
         }
     }
 
@@ -325,6 +449,8 @@ mod tests {
             total: Money::ZERO,
             workflow: "shop".into(),
             reservation: ReservationMode::AfterPayment,
+            details: None,
+            stay: None,
         }
     }
 
@@ -336,8 +462,9 @@ mod tests {
     /// reservation, the shelf and every event the facts led to.
     fn given(shelf: Vec<Product>, facts: &[EventKind]) -> (Option<Reservation>, Shelf, Vec<EventKind>) {
         let mut shelf = Shelf::new(shelf);
-        let (r, events) =
-            given_facts(None, facts, |r, fact| Reservation::on_fact(r.as_ref(), fact, &mut shelf));
+        let (r, events) = given_facts(None, facts, |r, fact| {
+            Reservation::on_fact(r.as_ref(), &OrderId::from_number(1), fact, &mut shelf)
+        });
         (r, shelf, events)
     }
 
@@ -397,11 +524,12 @@ mod tests {
     #[test]
     fn a_named_unit_works_through_the_delivery_and_comes_back_when_it_is_done() {
         let mut shelf = Shelf::new([product("DRV", 1, &["kim"])]);
-        let (r, _) = Reservation::reserve_now(&[(sku("DRV"), 1)], &mut shelf).unwrap();
+        let (r, _) = Reservation::reserve_now(&[(sku("DRV"), 1)], None, &mut shelf).unwrap();
         let riding = EventKind::OrderInDelivery { delivery_id: "d".into(), leg: 0, name: "ride".into() };
         let facts = [riding, EventKind::OrderDelivered, EventKind::OrderClosed];
-        let (r, events) =
-            given_facts(Some(r), &facts, |r, fact| Reservation::on_fact(r.as_ref(), fact, &mut shelf));
+        let (r, events) = given_facts(Some(r), &facts, |r, fact| {
+            Reservation::on_fact(r.as_ref(), &OrderId::from_number(1), fact, &mut shelf)
+        });
         assert_eq!(r.unwrap().state, ReservationState::Released);
         assert_eq!(events, [EventKind::StockReleased { lines: vec![(sku("DRV"), 1)] }], "given back once");
         let drivers = shelf.get(&sku("DRV")).unwrap();
@@ -423,9 +551,9 @@ mod tests {
     #[test]
     fn reserving_now_is_all_or_nothing_too() {
         let mut shelf = Shelf::new([product("A", 1, &[])]);
-        let short = Reservation::reserve_now(&[(sku("A"), 2)], &mut shelf).unwrap_err();
+        let short = Reservation::reserve_now(&[(sku("A"), 2)], None, &mut shelf).unwrap_err();
         assert_eq!(short, Short { sku: sku("A"), requested: 2, available: 1 });
-        let (r, fact) = Reservation::reserve_now(&[(sku("A"), 1)], &mut shelf).unwrap();
+        let (r, fact) = Reservation::reserve_now(&[(sku("A"), 1)], None, &mut shelf).unwrap();
         assert_eq!((r.state, fact.name()), (ReservationState::Reserved, "stock_reserved"));
     }
 

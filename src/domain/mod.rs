@@ -5,7 +5,9 @@
 //! record each change ([`event`]), the knobs of a workflow ([`workflow`]) and
 //! the status view folded from events ([`view`]).
 
+pub mod calendar;
 pub mod delivery;
+pub mod details;
 pub mod event;
 pub mod fold;
 pub mod ids;
@@ -16,6 +18,7 @@ pub mod payment;
 pub mod product;
 pub mod request;
 pub mod status;
+pub mod stay;
 pub mod text;
 pub mod view;
 pub mod workflow;
@@ -28,7 +31,7 @@ pub use product::{NewProduct, Product};
 pub use status::OrderStatus;
 pub use view::{Notification, StatusView};
 pub use workflow::{
-    Acceptance, CheckpointPolicy, LegSpec, PaymentFallback, ReservationMode, Workflow, Workflows,
+    Acceptance, CheckpointPolicy, Decline, LegSpec, PaymentFallback, ReservationMode, Workflow, Workflows,
 };
 
 /// A request that breaks a rule of the domain, with a message for the caller.

@@ -14,8 +14,23 @@ pub struct Product {
     /// Units on hand and not reserved by any order.
     pub stock: u64,
     /// For a product made of named units (drivers, rooms): the free ones.
-    /// A reservation takes units from the front and names them.
+    /// A reservation takes units from the front and names them. In a
+    /// dated pool (rooms) the units stay here and are booked by date.
     pub units: Vec<String>,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    /// Named units taken out of service: not handed out until put back.
+    pub out_of_service: Vec<String>,
+    /// Made of named units: restocked by name only, even while every unit
+    /// is out working.
+    pub pool: bool,
+}
+
+impl Product {
+    /// Whether it is a pool of named units. Products stored before `pool`
+    /// existed read it as false: they are pools if they name any unit.
+    pub fn is_pool(&self) -> bool {
+        self.pool || !self.units.is_empty() || !self.out_of_service.is_empty()
+    }
 }
 
 /// A product as a client sends it, before validation. Numbers are signed so
@@ -51,7 +66,8 @@ impl NewProduct {
                 s
             }
         };
-        Ok(Product { sku, name, price, stock, units })
+        let pool = !units.is_empty();
+        Ok(Product { sku, name, price, stock, units, out_of_service: Vec::new(), pool })
     }
 }
 

@@ -1,6 +1,8 @@
 //! What a customer asks for, checked before any service is asked: the
 //! order request as a client sends it, and the validated order.
 
+use super::details::Details;
+use super::stay::Stay;
 use super::workflow::ReservationMode;
 use super::{CustomerId, Invalid, Sku, Workflow};
 use serde::{Deserialize, Serialize};
@@ -57,7 +59,7 @@ pub struct ItemRequest {
 /// An order as a client sends it, before validation. A field it does not
 /// know is refused, naming it: a mistyped or unsupported field must not
 /// vanish with a 201.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub customer: String,
@@ -72,6 +74,15 @@ pub struct OrderRequest {
     /// Named workflow; the node's default when absent.
     #[serde(default)]
     pub workflow: Option<String>,
+    /// The business's own details (destination, guests), kept and shown.
+    #[serde(default)]
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// For a dated workflow (the hotel): the first night, or start.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// For a dated workflow: the day of departure, or end.
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 /// An order request that passed every check that needs no other service.
@@ -83,6 +94,8 @@ pub struct ValidOrder {
     pub payment: PaymentMethod,
     pub card: Option<String>,
     pub workflow: String,
+    pub details: Option<Details>,
+    pub stay: Option<Stay>,
 }
 
 impl OrderRequest {
@@ -112,7 +125,34 @@ impl OrderRequest {
             PaymentMethod::Card => Some(validate_card(self.card.as_deref())?),
             _ => None,
         };
-        Ok(ValidOrder { customer, lines, address, payment, card, workflow: workflow.name.clone() })
+        let details = self.details.as_ref().map(Details::validate).transpose()?;
+        let stay = self.stay(workflow)?;
+        Ok(ValidOrder {
+            customer,
+            lines,
+            address,
+            payment,
+            card,
+            workflow: workflow.name.clone(),
+            details,
+            stay,
+        })
+    }
+
+    /// The dates of the booking: required by a dated workflow, refused by
+    /// any other (they would be dropped).
+    fn stay(&self, workflow: &Workflow) -> Result<Option<Stay>, Invalid> {
+        match (self.from.as_deref(), self.to.as_deref(), workflow.dated) {
+            (Some(from), Some(to), true) => Ok(Some(Stay::parse(from, to)?)),
+            (None, None, false) => Ok(None),
+            (_, _, true) => {
+                Err(Invalid::new(format!("workflow {} books dates: give from and to", workflow.name)))
+            }
+            (_, _, false) => Err(Invalid::new(format!(
+                "workflow {} does not book dates: leave out from and to",
+                workflow.name
+            ))),
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! fold here means it is tested as given-events/then-view, and a rebuild from
 //! the log gives exactly the same view.
 
+use super::details::Details;
+use super::stay::Stay;
 use super::{
     rfc3339, CustomerId, Event, EventKind, Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Seq,
 };
@@ -32,6 +34,13 @@ pub struct StatusView {
     /// The last event folded in; older or equal events are ignored, so
     /// applying an event twice changes nothing.
     pub last_event: Seq,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    /// The business's own details, as sent.
+    pub details: Option<Details>,
+    /// The dates it books its unit for.
+    pub stay: Option<Stay>,
+    /// The parties that declined it while it stayed open.
+    pub declined: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +94,9 @@ pub struct HistoryEntry {
 impl StatusView {
     /// The view an `OrderPlaced` event starts; `None` for any other event.
     pub fn start(event: &Event) -> Option<StatusView> {
-        let EventKind::OrderPlaced { customer, items, payment, total, workflow, .. } = &event.kind else {
+        let EventKind::OrderPlaced { customer, items, payment, total, workflow, details, stay, .. } =
+            &event.kind
+        else {
             return None;
         };
         Some(StatusView {
@@ -103,6 +114,9 @@ impl StatusView {
             accepted_by: None,
             placed_seq: event.seq,
             last_event: event.seq,
+            details: details.clone(),
+            stay: *stay,
+            declined: Vec::new(),
         })
     }
 
@@ -131,6 +145,7 @@ impl StatusView {
             }
             EventKind::OrderReserved { units } => self.units = units.clone(),
             EventKind::OrderAccepted { by } => self.accepted_by = Some(by.clone()),
+            EventKind::OrderDeclined { by, .. } => self.declined.push(by.clone()),
             EventKind::OrderRejected { reason, .. } => {
                 self.reason = Some(reason.clone());
                 if self.payment.state == PaymentState::Pending {
@@ -265,6 +280,8 @@ mod tests {
                 payment: PaymentMethod::BankTransfer,
                 total: Money::new(3000).unwrap(),
                 workflow: "shop".into(),
+                details: None,
+                stay: None,
                 reservation: crate::domain::ReservationMode::AfterPayment,
             },
         )

@@ -22,6 +22,10 @@ pub struct Workflow {
     /// `"auto"`, or the party that accepts or rejects orders ("hotel").
     #[serde(default)]
     pub acceptance: Acceptance,
+    /// Whether an order books its named units for dates (`from`, `to`): a
+    /// hotel room, free again for other dates.
+    #[serde(default)]
+    pub dated: bool,
     /// The delivery legs, in order; none: the order rests once accepted.
     #[serde(default)]
     pub legs: Vec<LegSpec>,
@@ -50,6 +54,30 @@ pub struct Workflow {
     /// What a party is told when it accepts an order someone else took.
     #[serde(default = "already_taken")]
     pub taken_message: String,
+    /// What a party's rejection does: end the order, or (a taxi call) keep
+    /// it open for the other parties, never offering it to that one again.
+    #[serde(default)]
+    pub decline: Decline,
+    /// How long a leg may run before it completes by itself, by leg name:
+    /// `{ ride = "3h" }`. A dated order's last leg (the stay) also ends when
+    /// its dates do (check-out).
+    #[serde(default)]
+    pub max_duration: BTreeMap<String, String>,
+    /// Most orders of this workflow one party (a driver) may hold at once,
+    /// from acceptance until the order ends; none: no limit.
+    #[serde(default)]
+    pub max_active_per_party: Option<u32>,
+}
+
+/// What a party's rejection does to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decline {
+    /// The order is rejected: it ends, and what was paid is refunded.
+    #[default]
+    Ends,
+    /// The order stays open for the others; the party's decline is kept.
+    KeepsOpen,
 }
 
 fn already_taken() -> String {
@@ -144,6 +172,13 @@ pub struct LegSpec {
     pub explicit_start: bool,
 }
 
+impl LegSpec {
+    /// A leg that starts by itself and cannot be rejected.
+    pub fn named(name: &str) -> LegSpec {
+        LegSpec { name: name.into(), checkpoint: false, explicit_start: false }
+    }
+}
+
 /// What a rejected checkpoint does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,7 +210,8 @@ impl Workflow {
             payment: vec![PaymentMethod::BankTransfer, PaymentMethod::Card],
             reservation: ReservationMode::AfterPayment,
             acceptance: Acceptance::Auto,
-            legs: vec![LegSpec { name: "shipping".into(), checkpoint: false, explicit_start: false }],
+            dated: false,
+            legs: vec![LegSpec::named("shipping")],
             rejected_checkpoint: CheckpointPolicy::Refund,
             receipt: true,
             cancel_until: OrderStatus::PaymentPending,
@@ -184,6 +220,9 @@ impl Workflow {
             payment_fallback: PaymentFallback::Defer,
             labels: BTreeMap::new(),
             taken_message: already_taken(),
+            decline: Decline::Ends,
+            max_duration: BTreeMap::new(),
+            max_active_per_party: None,
         }
     }
 
@@ -194,6 +233,11 @@ impl Workflow {
     /// How long an order may stay at `status`, if it expires there.
     pub fn expiry(&self, status: OrderStatus) -> Option<std::time::Duration> {
         humantime::parse_duration(self.expire.get(status.as_str())?).ok()
+    }
+
+    /// How long the leg called `name` may run, if it has a limit.
+    pub fn leg_limit(&self, name: &str) -> Option<std::time::Duration> {
+        humantime::parse_duration(self.max_duration.get(name)?).ok()
     }
 
     /// Whether the seller may cancel an order that is at `status`.
@@ -247,10 +291,37 @@ impl Workflow {
                 }
             }
         }
+        for (leg, limit) in &self.max_duration {
+            if self.leg(leg).is_none() {
+                return Err(format!("max_duration: {leg:?} is not one of the legs"));
+            }
+            if humantime::parse_duration(limit).map_or(true, |d| d.is_zero()) {
+                return Err(format!("max_duration.{leg}: {limit:?} is not a duration such as \"3h\""));
+            }
+        }
+        self.check_parties()?;
         let mut names: Vec<&str> = self.legs.iter().map(|l| l.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.is_empty()) {
             return Err("legs need distinct, non-empty names".into());
+        }
+        Ok(())
+    }
+
+    /// The knobs that need a party, or dates, to make sense.
+    fn check_parties(&self) -> Result<(), String> {
+        let party = !self.accepts_automatically();
+        if self.decline == Decline::KeepsOpen && !party {
+            return Err("decline = \"keeps_open\" needs acceptance by a party".into());
+        }
+        match self.max_active_per_party {
+            Some(0) => return Err("max_active_per_party must be at least 1".into()),
+            Some(_) if !party => return Err("max_active_per_party needs acceptance by a party".into()),
+            _ => {}
+        }
+        if self.dated && self.reservation != ReservationMode::AtPlacement {
+            // The dates are checked before the card is charged.
+            return Err("dated = true needs reservation = \"at_placement\"".into());
         }
         Ok(())
     }

@@ -5,14 +5,42 @@ use super::ApiError;
 use crate::domain::NewProduct;
 use crate::node::Node;
 use actix_web::http::header;
-use actix_web::web::{self, Data, Path, ServiceConfig};
+use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::HttpResponse;
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/products", web::post().to(add))
         .route("/products/{sku}", web::get().to(get))
-        .route("/products/{sku}/restock", web::post().to(restock));
+        .route("/products/{sku}/restock", web::post().to(restock))
+        .route("/products/{sku}/availability", web::get().to(availability))
+        .route("/products/{sku}/units/{unit}/out-of-service", web::post().to(out_of_service))
+        .route("/products/{sku}/units/{unit}/in-service", web::post().to(in_service));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    from: String,
+    to: String,
+}
+
+async fn availability(
+    node: Data<Node>,
+    sku: Path<String>,
+    range: Query<Range>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(node.availability(&sku, &range.from, &range.to).await?))
+}
+
+async fn out_of_service(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (sku, unit) = path.into_inner();
+    Ok(HttpResponse::Ok().json(node.set_unit_in_service(&sku, &unit, false).await?))
+}
+
+async fn in_service(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (sku, unit) = path.into_inner();
+    Ok(HttpResponse::Ok().json(node.set_unit_in_service(&sku, &unit, true).await?))
 }
 
 async fn add(node: Data<Node>, body: JsonObject<NewProduct>) -> Result<HttpResponse, ApiError> {

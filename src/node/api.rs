@@ -2,13 +2,14 @@
 
 use super::{bodies, order_id_of, order_span, Node, Service};
 use crate::actors::delivery::GetDelivery;
-use crate::actors::inventory::{AddProduct, GetProduct, GetReservation, Restock};
+use crate::actors::inventory::{AddProduct, Availability, GetProduct, GetReservation, Restock, SetInService};
 use crate::actors::notification::ListNotifications;
 use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
+use crate::domain::stay::Stay;
 use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
 use tracing::Instrument;
@@ -36,6 +37,34 @@ impl Node {
         self.call(Service::Inventory, &self.inner.actors.inventory, Restock { sku, qty, units })
             .await
             .map(Into::into)
+    }
+
+    /// The units of a pool free for the whole range `from`..`to` (dates or
+    /// date-times, as in an order).
+    pub async fn availability(
+        &self,
+        sku: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bodies::Availability, NodeError> {
+        let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
+        let stay = Stay::parse(from, to)?;
+        let msg = Availability { sku: sku.clone(), stay };
+        let free = self.call(Service::Inventory, &self.inner.actors.inventory, msg).await?;
+        Ok(bodies::Availability { sku, stay, free })
+    }
+
+    /// Takes a named unit out of service (`in_service` false: a driver off
+    /// duty, a room under repair), or puts it back.
+    pub async fn set_unit_in_service(
+        &self,
+        sku: &str,
+        unit: &str,
+        in_service: bool,
+    ) -> Result<bodies::Product, NodeError> {
+        let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
+        let msg = SetInService { sku, unit: unit.to_owned(), in_service };
+        self.call(Service::Inventory, &self.inner.actors.inventory, msg).await.map(Into::into)
     }
 
     /// The inventory's reservation for an order, if it knows the order.

@@ -8,8 +8,10 @@
 //! written here.
 
 use crate::domain::delivery::{DeliveryStatus, LegState};
+use crate::domain::details::Details;
 use crate::domain::inventory::ReservationState;
 use crate::domain::payment::PaymentStatus;
+use crate::domain::stay::Stay;
 use crate::domain::{
     self, CancelReason, CustomerId, LegSpec, Money, OrderId, OrderLine, OrderStatus, PaymentMethod, Seq, Sku,
 };
@@ -38,6 +40,12 @@ pub struct Order {
     pub reason: Option<CancelReason>,
     /// Why it was rejected.
     pub rejection: Option<String>,
+    /// The business's own details, as sent.
+    pub details: Option<Details>,
+    /// The dates it books (a hotel stay): `{"from": …, "to": …}`.
+    pub stay: Option<Stay>,
+    /// The parties that declined it while it stayed open (a taxi call).
+    pub declined: Vec<String>,
 }
 
 impl From<domain::Order> for Order {
@@ -60,6 +68,9 @@ impl From<domain::Order> for Order {
             leg: o.leg,
             reason: o.reason,
             rejection: o.rejection,
+            details: o.details,
+            stay: o.stay,
+            declined: o.declined,
         }
     }
 }
@@ -100,14 +111,29 @@ pub struct Product {
     pub price: Money,
     /// Units on hand and not reserved by any order.
     pub stock: u64,
-    /// For a product made of named units: the free ones.
+    /// For a product made of named units: the free ones (for a dated
+    /// pool, every unit in service: see its availability for dates).
     pub units: Vec<String>,
+    /// Named units taken out of service.
+    pub out_of_service: Vec<String>,
 }
 
 impl From<domain::Product> for Product {
     fn from(p: domain::Product) -> Self {
-        Product { sku: p.sku, name: p.name, price: p.price, stock: p.stock, units: p.units }
+        let out_of_service = p.out_of_service;
+        Product { sku: p.sku, name: p.name, price: p.price, stock: p.stock, units: p.units, out_of_service }
     }
+}
+
+/// The units of a pool free for a range of dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Availability {
+    pub sku: Sku,
+    /// The range asked about: `{"from": …, "to": …}`.
+    #[serde(flatten)]
+    pub stay: Stay,
+    /// The units free for the whole range, in pool order.
+    pub free: Vec<String>,
 }
 
 /// An order's delivery along its legs.
@@ -142,11 +168,13 @@ pub struct Reservation {
     /// Named units taken, if the products have them.
     pub units: Vec<String>,
     pub state: ReservationState,
+    /// The dates its units are booked for.
+    pub stay: Option<Stay>,
 }
 
 impl From<domain::inventory::Reservation> for Reservation {
     fn from(r: domain::inventory::Reservation) -> Self {
-        Reservation { lines: r.lines, units: r.units, state: r.state }
+        Reservation { lines: r.lines, units: r.units, state: r.state, stay: r.stay }
     }
 }
 
@@ -189,11 +217,13 @@ mod tests {
     use super::*;
 
     /// The HTTP API answered with the records themselves before these
-    /// bodies existed; it must answer the same.
+    /// bodies existed; it must answer the same (what records keep only for
+    /// the services, such as whether a product is a pool, stays inside).
     #[test]
     fn bodies_serialise_as_the_records_did() {
         fn same<R: serde::Serialize + Clone, B: serde::Serialize + From<R>>(record: R) {
-            let before = serde_json::to_value(record.clone()).unwrap();
+            let mut before = serde_json::to_value(record.clone()).unwrap();
+            before.as_object_mut().unwrap().remove("pool");
             assert_eq!(serde_json::to_value(B::from(record)).unwrap(), before);
         }
         let order = OrderId::from_number(7);
@@ -213,6 +243,7 @@ mod tests {
             lines: vec![(Sku::parse("DRV").unwrap(), 1)],
             units: vec!["kim".into()],
             state: ReservationState::Reserved,
+            stay: None,
         };
         same::<_, Reservation>(reservation);
         let request: crate::domain::OrderRequest = serde_json::from_value(serde_json::json!({

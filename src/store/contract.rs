@@ -24,6 +24,8 @@ fn placed() -> EventKind {
         payment: PaymentMethod::None,
         total: Money::ZERO,
         workflow: "shop".into(),
+        details: None,
+        stay: None,
         reservation: ReservationMode::None,
     }
 }

@@ -10,7 +10,10 @@ async fn a_new_product_is_created_with_its_location_and_stock() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["location"], "/products/MUG");
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 7, "units": []}));
+    assert_eq!(
+        body,
+        json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 7, "units": [], "out_of_service": []})
+    );
     assert_eq!(app.stock("MUG").await, 7);
 }
 

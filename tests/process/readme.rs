@@ -16,8 +16,13 @@ fn block(heading: &str) -> String {
 
 /// Runs a block against a fresh node; returns what it printed.
 async fn run(heading: &str) -> String {
+    run_with(heading, &[]).await
+}
+
+/// Runs a block against a fresh node started with `env`.
+async fn run_with(heading: &str, env: &[(&str, &str)]) -> String {
     let data = tempfile::tempdir().unwrap();
-    let node = Proc::start(data.path());
+    let node = Proc::start_with(data.path(), env);
     let script = block(heading).replace("http://127.0.0.1:8080", &node.address);
     let address = node.address.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -46,6 +51,8 @@ async fn the_shop_walk_through_works_as_written() {
 async fn the_hotel_commands_work_as_written() {
     let out = run("### Hotel booking").await;
     assert_has(&out, &["\"label\":\"confirmed\"", "\"units\":[\"room-701\"]", "\"status\":\"canceled\""]);
+    assert_has(&out, &["\"free\":[\"room-702\"]", "\"label\":\"checked in\"", "\"label\":\"checked out\""]);
+    assert_has(&out, &["\"free\":[\"room-701\",\"room-702\"]", "\"details\":{\"guests\":2}"]);
 }
 
 #[tokio::test]
@@ -55,6 +62,10 @@ async fn the_driver_commands_work_as_written() {
         &out,
         &["/problems/nothing-available", "\"units\":[\"driver-lee\"]", "\"label\":\"driver assigned\""],
     );
+    let in_pool = out.lines().filter(|l| l.contains("\"stock\":1,\"units\":[\"driver-lee\"]")).count();
+    assert_eq!(in_pool, 2, "added, then back in the pool after the ride:\n{out}");
+    let last = out.lines().last().unwrap();
+    assert!(last.contains("\"status\":\"reserved\""), "and he takes the next call:\n{out}");
 }
 
 #[tokio::test]
@@ -67,5 +78,12 @@ async fn the_overseas_purchase_commands_work_as_written() {
 async fn the_taxi_commands_work_as_written() {
     let out = run("### Taxi dispatch").await;
     assert_has(&out, &["this call is already dispatched", "\"label\":\"dispatched\"", "\"label\":\"open\""]);
-    assert_has(&out, &["\"status\":\"closed\""]);
+    assert_has(&out, &["\"status\":\"closed\"", "\"declined\":[\"driver-c\"]", "Gangnam station"]);
+}
+
+#[tokio::test]
+async fn the_expiry_commands_work_as_written() {
+    let env = [("FULFIL_WORKFLOWS__SHOP__EXPIRE__PAYMENT_PENDING", "2s"), ("FULFIL_TIMERS__TICK_MS", "100")];
+    let out = run_with("### An unpaid order expires", &env).await;
+    assert_has(&out, &["\"reason\":\"expired\"", "\"stock\":5"]);
 }

@@ -92,7 +92,7 @@ impl OrderActor {
 
     /// Checks the order lets its delivery go on, then has the delivery
     /// service decide the leg command while the order is held.
-    fn start_leg(
+    pub(super) fn start_leg(
         &mut self,
         ctx: &mut Context<Self>,
         msg: LegOrder,

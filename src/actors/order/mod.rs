@@ -19,7 +19,7 @@ use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
     Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ReservationMode,
-    ValidOrder, Workflows,
+    ValidOrder, Workflow, Workflows,
 };
 use crate::error::{CallError, NodeError, Refused};
 use crate::store::{abort, Table, Tx, TxResult};
@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 mod course;
+mod parties;
 mod timers;
 
 pub use course::LegOrder;
@@ -209,7 +210,8 @@ impl OrderActor {
             // none free, the order is refused at once.
             let reserved = match workflow.reservation {
                 ReservationMode::AtPlacement if !order.lines.is_empty() => {
-                    let hold = ReserveNow { order_id: id.clone(), lines: order.lines.clone() };
+                    let hold =
+                        ReserveNow { order_id: id.clone(), lines: order.lines.clone(), stay: order.stay };
                     Some(ask(&inventory, hold, timeouts.request(), inventory::NAME).await?)
                 }
                 _ => None,
@@ -335,7 +337,10 @@ impl OrderActor {
                 Ok(wf) => wf,
                 Err(e) => return abort(e.into()),
             };
-            let before = order.status;
+            if let Command::Accept { by } = command {
+                parties::check_room(tx, &order, by, workflow)?;
+            }
+            let before = order.clone();
             let events = match order.decide(command, workflow) {
                 Ok(events) => order.advance(events, workflow),
                 Err(refusal) => return abort(refusal.into()),
@@ -343,7 +348,7 @@ impl OrderActor {
             for kind in events {
                 tx.append(id, None, kind)?;
             }
-            timers::schedule(tx, Some(before), &order, workflow, self.clock.now_ms())?;
+            upkeep(tx, &before, &order, workflow, self.clock.now_ms())?;
             tx.put(ORDERS, id.as_str(), &order)?;
             Ok(order)
         })?;
@@ -435,14 +440,27 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -
         Ok(wf) => wf,
         Err(e) => return abort(e.into()),
     };
-    let before = order.status;
+    let before = order.clone();
     order.apply(&event.kind);
     let next = order.react(&event.kind, workflow);
     for kind in order.advance(next, workflow) {
         tx.append(&event.order_id, Some(event.seq), kind)?;
     }
-    timers::schedule(tx, Some(before), &order, workflow, now_ms)?;
+    upkeep(tx, &before, &order, workflow, now_ms)?;
     tx.put(ORDERS, key, &order)
+}
+
+/// What a change of an order keeps in step, in the write that made it: its
+/// timer, and the orders its party holds.
+fn upkeep(
+    tx: &mut Tx<'_>,
+    before: &Order,
+    order: &Order,
+    workflow: &Workflow,
+    now_ms: u64,
+) -> TxResult<(), NodeError> {
+    timers::schedule(tx, Some((before.status, before.leg)), order, workflow, now_ms)?;
+    parties::track(tx, (before.status, before.accepted_by.as_deref()), order, workflow)
 }
 
 impl Handler<PlaceOrder> for OrderActor {

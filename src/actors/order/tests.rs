@@ -22,7 +22,7 @@ fn request(payment: &str, card: &str) -> OrderRequest {
         address: "Seoul".into(),
         payment: payment.into(),
         card: Some(card.into()),
-        workflow: None,
+        ..OrderRequest::default()
     }
 }
 

@@ -1,14 +1,18 @@
 //! Timers as a table: when an order enters a status its workflow lets
-//! expire, a timer is written in the same write, keyed by its due time; when
-//! it leaves the status, the timer goes. The order actor reads the table in
-//! due order on each tick and expires what is due, as a command decided in
-//! turn with the order's others (a paid order does not expire).
+//! expire, or starts a leg that may run only so long (a ride of at most 3
+//! hours, a stay that ends with its dates), a timer is written in the same
+//! write, keyed by its due time; when it leaves the status or the leg, the
+//! timer goes. An order has at most one timer: the earliest. The order actor
+//! reads the table in due order on each tick and acts on what is due in turn
+//! with the order's other commands: it expires the order (a paid order does
+//! not expire), or completes the leg (which frees the driver or the room).
 //!
 //! Durable like everything else: a timer that fell due while the node was
 //! down fires once, on the first tick after start, and the write that
 //! expires the order removes its timer.
 
-use super::{OrderActor, OrderCommand};
+use super::{LegOrder, OrderActor, OrderCommand};
+use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
 use crate::domain::{Order, OrderId, OrderStatus, Workflow};
 use crate::error::{NodeError, Refused};
@@ -21,13 +25,57 @@ const TIMERS: Table<Timer> = Table::new("order_timers");
 /// `order` → the key of its timer in [`TIMERS`], to remove it.
 const BY_ORDER: Table<Vec<u8>> = Table::new("order_timers_by_order");
 
-/// An order's time at a status.
+/// An order's time at a status, or on a leg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timer {
     pub order_id: OrderId,
-    /// The status it expires at.
+    /// The status it expires at (or, for a leg, that it is in).
     pub status: OrderStatus,
     pub due_ms: u64,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    /// The leg it completes when due, by name; none: it expires the order.
+    pub leg: Option<String>,
+}
+
+/// The timer `order` has now, if any: its status's expiry or its leg's
+/// end, whichever is due first.
+fn next_timer(order: &Order, workflow: &Workflow, now_ms: u64) -> Option<Timer> {
+    let after = |d: std::time::Duration| now_ms.saturating_add(d.as_millis() as u64);
+    let expiry = workflow.expiry(order.status).map(|d| Timer {
+        order_id: order.id.clone(),
+        status: order.status,
+        due_ms: after(d),
+        leg: None,
+    });
+    let leg = leg_end(order, workflow, now_ms).map(|(name, due_ms)| Timer {
+        order_id: order.id.clone(),
+        status: order.status,
+        due_ms,
+        leg: Some(name),
+    });
+    [expiry, leg].into_iter().flatten().min_by_key(|t| t.due_ms)
+}
+
+/// When the leg under way ends by itself, if it does: after its
+/// `max_duration`, or (the last leg of a dated order) when the stay does.
+fn leg_end(order: &Order, workflow: &Workflow, now_ms: u64) -> Option<(String, u64)> {
+    if order.status != OrderStatus::InDelivery {
+        return None;
+    }
+    let index = order.leg? as usize;
+    let leg = workflow.legs.get(index)?;
+    let limit = workflow.leg_limit(&leg.name).map(|d| now_ms.saturating_add(d.as_millis() as u64));
+    let last = index + 1 == workflow.legs.len();
+    let stay_end = order.stay.filter(|_| last).map(|s| s.end_ms());
+    let due = [limit, stay_end].into_iter().flatten().min()?;
+    Some((leg.name.clone(), due))
+}
+
+/// Whether an order at `status` may have a timer (so that a change away
+/// from it needs to look for one): reads are spent only where one can be.
+fn may_have_timer(status: OrderStatus, order: &Order, workflow: &Workflow) -> bool {
+    workflow.expiry(status).is_some()
+        || (status == OrderStatus::InDelivery && (!workflow.max_duration.is_empty() || order.stay.is_some()))
 }
 
 fn timer_key(due_ms: u64, order: &OrderId) -> Vec<u8> {
@@ -36,29 +84,28 @@ fn timer_key(due_ms: u64, order: &OrderId) -> Vec<u8> {
     key
 }
 
-/// Keeps `order`'s timer in step with its status, in the write that changed
-/// it (`before`: the status it had, `None` for a new order). Nothing is
-/// read or written unless the workflow lets one of the two statuses expire.
+/// Keeps `order`'s timer in step with its status and leg, in the write
+/// that changed them (`before`: the status and leg it had, `None` for a new
+/// order). Nothing is read or written unless one of the two may have one.
 pub fn schedule(
     tx: &mut Tx<'_>,
-    before: Option<OrderStatus>,
+    before: Option<(OrderStatus, Option<u32>)>,
     order: &Order,
     workflow: &Workflow,
     now_ms: u64,
 ) -> TxResult<(), NodeError> {
-    if before == Some(order.status) {
+    if before == Some((order.status, order.leg)) {
         return Ok(());
     }
-    if before.and_then(|s| workflow.expiry(s)).is_some() {
+    if before.is_some_and(|(status, _)| may_have_timer(status, order, workflow)) {
         if let Some(key) = tx.get(BY_ORDER, order.id.as_str())? {
             tx.remove(TIMERS, key)?;
             tx.remove(BY_ORDER, order.id.as_str())?;
         }
     }
-    if let Some(after) = workflow.expiry(order.status) {
-        let due_ms = now_ms.saturating_add(after.as_millis() as u64);
-        let key = timer_key(due_ms, &order.id);
-        tx.put(TIMERS, &key, &Timer { order_id: order.id.clone(), status: order.status, due_ms })?;
+    if let Some(timer) = next_timer(order, workflow, now_ms) {
+        let key = timer_key(timer.due_ms, &order.id);
+        tx.put(TIMERS, &key, &timer)?;
         tx.put(BY_ORDER, order.id.as_str(), &key)?;
     }
     Ok(())
@@ -77,10 +124,15 @@ pub fn due(store: &Store, now_ms: u64, limit: usize) -> Result<Vec<Timer>, Store
     Ok(due)
 }
 
-/// Removes a timer that fired but found its order elsewhere already.
+/// Removes a timer that fired but found its order elsewhere already (and
+/// the order's index entry, unless it names a newer timer).
 pub fn forget(tx: &mut Tx<'_>, timer: &Timer) -> TxResult<(), NodeError> {
-    tx.remove(TIMERS, timer_key(timer.due_ms, &timer.order_id))?;
-    tx.remove(BY_ORDER, timer.order_id.as_str())
+    let key = timer_key(timer.due_ms, &timer.order_id);
+    tx.remove(TIMERS, &key)?;
+    match tx.get(BY_ORDER, timer.order_id.as_str())? {
+        Some(indexed) if indexed == key => tx.remove(BY_ORDER, timer.order_id.as_str()),
+        _ => Ok(()),
+    }
 }
 
 impl OrderActor {
@@ -94,6 +146,10 @@ impl OrderActor {
         for timer in due {
             if self.turns.is_held(&timer.order_id) {
                 continue; // a leg command is being decided; next tick
+            }
+            if let Some(leg) = &timer.leg {
+                self.end_leg(ctx, &timer, leg);
+                continue;
             }
             let expire = OrderCommand {
                 order_id: timer.order_id.clone(),
@@ -110,6 +166,32 @@ impl OrderActor {
                 Err(_) => return, // not decided now: next tick
             }
         }
+    }
+}
+
+impl OrderActor {
+    /// Completes a leg whose time is up, as a leg command in turn with the
+    /// order's others (the order is held until the delivery answers, so
+    /// the next tick does not fire it again). The completion's fact moves
+    /// the order on, and with it the timer; a leg that is over already
+    /// (completed by hand meanwhile) is refused, and the timer forgotten.
+    fn end_leg(&mut self, ctx: &mut Context<Self>, timer: &Timer, leg: &str) {
+        let command = LegCommand { leg: Some(leg.to_owned()), act: LegAct::Complete };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.start_leg(ctx, LegOrder { order_id: timer.order_id.clone(), command }, reply);
+        let (store, timer) = (self.cursor.store.clone(), timer.clone());
+        actix::spawn(async move {
+            match answer.await {
+                Ok(Ok(_)) => {
+                    tracing::info!(order = %timer.order_id, leg = ?timer.leg, "leg ended: its time is up")
+                }
+                Ok(Err(NodeError::Refused(Refused::NeedsAttention(_)))) => {}
+                Ok(Err(NodeError::Refused(_))) => {
+                    let _ = store.write(|tx| forget(tx, &timer));
+                }
+                _ => {} // not decided now: next tick
+            }
+        });
     }
 }
 

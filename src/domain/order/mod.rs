@@ -7,10 +7,12 @@
 
 pub use super::request::{ItemRequest, OrderRequest, PaymentMethod, ValidOrder, MAX_ADDRESS_LEN, MAX_LINES};
 
+use super::details::Details;
 use super::event::CancelReason;
 use super::fold::Fold;
 pub use super::fold::Refusal;
-use super::workflow::{CheckpointPolicy, ReservationMode};
+use super::stay::Stay;
+use super::workflow::{CheckpointPolicy, Decline, ReservationMode};
 use super::{CustomerId, EventKind, Invalid, Money, OrderId, OrderStatus, Sku, Workflow};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +78,13 @@ pub struct Order {
     pub reason: Option<CancelReason>,
     /// Why it was rejected.
     pub rejection: Option<String>,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    /// The business's own details, as sent.
+    pub details: Option<Details>,
+    /// The dates its unit is booked for (a hotel stay).
+    pub stay: Option<Stay>,
+    /// The parties that declined it while it stayed open (a taxi call).
+    pub declined: Vec<String>,
 }
 
 impl Order {
@@ -124,6 +133,9 @@ impl Order {
             leg: None,
             reason: None,
             rejection: None,
+            details: order.details.clone(),
+            stay: order.stay,
+            declined: Vec::new(),
         };
         let mut first = Vec::new();
         match settlement {
@@ -144,6 +156,8 @@ impl Order {
             total,
             workflow: order.workflow.clone(),
             reservation: workflow.reservation,
+            details: order.details.clone(),
+            stay: order.stay,
         }];
         events.extend(placed.advance(first, workflow));
         Ok((placed, events))
@@ -173,6 +187,7 @@ impl Fold for Order {
                 self.leg = Some(*leg);
             }
             EventKind::OrderCanceled { reason } => self.reason = Some(*reason),
+            EventKind::OrderDeclined { by, .. } => self.declined.push(by.clone()),
             EventKind::PaymentRefunded { .. } => self.refunded = true,
             _ => {}
         }
@@ -270,11 +285,17 @@ impl Order {
             }
             Command::Accept { by } => {
                 self.awaiting_acceptance(workflow)?;
+                self.not_declined_by(by)?;
                 Ok(vec![EventKind::OrderAccepted { by: by.clone() }])
             }
             Command::Reject { by, reason } => {
                 self.awaiting_acceptance(workflow)?;
-                Ok(vec![EventKind::OrderRejected { by: by.clone(), reason: reason.clone() }])
+                self.not_declined_by(by)?;
+                let (by, reason) = (by.clone(), reason.clone());
+                Ok(vec![match workflow.decline {
+                    Decline::Ends => EventKind::OrderRejected { by, reason },
+                    Decline::KeepsOpen => EventKind::OrderDeclined { by, reason },
+                }])
             }
         }
     }
@@ -285,6 +306,14 @@ impl Order {
     pub fn allows_delivery_step(&self) -> Result<(), Refusal> {
         match self.status.is_terminal() {
             true => Err(self.refuse("its delivery cannot go on")),
+            false => Ok(()),
+        }
+    }
+
+    /// A party that declined an open order is not offered it again.
+    fn not_declined_by(&self, by: &str) -> Result<(), Refusal> {
+        match self.declined.iter().any(|d| d == by) {
+            true => Err(self.refuse(&format!("{by} declined it"))),
             false => Ok(()),
         }
     }

@@ -9,7 +9,7 @@ fn request(payment: &str) -> OrderRequest {
         address: "Seoul".into(),
         payment: payment.into(),
         card: Some("4111 1111 1111 1111".into()),
-        workflow: None,
+        ..OrderRequest::default()
     }
 }
 
