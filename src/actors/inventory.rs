@@ -10,9 +10,9 @@ use crate::domain::calendar::Calendar;
 use crate::domain::inventory::{self, Dates, Shelf};
 use crate::domain::product::{restock_qty, validate_units};
 use crate::domain::stay::Stay;
-use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Sku};
+use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, ReservationMode, Sku};
 use crate::error::{NodeError, Refused};
-use crate::store::{abort, key_prefix, Table, Tx, TxResult};
+use crate::store::{abort, key_prefix, Store, StoreError, Table, Tx, TxResult};
 use actix::prelude::*;
 
 // ---- messages ----
@@ -88,6 +88,11 @@ pub struct InventoryActor {
 
 pub(crate) const PRODUCTS: Table<Product> = Table::new("products");
 pub(crate) const RESERVATIONS: Table<Reservation> = Table::new("reservations");
+/// `order` → (): a reservation made while its order was being placed, until
+/// the order's placing is seen in the log. One left at start belongs to an
+/// order that was never placed (the node died in between): it is released
+/// ([`release_orphans`]).
+const AT_PLACEMENT: Table<()> = Table::new("reservations_at_placement");
 /// `sku` → the bookings of a dated pool (hotel rooms by date).
 const CALENDARS: Table<Calendar> = Table::new("calendars");
 /// `sku \0 unit` → the order holding it: a named unit out of its pool. A
@@ -157,6 +162,7 @@ impl InventoryActor {
                 Ok((r, fact)) => {
                     put_shelf(tx, &msg.order_id, &shelf)?;
                     tx.put(RESERVATIONS, msg.order_id.as_str(), &r)?;
+                    tx.put(AT_PLACEMENT, msg.order_id.as_str(), &())?;
                     tx.append(&msg.order_id, None, fact)?;
                     Ok(r.units)
                 }
@@ -170,14 +176,7 @@ impl InventoryActor {
     }
 
     fn release_now(&self, order: &OrderId) -> Result<(), NodeError> {
-        self.cursor.store.write(|tx| {
-            let Some(r) = tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? else { return Ok(()) };
-            let mut shelf = shelf(tx, r.skus(), r.is_dated())?;
-            match r.release(order, &mut shelf) {
-                Some((r, events)) => record(tx, order, None, &r, &shelf, events),
-                None => Ok(()),
-            }
-        })?;
+        self.cursor.store.write(|tx| release_unplaced(tx, order))?;
         Ok(())
     }
 
@@ -227,8 +226,48 @@ impl LogConsumer for InventoryActor {
     }
 }
 
+/// Gives back what was reserved for `order` while it was being placed, for
+/// an order that was not placed after all.
+fn release_unplaced(tx: &mut Tx<'_>, order: &OrderId) -> TxResult<(), NodeError> {
+    tx.remove(AT_PLACEMENT, order.as_str())?;
+    let Some(r) = tx.get::<Reservation, _>(RESERVATIONS, order.as_str())? else { return Ok(()) };
+    let mut shelf = shelf(tx, r.skus(), r.is_dated())?;
+    match r.release(order, &mut shelf) {
+        Some((r, events)) => record(tx, order, None, &r, &shelf, events),
+        None => Ok(()),
+    }
+}
+
+/// Releases, at start, what was reserved for orders that were being placed
+/// when the node stopped and were never placed (`placed` says which were):
+/// their units would otherwise be held by nobody, for ever. Run before the
+/// services start, so no placement is in flight. Returns how many.
+pub fn release_orphans(
+    store: &Store,
+    placed: impl Fn(&OrderId) -> Result<bool, StoreError>,
+) -> Result<usize, NodeError> {
+    let mut released = 0;
+    let pending: Vec<Vec<u8>> =
+        store.entries_from(AT_PLACEMENT, [])?.map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    for key in pending {
+        let id = OrderId::parse(&String::from_utf8_lossy(&key))?;
+        if placed(&id)? {
+            store.write(|tx| tx.remove(AT_PLACEMENT, id.as_str()))?;
+            continue;
+        }
+        store.write(|tx| release_unplaced(tx, &id))?;
+        tracing::warn!(order = %id, "released what was reserved for an order the node stopped before placing");
+        released += 1;
+    }
+    Ok(released)
+}
+
 /// Folds another service's fact into the order's reservation.
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+    if let EventKind::OrderPlaced { reservation: ReservationMode::AtPlacement, .. } = &event.kind {
+        // Placed: what was reserved for it is its own now.
+        tx.remove(AT_PLACEMENT, event.order_id.as_str())?;
+    }
     let reservation: Option<Reservation> = tx.get(RESERVATIONS, event.order_id.as_str())?;
     let mut shelf = match &reservation {
         Some(r) if r.needs_shelf(&event.kind) => shelf(tx, r.skus(), r.is_dated())?,
@@ -485,5 +524,33 @@ mod tests {
         assert_eq!(prices, vec![Money::new(100).unwrap()]);
         let err = inv.send(Quote(vec![sku("A"), sku("Z")])).await.unwrap().unwrap_err();
         assert!(matches!(err, NodeError::Refused(Refused::UnknownSku(s)) if s == "Z"));
+    }
+
+    /// The node died between reserving a driver for a call and placing the
+    /// call: at the next start the driver is released, once; a call that
+    /// was placed keeps its driver.
+    #[actix::test]
+    async fn a_reservation_whose_order_was_never_placed_is_released_at_start() {
+        let t = temp_store();
+        let inv = InventoryActor::new(&t.env()).unwrap().start();
+        let pool = NewProduct {
+            sku: "DRV".into(),
+            name: "Drivers".into(),
+            price: 0,
+            stock: None,
+            units: vec!["kim".into(), "lee".into()],
+        };
+        inv.send(AddProduct(pool)).await.unwrap().unwrap();
+        for n in [1, 2] {
+            let reserve = ReserveNow { order_id: order(n), lines: vec![(sku("DRV"), 1)], stay: None };
+            inv.send(reserve).await.unwrap().unwrap();
+        }
+        let placed = |id: &OrderId| Ok(*id == order(2));
+        assert_eq!(release_orphans(&t.store, placed).unwrap(), 1);
+        assert_eq!(release_orphans(&t.store, placed).unwrap(), 0, "once");
+        let drivers = inv.send(GetProduct(sku("DRV"))).await.unwrap().unwrap();
+        assert_eq!((drivers.stock, drivers.units), (1, vec!["kim".to_owned()]));
+        let kept = inv.send(GetReservation(order(2))).await.unwrap().unwrap().unwrap();
+        assert_eq!(kept.units, ["lee"]);
     }
 }

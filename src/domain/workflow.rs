@@ -358,6 +358,32 @@ mod tests {
     }
 
     #[test]
+    fn knobs_that_need_a_party_or_dates_or_a_leg_say_so() {
+        let check = |change: &dyn Fn(&mut Workflow)| {
+            let mut wf = Workflow::shop();
+            change(&mut wf);
+            wf.check()
+        };
+        assert!(check(&|wf| wf.decline = Decline::KeepsOpen).unwrap_err().contains("acceptance by a party"));
+        assert!(check(&|wf| wf.max_active_per_party = Some(1))
+            .unwrap_err()
+            .contains("acceptance by a party"));
+        assert!(check(&|wf| wf.dated = true).unwrap_err().contains("at_placement"));
+        let unknown_leg = check(&|wf| wf.max_duration = BTreeMap::from([("ride".into(), "3h".into())]));
+        assert!(unknown_leg.unwrap_err().contains("not one of the legs"));
+        let not_a_duration =
+            check(&|wf| wf.max_duration = BTreeMap::from([("shipping".into(), "soon".into())]));
+        assert!(not_a_duration.unwrap_err().contains("not a duration"));
+        let fine = check(&|wf| wf.max_duration = BTreeMap::from([("shipping".into(), "3h".into())]));
+        assert_eq!(fine, Ok(()));
+        assert_eq!(
+            Workflow { max_duration: BTreeMap::from([("shipping".into(), "3h".into())]), ..Workflow::shop() }
+                .leg_limit("shipping"),
+            Some(std::time::Duration::from_secs(3 * 3600))
+        );
+    }
+
+    #[test]
     fn legs_are_found_by_name_or_number() {
         let wf = Workflow::shop();
         assert_eq!(wf.leg("shipping"), Some(0));

@@ -85,6 +85,18 @@ fn boot(
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
         .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
+    let orphans =
+        crate::actors::inventory::release_orphans(&store, |id| crate::actors::order::is_placed(&store, id));
+    match orphans {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            orders = n,
+            "released reservations of orders never placed (the node stopped while placing them)"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not release the reservations of orders never placed; they stay held")
+        }
+    }
     let env = ServiceEnv {
         store,
         health: Health::default(),

@@ -67,6 +67,24 @@ pub async fn spawn_with_clock(
     TestApp { address, client: reqwest::Client::new(), node, server, task, _dir: None }
 }
 
+// Used by the seed tests, which share this file.
+#[allow(dead_code)]
+/// A node in `dir` whose engine time is the manual `clock`, looking for
+/// due timers every 10 ms of real time.
+pub async fn spawn_on_clock(dir: &Path, clock: &std::sync::Arc<fulfil::clock::ManualClock>) -> TestApp {
+    let mut settings = test_settings(dir);
+    settings.timers.tick_ms = 10;
+    spawn_with_clock(settings, clock.clone()).await
+}
+
+#[allow(dead_code)]
+/// Several ticks of the timer loop of [`spawn_on_clock`], in real time: to
+/// see that a timer not yet due does nothing. The engine's own time is
+/// moved by hand.
+pub async fn a_few_ticks() {
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+}
+
 impl TestApp {
     /// Stops the server and the node (flushing the store), as SIGTERM would.
     pub async fn stop(self) -> Option<TempDir> {

@@ -2,22 +2,37 @@
 //! load. Nothing acknowledged is lost, nothing happens twice, no saga stops
 //! half-way.
 
-use crate::helpers::{add_products, check_acknowledged, check_store, settle, Load, Proc};
-use std::time::Duration;
+use crate::helpers::{add_products, check_acknowledged, check_store, client, settle, Load, Proc};
+use crate::lifecycle::{add_drivers, finish_rides};
+use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
 const INITIAL: [(&str, u64); 2] = [("MUG", 1_000_000), ("RARE", 40)];
 
+/// Unpaid bank transfers expire this soon in the crash test, so that
+/// timers are written, fire and fall due while the node is down.
+const EXPIRY: [(&str, &str); 2] =
+    [("FULFIL_WORKFLOWS__SHOP__EXPIRE__PAYMENT_PENDING", "300ms"), ("FULFIL_TIMERS__TICK_MS", "50")];
+
+/// Besides orders: drivers taken for rides and given back, and unpaid
+/// orders expiring on durable timers, through every kill. After the last
+/// restart every ride a kill interrupted is finished and every unpaid order
+/// has expired; then the store holds every unit once and no timer fired
+/// twice (an expiry twice would be a second cancel).
 #[tokio::test]
 async fn kill_9_under_load_five_times_loses_and_repeats_nothing() {
     let data = tempfile::tempdir().unwrap();
     let mut acked = Vec::new();
     for round in 0..5 {
-        let node = Proc::start(data.path());
+        let node = Proc::start_with(data.path(), &EXPIRY);
         if round == 0 {
             add_products(&node.address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+            add_drivers(&node.address).await;
+        } else {
+            settle(&node.address).await;
+            finish_rides(&node.address, &acked).await;
         }
-        let load = Load::drive(&node.address, CLIENTS, round);
+        let load = Load::drive_mixed(&node.address, CLIENTS, 2, round);
         tokio::time::sleep(Duration::from_millis(fastrand::u64(150..600))).await;
         node.signal("KILL");
         let status = node.wait(Duration::from_secs(5)).await;
@@ -28,14 +43,32 @@ async fn kill_9_under_load_five_times_loses_and_repeats_nothing() {
         acked.extend(round_acked);
     }
 
-    let node = Proc::start(data.path());
+    let node = Proc::start_with(data.path(), &EXPIRY);
+    settle(&node.address).await;
+    finish_rides(&node.address, &acked).await;
+    until_nothing_is_unpaid(&node.address).await;
     settle(&node.address).await;
     check_acknowledged(&node.address, &acked).await;
     node.signal("TERM");
     assert!(node.wait(Duration::from_secs(10)).await.success());
-    let orders = check_store(data.path(), &INITIAL);
+    let (orders, seen) = check_store(data.path(), &INITIAL);
     assert!(orders >= acked.len());
-    println!("{} acknowledged orders across 5 kills, {orders} orders in the store", acked.len());
+    assert!(seen.rides_ended > 0 && seen.expired > 0, "the load exercised rides and expiries: {seen:?}");
+    println!("{} acknowledged orders across 5 kills, {orders} orders in the store, {seen:?}", acked.len());
+}
+
+/// Waits until the shop has no unpaid order left: each expired on its timer.
+async fn until_nothing_is_unpaid(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = format!("{address}/status?workflow=shop&status=payment_pending&limit=1");
+        let page: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
+        if page["orders"].as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "unpaid orders did not expire: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

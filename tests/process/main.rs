@@ -5,5 +5,6 @@ mod binary;
 mod crash;
 mod damage;
 mod helpers;
+mod lifecycle;
 mod overload;
 mod readme;

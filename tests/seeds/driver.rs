@@ -197,3 +197,42 @@ async fn a_driver_on_a_ride_cannot_be_added_to_the_pool_again() {
     let next = place(&app, call("seo", "manual")).await;
     assert_eq!(app.wait_for_status(&next, "reserved").await["units"], json!(["driver-lee"]));
 }
+
+/// A pool is restocked by name only, even while every driver is out on a
+/// ride (its stock is 0 then, yet it is still a pool of named drivers).
+#[tokio::test]
+async fn a_pool_with_every_driver_out_still_refuses_a_numeric_restock() {
+    let app = dispatcher().await;
+    let id = place(&app, call("han", "manual")).await;
+    app.wait_for_status(&id, "reserved").await;
+    app.settle().await;
+    assert_eq!(free(&app, "manual").await, json!([]));
+    let numeric = app.post_json("/products/manual/restock", &json!({"qty": 2})).await;
+    let problem = assert_problem(numeric, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("restock it with units"), "{problem}");
+    let product: Value = app.get("/products/manual").await.json().await.unwrap();
+    assert_eq!(product["stock"], 0, "nothing changed");
+}
+
+/// A driver off duty is not assigned; one on a ride goes off duty only once
+/// the ride is over, and is assigned again once back on duty.
+#[tokio::test]
+async fn a_driver_off_duty_is_not_assigned_until_back_on_duty() {
+    let app = dispatcher().await;
+    let id = place(&app, call("han", "manual")).await;
+    app.wait_for_status(&id, "reserved").await;
+    app.settle().await;
+    let riding = app.post("/products/manual/units/driver-lee/out-of-service").await;
+    let problem = assert_problem(riding, StatusCode::CONFLICT).await;
+    assert!(problem["detail"].as_str().unwrap().contains(&id), "{problem}");
+    app.post(&format!("/deliveries/{id}/legs/ride/start")).await;
+    app.post(&format!("/deliveries/{id}/complete")).await;
+    app.wait_for_status(&id, "closed").await;
+    app.settle().await;
+    assert_eq!(app.post("/products/manual/units/driver-lee/out-of-service").await.status(), StatusCode::OK);
+    let refused = app.post_json("/orders", &call("seo", "manual")).await;
+    assert_eq!(assert_problem(refused, StatusCode::CONFLICT).await["type"], "/problems/nothing-available");
+    assert_eq!(app.post("/products/manual/units/driver-lee/in-service").await.status(), StatusCode::OK);
+    let next = place(&app, call("seo", "manual")).await;
+    assert_eq!(app.wait_for_status(&next, "reserved").await["units"], json!(["driver-lee"]));
+}

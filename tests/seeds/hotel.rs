@@ -260,7 +260,7 @@ async fn a_room_out_of_service_is_not_booked_until_it_is_back() {
 
 mod time {
     use super::*;
-    use crate::helpers::{spawn_with_clock, test_settings};
+    use crate::helpers::{a_few_ticks, spawn_on_clock};
     use fulfil::clock::ManualClock;
     use std::sync::Arc;
     use std::time::Duration;
@@ -271,9 +271,7 @@ mod time {
     async fn a_stay_ends_by_itself_when_its_dates_do() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::starting_now());
-        let mut settings = test_settings(dir.path());
-        settings.timers.tick_ms = 10;
-        let app = spawn_with_clock(settings, clock.clone()).await;
+        let app = spawn_on_clock(dir.path(), &clock).await;
         let rooms = json!({"sku": "deluxe", "name": "Deluxe", "price": 180000, "units": ["room-701"]});
         app.post_json("/products", &rooms).await;
         let id = place(&app, booking("park")).await;
@@ -285,7 +283,7 @@ mod time {
         let end_ms = fulfil::domain::stay::Stay::parse(FROM, TO).unwrap().end_ms();
         let until_checkout = end_ms - fulfil::clock::Clock::now_ms(clock.as_ref());
         clock.advance(Duration::from_millis(until_checkout - 60_000));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        a_few_ticks().await;
         app.wait_for_status(&id, "in_delivery").await;
         clock.advance(Duration::from_secs(120));
         let view = app.wait_for_status(&id, "closed").await;

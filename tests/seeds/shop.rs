@@ -194,26 +194,12 @@ async fn the_seller_can_cancel_until_delivered_and_the_customer_is_refunded() {
 }
 
 mod expiry {
-    use crate::helpers::{order_body, spawn_with_clock, test_settings, TestApp};
+    use crate::helpers::{a_few_ticks, order_body, spawn_on_clock as shop_at};
     use fulfil::clock::ManualClock;
-    use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
 
     const HOUR: Duration = Duration::from_secs(3600);
-
-    async fn shop_at(dir: &Path, clock: &Arc<ManualClock>) -> TestApp {
-        let mut settings = test_settings(dir);
-        settings.timers.tick_ms = 10;
-        let app = spawn_with_clock(settings, clock.clone()).await;
-        app
-    }
-
-    /// Several ticks of the timer loop (10 ms each), in real time: the
-    /// engine's own time is moved by hand.
-    async fn a_few_ticks() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     #[tokio::test]
     async fn an_unpaid_bank_transfer_expires_after_a_day_and_a_paid_one_never_does() {

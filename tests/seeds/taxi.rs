@@ -200,7 +200,7 @@ async fn the_destination_is_kept_with_the_call_and_a_mistyped_field_is_refused()
 
 mod time {
     use super::*;
-    use crate::helpers::{spawn_with_clock, test_settings};
+    use crate::helpers::{a_few_ticks, spawn_on_clock};
     use fulfil::clock::ManualClock;
     use std::sync::Arc;
     use std::time::Duration;
@@ -211,16 +211,14 @@ mod time {
     async fn a_ride_nobody_completes_ends_after_its_maximum_duration() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::starting_now());
-        let mut settings = test_settings(dir.path());
-        settings.timers.tick_ms = 10;
-        let app = spawn_with_clock(settings, clock.clone()).await;
+        let app = spawn_on_clock(dir.path(), &clock).await;
         let ride = place(&app, taxi_call("yoon")).await;
         accept(&app, &ride, "driver-park").await;
         app.wait_for_status(&ride, "accepted").await;
         app.post(&format!("/deliveries/{ride}/legs/ride/start")).await;
         app.wait_for_status(&ride, "in_delivery").await;
         clock.advance(Duration::from_secs(2 * 3600));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        a_few_ticks().await;
         app.wait_for_status(&ride, "in_delivery").await;
         clock.advance(Duration::from_secs(3600));
         let view = app.wait_for_status(&ride, "closed").await;

@@ -450,6 +450,11 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -
     tx.put(ORDERS, key, &order)
 }
 
+/// Whether `order` was placed: its record is written with its placing.
+pub fn is_placed(store: &crate::store::Store, order: &OrderId) -> Result<bool, crate::store::StoreError> {
+    Ok(store.get(ORDERS, order.as_str())?.is_some())
+}
+
 /// What a change of an order keeps in step, in the write that made it: its
 /// timer, and the orders its party holds.
 fn upkeep(

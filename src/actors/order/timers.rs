@@ -197,3 +197,23 @@ impl OrderActor {
 
 /// Timers expired in one tick at most; the rest wait for the next.
 const TIMERS_PER_TICK: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{decode, encode};
+
+    /// A timer written before timers could end legs (format 1: no `leg`)
+    /// still reads, as the expiry it was.
+    #[test]
+    fn a_timer_written_by_format_1_reads_as_an_expiry() {
+        let id = OrderId::from_number(4);
+        let mut v1 = encode(&(id.clone(), OrderStatus::PaymentPending, 86_400_000u64)).unwrap();
+        v1[0] = 1;
+        let timer: Timer = decode(&v1).unwrap();
+        assert_eq!(
+            timer,
+            Timer { order_id: id, status: OrderStatus::PaymentPending, due_ms: 86_400_000, leg: None }
+        );
+    }
+}

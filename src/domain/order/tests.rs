@@ -263,3 +263,77 @@ fn facts_arriving_too_late_change_nothing() {
     assert!(with_status(OrderStatus::Canceled).react(&reserved, &wf).is_empty());
     assert!(with_status(OrderStatus::InDelivery).react(&reserved, &wf).is_empty());
 }
+
+/// A taxi call: no payment, no reservation, drivers accept, a decline
+/// keeps the call open.
+fn taxi() -> Workflow {
+    Workflow {
+        name: "taxi".into(),
+        payment: vec![PaymentMethod::None],
+        reservation: ReservationMode::None,
+        acceptance: Acceptance::Party("driver".into()),
+        decline: crate::domain::Decline::KeepsOpen,
+        max_active_per_party: Some(1),
+        receipt: false,
+        cancel_until: OrderStatus::Accepted,
+        ..Workflow::shop()
+    }
+}
+
+fn open_call() -> Order {
+    let mut r = request("none");
+    r.items.clear();
+    r.workflow = Some("taxi".into());
+    let valid = r.validate(&taxi()).unwrap();
+    Order::place(&OrderId::from_number(1), &valid, &[], Settlement::NotNeeded, None, &taxi()).unwrap().0
+}
+
+#[test]
+fn given_an_open_call_when_a_driver_declines_then_it_stays_open_and_he_is_not_offered_it_again() {
+    use crate::domain::fold::testing::given;
+    let reject = |by: &str| Command::Reject { by: by.into(), reason: "too far".into() };
+    let declined = given(open_call(), &[])
+        .when(|o| o.decide(&reject("kim"), &taxi()))
+        .then_expect(&[EventKind::OrderDeclined { by: "kim".into(), reason: "too far".into() }]);
+    assert_eq!((declined.status, declined.declined.clone()), (OrderStatus::Placed, vec!["kim".to_owned()]));
+    given(declined.clone(), &[])
+        .when(|o| o.decide(&Command::Accept { by: "kim".into() }, &taxi()))
+        .then_refused("kim declined it");
+    given(declined.clone(), &[]).when(|o| o.decide(&reject("kim"), &taxi())).then_refused("kim declined it");
+    given(declined, &[])
+        .when(|o| o.decide(&Command::Accept { by: "lee".into() }, &taxi()))
+        .then_expect(&[EventKind::OrderAccepted { by: "lee".into() }]);
+}
+
+#[test]
+fn given_a_workflow_whose_decline_ends_the_order_when_the_party_declines_then_it_is_rejected() {
+    use crate::domain::fold::testing::given;
+    let (hotel_order, _) = place_in("card", &hotel());
+    let reserved = given(hotel_order, &[EventKind::OrderReserved { units: vec![] }]).state;
+    given(reserved, &[])
+        .when(|o| o.decide(&Command::Reject { by: "hotel".into(), reason: "renovation".into() }, &hotel()))
+        .then_expect(&[EventKind::OrderRejected { by: "hotel".into(), reason: "renovation".into() }]);
+}
+
+#[test]
+fn details_and_dates_are_kept_with_the_order_and_its_placing_event() {
+    let mut booking = hotel();
+    booking.dated = true;
+    booking.reservation = ReservationMode::AtPlacement;
+    let mut r = request("card");
+    r.details = Some(serde_json::json!({"guests": 3}).as_object().unwrap().clone());
+    r.from = Some("2027-03-01".into());
+    r.to = Some("2027-03-03".into());
+    let valid = r.validate(&booking).unwrap();
+    let price = [Money::new(1500).unwrap()];
+    let (order, events) =
+        Order::place(&OrderId::from_number(1), &valid, &price, Settlement::Paid("p".into()), None, &booking)
+            .unwrap();
+    assert_eq!(order.stay.map(|s| s.from()), Some("2027-03-01".to_owned()));
+    assert_eq!(order.details.as_ref().map(|d| d.to_json()), Some(serde_json::json!({"guests": 3})));
+    assert!(matches!(&events[0], EventKind::OrderPlaced { stay: Some(_), details: Some(_), .. }));
+    let mut undated = r.clone();
+    undated.from = None;
+    assert!(undated.validate(&booking).unwrap_err().0.contains("give from and to"));
+    assert!(r.validate(&hotel()).unwrap_err().0.contains("does not book dates"));
+}
