@@ -205,6 +205,29 @@ mod time {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// A call no driver takes is not open for ever: after 10 minutes it
+    /// expires, and the passenger is told; a taken call does not expire.
+    #[tokio::test]
+    async fn a_call_no_driver_takes_expires_after_ten_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = spawn_on_clock(dir.path(), &clock).await;
+        let open = place(&app, taxi_call("yoon")).await;
+        let taken = place(&app, taxi_call("han")).await;
+        assert_eq!(decline(&app, &open, "driver-kim").await.status(), StatusCode::OK);
+        accept(&app, &taken, "driver-park").await;
+        app.wait_for_status(&taken, "accepted").await;
+        clock.advance(Duration::from_secs(9 * 60));
+        a_few_ticks().await;
+        app.wait_for_status(&open, "placed").await;
+        clock.advance(Duration::from_secs(2 * 60));
+        let view = app.wait_for_status(&open, "canceled").await;
+        assert_eq!(view["reason"], "expired");
+        assert_eq!(told(&app, "yoon").await, ["placed", "canceled"]);
+        assert!(list(&app, "taxi", "placed").await.is_empty());
+        assert_eq!(app.wait_for_status(&taken, "accepted").await["status"], "accepted");
+    }
+
     /// A ride nobody completes ends after `max_duration` (3 hours) on the
     /// engine's clock, moved here by hand, and its driver is free again.
     #[tokio::test]
