@@ -79,6 +79,9 @@ pub enum Refused {
     /// it wait too.
     #[error("{0}")]
     NeedsAttention(String),
+    /// The principal may not take this step; the message names who may.
+    #[error("{0}")]
+    Forbidden(String),
     /// The party already holds as many orders as its workflow lets it (a
     /// driver on a ride).
     #[error("{0}")]
@@ -167,6 +170,7 @@ impl Refused {
             }
             Refused::Taken(_) => refused(409, "already-taken", "Someone else took this order first"),
             Refused::PartyBusy(_) => refused(409, "party-busy", "The party holds as many orders as it may"),
+            Refused::Forbidden(_) => refused(403, "forbidden", "This principal may not do this"),
             Refused::NothingAvailable { .. } => {
                 refused(409, "nothing-available", "Nothing is available for this order now")
             }
@@ -241,6 +245,7 @@ mod tests {
             Refused::NotFound { what: "order", id: "x".into() },
             Refused::Conflict("x".into()),
             Refused::PartyBusy("x".into()),
+            Refused::Forbidden("x".into()),
             Refused::ProductExists("x".into()),
             Refused::UnitInUse("x".into()),
             Refused::NeedsAttention("x".into()),

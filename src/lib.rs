@@ -29,6 +29,9 @@
 //!   - [`metrics`]: Prometheus metrics for `GET /metrics`;
 //!   - [`error`]: [`NodeError`], in two levels (kameo's split of delivery
 //!     errors from handler errors) with one classification.
+//! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
+//!   in constant time (the rules of who may do what are
+//!   [`domain::access`]).
 //! - [`actors`]: one module per service (order, payment, inventory,
 //!   delivery, notification, projection), its messages at the top: thin
 //!   shells that load state, run the domain fold and persist what it
@@ -61,6 +64,7 @@
 //! the application's own `App` with [`http::routes`].
 
 pub mod actors;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -32,6 +32,13 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .map_err(|source| StartError::Bind { address: address.clone(), source })?;
         let address = listener.local_addr()?;
+        let open = crate::auth::Authenticator::from_settings(&settings.auth, &settings.admin)?.is_open();
+        if open && !address.ip().is_loopback() {
+            // Like Redis's protected mode: open only where only this machine
+            // can reach it.
+            return Err(StartError::OpenToTheNetwork { bind: settings.http.bind.clone() });
+        }
+        let timeouts = (settings.http.header_timeout_ms, settings.http.body_timeout_ms);
         let workers = settings.http.workers;
         let max_connections = settings.http.max_connections;
         let shutdown = settings.shutdown.clone();
@@ -42,7 +49,10 @@ impl Application {
         })
         // Signals are ours: we drain before the listener closes.
         .disable_signals()
-        .shutdown_timeout(shutdown.timeout_ms.div_ceil(1000).max(1));
+        .shutdown_timeout(shutdown.timeout_ms.div_ceil(1000).max(1))
+        // Headers that do not arrive in time: 408 and the connection closes,
+        // so slow clients cannot hold the connections others need.
+        .client_request_timeout(Duration::from_millis(timeouts.0));
         if workers > 0 {
             server = server.workers(workers);
         }
@@ -55,6 +65,13 @@ impl Application {
             }
         };
         tracing::info!(%address, data = %node.data_dir().display(), "listening on http://{address}");
+        if open {
+            tracing::warn!(
+                %address,
+                "auth: open: no keys are configured (auth.keys, auth.keys_file), so anyone who can reach \
+                 {address} may take any step; listening on loopback only"
+            );
+        }
         Ok(Application { address, server, node, shutdown })
     }
 

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("metrics", 3),
     // The services, on the leaves.
     ("actors", 4),
+    ("auth", 4),
     // The embedding API, on the services.
     ("node", 5),
     // The HTTP gateway, on the node.

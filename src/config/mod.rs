@@ -29,6 +29,7 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     pub timers: TimerSettings,
     pub admin: AdminSettings,
+    pub auth: AuthSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
     /// Faults injected from the start, by service name.
@@ -70,6 +71,22 @@ pub struct AdminSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub keys: Vec<KeySetting>,
+    /// A file of `<sha256 hex> <principal>` lines; empty: none.
+    pub keys_file: String,
+}
+
+/// One API key: its SHA-256 digest (hex) and who it stands for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySetting {
+    pub sha256: String,
+    pub principal: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub bind: String,
     pub workers: usize,
@@ -77,6 +94,10 @@ pub struct HttpSettings {
     /// Requests per second per client; 0 turns the limit off.
     pub rate_per_client: u32,
     pub burst_per_client: u32,
+    /// Proxies whose client headers are believed.
+    pub trusted_proxies: Vec<String>,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -106,6 +106,16 @@ impl Settings {
             (&self.http, &self.timeouts, &self.mailbox, &self.shutdown, &self.supervision, &self.payment);
         check_bind(&h.bind)?;
         rule(h.max_connections > 0, "http.max_connections must be at least 1 (0 refuses every client)")?;
+        rule(
+            h.header_timeout_ms > 0 && h.body_timeout_ms > 0,
+            "http.header_timeout_ms and body_timeout_ms must be more than 0",
+        )?;
+        for proxy in &h.trusted_proxies {
+            rule(
+                proxy.parse::<std::net::IpAddr>().is_ok(),
+                &format!("http.trusted_proxies: {proxy:?} is not an IP address"),
+            )?;
+        }
         rule(self.actors.threads > 0, "actors.threads must be at least 1")?;
         rule(
             (1..=MAX_CACHE_MB).contains(&self.store.cache_mb),

@@ -5,6 +5,7 @@
 //! record each change ([`event`]), the knobs of a workflow ([`workflow`]) and
 //! the status view folded from events ([`view`]).
 
+pub mod access;
 pub mod calendar;
 pub mod delivery;
 pub mod details;

@@ -63,6 +63,12 @@ pub struct Workflow {
     /// its dates do (check-out).
     #[serde(default)]
     pub max_duration: BTreeMap<String, String>,
+    /// The party for each step other than acceptance, by step
+    /// (`confirm_deposit`, `seller_cancel`) or leg name: `{ customs =
+    /// "customs" }`. Unnamed: the seller's, or a leg the accepting party's
+    /// (see [`super::access`]).
+    #[serde(default)]
+    pub parties: BTreeMap<String, String>,
     /// Most orders of this workflow one party (a driver) may hold at once,
     /// from acceptance until the order ends; none: no limit.
     #[serde(default)]
@@ -222,6 +228,7 @@ impl Workflow {
             taken_message: already_taken(),
             decline: Decline::Ends,
             max_duration: BTreeMap::new(),
+            parties: BTreeMap::new(),
             max_active_per_party: None,
         }
     }
@@ -300,6 +307,18 @@ impl Workflow {
             }
         }
         self.check_parties()?;
+        for (step, role) in &self.parties {
+            if !super::access::NAMED_STEPS.contains(&step.as_str()) && self.leg(step).is_none() {
+                let steps = super::access::NAMED_STEPS.join(", ");
+                return Err(format!("parties: {step:?} is not a step ({steps}) nor a leg"));
+            }
+            match super::access::Principal::parse(role) {
+                Ok(super::access::Principal::Party { name: None, .. }) => {}
+                _ => {
+                    return Err(format!("parties.{step}: {role:?} is not a party role (seller, customs, …)"))
+                }
+            }
+        }
         let mut names: Vec<&str> = self.legs.iter().map(|l| l.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.is_empty()) {

@@ -3,10 +3,11 @@
 
 use super::body::JsonObject;
 use super::ApiError;
+use crate::domain::access::Principal;
+use crate::error::{NodeError, Refused};
 use crate::faults::FaultSpec;
 use crate::node::Node;
 use crate::service::Service;
-use actix_web::http::header;
 use actix_web::web::{self, Data, Path, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
@@ -23,28 +24,20 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/admin/backup", web::post().to(backup));
 }
 
-/// Checks the bearer token; compares in constant time.
+/// Lets the admin through: the admin principal (an API key for "admin",
+/// or `admin.token`), authenticated at the edge.
 fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
-    let expected = node.admin_token().as_bytes();
-    if expected.is_empty() {
-        return Err(ApiError::AdminDisabled);
-    }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // RFC 9110: the scheme is case-insensitive.
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("")
-        .as_bytes();
-    let same = given.len() == expected.len()
-        && given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
+    let principal = super::who::authenticate(node, req)?;
+    match principal {
+        Principal::Admin => Ok(()),
+        Principal::Open if !node.admin_enabled() => Err(ApiError::AdminDisabled),
+        Principal::Open => {
+            Err(ApiError::Unauthorized("the admin API needs Authorization: Bearer <admin key>".into()))
+        }
+        other => {
+            Err(NodeError::Refused(Refused::Forbidden(format!("the admin API is for admin, not {other}")))
+                .into())
+        }
     }
 }
 

@@ -49,8 +49,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
         // Content type, size and syntax are checked here, with the app's
         // `JsonConfig` (its errors are problem+json already).
         let json = Json::<Value>::from_request(req, payload);
+        let limit = req.app_data::<actix_web::web::Data<crate::node::Node>>().map(|n| n.body_timeout());
         Box::pin(async move {
-            let Json(value) = json.await?;
+            // A body that trickles in (or never comes) would hold its
+            // connection for ever: past the limit, 408 and the connection
+            // closes (its body was not read to the end).
+            let read = match limit {
+                Some(limit) => {
+                    tokio::time::timeout(limit, json).await.map_err(|_| ApiError::BodyTimeout(limit))?
+                }
+                None => json.await,
+            };
+            let Json(value) = read?;
             if !value.is_object() {
                 let got = kind(&value);
                 return Err(
@@ -61,5 +71,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
                 .map(JsonObject)
                 .map_err(|e| ApiError::InvalidBody(e.to_string()).into())
         })
+    }
+}
+
+/// A JSON object body that may be left out (no body at all): `None` then.
+/// A body that is there must be a valid one; it is never ignored.
+pub struct OptionalJsonObject<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let length = headers.get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+        let chunked = headers.contains_key(actix_web::http::header::TRANSFER_ENCODING);
+        if !chunked && length.is_none_or(|l| l.trim() == "0") {
+            return Box::pin(async { Ok(OptionalJsonObject(None)) });
+        }
+        let body = JsonObject::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(OptionalJsonObject(Some(body.await?.0))) })
     }
 }

@@ -1,6 +1,7 @@
 //! `/deliveries`: the couriers' and checkpoints' reports, leg by leg.
 
 use super::body::JsonObject;
+use super::who::Who;
 use super::ApiError;
 use crate::node::Node;
 use actix_web::web::{self, Data, Path, ServiceConfig};
@@ -15,23 +16,31 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/deliveries/{order_id}/legs/{leg}/reject", web::post().to(reject));
 }
 
-async fn get(node: Data<Node>, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.delivery(&order_id).await?))
+async fn get(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).delivery(&order_id).await?))
 }
 
 /// Completes whichever leg is under way.
-async fn complete_current(node: Data<Node>, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.complete_delivery(&order_id).await?))
+async fn complete_current(
+    node: Data<Node>,
+    who: Who,
+    order_id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).complete_delivery(&order_id).await?))
 }
 
-async fn start(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn start(node: Data<Node>, who: Who, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
-    Ok(HttpResponse::Ok().json(node.start_leg(&order_id, &leg).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).start_leg(&order_id, &leg).await?))
 }
 
-async fn complete(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn complete(
+    node: Data<Node>,
+    who: Who,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
-    Ok(HttpResponse::Ok().json(node.complete_leg(&order_id, &leg).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).complete_leg(&order_id, &leg).await?))
 }
 
 #[derive(Deserialize)]
@@ -42,9 +51,10 @@ struct RejectBody {
 
 async fn reject(
     node: Data<Node>,
+    who: Who,
     path: Path<(String, String)>,
     body: JsonObject<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
-    Ok(HttpResponse::Ok().json(node.reject_leg(&order_id, &leg, &body.reason).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).reject_leg(&order_id, &leg, &body.reason).await?))
 }

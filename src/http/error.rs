@@ -27,8 +27,12 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no route for {0}")]
     NoRoute(String),
-    #[error("the admin API needs Authorization: Bearer <admin.token>")]
-    Unauthorized,
+    /// No credentials, or credentials that name nobody.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A body that did not arrive within `http.body_timeout_ms`.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("the admin API is disabled; set admin.token (FULFIL_ADMIN__TOKEN) to enable it")]
     AdminDisabled,
     #[error("too many requests from this client; retry in {0:?}")]
@@ -59,7 +63,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "The body is too large"),
             ApiError::BadQuery(_) => ("invalid-query", "The query string is not valid"),
             ApiError::NoRoute(_) => ("not-found", "Not found"),
-            ApiError::Unauthorized => ("unauthorized", "Missing or wrong admin token"),
+            ApiError::Unauthorized(_) => ("unauthorized", "Missing or unknown credentials"),
+            ApiError::BodyTimeout(_) => ("request-timeout", "The request took too long to arrive"),
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
         }
@@ -94,7 +99,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -118,7 +124,7 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         if let Some(after) = self.retry_after() {
@@ -185,6 +191,7 @@ mod tests {
             Refused::NeedsAttention("x".into()).into(),
             Refused::Taken("x".into()).into(),
             Refused::PartyBusy("x".into()).into(),
+            Refused::Forbidden("x".into()).into(),
             Refused::NothingAvailable { sku: "x".into(), dated: false }.into(),
             Refused::PaymentDeclined("x".into()).into(),
             Refused::IdempotencyMismatch.into(),
@@ -208,7 +215,8 @@ mod tests {
             ApiError::PayloadTooLarge("x".into()),
             ApiError::BadQuery("x".into()),
             ApiError::NoRoute("x".into()),
-            ApiError::Unauthorized,
+            ApiError::Unauthorized("x".into()),
+            ApiError::BodyTimeout(wait),
             ApiError::AdminDisabled,
             ApiError::RateLimited(wait),
         ]);

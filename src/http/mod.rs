@@ -22,6 +22,7 @@ mod orders;
 mod payments;
 mod products;
 mod status;
+mod who;
 
 pub use error::{ApiError, PROBLEM_JSON};
 
@@ -73,12 +74,13 @@ pub async fn no_route(req: actix_web::HttpRequest) -> ApiError {
     ApiError::NoRoute(format!("{} {}", req.method(), req.path()))
 }
 
-/// Header naming the client for the per-client rate limit; without it the
-/// peer address is the client.
+/// Header naming the client for the per-client rate limit, believed only
+/// from a trusted proxy (`http.trusted_proxies`).
 pub const CLIENT_ID: &str = "X-Client-Id";
 
 /// Admission at the edge: while the node drains (shutting down), new
-/// requests get 503 with `Retry-After` and requests in flight finish; over
+/// requests get 503 with `Retry-After` and requests in flight finish; a
+/// request without valid credentials (on a node with keys) gets 401; over
 /// its rate, a client gets 429 with `Retry-After` from governor's wait.
 async fn admit(
     req: ServiceRequest,
@@ -88,18 +90,31 @@ async fn admit(
         if node.is_draining() {
             return Err(ApiError::Node(NodeError::Call(CallError::Draining)).into());
         }
-        node.admit_client(&client_of(&req)).map_err(ApiError::RateLimited)?;
+        let principal = who::authenticate(node, req.request())?;
+        node.admit_client(&client_of(node, &req, &principal)).map_err(ApiError::RateLimited)?;
+        who::remember(req.request(), principal);
     }
     next.call(req).await
 }
 
-/// The `X-Client-Id` header if it is sensible, else the peer's IP address.
-fn client_of(req: &ServiceRequest) -> String {
-    let named = req.headers().get(CLIENT_ID).and_then(|v| v.to_str().ok());
-    match named {
-        Some(id) if !id.is_empty() && id.len() <= 128 => id.to_owned(),
-        _ => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+/// Who the rate limit counts a request against: its principal when it is
+/// authenticated (a client cannot escape its limit by renaming itself);
+/// else the client a trusted proxy names (`X-Client-Id`, or the first
+/// address of `X-Forwarded-For`); else the peer's IP address.
+fn client_of(node: &Node, req: &ServiceRequest, principal: &crate::domain::access::Principal) -> String {
+    if *principal != crate::domain::access::Principal::Open {
+        return principal.to_string();
     }
+    let peer = req.peer_addr().map(|a| a.ip());
+    if peer.is_some_and(|ip| node.trusts_proxy(ip)) {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let named = header(CLIENT_ID)
+            .or_else(|| header("X-Forwarded-For").and_then(|f| f.split(',').next()).map(str::trim));
+        if let Some(id) = named.filter(|id| !id.is_empty() && id.len() <= 128) {
+            return id.to_owned();
+        }
+    }
+    peer.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 /// Counts every request by route pattern (bounded label values) and status,

@@ -1,6 +1,7 @@
 //! `/notifications`: what each customer was told, oldest first.
 
 use super::status::ByCustomer;
+use super::who::Who;
 use super::ApiError;
 use crate::node::Node;
 use actix_web::web::{self, Data, Query, ServiceConfig};
@@ -17,7 +18,7 @@ struct Listing {
     notifications: Vec<crate::domain::Notification>,
 }
 
-async fn list(node: Data<Node>, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
-    let notifications = node.notifications(&query.customer).await?;
+async fn list(node: Data<Node>, who: Who, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
+    let notifications = who.on(&node).notifications(&query.customer).await?;
     Ok(HttpResponse::Ok().json(Listing { customer: query.into_inner().customer, notifications }))
 }

@@ -1,6 +1,7 @@
 //! `/orders`: placing orders and the customer's commands on them.
 
-use super::body::JsonObject;
+use super::body::{JsonObject, OptionalJsonObject};
+use super::who::Who;
 use super::ApiError;
 use crate::domain::OrderRequest;
 use crate::error::{NodeError, Refused};
@@ -23,37 +24,45 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/orders/{id}/reject", web::post().to(reject));
 }
 
+/// `by` names the party on an open node; with keys, the principal acts
+/// as itself and `by` may only repeat it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AcceptBody {
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RejectBody {
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
     reason: String,
 }
 
 async fn accept(
     node: Data<Node>,
+    who: Who,
     id: Path<String>,
-    body: JsonObject<AcceptBody>,
+    body: OptionalJsonObject<AcceptBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.accept_order(&id, &body.by).await?))
+    let by = body.0.as_ref().and_then(|b| b.by.as_deref());
+    Ok(HttpResponse::Ok().json(who.on(&node).accept_order(&id, by).await?))
 }
 
 async fn reject(
     node: Data<Node>,
+    who: Who,
     id: Path<String>,
     body: JsonObject<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.reject_order(&id, &body.by, &body.reason).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).reject_order(&id, body.by.as_deref(), &body.reason).await?))
 }
 
 async fn place(
     node: Data<Node>,
+    who: Who,
     req: HttpRequest,
     body: JsonObject<OrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -68,7 +77,7 @@ async fn place(
         ),
         None => None,
     };
-    let receipt = node.place_order(body.into_inner(), key).await?;
+    let receipt = who.on(&node).place_order(body.into_inner(), key).await?;
     let mut response = HttpResponse::Created();
     response.insert_header((header::LOCATION, format!("/orders/{}", receipt.id)));
     if receipt.replayed {
@@ -77,18 +86,18 @@ async fn place(
     Ok(response.json(receipt))
 }
 
-async fn get(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.order(&id).await?))
+async fn get(node: Data<Node>, who: Who, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).order(&id).await?))
 }
 
-async fn cancel(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.cancel_order(&id).await?))
+async fn cancel(node: Data<Node>, who: Who, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).cancel_order(&id).await?))
 }
 
-async fn seller_cancel(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.seller_cancel_order(&id).await?))
+async fn seller_cancel(node: Data<Node>, who: Who, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).seller_cancel_order(&id).await?))
 }
 
-async fn confirm_receipt(node: Data<Node>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.confirm_receipt(&id).await?))
+async fn confirm_receipt(node: Data<Node>, who: Who, id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).confirm_receipt(&id).await?))
 }

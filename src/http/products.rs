@@ -1,6 +1,7 @@
 //! `/products`: the catalog and its stock.
 
 use super::body::JsonObject;
+use super::who::Who;
 use super::ApiError;
 use crate::domain::NewProduct;
 use crate::node::Node;
@@ -27,31 +28,40 @@ struct Range {
 
 async fn availability(
     node: Data<Node>,
+    who: Who,
     sku: Path<String>,
     range: Query<Range>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.availability(&sku, &range.from, &range.to).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).availability(&sku, &range.from, &range.to).await?))
 }
 
-async fn out_of_service(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn out_of_service(
+    node: Data<Node>,
+    who: Who,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (sku, unit) = path.into_inner();
-    Ok(HttpResponse::Ok().json(node.set_unit_in_service(&sku, &unit, false).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).set_unit_in_service(&sku, &unit, false).await?))
 }
 
-async fn in_service(node: Data<Node>, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn in_service(
+    node: Data<Node>,
+    who: Who,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (sku, unit) = path.into_inner();
-    Ok(HttpResponse::Ok().json(node.set_unit_in_service(&sku, &unit, true).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).set_unit_in_service(&sku, &unit, true).await?))
 }
 
-async fn add(node: Data<Node>, body: JsonObject<NewProduct>) -> Result<HttpResponse, ApiError> {
-    let product = node.add_product(body.into_inner()).await?;
+async fn add(node: Data<Node>, who: Who, body: JsonObject<NewProduct>) -> Result<HttpResponse, ApiError> {
+    let product = who.on(&node).add_product(body.into_inner()).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/products/{}", product.sku)))
         .json(product))
 }
 
-async fn get(node: Data<Node>, sku: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.product(&sku).await?))
+async fn get(node: Data<Node>, who: Who, sku: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).product(&sku).await?))
 }
 
 #[derive(Deserialize)]
@@ -66,9 +76,10 @@ struct RestockBody {
 
 async fn restock(
     node: Data<Node>,
+    who: Who,
     sku: Path<String>,
     body: JsonObject<RestockBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    Ok(HttpResponse::Ok().json(node.restock(&sku, body.qty, body.units).await?))
+    Ok(HttpResponse::Ok().json(who.on(&node).restock(&sku, body.qty, body.units).await?))
 }

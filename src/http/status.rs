@@ -1,5 +1,6 @@
 //! `/status`: the CQRS read side, served from the projection.
 
+use super::who::Who;
 use super::ApiError;
 use crate::node::Node;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
@@ -11,8 +12,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/status", web::get().to(list)).route("/status/{order_id}", web::get().to(get));
 }
 
-async fn get(node: Data<Node>, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(node.status(&order_id).await?))
+async fn get(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(who.on(&node).status(&order_id).await?))
 }
 
 #[derive(Deserialize)]
@@ -35,8 +36,9 @@ struct Listing {
 /// Page size when none is asked for.
 const DEFAULT_LIMIT: usize = 50;
 
-async fn list(node: Data<Node>, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
+async fn list(node: Data<Node>, who: Who, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
+    let node = who.on(&node);
     match (q.customer, q.workflow, q.status) {
         (Some(customer), None, None) => {
             let orders = node.statuses(&customer).await?;

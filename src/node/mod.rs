@@ -16,12 +16,14 @@
 //! - `boot.rs`: the actor thread: opening the store, starting each actor
 //!   under a supervisor on its own arbiter, and tearing down.
 
+mod acting;
 mod api;
 pub mod bodies;
 mod boot;
 pub mod check;
 mod operations;
 
+pub use acting::Acting;
 pub use operations::HealthReport;
 
 use crate::actors::ask;
@@ -69,7 +71,10 @@ struct Inner {
     draining: AtomicBool,
     timeout: Duration,
     ping_timeout: Duration,
-    admin_token: String,
+    authenticator: crate::auth::Authenticator,
+    trusted_proxies: Vec<std::net::IpAddr>,
+    body_timeout: Duration,
+    workflows: Arc<crate::domain::Workflows>,
     data_dir: std::path::PathBuf,
     running: Mutex<Option<Running>>,
 }
@@ -116,6 +121,13 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
     #[error("the actor thread ended before the node started")]
     Aborted,
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(
+        "http.bind {bind} is not loopback and no keys are configured: set auth.keys or auth.keys_file \
+         (FULFIL_AUTH__KEYS_FILE), or bind to 127.0.0.1, so that the node is not open to anyone who can reach it"
+    )]
+    OpenToTheNetwork { bind: String },
 }
 
 impl Node {
@@ -138,7 +150,14 @@ impl Node {
             std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone());
         let timeout = settings.timeouts.request();
         let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
-        let admin_token = settings.admin.token.clone();
+        let authenticator = crate::auth::Authenticator::from_settings(&settings.auth, &settings.admin)?;
+        let settings_body_timeout_ms = settings.http.body_timeout_ms;
+        // Checked by the settings: every entry is an address.
+        let trusted_proxies = settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
+        let workflows = Arc::new(crate::domain::Workflows::new(
+            settings.workflows.clone(),
+            settings.workflow.default.clone(),
+        ));
         let wait = Duration::from_millis(settings.mailbox.wait_ms);
         let gates = Service::ALL.map(|s| Gate::new(settings.mailbox.capacity(s), wait));
         let limiter = ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client);
@@ -169,7 +188,10 @@ impl Node {
                 draining: AtomicBool::new(false),
                 timeout,
                 ping_timeout,
-                admin_token,
+                authenticator,
+                trusted_proxies,
+                body_timeout: Duration::from_millis(settings_body_timeout_ms),
+                workflows,
                 data_dir,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
             }),
@@ -206,8 +228,37 @@ impl Node {
     }
 
     /// The bearer token of the admin API; empty when it is disabled.
-    pub fn admin_token(&self) -> &str {
-        &self.inner.admin_token
+    /// Who a request with this `Authorization` header value is by.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<crate::domain::access::Principal, crate::auth::AuthError> {
+        self.inner.authenticator.authenticate(authorization)
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.inner.body_timeout
+    }
+
+    /// Whether `ip` is a proxy whose client headers are believed.
+    pub fn trusts_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.inner.trusted_proxies.contains(&ip)
+    }
+
+    /// Whether any key opens the admin API.
+    pub fn admin_enabled(&self) -> bool {
+        self.inner.authenticator.has_admin()
+    }
+
+    /// Whether no keys are configured: anyone may do anything.
+    pub fn auth_is_open(&self) -> bool {
+        self.inner.authenticator.is_open()
+    }
+
+    /// The workflow called `name`.
+    pub fn workflow(&self, name: &str) -> Result<Arc<crate::domain::Workflow>, NodeError> {
+        Ok(self.inner.workflows.get(name)?.clone())
     }
 
     /// Calls a service through its admission gate (see [`Gate`]).

@@ -36,6 +36,9 @@ pub struct HealthReport {
     /// it retries by itself; reads still answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_failure: Option<String>,
+    /// `open` when no keys are configured (anyone may do anything; the
+    /// gateway listens on loopback only), else `keys`.
+    pub auth: &'static str,
 }
 
 impl HealthReport {
@@ -89,7 +92,16 @@ impl Node {
             "degraded"
         };
         let breakers = self.inner.health.breakers();
-        HealthReport { status, log_head: head, services, breakers, unresponsive: Vec::new(), store_failure }
+        let auth = if self.auth_is_open() { "open" } else { "keys" };
+        HealthReport {
+            status,
+            log_head: head,
+            services,
+            breakers,
+            unresponsive: Vec::new(),
+            store_failure,
+            auth,
+        }
     }
 
     /// Liveness: can the node still make progress? Every actor must answer a

@@ -60,9 +60,11 @@ async fn a_service_that_stays_full_answers_503_with_retry_after_and_nothing_hang
 
 #[tokio::test]
 async fn a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
+    // Behind a trusted proxy (here: the test itself), X-Client-Id names the client.
     let app = spawn_app_with(|s| {
         s.http.rate_per_client = 1;
         s.http.burst_per_client = 2;
+        s.http.trusted_proxies = vec!["127.0.0.1".into()];
     })
     .await;
     let get =
@@ -79,6 +81,26 @@ async fn a_client_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK, "health is never limited");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("fulfil_rate_limited_total{limit=\"http\"} 1"), "{metrics}");
+}
+
+/// OWASP API4: a client that names itself anew on every request is still
+/// one client, unless a trusted proxy says otherwise.
+#[tokio::test]
+async fn a_client_cannot_escape_its_limit_by_renaming_itself() {
+    let app = spawn_app_with(|s| {
+        s.http.rate_per_client = 1;
+        s.http.burst_per_client = 5;
+    })
+    .await;
+    let mut limited = 0;
+    for n in 0..20 {
+        let r = app.client.get(app.url("/products/NOPE")).header("X-Client-Id", format!("fresh-{n}")).send();
+        let r = r.await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 14, "only the burst got through: {limited} of 20 limited");
 }
 
 #[tokio::test]

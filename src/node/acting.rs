@@ -1,0 +1,284 @@
+//! The node's API as one principal: every step checked against the rules
+//! of [`crate::domain::access`] before it is forwarded.
+//!
+//! The HTTP gateway serves every request through [`Node::acting`] with the
+//! principal it authenticated; an embedding application does the same with
+//! the principal it knows (its own users), so the same rules hold there. The
+//! plain [`Node`] calls stay as the trusted, in-process operator's.
+//!
+//! Someone else's order is not found (404), never forbidden: ids cannot be
+//! probed. A step the principal may not take is forbidden (403) naming who
+//! may.
+
+use super::{bodies, Node};
+use crate::actors::order::OrderReceipt;
+use crate::actors::projection::{Page, StatusReport};
+use crate::domain::access::{OrderFacts, Principal, Step};
+use crate::domain::{CustomerId, NewProduct, Notification, OrderRequest, Workflow};
+use crate::error::{NodeError, Refused};
+use std::sync::Arc;
+
+/// The node, acting for one principal.
+pub struct Acting<'a> {
+    node: &'a Node,
+    principal: Principal,
+}
+
+impl Node {
+    /// The API as `principal` would use it.
+    pub fn acting(&self, principal: Principal) -> Acting<'_> {
+        Acting { node: self, principal }
+    }
+}
+
+fn forbidden(why: String) -> NodeError {
+    NodeError::Refused(Refused::Forbidden(why))
+}
+
+impl Acting<'_> {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    // ---- catalog ----
+
+    fn catalog(&self) -> Result<(), NodeError> {
+        match self.principal.manages_catalog() {
+            true => Ok(()),
+            false => Err(forbidden(format!(
+                "the catalog is managed by the seller or an operator, not {}",
+                self.principal
+            ))),
+        }
+    }
+
+    pub async fn add_product(&self, product: NewProduct) -> Result<bodies::Product, NodeError> {
+        self.catalog()?;
+        self.node.add_product(product).await
+    }
+
+    pub async fn restock(
+        &self,
+        sku: &str,
+        qty: Option<i64>,
+        units: Vec<String>,
+    ) -> Result<bodies::Product, NodeError> {
+        self.catalog()?;
+        self.node.restock(sku, qty, units).await
+    }
+
+    pub async fn set_unit_in_service(
+        &self,
+        sku: &str,
+        unit: &str,
+        in_service: bool,
+    ) -> Result<bodies::Product, NodeError> {
+        self.catalog()?;
+        self.node.set_unit_in_service(sku, unit, in_service).await
+    }
+
+    pub async fn product(&self, sku: &str) -> Result<bodies::Product, NodeError> {
+        self.node.product(sku).await
+    }
+
+    pub async fn availability(
+        &self,
+        sku: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bodies::Availability, NodeError> {
+        self.node.availability(sku, from, to).await
+    }
+
+    // ---- orders ----
+
+    /// Places an order: a customer for themselves, or whoever sees
+    /// everything (an operator on a customer's behalf).
+    pub async fn place_order(
+        &self,
+        request: OrderRequest,
+        key: Option<String>,
+    ) -> Result<OrderReceipt, NodeError> {
+        match &self.principal {
+            Principal::Customer(c) if c.as_str() != request.customer => {
+                return Err(forbidden(format!("{} places orders for customer {} only", self.principal, c)))
+            }
+            Principal::Party { .. } => {
+                return Err(forbidden(format!("orders are placed by customers, not {}", self.principal)))
+            }
+            _ => {}
+        }
+        self.node.place_order(request, key).await
+    }
+
+    /// The order, if this principal may see it; else not found.
+    pub async fn order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        Ok(self.visible(order_id).await?.0)
+    }
+
+    /// The order and its workflow, if this principal may see it.
+    async fn visible(&self, order_id: &str) -> Result<(bodies::Order, Arc<Workflow>), NodeError> {
+        let order = self.node.order(order_id).await?;
+        let workflow = self.node.workflow(&order.workflow)?;
+        let facts = OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
+        match self.principal.may_see(facts, &workflow) {
+            true => Ok((order, workflow)),
+            false => Err(NodeError::not_found("order", order_id)),
+        }
+    }
+
+    /// Checks the principal may take `step` of the order (named by the
+    /// workflow's leg under way for `Step::Leg("")`).
+    async fn may(&self, order_id: &str, step: Step) -> Result<(), NodeError> {
+        let (order, workflow) = self.visible(order_id).await?;
+        let step = match step {
+            Step::Leg(name) if name.is_empty() => Step::Leg(current_leg(&order, &workflow)),
+            Step::Leg(name) => {
+                Step::Leg(workflow.leg(&name).map(|i| workflow.legs[i].name.clone()).unwrap_or(name))
+            }
+            other => other,
+        };
+        let facts = OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
+        self.principal.may(&step, facts, &workflow).map_err(|denied| {
+            forbidden(format!(
+                "{} of order {}: for {} only, not {}",
+                denied.step, order.id, denied.who, self.principal
+            ))
+        })
+    }
+
+    pub async fn cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        self.may(order_id, Step::Cancel).await?;
+        self.node.cancel_order(order_id).await
+    }
+
+    pub async fn confirm_receipt(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        self.may(order_id, Step::ConfirmReceipt).await?;
+        self.node.confirm_receipt(order_id).await
+    }
+
+    pub async fn confirm_deposit(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        self.may(order_id, Step::ConfirmDeposit).await?;
+        self.node.confirm_deposit(order_id).await
+    }
+
+    pub async fn seller_cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
+        self.may(order_id, Step::SellerCancel).await?;
+        self.node.seller_cancel_order(order_id).await
+    }
+
+    /// Accepts as this principal. `by` is for an open node, where nobody is
+    /// authenticated; otherwise it may only repeat the principal.
+    pub async fn accept_order(&self, order_id: &str, by: Option<&str>) -> Result<bodies::Order, NodeError> {
+        let party = self.party(by)?;
+        self.may(order_id, Step::Accept).await?;
+        self.node.accept_order(order_id, &party).await
+    }
+
+    pub async fn reject_order(
+        &self,
+        order_id: &str,
+        by: Option<&str>,
+        reason: &str,
+    ) -> Result<bodies::Order, NodeError> {
+        let party = self.party(by)?;
+        self.may(order_id, Step::Accept).await?;
+        self.node.reject_order(order_id, &party, reason).await
+    }
+
+    /// Who acts: the principal; on an open node, whom the body names.
+    fn party(&self, by: Option<&str>) -> Result<String, NodeError> {
+        let me = self.principal.to_string();
+        match (&self.principal, by) {
+            (Principal::Open, Some(by)) => Ok(by.to_owned()),
+            (Principal::Open, None) => Err(NodeError::Refused(Refused::Invalid("by: name the party".into()))),
+            (_, Some(by)) if by != me => Err(forbidden(format!("{me} acts as itself, not as {by:?}"))),
+            _ => Ok(me),
+        }
+    }
+
+    pub async fn complete_delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
+        self.may(order_id, Step::Leg(String::new())).await?;
+        self.node.complete_delivery(order_id).await
+    }
+
+    pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
+        self.may(order_id, Step::Leg(leg.to_owned())).await?;
+        self.node.start_leg(order_id, leg).await
+    }
+
+    pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
+        self.may(order_id, Step::Leg(leg.to_owned())).await?;
+        self.node.complete_leg(order_id, leg).await
+    }
+
+    pub async fn reject_leg(
+        &self,
+        order_id: &str,
+        leg: &str,
+        reason: &str,
+    ) -> Result<bodies::Delivery, NodeError> {
+        self.may(order_id, Step::Leg(leg.to_owned())).await?;
+        self.node.reject_leg(order_id, leg, reason).await
+    }
+
+    pub async fn delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
+        self.visible(order_id).await?;
+        self.node.delivery(order_id).await
+    }
+
+    // ---- read side ----
+
+    pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
+        let report = self.node.status(order_id).await?;
+        let workflow = self.node.workflow(&report.view.workflow)?;
+        let view = &report.view;
+        let facts = OrderFacts { customer: &view.customer, accepted_by: view.accepted_by.as_deref() };
+        match self.principal.may_see(facts, &workflow) {
+            true => Ok(report),
+            false => Err(NodeError::not_found("order", order_id)),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        workflow: &str,
+        status: &str,
+        leg: Option<&str>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page, NodeError> {
+        let wf = self.node.workflow(workflow)?;
+        if !self.principal.may_list(&wf) {
+            return Err(forbidden(format!("{} has no work list in workflow {workflow}", self.principal)));
+        }
+        self.node.list(workflow, status, leg, after, limit).await
+    }
+
+    fn customer(&self, customer: &str) -> Result<(), NodeError> {
+        let customer = CustomerId::parse(customer)?;
+        match self.principal.may_list_customer(&customer) {
+            true => Ok(()),
+            false => {
+                Err(forbidden(format!("{} may not list the orders of customer {customer}", self.principal)))
+            }
+        }
+    }
+
+    pub async fn statuses(&self, customer: &str) -> Result<Vec<StatusReport>, NodeError> {
+        self.customer(customer)?;
+        self.node.statuses(customer).await
+    }
+
+    pub async fn notifications(&self, customer: &str) -> Result<Vec<Notification>, NodeError> {
+        self.customer(customer)?;
+        self.node.notifications(customer).await
+    }
+}
+
+/// The name of the leg under way, or else the first: what "the current
+/// leg" names when nothing is under way yet.
+fn current_leg(order: &bodies::Order, workflow: &Workflow) -> String {
+    let index = order.leg.unwrap_or(0) as usize;
+    workflow.legs.get(index).map(|l| l.name.clone()).unwrap_or_default()
+}
