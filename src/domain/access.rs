@@ -221,10 +221,20 @@ impl Workflow {
         }
     }
 
-    /// Every role with a step in this workflow.
+    /// Every role with a step in this workflow: the steps it has (a
+    /// deposit to confirm only with bank transfers, a seller's cancel only
+    /// with `seller_cancel_until`, acceptance only by a party).
     pub fn party_roles(&self) -> impl Iterator<Item = &str> {
-        let legs = self.legs.iter().map(|l| self.party_for(&Step::Leg(l.name.clone())));
-        let fixed = [Step::ConfirmDeposit, Step::SellerCancel, Step::Accept].map(|s| self.party_for(&s));
-        legs.chain(fixed).collect::<Vec<_>>().into_iter()
+        let mut steps: Vec<Step> = self.legs.iter().map(|l| Step::Leg(l.name.clone())).collect();
+        if self.allows_payment(super::PaymentMethod::BankTransfer) {
+            steps.push(Step::ConfirmDeposit);
+        }
+        if self.seller_cancel_until.is_some() {
+            steps.push(Step::SellerCancel);
+        }
+        if self.acceptance_role().is_some() {
+            steps.push(Step::Accept);
+        }
+        steps.iter().map(|s| self.party_for(s)).collect::<Vec<_>>().into_iter()
     }
 }

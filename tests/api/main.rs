@@ -1,6 +1,8 @@
 //! HTTP API tests: each spawns a whole node on port 0 with its own
 //! temporary data directory.
 
+mod auth;
+mod auth_matrix;
 mod backup;
 mod bad_input;
 mod dead_letters;
@@ -15,4 +17,5 @@ mod overload;
 mod products;
 mod races;
 mod restart;
+mod slow_clients;
 mod strict_input;
