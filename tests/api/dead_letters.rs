@@ -35,15 +35,24 @@ async fn post_past_503(app: &TestApp, path: &str, admin_api: bool) -> reqwest::R
     }
 }
 
-async fn poison_fix_retry_completes(service: Service) {
-    let app = spawn_app_with(quick).await;
-    app.add_product("MUG", 1500, 10).await;
-    let poison = fulfil::domain::OrderId::parse("ord-1").unwrap();
+/// Places an order that `service` will fail on: ids cannot be guessed, so
+/// the service is paused while the order is placed, the fault aimed at its
+/// id, and the service resumed to meet the order's events.
+pub async fn place_poisoned(app: &TestApp, service: Service, body: &Value) -> String {
+    app.node.pause(service).await.unwrap();
+    let id = app.place_retrying(body, "poisoned").await;
+    let poison = fulfil::domain::OrderId::parse(&id).unwrap();
     app.node
         .inject_fault(service, FaultSpec { panic_on_order: Some(poison), ..FaultSpec::default() })
         .unwrap();
-    let id = app.place_retrying(&order_body("kim", "MUG", 1, "bank_transfer"), "kim-1").await;
-    assert_eq!(id, "ord-1");
+    app.node.resume(service).await.unwrap();
+    id
+}
+
+async fn poison_fix_retry_completes(service: Service) {
+    let app = spawn_app_with(quick).await;
+    app.add_product("MUG", 1500, 10).await;
+    let id = place_poisoned(&app, service, &order_body("kim", "MUG", 1, "bank_transfer")).await;
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let letters = loop {

@@ -140,12 +140,9 @@ async fn a_poison_event_is_set_aside_others_flow_and_a_retry_completes_it() {
     app.add_product("MUG", 1500, 10).await;
     let first = app.place(&order_body("a", "MUG", 1, "card")).await;
     app.wait_for_status(&first, "in_delivery").await;
-    let poison = fulfil::domain::OrderId::parse("ord-2").unwrap();
-    app.node
-        .inject_fault(Service::Inventory, FaultSpec { panic_on_order: Some(poison), ..FaultSpec::default() })
-        .unwrap();
-    let bad = app.place(&order_body("x", "MUG", 1, "card")).await;
-    assert_eq!(bad, "ord-2");
+    let bad =
+        crate::dead_letters::place_poisoned(&app, Service::Inventory, &order_body("x", "MUG", 1, "card"))
+            .await;
     // Inventory may be backing off after the poison's panics: retry on 503.
     let after = app.place_retrying(&order_body("b", "MUG", 1, "card"), "b-1").await;
     app.wait_for_status(&after, "in_delivery").await;
@@ -155,11 +152,11 @@ async fn a_poison_event_is_set_aside_others_flow_and_a_retry_completes_it() {
     let letters = listed["dead_letters"].as_array().unwrap().clone();
     assert!(!letters.is_empty(), "{listed}");
     for l in &letters {
-        assert_eq!(l["order_id"], "ord-2");
+        assert_eq!(l["order_id"], bad.as_str());
         assert_eq!(l["service"], "inventory");
         assert!(l["error"].as_str().unwrap().contains("injected panic"));
     }
-    let view: Value = app.get("/status/ord-2").await.json().await.unwrap();
+    let view: Value = app.get(&format!("/status/{bad}")).await.json().await.unwrap();
     assert_eq!(view["status"], "paid", "stuck where inventory failed");
     assert_eq!(view["needs_attention"].as_array().unwrap().len(), letters.len());
     assert_eq!(app.stock("MUG").await, 8);
@@ -170,7 +167,7 @@ async fn a_poison_event_is_set_aside_others_flow_and_a_retry_completes_it() {
             admin(&app, reqwest::Method::POST, &format!("/admin/dead-letters/{}/retry", l["id"]), None).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let view = app.wait_for_status("ord-2", "in_delivery").await;
+    let view = app.wait_for_status(&bad, "in_delivery").await;
     assert_eq!(view["needs_attention"], json!([]));
     assert_eq!(app.stock("MUG").await, 7);
     let listed: Value =

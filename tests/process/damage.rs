@@ -7,20 +7,23 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
-/// A stopped node's data directory holding 40 acknowledged orders.
-async fn store_with_orders() -> tempfile::TempDir {
+/// A stopped node's data directory holding 40 acknowledged orders, and
+/// their ids.
+async fn store_with_orders() -> (tempfile::TempDir, Vec<String>) {
     let data = tempfile::tempdir().unwrap();
     let node = Proc::start(data.path());
     add_products(&node.address, &[("MUG", 1000)]).await;
+    let mut ids = Vec::new();
     for n in 0..40 {
         let body = json!({"customer": format!("c{n}"), "items": [{"sku": "MUG", "qty": 1}],
                           "address": "Seoul", "payment": "bank_transfer"});
         let r = client().post(format!("{}/orders", node.address)).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201);
+        ids.push(r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
     node.signal("TERM");
     assert!(node.wait(Duration::from_secs(10)).await.success());
-    data
+    (data, ids)
 }
 
 fn truncate(file: &Path, keep: impl Fn(u64) -> u64) {
@@ -47,7 +50,7 @@ async fn a_store_whose_files_are_cut_replaced_or_gone_is_refused() {
         ("db deleted", |d| std::fs::remove_file(d.join("db")).unwrap()),
     ];
     for (case, damage) in cases {
-        let data = store_with_orders().await;
+        let (data, _) = store_with_orders().await;
         damage(data.path());
         assert_refused(data.path(), case);
     }
@@ -58,20 +61,20 @@ async fn a_store_whose_files_are_cut_replaced_or_gone_is_refused() {
 /// it is right.
 #[tokio::test]
 async fn a_garbled_sled_conf_is_rewritten_and_every_order_is_there() {
-    let data = store_with_orders().await;
+    let (data, ids) = store_with_orders().await;
     std::fs::write(data.path().join("conf"), b"abc").unwrap();
     let node = Proc::start(data.path());
-    for n in 1..=40 {
-        let view = client().get(format!("{}/status/ord-{n}", node.address)).send().await.unwrap();
-        assert_eq!(view.status(), 200, "ord-{n}");
+    for id in ids {
+        let view = client().get(format!("{}/status/{id}", node.address)).send().await.unwrap();
+        assert_eq!(view.status(), 200, "{id}");
     }
 }
 
 #[tokio::test]
 async fn a_garbled_marker_is_refused_and_a_healthy_store_starts_again() {
-    let data = store_with_orders().await;
+    let (data, ids) = store_with_orders().await;
     let node = Proc::start(data.path());
-    let view = client().get(format!("{}/status/ord-40", node.address)).send().await.unwrap();
+    let view = client().get(format!("{}/status/{}", node.address, ids[39])).send().await.unwrap();
     assert_eq!(view.status(), 200, "a healthy store starts, with its orders");
     node.signal("TERM");
     assert!(node.wait(Duration::from_secs(10)).await.success());
@@ -93,7 +96,7 @@ fn check(data: &Path) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn fulfil_check_passes_a_sound_store_and_refuses_a_damaged_one() {
-    let data = store_with_orders().await;
+    let (data, _) = store_with_orders().await;
     let (code, text) = check(data.path());
     assert_eq!(code, Some(0), "{text}");
     assert!(

@@ -181,8 +181,7 @@ impl OrderActor {
                 };
             }
         }
-        // sled hands out ids from 0; customers see orders numbered from 1.
-        let id = OrderId::from_number(self.cursor.store.generate_id()? + 1);
+        let id = new_order_id();
         if let Some(key) = &msg.idempotency_key {
             if !self.in_flight.insert(key.clone()) {
                 return Err(NodeError::Refused(Refused::IdempotencyInProgress));
@@ -448,6 +447,14 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -
     }
     upkeep(tx, &before, &order, workflow, now_ms)?;
     tx.put(ORDERS, key, &order)
+}
+
+/// A fresh order id: `ord-` and a UUIDv7, random (74 bits from the OS), so
+/// that nobody can guess or count another's orders; time-ordered, so ids
+/// sort roughly by placing.
+fn new_order_id() -> OrderId {
+    let id = format!("ord-{}", uuid::Uuid::now_v7().simple());
+    OrderId::parse(&id).expect("hex digits make a valid id")
 }
 
 /// Whether `order` was placed: its record is written with its placing.
