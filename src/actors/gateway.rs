@@ -48,8 +48,17 @@ impl CardGateway {
         }
     }
 
-    /// Authorises `amount` on `card` for `order`: the authorisation's id, or
-    /// why not. The id is derived from the order, as an idempotency key would
+    /// A token for `card`, to charge it later without keeping it (a
+    /// deferred payment): random, with the card's last four digits, which is
+    /// all this simulated gateway decides on (its decline suffix is at most
+    /// four digits), so a token survives the node's restarts. A real
+    /// gateway keeps the card behind its token on its side.
+    pub fn tokenize(&self, card: &str) -> String {
+        tokenize(card)
+    }
+
+    /// Authorises `amount` on `card` (a card number, or a token from
+    /// [`Self::tokenize`]) for `order`: the authorisation's id, or why not. The id is derived from the order, as an idempotency key would
     /// be, so authorising the same order again yields the same payment.
     pub fn authorize(
         &self,
@@ -88,6 +97,14 @@ fn draw_latency(b: &FaultSpec) -> Duration {
         if jitter == 0 { b.latency_ms } else { fastrand::u64(b.latency_ms - jitter..=b.latency_ms + jitter) };
     Duration::from_millis(ms)
 }
+
+/// See [`CardGateway::tokenize`].
+pub fn tokenize(card: &str) -> String {
+    format!("{TOKEN_PREFIX}{}_{}", uuid::Uuid::now_v7().simple(), last4(card))
+}
+
+/// How every token starts (and no card number does).
+pub const TOKEN_PREFIX: &str = "tok_";
 
 /// The last four digits, the most of a card number that is ever shown or kept.
 pub fn last4(card: &str) -> &str {

@@ -78,6 +78,27 @@ const PAYMENTS: Table<PaymentRecord> = Table::new("payments");
 /// Index of the deferred payments: order id → ().
 const DEFERRED: Table<()> = Table::new("payments_deferred");
 pub const NAME: &str = crate::service::Service::Payment.name();
+
+/// Replaces the card numbers that deferred payments kept before the gateway
+/// issued tokens with tokens, at start, so that none stays on disk.
+/// Returns how many.
+pub fn scrub_cards(store: &crate::store::Store) -> Result<usize, NodeError> {
+    let waiting: Vec<Vec<u8>> =
+        store.entries_from(DEFERRED, [])?.map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    let mut scrubbed = 0;
+    for key in waiting {
+        let Some(mut record) = store.get(PAYMENTS, &key)? else { continue };
+        match &record.card_token {
+            Some(card) if !card.starts_with(super::gateway::TOKEN_PREFIX) => {
+                record.card_token = Some(super::gateway::tokenize(card));
+                store.write(|tx| -> TxResult<(), NodeError> { tx.put(PAYMENTS, &key, &record) })?;
+                scrubbed += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(scrubbed)
+}
 /// The breaker's name in metrics and health.
 pub const BREAKER: &str = "card_gateway";
 /// Deferred payments tried in one round at most.
@@ -153,8 +174,9 @@ impl PaymentActor {
 
     fn defer(&self, msg: &Defer) -> Result<(), NodeError> {
         let first_try = now_ms() + self.settings.retry_min_ms;
-        let record =
-            PaymentRecord::deferred(&msg.order_id, msg.amount, &msg.card, last4(&msg.card), first_try);
+        // The card itself is never written: the gateway's token stands in.
+        let token = self.gateway.tokenize(&msg.card);
+        let record = PaymentRecord::deferred(&msg.order_id, msg.amount, &token, last4(&msg.card), first_try);
         self.cursor.store.write(|tx| store_record(tx, &msg.order_id, false, &record))?;
         tracing::info!(order = %msg.order_id, "card payment deferred until the gateway is available");
         Ok(())
@@ -171,11 +193,11 @@ impl PaymentActor {
         };
         let mut calls = Vec::new();
         for (order, record) in due {
-            let Some(card) = record.card.as_deref() else { continue };
+            let Some(token) = record.card_token.as_deref() else { continue };
             if self.admit().is_err() {
                 break;
             }
-            let call = self.gateway.authorize(&order, card, record.amount);
+            let call = self.gateway.authorize(&order, token, record.amount);
             calls.push(async move { (order, call.await) });
         }
         if calls.is_empty() {
@@ -380,7 +402,7 @@ mod tests {
         assert_eq!(p.send(ok).await.unwrap().unwrap().payment_id, "pay-ord-2");
         let r = record(&p, 2).await;
         assert_eq!(
-            (r.state, r.card_last4.as_deref(), r.card),
+            (r.state, r.card_last4.as_deref(), r.card_token),
             (PaymentStatus::Authorized, Some("1111"), None)
         );
     }
@@ -439,7 +461,11 @@ mod tests {
         let captured = EventKind::PaymentCaptured { payment_id: "pay-ord-1".into(), amount: money(300) };
         assert_eq!(t.events_of(&order(1)), vec![captured]);
         let r = record(&p, 1).await;
-        assert_eq!((r.state, r.card), (PaymentStatus::Authorized, None), "the card is dropped once settled");
+        assert_eq!(
+            (r.state, r.card_token),
+            (PaymentStatus::Authorized, None),
+            "the token is dropped once settled"
+        );
     }
 
     #[actix::test]

@@ -138,6 +138,10 @@ impl Settings {
         rule(su.poison_after > 0, "supervision.poison_after must be at least 1")?;
         rule(p.gateway_timeout_ms > 0, "payment.gateway_timeout_ms must be more than 0")?;
         rule(
+            p.decline_suffix.len() <= 4 && p.decline_suffix.bytes().all(|b| b.is_ascii_digit()),
+            "payment.decline_suffix must be at most 4 digits (the gateway decides on a card's last four)",
+        )?;
+        rule(
             p.retry_min_ms > 0 && p.retry_min_ms <= p.retry_max_ms,
             "payment.retry_min_ms must be more than 0 and at most retry_max_ms",
         )?;

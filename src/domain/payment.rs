@@ -20,9 +20,10 @@ pub struct PaymentRecord {
     pub state: PaymentStatus,
     /// Last four digits of the card, for card payments.
     pub card_last4: Option<String>,
-    /// The card, kept only while a deferred payment waits. It stands in for
-    /// the token a real gateway would issue; it is dropped once settled.
-    pub card: Option<String>,
+    /// The gateway's token for the card, kept only while a deferred payment
+    /// waits, and dropped once settled. Never the card number: that is not
+    /// written anywhere.
+    pub card_token: Option<String>,
     /// Failed attempts at a deferred payment, and when to try next.
     pub attempts: u32,
     pub next_attempt_ms: u64,
@@ -80,7 +81,7 @@ impl PaymentRecord {
             amount,
             state,
             card_last4: None,
-            card: None,
+            card_token: None,
             attempts: 0,
             next_attempt_ms: 0,
         }
@@ -99,17 +100,18 @@ impl PaymentRecord {
         }
     }
 
-    /// A card payment to take later, first tried `first_try_ms` from now.
+    /// A card payment to take later with the gateway's token for the card,
+    /// first tried `first_try_ms` from now.
     pub fn deferred(
         order: &OrderId,
         amount: Money,
-        card: &str,
+        card_token: &str,
         card_last4: &str,
         first_try_at_ms: u64,
     ) -> Self {
         PaymentRecord {
             card_last4: Some(card_last4.to_owned()),
-            card: Some(card.to_owned()),
+            card_token: Some(card_token.to_owned()),
             next_attempt_ms: first_try_at_ms,
             ..PaymentRecord::new(format!("pay-{order}"), PaymentMethod::Card, amount, PaymentStatus::Deferred)
         }
@@ -136,11 +138,11 @@ impl PaymentRecord {
         let mut r = self.clone();
         let events = match attempt {
             Attempt::Approved(payment_id) => {
-                (r.state, r.payment_id, r.card) = (PaymentStatus::Authorized, payment_id.clone(), None);
+                (r.state, r.payment_id, r.card_token) = (PaymentStatus::Authorized, payment_id.clone(), None);
                 vec![EventKind::PaymentCaptured { payment_id: payment_id.clone(), amount: r.amount }]
             }
             Attempt::Declined(reason) => {
-                (r.state, r.card) = (PaymentStatus::Declined, None);
+                (r.state, r.card_token) = (PaymentStatus::Declined, None);
                 vec![EventKind::PaymentFailed { reason: reason.clone() }]
             }
             Attempt::Failed => {
@@ -186,7 +188,7 @@ impl PaymentRecord {
                         Some((record, vec![refunded]))
                     }
                     PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred => {
-                        (record.state, record.card) = (PaymentStatus::Voided, None);
+                        (record.state, record.card_token) = (PaymentStatus::Voided, None);
                         Some((record, vec![]))
                     }
                     _ => None,
@@ -206,7 +208,7 @@ impl Fold for PaymentRecord {
                     PaymentStatus::Pending | PaymentStatus::Authorized | PaymentStatus::Deferred
                 ) =>
             {
-                (self.state, self.payment_id, self.card) =
+                (self.state, self.payment_id, self.card_token) =
                     (PaymentStatus::Captured, payment_id.clone(), None);
             }
             EventKind::PaymentRefunded { .. } => self.state = PaymentStatus::Refunded,
@@ -295,7 +297,7 @@ mod tests {
         let (r, _) = r.settle(&Attempt::Failed, 4_000, BACKOFF).unwrap();
         assert_eq!(r.next_attempt_ms, 5_000, "the backoff stops at its maximum");
         let (r, events) = r.settle(&Attempt::Approved("pay-9".into()), 5_000, BACKOFF).unwrap();
-        assert_eq!((r.state, r.card.as_deref()), (PaymentStatus::Authorized, None));
+        assert_eq!((r.state, r.card_token.as_deref()), (PaymentStatus::Authorized, None));
         assert_eq!(events, [EventKind::PaymentCaptured { payment_id: "pay-9".into(), amount: money(300) }]);
         assert!(r.settle(&Attempt::Failed, 6_000, BACKOFF).is_none(), "settled once");
     }
@@ -304,12 +306,12 @@ mod tests {
     fn a_declined_deferred_payment_fails_the_order_and_a_canceled_one_is_not_taken() {
         let deferred = PaymentRecord::deferred(&order(), money(300), "4000000000000002", "0002", 0);
         let (r, events) = deferred.settle(&Attempt::Declined("no".into()), 0, BACKOFF).unwrap();
-        assert_eq!((r.state, r.card), (PaymentStatus::Declined, None));
+        assert_eq!((r.state, r.card_token), (PaymentStatus::Declined, None));
         assert_eq!(events, [EventKind::PaymentFailed { reason: "no".into() }]);
 
         let (voided, _) = given_facts(Some(deferred), &[canceled(CancelReason::CustomerRequest)]);
         let voided = voided.unwrap();
-        assert_eq!((voided.state, voided.card.as_deref()), (PaymentStatus::Voided, None));
+        assert_eq!((voided.state, voided.card_token.as_deref()), (PaymentStatus::Voided, None));
         assert!(voided.settle(&Attempt::Approved("pay-1".into()), 0, BACKOFF).is_none(), "nothing is taken");
     }
 }

@@ -97,7 +97,7 @@ impl From<domain::payment::PaymentRecord> for Payment {
             amount: r.amount,
             state: r.state,
             card_last4: r.card_last4,
-            card_on_file: r.card.is_some(),
+            card_on_file: r.card_token.is_some(),
             attempts: r.attempts,
         }
     }

@@ -97,6 +97,7 @@ fn boot(
             tracing::error!(error = %e, "could not release the reservations of orders never placed; they stay held")
         }
     }
+    scrub_card_numbers(&store);
     let env = ServiceEnv {
         store,
         health: Health::default(),
@@ -128,6 +129,20 @@ fn boot(
     .map_err(fail)?;
     let order = arbiters.supervise(Service::Order, order);
     Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters.threads))
+}
+
+/// Rewrites what earlier versions kept of card numbers (idempotency
+/// records, deferred payments) so that none stays on disk.
+fn scrub_card_numbers(store: &Store) {
+    let keys = crate::actors::order::idempotency::scrub_legacy(store);
+    let payments = crate::actors::payment::scrub_cards(store);
+    match (keys, payments) {
+        (Ok(0), Ok(0)) => {}
+        (Ok(keys), Ok(payments)) => {
+            tracing::info!(keys, payments, "rewrote stored card numbers as digests and tokens")
+        }
+        (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "could not rewrite stored card numbers"),
+    }
 }
 
 /// The actor threads. Services are spread over them in turn. One thread per

@@ -5,6 +5,7 @@ mod auth;
 mod auth_matrix;
 mod backup;
 mod bad_input;
+mod card_at_rest;
 mod dead_letters;
 mod faults;
 mod full_disk;

@@ -33,6 +33,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 mod course;
+pub mod idempotency;
 mod parties;
 mod timers;
 
@@ -81,13 +82,6 @@ struct RecordPlacements;
 
 // ---- state ----
 
-/// What an idempotency key remembers: the request and its answer.
-#[derive(Serialize, Deserialize)]
-struct KeyRecord {
-    request: ValidOrder,
-    receipt: OrderReceipt,
-}
-
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -122,7 +116,6 @@ struct Placing {
 }
 
 const ORDERS: Table<Order> = Table::new("orders");
-const KEYS: Table<KeyRecord> = Table::new("idempotency_keys");
 pub const NAME: &str = crate::service::Service::Order.name();
 
 /// A placement ready to be written: everything the other services said.
@@ -174,8 +167,8 @@ impl OrderActor {
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
                 ))));
             }
-            if let Some(first) = self.cursor.store.get(KEYS, key)? {
-                return match first.request == order {
+            if let Some(first) = idempotency::lookup(&self.cursor.store, key)? {
+                return match first.is_for(&order) {
                     true => Ok(Prepared::Replay(OrderReceipt { replayed: true, ..first.receipt })),
                     false => Err(NodeError::Refused(Refused::IdempotencyMismatch)),
                 };
@@ -294,11 +287,7 @@ impl OrderActor {
                 }
                 tx.put(ORDERS, order.id.as_str(), order)?;
                 if let Some(key) = key {
-                    tx.put(
-                        KEYS,
-                        key,
-                        &KeyRecord { request: priced.order.clone(), receipt: receipt.clone() },
-                    )?;
+                    idempotency::remember(tx, key, &idempotency::KeyRecord::new(&priced.order, receipt))?;
                 }
             }
             Ok(())
