@@ -6,12 +6,49 @@ use std::process::Command;
 
 /// The shell block that follows `heading` in the README.
 fn block(heading: &str) -> String {
+    nth_block(heading, 0)
+}
+
+/// The `n`th shell block (from 0) after `heading` in the README.
+fn nth_block(heading: &str, n: usize) -> String {
     let readme = include_str!("../../README.md");
     let start = readme.find(heading).unwrap_or_else(|| panic!("no {heading:?} in the README"));
-    let rest = &readme[start..];
+    let mut rest = &readme[start..];
+    for _ in 0..n {
+        let open = rest.find("```sh\n").expect("a shell block") + "```sh\n".len();
+        rest = &rest[open + rest[open..].find("```").expect("the block ends") + 3..];
+    }
     let open = rest.find("```sh\n").expect("a shell block") + "```sh\n".len();
     let close = rest[open..].find("```").expect("the block ends");
     rest[open..open + close].to_owned()
+}
+
+/// The keys walk-through: its first block (less the line that starts the
+/// node) writes the keys file, the node starts with it, the second block
+/// runs against it.
+#[tokio::test]
+async fn the_keys_commands_work_as_written() {
+    let data = tempfile::tempdir().unwrap();
+    let start = "FULFIL_AUTH__KEYS_FILE=keys.txt cargo run --release";
+    let setup = nth_block("## Who may do what", 0);
+    assert!(setup.contains(start));
+    let dir = data.path().to_owned();
+    let script = format!("set -eu\ncd {}\n{}", dir.display(), setup.replace(start, ""));
+    let made = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let keys = dir.join("keys.txt");
+    let node = Proc::start_with(&dir.join("store"), &[("FULFIL_AUTH__KEYS_FILE", keys.to_str().unwrap())]);
+    let script = nth_block("## Who may do what", 1);
+    let address = node.address.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("bash").arg("-c").arg(format!("set -eu\nB={address}\n{script}")).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert_has(&stdout, &["/problems/unauthorized", "/problems/not-found", "/problems/forbidden"]);
+    assert_has(&stdout, &["\"status\":\"paid\"", "\"status\":\"in_delivery\""]);
 }
 
 /// Runs a block against a fresh node; returns what it printed.
