@@ -129,7 +129,7 @@ impl Handler<ActOnLeg> for DeliveryActor {
 }
 
 fn command(leg: Option<String>, act: LegAct) -> LegCommand {
-    LegCommand { leg, act }
+    LegCommand { leg, act, by: None }
 }
 
 impl Handler<StartLeg> for DeliveryActor {

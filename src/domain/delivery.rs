@@ -57,6 +57,9 @@ pub enum LegAct {
 pub struct LegCommand {
     pub leg: Option<String>,
     pub act: LegAct,
+    /// The principal that gives it, when one is known: recorded as an
+    /// [`EventKind::Acted`].
+    pub by: Option<String>,
 }
 
 impl Delivery {
@@ -86,7 +89,15 @@ impl Delivery {
     pub fn decide(&self, command: &LegCommand) -> Result<Vec<EventKind>, Refusal> {
         self.check(command)?;
         let (delivery_id, leg, name) = self.leg_fact();
-        Ok(match &command.act {
+        let acted = command.by.as_ref().map(|by| {
+            let act = match command.act {
+                LegAct::Start => "start",
+                LegAct::Complete => "complete",
+                LegAct::Reject(_) => "reject",
+            };
+            EventKind::Acted { step: format!("{act} {name}"), by: by.clone() }
+        });
+        let mut events = match &command.act {
             LegAct::Start => vec![EventKind::LegStarted { delivery_id, leg, name }],
             LegAct::Reject(reason) => {
                 vec![EventKind::LegRejected { delivery_id, leg, name, reason: reason.clone() }]
@@ -100,7 +111,9 @@ impl Delivery {
                 }
                 events
             }
-        })
+        };
+        events.extend(acted);
+        Ok(events)
     }
 
     /// Refuses a command that does not fit the current leg.
@@ -242,7 +255,7 @@ mod tests {
     }
 
     fn cmd(leg: Option<&str>, act: LegAct) -> LegCommand {
-        LegCommand { leg: leg.map(str::to_owned), act }
+        LegCommand { leg: leg.map(str::to_owned), act, by: None }
     }
 
     #[test]

@@ -178,6 +178,13 @@ pub enum EventKind {
         by: String,
         reason: String,
     },
+    /// Who took a step (confirmed the deposit, canceled, started a leg):
+    /// written with the step's own events, so the order's history says who
+    /// did what. Not written when nobody is authenticated (an open node).
+    Acted {
+        step: String,
+        by: String,
+    },
 }
 
 impl EventKind {
@@ -242,6 +249,7 @@ impl EventKind {
             EventKind::PaymentCaptured { .. } => "payment_captured",
             EventKind::PaymentFailed { .. } => "payment_failed",
             EventKind::OrderDeclined { .. } => "order_declined",
+            EventKind::Acted { .. } => "acted",
         }
     }
 }

@@ -41,6 +41,18 @@ pub struct StatusView {
     pub stay: Option<Stay>,
     /// The parties that declined it while it stayed open.
     pub declined: Vec<String>,
+    /// Who did what: each step a known party took (accepted, confirmed the
+    /// deposit, started a leg), oldest first.
+    pub actions: Vec<Action>,
+}
+
+/// A step a party took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub step: String,
+    pub by: String,
+    /// RFC 3339 time it was taken.
+    pub at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +129,7 @@ impl StatusView {
             details: details.clone(),
             stay: *stay,
             declined: Vec::new(),
+            actions: Vec::new(),
         })
     }
 
@@ -144,8 +157,12 @@ impl StatusView {
                 }
             }
             EventKind::OrderReserved { units } => self.units = units.clone(),
-            EventKind::OrderAccepted { by } => self.accepted_by = Some(by.clone()),
+            EventKind::OrderAccepted { by } => {
+                self.accepted_by = Some(by.clone());
+                self.acted("accept", by, event.at_ms);
+            }
             EventKind::OrderDeclined { by, .. } => self.declined.push(by.clone()),
+            EventKind::Acted { step, by } => self.acted(step, by, event.at_ms),
             EventKind::OrderRejected { reason, .. } => {
                 self.reason = Some(reason.clone());
                 if self.payment.state == PaymentState::Pending {
@@ -175,6 +192,10 @@ impl StatusView {
 }
 
 impl StatusView {
+    fn acted(&mut self, step: &str, by: &str, at_ms: u64) {
+        self.actions.push(Action { step: step.to_owned(), by: by.to_owned(), at: rfc3339(at_ms) });
+    }
+
     fn delivery_moved(&mut self, id: &str, leg: &str, state: DeliveryState) {
         self.delivery = Some(DeliveryView { id: Some(id.to_owned()), state, leg: Some(leg.to_owned()) });
     }

@@ -14,6 +14,8 @@ use super::{bodies, Node};
 use crate::actors::order::OrderReceipt;
 use crate::actors::projection::{Page, StatusReport};
 use crate::domain::access::{OrderFacts, Principal, Step};
+use crate::domain::delivery::LegAct;
+use crate::domain::order::Command;
 use crate::domain::{CustomerId, NewProduct, Notification, OrderRequest, Workflow};
 use crate::error::{NodeError, Refused};
 use std::sync::Arc;
@@ -147,24 +149,31 @@ impl Acting<'_> {
         })
     }
 
+    /// Who is recorded as having taken a step: the principal, unless the
+    /// node runs open (nobody is known then).
+    fn by(&self) -> Option<String> {
+        (self.principal != Principal::Open).then(|| self.principal.to_string())
+    }
+
+    async fn step(&self, order_id: &str, step: Step, command: Command) -> Result<bodies::Order, NodeError> {
+        self.may(order_id, step).await?;
+        self.node.command_by(order_id, command, self.by()).await
+    }
+
     pub async fn cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
-        self.may(order_id, Step::Cancel).await?;
-        self.node.cancel_order(order_id).await
+        self.step(order_id, Step::Cancel, Command::Cancel).await
     }
 
     pub async fn confirm_receipt(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
-        self.may(order_id, Step::ConfirmReceipt).await?;
-        self.node.confirm_receipt(order_id).await
+        self.step(order_id, Step::ConfirmReceipt, Command::ConfirmReceipt).await
     }
 
     pub async fn confirm_deposit(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
-        self.may(order_id, Step::ConfirmDeposit).await?;
-        self.node.confirm_deposit(order_id).await
+        self.step(order_id, Step::ConfirmDeposit, Command::ConfirmDeposit).await
     }
 
     pub async fn seller_cancel_order(&self, order_id: &str) -> Result<bodies::Order, NodeError> {
-        self.may(order_id, Step::SellerCancel).await?;
-        self.node.seller_cancel_order(order_id).await
+        self.step(order_id, Step::SellerCancel, Command::SellerCancel).await
     }
 
     /// Accepts as this principal. `by` is for an open node, where nobody is
@@ -197,19 +206,26 @@ impl Acting<'_> {
         }
     }
 
+    async fn leg(
+        &self,
+        order_id: &str,
+        leg: Option<&str>,
+        act: LegAct,
+    ) -> Result<bodies::Delivery, NodeError> {
+        self.may(order_id, Step::Leg(leg.unwrap_or("").to_owned())).await?;
+        self.node.leg_by(order_id, leg, act, self.by()).await
+    }
+
     pub async fn complete_delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
-        self.may(order_id, Step::Leg(String::new())).await?;
-        self.node.complete_delivery(order_id).await
+        self.leg(order_id, None, LegAct::Complete).await
     }
 
     pub async fn start_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
-        self.may(order_id, Step::Leg(leg.to_owned())).await?;
-        self.node.start_leg(order_id, leg).await
+        self.leg(order_id, Some(leg), LegAct::Start).await
     }
 
     pub async fn complete_leg(&self, order_id: &str, leg: &str) -> Result<bodies::Delivery, NodeError> {
-        self.may(order_id, Step::Leg(leg.to_owned())).await?;
-        self.node.complete_leg(order_id, leg).await
+        self.leg(order_id, Some(leg), LegAct::Complete).await
     }
 
     pub async fn reject_leg(
@@ -218,8 +234,7 @@ impl Acting<'_> {
         leg: &str,
         reason: &str,
     ) -> Result<bodies::Delivery, NodeError> {
-        self.may(order_id, Step::Leg(leg.to_owned())).await?;
-        self.node.reject_leg(order_id, leg, reason).await
+        self.leg(order_id, Some(leg), LegAct::Reject(super::api::reason_text(reason)?)).await
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {

@@ -137,9 +137,19 @@ impl Node {
     }
 
     async fn command(&self, order_id: &str, command: Command) -> Result<bodies::Order, NodeError> {
+        self.command_by(order_id, command, None).await
+    }
+
+    /// A command given by `by` (recorded with its events), when known.
+    pub(super) async fn command_by(
+        &self,
+        order_id: &str,
+        command: Command,
+        by: Option<String>,
+    ) -> Result<bodies::Order, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
-        let msg = OrderCommand { order_id: id, command };
+        let msg = OrderCommand { order_id: id, command, by };
         self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await.map(Into::into)
     }
 
@@ -189,9 +199,20 @@ impl Node {
         leg: Option<&str>,
         act: LegAct,
     ) -> Result<bodies::Delivery, NodeError> {
+        self.leg_by(order_id, leg, act, None).await
+    }
+
+    /// A leg command given by `by` (recorded with its events), when known.
+    pub(super) async fn leg_by(
+        &self,
+        order_id: &str,
+        leg: Option<&str>,
+        act: LegAct,
+        by: Option<String>,
+    ) -> Result<bodies::Delivery, NodeError> {
         let order_id = order_id_of(order_id)?;
         let span = order_span(&order_id);
-        let msg = LegOrder { order_id, command: LegCommand { leg: leg.map(str::to_owned), act } };
+        let msg = LegOrder { order_id, command: LegCommand { leg: leg.map(str::to_owned), act, by } };
         self.call(Service::Order, &self.inner.actors.order, msg).instrument(span).await.map(Into::into)
     }
 
@@ -265,6 +286,6 @@ fn party(by: &str) -> Result<String, NodeError> {
     Ok(text::free_text("by", by, MAX_TEXT)?)
 }
 
-fn reason_text(reason: &str) -> Result<String, NodeError> {
+pub(super) fn reason_text(reason: &str) -> Result<String, NodeError> {
     Ok(text::free_text("reason", reason, MAX_TEXT)?)
 }

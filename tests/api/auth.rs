@@ -200,3 +200,43 @@ async fn an_open_node_refuses_to_listen_beyond_loopback_and_a_node_with_keys_doe
     assert!(!app.address().ip().is_loopback());
     app.node().shutdown().await;
 }
+
+/// Who did what is kept: each party's step is in the order's status view,
+/// with the principal that took it.
+#[tokio::test]
+async fn the_status_view_says_who_took_each_step() {
+    let app = protected().await;
+    let mug = json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 5});
+    who(&app, "seller").post("/products", Some(mug)).await;
+    let id = who(&app, "customer:kim").place(shop_order("kim")).await;
+    assert_eq!(
+        who(&app, "seller").post(&format!("/payments/{id}/confirm"), None).await.status(),
+        StatusCode::OK
+    );
+    app.wait_for_status(&id, "in_delivery").await;
+    let r = who(&app, "seller").post(&format!("/deliveries/{id}/legs/shipping/complete"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    app.wait_for_status(&id, "delivered").await;
+    let view: Value = who(&app, "customer:kim").get(&format!("/status/{id}")).await.json().await.unwrap();
+    let actions: Vec<(String, String)> = view["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["step"].as_str().unwrap().to_owned(), a["by"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("confirm_deposit".to_owned(), "seller".to_owned()), ("complete shipping".into(), "seller".into())]
+    );
+
+    let call = json!({"workflow": "taxi", "customer": "kim", "address": "Seoul station", "payment": "none"});
+    let ride = who(&app, "customer:kim").place(call).await;
+    who(&app, "driver:d1").post(&format!("/orders/{ride}/accept"), None).await;
+    app.wait_for_status(&ride, "accepted").await;
+    who(&app, "driver:d1").post(&format!("/deliveries/{ride}/legs/ride/start"), None).await;
+    let view = app.wait_for_status(&ride, "in_delivery").await;
+    let steps: Vec<&str> =
+        view["actions"].as_array().unwrap().iter().map(|a| a["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["accept", "start ride"]);
+    assert!(view["actions"].as_array().unwrap().iter().all(|a| a["by"] == "driver:d1"), "{view}");
+}

@@ -86,7 +86,7 @@ impl OrderActor {
         guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
             act.cursor.not_quarantined(&msg.order_id)?;
-            act.execute(&msg.order_id, &msg.command)
+            act.execute(&msg.order_id, &msg.command, msg.by.as_deref())
         })
     }
 

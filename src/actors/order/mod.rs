@@ -67,6 +67,9 @@ pub struct OrderReceipt {
 pub struct OrderCommand {
     pub order_id: OrderId,
     pub command: Command,
+    /// The principal that gives it, when one is known: recorded with the
+    /// command's events (see [`crate::domain::EventKind::Acted`]).
+    pub by: Option<String>,
 }
 
 /// The command side's record of an order.
@@ -316,7 +319,7 @@ impl OrderActor {
     }
 
     /// Runs a command on an order already caught up with the log.
-    fn execute(&self, id: &OrderId, command: &Command) -> Result<Order, NodeError> {
+    fn execute(&self, id: &OrderId, command: &Command, by: Option<&str>) -> Result<Order, NodeError> {
         let (order, _) = self.cursor.store.write(|tx| {
             let Some(mut order) = tx.get::<Order, _>(ORDERS, id.as_str())? else {
                 return abort(NodeError::not_found("order", id));
@@ -329,10 +332,16 @@ impl OrderActor {
                 parties::check_room(tx, &order, by, workflow)?;
             }
             let before = order.clone();
-            let events = match order.decide(command, workflow) {
+            let mut events = match order.decide(command, workflow) {
                 Ok(events) => order.advance(events, workflow),
                 Err(refusal) => return abort(refusal.into()),
             };
+            if let Some(by) = by.filter(|_| command.is_a_step()) {
+                events.push(crate::domain::EventKind::Acted {
+                    step: command.name().to_owned(),
+                    by: by.to_owned(),
+                });
+            }
             for kind in events {
                 tx.append(id, None, kind)?;
             }

@@ -57,8 +57,8 @@ async fn the_order_reacts_to_facts_and_refuses_commands_out_of_turn() {
     t.append(&id, vec![EventKind::StockReserved { lines: vec![], units: vec![] }]);
     let current = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
     assert_eq!(current.status, OrderStatus::Reserved, "commands and reads catch up with the log first");
-    let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel };
+    let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel, by: None };
     assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(_)))));
-    let missing = OrderCommand { order_id: order(99), command: Command::Cancel };
+    let missing = OrderCommand { order_id: order(99), command: Command::Cancel, by: None };
     assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::Refused(Refused::NotFound { .. }))));
 }

@@ -152,6 +152,7 @@ impl OrderActor {
                 continue;
             }
             let expire = OrderCommand {
+                by: None,
                 order_id: timer.order_id.clone(),
                 command: Command::Expire { status: timer.status },
             };
@@ -176,7 +177,7 @@ impl OrderActor {
     /// the order on, and with it the timer; a leg that is over already
     /// (completed by hand meanwhile) is refused, and the timer forgotten.
     fn end_leg(&mut self, ctx: &mut Context<Self>, timer: &Timer, leg: &str) {
-        let command = LegCommand { leg: Some(leg.to_owned()), act: LegAct::Complete };
+        let command = LegCommand { leg: Some(leg.to_owned()), act: LegAct::Complete, by: None };
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.start_leg(ctx, LegOrder { order_id: timer.order_id.clone(), command }, reply);
         let (store, timer) = (self.cursor.store.clone(), timer.clone());

@@ -55,6 +55,27 @@ pub enum Command {
     Reject { by: String, reason: String },
 }
 
+impl Command {
+    /// The step's name, as recorded with who took it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::ConfirmDeposit => "confirm_deposit",
+            Command::Cancel => "cancel",
+            Command::SellerCancel => "seller_cancel",
+            Command::Expire { .. } => "expire",
+            Command::ConfirmReceipt => "receipt",
+            Command::Accept { .. } => "accept",
+            Command::Reject { .. } => "reject",
+        }
+    }
+
+    /// Whether its own events do not say who took it already (accepting
+    /// and rejecting name their party).
+    pub fn is_a_step(&self) -> bool {
+        !matches!(self, Command::Accept { .. } | Command::Reject { .. } | Command::Expire { .. })
+    }
+}
+
 /// The command side's record of one order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {

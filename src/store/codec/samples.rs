@@ -94,6 +94,7 @@ pub fn view() -> StatusView {
         details: None,
         stay: None,
         declined: vec![],
+        actions: vec![],
     }
 }
 
