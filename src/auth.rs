@@ -7,11 +7,15 @@
 //! neither a key nor how much of it matched leaks through timing or logs.
 //! `admin.token` is the admin's key, kept for the operators' scripts.
 //!
-//! With no keys at all the node runs open: a request without credentials is
+//! A bearer that is a JSON Web Token (`[auth.jwt]`) is verified instead by
+//! `jsonwebtoken`: its signature with the configured key, its issuer,
+//! audience and expiry; the configured claim names the principal.
+//!
+//! With no keys and no tokens at all the node runs open: a request without credentials is
 //! [`Principal::Open`] and may do anything. The HTTP gateway refuses to
 //! listen anywhere but on loopback in that mode (see `startup`).
 
-use crate::config::{AdminSettings, AuthSettings};
+use crate::config::{AdminSettings, AuthSettings, JwtSettings};
 use crate::domain::access::Principal;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -25,6 +29,8 @@ pub enum AuthError {
     Malformed,
     #[error("the key is not known")]
     Unknown,
+    #[error("the token is not accepted: {0}")]
+    Token(String),
     #[error("auth: {0}")]
     Config(String),
 }
@@ -34,6 +40,7 @@ pub enum AuthError {
 pub struct Authenticator {
     /// (SHA-256 digest, principal).
     keys: Vec<([u8; 32], Principal)>,
+    jwt: Option<Jwt>,
     /// Only the admin token is configured: requests without credentials are
     /// open, the token is the admin.
     open: bool,
@@ -64,11 +71,12 @@ impl Authenticator {
                     .map_err(|e| AuthError::Config(format!("keys_file {:?}: {e}", auth.keys_file)))?,
             );
         }
-        let open = keys.is_empty();
+        let jwt = Jwt::from_settings(&auth.jwt)?;
+        let open = keys.is_empty() && jwt.is_none();
         if !admin.token.is_empty() {
             keys.push((digest(admin.token.as_bytes()), Principal::Admin));
         }
-        Ok(Authenticator { keys, open })
+        Ok(Authenticator { keys, jwt, open })
     }
 
     /// Whether any key stands for the admin.
@@ -87,6 +95,9 @@ impl Authenticator {
             return if self.open { Ok(Principal::Open) } else { Err(AuthError::Missing) };
         };
         let key = bearer(value).ok_or(AuthError::Malformed)?;
+        if let Some(jwt) = self.jwt.as_ref().filter(|_| looks_like_a_jwt(key)) {
+            return jwt.verify(key);
+        }
         let presented = digest(key.as_bytes());
         // Every configured digest is compared, so the time taken does not
         // tell which (or whether one) matched.
@@ -97,6 +108,68 @@ impl Authenticator {
             }
         }
         found.cloned().ok_or(AuthError::Unknown)
+    }
+}
+
+/// Three dot-separated parts: a JWT, not an API key.
+fn looks_like_a_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// How tokens are verified.
+#[derive(Clone)]
+struct Jwt {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+    claim: String,
+}
+
+impl Jwt {
+    fn from_settings(s: &JwtSettings) -> Result<Option<Jwt>, AuthError> {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        if s.algorithm.is_empty() {
+            return Ok(None);
+        }
+        let bad = |why: String| AuthError::Config(format!("jwt: {why}"));
+        let algorithm = match s.algorithm.as_str() {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "EdDSA" => Algorithm::EdDSA,
+            other => return Err(bad(format!("algorithm {other:?}: use HS256, RS256 or EdDSA"))),
+        };
+        if s.issuer.is_empty() || s.audience.is_empty() || s.principal_claim.is_empty() {
+            return Err(bad(
+                "issuer, audience and principal_claim must be set: every token is checked against them"
+                    .into(),
+            ));
+        }
+        let bytes = std::fs::read(&s.key_file).map_err(|e| bad(format!("key_file {:?}: {e}", s.key_file)))?;
+        let key = match algorithm {
+            Algorithm::HS256 => DecodingKey::from_secret(&bytes),
+            Algorithm::RS256 => {
+                DecodingKey::from_rsa_pem(&bytes).map_err(|e| bad(format!("key_file: {e}")))?
+            }
+            _ => DecodingKey::from_ed_pem(&bytes).map_err(|e| bad(format!("key_file: {e}")))?,
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&s.issuer]);
+        validation.set_audience(&[&s.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        Ok(Some(Jwt { key, validation, claim: s.principal_claim.clone() }))
+    }
+
+    /// The principal a valid token names; why not, for one that is not.
+    fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|e| AuthError::Token(e.to_string()))?
+        .claims;
+        let named = claims.get(&self.claim).and_then(|v| v.as_str());
+        let named = named.ok_or_else(|| AuthError::Token(format!("no {} claim", self.claim)))?;
+        Principal::parse(named).map_err(|e| AuthError::Token(e.to_string()))
     }
 }
 
@@ -155,8 +228,100 @@ mod tests {
             .iter()
             .map(|(k, p)| KeySetting { sha256: digest_hex(k), principal: p.to_string() })
             .collect();
-        let auth = AuthSettings { keys, keys_file: String::new() };
+        let auth = AuthSettings { keys, keys_file: String::new(), jwt: no_jwt() };
         Authenticator::from_settings(&auth, &AdminSettings { token: token.into() }).unwrap()
+    }
+
+    fn no_jwt() -> JwtSettings {
+        JwtSettings {
+            algorithm: String::new(),
+            key_file: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            principal_claim: "sub".into(),
+        }
+    }
+
+    /// A node that takes tokens signed with `algorithm` and the key in
+    /// `key` (written to a file, as configured).
+    fn with_jwt(algorithm: &str, key: &[u8]) -> (Authenticator, tempfile::NamedTempFile) {
+        use std::io::Write;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(key).unwrap();
+        let jwt = JwtSettings {
+            algorithm: algorithm.into(),
+            key_file: file.path().display().to_string(),
+            issuer: "https://id.example".into(),
+            audience: "fulfil".into(),
+            principal_claim: "sub".into(),
+        };
+        let auth = AuthSettings { keys: vec![], keys_file: String::new(), jwt };
+        (Authenticator::from_settings(&auth, &AdminSettings { token: String::new() }).unwrap(), file)
+    }
+
+    fn token(
+        key: &jsonwebtoken::EncodingKey,
+        algorithm: jsonwebtoken::Algorithm,
+        claims: serde_json::Value,
+    ) -> String {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, key).unwrap()
+    }
+
+    fn claims(sub: &str, iss: &str, aud: &str, exp_in: i64) -> serde_json::Value {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        serde_json::json!({"sub": sub, "iss": iss, "aud": aud, "exp": now + exp_in})
+    }
+
+    #[test]
+    fn a_valid_token_names_its_principal_and_issuer_audience_and_expiry_are_checked() {
+        use jsonwebtoken::{Algorithm, EncodingKey};
+        let (auth, _file) = with_jwt("HS256", b"a shared secret of enough length");
+        assert!(!auth.is_open());
+        let key = EncodingKey::from_secret(b"a shared secret of enough length");
+        let good = token(&key, Algorithm::HS256, claims("driver:d1", "https://id.example", "fulfil", 600));
+        assert_eq!(auth.authenticate(Some(&format!("Bearer {good}"))).unwrap().to_string(), "driver:d1");
+        for (why, bad) in [
+            ("expired", claims("driver:d1", "https://id.example", "fulfil", -600)),
+            ("issuer", claims("driver:d1", "https://evil.example", "fulfil", 600)),
+            ("audience", claims("driver:d1", "https://id.example", "other", 600)),
+        ] {
+            let bad = token(&key, Algorithm::HS256, bad);
+            assert!(
+                matches!(auth.authenticate(Some(&format!("Bearer {bad}"))), Err(AuthError::Token(_))),
+                "{why}"
+            );
+        }
+        let forged = token(
+            &EncodingKey::from_secret(b"another secret"),
+            Algorithm::HS256,
+            claims("admin", "https://id.example", "fulfil", 600),
+        );
+        assert!(matches!(auth.authenticate(Some(&format!("Bearer {forged}"))), Err(AuthError::Token(_))));
+    }
+
+    #[test]
+    fn an_eddsa_token_is_verified_with_the_public_key() {
+        use jsonwebtoken::{Algorithm, EncodingKey};
+        const PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEmWNwN0hibcIqDNoujMyDEJ0VPGwflESVbXkebnz0tf\n-----END PRIVATE KEY-----\n";
+        const PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAgbb3z+cbeHZTEuWUbuNLo8475j9ZM+CD8KKX0CJZkWA=\n-----END PUBLIC KEY-----\n";
+        let (auth, _file) = with_jwt("EdDSA", PUBLIC.as_bytes());
+        let key = EncodingKey::from_ed_pem(PRIVATE.as_bytes()).unwrap();
+        let t = token(&key, Algorithm::EdDSA, claims("customer:kim", "https://id.example", "fulfil", 600));
+        assert_eq!(auth.authenticate(Some(&format!("bearer {t}"))).unwrap().to_string(), "customer:kim");
+    }
+
+    #[test]
+    fn a_jwt_setting_without_issuer_or_with_an_unknown_algorithm_is_refused() {
+        let mut jwt = no_jwt();
+        jwt.algorithm = "HS256".into();
+        let auth = AuthSettings { keys: vec![], keys_file: String::new(), jwt: jwt.clone() };
+        let err = Authenticator::from_settings(&auth, &AdminSettings { token: String::new() }).unwrap_err();
+        assert!(err.to_string().contains("issuer"), "{err}");
+        jwt.algorithm = "none".into();
+        let auth = AuthSettings { keys: vec![], keys_file: String::new(), jwt };
+        let err = Authenticator::from_settings(&auth, &AdminSettings { token: String::new() }).unwrap_err();
+        assert!(err.to_string().contains("HS256, RS256 or EdDSA"), "{err}");
     }
 
     #[test]
@@ -197,6 +362,7 @@ mod tests {
         let auth = AuthSettings {
             keys: vec![KeySetting { sha256: "my-secret-key".into(), principal: "seller".into() }],
             keys_file: String::new(),
+            jwt: no_jwt(),
         };
         let err = Authenticator::from_settings(&auth, &AdminSettings { token: String::new() }).unwrap_err();
         assert!(err.to_string().contains("64 hex digits"), "{err}");

@@ -75,6 +75,20 @@ pub struct AuthSettings {
     pub keys: Vec<KeySetting>,
     /// A file of `<sha256 hex> <principal>` lines; empty: none.
     pub keys_file: String,
+    pub jwt: JwtSettings,
+}
+
+/// JSON Web Tokens: how they are verified and which claim names the
+/// principal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// `HS256`, `RS256` or `EdDSA`; empty: tokens are not accepted.
+    pub algorithm: String,
+    pub key_file: String,
+    pub issuer: String,
+    pub audience: String,
+    pub principal_claim: String,
 }
 
 /// One API key: its SHA-256 digest (hex) and who it stands for.

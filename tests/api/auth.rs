@@ -240,3 +240,32 @@ async fn the_status_view_says_who_took_each_step() {
     assert_eq!(steps, ["accept", "start ride"]);
     assert!(view["actions"].as_array().unwrap().iter().all(|a| a["by"] == "driver:d1"), "{view}");
 }
+
+/// A token from an identity provider is a principal too: verified (key,
+/// issuer, audience, expiry) and held to the same rules as a key.
+#[tokio::test]
+async fn a_json_web_token_names_its_principal_over_http() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("jwt.secret");
+    std::fs::write(&secret, b"the identity provider's shared secret").unwrap();
+    let app = spawn_app_with(|s| {
+        s.auth.jwt.algorithm = "HS256".into();
+        s.auth.jwt.key_file = secret.display().to_string();
+        s.auth.jwt.issuer = "https://id.example".into();
+        s.auth.jwt.audience = "fulfil".into();
+    })
+    .await;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
+    let claims = json!({"sub": "customer:kim", "iss": "https://id.example", "aud": "fulfil", "exp": exp});
+    let key = EncodingKey::from_secret(b"the identity provider's shared secret");
+    let kim = encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+    let r = app.client.get(app.url("/status?customer=kim")).bearer_auth(&kim).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.client.get(app.url("/status?customer=lee")).bearer_auth(&kim).send().await.unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    let forged =
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"guess")).unwrap();
+    let r = app.client.get(app.url("/status?customer=kim")).bearer_auth(&forged).send().await.unwrap();
+    problem(r, StatusCode::UNAUTHORIZED).await;
+}
