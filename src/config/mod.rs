@@ -62,11 +62,19 @@ pub struct ShutdownSettings {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Empty: the admin API is disabled.
     pub token: String,
+}
+
+/// The token is a secret: a printed setting says only whether it is set.
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() { "" } else { "<set>" };
+        f.debug_struct("AdminSettings").field("token", &token).finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,6 +324,13 @@ mod tests {
         let s = load("", &[("FULFIL_ADMIN__TOKEN", "1e3"), ("FULFIL_HTTP__WORKERS", "3")]).unwrap();
         assert_eq!((s.admin.token.as_str(), s.http.workers), ("1e3", 3), "numbers still read as numbers");
         refused("", &[("FULFIL_HTTP__WORKERS", "three")], &["workers"]);
+    }
+
+    #[test]
+    fn a_printed_setting_never_shows_the_admin_token() {
+        let s = load("", &[("FULFIL_ADMIN__TOKEN", "s3cret-t0ken")]).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cret-t0ken") && printed.contains("<set>"), "{printed}");
     }
 
     #[test]

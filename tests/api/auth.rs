@@ -269,3 +269,27 @@ async fn a_json_web_token_names_its_principal_over_http() {
     let r = app.client.get(app.url("/status?customer=kim")).bearer_auth(&forged).send().await.unwrap();
     problem(r, StatusCode::UNAUTHORIZED).await;
 }
+
+/// The embedding API holds its callers to the same rules when it is told
+/// who they are.
+#[tokio::test]
+async fn the_embedding_api_acting_for_a_principal_follows_the_same_rules() {
+    use fulfil::domain::access::Principal;
+    use fulfil::NodeError;
+    let app = spawn_app().await;
+    app.add_product("MUG", 1500, 5).await;
+    let node = &app.node;
+    let kim = node.acting(Principal::parse("customer:kim").unwrap());
+    let lee = node.acting(Principal::parse("customer:lee").unwrap());
+    let request = serde_json::from_value(shop_order("kim")).unwrap();
+    let receipt = kim.place_order(request, None).await.unwrap();
+    let id = receipt.id.to_string();
+    assert!(matches!(lee.order(&id).await, Err(NodeError::Refused(fulfil::error::Refused::NotFound { .. }))));
+    assert!(matches!(
+        kim.confirm_deposit(&id).await,
+        Err(NodeError::Refused(fulfil::error::Refused::Forbidden(why))) if why.contains("seller")
+    ));
+    let seller = node.acting(Principal::parse("seller").unwrap());
+    assert_eq!(seller.confirm_deposit(&id).await.unwrap().status.as_str(), "paid");
+    assert_eq!(kim.order(&id).await.unwrap().id.as_str(), id);
+}
