@@ -30,6 +30,8 @@ pub struct Metrics {
     breaker_state: IntGaugeVec,
     pub breaker_transitions: IntCounterVec,
     pub restarts: IntCounterVec,
+    /// Failures of one order's event or command, kept to that order.
+    pub event_failures: IntCounterVec,
     service_state: IntGaugeVec,
     pub payments: IntCounterVec,
     store_commits: IntCounter,
@@ -161,6 +163,12 @@ impl Metrics {
                 &r,
                 "fulfil_service_restarts_total",
                 "Service restarts after a failure",
+                &["service"],
+            ),
+            event_failures: counter(
+                &r,
+                "fulfil_order_failures_total",
+                "Failures of one order's event or command, kept to that order (no restart)",
                 &["service"],
             ),
             service_state: gauge(

@@ -90,7 +90,7 @@ impl Supervision {
     }
 
     /// `min × 2^(n-1)`, capped at the maximum.
-    fn backoff(&self, n: u32) -> Duration {
+    pub fn backoff(&self, n: u32) -> Duration {
         let factor = 1u64.checked_shl(n.saturating_sub(1)).unwrap_or(u64::MAX);
         Duration::from_millis(self.policy.backoff_min_ms.saturating_mul(factor)).min(self.max_backoff())
     }
@@ -162,9 +162,11 @@ pub trait Supervise: actix::Actor<Context = actix::Context<Self>> {
 }
 
 /// Runs a command handler's domain code: refuses during a backoff, runs any
-/// injected fault, catches a panic. On a panic the caller gets a 503, the
-/// failure is recorded and the actor stops so that its supervisor restarts
-/// it with its state reloaded from the store.
+/// injected fault, catches a panic. On a panic the caller gets a 503 and
+/// the failure is recorded. A command about one order that panics fails for
+/// that order alone (its state is in the store, which the panic left
+/// unchanged); any other panic stops the actor so that its supervisor
+/// restarts it with its state reloaded from the store.
 pub fn guarded<A: Supervise, T>(
     act: &mut A,
     ctx: &mut actix::Context<A>,
@@ -178,12 +180,30 @@ pub fn guarded<A: Supervise, T>(
     if let Some(retry_after) = sup.backing_off() {
         return Err(NodeError::Call(CallError::Restarting { service: sup.name, retry_after }));
     }
-    let result = catch(|| {
-        act.supervision().inject(order)?;
-        f(act)
-    });
+    // The service's own injected faults first: a panic there is the whole
+    // service's. Then the order's (a poison order) and the handler itself.
+    let (service_wide, result) = match catch(|| act.supervision().inject(None)) {
+        Ok(Ok(())) => (
+            false,
+            catch(|| {
+                if let Some(order) = order {
+                    let sup = act.supervision();
+                    sup.faults().poison_check(sup.name, order);
+                }
+                f(act)
+            }),
+        ),
+        Ok(Err(e)) => return Err(e),
+        Err(why) => (true, Err(why)),
+    };
     match result {
         Ok(answer) => answer,
+        Err(why) if order.is_some() && !service_wide => {
+            let sup = act.supervision();
+            tracing::error!(service = sup.name, order = ?order.map(OrderId::as_str), panic = %why, "a command about one order panicked");
+            sup.metrics.event_failures.with_label_values(&[sup.name]).inc();
+            Err(NodeError::Call(CallError::Failed { service: sup.name, reason: format!("panic: {why}") }))
+        }
         Err(why) => {
             let sup = act.supervision();
             tracing::error!(service = sup.name, panic = %why, "a handler panicked; restarting the service");

@@ -95,6 +95,16 @@ impl Store {
         Ok(letter)
     }
 
+    /// Records another failed attempt at a dead letter's event (an
+    /// automatic retry): its count and the last error.
+    pub fn letter_failed_again(&self, id: u64, error: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let Some(mut letter) = self.dead_letter(id)? else { return Ok(None) };
+        letter.attempts += 1;
+        letter.error = error.to_owned();
+        self.put_now(DEAD_LETTERS, id.to_be_bytes(), &letter)?;
+        Ok(Some(letter))
+    }
+
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.scan_prefix(DEAD_LETTERS, [])

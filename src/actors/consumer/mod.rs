@@ -7,10 +7,16 @@
 //! own pace: a slow consumer lags in the log instead of filling memory, and a
 //! stopped one resumes from its offset.
 //!
-//! Failures ([`super::supervision`]): a batch that panics or fails is retried
-//! one event at a time to find the culprit; an event that fails
-//! `poison_after` times in a row is set aside as a dead letter and the
-//! consumer moves on. A panic also restarts the actor, with backoff.
+//! Failures ([`super::supervision`]) are kept to the order they belong to.
+//! A batch that panics or fails is retried one event at a time to find the
+//! culprit, without a restart. An event that fails on its own is set aside
+//! at once for its order (its later events wait behind it, in order) and the
+//! consumer goes on with every other order's; the set-aside event is retried
+//! for that order alone with backoff, and after `poison_after` attempts in
+//! all it stays a dead letter for an operator. Only a failure that is not
+//! one order's (the store fails, an injected fault of the whole service)
+//! holds the service up: retried after a pause, and after a panic the actor
+//! restarts with backoff.
 
 use super::supervision::{catch, Supervise, Supervision};
 use super::ServiceEnv;
@@ -193,7 +199,7 @@ fn quarantined(store: &Store, service: &str) -> Result<HashSet<OrderId>, NodeErr
 }
 
 /// An actor that consumes the log.
-pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> {
+pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> + Handler<RetryLetter> {
     fn cursor(&mut self) -> &mut Cursor;
 
     /// Applies a batch (see [`Cursor::apply`]).
@@ -238,6 +244,12 @@ pub struct Ping;
 #[rtype(result = "Result<(), NodeError>")]
 pub struct Redeliver(pub DeadLetter);
 
+/// Tries a set-aside event again by itself (for its order alone), while it
+/// has attempts left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetryLetter(pub u64);
+
 /// What one turn of the loop did.
 enum Step {
     Idle,
@@ -248,6 +260,9 @@ enum Step {
         batch: Vec<Event>,
         error: String,
         panicked: bool,
+        /// Whether it is the whole service's failure (the store, an injected
+        /// fault of the service), not one order's.
+        service_wide: bool,
     },
 }
 
@@ -260,21 +275,29 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
     let limit = if cursor.single { 1 } else { BATCH };
     let batch = cursor.store.read_log(cursor.offset, limit)?;
     let Some(last) = batch.last().map(|e| e.seq) else { return Ok(Step::Idle) };
+    // Injected faults run here, outside the transaction (sled holds its
+    // global write lock while a transaction closure runs): the service's
+    // own once per batch, then the poison-order check for every event. A
+    // parked event is not handled, so no injected fault fires for it.
+    let whole = catch(|| act.cursor().sup.inject(None));
+    let service_fault = match whole {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some((e.to_string(), false)),
+        Err(why) => Some((format!("panic: {why}"), true)),
+    };
+    if let Some((error, panicked)) = service_fault {
+        return Ok(Step::Failed { batch, error, panicked, service_wide: true });
+    }
     let outcome = catch(|| {
-        // Injected faults run here, outside the transaction (sled holds its
-        // global write lock while a transaction closure runs): once per
-        // batch, plus the poison-order check for every event.
-        // A parked event is not handled, so no injected fault fires for it.
         let cursor = act.cursor();
         let handled = |e: &&Event| !cursor.quarantined.contains(&e.order_id);
         let sup = &cursor.sup;
-        sup.inject(batch.first().filter(handled).map(|e| &e.order_id))?;
-        for event in batch[1..].iter().filter(handled) {
+        for event in batch.iter().filter(handled) {
             sup.faults().poison_check(sup.name, &event.order_id);
         }
         act.apply_batch(&batch, Delivery::InOrder)
     });
-    let (error, panicked) = match outcome {
+    let (error, panicked, service_wide) = match outcome {
         Ok(Ok(())) => {
             let cursor = act.cursor();
             cursor.offset = last;
@@ -286,10 +309,11 @@ fn step<A: LogConsumer>(act: &mut A) -> Result<Step, NodeError> {
             return Ok(Step::Applied);
         }
         Ok(Err(NodeError::Store(StoreError::Unavailable(why)))) => return Ok(Step::StoreDown(why)),
-        Ok(Err(e)) => (e.to_string(), false),
-        Err(why) => (format!("panic: {why}"), true),
+        Ok(Err(e @ NodeError::Store(_))) => (e.to_string(), false, true),
+        Ok(Err(e)) => (e.to_string(), false, false),
+        Err(why) => (format!("panic: {why}"), true, false),
     };
-    Ok(Step::Failed { batch, error, panicked })
+    Ok(Step::Failed { batch, error, panicked, service_wide })
 }
 
 /// Applies everything in the log now. Commands call this first, so that they
@@ -334,7 +358,10 @@ pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
         Ok(Step::StoreDown(_)) => {
             ctx.notify_later(Pump, STORE_DOWN_WAIT);
         }
-        Ok(Step::Failed { batch, error, panicked }) => failed(act, ctx, &batch, error, panicked),
+        Ok(Step::Failed { batch, error, panicked, service_wide: true }) => {
+            service_failed(act, ctx, &batch, error, panicked)
+        }
+        Ok(Step::Failed { batch, error, .. }) => order_failed(act, ctx, &batch, error),
         Err(e) => {
             let cursor = act.cursor();
             if let Some(held_back) = ERRORS.allow(cursor.name) {
@@ -346,45 +373,113 @@ pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     }
 }
 
-/// A batch failed: narrow it down, set a poison event aside, restart after
-/// a panic.
-fn failed<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, batch: &[Event], error: String, panicked: bool) {
+/// The whole service failed (not one order): readiness says so, the batch
+/// is tried again after a pause, and after a panic the actor restarts.
+fn service_failed<A: LogConsumer>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    batch: &[Event],
+    error: String,
+    panicked: bool,
+) {
     let cursor = act.cursor();
     if let Some(held_back) = ERRORS.allow(cursor.name) {
         tracing::error!(service = cursor.name, error = %error, events = batch.len(), held_back, "applying events failed");
     }
-    cursor.sup.health().failed(cursor.name, error.clone());
-    if batch.len() > 1 {
-        cursor.single = true;
-    } else if let Some(event) = batch.first() {
-        let attempts = cursor.sup.event_failed(event.seq);
-        if attempts >= cursor.sup.poison_after() {
-            set_aside(cursor, event, &error, attempts);
-        }
-    }
-    if panicked {
-        ctx.stop();
-    } else {
-        ctx.notify_later(Pump, RETRY_AFTER);
+    cursor.sup.health().failed(cursor.name, error);
+    match panicked {
+        true => ctx.stop(),
+        false => drop(ctx.notify_later(Pump, RETRY_AFTER)),
     }
 }
 
-fn set_aside(cursor: &mut Cursor, event: &Event, error: &str, attempts: u32) {
-    match cursor.store.set_aside(cursor.name, event, error, attempts) {
+/// Applying an order's event failed: find the event, set it aside for its
+/// order alone, and go on with the others at once. The service stays ready.
+fn order_failed<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, batch: &[Event], error: String) {
+    let cursor = act.cursor();
+    cursor.sup.metrics().event_failures.with_label_values(&[cursor.name]).inc();
+    match batch {
+        [event] => {
+            if let Some(letter) = set_aside(cursor, event, &error) {
+                schedule_retry(act, ctx, &letter);
+            }
+        }
+        _ => cursor.single = true,
+    }
+    ctx.notify(Pump);
+}
+
+fn set_aside(cursor: &mut Cursor, event: &Event, error: &str) -> Option<DeadLetter> {
+    match cursor.store.set_aside(cursor.name, event, error, 1) {
         Ok(letter) => {
-            tracing::error!(
+            tracing::warn!(
                 service = cursor.name,
                 seq = event.seq,
                 order = %event.order_id,
                 dead_letter = letter.id,
-                "event set aside as a dead letter after {attempts} failures"
+                error,
+                "an event of one order failed; set aside for that order, the others go on"
             );
             cursor.offset = cursor.offset.max(event.seq);
             cursor.single = false;
             cursor.quarantined.insert(event.order_id.clone());
-            cursor.sup.event_succeeded();
+            Some(letter)
         }
-        Err(e) => tracing::error!(service = cursor.name, error = %e, "setting an event aside failed"),
+        Err(e) => {
+            tracing::error!(service = cursor.name, error = %e, "setting an event aside failed");
+            None
+        }
+    }
+}
+
+/// Tries `letter` again after the backoff for its attempts so far, while
+/// it has attempts left (`poison_after` in all).
+fn schedule_retry<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, letter: &DeadLetter) {
+    let sup = &act.cursor().sup;
+    if letter.attempts < sup.poison_after() {
+        ctx.notify_later(RetryLetter(letter.id), sup.backoff(letter.attempts));
+    } else {
+        tracing::error!(
+            service = sup.name,
+            order = %letter.order_id,
+            dead_letter = letter.id,
+            "event set aside as a dead letter after {} failures: it waits for an operator",
+            letter.attempts
+        );
+    }
+}
+
+/// An automatic retry of a set-aside event (see [`RetryLetter`]).
+pub fn retry_letter<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, id: u64) {
+    let letter = match act.cursor().store.dead_letter(id) {
+        Ok(Some(letter)) => letter,
+        Ok(None) => return, // put back already
+        Err(e) => return tracing::error!(error = %e, "reading a dead letter failed"),
+    };
+    match redeliver(act, ctx, letter) {
+        Ok(()) => {}
+        Err(NodeError::Store(StoreError::Unavailable(_))) => {
+            ctx.notify_later(RetryLetter(id), STORE_DOWN_WAIT);
+        }
+        Err(e) => match act.cursor().store.letter_failed_again(id, &e.to_string()) {
+            Ok(Some(letter)) => schedule_retry(act, ctx, &letter),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "recording a failed retry failed"),
+        },
+    }
+}
+
+/// Schedules the retries a restart (of the actor or the node) forgot.
+fn resume_retries<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
+    let cursor = act.cursor();
+    let letters = match cursor.store.dead_letters() {
+        Ok(letters) => letters,
+        Err(e) => return tracing::error!(error = %e, "reading dead letters failed"),
+    };
+    for letter in
+        letters.iter().filter(|l| l.service == cursor.name && l.attempts < cursor.sup.poison_after())
+    {
+        ctx.notify_later(RetryLetter(letter.id), cursor.sup.backoff(letter.attempts));
     }
 }
 
@@ -457,6 +552,7 @@ pub fn resume<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
 /// `restarting` (or `failed`) until its first successful turn.
 pub fn start<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     act.on_start(ctx);
+    resume_retries(act, ctx);
     let cursor = act.cursor();
     if cursor.sup.backing_off().is_none() {
         cursor.sup.health().set_state(cursor.name, ServiceState::Running);
@@ -519,6 +615,13 @@ macro_rules! log_consumer {
         impl actix::Handler<$crate::actors::consumer::Ping> for $actor {
             type Result = ();
             fn handle(&mut self, _: $crate::actors::consumer::Ping, _: &mut Self::Context) {}
+        }
+
+        impl actix::Handler<$crate::actors::consumer::RetryLetter> for $actor {
+            type Result = ();
+            fn handle(&mut self, msg: $crate::actors::consumer::RetryLetter, ctx: &mut Self::Context) {
+                $crate::actors::consumer::retry_letter(self, ctx, msg.0);
+            }
         }
 
         impl actix::Handler<$crate::actors::consumer::Redeliver> for $actor {

@@ -3,7 +3,7 @@
 //! the same write as the offset, so the counts are exactly what committed.
 
 use super::*;
-use crate::actors::testing::{order, placed, temp_store, TestStore};
+use crate::actors::testing::{order, paid, placed, temp_store, TestStore};
 use crate::domain::PaymentMethod;
 use crate::store::{abort, Table};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ const NAME: &str = "scripted";
 enum Fails {
     WithAnError,
     WithAPanic,
+    /// With an error the first time only: a passing failure.
+    Once,
 }
 
 #[derive(Clone, Default)]
@@ -28,7 +30,15 @@ impl Script {
         self.0.lock().unwrap().clear();
     }
     fn failure(&self, seq: Seq) -> Option<Fails> {
-        self.0.lock().unwrap().iter().find(|(s, _)| *s == seq).map(|(_, how)| *how)
+        let mut script = self.0.lock().unwrap();
+        let at = script.iter().position(|(s, _)| *s == seq)?;
+        match script[at].1 {
+            Fails::Once => {
+                script.remove(at);
+                Some(Fails::WithAnError)
+            }
+            how => Some(how),
+        }
     }
 }
 
@@ -60,7 +70,7 @@ impl LogConsumer for Scripted {
         self.cursor.apply(batch, delivery, |tx, event| {
             match script.failure(event.seq) {
                 Some(Fails::WithAPanic) => panic!("scripted panic at {}", event.seq),
-                Some(Fails::WithAnError) => {
+                Some(Fails::WithAnError | Fails::Once) => {
                     return abort(crate::error::Refused::Invalid(format!("scripted at {}", event.seq)).into())
                 }
                 None => {}
@@ -92,14 +102,28 @@ async fn poison_is_set_aside_and_the_rest_applies_once(how: Fails) -> TestStore 
     t.caught_up(NAME).await;
 
     assert_eq!(applied(&t), [1, 1, 0, 1, 1], "the batch is narrowed down to the one failing event");
-    let letters = t.store.dead_letters().unwrap();
+    let poison_after = t.env().policy.poison_after;
+    let letters = retried_to_the_end(&t, poison_after).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter = &letters[0];
-    let poison_after = t.env().policy.poison_after;
     assert_eq!((letter.seq, letter.service.as_str(), letter.attempts), (3, NAME, poison_after));
     assert_eq!(letter.order_id, order(3));
     assert_eq!(t.store.offset(NAME).unwrap(), 5, "the offset moved past the poison event");
     t
+}
+
+/// The dead letters once the failing event has been retried by itself,
+/// with backoff, `poison_after` times in all.
+async fn retried_to_the_end(t: &TestStore, poison_after: u32) -> Vec<crate::store::DeadLetter> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let letters = t.store.dead_letters().unwrap();
+        if letters.iter().all(|l| l.attempts >= poison_after) && !letters.is_empty() {
+            return letters;
+        }
+        assert!(std::time::Instant::now() < deadline, "not retried to the end: {letters:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 #[actix::test]
@@ -107,13 +131,35 @@ async fn a_batch_with_an_event_that_errs_is_bisected_and_the_event_set_aside() {
     poison_is_set_aside_and_the_rest_applies_once(Fails::WithAnError).await;
 }
 
+/// A panic that belongs to one order's event is that order's: the service
+/// does not restart and stays ready while the event is retried by itself.
 #[actix::test]
-async fn an_event_that_panics_restarts_the_consumer_and_is_set_aside() {
+async fn an_event_that_panics_is_set_aside_for_its_order_without_a_restart() {
     let t = poison_is_set_aside_and_the_rest_applies_once(Fails::WithAPanic).await;
-    let restarts = t.health.snapshot(t.store.head())[NAME].restarts;
-    // Every panic restarts the actor: the batches that held the event
-    // before it was narrowed down, then each attempt at it alone.
-    assert!(restarts > t.env().policy.poison_after, "{restarts} restarts");
+    let health = &t.health.snapshot(t.store.head())[NAME];
+    assert_eq!(health.restarts, 0, "{health:?}");
+    assert_eq!(health.state, crate::health::ServiceState::Running);
+}
+
+/// A set-aside event that succeeds when retried by itself (a passing
+/// failure) goes through on its own, with the order's later events after
+/// it, in order; nobody has to step in.
+#[actix::test]
+async fn an_event_that_fails_once_goes_through_on_its_automatic_retry_with_its_order_in_order() {
+    let t = temp_store();
+    let script = Script::default();
+    script.fail(2, Fails::Once);
+    t.append(&order(1), vec![placed("kim", &[], PaymentMethod::Card)]);
+    t.append(&order(2), vec![placed("lee", &[], PaymentMethod::Card)]);
+    t.append(&order(2), vec![paid(100)]);
+    t.append(&order(3), vec![placed("seo", &[], PaymentMethod::Card)]);
+    let _consumer = Scripted::start(&t, &script);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while applied(&t) != [1, 1, 1, 1] {
+        assert!(std::time::Instant::now() < deadline, "{:?}", applied(&t));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(t.store.dead_letters().unwrap().is_empty());
 }
 
 #[actix::test]
