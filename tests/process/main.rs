@@ -5,6 +5,7 @@ mod binary;
 mod crash;
 mod damage;
 mod helpers;
+mod isolation;
 mod lifecycle;
 mod overload;
 mod readme;
