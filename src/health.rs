@@ -68,6 +68,10 @@ pub struct ServiceHealth {
     /// The backoff after the last restart.
     pub backoff_ms: u64,
     pub last_error: Option<String>,
+    /// Work it keeps to do later (the payment service's deferred card
+    /// payments), for services that keep any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u64>,
 }
 
 /// Restart times kept per service.
@@ -91,6 +95,7 @@ impl Health {
                 restarted_at: Vec::new(),
                 backoff_ms: 0,
                 last_error: None,
+                backlog: None,
             });
             f(entry);
         }
@@ -107,6 +112,11 @@ impl Health {
                 h.state = ServiceState::Running;
             }
         });
+    }
+
+    /// How much deferred work `name` holds now.
+    pub fn backlog(&self, name: &'static str, count: u64) {
+        self.update(name, |h| h.backlog = Some(count));
     }
 
     pub fn failed(&self, name: &'static str, error: String) {

@@ -23,6 +23,7 @@ pub struct Metrics {
     events_appended: IntCounter,
     pub events_consumed: IntCounterVec,
     consumer_lag: IntGaugeVec,
+    payments_deferred: prometheus::IntGauge,
     consumer_offset: IntGaugeVec,
     pub mailbox_wait: HistogramVec,
     pub mailbox_rejections: IntCounterVec,
@@ -117,6 +118,15 @@ impl Metrics {
                 "Events applied by each service",
                 &["service"],
             ),
+            payments_deferred: {
+                let g = prometheus::IntGauge::new(
+                    "fulfil_payments_deferred",
+                    "Deferred card payments waiting for the gateway",
+                )
+                .expect("a valid gauge");
+                r.register(Box::new(g.clone())).expect("registered once");
+                g
+            },
             consumer_lag: gauge(
                 &r,
                 "fulfil_consumer_lag_events",
@@ -215,6 +225,9 @@ impl Metrics {
                     .with_label_values(&[breaker, state.as_str()])
                     .set(i64::from(state == *now));
             }
+        }
+        if let Some(backlog) = services.get(crate::service::Service::Payment.name()).and_then(|h| h.backlog) {
+            self.payments_deferred.set(backlog as i64);
         }
         for (service, h) in services {
             self.consumer_lag.with_label_values(&[service]).set(h.lag as i64);

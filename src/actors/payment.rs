@@ -72,37 +72,62 @@ pub struct PaymentActor {
     settings: PaymentSettings,
     /// A round of deferred retries is under way.
     retrying: bool,
+    /// Deferred payments waiting (the index by due time holds as many).
+    deferred: u64,
 }
 
 const PAYMENTS: Table<PaymentRecord> = Table::new("payments");
-/// Index of the deferred payments: order id → ().
+/// The deferred payments by when they are due: `due_ms(be) order` → ().
+/// Due work is found from the front without reading what is not due.
+const DUE: Table<()> = Table::new("payments_due");
+/// Before [`DUE`]: the deferred payments by order id. Moved into [`DUE`] at
+/// start ([`upgrade_deferred`]).
 const DEFERRED: Table<()> = Table::new("payments_deferred");
+
+fn due_key(due_ms: u64, order: &OrderId) -> Vec<u8> {
+    let mut key = due_ms.to_be_bytes().to_vec();
+    key.extend_from_slice(order.as_str().as_bytes());
+    key
+}
+
+fn order_of_due_key(key: &[u8]) -> Option<OrderId> {
+    OrderId::parse(std::str::from_utf8(key.get(8..)?).ok()?).ok()
+}
 pub const NAME: &str = crate::service::Service::Payment.name();
 
-/// Replaces the card numbers that deferred payments kept before the gateway
-/// issued tokens with tokens, at start, so that none stays on disk.
-/// Returns how many.
-pub fn scrub_cards(store: &crate::store::Store) -> Result<usize, NodeError> {
+/// Brings deferred payments kept by earlier versions up to date, at start:
+/// indexed by order, they move to the index by due time; a card number
+/// kept before the gateway issued tokens becomes a token, so that none
+/// stays on disk. Returns how many cards were replaced.
+pub fn upgrade_deferred(store: &crate::store::Store) -> Result<usize, NodeError> {
     let waiting: Vec<Vec<u8>> =
         store.entries_from(DEFERRED, [])?.map(|e| e.map(|(k, _)| k)).collect::<Result<_, _>>()?;
     let mut scrubbed = 0;
     for key in waiting {
-        let Some(mut record) = store.get(PAYMENTS, &key)? else { continue };
-        match &record.card_token {
-            Some(card) if !card.starts_with(super::gateway::TOKEN_PREFIX) => {
+        let record = store.get(PAYMENTS, &key)?;
+        let order = OrderId::parse(&String::from_utf8_lossy(&key))?;
+        store.write(|tx| -> TxResult<(), NodeError> {
+            tx.remove(DEFERRED, &key)?;
+            let Some(mut record) = record.clone().filter(PaymentRecord::is_deferred) else { return Ok(()) };
+            if let Some(card) =
+                record.card_token.as_deref().filter(|c| !c.starts_with(super::gateway::TOKEN_PREFIX))
+            {
                 record.card_token = Some(super::gateway::tokenize(card));
-                store.write(|tx| -> TxResult<(), NodeError> { tx.put(PAYMENTS, &key, &record) })?;
-                scrubbed += 1;
+                tx.put(PAYMENTS, &key, &record)?;
             }
-            _ => {}
-        }
+            tx.put(DUE, due_key(record.next_attempt_ms, &order), &())
+        })?;
+        scrubbed += usize::from(
+            record.and_then(|r| r.card_token).is_some_and(|c| !c.starts_with(super::gateway::TOKEN_PREFIX)),
+        );
     }
     Ok(scrubbed)
 }
 /// The breaker's name in metrics and health.
 pub const BREAKER: &str = "card_gateway";
-/// Deferred payments tried in one round at most.
-const RETRY_BATCH: usize = 32;
+/// Deferred payments read for one round at most; the gateway's rate limit
+/// decides how many of them are tried.
+const ROUND: usize = 1024;
 
 impl PaymentActor {
     pub fn new(env: &ServiceEnv, settings: &PaymentSettings) -> Result<Self, NodeError> {
@@ -116,7 +141,28 @@ impl PaymentActor {
             limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             settings: settings.clone(),
             retrying: false,
+            deferred: count_deferred(&env.store)?,
         })
+    }
+
+    /// Reports the backlog to readiness and metrics.
+    fn report_backlog(&self) {
+        self.cursor.sup.health().backlog(NAME, self.deferred);
+    }
+
+    /// Refuses to defer more than `payment.max_deferred` payments: past
+    /// that, pay a little later.
+    fn room_to_defer(&self) -> Result<(), NodeError> {
+        match self.deferred < self.settings.max_deferred {
+            true => Ok(()),
+            false => Err(NodeError::Call(CallError::PaymentUnavailable {
+                reason: format!(
+                    "{} card payments wait for the gateway already (payment.max_deferred)",
+                    self.deferred
+                ),
+                retry_after: Duration::from_millis(self.settings.retry_max_ms),
+            })),
+        }
     }
 
     /// A ticket to call the gateway now: within its rate, breaker permitting.
@@ -172,14 +218,22 @@ impl PaymentActor {
         Ok(Authorization { payment_id: payment_id.to_owned() })
     }
 
-    fn defer(&self, msg: &Defer) -> Result<(), NodeError> {
+    fn defer(&mut self, msg: &Defer) -> Result<(), NodeError> {
+        self.room_to_defer()?;
         let first_try = now_ms() + self.settings.retry_min_ms;
         // The card itself is never written: the gateway's token stands in.
         let token = self.gateway.tokenize(&msg.card);
         let record = PaymentRecord::deferred(&msg.order_id, msg.amount, &token, last4(&msg.card), first_try);
-        self.cursor.store.write(|tx| store_record(tx, &msg.order_id, false, &record))?;
+        let (delta, _) = self.cursor.store.write(|tx| store_record(tx, &msg.order_id, None, &record))?;
+        self.moved(delta);
         tracing::info!(order = %msg.order_id, "card payment deferred until the gateway is available");
         Ok(())
+    }
+
+    /// The backlog grew or shrank by `delta`.
+    fn moved(&mut self, delta: i64) {
+        self.deferred = self.deferred.saturating_add_signed(delta);
+        self.report_backlog();
     }
 
     /// Starts a round of retries for the deferred payments that are due.
@@ -192,15 +246,21 @@ impl PaymentActor {
             Err(e) => return tracing::error!(error = %e, "reading deferred payments failed"),
         };
         let mut calls = Vec::new();
+        let mut held_back = None;
         for (order, record) in due {
             let Some(token) = record.card_token.as_deref() else { continue };
-            if self.admit().is_err() {
+            // As many as the gateway's rate and the breaker let through now.
+            if let Err(e) = self.admit() {
+                held_back = e.retry_after();
                 break;
             }
             let call = self.gateway.authorize(&order, token, record.amount);
             calls.push(async move { (order, call.await) });
         }
         if calls.is_empty() {
+            if let Some(wait) = held_back {
+                ctx.notify_later(RetryDeferred, wait);
+            }
             return;
         }
         self.retrying = true;
@@ -209,75 +269,100 @@ impl PaymentActor {
             act.retrying = false;
             for (order, outcome) in results {
                 act.settle_breaker(&outcome);
-                if let Err(e) = guarded(act, ctx, Some(&order), |act| act.settle_deferred(&order, &outcome)) {
-                    tracing::error!(order = %order, error = %e, "settling a deferred payment failed");
+                match guarded(act, ctx, Some(&order), |act| act.settle_deferred(&order, &outcome)) {
+                    Ok(delta) => act.moved(delta),
+                    Err(e) => {
+                        tracing::error!(order = %order, error = %e, "settling a deferred payment failed")
+                    }
                 }
             }
+            // More may be due: the next round starts at once, as fast as
+            // the gateway takes them.
+            ctx.notify(RetryDeferred);
         }));
     }
 
+    /// The deferred payments due now, earliest first: read from the front of
+    /// the index by due time, stopping at the first that is not due.
     fn due_deferred(&self) -> Result<Vec<(OrderId, PaymentRecord)>, NodeError> {
         let now = now_ms();
         let mut due = Vec::new();
         let store = &self.cursor.store;
-        for entry in store.entries_from(DEFERRED, [])? {
+        for entry in store.entries_from(DUE, [])? {
             let (key, ()) = entry?;
-            let Ok(order) = OrderId::parse(&String::from_utf8_lossy(&key)) else { continue };
-            match store.get(PAYMENTS, order.as_str())? {
-                Some(r) if r.is_due(now) => due.push((order, r)),
-                _ => {}
-            }
-            if due.len() == RETRY_BATCH {
+            let due_ms = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+            if due_ms > now || due.len() == ROUND {
                 break;
+            }
+            let Some(order) = order_of_due_key(&key) else { continue };
+            if let Some(r) = store.get(PAYMENTS, order.as_str())?.filter(|r| r.is_deferred()) {
+                due.push((order, r));
             }
         }
         Ok(due)
     }
 
     /// Records how a deferred payment's attempt went, and tells the order.
+    /// Returns how the backlog moved.
     fn settle_deferred(
         &self,
         order: &OrderId,
         outcome: &Result<String, GatewayError>,
-    ) -> Result<(), NodeError> {
+    ) -> Result<i64, NodeError> {
         let attempt = match outcome {
             Ok(payment_id) => Attempt::Approved(payment_id.clone()),
             Err(GatewayError::Declined(reason)) => Attempt::Declined(reason.clone()),
             Err(GatewayError::Failed(_)) => Attempt::Failed,
         };
         let backoff = Backoff { min_ms: self.settings.retry_min_ms, max_ms: self.settings.retry_max_ms };
-        self.cursor.store.write(|tx| {
+        let (delta, _) = self.cursor.store.write(|tx| {
             let record = tx.get::<PaymentRecord, _>(PAYMENTS, order.as_str())?;
-            match record.and_then(|r| r.settle(&attempt, now_ms(), backoff)) {
+            match record.clone().and_then(|r| r.settle(&attempt, now_ms(), backoff)) {
                 Some((r, events)) => {
                     for kind in events {
                         tx.append(order, None, kind)?;
                     }
-                    store_record(tx, order, true, &r)
+                    store_record(tx, order, record.as_ref(), &r)
                 }
                 // Gone, or no longer deferred: nothing to take.
-                None => tx.remove(DEFERRED, order.as_str()),
+                None => Ok(0),
             }
         })?;
-        Ok(())
+        Ok(delta)
     }
 }
 
-/// Writes an order's payment record and keeps the index of deferred
-/// payments in step with it (`was_deferred`: whether it is indexed now).
+/// The deferred payments in the index, counted once at start.
+fn count_deferred(store: &crate::store::Store) -> Result<u64, NodeError> {
+    let mut n = 0;
+    for entry in store.entries_from(DUE, [])? {
+        entry?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Writes an order's payment record and keeps the index by due time in
+/// step with it (`before`: the record as it was). Returns how the backlog
+/// of deferred payments moved (-1, 0 or 1).
 fn store_record(
     tx: &mut Tx<'_>,
     order: &OrderId,
-    was_deferred: bool,
+    before: Option<&PaymentRecord>,
     r: &PaymentRecord,
-) -> TxResult<(), NodeError> {
-    let key = order.as_str();
-    match (was_deferred, r.is_deferred()) {
-        (false, true) => tx.put(DEFERRED, key, &())?,
-        (_, false) => tx.remove(DEFERRED, key)?,
-        (true, true) => {}
+) -> TxResult<i64, NodeError> {
+    let was = before.filter(|b| b.is_deferred()).map(|b| due_key(b.next_attempt_ms, order));
+    let is = r.is_deferred().then(|| due_key(r.next_attempt_ms, order));
+    if was != is {
+        if let Some(key) = &was {
+            tx.remove(DUE, key)?;
+        }
+        if let Some(key) = &is {
+            tx.put(DUE, key, &())?;
+        }
     }
-    tx.put(PAYMENTS, key, r)
+    tx.put(PAYMENTS, order.as_str(), r)?;
+    Ok(i64::from(is.is_some()) - i64::from(was.is_some()))
 }
 
 crate::log_consumer!(PaymentActor);
@@ -293,6 +378,7 @@ impl LogConsumer for PaymentActor {
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
+        self.report_backlog();
         let every = Duration::from_millis(self.settings.retry_min_ms.max(10));
         ctx.run_interval(every, |_, ctx| ctx.notify(RetryDeferred));
     }
@@ -300,15 +386,14 @@ impl LogConsumer for PaymentActor {
 
 /// Folds another service's fact into the order's payment.
 fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
-    let record: Option<PaymentRecord> = tx.get(PAYMENTS, event.order_id.as_str())?;
-    let was_deferred = record.as_ref().is_some_and(PaymentRecord::is_deferred);
-    let Some((record, events)) = PaymentRecord::on_fact(record, &event.order_id, &event.kind) else {
+    let before: Option<PaymentRecord> = tx.get(PAYMENTS, event.order_id.as_str())?;
+    let Some((record, events)) = PaymentRecord::on_fact(before.clone(), &event.order_id, &event.kind) else {
         return Ok(());
     };
     for kind in events {
         tx.append(&event.order_id, Some(event.seq), kind)?;
     }
-    store_record(tx, &event.order_id, was_deferred, &record)
+    store_record(tx, &event.order_id, before.as_ref(), &record).map(|_| ())
 }
 
 impl Handler<Authorize> for PaymentActor {
@@ -489,5 +574,26 @@ mod tests {
             "{err}"
         );
         assert_eq!(env.health.breakers()[BREAKER], BreakerState::Open);
+    }
+
+    /// A deferred payment kept by an earlier version (indexed by order, the
+    /// card in clear) is indexed by due time and holds a token at start.
+    #[test]
+    fn a_deferred_payment_of_an_earlier_version_is_reindexed_and_its_card_replaced() {
+        let t = temp_store();
+        let legacy = PaymentRecord::deferred(&order(1), money(100), "4111111111111111", "1111", 5);
+        t.store
+            .write(|tx| -> TxResult<(), NodeError> {
+                tx.put(PAYMENTS, order(1).as_str(), &legacy)?;
+                tx.put(DEFERRED, order(1).as_str(), &())
+            })
+            .unwrap();
+        assert_eq!(upgrade_deferred(&t.store).unwrap(), 1);
+        assert_eq!(upgrade_deferred(&t.store).unwrap(), 0, "once");
+        let record = t.store.get(PAYMENTS, order(1).as_str()).unwrap().unwrap();
+        let token = record.card_token.unwrap();
+        assert!(token.starts_with("tok_") && token.ends_with("_1111"), "{token}");
+        assert!(t.store.get(DUE, due_key(5, &order(1))).unwrap().is_some());
+        assert_eq!(count_deferred(&t.store).unwrap(), 1);
     }
 }

@@ -191,6 +191,8 @@ pub struct PaymentSettings {
     pub gateway_burst: u32,
     pub retry_min_ms: u64,
     pub retry_max_ms: u64,
+    /// Most deferred card payments kept at once.
+    pub max_deferred: u64,
     pub breaker: crate::resilience::BreakerSettings,
 }
 

@@ -137,6 +137,7 @@ impl Settings {
         )?;
         rule(su.poison_after > 0, "supervision.poison_after must be at least 1")?;
         rule(p.gateway_timeout_ms > 0, "payment.gateway_timeout_ms must be more than 0")?;
+        rule(p.max_deferred > 0, "payment.max_deferred must be at least 1")?;
         rule(
             p.decline_suffix.len() <= 4 && p.decline_suffix.bytes().all(|b| b.is_ascii_digit()),
             "payment.decline_suffix must be at most 4 digits (the gateway decides on a card's last four)",

@@ -135,7 +135,7 @@ fn boot(
 /// records, deferred payments) so that none stays on disk.
 fn scrub_card_numbers(store: &Store) {
     let keys = crate::actors::order::idempotency::scrub_legacy(store);
-    let payments = crate::actors::payment::scrub_cards(store);
+    let payments = crate::actors::payment::upgrade_deferred(store);
     match (keys, payments) {
         (Ok(0), Ok(0)) => {}
         (Ok(keys), Ok(payments)) => {

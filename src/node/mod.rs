@@ -173,7 +173,7 @@ impl Node {
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");
-        Ok(Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 actors: started.actors,
                 gates,
@@ -195,7 +195,19 @@ impl Node {
                 data_dir,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
             }),
-        })
+        };
+        node.until_services_run().await;
+        Ok(node)
+    }
+
+    /// Waits (briefly) until every service has started on its thread, so
+    /// that a node that is back from `start` is ready, unless a service
+    /// fails to start (readiness then says which).
+    async fn until_services_run(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.health().status == "degraded" && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Stops every actor, flushes the store and closes it. Calls made after

@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod card_at_rest;
 mod dead_letters;
+mod deferred;
 mod faults;
 mod full_disk;
 mod health;
