@@ -38,15 +38,7 @@ async fn the_keys_commands_work_as_written() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let keys = dir.join("keys.txt");
     let node = Proc::start_with(&dir.join("store"), &[("FULFIL_AUTH__KEYS_FILE", keys.to_str().unwrap())]);
-    let script = nth_block("## Who may do what", 1);
-    let address = node.address.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("bash").arg("-c").arg(format!("set -eu\nB={address}\n{script}")).output().unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let stdout = against(&node, nth_block("## Who may do what", 1), "keys").await;
     assert_has(&stdout, &["/problems/unauthorized", "/problems/not-found", "/problems/forbidden"]);
     assert_has(&stdout, &["\"status\":\"paid\"", "\"status\":\"in_delivery\""]);
 }
@@ -61,6 +53,12 @@ async fn run_with(heading: &str, env: &[(&str, &str)]) -> String {
     let data = tempfile::tempdir().unwrap();
     let node = Proc::start_with(data.path(), env);
     let script = block(heading).replace("http://127.0.0.1:8080", &node.address);
+    against(&node, script, heading).await
+}
+
+/// Runs `script` with `B` set to `node`'s address; returns what it printed,
+/// asserting it succeeded.
+async fn against(node: &Proc, script: String, what: &str) -> String {
     let address = node.address.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("bash").arg("-c").arg(format!("set -eu\nB={address}\n{script}")).output().unwrap()
@@ -68,7 +66,7 @@ async fn run_with(heading: &str, env: &[(&str, &str)]) -> String {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{heading}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
 
