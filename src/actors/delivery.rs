@@ -124,6 +124,7 @@ impl Handler<ActOnLeg> for DeliveryActor {
 
     fn handle(&mut self, msg: ActOnLeg, ctx: &mut Context<Self>) -> Self::Result {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| act.act(&msg.order_id, msg.command));
+        super::consumer::schedule_pending(self, ctx);
         durably(&self.cursor.store, result)
     }
 }
@@ -139,6 +140,7 @@ impl Handler<StartLeg> for DeliveryActor {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
             act.act(&msg.order_id, command(Some(msg.leg), LegAct::Start))
         });
+        super::consumer::schedule_pending(self, ctx);
         durably(&self.cursor.store, result)
     }
 }
@@ -150,6 +152,7 @@ impl Handler<CompleteLeg> for DeliveryActor {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
             act.act(&msg.order_id, command(msg.leg, LegAct::Complete))
         });
+        super::consumer::schedule_pending(self, ctx);
         durably(&self.cursor.store, result)
     }
 }
@@ -161,6 +164,7 @@ impl Handler<RejectLeg> for DeliveryActor {
         let result = guarded(self, ctx, Some(&msg.order_id), |act| {
             act.act(&msg.order_id, command(Some(msg.leg), LegAct::Reject(msg.reason)))
         });
+        super::consumer::schedule_pending(self, ctx);
         durably(&self.cursor.store, result)
     }
 }

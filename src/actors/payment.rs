@@ -377,6 +377,16 @@ impl LogConsumer for PaymentActor {
         Ok(())
     }
 
+    fn on_restart(&mut self) {
+        // A round in flight died with the failed instance; its payments are
+        // still due in the index and are taken again.
+        self.retrying = false;
+        match count_deferred(&self.cursor.store) {
+            Ok(n) => self.deferred = n,
+            Err(e) => tracing::error!(error = %e, "counting deferred payments failed"),
+        }
+    }
+
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         self.report_backlog();
         let every = Duration::from_millis(self.settings.retry_min_ms.max(10));

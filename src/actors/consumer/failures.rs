@@ -51,6 +51,29 @@ pub(super) fn order_failed<A: LogConsumer>(
     ctx.notify(Pump);
 }
 
+/// While catching up for a command: narrows a failed batch down, or sets
+/// its one event aside and leaves its retry to [`schedule_pending`].
+pub(super) fn set_aside_now<A: LogConsumer>(act: &mut A, batch: &[Event], error: &str) {
+    let cursor = act.cursor();
+    cursor.sup.metrics().event_failures.with_label_values(&[cursor.name]).inc();
+    match batch {
+        [event] => {
+            if let Some(letter) = set_aside(cursor, event, error) {
+                cursor.unscheduled.push(letter);
+            }
+        }
+        _ => cursor.single = true,
+    }
+}
+
+/// Schedules the retries of events set aside while catching up for a
+/// command; call with the actor's context after the command.
+pub fn schedule_pending<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
+    for letter in std::mem::take(&mut act.cursor().unscheduled) {
+        schedule_retry(act, ctx, &letter);
+    }
+}
+
 fn set_aside(cursor: &mut Cursor, event: &Event, error: &str) -> Option<DeadLetter> {
     match cursor.store.set_aside(cursor.name, event, error, 1) {
         Ok(letter) => {

@@ -32,7 +32,7 @@ use std::time::Duration;
 mod failures;
 
 use failures::{order_failed, resume_retries, service_failed};
-pub use failures::{redeliver, retry_letter};
+pub use failures::{redeliver, retry_letter, schedule_pending};
 
 /// Events applied in one transaction at most.
 pub const BATCH: usize = 256;
@@ -64,6 +64,9 @@ pub struct Cursor {
     /// store is reopened, what was not flushed is gone and the offset is
     /// read again.
     generation: u64,
+    /// Events set aside while catching up for a command, whose retries are
+    /// still to be scheduled (a command handler has no timer of its own).
+    unscheduled: Vec<DeadLetter>,
 }
 
 /// How a batch reaches a consumer.
@@ -92,6 +95,7 @@ impl Cursor {
             single: false,
             quarantined: quarantined(&env.store, name)?,
             generation: env.store.condition().generation(),
+            unscheduled: Vec::new(),
         })
     }
 
@@ -332,6 +336,11 @@ pub fn catch_up<A: LogConsumer>(act: &mut A) -> Result<(), NodeError> {
             Step::Idle => return Ok(()),
             Step::Applied => {}
             Step::StoreDown(why) => return Err(NodeError::Store(StoreError::Unavailable(why))),
+            // One order's failure is that order's: set aside (its retry is
+            // scheduled by `schedule_pending`), and the others go on.
+            Step::Failed { batch, error, service_wide: false, .. } => {
+                failures::set_aside_now(act, &batch, &error)
+            }
             Step::Failed { error, .. } => {
                 // The loop (`pump`) deals with the failure; the command can
                 // not be decided on a log it cannot read past.
@@ -345,6 +354,7 @@ pub fn catch_up<A: LogConsumer>(act: &mut A) -> Result<(), NodeError> {
 
 /// One turn of the consuming loop; see the module docs.
 pub fn pump<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
+    schedule_pending(act, ctx);
     let cursor = act.cursor();
     if cursor.paused {
         return;

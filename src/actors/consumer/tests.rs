@@ -204,3 +204,34 @@ async fn a_paused_consumer_applies_nothing_and_catches_up_on_resume() {
     t.caught_up(NAME).await;
     assert_eq!(applied(&t), [1, 1, 1, 1, 1]);
 }
+
+/// A command that catches up on the log first.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+struct CatchUp;
+
+impl Handler<CatchUp> for Scripted {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, _: CatchUp, ctx: &mut Context<Self>) -> Self::Result {
+        let caught_up = catch_up(self);
+        schedule_pending(self, ctx);
+        caught_up
+    }
+}
+
+/// A command about another order, catching up past an order's failing
+/// event, is not held up by it: the event is set aside for its order.
+#[actix::test]
+async fn a_command_catching_up_past_one_orders_failing_event_goes_on() {
+    let t = temp_store();
+    let script = Script::default();
+    script.fail(2, Fails::WithAPanic);
+    let consumer = Scripted::start(&t, &script);
+    t.caught_up(NAME).await;
+    five_events(&t);
+    consumer.send(CatchUp).await.unwrap().expect("the command is not refused for order 2's failure");
+    assert_eq!(applied(&t), [1, 0, 1, 1, 1]);
+    let letters = retried_to_the_end(&t, t.env().policy.poison_after).await;
+    assert_eq!(letters.iter().map(|l| l.seq).collect::<Vec<_>>(), [2], "retried, and set aside once");
+}

@@ -13,7 +13,7 @@
 
 use super::{OrderActor, OrderCommand, ORDERS};
 use crate::actors::ask;
-use crate::actors::consumer::catch_up;
+use crate::actors::consumer::{catch_up, schedule_pending};
 use crate::actors::delivery::{ActOnLeg, Delivery};
 use crate::actors::supervision::guarded;
 use crate::domain::delivery::LegCommand;
@@ -83,11 +83,13 @@ impl OrderActor {
         ctx: &mut Context<Self>,
         msg: &OrderCommand,
     ) -> Result<Order, NodeError> {
-        guarded(self, ctx, Some(&msg.order_id), |act| {
+        let decided = guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
             act.cursor.not_quarantined(&msg.order_id)?;
             act.execute(&msg.order_id, &msg.command, msg.by.as_deref())
-        })
+        });
+        schedule_pending(self, ctx);
+        decided
     }
 
     /// Checks the order lets its delivery go on, then has the delivery
@@ -105,6 +107,7 @@ impl OrderActor {
             let order = order.ok_or_else(|| NodeError::not_found("order", &msg.order_id))?;
             Ok(order.allows_delivery_step()?)
         });
+        schedule_pending(self, ctx);
         if let Err(e) = checked {
             let _ = reply.send(Err(e));
             return;

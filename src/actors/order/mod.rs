@@ -536,10 +536,12 @@ impl Handler<GetOrder> for OrderActor {
     type Result = Result<Order, NodeError>;
 
     fn handle(&mut self, msg: GetOrder, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, Some(&msg.0), |act| {
+        let found = guarded(self, ctx, Some(&msg.0), |act| {
             catch_up(act)?;
             act.cursor.store.get(ORDERS, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
-        })
+        });
+        super::consumer::schedule_pending(self, ctx);
+        found
     }
 }
 
