@@ -148,6 +148,15 @@ fn actix_round_trip_rate(n: u64, callers: u64) -> f64 {
 /// An actix-web handler that does nothing, on the same worker count, under
 /// the same load tool: the ceiling of any HTTP route.
 async fn noop_http(seconds: u64, clients: usize) -> LoadReport {
+    let (address, handle) = noop_server().await;
+    let report =
+        fulfil::load::run(load_spec(&format!("http://{address}"), clients, seconds, None)).await.unwrap();
+    handle.stop(true).await;
+    report
+}
+
+/// A no-op server on the bench's worker count: its address and its handle.
+async fn noop_server() -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
     let server = actix_web::HttpServer::new(|| {
         actix_web::App::new()
             .route(
@@ -155,6 +164,7 @@ async fn noop_http(seconds: u64, clients: usize) -> LoadReport {
                 actix_web::web::post()
                     .to(|| async { actix_web::HttpResponse::Created().body("{\"id\":\"x\"}") }),
             )
+            // The load tool adds its product first.
             .route(
                 "/products",
                 actix_web::web::post().to(|| async { actix_web::HttpResponse::Created().finish() }),
@@ -167,10 +177,33 @@ async fn noop_http(seconds: u64, clients: usize) -> LoadReport {
     let server = server.run();
     let handle = server.handle();
     tokio::spawn(server);
-    let report =
-        fulfil::load::run(load_spec(&format!("http://{address}"), clients, seconds, None)).await.unwrap();
-    handle.stop(true).await;
-    report
+    (address, handle)
+}
+
+/// Requests per second `wrk` (one thread, 64 connections) gets from `url`
+/// posting an order's body, if wrk is installed (`scripts/bench-tools.sh`).
+fn wrk_rate(url: &str, seconds: u64) -> Option<f64> {
+    let script = std::env::temp_dir().join(format!("fulfil-bench-{}.lua", std::process::id()));
+    let body = serde_json::to_string(&json!({"customer": "wrk", "items": [{"sku": "LOAD", "qty": 1}],
+        "address": "1 Bench Road, Seoul", "payment": "card", "card": "4111111111111111"}))
+    .unwrap();
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+    );
+    std::fs::write(&script, lua).ok()?;
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", "-c64", &format!("-d{seconds}s"), "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if std::env::var_os("FULFIL_BENCH_WRK_OUTPUT").is_some() {
+        println!("{text}");
+    }
+    let line = text.lines().find(|l| l.starts_with("Requests/sec:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn load_spec(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> LoadSpec {
@@ -381,13 +414,36 @@ async fn main() {
         let noop = noop_http(scaled(8).max(3), 64).await;
         r.add(
             "http_noop_per_s",
-            "actix-web no-op POST, 2 workers, 64 clients",
+            "actix-web no-op POST, 2 workers, 64 clients (fulfil load)",
             noop.throughput_rps,
             "/s",
             None,
         );
         r.add("http_noop_p99_ms", "actix-web no-op POST p99", noop.p99_ms, "ms", None);
         noop_rps = noop.throughput_rps;
+        // The same no-op under wrk: the load tool must not be the bound, so
+        // every HTTP ratio below uses the higher of the two.
+        let (address, handle) = noop_server().await;
+        let secs = scaled(8).max(3);
+        let url = format!("http://{address}/orders");
+        let wrk = tokio::task::spawn_blocking(move || wrk_rate(&url, secs)).await.unwrap();
+        handle.stop(true).await;
+        match wrk {
+            Some(wrk) => {
+                r.add("http_noop_wrk_per_s", "the same no-op under wrk -t1 -c64", wrk, "/s", None);
+                r.add(
+                    "load_tool_share_of_wrk",
+                    "fulfil load's no-op rate as a share of wrk's",
+                    noop.throughput_rps / wrk,
+                    "",
+                    None,
+                );
+                noop_rps = noop_rps.max(wrk);
+            }
+            None => {
+                println!("  (wrk is not installed: scripts/bench-tools.sh; ceilings are fulfil load's own)")
+            }
+        }
     }
 
     // ---- embedded end to end
@@ -481,6 +537,11 @@ async fn main() {
         let node = app.node();
         let served = tokio::spawn(app.run_until_stopped());
         let secs = scaled(10).max(3);
+        // Orders that exist, for the readers of GET /status/{id}.
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            ids.push(node.place_order(card_order(i), None).await.unwrap().id.to_string());
+        }
         let full = fulfil::load::run(load_spec(&url, 64, secs, None)).await.unwrap();
         r.add(
             "http_orders_per_s",
@@ -491,7 +552,6 @@ async fn main() {
         );
         r.add("http_full_p50_ms", "  p50 at full speed", full.p50_ms, "ms", None);
         r.add("http_full_p99_ms", "  p99 at full speed", full.p99_ms, "ms", None);
-        let ids: Vec<String> = (1..=200).map(|i| format!("ord-{i}")).collect();
         for (key, label, share) in [
             ("http_50", "HTTP POST /orders at 50% of max", 0.5),
             ("http_80", "HTTP POST /orders at 80% of max", 0.8),
@@ -520,6 +580,16 @@ async fn main() {
                 pct(&mut reads, 0.99),
                 "ms",
                 None,
+            );
+        }
+        let orders_url = format!("{url}/orders");
+        if let Some(wrk) = tokio::task::spawn_blocking(move || wrk_rate(&orders_url, secs)).await.unwrap() {
+            r.add(
+                "http_orders_wrk_per_s",
+                "HTTP POST /orders under wrk -t1 -c64",
+                wrk,
+                "/s",
+                Some(("no-op HTTP", wrk / noop_rps)),
             );
         }
         handle.stop(true).await;
