@@ -132,6 +132,10 @@ impl Acting<'_> {
     /// Checks the principal may take `step` of the order (named by the
     /// workflow's leg under way for `Step::Leg("")`).
     async fn may(&self, order_id: &str, step: Step) -> Result<(), NodeError> {
+        if self.principal == Principal::Open {
+            // Anyone may do anything: no need to read the order first.
+            return Ok(());
+        }
         let (order, workflow) = self.visible(order_id).await?;
         let step = match step {
             Step::Leg(name) if name.is_empty() => Step::Leg(current_leg(&order, &workflow)),
@@ -238,7 +242,9 @@ impl Acting<'_> {
     }
 
     pub async fn delivery(&self, order_id: &str) -> Result<bodies::Delivery, NodeError> {
-        self.visible(order_id).await?;
+        if !self.principal.sees_everything() {
+            self.visible(order_id).await?;
+        }
         self.node.delivery(order_id).await
     }
 
@@ -246,6 +252,9 @@ impl Acting<'_> {
 
     pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let report = self.node.status(order_id).await?;
+        if self.principal.sees_everything() {
+            return Ok(report);
+        }
         let workflow = self.node.workflow(&report.view.workflow)?;
         let view = &report.view;
         let facts = OrderFacts { customer: &view.customer, accepted_by: view.accepted_by.as_deref() };

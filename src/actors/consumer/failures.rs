@@ -123,8 +123,12 @@ pub fn retry_letter<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>, id: u64) 
     };
     match redeliver(act, ctx, letter) {
         Ok(()) => {}
+        // Not the event's fault: try again later without counting it.
         Err(NodeError::Store(StoreError::Unavailable(_))) => {
             ctx.notify_later(RetryLetter(id), STORE_DOWN_WAIT);
+        }
+        Err(NodeError::Call(crate::error::CallError::Restarting { retry_after, .. })) => {
+            ctx.notify_later(RetryLetter(id), retry_after);
         }
         Err(e) => match act.cursor().store.letter_failed_again(id, &e.to_string()) {
             Ok(Some(letter)) => schedule_retry(act, ctx, &letter),
