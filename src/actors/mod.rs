@@ -44,6 +44,8 @@ pub struct ServiceEnv {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// How often due timers are looked for.
     pub timer_tick: std::time::Duration,
+    /// How long an idempotency key is remembered.
+    pub key_ttl_ms: u64,
 }
 
 impl ServiceEnv {

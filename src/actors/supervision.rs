@@ -241,6 +241,7 @@ mod tests {
             metrics: Default::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             timer_tick: std::time::Duration::from_millis(50),
+            key_ttl_ms: 86_400_000,
         }
     }
 

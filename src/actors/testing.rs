@@ -32,6 +32,7 @@ impl TestStore {
             metrics: Default::default(),
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             timer_tick: std::time::Duration::from_millis(50),
+            key_ttl_ms: 86_400_000,
         }
     }
     /// Appends events for `order` as if another service had written them.

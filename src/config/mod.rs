@@ -53,6 +53,8 @@ pub struct SupervisionSettings {
 pub struct TimerSettings {
     /// How often due timers (order expiries) are looked for.
     pub tick_ms: u64,
+    /// How long an Idempotency-Key is remembered.
+    pub idempotency_key_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

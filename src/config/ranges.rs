@@ -126,6 +126,7 @@ impl Settings {
         rule(m.wait_ms > 0, "mailbox.wait_ms must be more than 0 (0 refuses every call at once)")?;
         rule(sh.timeout_ms > 0, "shutdown.timeout_ms must be more than 0")?;
         rule(self.timers.tick_ms > 0, "timers.tick_ms must be more than 0")?;
+        rule(self.timers.idempotency_key_ttl_ms > 0, "timers.idempotency_key_ttl_ms must be more than 0")?;
         rule(
             su.window_ms > 0 && su.max_restarts > 0,
             "supervision.window_ms and max_restarts must be at least 1",

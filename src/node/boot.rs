@@ -106,6 +106,7 @@ fn boot(
         metrics,
         clock,
         timer_tick: std::time::Duration::from_millis(settings.timers.tick_ms),
+        key_ttl_ms: settings.timers.idempotency_key_ttl_ms,
     };
     let mut arbiters = Arbiters::new(settings.actors.threads, settings.mailbox.clone());
     let fail = StartError::Actors;

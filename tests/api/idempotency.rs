@@ -48,3 +48,36 @@ async fn a_failed_request_does_not_burn_its_key() {
     app.post_json("/products", &json!({"sku": "MUG", "name": "Mug", "price": 1500, "stock": 1})).await;
     assert_eq!(post().await.unwrap().status(), StatusCode::CREATED);
 }
+
+/// A key is remembered for a day (`timers.idempotency_key_ttl_ms`), then
+/// forgotten and its record dropped: the store does not keep every key for
+/// ever, and a key reused later places a new order.
+#[tokio::test]
+async fn a_key_is_forgotten_after_a_day_and_its_record_dropped() {
+    use crate::helpers::{a_few_ticks, spawn_on_clock};
+    use fulfil::clock::ManualClock;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let app = spawn_on_clock(dir.path(), &clock).await;
+    app.add_product("MUG", 1500, 10).await;
+    let body = order_body("kim", "MUG", 1, "card");
+    let place =
+        || app.client.post(app.url("/orders")).header("Idempotency-Key", "daily-1").json(&body).send();
+    let first: Value = place().await.unwrap().json().await.unwrap();
+    let again = place().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    clock.advance(std::time::Duration::from_secs(23 * 3600));
+    a_few_ticks().await;
+    assert_eq!(place().await.unwrap().headers()["idempotent-replayed"], "true", "still within the day");
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    a_few_ticks().await;
+    let later = place().await.unwrap();
+    assert!(!later.headers().contains_key("idempotent-replayed"));
+    let later: Value = later.json().await.unwrap();
+    assert_ne!(later["id"], first["id"], "a new order");
+    app.stop().await;
+    let store = fulfil::store::Store::open(dir.path(), 1 << 20).unwrap();
+    let kept = store.raw_entries("idempotency").unwrap().len();
+    assert_eq!(kept, 1, "the old record was dropped; the new one is kept");
+}

@@ -6,6 +6,10 @@
 //! and nothing may write that to disk. The digest covers the card's last
 //! four digits only (a digest of the whole number could be searched for:
 //! card numbers are few enough to try them all).
+//!
+//! A key is remembered for `timers.idempotency_key_ttl_ms` (a day), then
+//! forgotten: an index by time lets the order service drop the old ones on
+//! its timer tick, a few at a time.
 
 use super::OrderReceipt;
 use crate::domain::ValidOrder;
@@ -16,6 +20,14 @@ use sha2::{Digest, Sha256};
 
 /// Idempotency key → what it remembers.
 const KEYS: Table<KeyRecord> = Table::new("idempotency");
+/// `at_ms(be) key` → (): the keys by when they were first used.
+const BY_TIME: Table<()> = Table::new("idempotency_by_time");
+
+fn time_key(at_ms: u64, key: &str) -> Vec<u8> {
+    let mut k = at_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(key.as_bytes());
+    k
+}
 
 /// Before keys were kept as digests: key → the whole request (card
 /// included) and the answer. Rewritten as digests at start
@@ -26,6 +38,8 @@ const LEGACY: Table<LegacyRecord> = Table::new("idempotency_keys");
 pub struct KeyRecord {
     request_sha256: [u8; 32],
     pub receipt: OrderReceipt,
+    /// When the key was first used (ms since the epoch, engine time).
+    at_ms: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,8 +49,8 @@ struct LegacyRecord {
 }
 
 impl KeyRecord {
-    pub fn new(request: &ValidOrder, receipt: &OrderReceipt) -> KeyRecord {
-        KeyRecord { request_sha256: digest(request), receipt: receipt.clone() }
+    pub fn new(request: &ValidOrder, receipt: &OrderReceipt, at_ms: u64) -> KeyRecord {
+        KeyRecord { request_sha256: digest(request), receipt: receipt.clone(), at_ms }
     }
 
     /// Whether `request` is the one this key first came with.
@@ -55,12 +69,43 @@ fn digest(request: &ValidOrder) -> [u8; 32] {
     Sha256::digest(&bytes).into()
 }
 
-pub fn lookup(store: &Store, key: &str) -> Result<Option<KeyRecord>, StoreError> {
-    store.get(KEYS, key)
+/// What `key` remembers, unless it was first used before `since_ms` (then
+/// it is forgotten, even if not dropped yet).
+pub fn lookup(store: &Store, key: &str, since_ms: u64) -> Result<Option<KeyRecord>, StoreError> {
+    Ok(store.get(KEYS, key)?.filter(|r| r.at_ms >= since_ms))
 }
 
 pub fn remember(tx: &mut Tx<'_>, key: &str, record: &KeyRecord) -> TxResult<(), NodeError> {
+    if let Some(old) = tx.get(KEYS, key)? {
+        // A key reused after it expired: its old entry in the index goes.
+        tx.remove(BY_TIME, time_key(old.at_ms, key))?;
+    }
+    tx.put(BY_TIME, time_key(record.at_ms, key), &())?;
     tx.put(KEYS, key, record)
+}
+
+/// Drops up to `limit` keys first used before `before_ms`; returns how many.
+pub fn forget_expired(store: &Store, before_ms: u64, limit: usize) -> Result<usize, NodeError> {
+    let mut old = Vec::new();
+    for entry in store.entries_from(BY_TIME, [])? {
+        let (k, ()) = entry?;
+        let at = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+        if at >= before_ms || old.len() == limit {
+            break;
+        }
+        old.push(k);
+    }
+    for k in &old {
+        let key = String::from_utf8_lossy(&k[8..]).into_owned();
+        store.write(|tx| -> TxResult<(), NodeError> {
+            tx.remove(BY_TIME, k)?;
+            match tx.get(KEYS, &key)? {
+                Some(r) if time_key(r.at_ms, &key) == *k => tx.remove(KEYS, &key),
+                _ => Ok(()),
+            }
+        })?;
+    }
+    Ok(old.len())
 }
 
 /// Rewrites the keys kept by an earlier version, with their whole requests,
@@ -68,10 +113,12 @@ pub fn remember(tx: &mut Tx<'_>, key: &str, record: &KeyRecord) -> TxResult<(), 
 pub fn scrub_legacy(store: &Store) -> Result<usize, NodeError> {
     let legacy: Vec<(Vec<u8>, LegacyRecord)> = store.entries_from(LEGACY, [])?.collect::<Result<_, _>>()?;
     for (key, old) in &legacy {
-        let record = KeyRecord::new(&old.request, &old.receipt);
+        // Kept for a full time from now: when they were first used is lost.
+        let record = KeyRecord::new(&old.request, &old.receipt, crate::domain::now_ms());
+        let key = String::from_utf8_lossy(key).into_owned();
         store.write(|tx| -> TxResult<(), NodeError> {
-            tx.put(KEYS, key, &record)?;
-            tx.remove(LEGACY, key)
+            remember(tx, &key, &record)?;
+            tx.remove(LEGACY, &key)
         })?;
     }
     Ok(legacy.len())
@@ -106,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_key_knows_its_request_by_digest_without_the_card() {
-        let record = KeyRecord::new(&card_order("4111111111111111"), &receipt());
+        let record = KeyRecord::new(&card_order("4111111111111111"), &receipt(), 0);
         assert!(record.is_for(&card_order("4111111111111111")));
         assert!(!record.is_for(&ValidOrder { address: "Busan".into(), ..card_order("4111111111111111") }));
         let bytes = crate::store::encode(&record).unwrap();
@@ -121,7 +168,7 @@ mod tests {
         assert_eq!(scrub_legacy(&store).unwrap(), 1);
         assert_eq!(scrub_legacy(&store).unwrap(), 0, "once");
         assert!(store.get(LEGACY, "k1").unwrap().is_none());
-        let kept = lookup(&store, "k1").unwrap().unwrap();
+        let kept = lookup(&store, "k1", 0).unwrap().unwrap();
         assert!(kept.is_for(&card_order("4111111111111111")));
         let everything: Vec<u8> =
             store.raw_entries("idempotency").unwrap().into_iter().flat_map(|(_, v)| v).collect();

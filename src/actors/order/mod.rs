@@ -109,6 +109,8 @@ pub struct OrderActor {
     clock: Arc<dyn Clock>,
     /// How often due timers are looked for.
     timer_tick: Duration,
+    /// How long an idempotency key is remembered.
+    key_ttl_ms: u64,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -157,6 +159,7 @@ impl OrderActor {
             turns: course::Turns::default(),
             clock: env.clock.clone(),
             timer_tick: env.timer_tick,
+            key_ttl_ms: env.key_ttl_ms,
         })
     }
 
@@ -170,7 +173,8 @@ impl OrderActor {
                     "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
                 ))));
             }
-            if let Some(first) = idempotency::lookup(&self.cursor.store, key)? {
+            let since = self.clock.now_ms().saturating_sub(self.key_ttl_ms);
+            if let Some(first) = idempotency::lookup(&self.cursor.store, key, since)? {
                 return match first.is_for(&order) {
                     true => Ok(Prepared::Replay(OrderReceipt { replayed: true, ..first.receipt })),
                     false => Err(NodeError::Refused(Refused::IdempotencyMismatch)),
@@ -290,7 +294,8 @@ impl OrderActor {
                 }
                 tx.put(ORDERS, order.id.as_str(), order)?;
                 if let Some(key) = key {
-                    idempotency::remember(tx, key, &idempotency::KeyRecord::new(&priced.order, receipt))?;
+                    let record = idempotency::KeyRecord::new(&priced.order, receipt, now_ms);
+                    idempotency::remember(tx, key, &record)?;
                 }
             }
             Ok(())

@@ -139,6 +139,11 @@ impl OrderActor {
     /// Expires the orders whose time at a status is up, each as a command
     /// decided in turn (see [`timers`]).
     pub(super) fn expire_due(&mut self, ctx: &mut Context<Self>) {
+        let forget_before = self.clock.now_ms().saturating_sub(self.key_ttl_ms);
+        if let Err(e) = super::idempotency::forget_expired(&self.cursor.store, forget_before, TIMERS_PER_TICK)
+        {
+            tracing::warn!(error = %e, "dropping expired idempotency keys failed; next tick");
+        }
         let due = match due(&self.cursor.store, self.clock.now_ms(), TIMERS_PER_TICK) {
             Ok(due) => due,
             Err(_) => return, // the store says why, in readiness and its log
