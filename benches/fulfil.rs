@@ -216,6 +216,7 @@ fn load_spec(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> Load
         timeout: Duration::from_secs(10),
         ids_out: None,
         watch_pid: None,
+        key: None,
     }
 }
 

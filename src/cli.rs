@@ -83,6 +83,10 @@ pub struct LoadArgs {
     /// Sample this process's resident memory (the node's pid).
     #[arg(long)]
     pub watch_pid: Option<u32>,
+    /// A file holding the API key to send (an operator's), for a node with
+    /// keys; read from a file so that it never shows in the process list.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -187,6 +191,16 @@ async fn serve(settings: Settings) -> ExitCode {
 }
 
 async fn drive(args: LoadArgs) -> ExitCode {
+    let key = match &args.key_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(key) => Some(key.trim().to_owned()),
+            Err(e) => {
+                eprintln!("cannot read the key file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let spec = crate::load::LoadSpec {
         url: args.url,
         clients: args.clients,
@@ -196,6 +210,7 @@ async fn drive(args: LoadArgs) -> ExitCode {
         timeout: std::time::Duration::from_millis(args.timeout_ms),
         ids_out: args.ids_out,
         watch_pid: args.watch_pid,
+        key,
     };
     match crate::load::run(spec).await {
         Ok(report) if args.json => {

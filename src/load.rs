@@ -35,6 +35,10 @@ pub struct LoadSpec {
     pub ids_out: Option<PathBuf>,
     /// A process whose resident memory to sample once a second (the node).
     pub watch_pid: Option<u32>,
+    /// The API key sent as `Authorization: Bearer`, for a node with keys
+    /// (an operator's: it places orders for its load customers and adds
+    /// their product).
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -111,7 +115,15 @@ struct Tally {
 
 pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
     let base = spec.validate()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &spec.key {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| LoadError::Setup("the key is not a valid header value".into()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(spec.timeout)
         .pool_max_idle_per_host(spec.clients)
         .build()
@@ -343,6 +355,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             ids_out: None,
             watch_pid: None,
+            key: None,
         }
     }
 

@@ -293,3 +293,25 @@ async fn the_embedding_api_acting_for_a_principal_follows_the_same_rules() {
     assert_eq!(seller.confirm_deposit(&id).await.unwrap().status.as_str(), "paid");
     assert_eq!(kim.order(&id).await.unwrap().id.as_str(), id);
 }
+
+/// The load generator runs against a node with keys, with an operator's
+/// key; without one it is turned away at its first request.
+#[tokio::test]
+async fn the_load_generator_authenticates_with_a_key() {
+    use fulfil::load::{run, LoadSpec};
+    let app = protected().await;
+    let spec = |key: Option<&str>| LoadSpec {
+        url: app.address.clone(),
+        clients: 2,
+        duration: std::time::Duration::from_secs(5),
+        rate: None,
+        max_requests: 20,
+        timeout: std::time::Duration::from_secs(5),
+        ids_out: None,
+        watch_pid: None,
+        key: key.map(str::to_owned),
+    };
+    let report = run(spec(Some("op-key"))).await.unwrap();
+    assert_eq!(report.by_status.get(&201), Some(&20), "{report:?}");
+    assert!(run(spec(None)).await.is_err(), "no key: its setup is refused");
+}
