@@ -50,13 +50,35 @@ struct Open {
 
 const EVENTS: &str = "events";
 
+/// How long an open waits for a database this process has just closed:
+/// sled releases its file lock from a background thread a moment after
+/// the last handle is dropped (a backup's copy, checked right after).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database at `path`, waiting up to [`LOCK_WAIT`] while its
+/// file lock is still held. A lock another process holds is still refused,
+/// after the wait.
+fn open_db(path: &std::path::Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn reopening() -> StoreError {
     StoreError::Unavailable("the store is being reopened".into())
 }
 
 impl Open {
     fn new(path: &std::path::Path, cache_bytes: u64) -> Result<Open, StoreError> {
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open()?;
+        let db = open_db(path, cache_bytes)?;
         let events = db.open_tree(EVENTS)?;
         Ok(Open { db, events, trees: RwLock::new(HashMap::new()) })
     }
