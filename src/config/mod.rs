@@ -30,6 +30,7 @@ pub struct Settings {
     pub timers: TimerSettings,
     pub admin: AdminSettings,
     pub auth: AuthSettings,
+    pub webhooks: WebhookSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
     /// Faults injected from the start, by service name.
@@ -62,6 +63,21 @@ pub struct TimerSettings {
 pub struct ShutdownSettings {
     pub drain_ms: u64,
     pub timeout_ms: u64,
+}
+
+/// How webhook deliveries are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// How often due deliveries are looked for.
+    pub tick_ms: u64,
+    /// A receiver that does not answer within this failed.
+    pub timeout_ms: u64,
+    /// Retries back off from min to max (doubling, with jitter).
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// A delivery still failing after this is set aside.
+    pub give_up_after_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]

@@ -126,6 +126,11 @@ impl Settings {
         rule(m.wait_ms > 0, "mailbox.wait_ms must be more than 0 (0 refuses every call at once)")?;
         rule(sh.timeout_ms > 0, "shutdown.timeout_ms must be more than 0")?;
         rule(self.timers.tick_ms > 0, "timers.tick_ms must be more than 0")?;
+        let w = &self.webhooks;
+        rule(
+            w.tick_ms > 0 && w.timeout_ms > 0 && w.retry_min_ms > 0 && w.retry_min_ms <= w.retry_max_ms,
+            "webhooks: tick_ms, timeout_ms and retry_min_ms must be more than 0, retry_min_ms at most retry_max_ms",
+        )?;
         rule(self.timers.idempotency_key_ttl_ms > 0, "timers.idempotency_key_ttl_ms must be more than 0")?;
         rule(
             su.window_ms > 0 && su.max_restarts > 0,

@@ -20,6 +20,7 @@ pub mod product;
 pub mod request;
 pub mod status;
 pub mod stay;
+pub mod subscription;
 pub mod text;
 pub mod view;
 pub mod workflow;

@@ -21,7 +21,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/admin/faults/{service}", web::delete().to(clear))
         .route("/admin/services/{service}/pause", web::post().to(pause))
         .route("/admin/services/{service}/resume", web::post().to(resume))
-        .route("/admin/backup", web::post().to(backup));
+        .route("/admin/backup", web::post().to(backup))
+        .route("/admin/deliveries/failed", web::get().to(failed_deliveries))
+        .route("/admin/deliveries/failed/{id}/retry", web::post().to(retry_delivery));
 }
 
 /// Lets the admin through: the admin principal (an API key for "admin",
@@ -39,6 +41,21 @@ fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
                 .into())
         }
     }
+}
+
+async fn failed_deliveries(node: Data<Node>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    Ok(HttpResponse::Ok().json(json!({ "deliveries": node.failed_deliveries().await? })))
+}
+
+async fn retry_delivery(
+    node: Data<Node>,
+    req: HttpRequest,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    node.retry_delivery(&id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "requeued": id.into_inner() })))
 }
 
 fn service(name: &str) -> Result<Service, ApiError> {

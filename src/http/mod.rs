@@ -22,6 +22,7 @@ mod orders;
 mod payments;
 mod products;
 mod status;
+mod subscriptions;
 mod who;
 
 pub use error::{ApiError, PROBLEM_JSON};
@@ -62,6 +63,7 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
                     .configure(deliveries::routes)
                     .configure(status::routes)
                     .configure(notifications::routes)
+                    .configure(subscriptions::routes)
                     .configure(admin::routes)
                     .default_service(web::to(no_route)),
             );

@@ -16,6 +16,7 @@ use crate::actors::projection::{Page, StatusReport};
 use crate::domain::access::{OrderFacts, Principal, Step};
 use crate::domain::delivery::LegAct;
 use crate::domain::order::Command;
+use crate::domain::subscription::NewSubscription;
 use crate::domain::{CustomerId, NewProduct, Notification, OrderRequest, Workflow};
 use crate::error::{NodeError, Refused};
 use std::sync::Arc;
@@ -246,6 +247,32 @@ impl Acting<'_> {
             self.visible(order_id).await?;
         }
         self.node.delivery(order_id).await
+    }
+
+    // ---- webhooks ----
+
+    fn manages_subscriptions(&self) -> Result<(), NodeError> {
+        match self.principal.sees_everything() {
+            true => Ok(()),
+            false => {
+                Err(forbidden(format!("subscriptions are managed by an operator, not {}", self.principal)))
+            }
+        }
+    }
+
+    pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
+        self.manages_subscriptions()?;
+        self.node.subscribe(new).await
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<bodies::Subscription>, NodeError> {
+        self.manages_subscriptions()?;
+        self.node.subscriptions().await
+    }
+
+    pub async fn unsubscribe(&self, id: u64) -> Result<(), NodeError> {
+        self.manages_subscriptions()?;
+        self.node.unsubscribe(id).await
     }
 
     // ---- read side ----

@@ -3,13 +3,16 @@
 use super::{bodies, order_id_of, order_span, Node, Service};
 use crate::actors::delivery::GetDelivery;
 use crate::actors::inventory::{AddProduct, Availability, GetProduct, GetReservation, Restock, SetInService};
-use crate::actors::notification::ListNotifications;
+use crate::actors::notification::{
+    FailedDeliveries, ListNotifications, ListSubscriptions, RetryDelivery, Subscribe, Unsubscribe,
+};
 use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
 use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
 use crate::domain::stay::Stay;
+use crate::domain::subscription::{NewSubscription, Outgoing};
 use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
 use tracing::Instrument;
@@ -273,6 +276,38 @@ impl Node {
         let customer = CustomerId::parse(customer)?;
         let msg = ListNotifications(customer);
         self.call(Service::Notification, &self.inner.actors.notification, msg).await
+    }
+
+    // ---- webhooks ----
+
+    /// Registers a webhook subscription.
+    pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
+        let actor = &self.inner.actors.notification;
+        self.call(Service::Notification, actor, Subscribe(new)).await.map(Into::into)
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<bodies::Subscription>, NodeError> {
+        let actor = &self.inner.actors.notification;
+        let all = self.call(Service::Notification, actor, ListSubscriptions).await?;
+        Ok(all.into_iter().map(Into::into).collect())
+    }
+
+    /// Drops a subscription and what waits in its queue.
+    pub async fn unsubscribe(&self, id: u64) -> Result<(), NodeError> {
+        self.call(Service::Notification, &self.inner.actors.notification, Unsubscribe(id)).await
+    }
+
+    /// Webhook deliveries set aside after failing for too long.
+    pub async fn failed_deliveries(&self) -> Result<Vec<Outgoing>, NodeError> {
+        self.call(Service::Notification, &self.inner.actors.notification, FailedDeliveries).await
+    }
+
+    /// Puts a set-aside delivery (`<subscription>-<event>`) back in its queue.
+    pub async fn retry_delivery(&self, id: &str) -> Result<(), NodeError> {
+        let parsed = id.split_once('-').and_then(|(s, e)| Some((s.parse().ok()?, e.parse().ok()?)));
+        let (subscription, event) = parsed.ok_or_else(|| NodeError::not_found("delivery", id))?;
+        let actor = &self.inner.actors.notification;
+        self.call(Service::Notification, actor, RetryDelivery { subscription, event }).await
     }
 
     // ---- operations ----

@@ -136,6 +136,34 @@ pub struct Availability {
     pub free: Vec<String>,
 }
 
+/// A webhook subscription. Never its secret: only whether it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscription {
+    pub id: u64,
+    pub url: String,
+    pub workflow: Option<String>,
+    pub party: Option<String>,
+    pub customer: Option<CustomerId>,
+    pub events: Vec<OrderStatus>,
+    /// Deliveries carry `Fulfil-Signature`.
+    pub signed: bool,
+}
+
+impl From<domain::subscription::Subscription> for Subscription {
+    fn from(s: domain::subscription::Subscription) -> Self {
+        let signed = s.secret.is_some();
+        Subscription {
+            id: s.id,
+            url: s.url,
+            workflow: s.workflow,
+            party: s.party,
+            customer: s.customer,
+            events: s.events,
+            signed,
+        }
+    }
+}
+
 /// An order's delivery along its legs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {

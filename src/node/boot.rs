@@ -115,8 +115,9 @@ fn boot(
     let payment =
         arbiters.supervise(Service::Payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
     let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
-    let notification = arbiters.supervise(Service::Notification, NotificationActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
+    let notification = NotificationActor::new(&env, workflows.clone(), &settings.webhooks).map_err(fail)?;
+    let notification = arbiters.supervise(Service::Notification, notification);
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
     let projection = arbiters.supervise(Service::Projection, projection);
     let order = OrderActor::new(

@@ -21,3 +21,4 @@ mod races;
 mod restart;
 mod slow_clients;
 mod strict_input;
+mod webhooks;

@@ -2,12 +2,15 @@
 //! change of their orders, logged and stored.
 //!
 //! A notification is keyed by the event it reports, so replaying the log
-//! after a crash rewrites the same key instead of sending it twice.
+//! after a crash rewrites the same key instead of sending it twice. Each is
+//! also queued for the webhook subscriptions that want it ([`webhooks`]).
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::ServiceEnv;
-use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod};
+use crate::config::WebhookSettings;
+use crate::domain::subscription::{NewSubscription, Outgoing, Subscription};
+use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod, Workflows};
 use crate::error::NodeError;
 use crate::store::{key_prefix, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -19,8 +22,41 @@ use actix::prelude::*;
 #[rtype(result = "Result<Vec<Notification>, NodeError>")]
 pub struct ListNotifications(pub CustomerId);
 
+/// Registers a webhook subscription.
+#[derive(Message)]
+#[rtype(result = "Result<Subscription, NodeError>")]
+pub struct Subscribe(pub NewSubscription);
+
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Subscription>, NodeError>")]
+pub struct ListSubscriptions;
+
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct Unsubscribe(pub u64);
+
+/// Webhook deliveries set aside after failing for too long.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Outgoing>, NodeError>")]
+pub struct FailedDeliveries;
+
+/// Puts a set-aside delivery back in its queue.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct RetryDelivery {
+    pub subscription: u64,
+    pub event: u64,
+}
+
+mod webhooks;
+
+pub use webhooks::signature;
+
 pub struct NotificationActor {
     cursor: Cursor,
+    hooks: webhooks::Hooks,
+    sender: webhooks::Sender,
+    tick: std::time::Duration,
 }
 
 const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
@@ -35,8 +71,18 @@ const REJECTIONS: Table<String> = Table::new("recipient_rejections");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
-    pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
-        Ok(NotificationActor { cursor: Cursor::load(env, NAME)? })
+    pub fn new(
+        env: &ServiceEnv,
+        workflows: std::sync::Arc<Workflows>,
+        webhooks: &WebhookSettings,
+    ) -> Result<Self, NodeError> {
+        let subscriptions = std::sync::Arc::new(webhooks::load(&env.store)?);
+        Ok(NotificationActor {
+            cursor: Cursor::load(env, NAME)?,
+            hooks: webhooks::Hooks { subscriptions, workflows },
+            sender: webhooks::Sender::new(webhooks),
+            tick: std::time::Duration::from_millis(webhooks.tick_ms),
+        })
     }
 }
 
@@ -55,7 +101,8 @@ impl LogConsumer for NotificationActor {
     }
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(batch, delivery, on_event)?;
+        let hooks = self.hooks.clone();
+        self.cursor.apply(batch, delivery, |tx, event| on_event(tx, event, &hooks))?;
         // Sent (logged) only after the batch is committed, so a batch that is
         // retried does not log twice.
         for event in batch {
@@ -70,13 +117,18 @@ impl LogConsumer for NotificationActor {
         }
         Ok(())
     }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.tick, |act, ctx| act.send_due(ctx));
+    }
 }
 
-fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+fn on_event(tx: &mut Tx<'_>, event: &Event, hooks: &webhooks::Hooks) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
-    if let EventKind::OrderPlaced { customer, payment, .. } = &event.kind {
+    if let EventKind::OrderPlaced { customer, payment, workflow, .. } = &event.kind {
         let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
         tx.put(table, key, customer)?;
+        hooks.placed(tx, &event.order_id, workflow)?;
     }
     let (customer, payment) = match tx.get(RECIPIENTS, key)? {
         Some(customer) => (customer, None),
@@ -94,8 +146,57 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     };
     if let Some(n) = Notification::for_event(event, &customer, payment, rejection.as_deref()) {
         tx.put(NOTIFICATIONS, notification_key(&n), &n)?;
+        hooks.queue(tx, &n)?;
     }
     Ok(())
+}
+
+impl Handler<Subscribe> for NotificationActor {
+    type Result = Result<Subscription, NodeError>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| {
+            let subscription = msg.0.validate(act.cursor.store.generate_id()?)?;
+            let key = subscription.id.to_be_bytes();
+            act.cursor.store.write(|tx| -> TxResult<(), NodeError> {
+                tx.put(webhooks::SUBSCRIPTIONS, key, &subscription)
+            })?;
+            act.reload_subscriptions()?;
+            Ok(subscription)
+        })
+    }
+}
+
+impl Handler<ListSubscriptions> for NotificationActor {
+    type Result = Result<Vec<Subscription>, NodeError>;
+
+    fn handle(&mut self, _: ListSubscriptions, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| Ok(act.hooks.subscriptions.to_vec()))
+    }
+}
+
+impl Handler<Unsubscribe> for NotificationActor {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.unsubscribe(msg.0))
+    }
+}
+
+impl Handler<FailedDeliveries> for NotificationActor {
+    type Result = Result<Vec<Outgoing>, NodeError>;
+
+    fn handle(&mut self, _: FailedDeliveries, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.failed())
+    }
+}
+
+impl Handler<RetryDelivery> for NotificationActor {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, msg: RetryDelivery, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.retry_failed(msg.subscription, msg.event))
+    }
 }
 
 impl Handler<ListNotifications> for NotificationActor {
@@ -114,10 +215,16 @@ mod tests {
     use crate::actors::testing::{money, order, paid, placed, temp_store};
     use crate::domain::{OrderStatus, PaymentMethod};
 
+    fn notifier(t: &crate::actors::testing::TestStore) -> Addr<NotificationActor> {
+        let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
+        let settings = crate::config::Settings::default().webhooks;
+        NotificationActor::new(&t.env(), workflows, &settings).unwrap().start()
+    }
+
     #[actix::test]
     async fn one_notification_per_status_change_and_none_twice_after_a_restart() {
         let t = temp_store();
-        let n = NotificationActor::new(&t.env()).unwrap().start();
+        let n = notifier(&t);
         t.append(
             &order(1),
             vec![
@@ -135,7 +242,7 @@ mod tests {
 
         // A second instance with the offset reset replays the log: same keys.
         t.store.write::<_, NodeError>(|tx| tx.commit_offset(NAME, 0)).unwrap();
-        let again = NotificationActor::new(&t.env()).unwrap().start();
+        let again = notifier(&t);
         t.caught_up(NAME).await;
         assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
     }

@@ -1,0 +1,226 @@
+//! Webhooks: subscriptions, an outbox written with each notification, and
+//! the sender that drains it.
+//!
+//! A notification that a subscription wants is written to that
+//! subscription's queue in the same write as the notification itself, so
+//! nothing is lost on a crash and nothing is queued twice on a replay (the
+//! key is the subscription and the notification's event). Each queue is
+//! sent in order, one delivery at a time: the head is POSTed, signed with
+//! the subscription's secret; a 2xx removes it, anything else retries it
+//! with exponential backoff and jitter, and a delivery that still fails
+//! after `webhooks.give_up_after_ms` is set aside (`/admin/deliveries/failed`)
+//! so the queue goes on. One receiver's failures or slowness hold up only
+//! its own queue: sending runs beside the service's work, never in it.
+
+use super::NotificationActor;
+use crate::config::WebhookSettings;
+use crate::domain::subscription::{Outgoing, Subscription};
+use crate::domain::{Notification, OrderId, Workflows};
+use crate::error::NodeError;
+use crate::store::{Store, StoreError, Table, Tx, TxResult};
+use actix::prelude::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Subscriptions by id.
+pub(super) const SUBSCRIPTIONS: Table<Subscription> = Table::new("subscriptions");
+/// `subscription(be) event(be)` → a delivery waiting: each queue in order.
+const OUTBOX: Table<Outgoing> = Table::new("webhook_outbox");
+/// Deliveries that failed for longer than `give_up_after_ms`, same keys.
+const FAILED: Table<Outgoing> = Table::new("webhook_failed");
+/// `order` → its workflow, kept once a subscription exists (to match
+/// subscriptions by workflow or party).
+const ORDER_WORKFLOWS: Table<String> = Table::new("recipient_workflows");
+
+fn queue_key(subscription: u64, event: u64) -> Vec<u8> {
+    let mut key = subscription.to_be_bytes().to_vec();
+    key.extend_from_slice(&event.to_be_bytes());
+    key
+}
+
+/// What the notification service needs to queue deliveries while it
+/// applies events: the subscriptions and the workflows.
+#[derive(Clone)]
+pub struct Hooks {
+    pub subscriptions: Arc<Vec<Subscription>>,
+    pub workflows: Arc<Workflows>,
+}
+
+impl Hooks {
+    /// Remembers an order's workflow, while any subscription exists.
+    pub fn placed(&self, tx: &mut Tx<'_>, order: &OrderId, workflow: &str) -> TxResult<(), NodeError> {
+        match self.subscriptions.is_empty() {
+            true => Ok(()),
+            false => tx.put(ORDER_WORKFLOWS, order.as_str(), &workflow.to_owned()),
+        }
+    }
+
+    /// Queues `n` for every subscription that wants it, in the write that
+    /// stores it.
+    pub fn queue(&self, tx: &mut Tx<'_>, n: &Notification) -> TxResult<(), NodeError> {
+        if self.subscriptions.is_empty() {
+            return Ok(());
+        }
+        let workflow: Option<String> = tx.get(ORDER_WORKFLOWS, n.order_id.as_str())?;
+        let wf = workflow.as_deref().and_then(|w| self.workflows.get(w).ok());
+        let roles: Vec<&str> = wf.map(|w| w.party_roles().collect()).unwrap_or_default();
+        let label = wf.map(|w| w.label(n.status)).unwrap_or_else(|| n.status.as_str().replace('_', " "));
+        for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow.as_deref(), &roles)) {
+            let out = Outgoing { subscription: s.id, notification: n.clone(), label: label.clone() };
+            tx.put(OUTBOX, queue_key(s.id, n.event), &out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every subscription, as stored.
+pub fn load(store: &Store) -> Result<Vec<Subscription>, StoreError> {
+    store.scan_prefix(SUBSCRIPTIONS, [])
+}
+
+/// One queue's sending state (in memory: after a restart, every queue is
+/// tried at once).
+#[derive(Default)]
+pub struct QueueState {
+    in_flight: bool,
+    attempts: u32,
+    next_try: Option<Instant>,
+    failing_since: Option<Instant>,
+}
+
+/// The sender's state.
+pub struct Sender {
+    http: reqwest::Client,
+    settings: WebhookSettings,
+    queues: HashMap<u64, QueueState>,
+}
+
+impl Sender {
+    pub fn new(settings: &WebhookSettings) -> Sender {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .build()
+            .unwrap_or_default();
+        Sender { http, settings: settings.clone(), queues: HashMap::new() }
+    }
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body).
+pub fn signature(secret: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(body.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The head of a subscription's queue.
+fn head(store: &Store, subscription: u64) -> Result<Option<(Vec<u8>, Outgoing)>, StoreError> {
+    let prefix = subscription.to_be_bytes();
+    match store.entries_from(OUTBOX, prefix)?.next() {
+        Some(Ok((key, out))) if key.starts_with(&prefix) => Ok(Some((key, out))),
+        Some(Err(e)) => Err(e),
+        _ => Ok(None),
+    }
+}
+
+impl NotificationActor {
+    /// Sends the head of every queue that is due and not in flight.
+    pub(super) fn send_due(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        for s in self.hooks.subscriptions.clone().iter() {
+            let state = self.sender.queues.entry(s.id).or_default();
+            if state.in_flight || state.next_try.is_some_and(|t| t > now) {
+                continue;
+            }
+            let Ok(Some((key, out))) = head(&self.cursor.store, s.id) else { continue };
+            state.in_flight = true;
+            let body = out.body();
+            let mut request = self.sender.http.post(&s.url).header("content-type", "application/json");
+            request = request.header("Fulfil-Delivery-Id", out.id());
+            if let Some(secret) = &s.secret {
+                request = request.header("Fulfil-Signature", signature(secret, &body));
+            }
+            let sent = async move { request.body(body).send().await.map(|r| r.status().is_success()) };
+            let id = s.id;
+            ctx.spawn(sent.into_actor(self).map(move |answer, act, _| {
+                act.delivered(id, key, out, matches!(answer, Ok(true)));
+            }));
+        }
+    }
+
+    /// Records how one delivery went.
+    fn delivered(&mut self, subscription: u64, key: Vec<u8>, out: Outgoing, ok: bool) {
+        let settings = self.sender.settings.clone();
+        let state = self.sender.queues.entry(subscription).or_default();
+        state.in_flight = false;
+        let store = &self.cursor.store;
+        if ok {
+            *state = QueueState::default();
+            let _ = store.write(|tx| -> TxResult<(), NodeError> { tx.remove(OUTBOX, &key) });
+            return;
+        }
+        state.attempts += 1;
+        let since = *state.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_millis(settings.give_up_after_ms) {
+            tracing::warn!(subscription, delivery = %out.id(), attempts = state.attempts, "webhook delivery set aside");
+            *state = QueueState::default();
+            let _ = store.write(|tx| -> TxResult<(), NodeError> {
+                tx.remove(OUTBOX, &key)?;
+                tx.put(FAILED, &key, &out)
+            });
+            return;
+        }
+        let factor = 1u64.checked_shl(state.attempts.saturating_sub(1)).unwrap_or(u64::MAX);
+        let backoff = settings.retry_min_ms.saturating_mul(factor).min(settings.retry_max_ms);
+        // Jitter: up to a quarter more, so receivers that fail together do
+        // not get their retries together.
+        let jitter = fastrand::u64(0..=backoff / 4);
+        state.next_try = Some(Instant::now() + Duration::from_millis(backoff + jitter));
+    }
+
+    /// Deliveries set aside, oldest first.
+    pub(super) fn failed(&self) -> Result<Vec<Outgoing>, NodeError> {
+        Ok(self.cursor.store.scan_prefix(FAILED, [])?)
+    }
+
+    /// Puts a set-aside delivery back in its queue.
+    pub(super) fn retry_failed(&self, subscription: u64, event: u64) -> Result<(), NodeError> {
+        let key = queue_key(subscription, event);
+        let Some(out) = self.cursor.store.get(FAILED, &key)? else {
+            return Err(NodeError::not_found("delivery", format!("{subscription}-{event}")));
+        };
+        self.cursor.store.write(|tx| -> TxResult<(), NodeError> {
+            tx.remove(FAILED, &key)?;
+            tx.put(OUTBOX, &key, &out)
+        })?;
+        Ok(())
+    }
+
+    /// Drops a subscription and what waits in its queue.
+    pub(super) fn unsubscribe(&mut self, id: u64) -> Result<(), NodeError> {
+        let store = &self.cursor.store;
+        if store.get(SUBSCRIPTIONS, id.to_be_bytes())?.is_none() {
+            return Err(NodeError::not_found("subscription", id));
+        }
+        let waiting: Vec<Vec<u8>> = store
+            .entries_from(OUTBOX, id.to_be_bytes())?
+            .map(|e| e.map(|(k, _)| k))
+            .take_while(|k| k.as_ref().is_ok_and(|k| k.starts_with(&id.to_be_bytes())))
+            .collect::<Result<_, _>>()?;
+        store.write(|tx| -> TxResult<(), NodeError> {
+            for key in &waiting {
+                tx.remove(OUTBOX, key)?;
+            }
+            tx.remove(SUBSCRIPTIONS, id.to_be_bytes())
+        })?;
+        self.reload_subscriptions()
+    }
+
+    pub(super) fn reload_subscriptions(&mut self) -> Result<(), NodeError> {
+        self.hooks.subscriptions = Arc::new(load(&self.cursor.store)?);
+        Ok(())
+    }
+}
