@@ -6,10 +6,39 @@ use super::ApiError;
 use crate::node::Node;
 use actix_web::web::{self, Data, Query, ServiceConfig};
 use actix_web::HttpResponse;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/notifications", web::get().to(list));
+    cfg.route("/notifications", web::get().to(list)).route("/events", web::get().to(stream));
+}
+
+/// `GET /events?customer=C`: Server-Sent Events, one per notification,
+/// with the event's sequence number as its id: a client that reconnects
+/// with `Last-Event-ID` gets what it missed, then the rest as it happens.
+async fn stream(
+    node: Data<Node>,
+    who: Who,
+    req: actix_web::HttpRequest,
+    query: Query<ByCustomer>,
+) -> Result<HttpResponse, ApiError> {
+    let header = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok());
+    let after = match header.map(str::trim) {
+        None | Some("") => 0,
+        Some(id) => {
+            id.parse().map_err(|_| ApiError::BadQuery(format!("Last-Event-ID {id:?} is not an event id")))?
+        }
+    };
+    let notifications = who.on(&node).notification_stream(&query.customer, after).await?;
+    let events = notifications.map(|n| {
+        let data = serde_json::to_string(&n).unwrap_or_default();
+        let frame = format!("id: {}\nevent: {}\ndata: {data}\n\n", n.event, n.status.as_str());
+        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(frame))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(events))
 }
 
 #[derive(Serialize)]

@@ -249,6 +249,17 @@ impl Acting<'_> {
         self.node.delivery(order_id).await
     }
 
+    /// A customer's notifications, then live (see
+    /// [`Node::notification_stream`]): for that customer, or who sees all.
+    pub async fn notification_stream(
+        &self,
+        customer: &str,
+        after: u64,
+    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        self.customer(customer)?;
+        self.node.notification_stream(customer, after).await
+    }
+
     // ---- webhooks ----
 
     fn manages_subscriptions(&self) -> Result<(), NodeError> {

@@ -278,6 +278,42 @@ impl Node {
         self.call(Service::Notification, &self.inner.actors.notification, msg).await
     }
 
+    /// A customer's notifications after the event `after`, then live as
+    /// they are written: what a page or an app follows an order with.
+    pub async fn notification_stream(
+        &self,
+        customer: &str,
+        after: u64,
+    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        let customer = CustomerId::parse(customer)?;
+        // Listening first, then reading what was written: nothing falls
+        // between the two, and what both hold is sent once.
+        let live = self.inner.live.subscribe();
+        let msg = ListNotifications(customer.clone());
+        let backlog = self.call(Service::Notification, &self.inner.actors.notification, msg).await?;
+        let backlog: std::collections::VecDeque<Notification> =
+            backlog.into_iter().filter(|n| n.event > after).collect();
+        let state = (backlog, live, after, customer);
+        Ok(futures_util::stream::unfold(state, |(mut backlog, mut live, mut last, customer)| async move {
+            if let Some(n) = backlog.pop_front() {
+                last = n.event;
+                return Some((n, (backlog, live, last, customer)));
+            }
+            loop {
+                match live.recv().await {
+                    Ok(n) if n.customer == customer && n.event > last => {
+                        last = n.event;
+                        return Some((n, (backlog, live, last, customer)));
+                    }
+                    Ok(_) => {}
+                    // Fell behind, or the node stops: the stream ends; the
+                    // client reconnects with Last-Event-ID.
+                    Err(_) => return None,
+                }
+            }
+        }))
+    }
+
     // ---- webhooks ----
 
     /// Registers a webhook subscription.

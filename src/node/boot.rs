@@ -38,11 +38,12 @@ pub(super) fn run_system(
     faults: Faults,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    live: Live,
     ready: oneshot::Sender<Result<Started, StartError>>,
     stopped: oneshot::Sender<()>,
 ) {
     let runner = actix::System::new();
-    let booted = runner.block_on(async { boot(&settings, faults, metrics, clock) });
+    let booted = runner.block_on(async { boot(&settings, faults, metrics, clock, live) });
     let (actors, env, arbiters) = match booted {
         Ok(b) => b,
         Err(e) => {
@@ -76,11 +77,16 @@ pub(super) fn run_system(
     let _ = stopped.send(());
 }
 
+/// Where the notification service publishes every notification once it is
+/// written (live streams read it).
+pub(super) type Live = tokio::sync::broadcast::Sender<crate::domain::Notification>;
+
 fn boot(
     settings: &Settings,
     faults: Faults,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
+    live: Live,
 ) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
@@ -116,7 +122,8 @@ fn boot(
         arbiters.supervise(Service::Payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
     let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
-    let notification = NotificationActor::new(&env, workflows.clone(), &settings.webhooks).map_err(fail)?;
+    let notification =
+        NotificationActor::new(&env, workflows.clone(), &settings.webhooks, live).map_err(fail)?;
     let notification = arbiters.supervise(Service::Notification, notification);
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
     let projection = arbiters.supervise(Service::Projection, projection);

@@ -72,6 +72,8 @@ struct Inner {
     timeout: Duration,
     ping_timeout: Duration,
     authenticator: crate::auth::Authenticator,
+    /// Every notification as it is written (live streams).
+    live: tokio::sync::broadcast::Sender<crate::domain::Notification>,
     trusted_proxies: Vec<std::net::IpAddr>,
     body_timeout: Duration,
     workflows: Arc<crate::domain::Workflows>,
@@ -98,6 +100,10 @@ struct Running {
     system: System,
     stopped: oneshot::Receiver<()>,
 }
+
+/// Notifications a live stream may fall behind by before it is ended (its
+/// client reconnects with `Last-Event-ID` and misses nothing).
+const LIVE_BUFFER: usize = 4096;
 
 #[derive(Clone)]
 struct Actors {
@@ -168,8 +174,10 @@ impl Node {
             faults.set(service, spec.clone());
         }
         let env_faults = faults.clone();
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_BUFFER);
+        let live_for_actors = live.clone();
         std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
-            run_system(settings, env_faults, env_metrics, clock, ready_tx, stopped_tx);
+            run_system(settings, env_faults, env_metrics, clock, live_for_actors, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");
@@ -189,6 +197,7 @@ impl Node {
                 timeout,
                 ping_timeout,
                 authenticator,
+                live,
                 trusted_proxies,
                 body_timeout: Duration::from_millis(settings_body_timeout_ms),
                 workflows,

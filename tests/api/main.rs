@@ -8,6 +8,7 @@ mod bad_input;
 mod card_at_rest;
 mod dead_letters;
 mod deferred;
+mod events;
 mod faults;
 mod full_disk;
 mod health;

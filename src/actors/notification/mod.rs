@@ -57,6 +57,8 @@ pub struct NotificationActor {
     hooks: webhooks::Hooks,
     sender: webhooks::Sender,
     tick: std::time::Duration,
+    /// Every notification, once its write committed, for live streams.
+    live: tokio::sync::broadcast::Sender<Notification>,
 }
 
 const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
@@ -75,6 +77,7 @@ impl NotificationActor {
         env: &ServiceEnv,
         workflows: std::sync::Arc<Workflows>,
         webhooks: &WebhookSettings,
+        live: tokio::sync::broadcast::Sender<Notification>,
     ) -> Result<Self, NodeError> {
         let subscriptions = std::sync::Arc::new(webhooks::load(&env.store)?);
         Ok(NotificationActor {
@@ -82,6 +85,7 @@ impl NotificationActor {
             hooks: webhooks::Hooks { subscriptions, workflows },
             sender: webhooks::Sender::new(webhooks),
             tick: std::time::Duration::from_millis(webhooks.tick_ms),
+            live,
         })
     }
 }
@@ -102,7 +106,19 @@ impl LogConsumer for NotificationActor {
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let hooks = self.hooks.clone();
-        self.cursor.apply(batch, delivery, |tx, event| on_event(tx, event, &hooks))?;
+        // What the write created, to publish once it committed (the write
+        // may run its closure more than once: kept by event, once).
+        let created = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        self.cursor.apply(batch, delivery, |tx, event| {
+            if let Some(n) = on_event(tx, event, &hooks)? {
+                created.borrow_mut().insert(n.event, n);
+            }
+            Ok(())
+        })?;
+        for n in created.into_inner().into_values() {
+            // Nobody listening is fine.
+            let _ = self.live.send(n);
+        }
         // Sent (logged) only after the batch is committed, so a batch that is
         // retried does not log twice.
         for event in batch {
@@ -123,7 +139,12 @@ impl LogConsumer for NotificationActor {
     }
 }
 
-fn on_event(tx: &mut Tx<'_>, event: &Event, hooks: &webhooks::Hooks) -> TxResult<(), NodeError> {
+/// Records what `event` means for its customer; the notification, if one.
+fn on_event(
+    tx: &mut Tx<'_>,
+    event: &Event,
+    hooks: &webhooks::Hooks,
+) -> TxResult<Option<Notification>, NodeError> {
     let key = event.order_id.as_str();
     if let EventKind::OrderPlaced { customer, payment, workflow, .. } = &event.kind {
         let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
@@ -134,7 +155,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event, hooks: &webhooks::Hooks) -> TxResult
         Some(customer) => (customer, None),
         None => match tx.get(CARD_RECIPIENTS, key)? {
             Some(customer) => (customer, Some(PaymentMethod::Card)),
-            None => return Ok(()),
+            None => return Ok(None),
         },
     };
     if let EventKind::LegRejected { reason, .. } = &event.kind {
@@ -144,11 +165,12 @@ fn on_event(tx: &mut Tx<'_>, event: &Event, hooks: &webhooks::Hooks) -> TxResult
         EventKind::OrderCanceled { .. } => tx.get(REJECTIONS, key)?,
         _ => None,
     };
-    if let Some(n) = Notification::for_event(event, &customer, payment, rejection.as_deref()) {
-        tx.put(NOTIFICATIONS, notification_key(&n), &n)?;
-        hooks.queue(tx, &n)?;
+    let notification = Notification::for_event(event, &customer, payment, rejection.as_deref());
+    if let Some(n) = &notification {
+        tx.put(NOTIFICATIONS, notification_key(n), n)?;
+        hooks.queue(tx, n)?;
     }
-    Ok(())
+    Ok(notification)
 }
 
 impl Handler<Subscribe> for NotificationActor {
@@ -218,7 +240,8 @@ mod tests {
     fn notifier(t: &crate::actors::testing::TestStore) -> Addr<NotificationActor> {
         let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
         let settings = crate::config::Settings::default().webhooks;
-        NotificationActor::new(&t.env(), workflows, &settings).unwrap().start()
+        let (live, _) = tokio::sync::broadcast::channel(16);
+        NotificationActor::new(&t.env(), workflows, &settings, live).unwrap().start()
     }
 
     #[actix::test]

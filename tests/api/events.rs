@@ -1,0 +1,61 @@
+//! The live stream: Server-Sent Events of a customer's notifications as
+//! they happen, read with a real HTTP client, resumed with Last-Event-ID.
+
+use crate::helpers::{order_body, spawn_app};
+use std::time::Duration;
+
+/// Reads SSE frames from `r` until `n` have arrived: their ids and events.
+async fn frames(r: &mut reqwest::Response, n: usize) -> Vec<(u64, String)> {
+    let mut text = String::new();
+    let mut got = Vec::new();
+    while got.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), r.chunk()).await;
+        let chunk = chunk.expect("a frame within 5 s").unwrap().expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            got.push((field("id:").parse().unwrap(), field("event:")));
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_live_stream_follows_a_customers_orders_and_resumes_from_last_event_id() {
+    let app = spawn_app().await;
+    app.add_product("MUG", 1500, 5).await;
+    let earlier = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    app.wait_for_status(&earlier, "payment_pending").await;
+    let mut live = app.get("/events?customer=kim").await;
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let backlog = frames(&mut live, 2).await;
+    assert_eq!(backlog.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(), ["placed", "payment_pending"]);
+
+    app.place(&order_body("lee", "MUG", 1, "bank_transfer")).await;
+    let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    let now = frames(&mut live, 2).await;
+    assert_eq!(
+        now.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        ["placed", "payment_pending"],
+        "kim's only"
+    );
+    assert!(now[0].0 > backlog[1].0);
+    drop(live);
+
+    // Reconnected after the first of the new ones: the second comes again,
+    // then what happens next.
+    let resume =
+        app.client.get(app.url("/events?customer=kim")).header("Last-Event-ID", now[0].0.to_string());
+    let mut resumed = resume.send().await.unwrap();
+    assert_eq!(frames(&mut resumed, 1).await, [now[1].clone()]);
+    app.post(&format!("/payments/{id}/confirm")).await;
+    let next = frames(&mut resumed, 1).await;
+    assert_eq!(next[0].1, "paid");
+}
