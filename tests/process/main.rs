@@ -9,3 +9,4 @@ mod isolation;
 mod lifecycle;
 mod overload;
 mod readme;
+mod webhooks;
