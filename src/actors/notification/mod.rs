@@ -134,6 +134,12 @@ impl LogConsumer for NotificationActor {
         Ok(())
     }
 
+    fn on_restart(&mut self) {
+        // Deliveries in flight died with the failed instance: their queues
+        // are sent again from their heads (at least once).
+        self.sender.forget_in_flight();
+    }
+
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.tick, |act, ctx| act.send_due(ctx));
     }

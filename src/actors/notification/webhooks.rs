@@ -106,6 +106,11 @@ impl Sender {
             .unwrap_or_default();
         Sender { http, settings: settings.clone(), queues: HashMap::new() }
     }
+
+    /// After a restart: nothing is in flight any more.
+    pub fn forget_in_flight(&mut self) {
+        self.queues.clear();
+    }
 }
 
 /// `sha256=<hex>` of HMAC-SHA256(secret, body).
@@ -159,7 +164,10 @@ impl NotificationActor {
         let store = &self.cursor.store;
         if ok {
             *state = QueueState::default();
-            let _ = store.write(|tx| -> TxResult<(), NodeError> { tx.remove(OUTBOX, &key) });
+            if let Err(e) = store.write(|tx| -> TxResult<(), NodeError> { tx.remove(OUTBOX, &key) }) {
+                // It stays at the head and is sent again: at least once.
+                tracing::warn!(subscription, error = ?e, "recording a webhook delivery failed");
+            }
             return;
         }
         state.attempts += 1;
