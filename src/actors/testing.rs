@@ -97,6 +97,7 @@ pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod
         reservation: crate::domain::ReservationMode::AfterPayment,
         details: None,
         stay: None,
+        lang: None,
     }
 }
 

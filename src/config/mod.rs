@@ -397,7 +397,12 @@ mod tests {
         assert_eq!(s.http.bind, "127.0.0.1:8080");
         assert_eq!(s.store.path, PathBuf::from("data"));
         assert_eq!(s.workflow.default, "shop");
-        assert_eq!(s.workflows["shop"], Workflow::shop());
+        // The shipped file adds the shop's Korean messages to the built-in shop.
+        assert!(s.workflows["shop"].template("ko", crate::domain::OrderStatus::Paid).is_some());
+        assert_eq!(
+            Workflow { messages: Default::default(), ..s.workflows["shop"].clone() },
+            Workflow::shop()
+        );
         let names: Vec<&str> = s.workflows.keys().map(String::as_str).collect();
         assert_eq!(names, ["driver", "hotel", "malltail", "shop", "taxi"]);
         assert_eq!(s.workflows["taxi"].label(crate::domain::OrderStatus::Accepted), "dispatched");

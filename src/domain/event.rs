@@ -87,6 +87,8 @@ pub enum EventKind {
         details: Option<Details>,
         /// The dates it books its unit for.
         stay: Option<Stay>,
+        /// The language of the customer's messages.
+        lang: Option<String>,
     },
     PaymentPending {
         amount: Money,

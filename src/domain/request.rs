@@ -83,6 +83,10 @@ pub struct OrderRequest {
     /// For a dated workflow: the day of departure, or end.
     #[serde(default)]
     pub to: Option<String>,
+    /// The language of the customer's messages (`"ko"`): one the workflow
+    /// has messages in; its own language when left out.
+    #[serde(default)]
+    pub lang: Option<String>,
 }
 
 /// An order request that passed every check that needs no other service.
@@ -96,6 +100,8 @@ pub struct ValidOrder {
     pub workflow: String,
     pub details: Option<Details>,
     pub stay: Option<Stay>,
+    /// The language of the customer's messages.
+    pub lang: String,
 }
 
 impl OrderRequest {
@@ -127,6 +133,18 @@ impl OrderRequest {
         };
         let details = self.details.as_ref().map(Details::validate).transpose()?;
         let stay = self.stay(workflow)?;
+        let lang = match &self.lang {
+            None => workflow.lang.clone(),
+            Some(l) if workflow.languages().any(|known| known == l) => l.clone(),
+            Some(l) => {
+                let known: Vec<&str> = workflow.languages().collect();
+                return Err(Invalid::new(format!(
+                    "lang {l:?}: workflow {} speaks {}",
+                    workflow.name,
+                    known.join(", ")
+                )));
+            }
+        };
         Ok(ValidOrder {
             customer,
             lines,
@@ -136,6 +154,7 @@ impl OrderRequest {
             workflow: workflow.name.clone(),
             details,
             stay,
+            lang,
         })
     }
 

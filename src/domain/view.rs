@@ -216,23 +216,83 @@ pub struct Notification {
 impl Notification {
     /// The notification for a status-changing event, if `event` is one.
     /// `payment` is how the order is paid, as placed (`None`: not known);
-    /// `rejection`, why it was turned down, if it was.
+    /// `rejection`, why it was turned down, if it was; `wording`, the
+    /// workflow's template for the status in the customer's language and
+    /// the workflow's name for the status, if it has one.
     pub fn for_event(
         event: &Event,
         customer: &CustomerId,
         payment: Option<PaymentMethod>,
         rejection: Option<&str>,
+        wording: Option<(&str, &str)>,
     ) -> Option<Notification> {
         let status = event.kind.status()?;
+        let message = match wording {
+            Some((template, label)) => {
+                render(template, &vars(&event.order_id, &event.kind, rejection, label))
+            }
+            None => message(&event.order_id, &event.kind, payment, rejection),
+        };
         Some(Notification {
             event: event.seq,
             order_id: event.order_id.clone(),
             customer: customer.clone(),
             status,
-            message: message(&event.order_id, &event.kind, payment, rejection),
+            message,
             at: rfc3339(event.at_ms),
         })
     }
+}
+
+/// What a message template may say: `{order}`, `{label}` (the workflow's
+/// name for the status), `{amount}`, `{by}`, `{reason}`, `{why}` (the words
+/// of whoever turned it down), `{units}`, `{leg}`.
+pub const PLACEHOLDERS: [&str; 8] = ["order", "label", "amount", "by", "reason", "why", "units", "leg"];
+
+/// Refuses a template that names a placeholder that does not exist.
+pub fn check_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("a { is not closed")? + open;
+        let name = &rest[open + 1..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!("{{{name}}} is not one of {{{}}}", PLACEHOLDERS.join("}, {")));
+        }
+        rest = &rest[close + 1..];
+    }
+    Ok(())
+}
+
+/// The template with its placeholders filled in.
+fn render(template: &str, vars: &[(&str, String)]) -> String {
+    vars.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
+}
+
+/// The values of the placeholders for `kind`.
+fn vars(id: &OrderId, kind: &EventKind, rejection: Option<&str>, label: &str) -> Vec<(&'static str, String)> {
+    let (mut amount, mut by, mut reason, mut units, mut leg) = Default::default();
+    match kind {
+        EventKind::OrderPlaced { total, .. } => amount = total.minor().to_string(),
+        EventKind::PaymentPending { amount: a } | EventKind::OrderPaid { amount: a, .. } => {
+            amount = a.minor().to_string()
+        }
+        EventKind::OrderReserved { units: u } => units = u.join(", "),
+        EventKind::OrderAccepted { by: b } => by = b.clone(),
+        EventKind::OrderRejected { by: b, reason: r } => (by, reason) = (b.clone(), r.clone()),
+        EventKind::OrderInDelivery { name, .. } => leg = name.clone(),
+        EventKind::OrderCanceled { reason: r } => reason = r.as_str().to_owned(),
+        _ => {}
+    }
+    vec![
+        ("order", id.to_string()),
+        ("label", label.to_owned()),
+        ("amount", amount),
+        ("by", by),
+        ("reason", reason),
+        ("why", rejection.unwrap_or_default().to_owned()),
+        ("units", units),
+        ("leg", leg),
+    ]
 }
 
 fn message(
@@ -303,6 +363,7 @@ mod tests {
                 workflow: "shop".into(),
                 details: None,
                 stay: None,
+                lang: None,
                 reservation: crate::domain::ReservationMode::AfterPayment,
             },
         )
@@ -437,12 +498,13 @@ mod tests {
     #[test]
     fn notifications_are_made_only_for_status_changes() {
         let kim = CustomerId::parse("kim").unwrap();
-        let n = Notification::for_event(&placed(1), &kim, None, None).unwrap();
+        let n = Notification::for_event(&placed(1), &kim, None, None, None).unwrap();
         assert_eq!(n.status, OrderStatus::Placed);
         assert!(n.message.contains("ord-1"));
         assert!(Notification::for_event(
             &event(2, EventKind::StockReserved { lines: vec![], units: vec![] }),
             &kim,
+            None,
             None,
             None
         )
@@ -453,14 +515,38 @@ mod tests {
     fn a_deferred_card_payment_is_told_it_will_be_taken_not_asked_for_a_transfer() {
         let kim = CustomerId::parse("kim").unwrap();
         let pending = event(2, EventKind::PaymentPending { amount: Money::new(300).unwrap() });
-        let card = Notification::for_event(&pending, &kim, Some(PaymentMethod::Card), None).unwrap();
+        let card = Notification::for_event(&pending, &kim, Some(PaymentMethod::Card), None, None).unwrap();
         assert!(
             card.message.contains("card payment") && !card.message.contains("transfer"),
             "{}",
             card.message
         );
         let transfer =
-            Notification::for_event(&pending, &kim, Some(PaymentMethod::BankTransfer), None).unwrap();
+            Notification::for_event(&pending, &kim, Some(PaymentMethod::BankTransfer), None, None).unwrap();
         assert!(transfer.message.contains("bank transfer"), "{}", transfer.message);
+    }
+
+    #[test]
+    fn a_template_is_filled_in_and_one_with_an_unknown_placeholder_is_refused() {
+        let kim = CustomerId::parse("kim").unwrap();
+        let accepted = event(2, EventKind::OrderAccepted { by: "Hotel Seoul".into() });
+        let n = Notification::for_event(
+            &accepted,
+            &kim,
+            None,
+            None,
+            Some(("{order}: {label} by {by}", "confirmed")),
+        )
+        .unwrap();
+        assert_eq!(n.message, format!("{}: confirmed by Hotel Seoul", OrderId::from_number(1)));
+        assert!(check_template("{order} {amount}").is_ok());
+        assert!(check_template("{ordr}").unwrap_err().contains("{ordr} is not one of"));
+        assert!(check_template("{order").unwrap_err().contains("not closed"));
+        let mut wf = crate::domain::Workflow::shop();
+        wf.messages.insert("ko".into(), [("shipped".to_owned(), "x".to_owned())].into());
+        assert!(wf.check().unwrap_err().contains("not a status"));
+        wf.messages.clear();
+        wf.lang = "ko".into();
+        assert!(wf.check().unwrap_err().contains("has no messages"));
     }
 }

@@ -54,6 +54,15 @@ pub struct Workflow {
     /// What a party is told when it accepts an order someone else took.
     #[serde(default = "already_taken")]
     pub taken_message: String,
+    /// The language of this workflow's messages when an order names none
+    /// (`"en"`: the built-in English).
+    #[serde(default = "english")]
+    pub lang: String,
+    /// Message templates by language and status: `{ ko = { accepted =
+    /// "{order} 예약이 확정되었습니다." } }`. A status without one gets the
+    /// built-in English message. Placeholders: see [`super::view::PLACEHOLDERS`].
+    #[serde(default)]
+    pub messages: BTreeMap<String, BTreeMap<String, String>>,
     /// What a party's rejection does: end the order, or (a taxi call) keep
     /// it open for the other parties, never offering it to that one again.
     #[serde(default)]
@@ -84,6 +93,10 @@ pub enum Decline {
     Ends,
     /// The order stays open for the others; the party's decline is kept.
     KeepsOpen,
+}
+
+fn english() -> String {
+    "en".to_owned()
 }
 
 fn already_taken() -> String {
@@ -227,6 +240,8 @@ impl Workflow {
             labels: BTreeMap::new(),
             taken_message: already_taken(),
             decline: Decline::Ends,
+            lang: english(),
+            messages: BTreeMap::new(),
             max_duration: BTreeMap::new(),
             parties: BTreeMap::new(),
             max_active_per_party: None,
@@ -307,6 +322,7 @@ impl Workflow {
             }
         }
         self.check_parties()?;
+        self.check_messages()?;
         for (step, role) in &self.parties {
             if !super::access::NAMED_STEPS.contains(&step.as_str()) && self.leg(step).is_none() {
                 let steps = super::access::NAMED_STEPS.join(", ");
@@ -323,6 +339,32 @@ impl Workflow {
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.is_empty()) {
             return Err("legs need distinct, non-empty names".into());
+        }
+        Ok(())
+    }
+
+    /// The languages an order of this workflow may ask for.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        std::iter::once("en").chain(self.messages.keys().map(String::as_str).filter(|l| *l != "en"))
+    }
+
+    /// The template for `status` in `lang`, if the workflow has one.
+    pub fn template(&self, lang: &str, status: OrderStatus) -> Option<&str> {
+        self.messages.get(lang)?.get(status.as_str()).map(String::as_str)
+    }
+
+    fn check_messages(&self) -> Result<(), String> {
+        if !self.languages().any(|l| l == self.lang) {
+            return Err(format!("lang {:?} has no messages (give messages.{})", self.lang, self.lang));
+        }
+        for (lang, by_status) in &self.messages {
+            for (status, template) in by_status {
+                if OrderStatus::parse(status).is_none() {
+                    return Err(format!("messages.{lang}: {status:?} is not a status"));
+                }
+                super::view::check_template(template)
+                    .map_err(|e| format!("messages.{lang}.{status}: {e}"))?;
+            }
         }
         Ok(())
     }

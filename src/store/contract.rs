@@ -26,6 +26,7 @@ fn placed() -> EventKind {
         workflow: "shop".into(),
         details: None,
         stay: None,
+        lang: None,
         reservation: ReservationMode::None,
     }
 }

@@ -292,3 +292,28 @@ mod time {
         assert_eq!(free_rooms(&app).await, json!(["room-701"]));
     }
 }
+
+/// Messages in the customer's language: a booking that asks for Korean is
+/// told in the hotel's Korean words, with its room and the hotel's name; a
+/// language the workflow does not speak is refused by name.
+#[tokio::test]
+async fn a_guest_who_asks_for_korean_is_told_in_korean() {
+    let app = hotel().await;
+    let mut korean = booking("park");
+    korean["lang"] = json!("ko");
+    let id = place(&app, korean).await;
+    app.wait_for_status(&id, "reserved").await;
+    app.post_json(&format!("/orders/{id}/accept"), &json!({"by": "Hotel Seoul"})).await;
+    app.wait_for_status(&id, "accepted").await;
+    app.settle().await;
+    let notes: Value = app.get("/notifications?customer=park").await.json().await.unwrap();
+    let messages: Vec<&str> =
+        notes["notifications"].as_array().unwrap().iter().map(|n| n["message"].as_str().unwrap()).collect();
+    assert!(messages[2].contains("room-701 객실이 배정되었습니다"), "{messages:?}");
+    assert!(messages[3].contains("확정되었습니다 (Hotel Seoul)"), "{messages:?}");
+    let mut klingon = booking("kim");
+    klingon["lang"] = json!("tlh");
+    let r = app.post_json("/orders", &klingon).await;
+    let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("speaks en, ko"), "{problem}");
+}

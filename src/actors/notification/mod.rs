@@ -62,11 +62,23 @@ pub struct NotificationActor {
 }
 
 const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
-const RECIPIENTS: Table<CustomerId> = Table::new("recipients");
+/// `order` → who is told, and how.
+const RECIPIENTS: Table<Recipient> = Table::new("recipients");
 /// The recipients of card orders: a card order's pending payment was
 /// deferred, and its message says so. A table of its own rather than one
 /// more key per order (every key is time under the store's writer lock).
-const CARD_RECIPIENTS: Table<CustomerId> = Table::new("recipients_card");
+const CARD_RECIPIENTS: Table<Recipient> = Table::new("recipients_card");
+
+/// Who an order's messages go to, and in which words. Stored before its
+/// workflow and language were (format 1: the customer alone); those read
+/// as none, and get the built-in English.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Recipient {
+    customer: CustomerId,
+    // Grown since format 1: new fields go at the end (see store::codec).
+    workflow: Option<String>,
+    lang: Option<String>,
+}
 /// A checkpoint's words, for the message that its rejection cancels the
 /// order (a key only for orders stopped at one).
 const REJECTIONS: Table<String> = Table::new("recipient_rejections");
@@ -152,15 +164,16 @@ fn on_event(
     hooks: &webhooks::Hooks,
 ) -> TxResult<Option<Notification>, NodeError> {
     let key = event.order_id.as_str();
-    if let EventKind::OrderPlaced { customer, payment, workflow, .. } = &event.kind {
+    if let EventKind::OrderPlaced { customer, payment, workflow, lang, .. } = &event.kind {
         let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
-        tx.put(table, key, customer)?;
-        hooks.placed(tx, &event.order_id, workflow)?;
+        let to =
+            Recipient { customer: customer.clone(), workflow: Some(workflow.clone()), lang: lang.clone() };
+        tx.put(table, key, &to)?;
     }
-    let (customer, payment) = match tx.get(RECIPIENTS, key)? {
-        Some(customer) => (customer, None),
+    let (to, payment) = match tx.get(RECIPIENTS, key)? {
+        Some(to) => (to, None),
         None => match tx.get(CARD_RECIPIENTS, key)? {
-            Some(customer) => (customer, Some(PaymentMethod::Card)),
+            Some(to) => (to, Some(PaymentMethod::Card)),
             None => return Ok(None),
         },
     };
@@ -171,10 +184,19 @@ fn on_event(
         EventKind::OrderCanceled { .. } => tx.get(REJECTIONS, key)?,
         _ => None,
     };
-    let notification = Notification::for_event(event, &customer, payment, rejection.as_deref());
+    let workflow = to.workflow.as_deref().and_then(|w| hooks.workflows.get(w).ok());
+    let wording = match (workflow, event.kind.status()) {
+        (Some(wf), Some(status)) => {
+            let lang = to.lang.as_deref().unwrap_or(&wf.lang);
+            wf.template(lang, status).map(|t| (t, wf.label(status)))
+        }
+        _ => None,
+    };
+    let wording = wording.as_ref().map(|(t, label)| (*t, label.as_str()));
+    let notification = Notification::for_event(event, &to.customer, payment, rejection.as_deref(), wording);
     if let Some(n) = &notification {
         tx.put(NOTIFICATIONS, notification_key(n), n)?;
-        hooks.queue(tx, n)?;
+        hooks.queue(tx, n, to.workflow.as_deref())?;
     }
     Ok(notification)
 }
@@ -274,5 +296,15 @@ mod tests {
         let again = notifier(&t);
         t.caught_up(NAME).await;
         assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
+    }
+
+    /// A recipient stored before it held its workflow and language (format
+    /// 1: the customer alone) still reads, and is told in built-in English.
+    #[test]
+    fn a_recipient_written_by_format_1_still_reads() {
+        let mut v1 = crate::store::encode(&CustomerId::parse("kim").unwrap()).unwrap();
+        v1[0] = 1;
+        let r: Recipient = crate::store::decode(&v1).unwrap();
+        assert_eq!((r.customer.as_str(), r.workflow, r.lang), ("kim", None, None));
     }
 }

@@ -15,7 +15,7 @@
 use super::NotificationActor;
 use crate::config::WebhookSettings;
 use crate::domain::subscription::{Outgoing, Subscription};
-use crate::domain::{Notification, OrderId, Workflows};
+use crate::domain::{Notification, Workflows};
 use crate::error::NodeError;
 use crate::store::{Store, StoreError, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -31,9 +31,6 @@ pub(super) const SUBSCRIPTIONS: Table<Subscription> = Table::new("subscriptions"
 const OUTBOX: Table<Outgoing> = Table::new("webhook_outbox");
 /// Deliveries that failed for longer than `give_up_after_ms`, same keys.
 const FAILED: Table<Outgoing> = Table::new("webhook_failed");
-/// `order` → its workflow, kept once a subscription exists (to match
-/// subscriptions by workflow or party).
-const ORDER_WORKFLOWS: Table<String> = Table::new("recipient_workflows");
 
 fn queue_key(subscription: u64, event: u64) -> Vec<u8> {
     let mut key = subscription.to_be_bytes().to_vec();
@@ -50,25 +47,21 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Remembers an order's workflow, while any subscription exists.
-    pub fn placed(&self, tx: &mut Tx<'_>, order: &OrderId, workflow: &str) -> TxResult<(), NodeError> {
-        match self.subscriptions.is_empty() {
-            true => Ok(()),
-            false => tx.put(ORDER_WORKFLOWS, order.as_str(), &workflow.to_owned()),
-        }
-    }
-
-    /// Queues `n` for every subscription that wants it, in the write that
-    /// stores it.
-    pub fn queue(&self, tx: &mut Tx<'_>, n: &Notification) -> TxResult<(), NodeError> {
+    /// Queues `n` (about an order of `workflow`) for every subscription
+    /// that wants it, in the write that stores it.
+    pub fn queue(
+        &self,
+        tx: &mut Tx<'_>,
+        n: &Notification,
+        workflow: Option<&str>,
+    ) -> TxResult<(), NodeError> {
         if self.subscriptions.is_empty() {
             return Ok(());
         }
-        let workflow: Option<String> = tx.get(ORDER_WORKFLOWS, n.order_id.as_str())?;
-        let wf = workflow.as_deref().and_then(|w| self.workflows.get(w).ok());
+        let wf = workflow.and_then(|w| self.workflows.get(w).ok());
         let roles: Vec<&str> = wf.map(|w| w.party_roles().collect()).unwrap_or_default();
         let label = wf.map(|w| w.label(n.status)).unwrap_or_else(|| n.status.as_str().replace('_', " "));
-        for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow.as_deref(), &roles)) {
+        for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow, &roles)) {
             let out = Outgoing { subscription: s.id, notification: n.clone(), label: label.clone() };
             tx.put(OUTBOX, queue_key(s.id, n.event), &out)?;
         }

@@ -139,6 +139,7 @@ mod tests {
             workflow: "shop".into(),
             details: None,
             stay: None,
+            lang: "en".into(),
         }
     }
 

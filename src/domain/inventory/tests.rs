@@ -34,6 +34,7 @@ fn placed(lines: &[(&str, u32)]) -> EventKind {
         reservation: ReservationMode::AfterPayment,
         details: None,
         stay: None,
+        lang: None,
     }
 }
 

@@ -179,6 +179,7 @@ impl Order {
             reservation: workflow.reservation,
             details: order.details.clone(),
             stay: order.stay,
+            lang: Some(order.lang.clone()),
         }];
         events.extend(placed.advance(first, workflow));
         Ok((placed, events))

@@ -53,7 +53,7 @@ const EVENTS: &str = "events";
 /// How long an open waits for a database this process has just closed:
 /// sled releases its file lock from a background thread a moment after
 /// the last handle is dropped (a backup's copy, checked right after).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the database at `path`, waiting up to [`LOCK_WAIT`] while its
 /// file lock is still held. A lock another process holds is still refused,

@@ -34,6 +34,7 @@ pub fn placed_event() -> Event {
             reservation: ReservationMode::AtPlacement,
             details: None,
             stay: None,
+            lang: None,
         },
     }
 }
