@@ -263,6 +263,11 @@ pub fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `template` filled in for `event` (see [`PLACEHOLDERS`]).
+pub fn render_for(template: &str, event: &Event, rejection: Option<&str>, label: &str) -> String {
+    render(template, &vars(&event.order_id, &event.kind, rejection, label))
+}
+
 /// The template with its placeholders filled in.
 fn render(template: &str, vars: &[(&str, String)]) -> String {
     vars.iter().fold(template.to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))

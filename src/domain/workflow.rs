@@ -63,6 +63,12 @@ pub struct Workflow {
     /// built-in English message. Placeholders: see [`super::view::PLACEHOLDERS`].
     #[serde(default)]
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
+    /// What each party hears, by party and status, in the workflow's
+    /// language: `{ hotel = { paid = "새 결제 완료 예약 {order}" } }`. Sent
+    /// to webhook subscriptions for that party instead of the customer's
+    /// words.
+    #[serde(default)]
+    pub party_messages: BTreeMap<String, BTreeMap<String, String>>,
     /// What a party's rejection does: end the order, or (a taxi call) keep
     /// it open for the other parties, never offering it to that one again.
     #[serde(default)]
@@ -242,6 +248,7 @@ impl Workflow {
             decline: Decline::Ends,
             lang: english(),
             messages: BTreeMap::new(),
+            party_messages: BTreeMap::new(),
             max_duration: BTreeMap::new(),
             parties: BTreeMap::new(),
             max_active_per_party: None,
@@ -348,6 +355,11 @@ impl Workflow {
         std::iter::once("en").chain(self.messages.keys().map(String::as_str).filter(|l| *l != "en"))
     }
 
+    /// What `party` hears at `status`, if the workflow says.
+    pub fn party_template(&self, party: &str, status: OrderStatus) -> Option<&str> {
+        self.party_messages.get(party)?.get(status.as_str()).map(String::as_str)
+    }
+
     /// The template for `status` in `lang`, if the workflow has one.
     pub fn template(&self, lang: &str, status: OrderStatus) -> Option<&str> {
         self.messages.get(lang)?.get(status.as_str()).map(String::as_str)
@@ -356,6 +368,15 @@ impl Workflow {
     fn check_messages(&self) -> Result<(), String> {
         if !self.languages().any(|l| l == self.lang) {
             return Err(format!("lang {:?} has no messages (give messages.{})", self.lang, self.lang));
+        }
+        for (party, by_status) in &self.party_messages {
+            for (status, template) in by_status {
+                if OrderStatus::parse(status).is_none() {
+                    return Err(format!("party_messages.{party}: {status:?} is not a status"));
+                }
+                super::view::check_template(template)
+                    .map_err(|e| format!("party_messages.{party}.{status}: {e}"))?;
+            }
         }
         for (lang, by_status) in &self.messages {
             for (status, template) in by_status {

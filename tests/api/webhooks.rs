@@ -141,3 +141,32 @@ async fn a_receiver_that_hangs_delays_neither_orders_nor_another_receiver() {
     check(&got);
     assert!(orders_took < Duration::from_secs(5), "orders went on: {orders_took:?}");
 }
+
+/// A subscription for a party hears the party's words (the hotel: a new
+/// paid booking to confirm), a subscription for the customer the
+/// customer's.
+#[tokio::test]
+async fn a_party_hears_its_own_words() {
+    let app = spawn_app_with(quick).await;
+    let rooms = json!({"sku": "deluxe", "name": "Deluxe", "price": 180000, "units": ["room-701"]});
+    app.post_json("/products", &rooms).await;
+    let (hotel_url, hotel) = receiver(0, Duration::ZERO).await;
+    let (guest_url, guest) = receiver(0, Duration::ZERO).await;
+    let r = app
+        .post_json("/subscriptions", &json!({"url": hotel_url, "party": "hotel", "events": ["reserved"]}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app
+        .post_json("/subscriptions", &json!({"url": guest_url, "customer": "park", "events": ["reserved"]}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let booking = json!({"workflow": "hotel", "customer": "park", "items": [{"sku": "deluxe", "qty": 1}],
+        "address": "Seoul", "payment": "card", "card": "4111 1111 1111 1111", "from": "2027-03-01", "to": "2027-03-03"});
+    app.place(&booking).await;
+    until_received(&hotel, 1, Duration::from_secs(5)).await;
+    until_received(&guest, 1, Duration::from_secs(5)).await;
+    let to_hotel = hotel.lock().unwrap()[0].1["message"].as_str().unwrap().to_owned();
+    let to_guest = guest.lock().unwrap()[0].1["message"].as_str().unwrap().to_owned();
+    assert!(to_hotel.starts_with("새 결제 완료 예약") && to_hotel.contains("room-701"), "{to_hotel}");
+    assert!(to_guest.contains("room-701") && !to_guest.contains("새 결제"), "{to_guest}");
+}

@@ -196,7 +196,7 @@ fn on_event(
     let notification = Notification::for_event(event, &to.customer, payment, rejection.as_deref(), wording);
     if let Some(n) = &notification {
         tx.put(NOTIFICATIONS, notification_key(n), n)?;
-        hooks.queue(tx, n, to.workflow.as_deref())?;
+        hooks.queue(tx, n, to.workflow.as_deref(), event, rejection.as_deref())?;
     }
     Ok(notification)
 }

@@ -15,7 +15,7 @@
 use super::NotificationActor;
 use crate::config::WebhookSettings;
 use crate::domain::subscription::{Outgoing, Subscription};
-use crate::domain::{Notification, Workflows};
+use crate::domain::{Event, Notification, Workflows};
 use crate::error::NodeError;
 use crate::store::{Store, StoreError, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -47,13 +47,17 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Queues `n` (about an order of `workflow`) for every subscription
-    /// that wants it, in the write that stores it.
+    /// Queues `n` (about an order of `workflow`, from `event`) for every
+    /// subscription that wants it, in the write that stores it. A
+    /// subscription for a party gets the party's words where the workflow
+    /// has them.
     pub fn queue(
         &self,
         tx: &mut Tx<'_>,
         n: &Notification,
         workflow: Option<&str>,
+        event: &Event,
+        rejection: Option<&str>,
     ) -> TxResult<(), NodeError> {
         if self.subscriptions.is_empty() {
             return Ok(());
@@ -62,7 +66,13 @@ impl Hooks {
         let roles: Vec<&str> = wf.map(|w| w.party_roles().collect()).unwrap_or_default();
         let label = wf.map(|w| w.label(n.status)).unwrap_or_else(|| n.status.as_str().replace('_', " "));
         for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow, &roles)) {
-            let out = Outgoing { subscription: s.id, notification: n.clone(), label: label.clone() };
+            let mut notification = n.clone();
+            let party_words =
+                wf.zip(s.party.as_deref()).and_then(|(wf, party)| wf.party_template(party, n.status));
+            if let Some(template) = party_words {
+                notification.message = crate::domain::view::render_for(template, event, rejection, &label);
+            }
+            let out = Outgoing { subscription: s.id, notification, label: label.clone() };
             tx.put(OUTBOX, queue_key(s.id, n.event), &out)?;
         }
         Ok(())
