@@ -45,10 +45,12 @@ pub struct Subscription {
     pub events: Vec<OrderStatus>,
     /// Kept to sign with; never shown or logged.
     pub secret: Option<String>,
+    /// The principal that made it: it sees and drops its own.
+    pub owner: String,
 }
 
 impl NewSubscription {
-    pub fn validate(&self, id: u64) -> Result<Subscription, Invalid> {
+    pub fn validate(&self, id: u64, owner: &str) -> Result<Subscription, Invalid> {
         let url = self.url.trim();
         if !url.starts_with("http://") || url.len() > MAX_URL_LEN || url.chars().any(char::is_control) {
             return Err(Invalid::new("url must be an http:// URL of at most 2048 bytes"));
@@ -72,6 +74,7 @@ impl NewSubscription {
             customer,
             events,
             secret: self.secret.clone(),
+            owner: owner.to_owned(),
         })
     }
 }
@@ -144,21 +147,21 @@ mod tests {
             events: vec!["accepted".into()],
             ..NewSubscription::default()
         }
-        .validate(1)
+        .validate(1, "operator")
         .unwrap();
         assert!(s.wants(&note("kim", OrderStatus::Accepted), Some("hotel"), &[]));
         assert!(!s.wants(&note("kim", OrderStatus::Paid), Some("hotel"), &[]));
         assert!(!s.wants(&note("kim", OrderStatus::Accepted), Some("shop"), &[]));
         let party =
             NewSubscription { url: "http://x/".into(), party: Some("driver".into()), ..Default::default() };
-        let party = party.validate(2).unwrap();
+        let party = party.validate(2, "operator").unwrap();
         assert!(party.wants(&note("kim", OrderStatus::Placed), Some("taxi"), &["driver"]));
         assert!(!party.wants(&note("kim", OrderStatus::Placed), Some("shop"), &["seller"]));
     }
 
     #[test]
     fn a_bad_subscription_says_what_is_wrong() {
-        let bad = |s: NewSubscription| s.validate(1).unwrap_err().0;
+        let bad = |s: NewSubscription| s.validate(1, "operator").unwrap_err().0;
         assert!(bad(NewSubscription { url: "ftp://x".into(), ..Default::default() }).contains("http://"));
         let events =
             NewSubscription { url: "http://x".into(), events: vec!["shipped".into()], ..Default::default() };

@@ -262,27 +262,55 @@ impl Acting<'_> {
 
     // ---- webhooks ----
 
-    fn manages_subscriptions(&self) -> Result<(), NodeError> {
-        match self.principal.sees_everything() {
-            true => Ok(()),
-            false => {
-                Err(forbidden(format!("subscriptions are managed by an operator, not {}", self.principal)))
+    /// A subscription this principal may make: whoever sees everything,
+    /// any; a customer, to its own orders; a party, to its role's (in a
+    /// workflow where it has a step).
+    fn own_subscription(&self, mut new: NewSubscription) -> Result<NewSubscription, NodeError> {
+        let refuse = |why: &str| Err(forbidden(format!("{} {why}", self.principal)));
+        match &self.principal {
+            p if p.sees_everything() => {}
+            Principal::Customer(c) => {
+                if new.customer.as_deref().is_some_and(|x| x != c.as_str())
+                    || new.workflow.is_some()
+                    || new.party.is_some()
+                {
+                    return refuse("subscribes to its own orders only");
+                }
+                new.customer = Some(c.to_string());
             }
+            Principal::Party { role, .. } => {
+                if new.party.as_deref().is_some_and(|p| p != role) || new.customer.is_some() {
+                    return refuse("subscribes to its own role's notifications only");
+                }
+                if let Some(w) = &new.workflow {
+                    if !self.node.workflow(w)?.party_roles().any(|r| r == role) {
+                        return refuse(&format!("has no step in workflow {w}"));
+                    }
+                }
+                new.party = Some(role.clone());
+            }
+            _ => return refuse("may not subscribe"),
         }
+        Ok(new)
     }
 
     pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
-        self.manages_subscriptions()?;
-        self.node.subscribe(new).await
+        let new = self.own_subscription(new)?;
+        self.node.subscribe_as(new, &self.principal.to_string()).await
     }
 
+    /// The subscriptions this principal may see: its own, or all.
     pub async fn subscriptions(&self) -> Result<Vec<bodies::Subscription>, NodeError> {
-        self.manages_subscriptions()?;
-        self.node.subscriptions().await
+        let all = self.node.subscriptions().await?;
+        let me = self.principal.to_string();
+        Ok(all.into_iter().filter(|s| self.principal.sees_everything() || s.owner == me).collect())
     }
 
+    /// Drops one of its own (someone else's is not found).
     pub async fn unsubscribe(&self, id: u64) -> Result<(), NodeError> {
-        self.manages_subscriptions()?;
+        if !self.subscriptions().await?.iter().any(|s| s.id == id) {
+            return Err(NodeError::not_found("subscription", id));
+        }
         self.node.unsubscribe(id).await
     }
 

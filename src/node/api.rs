@@ -316,10 +316,18 @@ impl Node {
 
     // ---- webhooks ----
 
-    /// Registers a webhook subscription.
+    /// Registers a webhook subscription, as the trusted operator.
     pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
-        let actor = &self.inner.actors.notification;
-        self.call(Service::Notification, actor, Subscribe(new)).await.map(Into::into)
+        self.subscribe_as(new, "operator").await
+    }
+
+    pub(super) async fn subscribe_as(
+        &self,
+        new: NewSubscription,
+        owner: &str,
+    ) -> Result<bodies::Subscription, NodeError> {
+        let msg = Subscribe { new, owner: owner.to_owned() };
+        self.call(Service::Notification, &self.inner.actors.notification, msg).await.map(Into::into)
     }
 
     pub async fn subscriptions(&self) -> Result<Vec<bodies::Subscription>, NodeError> {

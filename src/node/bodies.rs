@@ -147,6 +147,8 @@ pub struct Subscription {
     pub events: Vec<OrderStatus>,
     /// Deliveries carry `Fulfil-Signature`.
     pub signed: bool,
+    /// Who made it.
+    pub owner: String,
 }
 
 impl From<domain::subscription::Subscription> for Subscription {
@@ -160,6 +162,7 @@ impl From<domain::subscription::Subscription> for Subscription {
             customer: s.customer,
             events: s.events,
             signed,
+            owner: s.owner,
         }
     }
 }

@@ -315,3 +315,46 @@ async fn the_load_generator_authenticates_with_a_key() {
     assert_eq!(report.by_status.get(&201), Some(&20), "{report:?}");
     assert!(run(spec(None)).await.is_err(), "no key: its setup is refused");
 }
+
+/// A customer subscribes to its own orders only, a party to its role's; each
+/// sees and drops only its own subscriptions.
+#[tokio::test]
+async fn parties_and_customers_subscribe_for_themselves_only() {
+    let app = protected().await;
+    let kim = who(&app, "customer:kim");
+    let mine = kim.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/kim"}))).await;
+    assert_eq!(mine.status(), StatusCode::CREATED);
+    let mine: Value = mine.json().await.unwrap();
+    assert_eq!((mine["customer"].as_str(), mine["owner"].as_str()), (Some("kim"), Some("customer:kim")));
+    let others =
+        kim.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/x", "customer": "lee"}))).await;
+    problem(others, StatusCode::FORBIDDEN).await;
+    let hotel = who(&app, "hotel");
+    let r =
+        hotel.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/h", "workflow": "hotel"}))).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["party"], "hotel");
+    let not_its =
+        hotel.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/h", "workflow": "taxi"}))).await;
+    problem(not_its, StatusCode::FORBIDDEN).await;
+    let listed: Value = kim.get("/subscriptions").await.json().await.unwrap();
+    assert_eq!(listed["subscriptions"].as_array().unwrap().len(), 1, "kim sees hers only");
+    let all: Value = who(&app, "operator").get("/subscriptions").await.json().await.unwrap();
+    assert_eq!(all["subscriptions"].as_array().unwrap().len(), 2);
+    let id = mine["id"].as_u64().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/subscriptions/{id}")))
+        .bearer_auth("lee-key")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+    let r = app
+        .client
+        .delete(app.url(&format!("/subscriptions/{id}")))
+        .bearer_auth("kim-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}

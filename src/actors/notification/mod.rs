@@ -25,7 +25,11 @@ pub struct ListNotifications(pub CustomerId);
 /// Registers a webhook subscription.
 #[derive(Message)]
 #[rtype(result = "Result<Subscription, NodeError>")]
-pub struct Subscribe(pub NewSubscription);
+pub struct Subscribe {
+    pub new: NewSubscription,
+    /// The principal that makes it.
+    pub owner: String,
+}
 
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Subscription>, NodeError>")]
@@ -206,7 +210,7 @@ impl Handler<Subscribe> for NotificationActor {
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, None, |act| {
-            let subscription = msg.0.validate(act.cursor.store.generate_id()?)?;
+            let subscription = msg.new.validate(act.cursor.store.generate_id()?, &msg.owner)?;
             let key = subscription.id.to_be_bytes();
             act.cursor.store.write(|tx| -> TxResult<(), NodeError> {
                 tx.put(webhooks::SUBSCRIPTIONS, key, &subscription)
