@@ -260,6 +260,20 @@ impl Acting<'_> {
         self.node.notification_stream(customer, after).await
     }
 
+    /// A workflow's notifications from now on (see
+    /// [`Node::workflow_stream`]): for a party with a step in it, or who
+    /// sees everything.
+    pub fn workflow_stream(
+        &self,
+        workflow: &str,
+        after: u64,
+    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        if !self.principal.may_list(&*self.node.workflow(workflow)?) {
+            return Err(forbidden(format!("{} has no work list in workflow {workflow}", self.principal)));
+        }
+        self.node.workflow_stream(workflow, after)
+    }
+
     // ---- webhooks ----
 
     /// A subscription this principal may make: whoever sees everything,

@@ -291,27 +291,20 @@ impl Node {
         let live = self.inner.live.subscribe();
         let msg = ListNotifications(customer.clone());
         let backlog = self.call(Service::Notification, &self.inner.actors.notification, msg).await?;
-        let backlog: std::collections::VecDeque<Notification> =
-            backlog.into_iter().filter(|n| n.event > after).collect();
-        let state = (backlog, live, after, customer);
-        Ok(futures_util::stream::unfold(state, |(mut backlog, mut live, mut last, customer)| async move {
-            if let Some(n) = backlog.pop_front() {
-                last = n.event;
-                return Some((n, (backlog, live, last, customer)));
-            }
-            loop {
-                match live.recv().await {
-                    Ok(n) if n.customer == customer && n.event > last => {
-                        last = n.event;
-                        return Some((n, (backlog, live, last, customer)));
-                    }
-                    Ok(_) => {}
-                    // Fell behind, or the node stops: the stream ends; the
-                    // client reconnects with Last-Event-ID.
-                    Err(_) => return None,
-                }
-            }
-        }))
+        Ok(follow(backlog, live, after, move |n, _| n.customer == customer))
+    }
+
+    /// A workflow's notifications from now on, as they are written (a
+    /// party's live work list: the taxi's new calls). Live only: nothing
+    /// from before is sent; `after` skips what a reconnecting client has.
+    pub fn workflow_stream(
+        &self,
+        workflow: &str,
+        after: u64,
+    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        let workflow = self.workflow(workflow)?.name.clone();
+        let live = self.inner.live.subscribe();
+        Ok(follow(Vec::new(), live, after, move |_, w| w == Some(workflow.as_str())))
     }
 
     // ---- webhooks ----
@@ -355,6 +348,37 @@ impl Node {
     }
 
     // ---- operations ----
+}
+
+/// `backlog` (what was written), then what is published live that `keep`
+/// wants, each once (by event, after `after`). It ends when the client
+/// falls too far behind or the node stops: the client reconnects with
+/// `Last-Event-ID`.
+fn follow(
+    backlog: Vec<Notification>,
+    live: tokio::sync::broadcast::Receiver<crate::actors::notification::Published>,
+    after: u64,
+    keep: impl Fn(&Notification, Option<&str>) -> bool + 'static,
+) -> impl futures_util::Stream<Item = Notification> {
+    let backlog: std::collections::VecDeque<Notification> =
+        backlog.into_iter().filter(|n| n.event > after).collect();
+    let state = (backlog, live, after, keep);
+    futures_util::stream::unfold(state, |(mut backlog, mut live, mut last, keep)| async move {
+        if let Some(n) = backlog.pop_front() {
+            last = n.event;
+            return Some((n, (backlog, live, last, keep)));
+        }
+        loop {
+            match live.recv().await {
+                Ok((n, workflow)) if n.event > last && keep(&n, workflow.as_deref()) => {
+                    last = n.event;
+                    return Some((n, (backlog, live, last, keep)));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
 }
 
 /// Longest party name or reason accepted.

@@ -79,7 +79,7 @@ pub(super) fn run_system(
 
 /// Where the notification service publishes every notification once it is
 /// written (live streams read it).
-pub(super) type Live = tokio::sync::broadcast::Sender<crate::domain::Notification>;
+pub(super) type Live = tokio::sync::broadcast::Sender<crate::actors::notification::Published>;
 
 fn boot(
     settings: &Settings,

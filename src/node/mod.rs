@@ -73,7 +73,7 @@ struct Inner {
     ping_timeout: Duration,
     authenticator: crate::auth::Authenticator,
     /// Every notification as it is written (live streams).
-    live: tokio::sync::broadcast::Sender<crate::domain::Notification>,
+    live: tokio::sync::broadcast::Sender<crate::actors::notification::Published>,
     trusted_proxies: Vec<std::net::IpAddr>,
     body_timeout: Duration,
     workflows: Arc<crate::domain::Workflows>,

@@ -4,8 +4,9 @@
 use crate::helpers::{order_body, spawn_app};
 use std::time::Duration;
 
-/// Reads SSE frames from `r` until `n` have arrived: their ids and events.
-async fn frames(r: &mut reqwest::Response, n: usize) -> Vec<(u64, String)> {
+/// Reads SSE frames from `r` until `n` have arrived: their ids, events and
+/// data.
+async fn frames(r: &mut reqwest::Response, n: usize) -> Vec<(u64, String, String)> {
     let mut text = String::new();
     let mut got = Vec::new();
     while got.len() < n {
@@ -21,7 +22,7 @@ async fn frames(r: &mut reqwest::Response, n: usize) -> Vec<(u64, String)> {
                     .map(|v| v.trim().to_owned())
                     .unwrap_or_default()
             };
-            got.push((field("id:").parse().unwrap(), field("event:")));
+            got.push((field("id:").parse().unwrap(), field("event:"), field("data:")));
         }
     }
     got
@@ -36,13 +37,13 @@ async fn a_live_stream_follows_a_customers_orders_and_resumes_from_last_event_id
     let mut live = app.get("/events?customer=kim").await;
     assert_eq!(live.headers()["content-type"], "text/event-stream");
     let backlog = frames(&mut live, 2).await;
-    assert_eq!(backlog.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(), ["placed", "payment_pending"]);
+    assert_eq!(backlog.iter().map(|(_, e, _)| e.as_str()).collect::<Vec<_>>(), ["placed", "payment_pending"]);
 
     app.place(&order_body("lee", "MUG", 1, "bank_transfer")).await;
     let id = app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
     let now = frames(&mut live, 2).await;
     assert_eq!(
-        now.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        now.iter().map(|(_, e, _)| e.as_str()).collect::<Vec<_>>(),
         ["placed", "payment_pending"],
         "kim's only"
     );
@@ -58,4 +59,22 @@ async fn a_live_stream_follows_a_customers_orders_and_resumes_from_last_event_id
     app.post(&format!("/payments/{id}/confirm")).await;
     let next = frames(&mut resumed, 1).await;
     assert_eq!(next[0].1, "paid");
+}
+
+/// A party follows its workflow's work live: the taxi's new calls, and
+/// nothing of other workflows.
+#[tokio::test]
+async fn a_driver_follows_new_taxi_calls_live() {
+    let app = spawn_app().await;
+    app.add_product("MUG", 1500, 5).await;
+    let mut calls = app.get("/events?workflow=taxi").await;
+    assert_eq!(calls.status(), reqwest::StatusCode::OK);
+    app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    let call = serde_json::json!({"workflow": "taxi", "customer": "yoon", "address": "Seoul station", "payment": "none"});
+    let id = app.place(&call).await;
+    let got = frames(&mut calls, 1).await;
+    assert_eq!(got[0].1, "placed");
+    assert!(got[0].2.contains(&id), "the call, and not the shop's order: {}", got[0].2);
+    let neither = app.get("/events").await;
+    crate::helpers::assert_problem(neither, reqwest::StatusCode::BAD_REQUEST).await;
 }

@@ -61,8 +61,9 @@ pub struct NotificationActor {
     hooks: webhooks::Hooks,
     sender: webhooks::Sender,
     tick: std::time::Duration,
-    /// Every notification, once its write committed, for live streams.
-    live: tokio::sync::broadcast::Sender<Notification>,
+    /// Every notification, once its write committed, with its order's
+    /// workflow, for live streams.
+    live: tokio::sync::broadcast::Sender<Published>,
 }
 
 const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
@@ -93,7 +94,7 @@ impl NotificationActor {
         env: &ServiceEnv,
         workflows: std::sync::Arc<Workflows>,
         webhooks: &WebhookSettings,
-        live: tokio::sync::broadcast::Sender<Notification>,
+        live: tokio::sync::broadcast::Sender<Published>,
     ) -> Result<Self, NodeError> {
         let subscriptions = std::sync::Arc::new(webhooks::load(&env.store)?);
         Ok(NotificationActor {
@@ -126,8 +127,8 @@ impl LogConsumer for NotificationActor {
         // may run its closure more than once: kept by event, once).
         let created = std::cell::RefCell::new(std::collections::BTreeMap::new());
         self.cursor.apply(batch, delivery, |tx, event| {
-            if let Some(n) = on_event(tx, event, &hooks)? {
-                created.borrow_mut().insert(n.event, n);
+            if let Some(published) = on_event(tx, event, &hooks)? {
+                created.borrow_mut().insert(published.0.event, published);
             }
             Ok(())
         })?;
@@ -161,12 +162,15 @@ impl LogConsumer for NotificationActor {
     }
 }
 
+/// A notification as published to live streams, with its order's workflow.
+pub type Published = (Notification, Option<String>);
+
 /// Records what `event` means for its customer; the notification, if one.
 fn on_event(
     tx: &mut Tx<'_>,
     event: &Event,
     hooks: &webhooks::Hooks,
-) -> TxResult<Option<Notification>, NodeError> {
+) -> TxResult<Option<Published>, NodeError> {
     let key = event.order_id.as_str();
     if let EventKind::OrderPlaced { customer, payment, workflow, lang, .. } = &event.kind {
         let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
@@ -202,7 +206,7 @@ fn on_event(
         tx.put(NOTIFICATIONS, notification_key(n), n)?;
         hooks.queue(tx, n, to.workflow.as_deref(), event, rejection.as_deref())?;
     }
-    Ok(notification)
+    Ok(notification.map(|n| (n, to.workflow)))
 }
 
 impl Handler<Subscribe> for NotificationActor {
