@@ -67,5 +67,6 @@ async fn an_orders_spans_carry_its_id_from_the_request_to_every_service() {
         let applied = of_order.iter().any(|l| l.contains(&format!("apply{{service=\"{service}\"")));
         assert!(applied, "no span of {service} applying an event of {id}: {of_order:#?}");
     }
-    assert!(captured.lines_with("ord-").iter().all(|l| !l.contains("4111")), "a card number was logged");
+    // The whole number: random order ids may well hold "4111".
+    assert!(captured.lines_with("4111111111111111").is_empty(), "a card number was logged");
 }
