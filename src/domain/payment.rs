@@ -57,8 +57,8 @@ pub enum Attempt {
     Failed,
 }
 
-/// Backoff between attempts at a deferred payment: doubling from `min_ms`,
-/// at most `max_ms`.
+/// Backoff between attempts (at a deferred payment, at a webhook
+/// delivery): doubling from `min_ms`, at most `max_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub min_ms: u64,

@@ -14,6 +14,7 @@
 
 use super::NotificationActor;
 use crate::config::WebhookSettings;
+use crate::domain::payment::Backoff;
 use crate::domain::subscription::{Outgoing, Subscription};
 use crate::domain::{Event, Notification, Workflows};
 use crate::error::NodeError;
@@ -178,14 +179,18 @@ impl NotificationActor {
         if since.elapsed() >= Duration::from_millis(settings.give_up_after_ms) {
             tracing::warn!(subscription, delivery = %out.id(), attempts = state.attempts, "webhook delivery set aside");
             *state = QueueState::default();
-            let _ = store.write(|tx| -> TxResult<(), NodeError> {
+            let set_aside = store.write(|tx| -> TxResult<(), NodeError> {
                 tx.remove(OUTBOX, &key)?;
                 tx.put(FAILED, &key, &out)
             });
+            if let Err(e) = set_aside {
+                // It stays at the head and is tried again.
+                tracing::warn!(subscription, error = ?e, "setting a webhook delivery aside failed");
+            }
             return;
         }
-        let factor = 1u64.checked_shl(state.attempts.saturating_sub(1)).unwrap_or(u64::MAX);
-        let backoff = settings.retry_min_ms.saturating_mul(factor).min(settings.retry_max_ms);
+        let doubling = Backoff { min_ms: settings.retry_min_ms, max_ms: settings.retry_max_ms };
+        let backoff = doubling.after(state.attempts.saturating_sub(1));
         // Jitter: up to a quarter more, so receivers that fail together do
         // not get their retries together.
         let jitter = fastrand::u64(0..=backoff / 4);
