@@ -50,26 +50,49 @@ struct Open {
 
 const EVENTS: &str = "events";
 
-/// How long an open waits for a database this process has just closed:
-/// sled releases its file lock from a background thread a moment after
-/// the last handle is dropped (a backup's copy, checked right after).
+/// How long an open waits for a database's file lock: sled releases it
+/// from its IO threads a moment after the last handle is dropped (a
+/// backup's copy, checked right after).
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Opens the database at `path`, waiting up to [`LOCK_WAIT`] while its
-/// file lock is still held. A lock another process holds is still refused,
-/// after the wait.
+/// How long an open waits for a database that this process itself opened
+/// before: sled's IO threads are one pool for the whole process, and under
+/// load (many stores at once, as in the test suite) the task that still
+/// holds the lock may wait its turn for seconds. Another process's lock is
+/// refused after [`LOCK_WAIT`].
+const OWN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The databases this process has opened: a lock on one of them is its own,
+/// about to be released.
+static OPENED_HERE: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Opens the database at `path`, waiting while its file lock is still held
+/// (see [`LOCK_WAIT`], [`OWN_LOCK_WAIT`]).
 fn open_db(path: &std::path::Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let here = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let opened = || OPENED_HERE.lock().unwrap_or_else(|p| p.into_inner());
+    let ours = opened().contains(&here);
+    let deadline = std::time::Instant::now() + if ours { OWN_LOCK_WAIT } else { LOCK_WAIT };
     loop {
         match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if locked(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(db) => {
+                if !ours {
+                    opened().push(here);
+                }
+                return Ok(db);
             }
             other => return other,
         }
     }
+}
+
+/// Whether opening failed on the file lock: sled reports it as an error of
+/// kind `Other` with its own words around the `WouldBlock`.
+fn locked(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
 }
 
 fn reopening() -> StoreError {
@@ -311,4 +334,34 @@ fn write_file(file: &std::path::Path, bytes: usize) -> bool {
         let _ = std::fs::remove_file(file);
     }
     wrote.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An open of a database this process still holds waits for it to be
+    /// let go, instead of failing on sled's file lock at once (a backup's
+    /// copy checked, then restored).
+    #[test]
+    fn an_open_waits_for_this_processs_own_lock_to_be_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        let (release, released) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            released.recv().unwrap();
+            drop(first);
+        });
+        let path = dir.path().to_path_buf();
+        let second = std::thread::spawn(move || SledBackend::open(&path, 1 << 20).map(|_| ()));
+        // The second open is under way (or done, which would be wrong and
+        // fail below) before the first handle goes.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!second.is_finished(), "the second open waits while the lock is held");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        assert!(second.join().unwrap().is_ok(), "and opens once it is let go");
+        let lock = std::io::Error::other("could not acquire lock on \"db\": WouldBlock");
+        assert!(locked(&lock) && !locked(&std::io::Error::other("disk full")));
+    }
 }
