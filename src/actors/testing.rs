@@ -82,6 +82,16 @@ pub fn money(m: i64) -> Money {
 
 /// An `OrderPlaced` for `customer` with `(sku, qty, unit price)` lines.
 pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod) -> EventKind {
+    placed_in("shop", customer, lines, payment)
+}
+
+/// Like [`placed`], in `workflow`.
+pub fn placed_in(
+    workflow: &str,
+    customer: &str,
+    lines: &[(&str, u32, i64)],
+    payment: PaymentMethod,
+) -> EventKind {
     let items: Vec<OrderLine> = lines
         .iter()
         .map(|(s, qty, price)| OrderLine { sku: sku(s), qty: *qty, unit_price: money(*price) })
@@ -93,7 +103,7 @@ pub fn placed(customer: &str, lines: &[(&str, u32, i64)], payment: PaymentMethod
         address: "Seoul".into(),
         payment,
         total: money(total),
-        workflow: "shop".into(),
+        workflow: workflow.into(),
         reservation: crate::domain::ReservationMode::AfterPayment,
         details: None,
         stay: None,

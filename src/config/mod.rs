@@ -78,6 +78,14 @@ pub struct WebhookSettings {
     pub retry_max_ms: u64,
     /// A delivery still failing after this is set aside.
     pub give_up_after_ms: u64,
+    /// A PEM file of certificates that https receivers may be signed by,
+    /// beside Mozilla's roots (a company's own CA); empty: none.
+    #[serde(default)]
+    pub extra_ca_file: String,
+    /// Whether subscriptions made by customers and parties may reach
+    /// private and loopback addresses (the operator's always may).
+    #[serde(default)]
+    pub allow_private_targets: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -398,7 +406,7 @@ mod tests {
         assert_eq!(s.store.path, PathBuf::from("data"));
         assert_eq!(s.workflow.default, "shop");
         // The shipped file adds the shop's Korean messages to the built-in shop.
-        assert!(s.workflows["shop"].template("ko", crate::domain::OrderStatus::Paid).is_some());
+        assert!(s.workflows["shop"].template("ko", "paid").is_some());
         assert_eq!(
             Workflow { messages: Default::default(), ..s.workflows["shop"].clone() },
             Workflow::shop()

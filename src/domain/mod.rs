@@ -13,11 +13,14 @@ pub mod event;
 pub mod fold;
 pub mod ids;
 pub mod inventory;
+pub mod message;
 pub mod money;
 pub mod order;
 pub mod payment;
 pub mod product;
 pub mod request;
+#[cfg(test)]
+mod samples;
 pub mod status;
 pub mod stay;
 pub mod subscription;
@@ -27,11 +30,12 @@ pub mod workflow;
 
 pub use event::{CancelReason, Event, EventKind, Seq};
 pub use ids::{CustomerId, OrderId, Sku};
+pub use message::Notification;
 pub use money::Money;
 pub use order::{Command, Order, OrderLine, OrderRequest, PaymentMethod, Refusal, Settlement, ValidOrder};
 pub use product::{NewProduct, Product};
 pub use status::OrderStatus;
-pub use view::{Notification, StatusView};
+pub use view::StatusView;
 pub use workflow::{
     Acceptance, CheckpointPolicy, Decline, LegSpec, PaymentFallback, ReservationMode, Workflow, Workflows,
 };

@@ -1,6 +1,7 @@
 //! A workflow: the knobs that make one engine run different businesses
 //! (the shop, the hotel, the driver call, the overseas purchase, the taxi).
 
+use super::message::REFUNDED;
 use super::{Invalid, OrderStatus, PaymentMethod};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,17 +59,20 @@ pub struct Workflow {
     /// (`"en"`: the built-in English).
     #[serde(default = "english")]
     pub lang: String,
-    /// Message templates by language and status: `{ ko = { accepted =
-    /// "{order} 예약이 확정되었습니다." } }`. A status without one gets the
-    /// built-in English message. Placeholders: see [`super::view::PLACEHOLDERS`].
+    /// Message templates by language and status (or `refunded`): `{ ko = {
+    /// accepted = "{order} 예약이 확정되었습니다." } }`. One without a
+    /// template gets the built-in English message. Placeholders: see
+    /// [`super::message::PLACEHOLDERS`].
     #[serde(default)]
     pub messages: BTreeMap<String, BTreeMap<String, String>>,
-    /// What each party hears, by party and status, in the workflow's
-    /// language: `{ hotel = { paid = "새 결제 완료 예약 {order}" } }`. Sent
+    /// What each party hears, by party and status (or `refunded`), in the
+    /// party's language (`lang`, default the workflow's), and in other
+    /// languages by language: `{ hotel = { lang = "ko", paid = "새 결제 완료
+    /// 예약 {order}", en = { paid = "New paid booking {order}" } } }`. Sent
     /// to webhook subscriptions for that party instead of the customer's
     /// words.
     #[serde(default)]
-    pub party_messages: BTreeMap<String, BTreeMap<String, String>>,
+    pub party_messages: BTreeMap<String, BTreeMap<String, PartyWords>>,
     /// What a party's rejection does: end the order, or (a taxi call) keep
     /// it open for the other parties, never offering it to that one again.
     #[serde(default)]
@@ -103,6 +107,28 @@ pub enum Decline {
 
 fn english() -> String {
     "en".to_owned()
+}
+
+/// A party's words in a workflow: a template (in the party's language), or,
+/// under a language's name, that language's templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PartyWords {
+    Template(String),
+    Language(BTreeMap<String, String>),
+}
+
+/// The key of a party's words that names their language (default: the
+/// workflow's), which `{reason}` is told in.
+const PARTY_LANG: &str = "lang";
+
+/// Checks one template at `place` for `subject`: a status name, or
+/// `refunded`.
+fn check_one(place: &str, subject: &str, template: &str) -> Result<(), String> {
+    if OrderStatus::parse(subject).is_none() && subject != REFUNDED {
+        return Err(format!("{place}: {subject:?} is not a status nor \"refunded\""));
+    }
+    super::message::check_template(subject, template).map_err(|e| format!("{place}.{subject}: {e}"))
 }
 
 fn already_taken() -> String {
@@ -161,6 +187,11 @@ impl Workflows {
             let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
             Invalid::new(format!("unknown workflow {name:?}; known: {}", known.join(", ")))
         })
+    }
+
+    /// Every workflow, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Workflow> {
+        self.by_name.values().map(|wf| &**wf)
     }
 
     /// The name of the workflow an order gets when it names none.
@@ -355,37 +386,67 @@ impl Workflow {
         std::iter::once("en").chain(self.messages.keys().map(String::as_str).filter(|l| *l != "en"))
     }
 
-    /// What `party` hears at `status`, if the workflow says.
-    pub fn party_template(&self, party: &str, status: OrderStatus) -> Option<&str> {
-        self.party_messages.get(party)?.get(status.as_str()).map(String::as_str)
+    /// What `party` hears about `subject` (a status name, or `refunded`),
+    /// and the language it is in: in `lang` where the workflow has the
+    /// party's words in it, else the party's own words.
+    pub fn party_template<'a>(
+        &'a self,
+        party: &str,
+        lang: Option<&'a str>,
+        subject: &str,
+    ) -> Option<(&'a str, &'a str)> {
+        let words = self.party_messages.get(party)?;
+        if let Some(Some(PartyWords::Language(in_lang))) = lang.map(|l| words.get(l)) {
+            return in_lang.get(subject).map(|t| (t.as_str(), lang.unwrap_or_default()));
+        }
+        let own_lang = match words.get(PARTY_LANG) {
+            Some(PartyWords::Template(l)) => l.as_str(),
+            _ => self.lang.as_str(),
+        };
+        match words.get(subject) {
+            Some(PartyWords::Template(t)) => Some((t.as_str(), own_lang)),
+            _ => None,
+        }
     }
 
-    /// The template for `status` in `lang`, if the workflow has one.
-    pub fn template(&self, lang: &str, status: OrderStatus) -> Option<&str> {
-        self.messages.get(lang)?.get(status.as_str()).map(String::as_str)
+    /// The template for `subject` (a status name, or `refunded`) in `lang`,
+    /// if the workflow has one.
+    pub fn template(&self, lang: &str, subject: &str) -> Option<&str> {
+        self.messages.get(lang)?.get(subject).map(String::as_str)
+    }
+
+    /// Whether the workflow says anything in `lang`, to its customers or to
+    /// a party.
+    pub fn speaks(&self, lang: &str) -> bool {
+        self.languages().any(|l| l == lang)
+            || self.party_messages.values().any(|words| match words.get(lang) {
+                Some(PartyWords::Language(_)) => true,
+                _ => matches!(words.get(PARTY_LANG), Some(PartyWords::Template(l)) if l == lang),
+            })
     }
 
     fn check_messages(&self) -> Result<(), String> {
         if !self.languages().any(|l| l == self.lang) {
             return Err(format!("lang {:?} has no messages (give messages.{})", self.lang, self.lang));
         }
-        for (party, by_status) in &self.party_messages {
-            for (status, template) in by_status {
-                if OrderStatus::parse(status).is_none() {
-                    return Err(format!("party_messages.{party}: {status:?} is not a status"));
+        for (party, words) in &self.party_messages {
+            for (key, entry) in words {
+                match entry {
+                    PartyWords::Template(_) if key == PARTY_LANG => {}
+                    PartyWords::Template(t) => check_one(&format!("party_messages.{party}"), key, t)?,
+                    PartyWords::Language(_) if OrderStatus::parse(key).is_some() || key == REFUNDED => {
+                        return Err(format!("party_messages.{party}.{key}: give one template, not a table"));
+                    }
+                    PartyWords::Language(by_subject) => {
+                        let place = format!("party_messages.{party}.{key}");
+                        by_subject.iter().try_for_each(|(subject, t)| check_one(&place, subject, t))?;
+                    }
                 }
-                super::view::check_template(template)
-                    .map_err(|e| format!("party_messages.{party}.{status}: {e}"))?;
             }
         }
-        for (lang, by_status) in &self.messages {
-            for (status, template) in by_status {
-                if OrderStatus::parse(status).is_none() {
-                    return Err(format!("messages.{lang}: {status:?} is not a status"));
-                }
-                super::view::check_template(template)
-                    .map_err(|e| format!("messages.{lang}.{status}: {e}"))?;
-            }
+        for (lang, by_subject) in &self.messages {
+            let place = format!("messages.{lang}");
+            by_subject.iter().try_for_each(|(subject, t)| check_one(&place, subject, t))?;
         }
         Ok(())
     }

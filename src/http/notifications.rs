@@ -13,17 +13,20 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/notifications", web::get().to(list)).route("/events", web::get().to(stream));
 }
 
-/// Whose notifications a stream follows.
+/// Whose notifications a stream follows: one of these.
 #[derive(serde::Deserialize)]
 struct Following {
     customer: Option<String>,
     workflow: Option<String>,
+    party: Option<String>,
 }
 
-/// `GET /events?customer=C` (or `?workflow=W`): Server-Sent Events, one per
-/// notification, with the event's sequence number as its id: a client that
-/// reconnects with `Last-Event-ID` gets what it missed (a customer's; a
-/// workflow's stream is live only), then the rest as it happens.
+/// `GET /events?customer=C` (or `?workflow=W`, or `?party=P`, a role such
+/// as `driver`): Server-Sent Events, one per notification, with the
+/// event's sequence number as its id. A client that reconnects with
+/// `Last-Event-ID` gets what it missed, then the rest as it happens. A
+/// customer's stream starts with everything it was told; a workflow's or a
+/// party's, without `Last-Event-ID`, starts now.
 async fn stream(
     node: Data<Node>,
     who: Who,
@@ -31,17 +34,20 @@ async fn stream(
     query: Query<Following>,
 ) -> Result<HttpResponse, ApiError> {
     let header = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok());
-    let after = match header.map(str::trim) {
-        None | Some("") => 0,
-        Some(id) => {
-            id.parse().map_err(|_| ApiError::BadQuery(format!("Last-Event-ID {id:?} is not an event id")))?
-        }
+    let resume = match header.map(str::trim) {
+        None | Some("") => None,
+        Some(id) => Some(
+            id.parse().map_err(|_| ApiError::BadQuery(format!("Last-Event-ID {id:?} is not an event id")))?,
+        ),
     };
     let acting = who.on(&node);
-    let notifications = match (&query.customer, &query.workflow) {
-        (Some(customer), None) => acting.notification_stream(customer, after).await?.boxed(),
-        (None, Some(workflow)) => acting.workflow_stream(workflow, after)?.boxed(),
-        _ => return Err(ApiError::BadQuery("give customer=C, or workflow=W".into())),
+    let notifications = match (&query.customer, &query.workflow, &query.party) {
+        (Some(customer), None, None) => {
+            acting.notification_stream(customer, resume.unwrap_or(0)).await?.boxed()
+        }
+        (None, Some(workflow), None) => acting.workflow_stream(workflow, resume).await?.boxed(),
+        (None, None, Some(party)) => acting.party_stream(party, resume).await?.boxed(),
+        _ => return Err(ApiError::BadQuery("give one of customer=C, workflow=W or party=P".into())),
     };
     let events = notifications.map(|n| {
         let data = serde_json::to_string(&n).unwrap_or_default();

@@ -260,18 +260,34 @@ impl Acting<'_> {
         self.node.notification_stream(customer, after).await
     }
 
-    /// A workflow's notifications from now on (see
-    /// [`Node::workflow_stream`]): for a party with a step in it, or who
-    /// sees everything.
-    pub fn workflow_stream(
+    /// A workflow's notifications (see [`Node::workflow_stream`]): for a
+    /// party with a step in it, or who sees everything.
+    pub async fn workflow_stream(
         &self,
         workflow: &str,
-        after: u64,
+        resume: Option<u64>,
     ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
         if !self.principal.may_list(&*self.node.workflow(workflow)?) {
             return Err(forbidden(format!("{} has no work list in workflow {workflow}", self.principal)));
         }
-        self.node.workflow_stream(workflow, after)
+        self.node.workflow_stream(workflow, resume).await
+    }
+
+    /// A party role's notifications (see [`Node::party_stream`]): for a
+    /// party of that role, or who sees everything.
+    pub async fn party_stream(
+        &self,
+        party: &str,
+        resume: Option<u64>,
+    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        let allowed = match &self.principal {
+            Principal::Party { role, .. } => role == party,
+            p => p.sees_everything(),
+        };
+        if !allowed {
+            return Err(forbidden(format!("{} does not follow the {party}s' work", self.principal)));
+        }
+        self.node.party_stream(party, resume).await
     }
 
     // ---- webhooks ----

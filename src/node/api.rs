@@ -4,7 +4,8 @@ use super::{bodies, order_id_of, order_span, Node, Service};
 use crate::actors::delivery::GetDelivery;
 use crate::actors::inventory::{AddProduct, Availability, GetProduct, GetReservation, Restock, SetInService};
 use crate::actors::notification::{
-    FailedDeliveries, ListNotifications, ListSubscriptions, RetryDelivery, Subscribe, Unsubscribe,
+    FailedDeliveries, ListNotifications, ListSubscriptions, NotificationsAfter, RetryDelivery, Subscribe,
+    Unsubscribe,
 };
 use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
@@ -15,6 +16,7 @@ use crate::domain::stay::Stay;
 use crate::domain::subscription::{NewSubscription, Outgoing};
 use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
 use crate::error::{NodeError, Refused};
+use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 
 impl Node {
@@ -284,27 +286,95 @@ impl Node {
         &self,
         customer: &str,
         after: u64,
-    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+    ) -> Result<impl Stream<Item = Notification> + use<>, NodeError> {
         let customer = CustomerId::parse(customer)?;
         // Listening first, then reading what was written: nothing falls
         // between the two, and what both hold is sent once.
         let live = self.inner.live.subscribe();
         let msg = ListNotifications(customer.clone());
         let backlog = self.call(Service::Notification, &self.inner.actors.notification, msg).await?;
+        let backlog = futures_util::stream::iter(backlog.into_iter().map(Ok));
         Ok(follow(backlog, live, after, move |n, _| n.customer == customer))
     }
 
-    /// A workflow's notifications from now on, as they are written (a
-    /// party's live work list: the taxi's new calls). Live only: nothing
-    /// from before is sent; `after` skips what a reconnecting client has.
-    pub fn workflow_stream(
+    /// The notifications of a workflow's orders, as they are written (a
+    /// party's live work list: the taxi's new calls). A client that
+    /// reconnects with the last event it saw (`resume`) first gets what it
+    /// missed, from the log; without one the stream starts now.
+    pub async fn workflow_stream(
         &self,
         workflow: &str,
-        after: u64,
-    ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
+        resume: Option<u64>,
+    ) -> Result<impl Stream<Item = Notification> + use<>, NodeError> {
         let workflow = self.workflow(workflow)?.name.clone();
+        self.workflows_stream(vec![workflow], resume).await
+    }
+
+    /// The notifications of the orders of every workflow where `party` (a
+    /// role: "driver") has a step, as [`Node::workflow_stream`].
+    pub async fn party_stream(
+        &self,
+        party: &str,
+        resume: Option<u64>,
+    ) -> Result<impl Stream<Item = Notification> + use<>, NodeError> {
+        let workflows: Vec<String> = (self.inner.workflows.all())
+            .filter(|wf| wf.party_roles().any(|r| r == party))
+            .map(|wf| wf.name.clone())
+            .collect();
+        if workflows.is_empty() {
+            return Err(NodeError::not_found("party with a step in any workflow", party));
+        }
+        self.workflows_stream(workflows, resume).await
+    }
+
+    async fn workflows_stream(
+        &self,
+        workflows: Vec<String>,
+        resume: Option<u64>,
+    ) -> Result<impl Stream<Item = Notification> + use<>, NodeError> {
         let live = self.inner.live.subscribe();
-        Ok(follow(Vec::new(), live, after, move |_, w| w == Some(workflow.as_str())))
+        let backlog = match resume {
+            // The first page is read now, so that a node that cannot serve
+            // it answers with an error rather than an empty stream.
+            Some(after) => self.backlog(workflows.clone(), after).await?.boxed(),
+            None => futures_util::stream::empty().boxed(),
+        };
+        let keep =
+            move |_: &Notification, w: Option<&str>| w.is_some_and(|w| workflows.iter().any(|x| x == w));
+        Ok(follow(backlog, live, resume.unwrap_or(0), keep))
+    }
+
+    /// The notifications of `workflows` after the event `after`, read from
+    /// the log a page at a time (see [`NotificationsAfter`]).
+    async fn backlog(
+        &self,
+        workflows: Vec<String>,
+        after: u64,
+    ) -> Result<impl Stream<Item = Result<Notification, NodeError>> + use<>, NodeError> {
+        let node = self.clone();
+        let page = move |after: u64| {
+            let (node, workflows) = (node.clone(), workflows.clone());
+            async move {
+                let msg = NotificationsAfter { after, workflows, limit: BACKLOG_PAGE };
+                node.call(Service::Notification, &node.inner.actors.notification, msg).await
+            }
+        };
+        let first = page(after).await?;
+        let pages = futures_util::stream::unfold(Some(Ok(first)), move |state| {
+            let page = page.clone();
+            async move {
+                let current = match state? {
+                    Ok(current) => current,
+                    Err(e) => return Some((vec![Err(e)], None)),
+                };
+                let next = match current.done {
+                    true => None,
+                    false => Some(page(current.next).await),
+                };
+                Some((current.notifications.into_iter().map(|(n, _)| Ok(n)).collect(), next))
+            }
+        });
+        Ok(pages.flat_map(futures_util::stream::iter))
     }
 
     // ---- webhooks ----
@@ -319,8 +389,28 @@ impl Node {
         new: NewSubscription,
         owner: &str,
     ) -> Result<bodies::Subscription, NodeError> {
+        self.check_subscription(&new)?;
         let msg = Subscribe { new, owner: owner.to_owned() };
         self.call(Service::Notification, &self.inner.actors.notification, msg).await.map(Into::into)
+    }
+
+    /// A subscription's workflow must exist, and its language be one that
+    /// its workflow (or, without one, some workflow) speaks.
+    fn check_subscription(&self, new: &NewSubscription) -> Result<(), NodeError> {
+        let workflow = new.workflow.as_deref().map(|w| self.workflow(w)).transpose()?;
+        let Some(lang) = new.lang.as_deref() else { return Ok(()) };
+        let speaking: Vec<&crate::domain::Workflow> = match &workflow {
+            Some(wf) => vec![&**wf],
+            None => self.inner.workflows.all().collect(),
+        };
+        if speaking.iter().any(|wf| wf.speaks(lang)) {
+            return Ok(());
+        }
+        let mut spoken: Vec<&str> = speaking.iter().flat_map(|wf| wf.languages()).collect();
+        spoken.sort_unstable();
+        spoken.dedup();
+        let why = format!("lang {lang:?} is not spoken here; give one of {}", spoken.join(", "));
+        Err(NodeError::Refused(Refused::Invalid(why)))
     }
 
     pub async fn subscriptions(&self) -> Result<Vec<bodies::Subscription>, NodeError> {
@@ -350,23 +440,32 @@ impl Node {
     // ---- operations ----
 }
 
+/// Log events read for one page of a stream's backlog.
+const BACKLOG_PAGE: usize = 512;
+
 /// `backlog` (what was written), then what is published live that `keep`
-/// wants, each once (by event, after `after`). It ends when the client
-/// falls too far behind or the node stops: the client reconnects with
-/// `Last-Event-ID`.
+/// wants, each once (by event, after `after`). It ends when the backlog
+/// cannot be read, the client falls too far behind or the node stops: the
+/// client reconnects with `Last-Event-ID`.
 fn follow(
-    backlog: Vec<Notification>,
+    backlog: impl Stream<Item = Result<Notification, NodeError>> + Unpin,
     live: tokio::sync::broadcast::Receiver<crate::actors::notification::Published>,
     after: u64,
     keep: impl Fn(&Notification, Option<&str>) -> bool + 'static,
-) -> impl futures_util::Stream<Item = Notification> {
-    let backlog: std::collections::VecDeque<Notification> =
-        backlog.into_iter().filter(|n| n.event > after).collect();
-    let state = (backlog, live, after, keep);
+) -> impl Stream<Item = Notification> {
+    // Fused: each item asks the backlog first, also once it has ended.
+    let state = (backlog.fuse(), live, after, keep);
     futures_util::stream::unfold(state, |(mut backlog, mut live, mut last, keep)| async move {
-        if let Some(n) = backlog.pop_front() {
-            last = n.event;
-            return Some((n, (backlog, live, last, keep)));
+        while let Some(read) = backlog.next().await {
+            match read {
+                Ok(n) if n.event > last => {
+                    last = n.event;
+                    return Some((n, (backlog, live, last, keep)));
+                }
+                Ok(_) => {}
+                // Going live now would skip what is left of the backlog.
+                Err(_) => return None,
+            }
         }
         loop {
             match live.recv().await {

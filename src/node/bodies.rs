@@ -149,6 +149,8 @@ pub struct Subscription {
     pub signed: bool,
     /// Who made it.
     pub owner: String,
+    /// The language its deliveries are worded in, if it chose one.
+    pub lang: Option<String>,
 }
 
 impl From<domain::subscription::Subscription> for Subscription {
@@ -163,6 +165,7 @@ impl From<domain::subscription::Subscription> for Subscription {
             events: s.events,
             signed,
             owner: s.owner,
+            lang: s.lang,
         }
     }
 }

@@ -34,16 +34,12 @@ pub(super) struct Started {
 /// The actor thread: boots the system, reports, runs until stopped, then
 /// tears everything down and flushes the store.
 pub(super) fn run_system(
-    settings: Settings,
-    faults: Faults,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    live: Live,
+    parts: Parts,
     ready: oneshot::Sender<Result<Started, StartError>>,
     stopped: oneshot::Sender<()>,
 ) {
     let runner = actix::System::new();
-    let booted = runner.block_on(async { boot(&settings, faults, metrics, clock, live) });
+    let booted = runner.block_on(async { boot(parts) });
     let (actors, env, arbiters) = match booted {
         Ok(b) => b,
         Err(e) => {
@@ -81,13 +77,21 @@ pub(super) fn run_system(
 /// written (live streams read it).
 pub(super) type Live = tokio::sync::broadcast::Sender<crate::actors::notification::Published>;
 
-fn boot(
-    settings: &Settings,
-    faults: Faults,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    live: Live,
-) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
+/// What the actor thread starts the services with.
+pub(super) struct Parts {
+    pub(super) settings: Settings,
+    pub(super) faults: Faults,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) live: Live,
+    /// Sends webhook deliveries: built before the store is opened, so that
+    /// an unusable `webhooks.extra_ca_file` is refused first.
+    pub(super) http: crate::actors::notification::Clients,
+}
+
+fn boot(parts: Parts) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
+    let Parts { settings, faults, metrics, clock, live, http } = parts;
+    let settings = &settings;
     let path = &settings.store.path;
     let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
         .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
@@ -123,7 +127,7 @@ fn boot(
     let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
     let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
     let notification =
-        NotificationActor::new(&env, workflows.clone(), &settings.webhooks, live).map_err(fail)?;
+        NotificationActor::new(&env, workflows.clone(), &settings.webhooks, http, live).map_err(fail)?;
     let notification = arbiters.supervise(Service::Notification, notification);
     let projection = ProjectionActor::new(&env, workflows.clone()).map_err(fail)?;
     let projection = arbiters.supervise(Service::Projection, projection);
@@ -137,7 +141,8 @@ fn boot(
     )
     .map_err(fail)?;
     let order = arbiters.supervise(Service::Order, order);
-    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, arbiters.threads))
+    let threads = std::mem::take(&mut arbiters.threads);
+    Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, threads))
 }
 
 /// Rewrites what earlier versions kept of card numbers (idempotency
@@ -162,6 +167,18 @@ struct Arbiters {
     threads: Vec<Arbiter>,
     next: usize,
     mailbox: MailboxSettings,
+}
+
+/// Arbiters still held when a boot fails stop with it, and with them the
+/// services already started, so that nothing keeps the store (and its lock)
+/// open after a start that failed.
+impl Drop for Arbiters {
+    fn drop(&mut self) {
+        for arbiter in self.threads.drain(..) {
+            arbiter.stop();
+            let _ = arbiter.join();
+        }
+    }
 }
 
 impl Arbiters {

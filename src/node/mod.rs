@@ -129,6 +129,9 @@ pub enum StartError {
     Aborted,
     #[error("{0}")]
     Auth(#[from] crate::auth::AuthError),
+    /// A setting that cannot be used as it is (a file that cannot be read).
+    #[error("{0}")]
+    Settings(String),
     #[error(
         "http.bind {bind} is not loopback and no keys are configured: set auth.keys or auth.keys_file \
          (FULFIL_AUTH__KEYS_FILE), or bind to 127.0.0.1, so that the node is not open to anyone who can reach it"
@@ -157,6 +160,7 @@ impl Node {
         let timeout = settings.timeouts.request();
         let ping_timeout = Duration::from_millis(settings.supervision.ping_timeout_ms);
         let authenticator = crate::auth::Authenticator::from_settings(&settings.auth, &settings.admin)?;
+        let http = crate::actors::notification::clients(&settings.webhooks).map_err(StartError::Settings)?;
         let settings_body_timeout_ms = settings.http.body_timeout_ms;
         // Checked by the settings: every entry is an address.
         let trusted_proxies = settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
@@ -177,7 +181,15 @@ impl Node {
         let (live, _) = tokio::sync::broadcast::channel(LIVE_BUFFER);
         let live_for_actors = live.clone();
         std::thread::Builder::new().name("fulfil-actors".into()).spawn(move || {
-            run_system(settings, env_faults, env_metrics, clock, live_for_actors, ready_tx, stopped_tx);
+            let parts = boot::Parts {
+                settings,
+                faults: env_faults,
+                metrics: env_metrics,
+                clock,
+                live: live_for_actors,
+                http,
+            };
+            run_system(parts, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
         tracing::info!(data = %data_dir.display(), "node started");

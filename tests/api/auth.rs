@@ -322,19 +322,22 @@ async fn the_load_generator_authenticates_with_a_key() {
 async fn parties_and_customers_subscribe_for_themselves_only() {
     let app = protected().await;
     let kim = who(&app, "customer:kim");
-    let mine = kim.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/kim"}))).await;
+    let mine = kim.post("/subscriptions", Some(json!({"url": "https://hooks.example.com/kim"}))).await;
     assert_eq!(mine.status(), StatusCode::CREATED);
     let mine: Value = mine.json().await.unwrap();
     assert_eq!((mine["customer"].as_str(), mine["owner"].as_str()), (Some("kim"), Some("customer:kim")));
-    let others =
-        kim.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/x", "customer": "lee"}))).await;
+    let others = kim
+        .post("/subscriptions", Some(json!({"url": "https://hooks.example.com/x", "customer": "lee"})))
+        .await;
     problem(others, StatusCode::FORBIDDEN).await;
     let hotel = who(&app, "hotel");
-    let r =
-        hotel.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/h", "workflow": "hotel"}))).await;
+    let r = hotel
+        .post("/subscriptions", Some(json!({"url": "https://hooks.example.com/h", "workflow": "hotel"})))
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap()["party"], "hotel");
-    let not_its =
-        hotel.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/h", "workflow": "taxi"}))).await;
+    let not_its = hotel
+        .post("/subscriptions", Some(json!({"url": "https://hooks.example.com/h", "workflow": "taxi"})))
+        .await;
     problem(not_its, StatusCode::FORBIDDEN).await;
     let listed: Value = kim.get("/subscriptions").await.json().await.unwrap();
     assert_eq!(listed["subscriptions"].as_array().unwrap().len(), 1, "kim sees hers only");
@@ -357,4 +360,28 @@ async fn parties_and_customers_subscribe_for_themselves_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+/// A customer or a party cannot make the node call into its own network
+/// (server-side request forgery): their receivers must be public; the
+/// operator's may be anywhere.
+#[tokio::test]
+async fn only_the_operator_subscribes_receivers_inside_the_network() {
+    let app = protected().await;
+    let kim = who(&app, "customer:kim");
+    for internal in
+        ["http://127.0.0.1:9/kim", "http://localhost/x", "http://169.254.169.254/latest", "http://[::1]/"]
+    {
+        let refused = kim.post("/subscriptions", Some(json!({"url": internal}))).await;
+        let problem = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(problem["detail"].as_str().unwrap().contains("public address"), "{internal}: {problem}");
+    }
+    let hotel = who(&app, "hotel");
+    let refused = hotel.post("/subscriptions", Some(json!({"url": "http://10.0.0.5/h"}))).await;
+    problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let operator = who(&app, "operator");
+    let ok = operator.post("/subscriptions", Some(json!({"url": "http://127.0.0.1:9/ops"}))).await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let listed: Value = operator.get("/subscriptions").await.json().await.unwrap();
+    assert_eq!(listed["subscriptions"].as_array().unwrap().len(), 1, "nothing refused was kept");
 }

@@ -78,3 +78,41 @@ async fn a_driver_follows_new_taxi_calls_live() {
     let neither = app.get("/events").await;
     crate::helpers::assert_problem(neither, reqwest::StatusCode::BAD_REQUEST).await;
 }
+
+/// A driver follows every call of its role (the taxi's and the driver
+/// service's) and, reconnecting with the last event it saw, first gets the
+/// calls it missed, read from the log, then the rest live.
+#[tokio::test]
+async fn a_driver_follows_its_roles_calls_and_resumes_where_it_left_off() {
+    let app = spawn_app().await;
+    app.add_product("MUG", 1500, 5).await;
+    let call = |who: &str| serde_json::json!({"workflow": "taxi", "customer": who, "address": "Seoul station", "payment": "none"});
+    let mut calls = app.get("/events?party=driver").await;
+    assert_eq!(calls.status(), reqwest::StatusCode::OK);
+    let first = app.place(&call("yoon")).await;
+    let seen = frames(&mut calls, 1).await;
+    assert!(seen[0].2.contains(&first), "{seen:?}");
+    drop(calls);
+
+    // Missed while away: two calls, and a shop order that is not the
+    // drivers' business.
+    let missed = [app.place(&call("han")).await, app.place(&call("oh")).await];
+    app.place(&order_body("kim", "MUG", 1, "bank_transfer")).await;
+    app.settle().await;
+    let resume =
+        app.client.get(app.url("/events?party=driver")).header("Last-Event-ID", seen[0].0.to_string());
+    let mut resumed = resume.send().await.unwrap();
+    let backlog = frames(&mut resumed, 2).await;
+    for ((_, event, data), id) in backlog.iter().zip(&missed) {
+        assert_eq!(event, "placed");
+        assert!(data.contains(id.as_str()), "{data} is {id}");
+    }
+    let next = app.place(&call("moon")).await;
+    let live = frames(&mut resumed, 1).await;
+    assert!(live[0].2.contains(&next) && live[0].0 > backlog[1].0, "{live:?}");
+
+    let nobody = app.get("/events?party=nobody").await;
+    crate::helpers::assert_problem(nobody, reqwest::StatusCode::NOT_FOUND).await;
+    let both = app.get("/events?party=driver&workflow=taxi").await;
+    crate::helpers::assert_problem(both, reqwest::StatusCode::BAD_REQUEST).await;
+}

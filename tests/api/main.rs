@@ -13,6 +13,7 @@ mod faults;
 mod full_disk;
 mod health;
 mod helpers;
+mod https_webhooks;
 mod idempotency;
 mod messages;
 mod notifications;

@@ -351,8 +351,14 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
         let view = views.get(id).unwrap_or_else(|| panic!("order {id} has no status view"));
         assert_eq!(view.status, order.status, "order {id}: view and command side disagree");
         assert_eq!(view.history.len(), status_events, "order {id}: history");
+        let told =
+            |e: &&&Event| e.kind.status().is_some() || matches!(e.kind, EventKind::PaymentRefunded { .. });
         let sent = notifications.iter().filter(|n| n.order_id.as_str() == id).count();
-        assert_eq!(sent, status_events, "order {id}: one notification per status change");
+        assert_eq!(
+            sent,
+            evs.iter().filter(told).count(),
+            "order {id}: one notification per status change and refund"
+        );
     }
     let seen = crate::lifecycle::check_units_and_timers(&store, &by_order);
     let products: HashMap<String, Product> = by_text_key(all(&store, "products"));

@@ -76,6 +76,21 @@ fn assert_has(out: &str, needles: &[&str]) {
     }
 }
 
+/// The webhooks block: a Python receiver on a port the test picks, a
+/// subscription, an order, and the signature checked with openssl.
+#[tokio::test]
+async fn the_webhook_commands_work_as_written() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start_with(&data.path().join("store"), &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = block("## Webhooks")
+        .replace("http://127.0.0.1:8080", &node.address)
+        .replace("HOOK_PORT=9000", &format!("HOOK_PORT={port}"));
+    let script = format!("cd {}\n{script}", data.path().display());
+    let out = against(&node, script, "webhooks").await;
+    assert_has(&out, &["\"signed\":true", "\"status\":\"placed\"", "signature verified"]);
+}
+
 #[tokio::test]
 async fn the_shop_walk_through_works_as_written() {
     let out = run("## A walk through the shop").await;

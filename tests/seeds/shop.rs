@@ -231,7 +231,10 @@ mod expiry {
         assert_eq!(app.stock("MUG").await, 4, "only the paid order took stock");
         let notes: serde_json::Value = app.get("/notifications?customer=kim").await.json().await.unwrap();
         let last = notes["notifications"].as_array().unwrap().last().unwrap().clone();
-        assert!(last["message"].as_str().unwrap().contains("expired"), "the customer is told: {last}");
+        assert!(
+            last["message"].as_str().unwrap().contains("not paid in time"),
+            "the customer is told: {last}"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The notification service: one message to the customer for every status
-//! change of their orders, logged and stored.
+//! change of their orders, and for every refund, logged and stored.
 //!
 //! A notification is keyed by the event it reports, so replaying the log
 //! after a crash rewrites the same key instead of sending it twice. Each is
@@ -9,10 +9,11 @@ use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::ServiceEnv;
 use crate::config::WebhookSettings;
+use crate::domain::message::{self, Telling};
 use crate::domain::subscription::{NewSubscription, Outgoing, Subscription};
-use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod, Workflows};
+use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod, Seq, Workflows};
 use crate::error::NodeError;
-use crate::store::{key_prefix, Table, Tx, TxResult};
+use crate::store::{key_prefix, Store, Table, Tx, TxResult};
 use actix::prelude::*;
 
 // ---- messages ----
@@ -21,6 +22,26 @@ use actix::prelude::*;
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Notification>, NodeError>")]
 pub struct ListNotifications(pub CustomerId);
+
+/// A page of the notifications of orders of `workflows`, after the event
+/// `after`: a live stream's backlog, read from the log up to this
+/// service's position (what lies beyond is published live once written).
+#[derive(Message)]
+#[rtype(result = "Result<BacklogPage, NodeError>")]
+pub struct NotificationsAfter {
+    pub after: Seq,
+    pub workflows: Vec<String>,
+    /// Most log events read.
+    pub limit: usize,
+}
+
+/// One page of a backlog; `next` is where the following page starts.
+pub struct BacklogPage {
+    pub notifications: Vec<Published>,
+    pub next: Seq,
+    /// Nothing written is left after `next`.
+    pub done: bool,
+}
 
 /// Registers a webhook subscription.
 #[derive(Message)]
@@ -54,7 +75,7 @@ pub struct RetryDelivery {
 
 mod webhooks;
 
-pub use webhooks::signature;
+pub use webhooks::{clients, signature, Clients};
 
 pub struct NotificationActor {
     cursor: Cursor,
@@ -90,17 +111,19 @@ const REJECTIONS: Table<String> = Table::new("recipient_rejections");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
+    /// `http` sends the webhook deliveries (see [`webhooks::clients`]).
     pub fn new(
         env: &ServiceEnv,
         workflows: std::sync::Arc<Workflows>,
         webhooks: &WebhookSettings,
+        http: Clients,
         live: tokio::sync::broadcast::Sender<Published>,
     ) -> Result<Self, NodeError> {
         let subscriptions = std::sync::Arc::new(webhooks::load(&env.store)?);
         Ok(NotificationActor {
             cursor: Cursor::load(env, NAME)?,
             hooks: webhooks::Hooks { subscriptions, workflows },
-            sender: webhooks::Sender::new(webhooks),
+            sender: webhooks::Sender::new(http, webhooks),
             tick: std::time::Duration::from_millis(webhooks.tick_ms),
             live,
         })
@@ -123,11 +146,12 @@ impl LogConsumer for NotificationActor {
 
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let hooks = self.hooks.clone();
+        let store = self.cursor.store.clone();
         // What the write created, to publish once it committed (the write
         // may run its closure more than once: kept by event, once).
         let created = std::cell::RefCell::new(std::collections::BTreeMap::new());
         self.cursor.apply(batch, delivery, |tx, event| {
-            if let Some(published) = on_event(tx, event, &hooks)? {
+            if let Some(published) = on_event(tx, &store, event, &hooks)? {
                 created.borrow_mut().insert(published.0.event, published);
             }
             Ok(())
@@ -168,6 +192,7 @@ pub type Published = (Notification, Option<String>);
 /// Records what `event` means for its customer; the notification, if one.
 fn on_event(
     tx: &mut Tx<'_>,
+    store: &Store,
     event: &Event,
     hooks: &webhooks::Hooks,
 ) -> TxResult<Option<Published>, NodeError> {
@@ -192,21 +217,32 @@ fn on_event(
         EventKind::OrderCanceled { .. } => tx.get(REJECTIONS, key)?,
         _ => None,
     };
+    let cause = cause_of(store, event)?;
     let workflow = to.workflow.as_deref().and_then(|w| hooks.workflows.get(w).ok());
-    let wording = match (workflow, event.kind.status()) {
-        (Some(wf), Some(status)) => {
-            let lang = to.lang.as_deref().unwrap_or(&wf.lang);
-            wf.template(lang, status).map(|t| (t, wf.label(status)))
-        }
-        _ => None,
+    let lang = to.lang.as_deref().or(workflow.map(|wf| wf.lang.as_str())).unwrap_or("en");
+    let telling = Telling { payment, rejection: rejection.as_deref(), cause: cause.as_ref(), lang };
+    let Some((status, subject)) = message::subject(&event.kind, telling.cause) else {
+        return Ok(None);
     };
-    let wording = wording.as_ref().map(|(t, label)| (*t, label.as_str()));
-    let notification = Notification::for_event(event, &to.customer, payment, rejection.as_deref(), wording);
+    let label = workflow.map(|wf| wf.label(status));
+    let template = workflow.and_then(|wf| wf.template(lang, subject));
+    let wording = template.zip(label.as_deref());
+    let notification = Notification::for_event(event, &to.customer, &telling, wording);
     if let Some(n) = &notification {
         tx.put(NOTIFICATIONS, notification_key(n), n)?;
-        hooks.queue(tx, n, to.workflow.as_deref(), event, rejection.as_deref())?;
+        hooks.queue(tx, n, to.workflow.as_deref(), event, &telling)?;
     }
     Ok(notification.map(|n| (n, to.workflow)))
+}
+
+/// The event that caused a refund (its cancel or rejection), read from the
+/// log: what the refund's message gives as its reason.
+fn cause_of(store: &Store, event: &Event) -> TxResult<Option<EventKind>, NodeError> {
+    let (EventKind::PaymentRefunded { .. }, Some(seq)) = (&event.kind, event.caused_by) else {
+        return Ok(None);
+    };
+    let read = store.read_log(seq.saturating_sub(1), 1)?;
+    Ok(read.into_iter().find(|e| e.seq == seq).map(|e| e.kind))
 }
 
 impl Handler<Subscribe> for NotificationActor {
@@ -215,6 +251,7 @@ impl Handler<Subscribe> for NotificationActor {
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, None, |act| {
             let subscription = msg.new.validate(act.cursor.store.generate_id()?, &msg.owner)?;
+            act.sender.check(&subscription)?;
             let key = subscription.id.to_be_bytes();
             act.cursor.store.write(|tx| -> TxResult<(), NodeError> {
                 tx.put(webhooks::SUBSCRIPTIONS, key, &subscription)
@@ -267,17 +304,57 @@ impl Handler<ListNotifications> for NotificationActor {
     }
 }
 
+impl Handler<NotificationsAfter> for NotificationActor {
+    type Result = Result<BacklogPage, NodeError>;
+
+    fn handle(&mut self, msg: NotificationsAfter, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| backlog(&act.cursor.store, &msg))
+    }
+}
+
+/// The notifications of the events after `msg.after`, up to this
+/// service's committed position, of orders of `msg.workflows`.
+fn backlog(store: &Store, msg: &NotificationsAfter) -> Result<BacklogPage, NodeError> {
+    let position = store.offset(NAME)?;
+    let events = store.read_log(msg.after, msg.limit)?;
+    let mut page = BacklogPage { notifications: Vec::new(), next: msg.after, done: false };
+    for event in events.iter().take_while(|e| e.seq <= position) {
+        page.next = event.seq;
+        let told = event.kind.status().is_some() || matches!(event.kind, EventKind::PaymentRefunded { .. });
+        let Some(to) = told.then(|| recipient(store, &event.order_id)).transpose()?.flatten() else {
+            continue;
+        };
+        let Some(workflow) = to.workflow.filter(|w| msg.workflows.contains(w)) else { continue };
+        let mut key = key_prefix(to.customer.as_str());
+        key.extend_from_slice(&event.seq.to_be_bytes());
+        if let Some(n) = store.get(NOTIFICATIONS, key)? {
+            page.notifications.push((n, Some(workflow)));
+        }
+    }
+    page.done = page.next >= position || events.len() < msg.limit;
+    Ok(page)
+}
+
+/// Who an order's messages go to, wherever it is kept.
+fn recipient(store: &Store, order: &crate::domain::OrderId) -> Result<Option<Recipient>, NodeError> {
+    match store.get(RECIPIENTS, order.as_str())? {
+        Some(to) => Ok(Some(to)),
+        None => Ok(store.get(CARD_RECIPIENTS, order.as_str())?),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::testing::{money, order, paid, placed, temp_store};
-    use crate::domain::{OrderStatus, PaymentMethod};
+    use crate::actors::testing::{money, order, paid, placed, placed_in, temp_store};
+    use crate::domain::{CancelReason, OrderStatus, PaymentMethod};
 
     fn notifier(t: &crate::actors::testing::TestStore) -> Addr<NotificationActor> {
         let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
         let settings = crate::config::Settings::default().webhooks;
         let (live, _) = tokio::sync::broadcast::channel(16);
-        NotificationActor::new(&t.env(), workflows, &settings, live).unwrap().start()
+        let http = clients(&settings).unwrap();
+        NotificationActor::new(&t.env(), workflows, &settings, http, live).unwrap().start()
     }
 
     #[actix::test]
@@ -290,20 +367,64 @@ mod tests {
                 placed("kim", &[("A", 1, 100)], PaymentMethod::Card),
                 paid(100),
                 EventKind::StockReserved { lines: vec![], units: vec![] },
-                EventKind::PaymentRefunded { amount: money(100) },
+                EventKind::OrderCanceled { reason: CancelReason::OutOfStock },
             ],
         );
+        // The payment service refunds, naming the cancel as the cause.
+        let refund = EventKind::PaymentRefunded { amount: money(100) };
+        t.store.write::<_, ()>(|tx| tx.append(&order(1), Some(4), refund.clone())).map_err(|_| ()).unwrap();
         t.caught_up(NAME).await;
         let kim = CustomerId::parse("kim").unwrap();
         let sent = n.send(ListNotifications(kim.clone())).await.unwrap().unwrap();
         let statuses: Vec<OrderStatus> = sent.iter().map(|n| n.status).collect();
-        assert_eq!(statuses, [OrderStatus::Placed, OrderStatus::Paid]);
+        let canceled = OrderStatus::Canceled;
+        assert_eq!(statuses, [OrderStatus::Placed, OrderStatus::Paid, canceled, canceled]);
+        let refunded = &sent[3].message;
+        assert!(refunded.contains("refunded") && refunded.contains("(out of stock)"), "{refunded}");
 
         // A second instance with the offset reset replays the log: same keys.
         t.store.write::<_, NodeError>(|tx| tx.commit_offset(NAME, 0)).unwrap();
         let again = notifier(&t);
         t.caught_up(NAME).await;
         assert_eq!(again.send(ListNotifications(kim)).await.unwrap().unwrap(), sent);
+    }
+
+    /// A stream's backlog is read from the log page by page, only as far as
+    /// the service has written, and holds only the workflows asked for.
+    #[actix::test]
+    async fn a_backlog_is_read_page_by_page_for_the_workflows_asked_for() {
+        let t = temp_store();
+        let n = notifier(&t);
+        for (i, workflow) in ["taxi", "shop", "taxi", "taxi"].iter().enumerate() {
+            let placed = placed_in(workflow, "kim", &[("A", 1, 100)], PaymentMethod::None);
+            t.append(&order(i as u64 + 1), vec![placed, EventKind::OrderClosed]);
+        }
+        t.caught_up(NAME).await;
+        let (mut after, mut got, mut pages) = (0, Vec::new(), 0);
+        loop {
+            let msg = NotificationsAfter { after, workflows: vec!["taxi".into()], limit: 3 };
+            let page = n.send(msg).await.unwrap().unwrap();
+            got.extend(page.notifications.into_iter().map(|(n, w)| (n.order_id, n.status, w.unwrap())));
+            pages += 1;
+            if page.done {
+                break;
+            }
+            after = page.next;
+        }
+        assert_eq!(pages, 3, "8 events, 3 a page");
+        let taxi = |i: u64, status| (order(i), status, "taxi".to_owned());
+        let (placed, closed) = (OrderStatus::Placed, OrderStatus::Closed);
+        assert_eq!(
+            got,
+            [
+                taxi(1, placed),
+                taxi(1, closed),
+                taxi(3, placed),
+                taxi(3, closed),
+                taxi(4, placed),
+                taxi(4, closed)
+            ]
+        );
     }
 
     /// A recipient stored before it held its workflow and language (format

@@ -14,9 +14,10 @@
 
 use super::NotificationActor;
 use crate::config::WebhookSettings;
+use crate::domain::message::{self, Telling};
 use crate::domain::payment::Backoff;
-use crate::domain::subscription::{Outgoing, Subscription};
-use crate::domain::{Event, Notification, Workflows};
+use crate::domain::subscription::{public_address, public_target, Outgoing, Subscription};
+use crate::domain::{Event, Notification, Workflow, Workflows};
 use crate::error::NodeError;
 use crate::store::{Store, StoreError, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -48,17 +49,16 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    /// Queues `n` (about an order of `workflow`, from `event`) for every
-    /// subscription that wants it, in the write that stores it. A
-    /// subscription for a party gets the party's words where the workflow
-    /// has them.
+    /// Queues `n` (about an order of `workflow`, from `event`, told as
+    /// `telling` says) for every subscription that wants it, in the write
+    /// that stores it, in the subscriber's words (see [`words_for`]).
     pub fn queue(
         &self,
         tx: &mut Tx<'_>,
         n: &Notification,
         workflow: Option<&str>,
         event: &Event,
-        rejection: Option<&str>,
+        telling: &Telling<'_>,
     ) -> TxResult<(), NodeError> {
         if self.subscriptions.is_empty() {
             return Ok(());
@@ -68,15 +68,38 @@ impl Hooks {
         let label = wf.map(|w| w.label(n.status)).unwrap_or_else(|| n.status.as_str().replace('_', " "));
         for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow, &roles)) {
             let mut notification = n.clone();
-            let party_words =
-                wf.zip(s.party.as_deref()).and_then(|(wf, party)| wf.party_template(party, n.status));
-            if let Some(template) = party_words {
-                notification.message = crate::domain::view::render_for(template, event, rejection, &label);
+            if let Some(message) = wf.and_then(|wf| words_for(s, wf, event, telling, &label)) {
+                notification.message = message;
             }
             let out = Outgoing { subscription: s.id, notification, label: label.clone() };
             tx.put(OUTBOX, queue_key(s.id, n.event), &out)?;
         }
         Ok(())
+    }
+}
+
+/// What subscription `s` is told of `event` in `wf`, where it differs
+/// from the customer's message: a party's words (in the subscription's
+/// language where the workflow has them), else the customer's words in the
+/// subscription's language. `None`: the customer's message as it is.
+fn words_for(
+    s: &Subscription,
+    wf: &Workflow,
+    event: &Event,
+    telling: &Telling<'_>,
+    label: &str,
+) -> Option<String> {
+    let (_, subject) = message::subject(&event.kind, telling.cause)?;
+    let asked = s.lang.as_deref();
+    let party_words = s.party.as_deref().and_then(|party| wf.party_template(party, asked, subject));
+    let customer_words = || asked.and_then(|l| wf.template(l, subject).map(|t| (t, l)));
+    match party_words.or_else(customer_words) {
+        Some((template, lang)) => {
+            Some(message::render_for(template, event, &Telling { lang, ..*telling }, label))
+        }
+        // English is built in, without templates.
+        None if asked == Some("en") => Some(message::built_in(event, &Telling { lang: "en", ..*telling })),
+        None => None,
     }
 }
 
@@ -97,18 +120,96 @@ pub struct QueueState {
 
 /// The sender's state.
 pub struct Sender {
-    http: reqwest::Client,
+    clients: Clients,
     settings: WebhookSettings,
     queues: HashMap<u64, QueueState>,
 }
 
-impl Sender {
-    pub fn new(settings: &WebhookSettings) -> Sender {
-        let http = reqwest::Client::builder()
+/// The HTTP clients deliveries are sent with: one that reaches any
+/// address, for the operator's subscriptions, and one that reaches only
+/// public ones, for everyone else's (unless `allow_private_targets`), so
+/// that a customer cannot make the node call its own network.
+#[derive(Clone)]
+pub struct Clients {
+    any: reqwest::Client,
+    public: reqwest::Client,
+}
+
+/// Both clients: http and https (rustls, with Mozilla's roots and
+/// `extra_ca_file`'s), a timeout per attempt, and no redirects (a receiver
+/// that moves answers 3xx, a failure, rather than having a signed body sent
+/// somewhere its subscription did not name).
+pub fn clients(settings: &WebhookSettings) -> Result<Clients, String> {
+    let roots = extra_roots(settings)?;
+    let build = |public: bool| {
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
-            .build()
-            .unwrap_or_default();
-        Sender { http, settings: settings.clone(), queues: HashMap::new() }
+            .redirect(reqwest::redirect::Policy::none());
+        for root in &roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        if public {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        builder.build().map_err(|e| format!("the webhook client does not start: {e}"))
+    };
+    Ok(Clients { any: build(false)?, public: build(true)? })
+}
+
+/// The certificates of `extra_ca_file`, if one is named.
+fn extra_roots(settings: &WebhookSettings) -> Result<Vec<reqwest::Certificate>, String> {
+    if settings.extra_ca_file.is_empty() {
+        return Ok(Vec::new());
+    }
+    let place = format!("webhooks.extra_ca_file {:?}", settings.extra_ca_file);
+    let pem = std::fs::read(&settings.extra_ca_file).map_err(|e| format!("{place}: {e}"))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{place}: {e}"))?;
+    if roots.is_empty() {
+        return Err(format!("{place}: holds no PEM certificate"));
+    }
+    Ok(roots)
+}
+
+/// Resolves a receiver's name to its public addresses only: a name that
+/// points into the node's own network reaches nothing.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| public_address(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{} has no public address", name.as_str()).into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl Sender {
+    pub fn new(clients: Clients, settings: &WebhookSettings) -> Sender {
+        Sender { clients, settings: settings.clone(), queues: HashMap::new() }
+    }
+
+    /// The client for `s`, if it may be sent to: the operator's reach any
+    /// address; anyone else's, public ones only.
+    fn client_for(&self, s: &Subscription) -> Option<&reqwest::Client> {
+        if s.by_operator() || self.settings.allow_private_targets {
+            return Some(&self.clients.any);
+        }
+        public_target(&s.url).then_some(&self.clients.public)
+    }
+
+    /// Refuses a subscription that `owner`'s deliveries could not reach.
+    pub fn check(&self, s: &Subscription) -> Result<(), NodeError> {
+        match self.client_for(s) {
+            Some(_) => Ok(()),
+            None => Err(NodeError::from(crate::domain::Invalid::new(
+                "url must be a public address: only the operator subscribes receivers inside the \
+                 node's network (or set webhooks.allow_private_targets)",
+            ))),
+        }
     }
 
     /// After a restart: nothing is in flight any more.
@@ -145,9 +246,14 @@ impl NotificationActor {
                 continue;
             }
             let Ok(Some((key, out))) = head(&self.cursor.store, s.id) else { continue };
-            state.in_flight = true;
+            let Some(http) = self.sender.client_for(s).cloned() else {
+                // Made before the guard, to an internal address: never sent.
+                self.delivered(s.id, key, out, false);
+                continue;
+            };
+            self.sender.queues.entry(s.id).or_default().in_flight = true;
             let body = out.body();
-            let mut request = self.sender.http.post(&s.url).header("content-type", "application/json");
+            let mut request = http.post(&s.url).header("content-type", "application/json");
             request = request.header("Fulfil-Delivery-Id", out.id());
             if let Some(secret) = &s.secret {
                 request = request.header("Fulfil-Signature", signature(secret, &body));
@@ -238,5 +344,20 @@ impl NotificationActor {
     pub(super) fn reload_subscriptions(&mut self) -> Result<(), NodeError> {
         self.hooks.subscriptions = Arc::new(load(&self.cursor.store)?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    /// A name that resolves into the node's own network reaches nothing
+    /// through the guarded client, whatever the URL's spelling.
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_has_no_public_address() {
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let refused = PublicOnly.resolve(name).await.err().expect("refused");
+        assert!(refused.to_string().contains("no public address"), "{refused}");
     }
 }
