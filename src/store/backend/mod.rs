@@ -95,6 +95,7 @@ fn duplicate(seq: Seq) -> StoreError {
 }
 
 mod memory;
+mod records;
 mod sled;
 
 pub use self::sled::SledBackend;

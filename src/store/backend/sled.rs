@@ -13,13 +13,13 @@
 //! store is writable again once the reserve can be made again and a probe
 //! fits beside it: the space is really back, not just the reserve.
 
-use super::{duplicate, Backend, Change, Entries};
+use super::{duplicate, records, Backend, Change, Entries};
 use crate::domain::Seq;
 use crate::logging::ERRORS;
 use crate::store::StoreError;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 /// The embedded provider.
@@ -43,7 +43,12 @@ const RESERVE: &str = "fulfil.reserve";
 /// One open sled database.
 struct Open {
     db: sled::Db,
+    /// The log: one record per commit (see [`records`]).
     events: sled::Tree,
+    /// The number of the log's last event: commits come one at a time
+    /// (the store above orders them), and a commit of events that are not
+    /// after it is a retried append, refused.
+    last: AtomicU64,
     /// The trees behind the tables, opened on first use.
     trees: RwLock<HashMap<String, sled::Tree>>,
 }
@@ -95,6 +100,15 @@ fn locked(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().starts_with("could not acquire lock")
 }
 
+/// The number of the last event in `log`: its last record's first event
+/// and count.
+fn last_in(log: &sled::Tree) -> Result<Seq, StoreError> {
+    match log.last()? {
+        Some((key, record)) => Ok(crate::store::log::seq_from_key(&key)? + records::count(&record)? - 1),
+        None => Ok(0),
+    }
+}
+
 fn reopening() -> StoreError {
     StoreError::Unavailable("the store is being reopened".into())
 }
@@ -103,7 +117,8 @@ impl Open {
     fn new(path: &std::path::Path, cache_bytes: u64) -> Result<Open, StoreError> {
         let db = open_db(path, cache_bytes)?;
         let events = db.open_tree(EVENTS)?;
-        Ok(Open { db, events, trees: RwLock::new(HashMap::new()) })
+        let last = AtomicU64::new(last_in(&events)?);
+        Ok(Open { db, events, last, trees: RwLock::new(HashMap::new()) })
     }
 
     /// Runs `f` on the tree called `name` (opened on first use) without
@@ -172,6 +187,29 @@ impl SledBackend {
     }
 }
 
+/// Up to `limit` events of `log` from the one numbered `from`: from the
+/// record that holds it (the last record that starts at or before it) on.
+fn read_records(log: &sled::Tree, from: Seq, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    let start = match log.range(..=from.to_be_bytes()).next_back() {
+        Some(kv) => kv?.0,
+        None => sled::IVec::from(&from.to_be_bytes()),
+    };
+    let mut events = Vec::new();
+    for kv in log.range(start..) {
+        let (key, record) = kv?;
+        let first = crate::store::log::seq_from_key(&key)?;
+        for (seq, bytes) in (first..).zip(records::decode(&record)?) {
+            if events.len() == limit {
+                return Ok(events);
+            }
+            if seq >= from {
+                events.push(bytes.to_vec());
+            }
+        }
+    }
+    Ok(events)
+}
+
 /// A read guard on a filled slot.
 struct OpenGuard<'a>(RwLockReadGuard<'a, Option<Open>>);
 
@@ -223,40 +261,42 @@ impl Backend for SledBackend {
         let indexed: Vec<(usize, &Change<'_>)> =
             changes.iter().map(|c| (names.binary_search(&c.table).unwrap_or_default(), c)).collect();
         let all: Vec<&sled::Tree> = trees.iter().collect();
+        let first = events.first().map(|(seq, _)| *seq);
+        if let Some(first) = first.filter(|first| *first <= open.last.load(Ordering::Acquire)) {
+            return Err(duplicate(first));
+        }
+        let record = first.map(|first| (first.to_be_bytes(), records::encode(events)));
         let outcome = all.as_slice().transaction(|view| {
-            if let Some((first, _)) = events.first() {
-                if view[log].get(first.to_be_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(*first));
-                }
-            }
             for (tree, c) in &indexed {
                 match c.value {
                     Some(bytes) => view[*tree].insert(c.key, bytes)?,
                     None => view[*tree].remove(c.key)?,
                 };
             }
-            for (seq, bytes) in events {
-                view[log].insert(&seq.to_be_bytes()[..], bytes.as_slice())?;
+            if let Some((key, record)) = &record {
+                view[log].insert(&key[..], record.as_slice())?;
             }
-            Ok(())
+            Ok::<_, ConflictableTransactionError<()>>(())
         });
-        self.seen(outcome.map_err(|e| match e {
-            TransactionError::Abort(seq) => duplicate(seq),
+        let outcome = outcome.map_err(|e| match e {
+            TransactionError::Abort(()) => StoreError::Unavailable("the commit was abandoned".into()),
             TransactionError::Storage(e) => e.into(),
-        }))
+        });
+        self.seen(outcome)?;
+        if let Some((seq, _)) = events.last() {
+            open.last.store(*seq, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn read_log(&self, from: Seq, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let open = self.db()?;
-        let entries = open.events.range(from.to_be_bytes()..).take(limit);
-        self.seen(entries.map(|kv| Ok(kv?.1.to_vec())).collect())
+        let read = read_records(&open.events, from, limit);
+        self.seen(read)
     }
 
     fn last_seq(&self) -> Result<Seq, StoreError> {
-        match self.db()?.events.last()? {
-            Some((k, _)) => crate::store::log::seq_from_key(&k),
-            None => Ok(0),
-        }
+        Ok(self.db()?.last.load(Ordering::Acquire))
     }
 
     fn generate_id(&self) -> Result<u64, StoreError> {
@@ -363,5 +403,33 @@ mod tests {
         assert!(second.join().unwrap().is_ok(), "and opens once it is let go");
         let lock = std::io::Error::other("could not acquire lock on \"db\": WouldBlock");
         assert!(locked(&lock) && !locked(&std::io::Error::other("disk full")));
+    }
+
+    /// A log written one event per key, before records, reads on, with
+    /// the records written after it; a retried append of an event inside a
+    /// record is refused.
+    #[test]
+    fn a_log_of_single_events_reads_on_with_records_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let log = db.open_tree(EVENTS).unwrap();
+            log.insert(1u64.to_be_bytes(), &[3, b'a'][..]).unwrap();
+            log.insert(2u64.to_be_bytes(), &[3, b'b'][..]).unwrap();
+            db.flush().unwrap();
+        }
+        let event = |c: u8| vec![3, c];
+        let backend = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(backend.last_seq().unwrap(), 2);
+        backend.commit(&[], &[(3, event(b'c')), (4, event(b'd')), (5, event(b'e'))]).unwrap();
+        assert!(backend.commit(&[], &[(4, event(b'x'))]).is_err(), "4 is in the log already");
+        assert_eq!(backend.read_log(2, 10).unwrap(), [event(b'b'), event(b'c'), event(b'd'), event(b'e')]);
+        assert_eq!(backend.read_log(4, 1).unwrap(), [event(b'd')]);
+        assert_eq!(backend.read_log(1, 3).unwrap(), [event(b'a'), event(b'b'), event(b'c')]);
+        assert_eq!(backend.read_log(6, 3).unwrap(), Vec::<Vec<u8>>::new());
+        drop(backend);
+        let reopened = SledBackend::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(reopened.last_seq().unwrap(), 5);
+        assert_eq!(reopened.read_log(5, 1).unwrap(), [event(b'e')]);
     }
 }
