@@ -44,7 +44,7 @@ fn scaled(n: u64) -> u64 {
 
 /// One row of the report.
 struct Row {
-    what: &'static str,
+    what: String,
     value: f64,
     unit: &'static str,
     /// The ceiling it is compared with, and the ratio.
@@ -61,11 +61,12 @@ impl Report {
     fn add(
         &mut self,
         key: &str,
-        what: &'static str,
+        what: impl Into<String>,
         value: f64,
         unit: &'static str,
         ceiling: Option<(&'static str, f64)>,
     ) {
+        let what = what.into();
         println!("  {what:<58} {value:>12.2} {unit}");
         self.json.insert(
             key.to_owned(),
@@ -472,6 +473,15 @@ async fn main() {
         );
         r.add("events_per_order", "events per order to in_delivery", events, "", None);
         r.add("keys_written_per_order", "keys written per order (events included)", keys, "", None);
+        // Where the keys go: the profile of the work under the writer lock.
+        let mut by_table: Vec<(&str, u64)> = (writer.by_table.iter())
+            .map(|(table, n)| (*table, n - writer_before.by_table.get(table).copied().unwrap_or(0)))
+            .collect();
+        by_table.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (table, keys) in by_table.into_iter().filter(|(_, keys)| *keys > 0) {
+            let per_order = keys as f64 / n as f64;
+            r.add(&format!("keys_{table}"), format!("  keys per order: {table}"), per_order, "", None);
+        }
         r.add(
             "commits_per_order",
             "store writes (one lock hold each) per order",
@@ -537,6 +547,7 @@ async fn main() {
         let handle = app.server_handle();
         let node = app.node();
         let served = tokio::spawn(app.run_until_stopped());
+        add_stock(&node).await;
         let secs = scaled(10).max(3);
         // Orders that exist, for the readers of GET /status/{id}.
         let mut ids = Vec::new();

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub payments: IntCounterVec,
     store_commits: IntCounter,
     store_keys: IntCounter,
+    store_keys_by_table: IntCounterVec,
     store_busy: prometheus::Counter,
 }
 
@@ -112,6 +113,12 @@ impl Metrics {
             ),
             orders: counter(&r, "fulfil_orders_total", "Orders entering each status", &["status"]),
             events_appended,
+            store_keys_by_table: counter(
+                &r,
+                "fulfil_store_keys_by_table_total",
+                "Keys written or removed, by table (\"(log)\": the log's records)",
+                &["table"],
+            ),
             events_consumed: counter(
                 &r,
                 "fulfil_events_consumed_total",
@@ -218,6 +225,10 @@ impl Metrics {
         self.events_appended.inc_by(log_head.saturating_sub(appended));
         self.store_commits.inc_by(writer.commits.saturating_sub(self.store_commits.get()));
         self.store_keys.inc_by(writer.keys.saturating_sub(self.store_keys.get()));
+        for (table, keys) in &writer.by_table {
+            let counter = self.store_keys_by_table.with_label_values(&[table]);
+            counter.inc_by(keys.saturating_sub(counter.get()));
+        }
         self.store_busy.inc_by((writer.busy.as_secs_f64() - self.store_busy.get()).max(0.0));
         for (breaker, now) in breakers {
             for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {

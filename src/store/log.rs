@@ -188,6 +188,7 @@ mod tests {
         });
         assert!(matches!(refused, Err(WriteError::Abort(()))));
         assert_eq!((keys_written(&store), store.writer_stats().read().commits), (2, 2), "keys, commits");
+        assert_eq!(store.writer_stats().read().by_table, [("t", 2)].into(), "by table");
         let _: Option<TxError<()>> = None;
         Ok(())
     }

@@ -31,6 +31,7 @@ pub use table::Table;
 use crate::domain::{Event, Seq};
 use backend::{Backend, Change, MemoryBackend};
 use commit::GroupCommit;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,10 +102,12 @@ pub struct WriterStats {
     commits: AtomicU64,
     keys: AtomicU64,
     busy_ns: AtomicU64,
+    /// Keys by table: where the work under the lock goes.
+    by_table: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// A reading of [`WriterStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WriterReading {
     /// Writes committed.
     pub commits: u64,
@@ -113,20 +116,37 @@ pub struct WriterReading {
     pub keys: u64,
     /// Time the writer lock was held.
     pub busy: Duration,
+    /// The keys by table; the log's records under [`LOG_KEYS`].
+    pub by_table: BTreeMap<&'static str, u64>,
 }
 
+/// The name the log's records are counted under in
+/// [`WriterReading::by_table`].
+pub const LOG_KEYS: &str = "(log)";
+
 impl WriterStats {
+    /// The counters as of one moment (read under the lock that records
+    /// them, so the tables add up to the keys).
     pub fn read(&self) -> WriterReading {
+        let by_table = self.by_table.lock().unwrap_or_else(|p| p.into_inner());
         WriterReading {
             commits: self.commits.load(Ordering::Relaxed),
             keys: self.keys.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed)),
+            by_table: by_table.clone(),
         }
     }
 
-    fn record(&self, keys: usize, held: Duration) {
+    /// One commit of keys of `tables` (one entry a key), held for `held`.
+    fn record(&self, tables: impl Iterator<Item = &'static str>, held: Duration) {
+        let mut by_table = self.by_table.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys = 0;
+        for table in tables {
+            *by_table.entry(table).or_default() += 1;
+            keys += 1;
+        }
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.keys.fetch_add(keys as u64, Ordering::Relaxed);
+        self.keys.fetch_add(keys, Ordering::Relaxed);
         self.busy_ns.fetch_add(held.as_nanos() as u64, Ordering::Relaxed);
     }
 }
@@ -341,7 +361,8 @@ impl Store {
             inner.condition.head.send_replace(last.seq);
         }
         // The log takes one key a commit: its events are one record.
-        inner.stats.record(changes.len() + usize::from(!encoded.is_empty()), locked.elapsed());
+        let log = (!encoded.is_empty()).then_some(LOG_KEYS);
+        inner.stats.record(tx.writes.keys().map(|(table, _)| *table).chain(log), locked.elapsed());
         drop(guard);
         Ok(Some(events))
     }
