@@ -1,6 +1,6 @@
 //! The command line of the `fulfil` binary.
 
-use crate::config::Settings;
+use crate::config::{LogFormat, Settings};
 use crate::startup::Application;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -93,14 +93,15 @@ pub struct LoadArgs {
 }
 
 pub async fn run(args: Args) -> ExitCode {
-    init_tracing();
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
+            init_tracing(LogFormat::Text);
             tracing::error!("{e}");
             return ExitCode::from(2);
         }
     };
+    init_tracing(settings.log.format);
     match args.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => serve(settings).await,
         Cmd::Load(load) => drive(load).await,
@@ -228,9 +229,14 @@ async fn drive(args: LoadArgs) -> ExitCode {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
-fn init_tracing() {
+/// Logs to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let lines = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => lines.try_init(),
+        // The spans' fields in each line: the order id a line is about.
+        LogFormat::Json => lines.json().with_current_span(true).with_span_list(true).try_init(),
+    };
 }

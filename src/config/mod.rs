@@ -31,6 +31,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub auth: AuthSettings,
     pub webhooks: WebhookSettings,
+    pub log: LogSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
     /// Faults injected from the start, by service name.
@@ -47,6 +48,23 @@ pub struct SupervisionSettings {
     pub backoff_max_ms: u64,
     pub poison_after: u32,
     pub ping_timeout_ms: u64,
+}
+
+/// How the node writes its own log lines (to stderr; `RUST_LOG` filters).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line, with the fields of the spans it is in (the
+    /// order id of a request or an event), for log collectors.
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -53,3 +53,47 @@ async fn a_mistyped_setting_stops_the_start_with_a_message_that_names_it() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("http.bind") && stderr.contains("not a port"), "{stderr}");
 }
+
+/// `[log] format = "json"`: every line is one JSON object, and every line
+/// the services write about an order carries its id, in its fields or in
+/// a span's, so that a log collector can follow one order.
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_and_each_names_its_order() {
+    let data = tempfile::tempdir().unwrap();
+    let mut node = Proc::start_with(data.path(), &[("FULFIL_LOG__FORMAT", "json")]);
+    let log = node.log();
+    add_products(&node.address, &[("MUG", 3)]).await;
+    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
+        "address": "Seoul", "payment": "bank_transfer"});
+    let placed: serde_json::Value = client()
+        .post(format!("{}/orders", node.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let confirm = client().post(format!("{}/payments/{id}/confirm", node.address)).send().await.unwrap();
+    assert_eq!(confirm.status(), StatusCode::OK);
+    crate::helpers::settle(&node.address).await;
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+
+    let lines: Vec<serde_json::Value> = log
+        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["timestamp"].is_string() && l["fields"]["message"].is_string()));
+    let services: Vec<&serde_json::Value> = (lines.iter())
+        .filter(|l| {
+            l["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("fulfil::actors") || t == "fulfil::notification")
+        })
+        .collect();
+    assert!(services.len() >= 4, "the placement and the notifications: {services:?}");
+    for line in services {
+        assert!(line.to_string().contains(&id), "a service's line without its order: {line}");
+    }
+}

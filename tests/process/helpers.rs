@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub struct Proc {
     child: Option<Child>,
     pub address: String,
+    /// What it wrote to stderr before its address, and the rest to come.
+    log: Option<(Vec<String>, mpsc::Receiver<String>)>,
 }
 
 impl Proc {
@@ -44,7 +46,7 @@ impl Proc {
             .spawn()
             .expect("the binary starts");
         let stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut proc = Proc { child: Some(child), address: String::new() };
+        let mut proc = Proc { child: Some(child), address: String::new(), log: None };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
@@ -58,11 +60,21 @@ impl Proc {
                 .unwrap_or_else(|_| panic!("no address logged: {seen:?}"));
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 assert!(line.contains(&data.display().to_string()), "it logs where its data is: {line}");
-                proc.address = format!("http://{}", rest.split_whitespace().next().unwrap());
+                // Text or JSON: the address ends at a space or a quote.
+                let address = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap();
+                proc.address = format!("http://{address}");
             }
             seen.push(line);
         }
+        proc.log = Some((seen, rx));
         proc
+    }
+
+    /// Every line the process writes to stderr, from its start to its exit
+    /// (read until it exits: call after [`Proc::wait`] began, or kill it).
+    pub fn log(&mut self) -> impl Iterator<Item = String> {
+        let (seen, rest) = self.log.take().expect("the log is taken once");
+        seen.into_iter().chain(rest)
     }
 
     /// Runs the binary with `env` expecting it to refuse to start: its exit
