@@ -44,6 +44,14 @@ pub enum Cmd {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Ask a running node whether it is ready (`/health/ready`): exit status
+    /// 0 when it is, 1 when it is not or does not answer within 2 s. A
+    /// container's health check, where there is no curl.
+    Probe {
+        /// The node's base URL (default: `http.bind`, on loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Put a backup in place of a (new or empty) data directory, after
     /// checking that it opens; then start the node on it.
     Restore {
@@ -108,6 +116,36 @@ pub async fn run(args: Args) -> ExitCode {
         Cmd::Check { data } => check(&data.unwrap_or(settings.store.path)),
         Cmd::Backup { to, url } => backup(&url, &to, &settings.admin.token).await,
         Cmd::Restore { from, data } => restore(&from, &data.unwrap_or(settings.store.path)),
+        Cmd::Probe { url } => probe(&url.unwrap_or_else(|| local_url(&settings.http.bind))).await,
+    }
+}
+
+/// The URL a process on the node's own machine reaches `bind` at.
+fn local_url(bind: &str) -> String {
+    let port = bind.rsplit_once(':').map_or("8080", |(_, port)| port);
+    format!("http://127.0.0.1:{port}")
+}
+
+async fn probe(url: &str) -> ExitCode {
+    let ready = format!("{}/health/ready", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build();
+    let answer = match client {
+        Ok(client) => client.get(&ready).send().await,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match answer {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("{ready}: {}", r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{ready}: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -97,3 +97,40 @@ async fn json_logs_are_one_object_a_line_and_each_names_its_order() {
         assert!(line.to_string().contains(&id), "a service's line without its order: {line}");
     }
 }
+
+/// `fulfil probe`, the container's health check: 0 while the node is
+/// ready, 1 while it drains and once it is gone.
+#[tokio::test]
+async fn the_probe_says_whether_the_node_is_ready() {
+    let probe = |url: String| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", &url]).output();
+        out.unwrap()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start_with(data.path(), &[("FULFIL_SHUTDOWN__DRAIN_MS", "1500")]);
+    let address = node.address.clone();
+    let ready = tokio::task::spawn_blocking({
+        let address = address.clone();
+        move || probe(address)
+    });
+    assert!(ready.await.unwrap().status.success());
+    node.signal("TERM");
+    // Readiness turns 503 as soon as the signal is handled, within the drain.
+    let deadline = std::time::Instant::now() + Duration::from_millis(1000);
+    loop {
+        let draining = tokio::task::spawn_blocking({
+            let address = address.clone();
+            move || probe(address)
+        });
+        let out = draining.await.unwrap();
+        if out.status.code() == Some(1) {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("503"), "{out:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the probe never saw the drain");
+    }
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+    let gone = tokio::task::spawn_blocking(move || probe(address)).await.unwrap();
+    assert_eq!(gone.status.code(), Some(1), "nobody answers");
+}

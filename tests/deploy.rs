@@ -1,0 +1,132 @@
+//! The container and the Kubernetes manifests: the Dockerfile passes
+//! hadolint, every manifest validates against the Kubernetes schemas, and
+//! the settings and keys they ship start a node that the container's health
+//! check finds ready. The tools are installed by `scripts/deploy-tools.sh`
+//! (into `target/deploy-tools`) when they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+/// The repository's root.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tool of `target/deploy-tools`, installed on first use.
+fn tool(name: &str) -> PathBuf {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let installed = Command::new("sh").arg(root().join("scripts/deploy-tools.sh")).status().unwrap();
+        assert!(installed.success(), "scripts/deploy-tools.sh failed");
+    });
+    root().join("target/deploy-tools/bin").join(name)
+}
+
+fn run(tool_name: &str, args: &[&Path]) -> Output {
+    Command::new(tool(tool_name)).args(args).current_dir(root()).output().unwrap()
+}
+
+fn manifests() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/k8s"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_manifest_validates_against_the_kubernetes_schemas_and_a_broken_one_does_not() {
+    let files = manifests();
+    let kinds: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    for kind in ["kind: StatefulSet", "kind: Service", "kind: ConfigMap", "kind: Secret"] {
+        assert!(kinds.iter().any(|k| k.contains(kind)), "deploy/k8s has a {kind}");
+    }
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let checked = run("kubernetes-validate", &[&[Path::new("--strict")], paths.as_slice()].concat());
+    let said =
+        String::from_utf8_lossy(&checked.stdout).into_owned() + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{said}");
+    assert_eq!(said.matches("passed").count(), files.len(), "{said}");
+
+    // The validator is not a formality: a misspelt field fails it.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    let statefulset = std::fs::read_to_string(root().join("deploy/k8s/statefulset.yaml")).unwrap();
+    std::fs::write(&broken, statefulset.replace("replicas: 1", "replicaz: 1")).unwrap();
+    assert!(!run("kubernetes-validate", &[Path::new("--strict"), &broken]).status.success());
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint_and_a_careless_one_does_not() {
+    let linted = run("hadolint", &[&root().join("Dockerfile")]);
+    assert!(linted.status.success(), "{}", String::from_utf8_lossy(&linted.stdout));
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    for line in ["USER 10001", "HEALTHCHECK", "AS build", "FROM debian:trixie-slim"] {
+        assert!(dockerfile.contains(line), "the Dockerfile has {line:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let careless = dir.path().join("Dockerfile");
+    std::fs::write(&careless, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
+    assert!(!run("hadolint", &[&careless]).status.success());
+}
+
+/// The text of the block under `key: |` in a manifest (a ConfigMap's or a
+/// Secret's file), without its indentation.
+fn file_in(manifest: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
+    let start = text.find(&format!("{key}: |\n")).expect("the file's key") + key.len() + 4;
+    let lines = text[start..].lines().take_while(|l| l.starts_with("    ") || l.is_empty());
+    lines.map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
+}
+
+/// The ConfigMap's settings and the Secret's keys start a node (paths and
+/// port moved to a temporary directory), and `fulfil probe`, the
+/// container's health check, finds it ready; the pods' grace period covers
+/// the drain and the shutdown the settings ask for.
+#[test]
+fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, file_in("configmap.yaml", "config.toml")).unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, file_in("secret.yaml", "keys.txt")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("FULFIL_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("FULFIL_STORE__PATH", dir.path().join("data"))
+        .env("FULFIL_AUTH__KEYS_FILE", &keys)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let probe =
+        || Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", &url]).output().unwrap();
+    // The probe's own 2 s timeout bounds each try; the node starts in well
+    // under a second.
+    let ready = (0..50).any(|_| {
+        let ok = probe().status.success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ok
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(ready, "the node on the shipped settings never became ready");
+
+    let settings = fulfil::Settings::load(Some(&config)).unwrap();
+    let statefulset = std::fs::read_to_string(root().join("deploy/k8s/statefulset.yaml")).unwrap();
+    let grace: u64 = statefulset
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("terminationGracePeriodSeconds:"))
+        .expect("a grace period")
+        .trim()
+        .parse()
+        .unwrap();
+    let shutdown_ms = settings.shutdown.drain_ms + settings.shutdown.timeout_ms;
+    assert!(grace * 1000 > shutdown_ms + 2000, "{grace} s is not enough for {shutdown_ms} ms and the flush");
+}
