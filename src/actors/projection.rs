@@ -1,7 +1,9 @@
 //! The projection service: the status view of every order (CQRS read side),
-//! built only from events. The view and the projection's log offset are
-//! committed in one transaction, so no event is ever applied twice, and the
-//! view can be rebuilt from the log at any time.
+//! built only from events. Views are written behind (see
+//! [`crate::store::Staged`]): folded in memory, read from there at once, and
+//! committed every so often together with the projection's log offset, in
+//! one transaction, so no event is ever applied twice, and the view can be
+//! rebuilt from the log at any time.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
@@ -9,7 +11,7 @@ use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::error::NodeError;
-use crate::store::{key_prefix, DeadLetter, Table, Tx, TxResult};
+use crate::store::{key_prefix, DeadLetter, Staged, Table, Tx, TxResult, WriteError};
 use actix::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
@@ -70,10 +72,32 @@ pub struct Page {
     pub next: Option<Seq>,
 }
 
+/// Commits what is staged, with the offset (see [`crate::store::Staged`]):
+/// sent by the node before it stops, so that the stored views are whole.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct CommitViews;
+
 pub struct ProjectionActor {
     cursor: Cursor,
     workflows: Arc<Workflows>,
+    /// Views and indexes written behind: folded in memory, committed
+    /// together every [`COMMIT_EVERY`] (or [`COMMIT_AT`] keys).
+    staged: Staged,
+    /// The offset committed in the store when staging began.
+    committed: Seq,
+    /// The store's generation the staged changes were read in: after it is
+    /// reopened they are dropped and folded again.
+    generation: u64,
+    /// How long views may be held back ([`COMMIT_EVERY`]).
+    commit_every: std::time::Duration,
 }
+
+/// How long views may be held back before they are committed. Reads see
+/// them at once; a crash only means folding the same events again.
+const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Staged keys past which they are committed at once.
+const COMMIT_AT: usize = 20_000;
 
 pub(crate) const VIEWS: Table<StatusView> = Table::new("status_views");
 /// Why an order was turned down (a key only for those that were): kept
@@ -89,13 +113,76 @@ pub const NAME: &str = crate::service::Service::Projection.name();
 
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
-        Ok(ProjectionActor { cursor: Cursor::load(env, NAME)?, workflows })
+        let cursor = Cursor::load(env, NAME)?;
+        let generation = cursor.store.condition().generation();
+        let commit_every = COMMIT_EVERY;
+        Ok(ProjectionActor {
+            cursor,
+            workflows,
+            staged: Staged::default(),
+            committed: 0,
+            generation,
+            commit_every,
+        })
+    }
+
+    /// Holds views back for `every` instead (tests that look before the
+    /// commit).
+    pub fn committing_every(self, every: std::time::Duration) -> Self {
+        ProjectionActor { commit_every: every, ..self }
+    }
+
+    /// A value of the read model, staged or committed.
+    fn get<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        key: &str,
+    ) -> Result<Option<V>, NodeError> {
+        Ok(self.staged.get(&self.cursor.store, table, key)?)
     }
 
     fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
         let view: StatusView =
-            self.cursor.store.get(VIEWS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
+            self.get(VIEWS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
         self.with_label(view)
+    }
+
+    /// Folds `batch` into the staged views: events already folded in (a
+    /// batch tried again) are skipped.
+    fn stage(&mut self, batch: &[Event]) -> Result<(), NodeError> {
+        let generation = self.cursor.store.condition().generation();
+        if generation != self.generation {
+            // Read in a store that was reopened: fold again from its offset.
+            (self.generation, self.staged) = (generation, Staged::default());
+        }
+        if self.staged.is_empty() {
+            self.committed = self.cursor.store.offset(NAME)?;
+        }
+        let from = self.staged.applied().unwrap_or(self.committed).max(self.cursor.offset());
+        let Some(last) = batch.last().map(|e| e.seq.max(from)) else { return Ok(()) };
+        let fresh: Vec<&Event> = batch.iter().filter(|e| e.seq > from).collect();
+        self.cursor
+            .store
+            .stage(&mut self.staged, last, |tx| {
+                fresh.iter().try_for_each(|e| {
+                    let _span = super::consumer::event_span(NAME, e).entered();
+                    on_event(tx, e)
+                })
+            })
+            .map_err(WriteError::flatten)?;
+        if self.staged.len() >= COMMIT_AT {
+            self.commit_staged()?;
+        }
+        Ok(())
+    }
+
+    /// Commits what is staged, with the offset.
+    fn commit_staged(&mut self) -> Result<(), NodeError> {
+        if let Some(applied) = self.staged.applied() {
+            self.cursor.store.commit_staged(&mut self.staged, NAME, self.committed)?;
+            self.committed = applied;
+        }
+        Ok(())
     }
 
     /// Adds the workflow's label and anything needing attention.
@@ -107,7 +194,7 @@ impl ProjectionActor {
         let needs_attention = self.cursor.store.dead_letters_of(&view.order_id)?;
         // Only an order that ended can have been turned down.
         let rejection = match view.status.is_terminal() {
-            true => self.cursor.store.get(REJECTIONS, view.order_id.as_str())?,
+            true => self.get(REJECTIONS, view.order_id.as_str())?,
             false => None,
         };
         Ok(StatusReport { view, label, needs_attention, rejection })
@@ -115,9 +202,13 @@ impl ProjectionActor {
 
     fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
         let mut reports = Vec::new();
-        let store = &self.cursor.store;
-        for id in store.scan_prefix(BY_CUSTOMER, key_prefix(customer.as_str()))? {
-            if let Some(view) = store.get(VIEWS, id.as_str())? {
+        let prefix = key_prefix(customer.as_str());
+        for entry in self.staged.entries_from(&self.cursor.store, BY_CUSTOMER, &prefix)? {
+            let (key, id) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if let Some(view) = self.get(VIEWS, id.as_str())? {
                 reports.push(self.with_label(view)?);
             }
         }
@@ -132,8 +223,7 @@ impl ProjectionActor {
             None => prefix.clone(),
         };
         let (mut orders, mut next) = (Vec::new(), None);
-        let store = &self.cursor.store;
-        for entry in store.entries_from(BY_STATUS, start)? {
+        for entry in self.staged.entries_from(&self.cursor.store, BY_STATUS, start)? {
             let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -142,7 +232,7 @@ impl ProjectionActor {
                 next = orders.last().map(|r: &StatusReport| r.view.placed_seq);
                 break;
             }
-            let Some(view) = store.get(VIEWS, id.as_str())? else { continue };
+            let Some(view) = self.get(VIEWS, id.as_str())? else { continue };
             let leg = view.delivery.as_ref().and_then(|d| d.leg.as_deref());
             if q.leg.is_none() || q.leg.as_deref() == leg {
                 orders.push(self.with_label(view)?);
@@ -173,8 +263,38 @@ impl LogConsumer for ProjectionActor {
         &mut self.cursor
     }
 
+    fn on_restart(&mut self) {
+        // Folded again from the committed offset.
+        self.staged.clear();
+    }
+
+    fn commit_held_back(&mut self) -> Result<(), NodeError> {
+        self.commit_staged()
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.commit_every.min(COMMIT_EVERY) / 2, |act, _| {
+            if act.staged.applied().is_some() && act.staged.age() >= act.commit_every {
+                if let Err(e) = act.commit_staged() {
+                    if let Some(held_back) = crate::logging::ERRORS.allow("projection-commit") {
+                        tracing::warn!(error = %e, held_back, "committing the status views failed; they stay staged");
+                    }
+                }
+            }
+        });
+    }
+
+    /// In order, a batch is staged (written behind); an event given again
+    /// (a dead letter's) or one of an order with a dead letter here goes
+    /// the framework's way, written at once, after what is staged.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.cursor.apply(batch, delivery, on_event)?;
+        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
+            true => self.stage(batch)?,
+            false => {
+                self.commit_staged()?;
+                self.cursor.apply(batch, delivery, on_event)?;
+            }
+        }
         let metrics = self.cursor.sup.metrics();
         for status in batch.iter().filter_map(|e| e.kind.status()) {
             metrics.orders.with_label_values(&[status.as_str()]).inc();
@@ -209,6 +329,14 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
             tx.put(VIEWS, key, &view)
         }
+    }
+}
+
+impl Handler<CommitViews> for ProjectionActor {
+    type Result = Result<(), NodeError>;
+
+    fn handle(&mut self, _: CommitViews, ctx: &mut Context<Self>) -> Self::Result {
+        guarded(self, ctx, None, |act| act.commit_staged())
     }
 }
 
@@ -292,5 +420,54 @@ mod tests {
             p.send(GetStatus(order(9))).await.unwrap(),
             Err(NodeError::Refused(Refused::NotFound { .. }))
         ));
+    }
+
+    /// Views are written behind: read at once, committed once for all the
+    /// statuses they went through, with the offset; a projection started
+    /// again before the commit folds the same events into the same views.
+    #[actix::test]
+    async fn views_are_read_at_once_committed_once_and_folded_again_after_a_crash() {
+        let t = temp_store();
+        let workflows =
+            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
+        let an_hour = std::time::Duration::from_secs(3600);
+        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        for n in 1..=3 {
+            t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
+        }
+        for n in 1..=3 {
+            t.append(&order(n), vec![paid(100)]);
+            t.append(&order(n), vec![EventKind::OrderReserved { units: vec![] }]);
+        }
+        t.caught_up(NAME).await;
+        let seen = p.send(GetStatus(order(2))).await.unwrap().unwrap().view;
+        assert_eq!((seen.status, seen.history.len()), (OrderStatus::Reserved, 3), "read at once");
+        assert_eq!(t.store.get(VIEWS, "ord-2").unwrap(), None, "not written yet");
+        assert_eq!(t.store.offset(NAME).unwrap(), 0);
+
+        // A second instance, as after a crash: it folds the log again from
+        // the committed offset, and gets the same views.
+        let again = ProjectionActor::new(&t.env(), workflows).unwrap().committing_every(an_hour).start();
+        t.caught_up(NAME).await;
+        let refolded = again.send(GetStatus(order(2))).await.unwrap().unwrap().view;
+        assert_eq!(refolded, seen, "nothing lost, nothing applied twice");
+
+        let before = t.store.writer_stats().read();
+        again.send(CommitViews).await.unwrap().unwrap();
+        let written = t.store.writer_stats().read();
+        assert_eq!(written.commits - before.commits, 1);
+        let views = written.by_table.get("status_views").copied().unwrap_or(0)
+            - before.by_table.get("status_views").copied().unwrap_or(0);
+        assert_eq!(views, 3, "one write a view, for three statuses each");
+        assert_eq!(t.store.get(VIEWS, "ord-2").unwrap(), Some(seen));
+        assert_eq!(t.store.offset(NAME).unwrap(), t.store.head());
+        let reserved = p.send(ListByStatus {
+            workflow: "shop".into(),
+            status: OrderStatus::Reserved,
+            leg: None,
+            after: None,
+            limit: 10,
+        });
+        assert_eq!(reserved.await.unwrap().unwrap().orders.len(), 3);
     }
 }

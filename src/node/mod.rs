@@ -237,6 +237,16 @@ impl Node {
         self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
         if let Some(Running { system, stopped }) = running {
+            // The status views written behind are committed before the
+            // services stop (if not, the next start folds them again).
+            let views = self.inner.actors.projection.send(crate::actors::projection::CommitViews);
+            match tokio::time::timeout(self.inner.timeout, views).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, "committing the status views at shutdown failed")
+                }
+                _ => tracing::warn!("the projection did not commit its views at shutdown"),
+            }
             system.stop();
             let _ = stopped.await;
             tracing::info!(data = %self.inner.data_dir.display(), "node stopped; store flushed");

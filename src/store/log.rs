@@ -41,6 +41,9 @@ pub(super) fn seq_from_key(k: &[u8]) -> Result<Seq, StoreError> {
 /// A table's name and a key in it.
 pub(super) type Slot = (&'static str, Vec<u8>);
 
+/// Changes by slot, in slot order: `None` removes the key.
+pub(super) type Writes = BTreeMap<Slot, Option<Vec<u8>>>;
+
 /// A writer's view of one write: the tables it names, the log and the
 /// offsets.
 ///
@@ -52,7 +55,10 @@ pub(super) type Slot = (&'static str, Vec<u8>);
 /// commit, so two instances of one consumer cannot both apply a batch.
 pub struct Tx<'a> {
     store: &'a Store,
-    pub(super) writes: BTreeMap<Slot, Option<Vec<u8>>>,
+    /// Changes kept in memory over the store (a staged consumer's, see
+    /// [`super::Staged`]): read before the store, under this write's own.
+    base: Option<&'a Writes>,
+    pub(super) writes: Writes,
     pub(super) events: Vec<(OrderId, Option<Seq>, EventKind)>,
     /// Offsets read: consumer → the value seen.
     pub(super) offsets_read: BTreeMap<String, Option<Vec<u8>>>,
@@ -60,11 +66,18 @@ pub struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     pub(super) fn new(store: &'a Store) -> Tx<'a> {
-        Tx { store, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
+        Tx { store, base: None, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
+    }
+
+    /// A write over `base`: changes kept in memory that it reads as if
+    /// committed.
+    pub(super) fn over(store: &'a Store, base: &'a Writes) -> Tx<'a> {
+        Tx { base: Some(base), ..Tx::new(store) }
     }
 
     fn raw(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(&(table, key.to_vec())) {
+        let slot = (table, key.to_vec());
+        match self.writes.get(&slot).or_else(|| self.base.and_then(|b| b.get(&slot))) {
             Some(pending) => Ok(pending.clone()),
             None => self.store.raw_get(table, key),
         }
@@ -94,13 +107,25 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Writes raw bytes to a slot (staged changes being committed).
+    pub(super) fn put_raw(&mut self, table: &'static str, key: &[u8], bytes: Vec<u8>) {
+        self.writes.insert((table, key.to_vec()), Some(bytes));
+    }
+
     /// Removes a key from `table`. A key that is not in the committed state
     /// (never written, or only put earlier in this write) costs nothing at
     /// commit: every key written is time under the log's writer lock, and
     /// this check is a read outside it.
     pub fn remove<V, E>(&mut self, table: Table<V>, key: impl AsRef<[u8]>) -> TxResult<(), E> {
-        let slot = (table.name(), key.as_ref().to_vec());
-        if self.store.raw_contains(slot.0, &slot.1)? {
+        self.remove_raw(table.name(), key.as_ref().to_vec())
+    }
+
+    /// Removes a slot (see [`Tx::remove`]); over a base, a key the base
+    /// holds is removed too.
+    pub(super) fn remove_raw<E>(&mut self, table: &'static str, key: Vec<u8>) -> TxResult<(), E> {
+        let slot = (table, key);
+        let in_base = self.base.and_then(|b| b.get(&slot)).map(Option::is_some);
+        if in_base == Some(true) || self.store.raw_contains(slot.0, &slot.1)? {
             self.writes.insert(slot, None);
         } else {
             self.writes.remove(&slot);

@@ -19,6 +19,7 @@ mod dead_letter;
 mod log;
 pub mod marker;
 mod open;
+mod staged;
 mod table;
 
 pub use backup::{restore, BackupReport};
@@ -26,6 +27,7 @@ pub use codec::{decode, encode, CodecError};
 pub use condition::Condition;
 pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
+pub use staged::Staged;
 pub use table::Table;
 
 use crate::domain::{Event, Seq};
@@ -252,6 +254,16 @@ impl Store {
             let (k, v) = kv.map_err(|e| self.failed(e))?;
             Ok((k, decode(&v)?))
         }))
+    }
+
+    /// Raw entries with keys from `start` on, in key order, read lazily.
+    pub(crate) fn raw_entries_from(
+        &self,
+        table: &'static str,
+        start: &[u8],
+    ) -> Result<impl Iterator<Item = Result<RawEntry, StoreError>> + '_, StoreError> {
+        let entries = self.inner.backend.scan(table, start).map_err(|e| self.failed(e))?;
+        Ok(entries.map(|kv| kv.map_err(|e| self.failed(e))))
     }
 
     /// Writes one value at once, outside the log's writer lock: for a

@@ -38,6 +38,10 @@ pub(super) fn order_failed<A: LogConsumer>(
     batch: &[Event],
     error: String,
 ) {
+    if batch.len() == 1 && !held_back_committed(act) {
+        ctx.notify_later(Pump, RETRY_AFTER);
+        return;
+    }
     let cursor = act.cursor();
     cursor.sup.metrics().event_failures.with_label_values(&[cursor.name]).inc();
     match batch {
@@ -54,6 +58,9 @@ pub(super) fn order_failed<A: LogConsumer>(
 /// While catching up for a command: narrows a failed batch down, or sets
 /// its one event aside and leaves its retry to [`schedule_pending`].
 pub(super) fn set_aside_now<A: LogConsumer>(act: &mut A, batch: &[Event], error: &str) {
+    if batch.len() == 1 && !held_back_committed(act) {
+        return;
+    }
     let cursor = act.cursor();
     cursor.sup.metrics().event_failures.with_label_values(&[cursor.name]).inc();
     match batch {
@@ -71,6 +78,20 @@ pub(super) fn set_aside_now<A: LogConsumer>(act: &mut A, batch: &[Event], error:
 pub fn schedule_pending<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     for letter in std::mem::take(&mut act.cursor().unscheduled) {
         schedule_retry(act, ctx, &letter);
+    }
+}
+
+/// Before an event is set aside (which moves the offset past it): what the
+/// consumer holds back is committed first. When that fails, nothing is set
+/// aside and the event is tried again later.
+fn held_back_committed<A: LogConsumer>(act: &mut A) -> bool {
+    match act.commit_held_back() {
+        Ok(()) => true,
+        Err(e) => {
+            let name = act.cursor().name;
+            tracing::warn!(service = name, error = %e, "committing held-back writes before a set-aside failed");
+            false
+        }
     }
 }
 

@@ -116,6 +116,12 @@ impl Cursor {
         self.offset
     }
 
+    /// Whether an event of `batch` belongs to an order with a dead letter
+    /// here (its events are parked, not applied).
+    pub fn any_quarantined(&self, batch: &[Event]) -> bool {
+        !self.quarantined.is_empty() && batch.iter().any(|e| self.quarantined.contains(&e.order_id))
+    }
+
     /// Re-reads the committed offset, e.g. after a restart.
     pub fn reload(&mut self) -> Result<(), NodeError> {
         self.generation = self.store.condition().generation();
@@ -197,7 +203,7 @@ impl Cursor {
 /// The span of one event applied by one service. At debug level: every
 /// service applies every event, so an enabled span per event would cost on
 /// the hot path; `RUST_LOG=fulfil=debug` follows an order through them.
-fn event_span(service: &'static str, event: &Event) -> tracing::Span {
+pub(crate) fn event_span(service: &'static str, event: &Event) -> tracing::Span {
     tracing::debug_span!("apply", service, seq = event.seq, order = %event.order_id, event = event.kind.name())
 }
 
@@ -216,6 +222,13 @@ pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> + Handler<
 
     /// Drops what only the failed instance knew; called on a restart.
     fn on_restart(&mut self) {}
+
+    /// Commits what the consumer holds back (see [`crate::store::Staged`])
+    /// before the consumer framework writes its offset itself (an event set
+    /// aside moves it past that event): nothing held back may be skipped.
+    fn commit_held_back(&mut self) -> Result<(), NodeError> {
+        Ok(())
+    }
 
     /// Starts what else the actor runs (timers); called whenever it starts,
     /// restarts included.

@@ -1,0 +1,186 @@
+//! Writes kept in memory over the store, committed later in one write with
+//! the consumer's offset: a read model written behind.
+//!
+//! A status view changes at every status of its order, and an order's
+//! events reach the projection in different batches: written at once, each
+//! view and its index were written four or five times an order, every key
+//! time under the store's writer lock. Staged, the changes of many batches
+//! are folded in memory and committed together (a view once per flush, its
+//! index only for the status it has then), with the offset of the last
+//! event folded in. The log stays the truth: after a crash the consumer
+//! starts again from the committed offset and folds the same events into
+//! the same state, so nothing is lost and nothing is applied twice.
+//! Readers read through the staged changes ([`Staged::get`],
+//! [`Staged::entries_from`]), so what was applied is seen at once.
+
+use super::log::{Slot, Writes};
+use super::{decode, Store, StoreError, Table, Tx, TxError, TxResult, WriteError};
+use crate::domain::Seq;
+use serde::de::DeserializeOwned;
+use std::time::Instant;
+
+/// One consumer's staged changes.
+#[derive(Default)]
+pub struct Staged {
+    writes: Writes,
+    /// The last event folded in; `None` before the first.
+    applied: Option<Seq>,
+    /// When the oldest change not yet committed was staged.
+    since: Option<Instant>,
+}
+
+impl Staged {
+    /// The last event folded in, if any was since the last commit.
+    pub fn applied(&self) -> Option<Seq> {
+        self.applied
+    }
+
+    /// Keys waiting to be committed.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.applied.is_none()
+    }
+
+    /// How long the oldest change has waited.
+    pub fn age(&self) -> std::time::Duration {
+        self.since.map(|s| s.elapsed()).unwrap_or_default()
+    }
+
+    /// Forgets everything staged (after a restart: it is folded again
+    /// from the committed offset).
+    pub fn clear(&mut self) {
+        *self = Staged::default();
+    }
+
+    /// A value, staged or committed.
+    pub fn get<V: DeserializeOwned>(
+        &self,
+        store: &Store,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<V>, StoreError> {
+        match self.writes.get(&(table.name(), key.as_ref().to_vec())) {
+            Some(Some(bytes)) => Ok(Some(decode(bytes)?)),
+            Some(None) => Ok(None),
+            None => store.get(table, key),
+        }
+    }
+
+    /// Entries with keys from `start` on, staged or committed, in key
+    /// order (see [`Store::entries_from`]).
+    pub fn entries_from<'a, V: DeserializeOwned + 'a>(
+        &'a self,
+        store: &'a Store,
+        table: Table<V>,
+        start: impl AsRef<[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a, StoreError> {
+        let start = start.as_ref().to_vec();
+        let from: Slot = (table.name(), start.clone());
+        let staged = self.writes.range(from..).take_while(move |((t, _), _)| *t == table.name());
+        let committed = store.raw_entries_from(table.name(), &start)?;
+        let merged = merge(committed, staged.map(|((_, k), v)| (k.clone(), v.clone())));
+        Ok(merged.map(|entry| {
+            let (key, bytes) = entry?;
+            Ok((key, decode(&bytes)?))
+        }))
+    }
+}
+
+/// `committed` with `staged` over it, both in key order: a staged value
+/// replaces the committed one, a staged removal hides it.
+fn merge<'a>(
+    committed: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a,
+    staged: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 'a,
+) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+    let (mut committed, mut staged) = (committed.peekable(), staged.peekable());
+    std::iter::from_fn(move || loop {
+        let order = match (committed.peek(), staged.peek()) {
+            (None, None) => return None,
+            (Some(Err(_)), _) => return committed.next(),
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(Ok((c, _))), Some((s, _))) => s.cmp(c),
+        };
+        match order {
+            std::cmp::Ordering::Greater => return committed.next(),
+            // The staged change stands in for the committed entry.
+            std::cmp::Ordering::Equal => drop(committed.next()),
+            std::cmp::Ordering::Less => {}
+        }
+        if let Some((key, Some(value))) = staged.next() {
+            return Some(Ok((key, value)));
+        }
+    })
+}
+
+impl Store {
+    /// Folds `f` into `staged` instead of committing it: `f` reads the
+    /// store through what is staged, and what it changes is staged on top
+    /// once it returns `Ok`; on an error nothing is staged. `seq` is the
+    /// last event it folds in. It may not append events.
+    pub fn stage<R, E>(
+        &self,
+        staged: &mut Staged,
+        seq: Seq,
+        f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
+    ) -> Result<R, WriteError<E>> {
+        let (value, writes) = {
+            let mut tx = Tx::over(self, &staged.writes);
+            let value = f(&mut tx).map_err(|e| match e {
+                TxError::Abort(e) => WriteError::Abort(e),
+                TxError::Store(e) => WriteError::Store(e),
+            })?;
+            if !tx.events.is_empty() {
+                return Err(WriteError::Store(StoreError::Unavailable(
+                    "a staged write appended events".into(),
+                )));
+            }
+            (value, std::mem::take(&mut tx.writes))
+        };
+        staged.since.get_or_insert_with(Instant::now);
+        staged.writes.extend(writes);
+        staged.applied = Some(seq);
+        Ok(value)
+    }
+
+    /// Commits what is staged with `consumer`'s offset at the last event
+    /// folded in, in one write, if the committed offset is still
+    /// `committed` (no other instance moved it); then nothing is staged.
+    /// On an error everything stays staged, to be committed later.
+    pub fn commit_staged(
+        &self,
+        staged: &mut Staged,
+        consumer: &str,
+        committed: Seq,
+    ) -> Result<(), StoreError> {
+        let Some(applied) = staged.applied else { return Ok(()) };
+        let writes = &staged.writes;
+        let written = self.write(|tx| -> TxResult<(), StoreError> {
+            if tx.offset(consumer)? != committed {
+                return Err(TxError::Abort(StoreError::Unavailable(format!(
+                    "{consumer}'s offset moved under its staged writes"
+                ))));
+            }
+            for ((table, key), value) in writes {
+                match value {
+                    Some(bytes) => tx.put_raw(table, key, bytes.clone()),
+                    None => tx.remove_raw(table, key.clone())?,
+                }
+            }
+            tx.commit_offset(consumer, applied)
+        });
+        match written {
+            Ok(_) => {
+                staged.clear();
+                Ok(())
+            }
+            Err(WriteError::Abort(e) | WriteError::Store(e)) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+use super::*;
+use crate::store::abort;
+
+const T: Table<u32> = Table::new("t");
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn staged_changes_are_read_through_and_committed_once_with_the_offset() {
+    let (_dir, store) = store();
+    store
+        .write::<_, ()>(|tx| {
+            tx.put(T, "a", &1)?;
+            tx.put(T, "c", &3)?;
+            tx.put(T, "e", &5)
+        })
+        .unwrap();
+    let before = store.writer_stats().read();
+    let mut staged = Staged::default();
+    // Two batches: "b" written twice, "c" removed, "d" added then removed.
+    store
+        .stage::<_, ()>(&mut staged, 7, |tx| {
+            tx.put(T, "b", &20)?;
+            tx.remove(T, "c")?;
+            tx.put(T, "d", &4)
+        })
+        .unwrap();
+    store
+        .stage::<_, ()>(&mut staged, 9, |tx| {
+            assert_eq!(tx.get::<u32, ()>(T, "b")?, Some(20), "a batch reads what is staged");
+            tx.put(T, "b", &21)?;
+            tx.remove(T, "d")
+        })
+        .unwrap();
+    assert_eq!(store.writer_stats().read().commits, before.commits, "nothing written yet");
+    assert_eq!(staged.get(&store, T, "b").unwrap(), Some(21));
+    assert_eq!(staged.get(&store, T, "c").unwrap(), None);
+    let seen: Vec<(Vec<u8>, u32)> = staged.entries_from(&store, T, "").unwrap().map(Result::unwrap).collect();
+    assert_eq!(seen, [(b"a".to_vec(), 1), (b"b".to_vec(), 21), (b"e".to_vec(), 5)]);
+    let from_c: Vec<u32> = staged.entries_from(&store, T, "c").unwrap().map(|e| e.unwrap().1).collect();
+    assert_eq!(from_c, [5]);
+
+    store.commit_staged(&mut staged, "consumer", 0).unwrap();
+    let after = store.writer_stats().read();
+    assert_eq!(after.commits - before.commits, 1, "one write");
+    // "b" once, "c" removed, the offset; "d" never reached the store.
+    assert_eq!(after.keys - before.keys, 3);
+    assert_eq!(store.offset("consumer").unwrap(), 9);
+    assert_eq!((store.get(T, "b").unwrap(), store.get(T, "c").unwrap()), (Some(21), None));
+    assert!(staged.is_empty());
+}
+
+#[test]
+fn a_failed_fold_stages_nothing_and_a_moved_offset_refuses_the_commit() {
+    let (_dir, store) = store();
+    let mut staged = Staged::default();
+    let refused = store.stage(&mut staged, 3, |tx| {
+        tx.put(T, "x", &1)?;
+        abort::<(), &str>("no")
+    });
+    assert!(matches!(refused, Err(WriteError::Abort("no"))));
+    assert!(staged.is_empty() && staged.applied().is_none());
+
+    store.stage::<_, ()>(&mut staged, 4, |tx| tx.put(T, "y", &2)).unwrap();
+    store.write::<_, ()>(|tx| tx.commit_offset("consumer", 10)).unwrap();
+    assert!(store.commit_staged(&mut staged, "consumer", 0).is_err(), "another instance moved on");
+    assert_eq!(store.get(T, "y").unwrap(), None);
+    assert_eq!(staged.len(), 1, "kept, for whoever commits next");
+}
