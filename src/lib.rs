@@ -20,7 +20,8 @@
 //!   - [`store`]: the log and the services' typed tables behind the
 //!     [`store::backend::Backend`] trait (restate's log-provider shape; sled
 //!     and in-memory providers, one contract suite), writes that commit a
-//!     service's effects, events and offset together, group commit, the
+//!     service's effects, events and offset together, writes staged in
+//!     memory and committed behind (the projection's), group commit, the
 //!     codec;
 //!   - [`service`]: the one list of services;
 //!   - [`resilience`]: the circuit breaker and the per-client rate limit;
