@@ -149,7 +149,8 @@ pub fn clients(settings: &WebhookSettings) -> Result<Clients, String> {
             builder = builder.add_root_certificate(root.clone());
         }
         if public {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
+            // Not through a proxy either: the proxy would resolve the name.
+            builder = builder.dns_resolver(Arc::new(PublicOnly)).no_proxy();
         }
         builder.build().map_err(|e| format!("the webhook client does not start: {e}"))
     };
