@@ -11,7 +11,7 @@ use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::error::NodeError;
-use crate::store::{key_prefix, DeadLetter, Staged, Table, Tx, TxResult, WriteError};
+use crate::store::{key_prefix, DeadLetter, Staged, StoreError, Table, Tx, TxResult, WriteError};
 use actix::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
@@ -91,6 +91,15 @@ pub struct ProjectionActor {
     generation: u64,
     /// How long views may be held back ([`COMMIT_EVERY`]).
     commit_every: std::time::Duration,
+    /// Staged views being committed on a thread of their own, so that reads
+    /// do not wait for the write; read under the ones staged since.
+    committing: Option<InFlight>,
+}
+
+/// A commit of frozen staged views, under way on a thread of its own.
+struct InFlight {
+    frozen: Arc<Staged>,
+    done: std::sync::mpsc::Receiver<Result<(), StoreError>>,
 }
 
 /// How long views may be held back before they are committed. Reads see
@@ -123,6 +132,7 @@ impl ProjectionActor {
             committed: 0,
             generation,
             commit_every,
+            committing: None,
         })
     }
 
@@ -138,7 +148,12 @@ impl ProjectionActor {
         table: Table<V>,
         key: &str,
     ) -> Result<Option<V>, NodeError> {
-        Ok(self.staged.get(&self.cursor.store, table, key)?)
+        Ok(self.staged.get(self.below(), &self.cursor.store, table, key)?)
+    }
+
+    /// The staged views being committed, if a commit is under way.
+    fn below(&self) -> Option<&Staged> {
+        self.committing.as_ref().map(|c| &*c.frozen)
     }
 
     fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
@@ -153,17 +168,20 @@ impl ProjectionActor {
         let generation = self.cursor.store.condition().generation();
         if generation != self.generation {
             // Read in a store that was reopened: fold again from its offset.
+            let _ = self.settle(true);
             (self.generation, self.staged) = (generation, Staged::default());
         }
-        if self.staged.is_empty() {
+        if self.staged.is_empty() && self.committing.is_none() {
             self.committed = self.cursor.store.offset(NAME)?;
         }
-        let from = self.staged.applied().unwrap_or(self.committed).max(self.cursor.offset());
+        let below = self.committing.as_ref().map(|c| c.frozen.clone());
+        let folded = self.staged.applied().or(below.as_ref().and_then(|b| b.applied()));
+        let from = folded.unwrap_or(self.committed).max(self.cursor.offset());
         let Some(last) = batch.last().map(|e| e.seq.max(from)) else { return Ok(()) };
         let fresh: Vec<&Event> = batch.iter().filter(|e| e.seq > from).collect();
         self.cursor
             .store
-            .stage(&mut self.staged, last, |tx| {
+            .stage(&mut self.staged, below.as_deref(), last, |tx| {
                 fresh.iter().try_for_each(|e| {
                     let _span = super::consumer::event_span(NAME, e).entered();
                     on_event(tx, e)
@@ -171,13 +189,71 @@ impl ProjectionActor {
             })
             .map_err(WriteError::flatten)?;
         if self.staged.len() >= COMMIT_AT {
-            self.commit_staged()?;
+            self.start_commit();
         }
         Ok(())
     }
 
-    /// Commits what is staged, with the offset.
+    /// Starts committing what is staged on a thread of its own, unless a
+    /// commit is under way.
+    fn start_commit(&mut self) {
+        if let Err(e) = self.settle(false) {
+            warn_commit(&e);
+        }
+        if self.committing.is_some() || self.staged.applied().is_none() {
+            return;
+        }
+        let frozen = Arc::new(std::mem::take(&mut self.staged));
+        let (sent, done) = std::sync::mpsc::channel();
+        let (store, for_thread, committed) = (self.cursor.store.clone(), frozen.clone(), self.committed);
+        let spawned = std::thread::Builder::new().name("fulfil-views".into()).spawn(move || {
+            let outcome = store.commit_frozen(&for_thread, NAME, committed);
+            drop(for_thread);
+            let _ = sent.send(outcome);
+        });
+        match spawned {
+            Ok(_) => self.committing = Some(InFlight { frozen, done }),
+            Err(e) => {
+                self.staged = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
+                warn_commit(&NodeError::from(StoreError::Flusher(Arc::new(e))));
+            }
+        }
+    }
+
+    /// Takes in the outcome of the commit under way, if it is over (or,
+    /// with `wait`, once it is). A failed commit's views are staged again
+    /// under those staged since, and its error returned.
+    fn settle(&mut self, wait: bool) -> Result<(), NodeError> {
+        let Some(flight) = &self.committing else { return Ok(()) };
+        let ended = || StoreError::Unavailable("the views' commit thread ended".into());
+        let outcome = match wait {
+            true => flight.done.recv().unwrap_or_else(|_| Err(ended())),
+            false => match flight.done.try_recv() {
+                Ok(outcome) => outcome,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(ended()),
+            },
+        };
+        let Some(flight) = self.committing.take() else { return Ok(()) };
+        match outcome {
+            Ok(()) => {
+                self.committed = flight.frozen.applied().unwrap_or(self.committed);
+                Ok(())
+            }
+            Err(e) => {
+                let mut again = Arc::try_unwrap(flight.frozen).unwrap_or_else(|shared| (*shared).clone());
+                again.absorb(std::mem::take(&mut self.staged));
+                self.staged = again;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Commits what is staged, with the offset, here and now (after any
+    /// commit under way): before the framework writes the offset itself,
+    /// and at shutdown.
     fn commit_staged(&mut self) -> Result<(), NodeError> {
+        self.settle(true)?;
         if let Some(applied) = self.staged.applied() {
             self.cursor.store.commit_staged(&mut self.staged, NAME, self.committed)?;
             self.committed = applied;
@@ -203,7 +279,7 @@ impl ProjectionActor {
     fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
         let mut reports = Vec::new();
         let prefix = key_prefix(customer.as_str());
-        for entry in self.staged.entries_from(&self.cursor.store, BY_CUSTOMER, &prefix)? {
+        for entry in self.staged.entries_from(self.below(), &self.cursor.store, BY_CUSTOMER, &prefix)? {
             let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -223,7 +299,7 @@ impl ProjectionActor {
             None => prefix.clone(),
         };
         let (mut orders, mut next) = (Vec::new(), None);
-        for entry in self.staged.entries_from(&self.cursor.store, BY_STATUS, start)? {
+        for entry in self.staged.entries_from(self.below(), &self.cursor.store, BY_STATUS, start)? {
             let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -264,7 +340,9 @@ impl LogConsumer for ProjectionActor {
     }
 
     fn on_restart(&mut self) {
-        // Folded again from the committed offset.
+        // Folded again from the committed offset, once a commit under way
+        // is over (whatever its outcome).
+        let _ = self.settle(true);
         self.staged.clear();
     }
 
@@ -274,12 +352,11 @@ impl LogConsumer for ProjectionActor {
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.commit_every.min(COMMIT_EVERY) / 2, |act, _| {
+            if let Err(e) = act.settle(false) {
+                warn_commit(&e);
+            }
             if act.staged.applied().is_some() && act.staged.age() >= act.commit_every {
-                if let Err(e) = act.commit_staged() {
-                    if let Some(held_back) = crate::logging::ERRORS.allow("projection-commit") {
-                        tracing::warn!(error = %e, held_back, "committing the status views failed; they stay staged");
-                    }
-                }
+                act.start_commit();
             }
         });
     }
@@ -300,6 +377,12 @@ impl LogConsumer for ProjectionActor {
             metrics.orders.with_label_values(&[status.as_str()]).inc();
         }
         Ok(())
+    }
+}
+
+fn warn_commit(e: &NodeError) {
+    if let Some(held_back) = crate::logging::ERRORS.allow("projection-commit") {
+        tracing::warn!(error = %e, held_back, "committing the status views failed; they stay staged");
     }
 }
 

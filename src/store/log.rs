@@ -55,9 +55,10 @@ pub(super) type Writes = BTreeMap<Slot, Option<Vec<u8>>>;
 /// commit, so two instances of one consumer cannot both apply a batch.
 pub struct Tx<'a> {
     store: &'a Store,
-    /// Changes kept in memory over the store (a staged consumer's, see
-    /// [`super::Staged`]): read before the store, under this write's own.
-    base: Option<&'a Writes>,
+    /// Changes kept in memory over the store, the upper first (a staged
+    /// consumer's, see [`super::Staged`]): read before the store, under
+    /// this write's own.
+    bases: Vec<&'a Writes>,
     pub(super) writes: Writes,
     pub(super) events: Vec<(OrderId, Option<Seq>, EventKind)>,
     /// Offsets read: consumer → the value seen.
@@ -66,18 +67,28 @@ pub struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     pub(super) fn new(store: &'a Store) -> Tx<'a> {
-        Tx { store, base: None, writes: BTreeMap::new(), events: Vec::new(), offsets_read: BTreeMap::new() }
+        Tx {
+            store,
+            bases: Vec::new(),
+            writes: BTreeMap::new(),
+            events: Vec::new(),
+            offsets_read: BTreeMap::new(),
+        }
     }
 
-    /// A write over `base`: changes kept in memory that it reads as if
-    /// committed.
-    pub(super) fn over(store: &'a Store, base: &'a Writes) -> Tx<'a> {
-        Tx { base: Some(base), ..Tx::new(store) }
+    /// A write over `bases` (the upper first): changes kept in memory that
+    /// it reads as if committed.
+    pub(super) fn over(store: &'a Store, bases: Vec<&'a Writes>) -> Tx<'a> {
+        Tx { bases, ..Tx::new(store) }
+    }
+
+    /// A slot's change in this write or its bases, the upper first.
+    fn pending(&self, slot: &Slot) -> Option<&Option<Vec<u8>>> {
+        self.writes.get(slot).or_else(|| self.bases.iter().find_map(|b| b.get(slot)))
     }
 
     fn raw(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let slot = (table, key.to_vec());
-        match self.writes.get(&slot).or_else(|| self.base.and_then(|b| b.get(&slot))) {
+        match self.pending(&(table, key.to_vec())) {
             Some(pending) => Ok(pending.clone()),
             None => self.store.raw_get(table, key),
         }
@@ -124,7 +135,7 @@ impl<'a> Tx<'a> {
     /// holds is removed too.
     pub(super) fn remove_raw<E>(&mut self, table: &'static str, key: Vec<u8>) -> TxResult<(), E> {
         let slot = (table, key);
-        let in_base = self.base.and_then(|b| b.get(&slot)).map(Option::is_some);
+        let in_base = self.bases.iter().find_map(|b| b.get(&slot)).map(Option::is_some);
         if in_base == Some(true) || self.store.raw_contains(slot.0, &slot.1)? {
             self.writes.insert(slot, None);
         } else {

@@ -14,13 +14,13 @@
 //! [`Staged::entries_from`]), so what was applied is seen at once.
 
 use super::log::{Slot, Writes};
-use super::{decode, Store, StoreError, Table, Tx, TxError, TxResult, WriteError};
+use super::{decode, RawEntry, Store, StoreError, Table, Tx, TxError, TxResult, WriteError};
 use crate::domain::Seq;
 use serde::de::DeserializeOwned;
 use std::time::Instant;
 
 /// One consumer's staged changes.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Staged {
     writes: Writes,
     /// The last event folded in; `None` before the first.
@@ -55,46 +55,73 @@ impl Staged {
         *self = Staged::default();
     }
 
-    /// A value, staged or committed.
+    /// A value, staged here, in `below` (staged changes being committed)
+    /// or committed.
     pub fn get<V: DeserializeOwned>(
         &self,
+        below: Option<&Staged>,
         store: &Store,
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, StoreError> {
-        match self.writes.get(&(table.name(), key.as_ref().to_vec())) {
+        let slot = (table.name(), key.as_ref().to_vec());
+        match self.writes.get(&slot).or_else(|| below.and_then(|b| b.writes.get(&slot))) {
             Some(Some(bytes)) => Ok(Some(decode(bytes)?)),
             Some(None) => Ok(None),
             None => store.get(table, key),
         }
     }
 
-    /// Entries with keys from `start` on, staged or committed, in key
-    /// order (see [`Store::entries_from`]).
+    /// Entries with keys from `start` on, staged here, in `below` or
+    /// committed, in key order (see [`Store::entries_from`]).
     pub fn entries_from<'a, V: DeserializeOwned + 'a>(
         &'a self,
+        below: Option<&'a Staged>,
         store: &'a Store,
         table: Table<V>,
         start: impl AsRef<[u8]>,
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a, StoreError> {
         let start = start.as_ref().to_vec();
-        let from: Slot = (table.name(), start.clone());
-        let staged = self.writes.range(from..).take_while(move |((t, _), _)| *t == table.name());
         let committed = store.raw_entries_from(table.name(), &start)?;
-        let merged = merge(committed, staged.map(|((_, k), v)| (k.clone(), v.clone())));
+        let lower: Entries<'a> = match below {
+            Some(below) => Box::new(merge(committed, below.range(table.name(), &start))),
+            None => Box::new(committed),
+        };
+        let merged = merge(lower, self.range(table.name(), &start));
         Ok(merged.map(|entry| {
             let (key, bytes) = entry?;
             Ok((key, decode(&bytes)?))
         }))
     }
+
+    /// The staged changes of `table` from `start` on.
+    fn range<'a>(
+        &'a self,
+        table: &'static str,
+        start: &[u8],
+    ) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 'a {
+        let from: Slot = (table, start.to_vec());
+        let changes = self.writes.range(from..).take_while(move |((t, _), _)| *t == table);
+        changes.map(|((_, k), v)| (k.clone(), v.clone()))
+    }
+
+    /// Puts `above` (staged after these) over these changes: when a commit
+    /// of these failed, they are staged again under what came since.
+    pub fn absorb(&mut self, above: Staged) {
+        self.writes.extend(above.writes);
+        self.applied = above.applied.or(self.applied);
+        self.since = self.since.or(above.since);
+    }
 }
+
+type Entries<'a> = Box<dyn Iterator<Item = Result<RawEntry, StoreError>> + 'a>;
 
 /// `committed` with `staged` over it, both in key order: a staged value
 /// replaces the committed one, a staged removal hides it.
 fn merge<'a>(
-    committed: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a,
+    committed: impl Iterator<Item = Result<RawEntry, StoreError>> + 'a,
     staged: impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 'a,
-) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+) -> impl Iterator<Item = Result<RawEntry, StoreError>> + 'a {
     let (mut committed, mut staged) = (committed.peekable(), staged.peekable());
     std::iter::from_fn(move || loop {
         let order = match (committed.peek(), staged.peek()) {
@@ -124,11 +151,13 @@ impl Store {
     pub fn stage<R, E>(
         &self,
         staged: &mut Staged,
+        below: Option<&Staged>,
         seq: Seq,
         f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<R, WriteError<E>> {
         let (value, writes) = {
-            let mut tx = Tx::over(self, &staged.writes);
+            let bases = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
+            let mut tx = Tx::over(self, bases);
             let value = f(&mut tx).map_err(|e| match e {
                 TxError::Abort(e) => WriteError::Abort(e),
                 TxError::Store(e) => WriteError::Store(e),
@@ -156,6 +185,15 @@ impl Store {
         consumer: &str,
         committed: Seq,
     ) -> Result<(), StoreError> {
+        self.commit_frozen(staged, consumer, committed)?;
+        staged.clear();
+        Ok(())
+    }
+
+    /// Commits `staged` as [`Store::commit_staged`] does, leaving it as it
+    /// is: a frozen layer, committed on another thread while readers still
+    /// read it.
+    pub fn commit_frozen(&self, staged: &Staged, consumer: &str, committed: Seq) -> Result<(), StoreError> {
         let Some(applied) = staged.applied else { return Ok(()) };
         let writes = &staged.writes;
         let written = self.write(|tx| -> TxResult<(), StoreError> {
@@ -173,10 +211,7 @@ impl Store {
             tx.commit_offset(consumer, applied)
         });
         match written {
-            Ok(_) => {
-                staged.clear();
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(WriteError::Abort(e) | WriteError::Store(e)) => Err(e),
         }
     }

@@ -23,25 +23,26 @@ fn staged_changes_are_read_through_and_committed_once_with_the_offset() {
     let mut staged = Staged::default();
     // Two batches: "b" written twice, "c" removed, "d" added then removed.
     store
-        .stage::<_, ()>(&mut staged, 7, |tx| {
+        .stage::<_, ()>(&mut staged, None, 7, |tx| {
             tx.put(T, "b", &20)?;
             tx.remove(T, "c")?;
             tx.put(T, "d", &4)
         })
         .unwrap();
     store
-        .stage::<_, ()>(&mut staged, 9, |tx| {
+        .stage::<_, ()>(&mut staged, None, 9, |tx| {
             assert_eq!(tx.get::<u32, ()>(T, "b")?, Some(20), "a batch reads what is staged");
             tx.put(T, "b", &21)?;
             tx.remove(T, "d")
         })
         .unwrap();
     assert_eq!(store.writer_stats().read().commits, before.commits, "nothing written yet");
-    assert_eq!(staged.get(&store, T, "b").unwrap(), Some(21));
-    assert_eq!(staged.get(&store, T, "c").unwrap(), None);
-    let seen: Vec<(Vec<u8>, u32)> = staged.entries_from(&store, T, "").unwrap().map(Result::unwrap).collect();
+    assert_eq!(staged.get(None, &store, T, "b").unwrap(), Some(21));
+    assert_eq!(staged.get(None, &store, T, "c").unwrap(), None);
+    let seen: Vec<(Vec<u8>, u32)> =
+        staged.entries_from(None, &store, T, "").unwrap().map(Result::unwrap).collect();
     assert_eq!(seen, [(b"a".to_vec(), 1), (b"b".to_vec(), 21), (b"e".to_vec(), 5)]);
-    let from_c: Vec<u32> = staged.entries_from(&store, T, "c").unwrap().map(|e| e.unwrap().1).collect();
+    let from_c: Vec<u32> = staged.entries_from(None, &store, T, "c").unwrap().map(|e| e.unwrap().1).collect();
     assert_eq!(from_c, [5]);
 
     store.commit_staged(&mut staged, "consumer", 0).unwrap();
@@ -58,16 +59,54 @@ fn staged_changes_are_read_through_and_committed_once_with_the_offset() {
 fn a_failed_fold_stages_nothing_and_a_moved_offset_refuses_the_commit() {
     let (_dir, store) = store();
     let mut staged = Staged::default();
-    let refused = store.stage(&mut staged, 3, |tx| {
+    let refused = store.stage(&mut staged, None, 3, |tx| {
         tx.put(T, "x", &1)?;
         abort::<(), &str>("no")
     });
     assert!(matches!(refused, Err(WriteError::Abort("no"))));
     assert!(staged.is_empty() && staged.applied().is_none());
 
-    store.stage::<_, ()>(&mut staged, 4, |tx| tx.put(T, "y", &2)).unwrap();
+    store.stage::<_, ()>(&mut staged, None, 4, |tx| tx.put(T, "y", &2)).unwrap();
     store.write::<_, ()>(|tx| tx.commit_offset("consumer", 10)).unwrap();
     assert!(store.commit_staged(&mut staged, "consumer", 0).is_err(), "another instance moved on");
     assert_eq!(store.get(T, "y").unwrap(), None);
     assert_eq!(staged.len(), 1, "kept, for whoever commits next");
+}
+
+/// Views being committed (a frozen layer) are read under those staged
+/// since; a failed commit's are staged again under them.
+#[test]
+fn a_frozen_layer_is_read_under_the_one_staged_since_and_absorbed_back_on_failure() {
+    let (_dir, store) = store();
+    store.write::<_, ()>(|tx| tx.put(T, "a", &1)).unwrap();
+    let mut frozen = Staged::default();
+    store
+        .stage::<_, ()>(&mut frozen, None, 5, |tx| {
+            tx.put(T, "b", &2)?;
+            tx.put(T, "c", &3)
+        })
+        .unwrap();
+    let mut active = Staged::default();
+    store
+        .stage::<_, ()>(&mut active, Some(&frozen), 8, |tx| {
+            assert_eq!(tx.get::<u32, ()>(T, "c")?, Some(3), "a fold reads the frozen layer");
+            tx.remove(T, "c")?;
+            tx.put(T, "b", &20)
+        })
+        .unwrap();
+    let all: Vec<(Vec<u8>, u32)> =
+        active.entries_from(Some(&frozen), &store, T, "").unwrap().map(Result::unwrap).collect();
+    assert_eq!(all, [(b"a".to_vec(), 1), (b"b".to_vec(), 20)]);
+    assert_eq!(active.get(Some(&frozen), &store, T, "c").unwrap(), None);
+
+    // The frozen layer committed by itself: the store has it, the active
+    // layer still overrides it.
+    store.commit_frozen(&frozen, "consumer", 0).unwrap();
+    assert_eq!((store.get(T, "c").unwrap(), store.offset("consumer").unwrap()), (Some(3), 5));
+    assert_eq!(active.get(None, &store, T, "c").unwrap(), None);
+
+    // Had it failed: absorbed under the active layer, which wins.
+    let mut again = frozen.clone();
+    again.absorb(active);
+    assert_eq!((again.get(None, &store, T, "b").unwrap(), again.applied()), (Some(20), Some(8)));
 }
