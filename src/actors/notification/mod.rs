@@ -320,7 +320,8 @@ fn backlog(store: &Store, msg: &NotificationsAfter) -> Result<BacklogPage, NodeE
     let mut page = BacklogPage { notifications: Vec::new(), next: msg.after, done: false };
     for event in events.iter().take_while(|e| e.seq <= position) {
         page.next = event.seq;
-        let told = event.kind.status().is_some() || matches!(event.kind, EventKind::PaymentRefunded { .. });
+        // Whether anyone is told of it: the one rule, the messages'.
+        let told = message::subject(&event.kind, None).is_some();
         let Some(to) = told.then(|| recipient(store, &event.order_id)).transpose()?.flatten() else {
             continue;
         };
