@@ -40,7 +40,9 @@
 //! - [`node`]: [`Node`], the embedding API: starts the actor system on its
 //!   own thread and offers typed async calls, returning [`node::bodies`].
 //! - [`http`]: the actix-web gateway, one module per resource, errors as
-//!   `application/problem+json`.
+//!   `application/problem+json`; its OpenAPI document
+//!   ([`http::openapi`]) is collected from the handlers' annotations as the
+//!   routes are registered.
 //! - [`startup`]: [`Application`], a node plus its HTTP server; [`cli`] and
 //!   [`load`] (the load generator behind `fulfil load`) on top.
 //!

@@ -1,27 +1,14 @@
 //! The container and the Kubernetes manifests: the Dockerfile passes
 //! hadolint, every manifest validates against the Kubernetes schemas, and
 //! the settings and keys they ship start a node that the container's health
-//! check finds ready. The tools are installed by `scripts/deploy-tools.sh`
-//! (into `target/deploy-tools`) when they are missing.
+//! check finds ready. The tools are installed by `scripts/test-tools.sh`
+//! (into `target/test-tools`) when they are missing.
+
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Once;
-
-/// The repository's root.
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A tool of `target/deploy-tools`, installed on first use.
-fn tool(name: &str) -> PathBuf {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let installed = Command::new("sh").arg(root().join("scripts/deploy-tools.sh")).status().unwrap();
-        assert!(installed.success(), "scripts/deploy-tools.sh failed");
-    });
-    root().join("target/deploy-tools/bin").join(name)
-}
+use tools::{root, tool};
 
 fn run(tool_name: &str, args: &[&Path]) -> Output {
     Command::new(tool(tool_name)).args(args).current_dir(root()).output().unwrap()

@@ -34,7 +34,7 @@ pub struct GetDeadLetter(pub u64);
 
 /// An order's status view, plus the events about it that a service set
 /// aside: an order with any needs an operator's attention.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusReport {
     #[serde(flatten)]
     pub view: StatusView,
@@ -65,7 +65,7 @@ pub struct ListByStatus {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub orders: Vec<StatusReport>,
     /// The cursor for the next page; none when this is the last.

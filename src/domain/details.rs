@@ -26,6 +26,26 @@ const MAX_KEY_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Details(String);
 
+/// Any JSON object within the bounds above.
+impl utoipa::PartialSchema for Details {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder};
+        ObjectBuilder::new()
+            .description(Some(format!(
+                "The business's own details, shown back as sent: a JSON object of at most \
+                 {MAX_BYTES} bytes, {MAX_KEYS} keys a level and {MAX_DEPTH} levels deep."
+            )))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Details {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Details".into()
+    }
+}
+
 impl Serialize for Details {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match serializer.is_human_readable() {

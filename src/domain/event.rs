@@ -28,7 +28,7 @@ pub struct Event {
 }
 
 /// Why an order was canceled; shown as `reason` in the status view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     /// The customer asked for it.

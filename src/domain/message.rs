@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// A message sent to a customer about one change of one order: a status
 /// change, or a refund (its `event` is the refund; its `status`, the one
 /// the order ended at).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     /// The event this notification is about; one notification per event.
     pub event: Seq,

@@ -35,7 +35,7 @@ impl Product {
 
 /// A product as a client sends it, before validation. Numbers are signed so
 /// that a negative one gets a clear message instead of a parse error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     pub sku: String,

@@ -14,7 +14,7 @@ pub const MAX_LINES: usize = 100;
 pub const MAX_ADDRESS_LEN: usize = 500;
 
 /// How an order is paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     /// Authorised synchronously with the order.
@@ -49,7 +49,7 @@ impl fmt::Display for PaymentMethod {
 
 /// One requested line as a client sends it. Quantities are signed so that a
 /// negative one gets a clear message instead of a parse error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub sku: String,
@@ -59,7 +59,7 @@ pub struct ItemRequest {
 /// An order as a client sends it, before validation. A field it does not
 /// know is refused, naming it: a mistyped or unsupported field must not
 /// vanish with a 201.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub customer: String,

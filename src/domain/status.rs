@@ -5,7 +5,7 @@ use std::fmt;
 
 /// Where an order is in its lifecycle. The names are the public contract:
 /// they appear in the HTTP API, the status view and notifications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Placed,

@@ -33,11 +33,28 @@ struct Stored {
     by_night: bool,
 }
 
-/// How a stay is shown.
-#[derive(Serialize, Deserialize)]
+/// How a stay is shown: both ISO 8601 dates (by night), or both RFC 3339
+/// date-times.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Stay, example = json!({"from": "2027-03-01", "to": "2027-03-03"}))]
 struct Shown {
+    /// The first night (`2027-03-01`), or the start (`2027-03-01T15:00:00+09:00`).
     from: String,
+    /// The morning of leaving, or the end (exclusive).
     to: String,
+}
+
+/// A stay's schema is the shape it is shown in.
+impl utoipa::PartialSchema for Stay {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        Shown::schema()
+    }
+}
+
+impl utoipa::ToSchema for Stay {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Stay".into()
+    }
 }
 
 impl Serialize for Stay {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 const MAX_URL_LEN: usize = 2048;
 
 /// A subscription as a client sends it, before validation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     /// Where deliveries are POSTed: `https://…` (or `http://…`).
@@ -161,7 +161,7 @@ impl Subscription {
 }
 
 /// A delivery waiting in a subscription's queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Outgoing {
     pub subscription: u64,
     pub notification: Notification,

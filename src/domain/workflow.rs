@@ -215,7 +215,7 @@ pub enum ReservationMode {
 }
 
 /// One delivery leg.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegSpec {
     pub name: String,

@@ -3,25 +3,32 @@
 use super::body::JsonObject;
 use super::who::Who;
 use super::ApiError;
+use crate::node::bodies::Delivery;
 use crate::node::Node;
-use actix_web::web::{self, Data, Path, ServiceConfig};
-use actix_web::HttpResponse;
+use actix_web::web::{Data, Path};
+use actix_web::{get, post, HttpResponse};
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/deliveries/{order_id}", web::get().to(get))
-        .route("/deliveries/{order_id}/complete", web::post().to(complete_current))
-        .route("/deliveries/{order_id}/legs/{leg}/start", web::post().to(start))
-        .route("/deliveries/{order_id}/legs/{leg}/complete", web::post().to(complete))
-        .route("/deliveries/{order_id}/legs/{leg}/reject", web::post().to(reject));
+    cfg.service(get_delivery)
+        .service(complete_delivery)
+        .service(start_leg)
+        .service(complete_leg)
+        .service(reject_leg);
 }
 
-async fn get(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
+/// The order's delivery: its legs and where it is.
+#[utoipa::path(tag = "deliveries", params(("order_id" = String, Path, description = "The order's id")), responses((status = 200, description = "The delivery", body = Delivery)))]
+#[get("/deliveries/{order_id}")]
+async fn get_delivery(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(who.on(&node).delivery(&order_id).await?))
 }
 
 /// Completes whichever leg is under way.
-async fn complete_current(
+#[utoipa::path(tag = "deliveries", params(("order_id" = String, Path, description = "The order's id")), responses((status = 200, description = "The delivery after the step", body = Delivery)))]
+#[post("/deliveries/{order_id}/complete")]
+async fn complete_delivery(
     node: Data<Node>,
     who: Who,
     order_id: Path<String>,
@@ -29,12 +36,22 @@ async fn complete_current(
     Ok(HttpResponse::Ok().json(who.on(&node).complete_delivery(&order_id).await?))
 }
 
-async fn start(node: Data<Node>, who: Who, path: Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+/// The party starts a leg (a driver sets off, customs opens the parcel).
+#[utoipa::path(tag = "deliveries", params(("order_id" = String, Path, description = "The order's id"), ("leg" = String, Path, description = "The leg's name in the workflow (`pickup`, `customs`, `ride`)")), responses((status = 200, description = "The delivery after the step", body = Delivery)))]
+#[post("/deliveries/{order_id}/legs/{leg}/start")]
+async fn start_leg(
+    node: Data<Node>,
+    who: Who,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
     Ok(HttpResponse::Ok().json(who.on(&node).start_leg(&order_id, &leg).await?))
 }
 
-async fn complete(
+/// The party completes a leg; after the last, the order is delivered.
+#[utoipa::path(tag = "deliveries", params(("order_id" = String, Path, description = "The order's id"), ("leg" = String, Path, description = "The leg's name in the workflow (`pickup`, `customs`, `ride`)")), responses((status = 200, description = "The delivery after the step", body = Delivery)))]
+#[post("/deliveries/{order_id}/legs/{leg}/complete")]
+async fn complete_leg(
     node: Data<Node>,
     who: Who,
     path: Path<(String, String)>,
@@ -43,17 +60,21 @@ async fn complete(
     Ok(HttpResponse::Ok().json(who.on(&node).complete_leg(&order_id, &leg).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+struct RejectLeg {
+    /// Why, in the party's words (customs: "prohibited item").
     reason: String,
 }
 
-async fn reject(
+/// The party rejects at a leg, with a reason; the order is turned down and refunded.
+#[utoipa::path(tag = "deliveries", params(("order_id" = String, Path, description = "The order's id"), ("leg" = String, Path, description = "The leg's name in the workflow (`pickup`, `customs`, `ride`)")), request_body = RejectLeg, responses((status = 200, description = "The delivery after the step", body = Delivery)))]
+#[post("/deliveries/{order_id}/legs/{leg}/reject")]
+async fn reject_leg(
     node: Data<Node>,
     who: Who,
     path: Path<(String, String)>,
-    body: JsonObject<RejectBody>,
+    body: JsonObject<RejectLeg>,
 ) -> Result<HttpResponse, ApiError> {
     let (order_id, leg) = path.into_inner();
     Ok(HttpResponse::Ok().json(who.on(&node).reject_leg(&order_id, &leg, &body.reason).await?))

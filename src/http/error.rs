@@ -39,13 +39,18 @@ pub enum ApiError {
     RateLimited(std::time::Duration),
 }
 
-/// The problem document.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The problem document (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Problem {
+    /// The kind of problem, stable for clients to branch on:
+    /// `/problems/<slug>` (the document lists every one).
     #[serde(rename = "type")]
     kind: String,
-    title: &'a str,
+    /// The kind's short summary, the same for every problem of the kind.
+    title: &'static str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong this time, for a person.
     detail: String,
 }
 
@@ -68,6 +73,71 @@ impl ApiError {
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
         }
+    }
+}
+
+impl ApiError {
+    /// One error of every kind the API answers with.
+    pub(crate) fn every_kind() -> Vec<ApiError> {
+        let wait = Duration::from_secs(1);
+        use crate::error::{CallError, Refused};
+        use crate::store::StoreError;
+        use std::time::Duration;
+        let node: Vec<NodeError> = vec![
+            Refused::Invalid("x".into()).into(),
+            Refused::UnknownSku("x".into()).into(),
+            Refused::NotFound { what: "order", id: "x".into() }.into(),
+            Refused::Conflict("x".into()).into(),
+            Refused::ProductExists("x".into()).into(),
+            Refused::UnitInUse("x".into()).into(),
+            Refused::NeedsAttention("x".into()).into(),
+            Refused::Taken("x".into()).into(),
+            Refused::PartyBusy("x".into()).into(),
+            Refused::Forbidden("x".into()).into(),
+            Refused::NothingAvailable { sku: "x".into(), dated: false }.into(),
+            Refused::PaymentDeclined("x".into()).into(),
+            Refused::IdempotencyMismatch.into(),
+            Refused::IdempotencyInProgress.into(),
+            CallError::Timeout { service: "order", after: wait }.into(),
+            CallError::Unavailable("order").into(),
+            CallError::Restarting { service: "order", retry_after: wait }.into(),
+            CallError::Failed { service: "order", reason: "x".into() }.into(),
+            CallError::Busy { service: "order", retry_after: wait }.into(),
+            CallError::PaymentUnavailable { reason: "x".into(), retry_after: wait }.into(),
+            CallError::Draining.into(),
+            StoreError::Closed.into(),
+            StoreError::Unavailable("disk full".into()).into(),
+            StoreError::DuplicateAppend(1).into(),
+        ];
+        let mut all: Vec<ApiError> = node.into_iter().map(ApiError::Node).collect();
+        all.extend([
+            ApiError::MalformedBody("x".into()),
+            ApiError::InvalidBody("x".into()),
+            ApiError::UnsupportedMediaType("x".into()),
+            ApiError::PayloadTooLarge("x".into()),
+            ApiError::BadQuery("x".into()),
+            ApiError::NoRoute("x".into()),
+            ApiError::Unauthorized("x".into()),
+            ApiError::BodyTimeout(wait),
+            ApiError::AdminDisabled,
+            ApiError::RateLimited(wait),
+        ]);
+        all
+    }
+
+    /// Every problem `type` the API answers with: its status, slug and
+    /// title, once each, for the OpenAPI document.
+    pub(crate) fn problem_types() -> Vec<(u16, &'static str, &'static str)> {
+        let mut kinds: Vec<_> = Self::every_kind()
+            .iter()
+            .map(|e| {
+                let (slug, title) = e.kind();
+                (e.status_code().as_u16(), slug, title)
+            })
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
     }
 }
 
@@ -174,59 +244,11 @@ impl From<PathError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{CallError, Refused};
-    use crate::store::StoreError;
-    use std::time::Duration;
-
-    /// One error of every kind the API answers with.
-    fn every_kind() -> Vec<ApiError> {
-        let wait = Duration::from_secs(1);
-        let node: Vec<NodeError> = vec![
-            Refused::Invalid("x".into()).into(),
-            Refused::UnknownSku("x".into()).into(),
-            Refused::NotFound { what: "order", id: "x".into() }.into(),
-            Refused::Conflict("x".into()).into(),
-            Refused::ProductExists("x".into()).into(),
-            Refused::UnitInUse("x".into()).into(),
-            Refused::NeedsAttention("x".into()).into(),
-            Refused::Taken("x".into()).into(),
-            Refused::PartyBusy("x".into()).into(),
-            Refused::Forbidden("x".into()).into(),
-            Refused::NothingAvailable { sku: "x".into(), dated: false }.into(),
-            Refused::PaymentDeclined("x".into()).into(),
-            Refused::IdempotencyMismatch.into(),
-            Refused::IdempotencyInProgress.into(),
-            CallError::Timeout { service: "order", after: wait }.into(),
-            CallError::Unavailable("order").into(),
-            CallError::Restarting { service: "order", retry_after: wait }.into(),
-            CallError::Failed { service: "order", reason: "x".into() }.into(),
-            CallError::Busy { service: "order", retry_after: wait }.into(),
-            CallError::PaymentUnavailable { reason: "x".into(), retry_after: wait }.into(),
-            CallError::Draining.into(),
-            StoreError::Closed.into(),
-            StoreError::Unavailable("disk full".into()).into(),
-            StoreError::DuplicateAppend(1).into(),
-        ];
-        let mut all: Vec<ApiError> = node.into_iter().map(ApiError::Node).collect();
-        all.extend([
-            ApiError::MalformedBody("x".into()),
-            ApiError::InvalidBody("x".into()),
-            ApiError::UnsupportedMediaType("x".into()),
-            ApiError::PayloadTooLarge("x".into()),
-            ApiError::BadQuery("x".into()),
-            ApiError::NoRoute("x".into()),
-            ApiError::Unauthorized("x".into()),
-            ApiError::BodyTimeout(wait),
-            ApiError::AdminDisabled,
-            ApiError::RateLimited(wait),
-        ]);
-        all
-    }
 
     #[test]
     fn the_readme_error_table_lists_every_problem_type_with_its_status() {
         let readme = include_str!("../../README.md");
-        for e in every_kind() {
+        for e in ApiError::every_kind() {
             let (slug, _) = e.kind();
             let row = format!("| {} | `{slug}` |", e.status_code().as_u16());
             assert!(readme.contains(&row), "README's error table lacks {row}");
@@ -235,7 +257,7 @@ mod tests {
 
     #[test]
     fn every_409_has_a_type_of_its_own_cause() {
-        let conflicts: Vec<&str> = every_kind()
+        let conflicts: Vec<&str> = ApiError::every_kind()
             .iter()
             .filter(|e| e.status_code() == StatusCode::CONFLICT)
             .map(|e| e.kind().0)

@@ -1,34 +1,47 @@
 //! `/health`: liveness and readiness, each naming every service's state,
 //! restart count, last error and log lag.
 
-use crate::node::Node;
-use actix_web::web::{self, Data, ServiceConfig};
-use actix_web::HttpResponse;
+use crate::node::{HealthReport, Node};
+use actix_web::web::Data;
+use actix_web::{get, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(health_live).service(health_ready).service(metrics);
 }
 
-/// Prometheus text format.
+/// The node's metrics, in Prometheus text format.
+#[utoipa::path(tag = "node", responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String)))]
+#[get("/metrics")]
 async fn metrics(node: Data<Node>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(node.metrics_text())
 }
 
-/// 503 only when the node can no longer make progress: a service did not
-/// answer a ping in time. A restarting service is healing, not stuck.
-async fn live(node: Data<Node>) -> HttpResponse {
+/// Liveness: 503 only when the node can no longer make progress (a service
+/// did not answer a ping in time). A restarting service is healing, not
+/// stuck.
+#[utoipa::path(tag = "node", responses(
+    (status = 200, description = "Live", body = HealthReport),
+    (status = 503, description = "Stuck: restart the node", body = HealthReport, headers(("Retry-After" = u64)))
+))]
+#[get("/health/live")]
+async fn health_live(node: Data<Node>) -> HttpResponse {
     respond(node.live().await)
 }
 
-/// 503 while a service is not running (restarting, failed, paused), the
-/// node is draining, or the store cannot flush: send no traffic here.
-async fn ready(node: Data<Node>) -> HttpResponse {
+/// Readiness: 503 while a service is not running (restarting, failed,
+/// paused), the node is draining, or the store cannot flush: send no
+/// traffic here.
+#[utoipa::path(tag = "node", responses(
+    (status = 200, description = "Ready", body = HealthReport),
+    (status = 503, description = "Not ready, and why", body = HealthReport, headers(("Retry-After" = u64)))
+))]
+#[get("/health/ready")]
+async fn health_ready(node: Data<Node>) -> HttpResponse {
     respond(node.health())
 }
 
-fn respond(report: crate::node::HealthReport) -> HttpResponse {
+fn respond(report: HealthReport) -> HttpResponse {
     if report.is_ok() {
         HttpResponse::Ok().json(report)
     } else {

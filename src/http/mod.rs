@@ -18,6 +18,7 @@ mod deliveries;
 mod error;
 mod health;
 mod notifications;
+pub mod openapi;
 mod orders;
 mod payments;
 mod products;
@@ -50,24 +51,31 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
                     .error_handler(|err, _| ApiError::from(err).into()),
             )
             .app_data(web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()))
-            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()))
-            // Health stays outside the draining guard: it must keep saying why.
-            .configure(health::routes)
-            .service(
-                web::scope("")
-                    .wrap(from_fn(admit))
-                    .wrap(from_fn(observe))
-                    .configure(products::routes)
-                    .configure(orders::routes)
-                    .configure(payments::routes)
-                    .configure(deliveries::routes)
-                    .configure(status::routes)
-                    .configure(notifications::routes)
-                    .configure(subscriptions::routes)
-                    .configure(admin::routes)
-                    .default_service(web::to(no_route)),
-            );
+            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()));
+        api(&mut utoipa_actix_web::service_config::ServiceConfig::new(cfg));
     }
+}
+
+/// Registers every route, and through utoipa-actix-web every route's
+/// place in the OpenAPI document: [`openapi::document`] calls this too,
+/// so the document and the routes come from one list.
+fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // Health and the document stay outside the draining guard and
+    // authentication: health must keep saying why.
+    cfg.configure(health::routes).configure(openapi::routes).service(
+        utoipa_actix_web::scope("")
+            .wrap(from_fn(admit))
+            .wrap(from_fn(observe))
+            .configure(products::routes)
+            .configure(orders::routes)
+            .configure(payments::routes)
+            .configure(deliveries::routes)
+            .configure(status::routes)
+            .configure(notifications::routes)
+            .configure(subscriptions::routes)
+            .configure(admin::routes)
+            .default_service(web::to(no_route)),
+    );
 }
 
 /// The answer for a path no route matches; set it as the app's

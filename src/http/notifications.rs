@@ -3,21 +3,28 @@
 use super::status::ByCustomer;
 use super::who::Who;
 use super::ApiError;
+use crate::domain::Notification;
 use crate::node::Node;
-use actix_web::web::{self, Data, Query, ServiceConfig};
-use actix_web::HttpResponse;
+use actix_web::web::{Data, Query};
+use actix_web::{get, HttpResponse};
 use futures_util::StreamExt;
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/notifications", web::get().to(list)).route("/events", web::get().to(stream));
+    cfg.service(list_notifications).service(stream_events);
 }
 
 /// Whose notifications a stream follows: one of these.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Following {
+    /// A customer's notifications, from the first.
     customer: Option<String>,
+    /// Every notification of a workflow's orders.
     workflow: Option<String>,
+    /// Every notification of the workflows where this role (`driver`,
+    /// `hotel`) has a step.
     party: Option<String>,
 }
 
@@ -27,7 +34,21 @@ struct Following {
 /// `Last-Event-ID` gets what it missed, then the rest as it happens. A
 /// customer's stream starts with everything it was told; a workflow's or a
 /// party's, without `Last-Event-ID`, starts now.
-async fn stream(
+#[utoipa::path(
+    tag = "notifications",
+    params(
+        Following,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id (the `id:` of the last event received)")
+    ),
+    responses((
+        status = 200,
+        description = "`text/event-stream`: each event's `id` is its sequence number, its `event` the order's status, its `data` a Notification",
+        content_type = "text/event-stream",
+        body = Notification
+    ))
+)]
+#[get("/events")]
+async fn stream_events(
     node: Data<Node>,
     who: Who,
     req: actix_web::HttpRequest,
@@ -60,13 +81,22 @@ async fn stream(
         .streaming(events))
 }
 
-#[derive(Serialize)]
-struct Listing {
+#[derive(Serialize, utoipa::ToSchema)]
+struct CustomerNotifications {
     customer: String,
-    notifications: Vec<crate::domain::Notification>,
+    /// Oldest first.
+    notifications: Vec<Notification>,
 }
 
-async fn list(node: Data<Node>, who: Who, query: Query<ByCustomer>) -> Result<HttpResponse, ApiError> {
+/// What a customer was told, oldest first.
+#[utoipa::path(tag = "notifications", params(super::status::ByCustomer), responses((status = 200, description = "The customer's notifications", body = CustomerNotifications)))]
+#[get("/notifications")]
+async fn list_notifications(
+    node: Data<Node>,
+    who: Who,
+    query: Query<ByCustomer>,
+) -> Result<HttpResponse, ApiError> {
     let notifications = who.on(&node).notifications(&query.customer).await?;
-    Ok(HttpResponse::Ok().json(Listing { customer: query.into_inner().customer, notifications }))
+    Ok(HttpResponse::Ok()
+        .json(CustomerNotifications { customer: query.into_inner().customer, notifications }))
 }

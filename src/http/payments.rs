@@ -3,13 +3,21 @@
 use super::who::Who;
 use super::ApiError;
 use crate::node::Node;
-use actix_web::web::{self, Data, Path, ServiceConfig};
-use actix_web::HttpResponse;
+use actix_web::web::{Data, Path};
+use actix_web::{post, HttpResponse};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/payments/{order_id}/confirm", web::post().to(confirm_deposit));
+    cfg.service(confirm_deposit);
 }
 
+/// The seller confirms that a bank transfer arrived: the order is paid.
+#[utoipa::path(
+    tag = "payments",
+    params(("order_id" = String, Path, description = "The order's id")),
+    responses((status = 200, description = "The order, paid", body = crate::node::bodies::Order))
+)]
+#[post("/payments/{order_id}/confirm")]
 async fn confirm_deposit(
     node: Data<Node>,
     who: Who,

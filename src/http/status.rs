@@ -2,57 +2,97 @@
 
 use super::who::Who;
 use super::ApiError;
+use crate::actors::projection::StatusReport;
+use crate::domain::event::Seq;
 use crate::node::Node;
-use actix_web::web::{self, Data, Path, Query, ServiceConfig};
-use actix_web::HttpResponse;
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::web::{Data, Path, Query};
+use actix_web::{get, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/status", web::get().to(list)).route("/status/{order_id}", web::get().to(get));
+    cfg.service(list_statuses).service(get_status);
 }
 
-async fn get(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
+/// An order's status view: where it is, its history, what needs attention.
+#[utoipa::path(
+    tag = "status",
+    params(("order_id" = String, Path, description = "The order's id")),
+    responses((status = 200, description = "The status view", body = StatusReport))
+)]
+#[get("/status/{order_id}")]
+async fn get_status(node: Data<Node>, who: Who, order_id: Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(who.on(&node).status(&order_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ByCustomer {
+    /// The customer whose orders these are.
     pub customer: String,
 }
 
 /// Either `customer`, or `workflow` and `status` (with optional `leg`,
 /// `after` and `limit`).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Listing {
+    /// A customer's orders, oldest first (give nothing else).
     customer: Option<String>,
+    /// A workflow's orders at `status` (a party's work list).
     workflow: Option<String>,
+    /// The status, as the engine names it (`paid`, `accepted`, `in_delivery`).
     status: Option<String>,
+    /// Only orders whose delivery is at this leg.
     leg: Option<String>,
+    /// Continue after this cursor: a previous page's `next`.
     after: Option<u64>,
+    /// Page size (default 50).
     limit: Option<usize>,
+}
+
+/// What `GET /status` answers: a customer's orders, or a page of a
+/// workflow's orders at a status.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum StatusListing {
+    Customer {
+        customer: String,
+        orders: Vec<StatusReport>,
+    },
+    Page {
+        workflow: String,
+        status: String,
+        orders: Vec<StatusReport>,
+        /// The cursor for the next page (`after=`); null on the last.
+        next: Option<Seq>,
+    },
 }
 
 /// Page size when none is asked for.
 const DEFAULT_LIMIT: usize = 50;
 
-async fn list(node: Data<Node>, who: Who, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
+/// A customer's orders (`customer=`), or a page of a workflow's orders
+/// at a status (`workflow=`, `status=`, paged by `after=` and `limit=`).
+#[utoipa::path(tag = "status", params(Listing), responses((status = 200, description = "The orders", body = StatusListing)))]
+#[get("/status")]
+async fn list_statuses(node: Data<Node>, who: Who, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let node = who.on(&node);
     match (q.customer, q.workflow, q.status) {
         (Some(customer), None, None) => {
             let orders = node.statuses(&customer).await?;
-            Ok(HttpResponse::Ok().json(json!({ "customer": customer, "orders": orders })))
+            Ok(HttpResponse::Ok().json(StatusListing::Customer { customer, orders }))
         }
         (None, Some(workflow), Some(status)) => {
             let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
             let page = node.list(&workflow, &status, q.leg.as_deref(), q.after, limit).await?;
-            Ok(HttpResponse::Ok().json(json!({
-                "workflow": workflow,
-                "status": status,
-                "orders": page.orders,
-                "next": page.next,
-            })))
+            Ok(HttpResponse::Ok().json(StatusListing::Page {
+                workflow,
+                status,
+                orders: page.orders,
+                next: page.next,
+            }))
         }
         _ => Err(ApiError::BadQuery("give customer=C, or workflow=W and status=S".into())),
     }

@@ -4,18 +4,25 @@ use super::body::JsonObject;
 use super::who::Who;
 use super::ApiError;
 use crate::domain::subscription::NewSubscription;
+use crate::node::bodies::Subscription;
 use crate::node::Node;
 use actix_web::http::header;
-use actix_web::web::{self, Data, Path, ServiceConfig};
-use actix_web::HttpResponse;
-use serde_json::json;
+use actix_web::web::{Data, Path};
+use actix_web::{delete, get, post, HttpResponse};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.route("/subscriptions", web::post().to(subscribe))
-        .route("/subscriptions", web::get().to(list))
-        .route("/subscriptions/{id}", web::delete().to(unsubscribe));
+    cfg.service(subscribe).service(list_subscriptions).service(unsubscribe);
 }
 
+/// Subscribes a webhook: a customer to its own orders, a party to its
+/// workflows' orders, the operator to anything. Deliveries are signed
+/// (HMAC-SHA256) when a secret is given, and sent in order.
+#[utoipa::path(tag = "subscriptions", request_body = NewSubscription, responses(
+    (status = 201, description = "Subscribed", body = Subscription, headers(("Location" = String, description = "The subscription's URL")))
+))]
+#[post("/subscriptions")]
 async fn subscribe(
     node: Data<Node>,
     who: Who,
@@ -27,10 +34,25 @@ async fn subscribe(
         .json(subscription))
 }
 
-async fn list(node: Data<Node>, who: Who) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(json!({ "subscriptions": who.on(&node).subscriptions().await? })))
+#[derive(Serialize, utoipa::ToSchema)]
+struct Subscriptions {
+    subscriptions: Vec<Subscription>,
 }
 
+/// The caller's subscriptions (the operator sees all).
+#[utoipa::path(tag = "subscriptions", responses((status = 200, description = "The subscriptions", body = Subscriptions)))]
+#[get("/subscriptions")]
+async fn list_subscriptions(node: Data<Node>, who: Who) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(Subscriptions { subscriptions: who.on(&node).subscriptions().await? }))
+}
+
+/// Ends a subscription; deliveries not yet sent are dropped.
+#[utoipa::path(
+    tag = "subscriptions",
+    params(("id" = u64, Path, description = "The subscription's id")),
+    responses((status = 204, description = "Unsubscribed"))
+)]
+#[delete("/subscriptions/{id}")]
 async fn unsubscribe(node: Data<Node>, who: Who, id: Path<u64>) -> Result<HttpResponse, ApiError> {
     who.on(&node).unsubscribe(id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())

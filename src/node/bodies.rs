@@ -18,7 +18,7 @@ use crate::domain::{
 use serde::Serialize;
 
 /// An order, as its command side knows it (always current).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: OrderId,
     pub customer: CustomerId,
@@ -77,7 +77,7 @@ impl From<domain::Order> for Order {
 
 /// An order's payment. Never the card number: only its last four digits,
 /// and whether a card is still on file (a deferred payment not yet taken).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub payment_id: String,
     pub method: PaymentMethod,
@@ -104,7 +104,7 @@ impl From<domain::payment::PaymentRecord> for Payment {
 }
 
 /// A product of the catalog and what is free of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Product {
     pub sku: Sku,
     pub name: String,
@@ -126,7 +126,7 @@ impl From<domain::Product> for Product {
 }
 
 /// The units of a pool free for a range of dates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Availability {
     pub sku: Sku,
     /// The range asked about: `{"from": …, "to": …}`.
@@ -137,7 +137,7 @@ pub struct Availability {
 }
 
 /// A webhook subscription. Never its secret: only whether it has one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: u64,
     pub url: String,
@@ -171,7 +171,7 @@ impl From<domain::subscription::Subscription> for Subscription {
 }
 
 /// An order's delivery along its legs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: String,
     pub order_id: OrderId,
@@ -196,7 +196,7 @@ impl From<domain::delivery::Delivery> for Delivery {
 }
 
 /// What the inventory holds for an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reservation {
     pub lines: Vec<(Sku, u32)>,
     /// Named units taken, if the products have them.
@@ -213,7 +213,7 @@ impl From<domain::inventory::Reservation> for Reservation {
 }
 
 /// An event a service failed on, set aside for an operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: u64,
     /// The service that failed on the event.

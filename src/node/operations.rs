@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The node's health, as `/health/*` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
     /// `ready`, or why not: `degraded` (a service is not running), `draining`
     /// (shutting down), `store_unavailable` (it cannot write: see

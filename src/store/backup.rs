@@ -19,7 +19,7 @@ const CHUNK: usize = 10_000;
 const CACHE: u64 = 16 << 20;
 
 /// What a backup holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackupReport {
     pub store_id: String,
     /// The log's last event in the copy.

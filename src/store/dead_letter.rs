@@ -6,7 +6,7 @@ use super::{key_prefix, Store, StoreError, Table, Tx, TxResult};
 use crate::domain::{now_ms, rfc3339, Event, OrderId, Seq};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: u64,
     /// The service that failed on the event.

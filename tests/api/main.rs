@@ -17,10 +17,13 @@ mod https_webhooks;
 mod idempotency;
 mod messages;
 mod notifications;
+mod openapi;
 mod overload;
 mod products;
 mod races;
 mod restart;
 mod slow_clients;
 mod strict_input;
+#[path = "../tools/mod.rs"]
+mod tools;
 mod webhooks;

@@ -43,6 +43,16 @@ async fn the_keys_commands_work_as_written() {
     assert_has(&stdout, &["\"status\":\"paid\"", "\"status\":\"in_delivery\""]);
 }
 
+/// The contract block: the document's paths are counted, and `/docs`
+/// leads to the page.
+#[tokio::test]
+async fn the_contract_commands_work_as_written() {
+    let stdout = run("**The contract.**").await;
+    let paths = fulfil::http::openapi::document().paths.paths.len();
+    assert_has(&stdout, &[&format!("{paths} paths"), "308 http://127.0.0.1:"]);
+    assert!(stdout.contains("/docs/\n"), "{stdout}");
+}
+
 /// Runs a block against a fresh node; returns what it printed.
 async fn run(heading: &str) -> String {
     run_with(heading, &[]).await

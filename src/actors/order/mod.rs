@@ -51,7 +51,7 @@ pub struct PlaceOrder {
 }
 
 /// What placing an order answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderReceipt {
     pub id: OrderId,
     pub status: OrderStatus,

@@ -31,7 +31,7 @@ pub struct Reservation {
     pub stay: Option<Stay>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReservationState {
     /// The order is known but not paid; nothing is taken yet.

@@ -17,7 +17,7 @@ use super::{CustomerId, EventKind, Invalid, Money, OrderId, OrderStatus, Sku, Wo
 use serde::{Deserialize, Serialize};
 
 /// One line of an order, priced when the order was placed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderLine {
     pub sku: Sku,
     pub qty: u32,
