@@ -14,6 +14,7 @@
 
 mod admin;
 mod body;
+mod console;
 mod deliveries;
 mod error;
 mod health;
@@ -25,6 +26,7 @@ mod products;
 mod status;
 mod subscriptions;
 mod who;
+mod workflows;
 
 pub use error::{ApiError, PROBLEM_JSON};
 
@@ -60,9 +62,10 @@ pub fn routes(node: Node) -> impl Fn(&mut ServiceConfig) + Clone {
 /// place in the OpenAPI document: [`openapi::document`] calls this too,
 /// so the document and the routes come from one list.
 fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    // Health and the document stay outside the draining guard and
-    // authentication: health must keep saying why.
-    cfg.configure(health::routes).configure(openapi::routes).service(
+    // Health, the document and the console's static files stay outside
+    // the draining guard and authentication: health must keep saying why,
+    // and the console asks for a key itself.
+    cfg.configure(health::routes).configure(openapi::routes).configure(console::routes).service(
         utoipa_actix_web::scope("")
             .wrap(from_fn(admit))
             .wrap(from_fn(observe))
@@ -74,6 +77,7 @@ fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(notifications::routes)
             .configure(subscriptions::routes)
             .configure(admin::routes)
+            .configure(workflows::routes)
             .default_service(web::to(no_route)),
     );
 }

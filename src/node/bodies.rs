@@ -303,3 +303,80 @@ mod tests {
         assert!(!json.contains("4111111111111111") && json.contains("1111"), "{json}");
     }
 }
+
+/// A workflow as parties and consoles see it: its statuses as it names
+/// them, and who takes each step. Never its messages or limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Workflow {
+    pub name: String,
+    /// Whether it is the one an order that names none gets.
+    pub default: bool,
+    /// The language of its messages.
+    pub lang: String,
+    pub payment: Vec<PaymentMethod>,
+    /// Whether its orders have dates (`from`, `to`).
+    pub dated: bool,
+    /// Every status, in lifecycle order, with the workflow's name for it.
+    pub statuses: Vec<StatusName>,
+    /// Who accepts (and may reject) its orders; none: they go on by
+    /// themselves.
+    pub acceptance: Option<String>,
+    /// Who confirms a bank-transfer deposit, when it takes transfers.
+    pub confirms_deposit: Option<String>,
+    /// Its delivery legs, in order, and who takes each.
+    pub legs: Vec<WorkflowLeg>,
+    /// Whether the customer confirms receipt (`closed`).
+    pub receipt: bool,
+    /// The last status at which the customer may cancel.
+    pub cancel_until: OrderStatus,
+}
+
+/// A status and the workflow's name for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StatusName {
+    pub status: OrderStatus,
+    pub label: String,
+}
+
+/// A delivery leg and the party that takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WorkflowLeg {
+    pub name: String,
+    pub party: String,
+    /// Whether its party may reject at it (customs).
+    pub checkpoint: bool,
+    /// Whether its party starts it (else it starts when the one before ends).
+    pub explicit_start: bool,
+}
+
+impl Workflow {
+    pub fn of(w: &domain::Workflow, default: bool) -> Workflow {
+        use domain::access::Step;
+        let transfer = w.allows_payment(PaymentMethod::BankTransfer);
+        Workflow {
+            name: w.name.clone(),
+            default,
+            lang: w.lang.clone(),
+            payment: w.payment.clone(),
+            dated: w.dated,
+            statuses: OrderStatus::ALL
+                .iter()
+                .map(|&status| StatusName { status, label: w.label(status) })
+                .collect(),
+            acceptance: w.acceptance_role().map(str::to_owned),
+            confirms_deposit: transfer.then(|| w.party_for(&Step::ConfirmDeposit).to_owned()),
+            legs: w
+                .legs
+                .iter()
+                .map(|l| WorkflowLeg {
+                    name: l.name.clone(),
+                    party: w.party_for(&Step::Leg(l.name.clone())).to_owned(),
+                    checkpoint: l.checkpoint,
+                    explicit_start: l.explicit_start,
+                })
+                .collect(),
+            receipt: w.receipt,
+            cancel_until: w.cancel_until,
+        }
+    }
+}

@@ -299,6 +299,12 @@ impl Node {
         self.inner.authenticator.is_open()
     }
 
+    /// Every workflow, as parties see them, by name.
+    pub fn workflows(&self) -> Vec<bodies::Workflow> {
+        let workflows = &self.inner.workflows;
+        workflows.all().map(|w| bodies::Workflow::of(w, w.name == workflows.default_name())).collect()
+    }
+
     /// The workflow called `name`.
     pub fn workflow(&self, name: &str) -> Result<Arc<crate::domain::Workflow>, NodeError> {
         Ok(self.inner.workflows.get(name)?.clone())

@@ -27,3 +27,4 @@ mod strict_input;
 #[path = "../tools/mod.rs"]
 mod tools;
 mod webhooks;
+mod workflows;

@@ -1,0 +1,26 @@
+//! `/workflows`: the workflows this node runs, as parties and consoles see
+//! them (the statuses in the workflow's words, who takes each step).
+
+use crate::node::bodies::Workflow;
+use crate::node::Node;
+use actix_web::web::Data;
+use actix_web::{get, HttpResponse};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_workflows);
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Workflows {
+    /// By name.
+    workflows: Vec<Workflow>,
+}
+
+/// The workflows this node runs.
+#[utoipa::path(tag = "orders", responses((status = 200, description = "The workflows", body = Workflows)))]
+#[get("/workflows")]
+async fn list_workflows(node: Data<Node>) -> HttpResponse {
+    HttpResponse::Ok().json(Workflows { workflows: node.workflows() })
+}
