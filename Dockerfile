@@ -1,7 +1,8 @@
 # The fulfil node in a container: built in one stage, run from a small
 # image as a user without privileges.
 #
-#   docker build -t fulfil .
+#   docker build -t fulfil .                           # or, with the OTLP exporter:
+#   docker build --build-arg FEATURES=otlp -t fulfil .
 #   docker run -p 8080:8080 -v fulfil-data:/var/lib/fulfil \
 #     -v "$PWD/keys.txt:/etc/fulfil/keys.txt:ro" -e FULFIL_AUTH__KEYS_FILE=/etc/fulfil/keys.txt fulfil
 #
@@ -10,9 +11,11 @@
 # to start rather than serve anyone who can reach it.
 
 FROM rust:1.95-slim-trixie AS build
+# Cargo features to build in: "otlp" for the OpenTelemetry exporter.
+ARG FEATURES=""
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin fulfil
+RUN cargo build --release --locked --bin fulfil --features "$FEATURES"
 
 FROM debian:trixie-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/fulfil --create-home fulfil

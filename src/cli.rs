@@ -1,6 +1,6 @@
 //! The command line of the `fulfil` binary.
 
-use crate::config::{LogFormat, Settings};
+use crate::config::{LogFormat, LogSettings, Settings};
 use crate::startup::Application;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -104,12 +104,16 @@ pub async fn run(args: Args) -> ExitCode {
     let settings = match Settings::load(args.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            init_tracing(LogFormat::Text);
+            let _telemetry = crate::telemetry::init(&LogSettings {
+                format: LogFormat::Text,
+                otlp_endpoint: String::new(),
+            });
             tracing::error!("{e}");
             return ExitCode::from(2);
         }
     };
-    init_tracing(settings.log.format);
+    // Kept until the command ends: dropping it sends the spans still batched.
+    let _telemetry = crate::telemetry::init(&settings.log);
     match args.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => serve(settings).await,
         Cmd::Load(load) => drive(load).await,
@@ -265,16 +269,4 @@ async fn drive(args: LoadArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Logs to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let lines = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => lines.try_init(),
-        // The spans' fields in each line: the order id a line is about.
-        LogFormat::Json => lines.json().with_current_span(true).with_span_list(true).try_init(),
-    };
 }

@@ -28,6 +28,8 @@
 //!   - [`faults`]: fault injection; [`health`]: the health registry;
 //!   - [`config`]: typed [`Settings`]: `config.toml`, then `FULFIL_*` env;
 //!   - [`metrics`]: Prometheus metrics for `GET /metrics`;
+//!   - [`telemetry`]: the process's log lines and, with the `otlp`
+//!     feature, its spans exported over OTLP;
 //!   - [`error`]: [`NodeError`], in two levels (kameo's split of delivery
 //!     errors from handler errors) with one classification.
 //! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
@@ -84,6 +86,7 @@ pub mod resilience;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 
 pub use actors::order::OrderReceipt;
 pub use config::Settings;

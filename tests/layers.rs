@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 3),
     ("error", 3),
     ("metrics", 3),
+    ("telemetry", 4),
     // The services, on the leaves.
     ("actors", 4),
     ("auth", 4),

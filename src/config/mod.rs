@@ -55,6 +55,11 @@ pub struct SupervisionSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL
+    /// (`http://otel-collector:4318`): the node's spans go to
+    /// `<url>/v1/traces`. Empty: none. Needs a build with `--features otlp`.
+    #[serde(default)]
+    pub otlp_endpoint: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -116,6 +116,7 @@ impl Settings {
                 &format!("http.trusted_proxies: {proxy:?} is not an IP address"),
             )?;
         }
+        check_otlp(&self.log.otlp_endpoint)?;
         rule(self.actors.threads > 0, "actors.threads must be at least 1")?;
         rule(
             (1..=MAX_CACHE_MB).contains(&self.store.cache_mb),
@@ -179,6 +180,23 @@ impl Settings {
 }
 
 /// `host:port` with a port that exists; the host is resolved when binding.
+/// An OTLP endpoint is an http(s) URL, and needs the exporter built in.
+fn check_otlp(endpoint: &str) -> Result<(), String> {
+    if endpoint.is_empty() {
+        return Ok(());
+    }
+    let url = url::Url::parse(endpoint).map_err(|e| format!("log.otlp_endpoint {endpoint:?}: {e}"))?;
+    rule(
+        matches!(url.scheme(), "http" | "https"),
+        &format!("log.otlp_endpoint {endpoint:?}: give the collector's http:// or https:// URL"),
+    )?;
+    rule(
+        cfg!(feature = "otlp"),
+        "log.otlp_endpoint is set, but this fulfil was built without the OTLP exporter: \
+         build it with `cargo build --release --features otlp`, or leave log.otlp_endpoint empty",
+    )
+}
+
 fn check_bind(bind: &str) -> Result<(), String> {
     let bad =
         |why: &str| Err(format!("http.bind {bind:?} is not a listen address: {why} (e.g. 127.0.0.1:8080)"));

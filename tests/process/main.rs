@@ -7,6 +7,7 @@ mod damage;
 mod helpers;
 mod isolation;
 mod lifecycle;
+mod otlp;
 mod overload;
 mod readme;
 mod webhooks;
