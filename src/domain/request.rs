@@ -52,7 +52,9 @@ impl fmt::Display for PaymentMethod {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
     pub sku: String,
+    #[schema(minimum = 1)]
     pub qty: i64,
 }
 
@@ -62,11 +64,14 @@ pub struct ItemRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    #[schema(min_length = 1, max_length = 128, pattern = r"\S")]
     pub customer: String,
     /// May be empty in a workflow that reserves nothing (a taxi call).
     #[serde(default)]
     pub items: Vec<ItemRequest>,
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub address: String,
+    #[schema(value_type = crate::domain::PaymentMethod)]
     pub payment: String,
     /// Card number, for card payment.
     #[serde(default)]

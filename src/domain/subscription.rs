@@ -17,6 +17,7 @@ const MAX_URL_LEN: usize = 2048;
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
     /// Where deliveries are POSTed: `https://…` (or `http://…`).
+    #[schema(format = "uri", pattern = r"^https?://")]
     pub url: String,
     /// Only orders of this workflow.
     #[serde(default)]

@@ -64,6 +64,7 @@ async fn complete_leg(
 #[serde(deny_unknown_fields)]
 struct RejectLeg {
     /// Why, in the party's words (customs: "prohibited item").
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 

@@ -27,6 +27,10 @@ pub enum ApiError {
     BadQuery(String),
     #[error("no route for {0}")]
     NoRoute(String),
+    /// The path is served, but not with this method: `Allow` lists those
+    /// it is.
+    #[error("{method} is not allowed on {path}; use {}", allow.join(", "))]
+    MethodNotAllowed { method: String, path: String, allow: Vec<String> },
     /// No credentials, or credentials that name nobody.
     #[error("{0}")]
     Unauthorized(String),
@@ -68,6 +72,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ("payload-too-large", "The body is too large"),
             ApiError::BadQuery(_) => ("invalid-query", "The query string is not valid"),
             ApiError::NoRoute(_) => ("not-found", "Not found"),
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "The method is not allowed here"),
             ApiError::Unauthorized(_) => ("unauthorized", "Missing or unknown credentials"),
             ApiError::BodyTimeout(_) => ("request-timeout", "The request took too long to arrive"),
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
@@ -117,6 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge("x".into()),
             ApiError::BadQuery("x".into()),
             ApiError::NoRoute("x".into()),
+            ApiError::MethodNotAllowed { method: "PUT".into(), path: "/x".into(), allow: vec!["GET".into()] },
             ApiError::Unauthorized("x".into()),
             ApiError::BodyTimeout(wait),
             ApiError::AdminDisabled,
@@ -169,6 +175,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
@@ -196,6 +203,9 @@ impl ResponseError for ApiError {
         response.content_type(PROBLEM_JSON);
         if matches!(self, ApiError::Unauthorized(_)) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.join(", ")));
         }
         if let Some(after) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, after.to_string()));

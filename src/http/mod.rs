@@ -82,10 +82,19 @@ fn api(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     );
 }
 
-/// The answer for a path no route matches; set it as the app's
-/// `default_service` so that unknown paths get problem+json too.
+/// The answer for a request no route matches; set it as the app's
+/// `default_service` so that unknown paths get problem+json too: 405 with
+/// `Allow` when the path is served with other methods, else 404.
 pub async fn no_route(req: actix_web::HttpRequest) -> ApiError {
-    ApiError::NoRoute(format!("{} {}", req.method(), req.path()))
+    let allow = openapi::methods_for(req.path());
+    match allow.is_empty() {
+        true => ApiError::NoRoute(format!("{} {}", req.method(), req.path())),
+        false => ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            allow,
+        },
+    }
 }
 
 /// Header naming the client for the per-client rate limit, believed only

@@ -70,6 +70,41 @@ pub fn document() -> &'static OpenApi {
     })
 }
 
+/// The methods `path` is served with, by the document (`GET`, `POST`);
+/// none when no route has that path.
+pub fn methods_for(path: &str) -> Vec<String> {
+    let given: Vec<&str> = path.split('/').collect();
+    let matches = |template: &str| {
+        let parts: Vec<&str> = template.split('/').collect();
+        parts.len() == given.len()
+            && parts
+                .iter()
+                .zip(&given)
+                .all(|(part, seg)| part == seg || (part.starts_with('{') && !seg.is_empty()))
+    };
+    let mut methods: Vec<String> = document()
+        .paths
+        .paths
+        .iter()
+        .filter(|(template, _)| matches(template))
+        .flat_map(|(_, item)| {
+            [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ]
+            .into_iter()
+            .filter(|(_, op)| op.is_some())
+            .map(|(method, _)| method.to_owned())
+        })
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(tag = "node", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
 #[get("/openapi.json")]

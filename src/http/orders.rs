@@ -43,6 +43,7 @@ struct RejectOrder {
     #[serde(default)]
     by: Option<String>,
     /// Why, in the party's words; shown to the customer.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     reason: String,
 }
 

@@ -29,6 +29,7 @@ async fn get_status(node: Data<Node>, who: Who, order_id: Path<String>) -> Resul
 #[into_params(parameter_in = Query)]
 pub(super) struct ByCustomer {
     /// The customer whose orders these are.
+    #[param(min_length = 1, max_length = 128, pattern = r"\S")]
     pub customer: String,
 }
 

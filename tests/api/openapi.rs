@@ -105,6 +105,26 @@ async fn every_documented_route_is_served() {
     assert_eq!(r.headers()["content-type"], "text/event-stream");
 }
 
+#[tokio::test]
+async fn a_served_path_asked_with_another_method_is_405_with_the_methods_it_takes() {
+    let app = app().await;
+    for (method, path, allow) in [
+        (Method::PUT, "/orders/ord-1", "GET"),
+        (Method::DELETE, "/orders", "POST"),
+        (Method::GET, "/orders/ord-1/cancel", "POST"),
+        (Method::PATCH, "/subscriptions", "GET, POST"),
+        (Method::POST, "/health/ready", "GET"),
+    ] {
+        let r = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(r.headers().get("allow").map(|v| v.to_str().unwrap().to_owned()), Some(allow.to_owned()));
+        let problem = crate::helpers::assert_problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert_eq!(problem["type"], "/problems/method-not-allowed", "{method} {path}");
+    }
+    // A path nobody serves is still 404.
+    let r = app.client.put(app.url("/nothing/here")).send().await.unwrap();
+    crate::helpers::assert_problem(r, StatusCode::NOT_FOUND).await;
+}
+
 /// The routes the source registers: every handler carries an actix route
 /// attribute (`#[get("/…")]`), which utoipa-actix-web needs to collect it;
 /// a route registered another way (`.route(…)`) would escape the document,
@@ -154,6 +174,37 @@ async fn every_route_served_is_documented() {
     assert!(!page.contains("https://"), "the page loads nothing from the internet: {page}");
     let r = app.get("/docs/swagger-initializer.js").await;
     assert!(r.text().await.unwrap().contains("/openapi.json"));
+}
+
+/// schemathesis generates requests from the document (every operation,
+/// edge values, wrong methods, sequences) and checks each answer: never a
+/// 5xx, a status, content type, headers and body as documented, 405 for a
+/// method a path is not served with. Requests the document allows but the
+/// domain refuses (an order for an unknown product) are answered 4xx and
+/// are not counted against it: the document cannot state every rule.
+#[tokio::test]
+async fn generated_requests_get_no_server_error_and_only_documented_answers() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = TOKEN.into();
+        s.http.rate_per_client = 0;
+    })
+    .await;
+    let url = app.url("/openapi.json");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(tools::tool("schemathesis"))
+            .args(["run", &url, "--checks", "all", "--exclude-checks"])
+            .arg("positive_data_acceptance,negative_data_rejection,ignored_auth")
+            // A stream stays open; every other route is generated for.
+            .args(["--exclude-path", "/events", "--max-examples", "25", "--seed", "1", "--workers", "2"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "schemathesis found answers the document does not allow:\n{said}");
+    assert!(said.contains(" passed"), "{said}");
 }
 
 /// Answers seen, with the template of the path they answered.
