@@ -2,8 +2,10 @@
 //! playwright-core (`tests/console/console.mjs`), both installed by
 //! `scripts/browser-tools.sh` when missing. The console is opened on a
 //! node on port 0; a booking placed through the API appears on its board
-//! without a reload, is accepted by a click and moves on; then the guest is
-//! checked in and out by clicks, and the API agrees.
+//! without a reload, is accepted by a click and moves on; the event a
+//! service failed on is retried from the order's page with the admin token
+//! the console asks for; then the guest is checked in and out by clicks,
+//! and the API agrees.
 //!
 //! `FULFIL_CONSOLE_SCREENSHOT=docs/console.png cargo test --test console`
 //! writes the README's screenshot.
@@ -12,6 +14,8 @@ use fulfil::{Application, Settings};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+
+const TOKEN: &str = "console-admin-token";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,6 +30,7 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
     let mut settings = Settings::default();
     settings.http.bind = "127.0.0.1:0".into();
     settings.store.path = dir.path().join("data");
+    settings.admin.token = TOKEN.into();
     let app = Application::build(settings).await.expect("the node starts");
     let base = format!("http://{}", app.address());
     let server = app.server_handle();
@@ -50,6 +55,7 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
             .arg("console.mjs")
             .arg(&base_arg)
             .arg(&shot_arg)
+            .arg(TOKEN)
             .current_dir(&tools)
             .output()
             .unwrap()
@@ -58,12 +64,14 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
     .unwrap();
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser run failed:\n{said}");
-    for step in [
+    let steps = [
         "appeared awaiting hotel confirmation",
         "moved to confirmed",
         "order page shows its history",
+        "retried the dead letter with the admin token",
         "checked out",
-    ] {
+    ];
+    for step in steps {
         assert!(said.contains(step), "{step:?} not seen:\n{said}");
     }
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a screenshot was taken");

@@ -159,6 +159,9 @@ function button(text, run, kind) {
       try {
         await run();
         say('');
+        // The order's page shows what the step changed (a dead letter
+        // retried tells nobody, so no notification would redraw it).
+        if (state.selected) await select(state.selected);
       } catch (e) {
         say(`${text}: ${e.message}`);
       }
@@ -433,11 +436,13 @@ async function throughput() {
 
 // ---- start ----
 
-function remember(input, key) {
+/** Keeps a key for this tab; another API key may see other orders, so
+ * the board loads again (the admin token changes nothing shown). */
+function remember(input, key, reload) {
   input.value = sessionStorage.getItem(key) || '';
   input.addEventListener('change', () => {
     sessionStorage.setItem(key, input.value.trim());
-    start();
+    if (reload) start();
   });
 }
 
@@ -456,8 +461,8 @@ async function start() {
 }
 
 document.addEventListener('DOMContentLoaded', () => {
-  remember($('#key'), 'fulfil.key');
-  remember($('#admin'), 'fulfil.admin');
+  remember($('#key'), 'fulfil.key', true);
+  remember($('#admin'), 'fulfil.admin', false);
   $('#workflow').addEventListener('change', (e) => show(e.target.value));
   start();
   // The node's panel is a sample every two seconds; the orders are not polled.
