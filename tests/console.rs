@@ -70,6 +70,7 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
         "order page shows its history",
         "retried the dead letter with the admin token",
         "checked out",
+        "the API page renders the document",
     ];
     for step in steps {
         assert!(said.contains(step), "{step:?} not seen:\n{said}");

@@ -117,7 +117,9 @@ pub(super) fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) 
     cfg.service(openapi_json).map(|cfg| {
         cfg.route(DOCS, actix_web::web::get().to(to_docs)).service(
             utoipa_swagger_ui::SwaggerUi::new(format!("{DOCS}/{{_:.*}}"))
-                .config(utoipa_swagger_ui::Config::from(DOCUMENT)),
+                // No badge from the online validator: the page fetches
+                // nothing from elsewhere.
+                .config(utoipa_swagger_ui::Config::from(DOCUMENT).validator_url("none")),
         )
     });
 }

@@ -173,7 +173,9 @@ async fn every_route_served_is_documented() {
     assert!(page.contains("swagger-ui-bundle.js"), "{page}");
     assert!(!page.contains("https://"), "the page loads nothing from the internet: {page}");
     let r = app.get("/docs/swagger-initializer.js").await;
-    assert!(r.text().await.unwrap().contains("/openapi.json"));
+    let initializer = r.text().await.unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+    assert!(initializer.contains(r#""validatorUrl": "none""#), "no online validator: {initializer}");
 }
 
 /// schemathesis generates requests from the document (every operation,
@@ -195,7 +197,9 @@ async fn generated_requests_get_no_server_error_and_only_documented_answers() {
             .args(["run", &url, "--checks", "all", "--exclude-checks"])
             .arg("positive_data_acceptance,negative_data_rejection,ignored_auth")
             // A stream stays open; every other route is generated for.
-            .args(["--exclude-path", "/events", "--max-examples", "25", "--seed", "1", "--workers", "2"])
+            // One worker: schemathesis's threads trip a CPython 3.11 bug
+            // (compiling in two threads at once fails).
+            .args(["--exclude-path", "/events", "--max-examples", "25", "--seed", "1", "--workers", "1"])
             .env("NO_COLOR", "1")
             .output()
             .unwrap()

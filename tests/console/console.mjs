@@ -95,6 +95,16 @@ try {
   await card('closed').waitFor({ timeout: 10000 });
   console.log('checked out');
   if (loads !== 1) failures.push(`the page loaded ${loads} times`);
+
+  // The API's page renders the document with nothing from elsewhere.
+  const docs = await browser.newPage();
+  const origin = new URL(base).origin;
+  docs.on('request', (r) => {
+    if (!r.url().startsWith(origin) && !r.url().startsWith('data:')) failures.push(`/docs fetched ${r.url()}`);
+  });
+  await docs.goto(`${base}/docs/`);
+  await docs.getByText('/orders/{id}/accept').first().waitFor();
+  console.log('the API page renders the document');
 } catch (e) {
   failures.push(String(e));
   if (process.env.CONSOLE_FAILURE_SHOT) await page.screenshot({ path: process.env.CONSOLE_FAILURE_SHOT, fullPage: true });
