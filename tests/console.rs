@@ -1,15 +1,18 @@
 //! The operator console in a real browser: Debian's Chromium driven by
-//! playwright-core (`tests/console/console.mjs`), both installed by
+//! playwright-core (`tests/console/*.mjs`), both installed by
 //! `scripts/browser-tools.sh` when missing. The console is opened on a
 //! node on port 0; a booking placed through the API appears on its board
 //! without a reload, is accepted by a click and moves on; the event a
 //! service failed on is retried from the order's page with the admin token
 //! the console asks for; then the guest is checked in and out by clicks,
-//! and the API agrees.
+//! and the API agrees. On a node with keys, it asks for one, and a party
+//! works its own list with it.
 //!
 //! `FULFIL_CONSOLE_SCREENSHOT=docs/console.png cargo test --test console`
 //! writes the README's screenshot.
 
+use fulfil::auth::digest_hex;
+use fulfil::config::KeySetting;
 use fulfil::{Application, Settings};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -21,49 +24,79 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
+/// A node on port 0 with a pool of two rooms, as `adjust` sets it up.
+struct Node {
+    base: String,
+    client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(adjust: impl FnOnce(&mut Settings), as_operator: Option<&str>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.http.bind = "127.0.0.1:0".into();
+        settings.store.path = dir.path().join("data");
+        adjust(&mut settings);
+        let app = Application::build(settings).await.expect("the node starts");
+        let base = format!("http://{}", app.address());
+        let server = app.server_handle();
+        let running = tokio::spawn(app.run_until_stopped());
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = as_operator {
+            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        }
+        let client = reqwest::Client::builder().default_headers(headers).build().unwrap();
+        let rooms = json!({"sku": "deluxe", "name": "Deluxe double", "price": 180000, "units": ["room-701", "room-702"]});
+        let r = client.post(format!("{base}/products")).json(&rooms).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        Node { base, client, server, running, _dir: dir }
+    }
+
+    async fn stop(self) {
+        self.server.stop(true).await;
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+/// Runs `tests/console/<script>` in node with `args`; what it printed,
+/// asserting it succeeded and printed each of `steps`.
+async fn browse(script: &str, args: Vec<String>, steps: &[&str]) -> String {
     let installed = Command::new("sh").arg(root().join("scripts/browser-tools.sh")).status().unwrap();
     assert!(installed.success(), "scripts/browser-tools.sh failed");
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.http.bind = "127.0.0.1:0".into();
-    settings.store.path = dir.path().join("data");
-    settings.admin.token = TOKEN.into();
-    let app = Application::build(settings).await.expect("the node starts");
-    let base = format!("http://{}", app.address());
-    let server = app.server_handle();
-    let running = tokio::spawn(app.run_until_stopped());
-
-    let client = reqwest::Client::new();
-    let rooms =
-        json!({"sku": "deluxe", "name": "Deluxe double", "price": 180000, "units": ["room-701", "room-702"]});
-    let r = client.post(format!("{base}/products")).json(&rooms).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-
-    let screenshot = std::env::var("FULFIL_CONSOLE_SCREENSHOT")
-        .map(|p| root().join(p))
-        .unwrap_or_else(|_| dir.path().join("console.png"));
-    let tools = root().join("target/browser-tools");
-    let script = root().join("tests/console/console.mjs");
-    let (base_arg, shot_arg) = (base.clone(), screenshot.clone());
+    let script = script.to_owned();
     let out = tokio::task::spawn_blocking(move || {
         // Run from the tools' directory, where node finds playwright-core.
-        std::fs::copy(&script, tools.join("console.mjs")).unwrap();
-        Command::new("node")
-            .arg("console.mjs")
-            .arg(&base_arg)
-            .arg(&shot_arg)
-            .arg(TOKEN)
-            .current_dir(&tools)
-            .output()
-            .unwrap()
+        let tools = root().join("target/browser-tools");
+        for file in ["browser.mjs", script.as_str()] {
+            std::fs::copy(root().join("tests/console").join(file), tools.join(file)).unwrap();
+        }
+        Command::new("node").arg(&script).args(&args).current_dir(&tools).output().unwrap()
     })
     .await
     .unwrap();
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the browser run failed:\n{said}");
+    for step in steps {
+        assert!(said.contains(step), "{step:?} not seen:\n{said}");
+    }
+    said
+}
+
+async fn view(node: &Node, id: &str) -> Value {
+    node.client.get(format!("{}/status/{id}", node.base)).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
+    let node = Node::start(|s| s.admin.token = TOKEN.into(), None).await;
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = std::env::var("FULFIL_CONSOLE_SCREENSHOT")
+        .map(|p| root().join(p))
+        .unwrap_or_else(|_| shots.path().join("console.png"));
+    let args = vec![node.base.clone(), screenshot.display().to_string(), TOKEN.to_owned()];
     let steps = [
         "appeared awaiting hotel confirmation",
         "moved to confirmed",
@@ -72,20 +105,43 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
         "checked out",
         "the API page renders the document",
     ];
-    for step in steps {
-        assert!(said.contains(step), "{step:?} not seen:\n{said}");
-    }
+    let said = browse("console.mjs", args, &steps).await;
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a screenshot was taken");
 
     // The clicks were real steps: the API tells the same story.
     let id = said.lines().find_map(|l| l.strip_prefix("placed ")).expect("the order's id").trim().to_owned();
-    let view: Value = client.get(format!("{base}/status/{id}")).send().await.unwrap().json().await.unwrap();
+    let view = view(&node, &id).await;
     assert_eq!(view["status"], "closed", "{view}");
     assert_eq!(view["accepted_by"], "hotel", "{view}");
     let history: Vec<&str> =
         view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["placed", "paid", "reserved", "accepted", "in_delivery", "delivered", "closed"]);
+    node.stop().await;
+}
 
-    server.stop(true).await;
-    running.await.unwrap().unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_node_with_keys_the_console_asks_for_one_and_a_party_works_its_own_list() {
+    let keys = [("hotel-key", "hotel"), ("lee-key", "customer:lee"), ("op-key", "operator")];
+    let node = Node::start(
+        |s| {
+            s.auth.keys = keys
+                .iter()
+                .map(|(k, p)| KeySetting { sha256: digest_hex(k), principal: p.to_string() })
+                .collect()
+        },
+        Some("op-key"),
+    )
+    .await;
+    let args = vec![node.base.clone(), "hotel-key".to_owned(), "lee-key".to_owned()];
+    let steps = ["asked for a key", "the hotel sees the booking live", "as the hotel"];
+    let said = browse("keys.mjs", args, &steps).await;
+    let id =
+        said.lines().find_map(|l| l.strip_prefix("accepted ")).unwrap().split(' ').next().unwrap().to_owned();
+    let view = view(&node, &id).await;
+    assert_eq!(
+        (view["status"].as_str(), view["accepted_by"].as_str()),
+        (Some("accepted"), Some("hotel")),
+        "{view}"
+    );
+    node.stop().await;
 }

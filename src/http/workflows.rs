@@ -1,6 +1,7 @@
 //! `/workflows`: the workflows this node runs, as parties and consoles see
 //! them (the statuses in the workflow's words, who takes each step).
 
+use super::who::Who;
 use crate::node::bodies::Workflow;
 use crate::node::Node;
 use actix_web::web::Data;
@@ -18,9 +19,10 @@ struct Workflows {
     workflows: Vec<Workflow>,
 }
 
-/// The workflows this node runs.
+/// The workflows this node runs, and which the caller may list the orders
+/// of (its work lists).
 #[utoipa::path(tag = "orders", responses((status = 200, description = "The workflows", body = Workflows)))]
 #[get("/workflows")]
-async fn list_workflows(node: Data<Node>) -> HttpResponse {
-    HttpResponse::Ok().json(Workflows { workflows: node.workflows() })
+async fn list_workflows(node: Data<Node>, who: Who) -> HttpResponse {
+    HttpResponse::Ok().json(Workflows { workflows: who.on(&node).workflows() })
 }

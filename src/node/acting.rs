@@ -93,6 +93,11 @@ impl Acting<'_> {
         self.node.availability(sku, from, to).await
     }
 
+    /// Every workflow, and whether this principal may list its orders.
+    pub fn workflows(&self) -> Vec<bodies::Workflow> {
+        self.node.workflows_for(|w| self.principal.may_list(w))
+    }
+
     // ---- orders ----
 
     /// Places an order: a customer for themselves, or whoever sees

@@ -329,6 +329,9 @@ pub struct Workflow {
     pub receipt: bool,
     /// The last status at which the customer may cancel.
     pub cancel_until: OrderStatus,
+    /// Whether whoever asked may list its orders by status (a party's
+    /// work list; a customer lists only their own orders).
+    pub listed: bool,
 }
 
 /// A status and the workflow's name for it.
@@ -350,7 +353,7 @@ pub struct WorkflowLeg {
 }
 
 impl Workflow {
-    pub fn of(w: &domain::Workflow, default: bool) -> Workflow {
+    pub fn of(w: &domain::Workflow, default: bool, listed: bool) -> Workflow {
         use domain::access::Step;
         let transfer = w.allows_payment(PaymentMethod::BankTransfer);
         Workflow {
@@ -377,6 +380,7 @@ impl Workflow {
                 .collect(),
             receipt: w.receipt,
             cancel_until: w.cancel_until,
+            listed,
         }
     }
 }

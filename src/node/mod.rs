@@ -299,10 +299,22 @@ impl Node {
         self.inner.authenticator.is_open()
     }
 
-    /// Every workflow, as parties see them, by name.
-    pub fn workflows(&self) -> Vec<bodies::Workflow> {
+    /// Every workflow, as parties see them, by name; `listed` says
+    /// whether `may_list` lets the asker list each one's orders.
+    pub(crate) fn workflows_for(
+        &self,
+        may_list: impl Fn(&crate::domain::Workflow) -> bool,
+    ) -> Vec<bodies::Workflow> {
         let workflows = &self.inner.workflows;
-        workflows.all().map(|w| bodies::Workflow::of(w, w.name == workflows.default_name())).collect()
+        workflows
+            .all()
+            .map(|w| bodies::Workflow::of(w, w.name == workflows.default_name(), may_list(w)))
+            .collect()
+    }
+
+    /// Every workflow, by name (the embedding application lists them all).
+    pub fn workflows(&self) -> Vec<bodies::Workflow> {
+        self.workflows_for(|_| true)
     }
 
     /// The workflow called `name`.

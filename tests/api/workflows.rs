@@ -14,6 +14,7 @@ async fn the_workflows_say_their_statuses_in_their_words_and_who_takes_each_step
     let all = body["workflows"].as_array().unwrap();
     let names: Vec<&str> = all.iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["driver", "hotel", "malltail", "shop", "taxi"]);
+    assert!(all.iter().all(|w| w["listed"] == true), "an open node lists everything");
     let named = |name: &str| all.iter().find(|w| w["name"] == name).unwrap().clone();
 
     let shop = named("shop");
@@ -43,4 +44,23 @@ async fn the_workflows_say_their_statuses_in_their_words_and_who_takes_each_step
         (overseas["party"].as_str(), overseas["explicit_start"].as_bool()),
         (Some("shop"), Some(true))
     );
+}
+
+#[tokio::test]
+async fn each_caller_is_told_which_workflows_it_may_list() {
+    let app = crate::auth::protected().await;
+    let listed = |body: Value| -> Vec<String> {
+        let all = body["workflows"].as_array().unwrap().clone();
+        all.iter().filter(|w| w["listed"] == true).map(|w| w["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let as_key = |key: &'static str| {
+        let (client, url) = (app.client.clone(), app.url("/workflows"));
+        async move { client.get(url).bearer_auth(key).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(listed(as_key("hotel-key").await), ["hotel"]);
+    assert_eq!(listed(as_key("d1-key").await), ["driver", "taxi"]);
+    assert_eq!(listed(as_key("op-key").await).len(), 5);
+    assert!(listed(as_key("kim-key").await).is_empty(), "a customer lists only their own orders");
+    let r = app.client.get(app.url("/workflows")).bearer_auth("nobody").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

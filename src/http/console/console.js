@@ -454,9 +454,16 @@ async function start() {
     say(e.status === 401 ? 'Enter an API key above.' : `The node: ${e.message}`);
     return;
   }
+  // Only the workflows this key may list (a party's own work lists).
+  const listed = state.workflows.filter((w) => w.listed);
+  if (!listed.length) {
+    say('This key lists no workflow\'s orders: use a party\'s, the operator\'s or the admin key.');
+    return;
+  }
   const picker = $('#workflow');
-  const chosen = state.workflow || (state.workflows.find((w) => w.default) || state.workflows[0]).name;
-  picker.replaceChildren(...state.workflows.map((w) => el('option', { value: w.name, selected: w.name === chosen }, w.name)));
+  const kept = listed.find((w) => w.name === state.workflow);
+  const chosen = (kept || listed.find((w) => w.default) || listed[0]).name;
+  picker.replaceChildren(...listed.map((w) => el('option', { value: w.name, selected: w.name === chosen }, w.name)));
   await show(chosen);
 }
 
