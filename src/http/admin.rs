@@ -34,6 +34,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Serialize, utoipa::ToSchema)]
 struct DeadLetters {
     /// Oldest first.
+    #[schema(value_type = Vec<crate::store::DeadLetter>)]
     dead_letters: Vec<DeadLetter>,
 }
 

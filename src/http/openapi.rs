@@ -12,7 +12,7 @@
 use super::error::{ApiError, Problem, PROBLEM_JSON};
 use actix_web::{get, HttpResponse};
 use std::sync::OnceLock;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -88,16 +88,11 @@ pub fn methods_for(path: &str) -> Vec<String> {
         .iter()
         .filter(|(template, _)| matches(template))
         .flat_map(|(_, item)| {
-            [
-                ("GET", &item.get),
-                ("POST", &item.post),
-                ("PUT", &item.put),
-                ("DELETE", &item.delete),
-                ("PATCH", &item.patch),
-            ]
-            .into_iter()
-            .filter(|(_, op)| op.is_some())
-            .map(|(method, _)| method.to_owned())
+            // The (one or two) paths that match: cloned to share the list
+            // of methods with the writer below.
+            let mut item = item.clone();
+            let served = operations(&mut item).into_iter().filter(|(_, op)| op.is_some());
+            served.map(|(method, _)| method.to_owned()).collect::<Vec<_>>()
         })
         .collect();
     methods.sort_unstable();
@@ -188,11 +183,23 @@ fn describe_problem_types(problem: &mut Object) {
 /// after the paths are collected (see [`document`]).
 fn add_shared_responses(doc: &mut OpenApi) {
     for item in doc.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
-        for operation in operations.into_iter().flatten() {
-            add_shared(operation);
+        for (_, operation) in operations(item) {
+            if let Some(operation) = operation {
+                add_shared(operation);
+            }
         }
     }
+}
+
+/// A path's operations by method, the methods the API uses.
+fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 5] {
+    [
+        ("GET", &mut item.get),
+        ("POST", &mut item.post),
+        ("PUT", &mut item.put),
+        ("DELETE", &mut item.delete),
+        ("PATCH", &mut item.patch),
+    ]
 }
 
 fn add_shared(operation: &mut Operation) {

@@ -212,8 +212,10 @@ impl From<domain::inventory::Reservation> for Reservation {
     }
 }
 
-/// An event a service failed on, set aside for an operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// An event a service failed on, set aside for an operator. Serialised as
+/// the record is (a test keeps it so), so the document describes both with
+/// the record's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {
     pub id: u64,
     /// The service that failed on the event.
@@ -290,6 +292,17 @@ mod tests {
             domain::Order::place(&order, &valid, &[Money::ZERO], domain::Settlement::Pending, None, &wf)
                 .unwrap();
         same::<_, Order>(placed);
+        let letter = crate::store::DeadLetter {
+            id: 3,
+            service: "delivery".into(),
+            seq: 9,
+            order_id: order.clone(),
+            event: "OrderAccepted".into(),
+            error: "panicked".into(),
+            attempts: 3,
+            at: "2026-11-30T00:00:00Z".into(),
+        };
+        same::<_, DeadLetter>(letter);
     }
 
     #[test]
