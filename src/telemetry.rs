@@ -65,9 +65,13 @@ where
         opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(url).build()
     });
     let exporter = match built {
-        Ok(exporter) => exporter,
-        Err(e) => {
+        Some(Ok(exporter)) => exporter,
+        Some(Err(e)) => {
             eprintln!("log.otlp_endpoint: the OTLP exporter could not start ({e}); spans are not exported");
+            return (None, Telemetry::default());
+        }
+        None => {
+            eprintln!("log.otlp_endpoint: the OTLP exporter failed while starting; spans are not exported");
             return (None, Telemetry::default());
         }
     };
@@ -80,9 +84,10 @@ where
     (Some(layer), Telemetry { provider: Some(provider) })
 }
 
+/// Runs `work` on a thread of its own; `None` if it panicked.
 #[cfg(feature = "otlp")]
-fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(work).join().expect("the telemetry thread")
+fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    std::thread::spawn(work).join().ok()
 }
 
 #[cfg(feature = "otlp")]
