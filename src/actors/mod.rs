@@ -10,7 +10,7 @@
 //! | [`payment`] | payments | paid, canceled | card authorisation |
 //! | [`inventory`] | products, reservations | placed, paid, canceled, in delivery | products, restock, quotes |
 //! | [`delivery`] | deliveries | placed, reserved, canceled | complete delivery |
-//! | [`notification`] | notifications, recipients | every status change | a customer's notifications |
+//! | [`notification`] | notifications and recipients, by order | every status change | a customer's notifications |
 //! | [`projection`] | status views | everything | status queries |
 
 pub mod consumer;
@@ -24,6 +24,7 @@ pub mod projection;
 pub mod supervision;
 #[cfg(test)]
 mod testing;
+pub mod write_behind;
 
 use crate::config::SupervisionSettings;
 use crate::error::{CallError, NodeError};

@@ -1,17 +1,18 @@
 //! The projection service: the status view of every order (CQRS read side),
-//! built only from events. Views are written behind (see
-//! [`crate::store::Staged`]): folded in memory, read from there at once, and
+//! built only from events. Views are written behind
+//! ([`super::write_behind`]): folded in memory, read from there at once, and
 //! committed every so often together with the projection's log offset, in
 //! one transaction, so no event is ever applied twice, and the view can be
 //! rebuilt from the log at any time.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
+use super::write_behind::WriteBehind;
 use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::error::NodeError;
-use crate::store::{key_prefix, DeadLetter, Staged, StoreError, Table, Tx, TxResult, WriteError};
+use crate::store::{key_prefix, DeadLetter, Table, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
@@ -72,41 +73,13 @@ pub struct Page {
     pub next: Option<Seq>,
 }
 
-/// Commits what is staged, with the offset (see [`crate::store::Staged`]):
-/// sent by the node before it stops, so that the stored views are whole.
-#[derive(Message)]
-#[rtype(result = "Result<(), NodeError>")]
-pub struct CommitViews;
-
 pub struct ProjectionActor {
     cursor: Cursor,
     workflows: Arc<Workflows>,
     /// Views and indexes written behind: folded in memory, committed
-    /// together every [`COMMIT_EVERY`] (or [`COMMIT_AT`] keys).
-    staged: Staged,
-    /// The offset committed in the store when staging began.
-    committed: Seq,
-    /// The store's generation the staged changes were read in: after it is
-    /// reopened they are dropped and folded again.
-    generation: u64,
-    /// How long views may be held back ([`COMMIT_EVERY`]).
-    commit_every: std::time::Duration,
-    /// Staged views being committed on a thread of their own, so that reads
-    /// do not wait for the write; read under the ones staged since.
-    committing: Option<InFlight>,
+    /// together every so often.
+    behind: WriteBehind,
 }
-
-/// A commit of frozen staged views, under way on a thread of its own.
-struct InFlight {
-    frozen: Arc<Staged>,
-    done: std::sync::mpsc::Receiver<Result<(), StoreError>>,
-}
-
-/// How long views may be held back before they are committed. Reads see
-/// them at once; a crash only means folding the same events again.
-const COMMIT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-/// Staged keys past which they are committed at once.
-const COMMIT_AT: usize = 20_000;
 
 pub(crate) const VIEWS: Table<StatusView> = Table::new("status_views");
 /// Why an order was turned down (a key only for those that were): kept
@@ -123,23 +96,14 @@ pub const NAME: &str = crate::service::Service::Projection.name();
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
         let cursor = Cursor::load(env, NAME)?;
-        let generation = cursor.store.condition().generation();
-        let commit_every = COMMIT_EVERY;
-        Ok(ProjectionActor {
-            cursor,
-            workflows,
-            staged: Staged::default(),
-            committed: 0,
-            generation,
-            commit_every,
-            committing: None,
-        })
+        let behind = WriteBehind::new(env.store.clone(), NAME);
+        Ok(ProjectionActor { cursor, workflows, behind })
     }
 
     /// Holds views back for `every` instead (tests that look before the
     /// commit).
     pub fn committing_every(self, every: std::time::Duration) -> Self {
-        ProjectionActor { commit_every: every, ..self }
+        ProjectionActor { behind: self.behind.every(every), ..self }
     }
 
     /// A value of the read model, staged or committed.
@@ -148,117 +112,13 @@ impl ProjectionActor {
         table: Table<V>,
         key: &str,
     ) -> Result<Option<V>, NodeError> {
-        Ok(self.staged.get(self.below(), &self.cursor.store, table, key)?)
-    }
-
-    /// The staged views being committed, if a commit is under way.
-    fn below(&self) -> Option<&Staged> {
-        self.committing.as_ref().map(|c| &*c.frozen)
+        self.behind.get(table, key)
     }
 
     fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
         let view: StatusView =
             self.get(VIEWS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
         self.with_label(view)
-    }
-
-    /// Folds `batch` into the staged views: events already folded in (a
-    /// batch tried again) are skipped.
-    fn stage(&mut self, batch: &[Event]) -> Result<(), NodeError> {
-        let generation = self.cursor.store.condition().generation();
-        if generation != self.generation {
-            // Read in a store that was reopened: fold again from its offset.
-            let _ = self.settle(true);
-            (self.generation, self.staged) = (generation, Staged::default());
-        }
-        if self.staged.is_empty() && self.committing.is_none() {
-            self.committed = self.cursor.store.offset(NAME)?;
-        }
-        let below = self.committing.as_ref().map(|c| c.frozen.clone());
-        let folded = self.staged.applied().or(below.as_ref().and_then(|b| b.applied()));
-        let from = folded.unwrap_or(self.committed).max(self.cursor.offset());
-        let Some(last) = batch.last().map(|e| e.seq.max(from)) else { return Ok(()) };
-        let fresh: Vec<&Event> = batch.iter().filter(|e| e.seq > from).collect();
-        self.cursor
-            .store
-            .stage(&mut self.staged, below.as_deref(), last, |tx| {
-                fresh.iter().try_for_each(|e| {
-                    let _span = super::consumer::event_span(NAME, e).entered();
-                    on_event(tx, e)
-                })
-            })
-            .map_err(WriteError::flatten)?;
-        if self.staged.len() >= COMMIT_AT {
-            self.start_commit();
-        }
-        Ok(())
-    }
-
-    /// Starts committing what is staged on a thread of its own, unless a
-    /// commit is under way.
-    fn start_commit(&mut self) {
-        if let Err(e) = self.settle(false) {
-            warn_commit(&e);
-        }
-        if self.committing.is_some() || self.staged.applied().is_none() {
-            return;
-        }
-        let frozen = Arc::new(std::mem::take(&mut self.staged));
-        let (sent, done) = std::sync::mpsc::channel();
-        let (store, for_thread, committed) = (self.cursor.store.clone(), frozen.clone(), self.committed);
-        let spawned = std::thread::Builder::new().name("fulfil-views".into()).spawn(move || {
-            let outcome = store.commit_frozen(&for_thread, NAME, committed);
-            drop(for_thread);
-            let _ = sent.send(outcome);
-        });
-        match spawned {
-            Ok(_) => self.committing = Some(InFlight { frozen, done }),
-            Err(e) => {
-                self.staged = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
-                warn_commit(&NodeError::from(StoreError::Flusher(Arc::new(e))));
-            }
-        }
-    }
-
-    /// Takes in the outcome of the commit under way, if it is over (or,
-    /// with `wait`, once it is). A failed commit's views are staged again
-    /// under those staged since, and its error returned.
-    fn settle(&mut self, wait: bool) -> Result<(), NodeError> {
-        let Some(flight) = &self.committing else { return Ok(()) };
-        let ended = || StoreError::Unavailable("the views' commit thread ended".into());
-        let outcome = match wait {
-            true => flight.done.recv().unwrap_or_else(|_| Err(ended())),
-            false => match flight.done.try_recv() {
-                Ok(outcome) => outcome,
-                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(ended()),
-            },
-        };
-        let Some(flight) = self.committing.take() else { return Ok(()) };
-        match outcome {
-            Ok(()) => {
-                self.committed = flight.frozen.applied().unwrap_or(self.committed);
-                Ok(())
-            }
-            Err(e) => {
-                let mut again = Arc::try_unwrap(flight.frozen).unwrap_or_else(|shared| (*shared).clone());
-                again.absorb(std::mem::take(&mut self.staged));
-                self.staged = again;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Commits what is staged, with the offset, here and now (after any
-    /// commit under way): before the framework writes the offset itself,
-    /// and at shutdown.
-    fn commit_staged(&mut self) -> Result<(), NodeError> {
-        self.settle(true)?;
-        if let Some(applied) = self.staged.applied() {
-            self.cursor.store.commit_staged(&mut self.staged, NAME, self.committed)?;
-            self.committed = applied;
-        }
-        Ok(())
     }
 
     /// Adds the workflow's label and anything needing attention.
@@ -279,7 +139,7 @@ impl ProjectionActor {
     fn list(&self, customer: &CustomerId) -> Result<Vec<StatusReport>, NodeError> {
         let mut reports = Vec::new();
         let prefix = key_prefix(customer.as_str());
-        for entry in self.staged.entries_from(self.below(), &self.cursor.store, BY_CUSTOMER, &prefix)? {
+        for entry in self.behind.entries_from(BY_CUSTOMER, &prefix)? {
             let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -299,7 +159,7 @@ impl ProjectionActor {
             None => prefix.clone(),
         };
         let (mut orders, mut next) = (Vec::new(), None);
-        for entry in self.staged.entries_from(self.below(), &self.cursor.store, BY_STATUS, start)? {
+        for entry in self.behind.entries_from(BY_STATUS, start)? {
             let (key, id) = entry?;
             if !key.starts_with(&prefix) {
                 break;
@@ -340,25 +200,15 @@ impl LogConsumer for ProjectionActor {
     }
 
     fn on_restart(&mut self) {
-        // Folded again from the committed offset, once a commit under way
-        // is over (whatever its outcome).
-        let _ = self.settle(true);
-        self.staged.clear();
+        self.behind.forget();
     }
 
     fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        self.commit_staged()
+        self.behind.commit_now()
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.commit_every.min(COMMIT_EVERY) / 2, |act, _| {
-            if let Err(e) = act.settle(false) {
-                warn_commit(&e);
-            }
-            if act.staged.applied().is_some() && act.staged.age() >= act.commit_every {
-                act.start_commit();
-            }
-        });
+        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
     }
 
     /// In order, a batch is staged (written behind); an event given again
@@ -366,9 +216,9 @@ impl LogConsumer for ProjectionActor {
     /// the framework's way, written at once, after what is staged.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
-            true => self.stage(batch)?,
+            true => self.behind.stage(self.cursor.offset(), batch, on_event)?,
             false => {
-                self.commit_staged()?;
+                self.behind.commit_now()?;
                 self.cursor.apply(batch, delivery, on_event)?;
             }
         }
@@ -377,12 +227,6 @@ impl LogConsumer for ProjectionActor {
             metrics.orders.with_label_values(&[status.as_str()]).inc();
         }
         Ok(())
-    }
-}
-
-fn warn_commit(e: &NodeError) {
-    if let Some(held_back) = crate::logging::ERRORS.allow("projection-commit") {
-        tracing::warn!(error = %e, held_back, "committing the status views failed; they stay staged");
     }
 }
 
@@ -412,14 +256,6 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
             tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
             tx.put(VIEWS, key, &view)
         }
-    }
-}
-
-impl Handler<CommitViews> for ProjectionActor {
-    type Result = Result<(), NodeError>;
-
-    fn handle(&mut self, _: CommitViews, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, None, |act| act.commit_staged())
     }
 }
 
@@ -466,6 +302,7 @@ impl Handler<GetDeadLetter> for ProjectionActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::consumer::CommitHeldBack;
     use crate::actors::testing::{order, paid, placed, temp_store};
     use crate::domain::{EventKind, OrderStatus, PaymentMethod};
     use crate::error::Refused;
@@ -536,7 +373,7 @@ mod tests {
         assert_eq!(refolded, seen, "nothing lost, nothing applied twice");
 
         let before = t.store.writer_stats().read();
-        again.send(CommitViews).await.unwrap().unwrap();
+        again.send(CommitHeldBack).await.unwrap().unwrap();
         let written = t.store.writer_stats().read();
         assert_eq!(written.commits - before.commits, 1);
         let views = written.by_table.get("status_views").copied().unwrap_or(0)

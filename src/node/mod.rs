@@ -237,19 +237,29 @@ impl Node {
         self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
         if let Some(Running { system, stopped }) = running {
-            // The status views written behind are committed before the
-            // services stop (if not, the next start folds them again).
-            let views = self.inner.actors.projection.send(crate::actors::projection::CommitViews);
-            match tokio::time::timeout(self.inner.timeout, views).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    tracing::warn!(error = %e, "committing the status views at shutdown failed")
-                }
-                _ => tracing::warn!("the projection did not commit its views at shutdown"),
-            }
+            self.commit_held_back().await;
             system.stop();
             let _ = stopped.await;
             tracing::info!(data = %self.inner.data_dir.display(), "node stopped; store flushed");
+        }
+    }
+
+    /// Commits what the services write behind (the status views, the
+    /// notifications) before they stop; if not, the next start folds the
+    /// same events again, which is slower but loses nothing.
+    async fn commit_held_back(&self) {
+        use crate::actors::consumer::CommitHeldBack;
+        let actors = &self.inner.actors;
+        let writers: [(&str, actix::Recipient<CommitHeldBack>); 2] = [
+            (crate::actors::projection::NAME, actors.projection.clone().recipient()),
+            (crate::actors::notification::NAME, actors.notification.clone().recipient()),
+        ];
+        for (service, writer) in writers {
+            match tokio::time::timeout(self.inner.timeout, writer.send(CommitHeldBack)).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(service, error = %e, "committing at shutdown failed"),
+                _ => tracing::warn!(service, "no answer to the commit at shutdown"),
+            }
         }
     }
 

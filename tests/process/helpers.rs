@@ -323,7 +323,7 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
     }
     let orders: HashMap<String, Order> = by_text_key(all(&store, "orders"));
     let views: HashMap<String, StatusView> = by_text_key(all(&store, "status_views"));
-    let notifications: Vec<Notification> = all(&store, "notifications").into_iter().map(|(_, n)| n).collect();
+    let notifications: Vec<Notification> = fulfil::actors::notification::stored(&store).unwrap();
     let mut taken: HashMap<String, i64> = HashMap::new();
     for (id, evs) in &by_order {
         let mut kinds: HashMap<&str, usize> = HashMap::new();

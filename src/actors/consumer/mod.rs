@@ -266,6 +266,14 @@ pub struct Ping;
 #[rtype(result = "Result<(), NodeError>")]
 pub struct Redeliver(pub DeadLetter);
 
+/// Commits what the consumer holds back (see
+/// [`LogConsumer::commit_held_back`]): sent by the node before it stops, so
+/// that what is stored is whole and the next start has nothing to fold
+/// again.
+#[derive(Message)]
+#[rtype(result = "Result<(), NodeError>")]
+pub struct CommitHeldBack;
+
 /// Tries a set-aside event again by itself (for its order alone), while it
 /// has attempts left.
 #[derive(Message)]
@@ -468,7 +476,8 @@ pub fn restart<A: LogConsumer>(act: &mut A) {
 }
 
 /// Implements `Actor`, `Supervised` and the `Pump`, `Pause`, `Resume`,
-/// `Ping` and `Redeliver` handlers for a [`LogConsumer`].
+/// `Ping`, `RetryLetter`, `CommitHeldBack` and `Redeliver` handlers for a
+/// [`LogConsumer`].
 #[macro_export]
 macro_rules! log_consumer {
     ($actor:ty) => {
@@ -516,6 +525,19 @@ macro_rules! log_consumer {
             type Result = ();
             fn handle(&mut self, msg: $crate::actors::consumer::RetryLetter, ctx: &mut Self::Context) {
                 $crate::actors::consumer::retry_letter(self, ctx, msg.0);
+            }
+        }
+
+        impl actix::Handler<$crate::actors::consumer::CommitHeldBack> for $actor {
+            type Result = Result<(), $crate::error::NodeError>;
+            fn handle(
+                &mut self,
+                _: $crate::actors::consumer::CommitHeldBack,
+                ctx: &mut Self::Context,
+            ) -> Self::Result {
+                $crate::actors::supervision::guarded(self, ctx, None, |act| {
+                    $crate::actors::consumer::LogConsumer::commit_held_back(act)
+                })
             }
         }
 

@@ -1,20 +1,28 @@
 //! The notification service: one message to the customer for every status
 //! change of their orders, and for every refund, logged and stored.
 //!
-//! A notification is keyed by the event it reports, so replaying the log
-//! after a crash rewrites the same key instead of sending it twice. Each is
-//! also queued for the webhook subscriptions that want it ([`webhooks`]).
+//! An order's notifications are kept in one record ([`told`]), written
+//! behind ([`super::write_behind`]): it is a pure function of the log, so
+//! after a crash the same events are folded again into the same record,
+//! where each notification is keyed by the event it reports, and nothing
+//! is told twice. Each is also queued for the webhook subscriptions that
+//! want it ([`webhooks`]); a batch that queued a delivery is committed
+//! before the batch ends, so deliveries are never held back.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
+use super::write_behind::WriteBehind;
 use super::ServiceEnv;
 use crate::config::WebhookSettings;
 use crate::domain::message::{self, Telling};
 use crate::domain::subscription::{NewSubscription, Outgoing, Subscription};
-use crate::domain::{CustomerId, Event, EventKind, Notification, PaymentMethod, Seq, Workflows};
+use crate::domain::{CustomerId, Event, EventKind, Notification, Seq, Workflows};
 use crate::error::NodeError;
-use crate::store::{key_prefix, Store, Table, Tx, TxResult};
+use crate::store::{key_prefix, Store, Tx, TxResult};
 use actix::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use told::{Notified, Recipient, BY_CUSTOMER, NOTIFIED};
 
 // ---- messages ----
 
@@ -73,8 +81,10 @@ pub struct RetryDelivery {
     pub event: u64,
 }
 
+mod told;
 mod webhooks;
 
+pub use told::stored;
 pub use webhooks::{clients, signature, Clients};
 
 pub struct NotificationActor {
@@ -82,32 +92,13 @@ pub struct NotificationActor {
     hooks: webhooks::Hooks,
     sender: webhooks::Sender,
     tick: std::time::Duration,
-    /// Every notification, once its write committed, with its order's
-    /// workflow, for live streams.
+    /// Every notification, once folded in, with its order's workflow, for
+    /// live streams.
     live: tokio::sync::broadcast::Sender<Published>,
+    /// The records, written behind.
+    behind: WriteBehind,
 }
 
-const NOTIFICATIONS: Table<Notification> = Table::new("notifications");
-/// `order` → who is told, and how.
-const RECIPIENTS: Table<Recipient> = Table::new("recipients");
-/// The recipients of card orders: a card order's pending payment was
-/// deferred, and its message says so. A table of its own rather than one
-/// more key per order (every key is time under the store's writer lock).
-const CARD_RECIPIENTS: Table<Recipient> = Table::new("recipients_card");
-
-/// Who an order's messages go to, and in which words. Stored before its
-/// workflow and language were (format 1: the customer alone); those read
-/// as none, and get the built-in English.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(super) struct Recipient {
-    customer: CustomerId,
-    // Grown since format 1: new fields go at the end (see store::codec).
-    workflow: Option<String>,
-    lang: Option<String>,
-}
-/// A checkpoint's words, for the message that its rejection cancels the
-/// order (a key only for orders stopped at one).
-const REJECTIONS: Table<String> = Table::new("recipient_rejections");
 pub const NAME: &str = crate::service::Service::Notification.name();
 
 impl NotificationActor {
@@ -126,15 +117,70 @@ impl NotificationActor {
             sender: webhooks::Sender::new(http, webhooks),
             tick: std::time::Duration::from_millis(webhooks.tick_ms),
             live,
+            behind: WriteBehind::new(env.store.clone(), NAME),
         })
     }
-}
 
-/// `customer \0 seq`: a customer's notifications sorted oldest first.
-fn notification_key(n: &Notification) -> Vec<u8> {
-    let mut key = key_prefix(n.customer.as_str());
-    key.extend_from_slice(&n.event.to_be_bytes());
-    key
+    /// Holds records back for `every` instead (tests that look before the
+    /// commit).
+    pub fn committing_every(self, every: std::time::Duration) -> Self {
+        NotificationActor { behind: self.behind.every(every), ..self }
+    }
+
+    /// A customer's notifications, oldest first.
+    fn list(&self, customer: &CustomerId) -> Result<Vec<Notification>, NodeError> {
+        let mut all = told::format_1_of(&self.cursor.store, customer)?;
+        let prefix = key_prefix(customer.as_str());
+        for entry in self.behind.entries_from(BY_CUSTOMER, &prefix)? {
+            let (key, order) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if let Some(notified) = self.behind.get(NOTIFIED, order.as_str())? {
+                all.extend(notified.notifications(&order));
+            }
+        }
+        all.sort_by_key(|n| n.event);
+        Ok(all)
+    }
+
+    /// What `event` told, with its order's workflow, in either format.
+    fn told_of(&self, event: &Event) -> Result<Option<Published>, NodeError> {
+        let store = &self.cursor.store;
+        let (notified, to) = match self.behind.get(NOTIFIED, event.order_id.as_str())? {
+            Some(notified) => (notified.of_event(&event.order_id, event.seq), notified.to),
+            None => match told::format_1_recipient(store, &event.order_id)? {
+                Some(to) => (None, to),
+                None => return Ok(None),
+            },
+        };
+        let n = match notified {
+            Some(n) => Some(n),
+            None => told::format_1_notification(store, &to.customer, event.seq)?,
+        };
+        Ok(n.map(|n| (n, to.workflow)))
+    }
+
+    /// The notifications of the events after `msg.after`, up to what this
+    /// service has folded in, of orders of `msg.workflows`.
+    fn backlog(&self, msg: &NotificationsAfter) -> Result<BacklogPage, NodeError> {
+        let position = self.behind.position()?;
+        let events = self.cursor.store.read_log(msg.after, msg.limit)?;
+        let mut page = BacklogPage { notifications: Vec::new(), next: msg.after, done: false };
+        for event in events.iter().take_while(|e| e.seq <= position) {
+            page.next = event.seq;
+            // Whether anyone is told of it: the one rule, the messages'.
+            if message::subject(&event.kind, None).is_none() {
+                continue;
+            }
+            let Some((n, Some(workflow))) = self.told_of(event)? else { continue };
+            if msg.workflows.contains(&workflow) {
+                page.notifications.push((n, Some(workflow)));
+            }
+        }
+        page.done = page.next >= position || events.len() < msg.limit;
+        Ok(page)
+    }
 }
 
 crate::log_consumer!(NotificationActor);
@@ -144,24 +190,40 @@ impl LogConsumer for NotificationActor {
         &mut self.cursor
     }
 
+    /// In order, a batch is folded into the records held back; one that
+    /// queued a webhook delivery is committed at once. An event given again
+    /// (a dead letter's) or one of an order with a dead letter here goes the
+    /// framework's way, written at once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        let hooks = self.hooks.clone();
-        let store = self.cursor.store.clone();
-        // What the write created, to publish once it committed (the write
-        // may run its closure more than once: kept by event, once).
-        let created = std::cell::RefCell::new(std::collections::BTreeMap::new());
-        self.cursor.apply(batch, delivery, |tx, event| {
-            if let Some(published) = on_event(tx, &store, event, &hooks)? {
+        let (hooks, store) = (self.hooks.clone(), self.cursor.store.clone());
+        // What the batch told, to publish once folded in (a write may run
+        // its closure more than once: kept by event, once).
+        let (created, queued) = (RefCell::new(BTreeMap::new()), Cell::new(false));
+        let fold = |tx: &mut Tx<'_>, event: &Event| {
+            if let Some((published, to_hooks)) = on_event(tx, &store, event, &hooks)? {
                 created.borrow_mut().insert(published.0.event, published);
+                queued.set(queued.get() || to_hooks);
             }
             Ok(())
-        })?;
+        };
+        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
+            true => {
+                self.behind.stage(self.cursor.offset(), batch, fold)?;
+                if queued.get() {
+                    self.behind.commit_now()?;
+                }
+            }
+            false => {
+                self.behind.commit_now()?;
+                self.cursor.apply(batch, delivery, fold)?;
+            }
+        }
         for n in created.into_inner().into_values() {
             // Nobody listening is fine.
             let _ = self.live.send(n);
         }
-        // Sent (logged) only after the batch is committed, so a batch that is
-        // retried does not log twice.
+        // Sent (logged) only after the batch is folded in, so a batch that
+        // is retried does not log twice.
         for event in batch {
             if let Some(status) = event.kind.status() {
                 tracing::info!(
@@ -179,60 +241,87 @@ impl LogConsumer for NotificationActor {
         // Deliveries in flight died with the failed instance: their queues
         // are sent again from their heads (at least once).
         self.sender.forget_in_flight();
+        self.behind.forget();
+    }
+
+    fn commit_held_back(&mut self) -> Result<(), NodeError> {
+        self.behind.commit_now()
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.tick, |act, ctx| act.send_due(ctx));
+        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
     }
 }
 
 /// A notification as published to live streams, with its order's workflow.
 pub type Published = (Notification, Option<String>);
 
-/// Records what `event` means for its customer; the notification, if one.
+/// Records what `event` means for its customer: the notification, if one,
+/// and whether it was queued for a webhook.
 fn on_event(
     tx: &mut Tx<'_>,
     store: &Store,
     event: &Event,
     hooks: &webhooks::Hooks,
-) -> TxResult<Option<Published>, NodeError> {
-    let key = event.order_id.as_str();
-    if let EventKind::OrderPlaced { customer, payment, workflow, lang, .. } = &event.kind {
-        let table = if *payment == PaymentMethod::Card { CARD_RECIPIENTS } else { RECIPIENTS };
-        let to =
-            Recipient { customer: customer.clone(), workflow: Some(workflow.clone()), lang: lang.clone() };
-        tx.put(table, key, &to)?;
-    }
-    let (to, payment) = match tx.get(RECIPIENTS, key)? {
-        Some(to) => (to, None),
-        None => match tx.get(CARD_RECIPIENTS, key)? {
-            Some(to) => (to, Some(PaymentMethod::Card)),
-            None => return Ok(None),
-        },
-    };
+) -> TxResult<Option<(Published, bool)>, NodeError> {
+    let Some(mut notified) = record_of(tx, event)? else { return Ok(None) };
+    let mut changed = matches!(event.kind, EventKind::OrderPlaced { .. });
     if let EventKind::LegRejected { reason, .. } = &event.kind {
-        tx.put(REJECTIONS, key, reason)?;
+        notified.rejection = Some(reason.clone());
+        changed = true;
     }
-    let rejection: Option<String> = match &event.kind {
-        EventKind::OrderCanceled { .. } => tx.get(REJECTIONS, key)?,
+    let rejection = match &event.kind {
+        EventKind::OrderCanceled { .. } => notified.rejection.as_deref(),
         _ => None,
     };
     let cause = cause_of(store, event)?;
+    let to = &notified.to;
     let workflow = to.workflow.as_deref().and_then(|w| hooks.workflows.get(w).ok());
     let lang = to.lang.as_deref().or(workflow.map(|wf| wf.lang.as_str())).unwrap_or("en");
-    let telling = Telling { payment, rejection: rejection.as_deref(), cause: cause.as_ref(), lang };
-    let Some((status, subject)) = message::subject(&event.kind, telling.cause) else {
-        return Ok(None);
+    let telling = Telling { payment: notified.payment(), rejection, cause: cause.as_ref(), lang };
+    let told = message::subject(&event.kind, telling.cause).and_then(|(status, subject)| {
+        let label = workflow.map(|wf| wf.label(status));
+        let template = workflow.and_then(|wf| wf.template(lang, subject));
+        Notification::for_event(event, &to.customer, &telling, template.zip(label.as_deref()))
+    });
+    let queued = match &told {
+        Some(n) => hooks.queue(tx, n, to.workflow.as_deref(), event, &telling)?,
+        None => false,
     };
-    let label = workflow.map(|wf| wf.label(status));
-    let template = workflow.and_then(|wf| wf.template(lang, subject));
-    let wording = template.zip(label.as_deref());
-    let notification = Notification::for_event(event, &to.customer, &telling, wording);
-    if let Some(n) = &notification {
-        tx.put(NOTIFICATIONS, notification_key(n), n)?;
-        hooks.queue(tx, n, to.workflow.as_deref(), event, &telling)?;
+    if let Some(n) = &told {
+        notified.tell(n, event.at_ms);
+        changed = true;
     }
-    Ok(notification.map(|n| (n, to.workflow)))
+    if changed {
+        tx.put(NOTIFIED, event.order_id.as_str(), &notified)?;
+    }
+    Ok(told.map(|n| ((n, notified.to.workflow), queued)))
+}
+
+/// The record of `event`'s order: as stored (in either format), or new
+/// for its placing. A new one is indexed by its customer.
+fn record_of(tx: &mut Tx<'_>, event: &Event) -> TxResult<Option<Notified>, NodeError> {
+    let order = &event.order_id;
+    if let Some(notified) = tx.get(NOTIFIED, order.as_str())? {
+        return Ok(Some(notified));
+    }
+    let notified = match &event.kind {
+        EventKind::OrderPlaced { customer, payment, workflow, lang, .. } => {
+            let to = Recipient {
+                customer: customer.clone(),
+                workflow: Some(workflow.clone()),
+                lang: lang.clone(),
+            };
+            Notified::new(to, *payment)
+        }
+        _ => match told::format_1(tx, order)? {
+            Some(notified) => notified,
+            None => return Ok(None),
+        },
+    };
+    tx.put(BY_CUSTOMER, told::customer_key(&notified.to.customer, order), order)?;
+    Ok(Some(notified))
 }
 
 /// The event that caused a refund (its cancel or rejection), read from the
@@ -298,9 +387,7 @@ impl Handler<ListNotifications> for NotificationActor {
     type Result = Result<Vec<Notification>, NodeError>;
 
     fn handle(&mut self, msg: ListNotifications, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, None, |act| {
-            Ok(act.cursor.store.scan_prefix(NOTIFICATIONS, key_prefix(msg.0.as_str()))?)
-        })
+        guarded(self, ctx, None, |act| act.list(&msg.0))
     }
 }
 
@@ -308,39 +395,7 @@ impl Handler<NotificationsAfter> for NotificationActor {
     type Result = Result<BacklogPage, NodeError>;
 
     fn handle(&mut self, msg: NotificationsAfter, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, None, |act| backlog(&act.cursor.store, &msg))
-    }
-}
-
-/// The notifications of the events after `msg.after`, up to this
-/// service's committed position, of orders of `msg.workflows`.
-fn backlog(store: &Store, msg: &NotificationsAfter) -> Result<BacklogPage, NodeError> {
-    let position = store.offset(NAME)?;
-    let events = store.read_log(msg.after, msg.limit)?;
-    let mut page = BacklogPage { notifications: Vec::new(), next: msg.after, done: false };
-    for event in events.iter().take_while(|e| e.seq <= position) {
-        page.next = event.seq;
-        // Whether anyone is told of it: the one rule, the messages'.
-        let told = message::subject(&event.kind, None).is_some();
-        let Some(to) = told.then(|| recipient(store, &event.order_id)).transpose()?.flatten() else {
-            continue;
-        };
-        let Some(workflow) = to.workflow.filter(|w| msg.workflows.contains(w)) else { continue };
-        let mut key = key_prefix(to.customer.as_str());
-        key.extend_from_slice(&event.seq.to_be_bytes());
-        if let Some(n) = store.get(NOTIFICATIONS, key)? {
-            page.notifications.push((n, Some(workflow)));
-        }
-    }
-    page.done = page.next >= position || events.len() < msg.limit;
-    Ok(page)
-}
-
-/// Who an order's messages go to, wherever it is kept.
-fn recipient(store: &Store, order: &crate::domain::OrderId) -> Result<Option<Recipient>, NodeError> {
-    match store.get(RECIPIENTS, order.as_str())? {
-        Some(to) => Ok(Some(to)),
-        None => Ok(store.get(CARD_RECIPIENTS, order.as_str())?),
+        guarded(self, ctx, None, |act| act.backlog(&msg))
     }
 }
 
@@ -351,11 +406,123 @@ mod tests {
     use crate::domain::{CancelReason, OrderStatus, PaymentMethod};
 
     fn notifier(t: &crate::actors::testing::TestStore) -> Addr<NotificationActor> {
+        build(t, crate::config::Settings::default().webhooks).start()
+    }
+
+    fn build(t: &crate::actors::testing::TestStore, settings: WebhookSettings) -> NotificationActor {
         let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
-        let settings = crate::config::Settings::default().webhooks;
         let (live, _) = tokio::sync::broadcast::channel(16);
         let http = clients(&settings).unwrap();
-        NotificationActor::new(&t.env(), workflows, &settings, http, live).unwrap().start()
+        NotificationActor::new(&t.env(), workflows, &settings, http, live).unwrap()
+    }
+
+    fn keys_of(stats: &crate::store::WriterReading, table: &str) -> u64 {
+        stats.by_table.get(table).copied().unwrap_or(0)
+    }
+
+    /// Records are written behind: listed at once, written once an order
+    /// for all it was told, with the offset; an instance started again
+    /// before the commit folds the same events into the same records.
+    #[actix::test]
+    async fn notifications_are_listed_at_once_written_once_an_order_and_folded_again_after_a_crash() {
+        let t = temp_store();
+        let an_hour = std::time::Duration::from_secs(3600);
+        let n = build(&t, crate::config::Settings::default().webhooks).committing_every(an_hour).start();
+        for i in 1..=3 {
+            t.append(&order(i), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
+        }
+        for i in 1..=3 {
+            t.append(&order(i), vec![paid(100), EventKind::OrderReserved { units: vec![] }]);
+        }
+        t.caught_up(NAME).await;
+        let kim = CustomerId::parse("kim").unwrap();
+        let seen = n.send(ListNotifications(kim.clone())).await.unwrap().unwrap();
+        assert_eq!(seen.len(), 9, "listed at once");
+        assert!(seen.windows(2).all(|w| w[0].event < w[1].event), "oldest first");
+        assert_eq!(stored(&t.store).unwrap(), [], "not written yet");
+        assert_eq!(t.store.offset(NAME).unwrap(), 0);
+
+        let again = build(&t, crate::config::Settings::default().webhooks).committing_every(an_hour).start();
+        t.caught_up(NAME).await;
+        assert_eq!(again.send(ListNotifications(kim.clone())).await.unwrap().unwrap(), seen);
+
+        let before = t.store.writer_stats().read();
+        again.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
+        let written = t.store.writer_stats().read();
+        assert_eq!(written.commits - before.commits, 1);
+        assert_eq!(keys_of(&written, "notified") - keys_of(&before, "notified"), 3, "one key an order");
+        assert_eq!(keys_of(&written, "notified_by_customer") - keys_of(&before, "notified_by_customer"), 3);
+        assert_eq!(stored(&t.store).unwrap(), seen);
+        assert_eq!(t.store.offset(NAME).unwrap(), t.store.head());
+    }
+
+    /// A webhook delivery is never held back: the batch that queued it is
+    /// committed before the service goes on.
+    #[actix::test]
+    async fn a_batch_that_queues_a_webhook_delivery_is_committed_at_once() {
+        let t = temp_store();
+        let mut settings = crate::config::Settings::default().webhooks;
+        settings.allow_private_targets = true;
+        let an_hour = std::time::Duration::from_secs(3600);
+        let n = build(&t, settings).committing_every(an_hour).start();
+        let new = NewSubscription {
+            url: "http://127.0.0.1:9/hook".into(),
+            workflow: None,
+            party: None,
+            customer: Some("lee".into()),
+            events: Vec::new(),
+            secret: None,
+            lang: None,
+        };
+        n.send(Subscribe { new, owner: "lee".into() }).await.unwrap().unwrap();
+        t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::None)]);
+        t.caught_up(NAME).await;
+        assert_eq!(t.store.offset(NAME).unwrap(), 0, "nothing for the subscription: held back");
+        t.append(&order(2), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::None)]);
+        t.caught_up(NAME).await;
+        assert_eq!(t.store.offset(NAME).unwrap(), t.store.head(), "queued: committed");
+        assert_eq!(stored(&t.store).unwrap().len(), 2, "with what was held back before it");
+    }
+
+    /// A store written by an older node (format 1: a key a notification
+    /// and a recipient) still lists what it told, and an order of it that
+    /// changes again is told in format 2, in the recipient's words.
+    #[actix::test]
+    async fn notifications_stored_by_format_1_are_still_listed_and_their_orders_go_on() {
+        let t = temp_store();
+        let kim = CustomerId::parse("kim").unwrap();
+        t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
+        let placed_seq = t.store.head();
+        let old = Notification {
+            event: placed_seq,
+            order_id: order(1),
+            customer: kim.clone(),
+            status: crate::domain::OrderStatus::Placed,
+            message: "told by format 1".into(),
+            at: crate::domain::rfc3339(0),
+        };
+        let to = Recipient { customer: kim.clone(), workflow: Some("shop".into()), lang: None };
+        t.store
+            .write::<_, NodeError>(|tx| {
+                let mut key = key_prefix("kim");
+                key.extend_from_slice(&placed_seq.to_be_bytes());
+                tx.put(told::NOTIFICATIONS, key, &old)?;
+                tx.put(told::CARD_RECIPIENTS, order(1).as_str(), &to)?;
+                tx.commit_offset(NAME, placed_seq)
+            })
+            .unwrap();
+        let n = notifier(&t);
+        t.append(&order(1), vec![EventKind::OrderCanceled { reason: CancelReason::CustomerRequest }]);
+        t.caught_up(NAME).await;
+        let listed = n.send(ListNotifications(kim)).await.unwrap().unwrap();
+        let messages: Vec<&str> = listed.iter().map(|n| n.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[0], "told by format 1");
+        assert_eq!(listed[1].status, crate::domain::OrderStatus::Canceled);
+        let backlog = n.send(NotificationsAfter { after: 0, workflows: vec!["shop".into()], limit: 10 });
+        let page = backlog.await.unwrap().unwrap();
+        let events: Vec<Seq> = page.notifications.iter().map(|(n, _)| n.event).collect();
+        assert_eq!(events, [placed_seq, placed_seq + 1], "the backlog reads both formats");
     }
 
     #[actix::test]
@@ -426,15 +593,5 @@ mod tests {
                 taxi(4, closed)
             ]
         );
-    }
-
-    /// A recipient stored before it held its workflow and language (format
-    /// 1: the customer alone) still reads, and is told in built-in English.
-    #[test]
-    fn a_recipient_written_by_format_1_still_reads() {
-        let mut v1 = crate::store::encode(&CustomerId::parse("kim").unwrap()).unwrap();
-        v1[0] = 1;
-        let r: Recipient = crate::store::decode(&v1).unwrap();
-        assert_eq!((r.customer.as_str(), r.workflow, r.lang), ("kim", None, None));
     }
 }

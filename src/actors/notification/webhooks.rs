@@ -52,6 +52,7 @@ impl Hooks {
     /// Queues `n` (about an order of `workflow`, from `event`, told as
     /// `telling` says) for every subscription that wants it, in the write
     /// that stores it, in the subscriber's words (see [`words_for`]).
+    /// Whether any wanted it.
     pub fn queue(
         &self,
         tx: &mut Tx<'_>,
@@ -59,13 +60,14 @@ impl Hooks {
         workflow: Option<&str>,
         event: &Event,
         telling: &Telling<'_>,
-    ) -> TxResult<(), NodeError> {
+    ) -> TxResult<bool, NodeError> {
         if self.subscriptions.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let wf = workflow.and_then(|w| self.workflows.get(w).ok());
         let roles: Vec<&str> = wf.map(|w| w.party_roles().collect()).unwrap_or_default();
         let label = wf.map(|w| w.label(n.status)).unwrap_or_else(|| n.status.as_str().replace('_', " "));
+        let mut queued = false;
         for s in self.subscriptions.iter().filter(|s| s.wants(n, workflow, &roles)) {
             let mut notification = n.clone();
             if let Some(message) = wf.and_then(|wf| words_for(s, wf, event, telling, &label)) {
@@ -73,8 +75,9 @@ impl Hooks {
             }
             let out = Outgoing { subscription: s.id, notification, label: label.clone() };
             tx.put(OUTBOX, queue_key(s.id, n.event), &out)?;
+            queued = true;
         }
-        Ok(())
+        Ok(queued)
     }
 }
 

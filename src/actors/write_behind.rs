@@ -1,0 +1,245 @@
+//! A consumer's writes held back in memory and committed every so often
+//! with its log offset, in one write: a read model written behind (see
+//! [`Staged`]).
+//!
+//! Only a consumer whose writes are a pure function of the log can hold
+//! them back (the projection's views, the notifications): it appends no
+//! events, so after a crash it folds the same events again from its
+//! committed offset into the same state, and nothing is lost or applied
+//! twice. A state written once a flush instead of at every event saves a
+//! key under the store's writer lock each time an order changes.
+//!
+//! Reads go through what is held back ([`WriteBehind::get`],
+//! [`WriteBehind::entries_from`]), so what was applied is seen at once.
+//! A commit runs on a thread of its own while the actor goes on folding
+//! and answering reads; what it folds meanwhile is staged above the
+//! frozen layer being committed.
+
+use crate::domain::{Event, Seq};
+use crate::error::NodeError;
+use crate::store::{Staged, Store, StoreError, Table, Tx, TxResult, WriteError};
+use serde::de::DeserializeOwned;
+use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long writes may be held back before they are committed. Reads see
+/// them at once; a crash only means folding the same events again.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// Keys held back past which they are committed at once.
+const COMMIT_AT: usize = 20_000;
+
+/// One consumer's held-back writes.
+pub struct WriteBehind {
+    store: Store,
+    /// The consumer whose offset is committed with the writes.
+    name: &'static str,
+    staged: Staged,
+    /// The offset committed in the store when staging began.
+    committed: Seq,
+    /// The store's generation the staged changes were read in: after it is
+    /// reopened they are dropped and folded again.
+    generation: u64,
+    /// How long writes may be held back ([`COMMIT_EVERY`]).
+    every: Duration,
+    /// Staged writes being committed on a thread of their own; read under
+    /// the ones staged since.
+    committing: Option<InFlight>,
+}
+
+/// A commit of frozen staged writes, under way on a thread of its own.
+struct InFlight {
+    frozen: Arc<Staged>,
+    done: Receiver<Result<(), StoreError>>,
+}
+
+impl WriteBehind {
+    pub fn new(store: Store, name: &'static str) -> WriteBehind {
+        let generation = store.condition().generation();
+        WriteBehind {
+            store,
+            name,
+            staged: Staged::default(),
+            committed: 0,
+            generation,
+            every: COMMIT_EVERY,
+            committing: None,
+        }
+    }
+
+    /// Holds writes back for `every` instead (tests that look before the
+    /// commit).
+    pub fn every(self, every: Duration) -> WriteBehind {
+        WriteBehind { every, ..self }
+    }
+
+    /// How often [`WriteBehind::tick`] should run.
+    pub fn tick_every(&self) -> Duration {
+        self.every.min(COMMIT_EVERY) / 2
+    }
+
+    /// A value, held back or committed.
+    pub fn get<V: DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<V>, NodeError> {
+        Ok(self.staged.get(self.below(), &self.store, table, key)?)
+    }
+
+    /// Entries with keys from `start` on, held back or committed, in key
+    /// order.
+    pub fn entries_from<'a, V: DeserializeOwned + 'a>(
+        &'a self,
+        table: Table<V>,
+        start: impl AsRef<[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a, StoreError> {
+        self.staged.entries_from(self.below(), &self.store, table, start)
+    }
+
+    /// The last event folded in: held back, being committed, or committed.
+    pub fn position(&self) -> Result<Seq, NodeError> {
+        let folded = self.staged.applied().or(self.below().and_then(Staged::applied));
+        match folded {
+            Some(seq) => Ok(seq),
+            None => Ok(self.store.offset(self.name)?),
+        }
+    }
+
+    /// The staged writes being committed, if a commit is under way.
+    fn below(&self) -> Option<&Staged> {
+        self.committing.as_ref().map(|c| &*c.frozen)
+    }
+
+    /// Folds the events of `batch` after `consumed` (the consumer's offset)
+    /// that are not folded in yet (a batch tried again) with `f`, holding
+    /// back what it writes.
+    pub fn stage(
+        &mut self,
+        consumed: Seq,
+        batch: &[Event],
+        mut f: impl FnMut(&mut Tx<'_>, &Event) -> TxResult<(), NodeError>,
+    ) -> Result<(), NodeError> {
+        let generation = self.store.condition().generation();
+        if generation != self.generation {
+            // Read in a store that was reopened: fold again from its offset.
+            let _ = self.settle(true);
+            (self.generation, self.staged) = (generation, Staged::default());
+        }
+        if self.staged.is_empty() && self.committing.is_none() {
+            self.committed = self.store.offset(self.name)?;
+        }
+        let below = self.committing.as_ref().map(|c| c.frozen.clone());
+        let folded = self.staged.applied().or(below.as_ref().and_then(|b| b.applied()));
+        let from = folded.unwrap_or(self.committed).max(consumed);
+        let Some(last) = batch.last().map(|e| e.seq.max(from)) else { return Ok(()) };
+        let name = self.name;
+        self.store
+            .stage(&mut self.staged, below.as_deref(), last, |tx| {
+                batch.iter().filter(|e| e.seq > from).try_for_each(|e| {
+                    let _span = super::consumer::event_span(name, e).entered();
+                    f(tx, e)
+                })
+            })
+            .map_err(WriteError::flatten)?;
+        if self.staged.len() >= COMMIT_AT {
+            self.start_commit();
+        }
+        Ok(())
+    }
+
+    /// Commits what has waited long enough, and takes in a commit that
+    /// ended; run every [`WriteBehind::tick_every`].
+    pub fn tick(&mut self) {
+        if let Err(e) = self.settle(false) {
+            self.warn(&e);
+        }
+        if self.staged.applied().is_some() && self.staged.age() >= self.every {
+            self.start_commit();
+        }
+    }
+
+    /// Starts committing what is staged on a thread of its own, unless a
+    /// commit is under way.
+    fn start_commit(&mut self) {
+        if let Err(e) = self.settle(false) {
+            self.warn(&e);
+        }
+        if self.committing.is_some() || self.staged.applied().is_none() {
+            return;
+        }
+        let frozen = Arc::new(std::mem::take(&mut self.staged));
+        let (sent, done) = channel();
+        let (store, for_thread, committed, name) =
+            (self.store.clone(), frozen.clone(), self.committed, self.name);
+        let spawned = std::thread::Builder::new().name(format!("fulfil-{name}-commit")).spawn(move || {
+            let outcome = store.commit_frozen(&for_thread, name, committed);
+            drop(for_thread);
+            let _ = sent.send(outcome);
+        });
+        match spawned {
+            Ok(_) => self.committing = Some(InFlight { frozen, done }),
+            Err(e) => {
+                self.staged = Arc::try_unwrap(frozen).unwrap_or_else(|shared| (*shared).clone());
+                self.warn(&NodeError::from(StoreError::Flusher(Arc::new(e))));
+            }
+        }
+    }
+
+    /// Takes in the outcome of the commit under way, if it is over (or,
+    /// with `wait`, once it is). A failed commit's writes are staged again
+    /// under those staged since, and its error returned.
+    fn settle(&mut self, wait: bool) -> Result<(), NodeError> {
+        let Some(flight) = &self.committing else { return Ok(()) };
+        let ended = || StoreError::Unavailable(format!("{}'s commit thread ended", self.name));
+        let outcome = match wait {
+            true => flight.done.recv().unwrap_or_else(|_| Err(ended())),
+            false => match flight.done.try_recv() {
+                Ok(outcome) => outcome,
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => Err(ended()),
+            },
+        };
+        let Some(flight) = self.committing.take() else { return Ok(()) };
+        match outcome {
+            Ok(()) => {
+                self.committed = flight.frozen.applied().unwrap_or(self.committed);
+                Ok(())
+            }
+            Err(e) => {
+                let mut again = Arc::try_unwrap(flight.frozen).unwrap_or_else(|shared| (*shared).clone());
+                again.absorb(std::mem::take(&mut self.staged));
+                self.staged = again;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Commits what is held back, with the offset, here and now (after any
+    /// commit under way): before the consumer framework writes the offset
+    /// itself, before a write that may not wait, and at shutdown.
+    pub fn commit_now(&mut self) -> Result<(), NodeError> {
+        self.settle(true)?;
+        if let Some(applied) = self.staged.applied() {
+            self.store.commit_staged(&mut self.staged, self.name, self.committed)?;
+            self.committed = applied;
+        }
+        Ok(())
+    }
+
+    /// Forgets what is held back, once a commit under way is over (whatever
+    /// its outcome): after a restart it is folded again from the committed
+    /// offset.
+    pub fn forget(&mut self) {
+        let _ = self.settle(true);
+        self.staged.clear();
+    }
+
+    fn warn(&self, e: &NodeError) {
+        // One cause for every service's: their failures share a cause (the
+        // store), and each line names the service.
+        if let Some(held_back) = crate::logging::ERRORS.allow("held-back-commit") {
+            tracing::warn!(service = self.name, error = %e, held_back, "committing held-back writes failed; they stay held back");
+        }
+    }
+}
