@@ -5,7 +5,7 @@
 //! one transaction, so no event is ever applied twice, and the view can be
 //! rebuilt from the log at any time.
 
-use super::consumer::{Cursor, Delivery, LogConsumer};
+use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::supervision::guarded;
 use super::write_behind::WriteBehind;
 use super::ServiceEnv;
@@ -115,7 +115,15 @@ impl ProjectionActor {
         self.behind.get(table, key)
     }
 
-    fn report(&self, id: &OrderId) -> Result<StatusReport, NodeError> {
+    /// An order's report. A view that is not found may be one not folded
+    /// yet (an order acknowledged a moment ago, or views being folded again
+    /// after the store was reopened): the projection catches up with the
+    /// log before it answers that there is no such order.
+    fn report(&mut self, id: &OrderId) -> Result<StatusReport, NodeError> {
+        if let Some(view) = self.get(VIEWS, id.as_str())? {
+            return self.with_label(view);
+        }
+        catch_up(self)?;
         let view: StatusView =
             self.get(VIEWS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))?;
         self.with_label(view)
@@ -263,7 +271,9 @@ impl Handler<GetStatus> for ProjectionActor {
     type Result = Result<StatusReport, NodeError>;
 
     fn handle(&mut self, msg: GetStatus, ctx: &mut Context<Self>) -> Self::Result {
-        guarded(self, ctx, Some(&msg.0), |act| act.report(&msg.0))
+        let report = guarded(self, ctx, Some(&msg.0), |act| act.report(&msg.0));
+        super::consumer::schedule_pending(self, ctx);
+        report
     }
 }
 
@@ -340,6 +350,24 @@ mod tests {
             p.send(GetStatus(order(9))).await.unwrap(),
             Err(NodeError::Refused(Refused::NotFound { .. }))
         ));
+    }
+
+    /// An order acknowledged a moment ago has its view at once: a view not
+    /// found is looked for again after catching up with the log.
+    #[actix::test]
+    async fn a_view_not_folded_yet_is_folded_before_the_answer() {
+        let t = temp_store();
+        let workflows =
+            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
+        let p = ProjectionActor::new(&t.env(), workflows).unwrap().start();
+        t.caught_up(NAME).await;
+        for n in 1..=3 {
+            t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
+            let report = p.send(GetStatus(order(n))).await.unwrap();
+            assert_eq!(report.map(|r| r.view.status).ok(), Some(OrderStatus::Placed), "order {n}");
+        }
+        let missing = p.send(GetStatus(order(9))).await.unwrap();
+        assert!(matches!(missing, Err(NodeError::Refused(Refused::NotFound { .. }))), "{missing:?}");
     }
 
     /// Views are written behind: read at once, committed once for all the

@@ -2,12 +2,20 @@
 //! with its log offset, in one write: a read model written behind (see
 //! [`Staged`]).
 //!
-//! Only a consumer whose writes are a pure function of the log can hold
-//! them back (the projection's views, the notifications): it appends no
-//! events, so after a crash it folds the same events again from its
-//! committed offset into the same state, and nothing is lost or applied
-//! twice. A state written once a flush instead of at every event saves a
-//! key under the store's writer lock each time an order changes.
+//! A consumer can hold its writes back when they are a function of the
+//! log: after a crash it folds the same events again from its committed
+//! offset into the same state, and nothing is lost or applied twice. The
+//! projection's views and the notifications are nothing else. A consumer
+//! that appends events as it folds (the order service's reactions) has
+//! them written to the log at once, before its state holds them
+//! ([`Store::stage`]); folding again after a crash, it must not append
+//! what the log already holds (see `order::Recorded`). A state written
+//! once a flush instead of at every event saves a key under the store's
+//! writer lock each time an order changes.
+//!
+//! A command, which must be durable when it is answered, is written at
+//! once with [`WriteBehind::write_now`]: beside what is held back when it
+//! touches none of it, else together with it.
 //!
 //! Reads go through what is held back ([`WriteBehind::get`],
 //! [`WriteBehind::entries_from`]), so what was applied is seen at once.
@@ -225,6 +233,32 @@ impl WriteBehind {
             self.committed = applied;
         }
         Ok(())
+    }
+
+    /// Writes `f` at once (a command's write): beside what is held back
+    /// when `f` neither reads nor writes any of it, else together with it
+    /// and the offset, in one write. Either way nothing written depends on
+    /// a change that a crash could still take back.
+    pub fn write_now<R>(
+        &mut self,
+        f: impl Fn(&mut Tx<'_>) -> TxResult<R, NodeError>,
+    ) -> Result<(R, Vec<Event>), NodeError> {
+        if let Err(e) = self.settle(false) {
+            self.warn(&e);
+        }
+        let beside = self.store.write_beside(&self.staged, self.below(), &f).map_err(WriteError::flatten)?;
+        if let Some(written) = beside {
+            return Ok(written);
+        }
+        // A commit under way ends first: what it writes is older.
+        self.settle(true)?;
+        let applied = self.staged.applied();
+        let written = self
+            .store
+            .commit_staged_with(&mut self.staged, self.name, self.committed, &f)
+            .map_err(WriteError::flatten)?;
+        self.committed = applied.unwrap_or(self.committed);
+        Ok(written)
     }
 
     /// Forgets what is held back, once a commit under way is over (whatever

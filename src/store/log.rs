@@ -63,6 +63,8 @@ pub struct Tx<'a> {
     pub(super) events: Vec<(OrderId, Option<Seq>, EventKind)>,
     /// Offsets read: consumer → the value seen.
     pub(super) offsets_read: BTreeMap<String, Option<Vec<u8>>>,
+    /// Whether a read found its key in a base (see [`Tx::touched_bases`]).
+    read_base: std::cell::Cell<bool>,
 }
 
 impl<'a> Tx<'a> {
@@ -73,6 +75,7 @@ impl<'a> Tx<'a> {
             writes: BTreeMap::new(),
             events: Vec::new(),
             offsets_read: BTreeMap::new(),
+            read_base: std::cell::Cell::new(false),
         }
     }
 
@@ -84,7 +87,20 @@ impl<'a> Tx<'a> {
 
     /// A slot's change in this write or its bases, the upper first.
     fn pending(&self, slot: &Slot) -> Option<&Option<Vec<u8>>> {
-        self.writes.get(slot).or_else(|| self.bases.iter().find_map(|b| b.get(slot)))
+        self.writes.get(slot).or_else(|| {
+            let found = self.bases.iter().find_map(|b| b.get(slot));
+            if found.is_some() {
+                self.read_base.set(true);
+            }
+            found
+        })
+    }
+
+    /// Whether this write read or wrote a key that its bases hold: then
+    /// it depends on changes not committed yet, and cannot be committed
+    /// apart from them.
+    pub(super) fn touched_bases(&self) -> bool {
+        self.read_base.get() || self.writes.keys().any(|slot| self.bases.iter().any(|b| b.contains_key(slot)))
     }
 
     fn raw(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -15,7 +15,7 @@
 
 use super::log::{Slot, Writes};
 use super::{decode, RawEntry, Store, StoreError, Table, Tx, TxError, TxResult, WriteError};
-use crate::domain::Seq;
+use crate::domain::{Event, Seq};
 use serde::de::DeserializeOwned;
 use std::time::Instant;
 
@@ -147,7 +147,13 @@ impl Store {
     /// Folds `f` into `staged` instead of committing it: `f` reads the
     /// store through what is staged, and what it changes is staged on top
     /// once it returns `Ok`; on an error nothing is staged. `seq` is the
-    /// last event it folds in. It may not append events.
+    /// last event it folds in.
+    ///
+    /// The events `f` appends are written to the log at once, in a write of
+    /// their own, before its changes are staged (if that write fails,
+    /// nothing is staged): the consumer's outputs are in the log before its
+    /// state holds them, so a consumer that folds the same events again
+    /// after a crash finds them there and must not append them twice.
     pub fn stage<R, E>(
         &self,
         staged: &mut Staged,
@@ -155,20 +161,19 @@ impl Store {
         seq: Seq,
         f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<R, WriteError<E>> {
-        let (value, writes) = {
+        let (value, writes, events) = {
             let bases = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
             let mut tx = Tx::over(self, bases);
             let value = f(&mut tx).map_err(|e| match e {
                 TxError::Abort(e) => WriteError::Abort(e),
                 TxError::Store(e) => WriteError::Store(e),
             })?;
-            if !tx.events.is_empty() {
-                return Err(WriteError::Store(StoreError::Unavailable(
-                    "a staged write appended events".into(),
-                )));
-            }
-            (value, std::mem::take(&mut tx.writes))
+            let events = std::mem::take(&mut tx.events);
+            (value, std::mem::take(&mut tx.writes), events)
         };
+        if !events.is_empty() {
+            self.append_now(events).map_err(WriteError::Store)?;
+        }
         staged.since.get_or_insert_with(Instant::now);
         staged.writes.extend(writes);
         staged.applied = Some(seq);
@@ -190,30 +195,103 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `f` at once, beside what is staged (and `below`) when it
+    /// neither read nor wrote a key they hold: then it does not depend on
+    /// anything not committed yet. `None` when it did, and nothing was
+    /// written: it must be written with the staged changes
+    /// ([`Store::commit_staged_with`]).
+    pub fn write_beside<R, E>(
+        &self,
+        staged: &Staged,
+        below: Option<&Staged>,
+        f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
+    ) -> Result<Option<(R, Vec<Event>)>, WriteError<E>> {
+        let bases: Vec<&Writes> = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
+        loop {
+            let mut tx = Tx::over(self, bases.clone());
+            let value = f(&mut tx).map_err(|e| match e {
+                TxError::Abort(e) => WriteError::Abort(e),
+                TxError::Store(e) => WriteError::Store(e),
+            })?;
+            if tx.touched_bases() {
+                return Ok(None);
+            }
+            if tx.writes.is_empty() && tx.events.is_empty() {
+                return Ok(Some((value, Vec::new())));
+            }
+            if let Some(appended) = self.commit(tx).map_err(WriteError::Store)? {
+                return Ok(Some((value, appended)));
+            }
+        }
+    }
+
+    /// Commits `staged` with `consumer`'s offset, as
+    /// [`Store::commit_staged`] does, and `f` over it, in one write: `f`
+    /// reads the staged changes as committed. Nothing may be committing
+    /// beneath `staged` meanwhile. On an error everything stays staged.
+    pub fn commit_staged_with<R, E>(
+        &self,
+        staged: &mut Staged,
+        consumer: &str,
+        committed: Seq,
+        f: impl Fn(&mut Tx<'_>) -> TxResult<R, E>,
+    ) -> Result<(R, Vec<Event>), WriteError<E>> {
+        let frozen = &*staged;
+        let written = self.write(|tx| {
+            frozen.write_into(tx, consumer, committed).map_err(TxError::Store)?;
+            f(tx)
+        })?;
+        staged.clear();
+        Ok(written)
+    }
+
+    /// Appends `events` to the log in a write of their own.
+    fn append_now(
+        &self,
+        events: Vec<(crate::domain::OrderId, Option<Seq>, crate::domain::EventKind)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let mut tx = Tx::new(self);
+        tx.events = events;
+        // It reads no offset, so it is never asked to be redone.
+        self.commit(tx)?.ok_or_else(|| StoreError::Unavailable("an append was asked to be redone".into()))
+    }
+
     /// Commits `staged` as [`Store::commit_staged`] does, leaving it as it
     /// is: a frozen layer, committed on another thread while readers still
     /// read it.
     pub fn commit_frozen(&self, staged: &Staged, consumer: &str, committed: Seq) -> Result<(), StoreError> {
-        let Some(applied) = staged.applied else { return Ok(()) };
-        let writes = &staged.writes;
-        let written = self.write(|tx| -> TxResult<(), StoreError> {
-            if tx.offset(consumer)? != committed {
-                return Err(TxError::Abort(StoreError::Unavailable(format!(
-                    "{consumer}'s offset moved under its staged writes"
-                ))));
-            }
-            for ((table, key), value) in writes {
-                match value {
-                    Some(bytes) => tx.put_raw(table, key, bytes.clone()),
-                    None => tx.remove_raw(table, key.clone())?,
-                }
-            }
-            tx.commit_offset(consumer, applied)
-        });
+        if staged.applied.is_none() {
+            return Ok(());
+        }
+        let written = self.write(|tx| staged.write_into(tx, consumer, committed).map_err(TxError::Store));
         match written {
             Ok(_) => Ok(()),
             Err(WriteError::Abort(e) | WriteError::Store(e)) => Err(e),
         }
+    }
+}
+
+impl Staged {
+    /// Puts these changes and `consumer`'s offset at the last event folded
+    /// in into `tx`, if the offset committed is still `committed` (no other
+    /// instance moved it).
+    fn write_into(&self, tx: &mut Tx<'_>, consumer: &str, committed: Seq) -> Result<(), StoreError> {
+        let Some(applied) = self.applied else { return Ok(()) };
+        let flatten = |e: TxError<StoreError>| match e {
+            TxError::Abort(e) | TxError::Store(e) => e,
+        };
+        if tx.offset(consumer).map_err(flatten)? != committed {
+            return Err(StoreError::Unavailable(format!(
+                "{consumer}'s offset moved under its staged writes"
+            )));
+        }
+        for ((table, key), value) in &self.writes {
+            match value {
+                Some(bytes) => tx.put_raw(table, key, bytes.clone()),
+                None => tx.remove_raw(table, key.clone()).map_err(flatten)?,
+            }
+        }
+        tx.commit_offset(consumer, applied).map_err(flatten)
     }
 }
 

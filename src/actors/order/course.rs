@@ -11,7 +11,7 @@
 //! command left (a cancel after a ride started is told the ride started).
 //! Other orders are not held up.
 
-use super::{OrderActor, OrderCommand, ORDERS};
+use super::{OrderActor, OrderCommand};
 use crate::actors::ask;
 use crate::actors::consumer::{catch_up, schedule_pending};
 use crate::actors::delivery::{ActOnLeg, Delivery};
@@ -103,9 +103,7 @@ impl OrderActor {
         let checked = guarded(self, ctx, Some(&msg.order_id), |act| {
             catch_up(act)?;
             act.cursor.not_quarantined(&msg.order_id)?;
-            let order = act.cursor.store.get(ORDERS, msg.order_id.as_str())?;
-            let order = order.ok_or_else(|| NodeError::not_found("order", &msg.order_id))?;
-            Ok(order.allows_delivery_step()?)
+            Ok(act.order(&msg.order_id)?.allows_delivery_step()?)
         });
         schedule_pending(self, ctx);
         if let Err(e) = checked {

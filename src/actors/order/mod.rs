@@ -7,12 +7,20 @@
 //! runs the customers' and sellers' commands, and reacts to the facts the
 //! other services record in the log (stock reserved or short, delivery
 //! started or completed).
+//!
+//! Its records are written behind ([`super::write_behind`]): a fact's
+//! change to an order is folded in memory and committed with others every
+//! so often, while the reactions it decides are appended to the log at
+//! once; after a crash the facts are folded again and the reactions the
+//! log holds already are not appended twice ([`recorded`]). Commands are
+//! written at once, durable before they are answered.
 
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::delivery::DeliveryActor;
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
 use super::supervision::guarded;
+use super::write_behind::WriteBehind;
 use super::{ask, durably, inventory, payment, ServiceEnv};
 use crate::clock::Clock;
 use crate::config::TimeoutSettings;
@@ -35,6 +43,7 @@ use tracing::Instrument;
 mod course;
 pub mod idempotency;
 mod parties;
+mod recorded;
 mod timers;
 
 pub use course::LegOrder;
@@ -111,6 +120,10 @@ pub struct OrderActor {
     timer_tick: Duration,
     /// How long an idempotency key is remembered.
     key_ttl_ms: u64,
+    /// The records (orders, timers, parties' orders), written behind.
+    behind: WriteBehind,
+    /// The facts after the committed offset whose reactions the log holds.
+    recorded: recorded::Recorded,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -160,7 +173,20 @@ impl OrderActor {
             clock: env.clock.clone(),
             timer_tick: env.timer_tick,
             key_ttl_ms: env.key_ttl_ms,
+            behind: WriteBehind::new(env.store.clone(), NAME),
+            recorded: recorded::Recorded::default(),
         })
+    }
+
+    /// Holds records back for `every` instead (tests that look before the
+    /// commit).
+    pub fn committing_every(self, every: Duration) -> Self {
+        OrderActor { behind: self.behind.every(every), ..self }
+    }
+
+    /// An order's record, held back or committed.
+    fn order(&self, id: &OrderId) -> Result<Order, NodeError> {
+        self.behind.get(ORDERS, id.as_str())?.ok_or_else(|| NodeError::not_found("order", id))
     }
 
     /// Every check that needs no other service, and the idempotency lookup.
@@ -262,7 +288,7 @@ impl OrderActor {
     /// Writes new orders, their events and idempotency keys in one write.
     /// A placement the state machine refuses gets its own error; a failed
     /// write fails them all and writes nothing.
-    fn record(&self, batch: &[(Priced, Option<String>)]) -> Vec<Result<OrderReceipt, NodeError>> {
+    fn record(&mut self, batch: &[(Priced, Option<String>)]) -> Vec<Result<OrderReceipt, NodeError>> {
         let mut answers = Vec::with_capacity(batch.len());
         let mut placed = Vec::with_capacity(batch.len());
         for (priced, key) in batch {
@@ -284,12 +310,13 @@ impl OrderActor {
             return answers;
         }
         let now_ms = self.clock.now_ms();
-        let written = self.cursor.store.write(|tx| -> TxResult<(), NodeError> {
+        let workflows = &self.workflows;
+        let written = self.behind.write_now(|tx| -> TxResult<(), NodeError> {
             for (order, events, receipt, priced, key) in &placed {
                 for kind in events {
                     tx.append(&order.id, None, kind.clone())?;
                 }
-                if let Ok(workflow) = self.workflows.get(&order.workflow) {
+                if let Ok(workflow) = workflows.get(&order.workflow) {
                     timers::schedule(tx, None, order, workflow, now_ms)?;
                 }
                 tx.put(ORDERS, order.id.as_str(), order)?;
@@ -301,7 +328,6 @@ impl OrderActor {
             Ok(())
         });
         if let Err(e) = written {
-            let e: NodeError = e.into();
             return batch.iter().map(|_| Err(e.clone())).collect();
         }
         for (order, ..) in &placed {
@@ -324,12 +350,13 @@ impl OrderActor {
     }
 
     /// Runs a command on an order already caught up with the log.
-    fn execute(&self, id: &OrderId, command: &Command, by: Option<&str>) -> Result<Order, NodeError> {
-        let (order, _) = self.cursor.store.write(|tx| {
+    fn execute(&mut self, id: &OrderId, command: &Command, by: Option<&str>) -> Result<Order, NodeError> {
+        let (workflows, now_ms) = (&self.workflows, self.clock.now_ms());
+        let (order, _) = self.behind.write_now(|tx| {
             let Some(mut order) = tx.get::<Order, _>(ORDERS, id.as_str())? else {
                 return abort(NodeError::not_found("order", id));
             };
-            let workflow = match self.workflows.get(&order.workflow) {
+            let workflow = match workflows.get(&order.workflow) {
                 Ok(wf) => wf,
                 Err(e) => return abort(e.into()),
             };
@@ -350,7 +377,7 @@ impl OrderActor {
             for kind in events {
                 tx.append(id, None, kind)?;
             }
-            upkeep(tx, &before, &order, workflow, self.clock.now_ms())?;
+            upkeep(tx, &before, &order, workflow, now_ms)?;
             tx.put(ORDERS, id.as_str(), &order)?;
             Ok(order)
         })?;
@@ -365,14 +392,31 @@ impl LogConsumer for OrderActor {
         &mut self.cursor
     }
 
+    /// In order, a batch is folded into the records held back (its
+    /// reactions appended at once); an event given again (a dead letter's)
+    /// or one of an order with a dead letter here goes the framework's way,
+    /// written at once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let (workflows, now_ms) = (self.workflows.clone(), self.clock.now_ms());
-        self.cursor.apply(batch, delivery, |tx, event| on_fact(tx, event, &workflows, now_ms))?;
+        self.recorded.refresh(&self.cursor.store, NAME)?;
+        let recorded = &self.recorded;
+        let fold = |tx: &mut Tx<'_>, event: &Event| on_fact(tx, event, &workflows, now_ms, recorded);
+        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
+            true => self.behind.stage(self.cursor.offset(), batch, fold)?,
+            false => {
+                self.behind.commit_now()?;
+                self.cursor.apply(batch, delivery, fold)?;
+            }
+        }
+        if let Some(last) = batch.last() {
+            self.recorded.passed(last.seq);
+        }
         Ok(())
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.timer_tick, |act, ctx| act.expire_due(ctx));
+        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
     }
 
     fn on_restart(&mut self) {
@@ -381,6 +425,13 @@ impl LogConsumer for OrderActor {
         self.in_flight.clear();
         self.placing.clear();
         self.turns.clear();
+        // Folded again from the committed offset.
+        self.behind.forget();
+        self.recorded.stale();
+    }
+
+    fn commit_held_back(&mut self) -> Result<(), NodeError> {
+        self.behind.commit_now()
     }
 }
 
@@ -430,7 +481,13 @@ impl Charge {
 
 /// Reacts to another service's fact. Status events are this actor's own and
 /// were applied when written.
-fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -> TxResult<(), NodeError> {
+fn on_fact(
+    tx: &mut Tx<'_>,
+    event: &Event,
+    workflows: &Workflows,
+    now_ms: u64,
+    recorded: &recorded::Recorded,
+) -> TxResult<(), NodeError> {
     if event.kind.status().is_some() {
         return Ok(());
     }
@@ -445,8 +502,13 @@ fn on_fact(tx: &mut Tx<'_>, event: &Event, workflows: &Workflows, now_ms: u64) -
     let before = order.clone();
     order.apply(&event.kind);
     let next = order.react(&event.kind, workflow);
-    for kind in order.advance(next, workflow) {
-        tx.append(&event.order_id, Some(event.seq), kind)?;
+    let reactions = order.advance(next, workflow);
+    // Folded again after a crash: the state moves on as it did, and what
+    // it appended then is in the log already.
+    if !recorded.holds(event.seq) {
+        for kind in reactions {
+            tx.append(&event.order_id, Some(event.seq), kind)?;
+        }
     }
     upkeep(tx, &before, &order, workflow, now_ms)?;
     tx.put(ORDERS, key, &order)
@@ -543,7 +605,7 @@ impl Handler<GetOrder> for OrderActor {
     fn handle(&mut self, msg: GetOrder, ctx: &mut Context<Self>) -> Self::Result {
         let found = guarded(self, ctx, Some(&msg.0), |act| {
             catch_up(act)?;
-            act.cursor.store.get(ORDERS, msg.0.as_str())?.ok_or_else(|| NodeError::not_found("order", &msg.0))
+            act.order(&msg.0)
         });
         super::consumer::schedule_pending(self, ctx);
         found

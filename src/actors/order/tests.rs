@@ -8,11 +8,15 @@ async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
     let inventory = InventoryActor::new(&t.env()).unwrap().start();
     let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
     inventory.send(AddProduct(p)).await.unwrap().unwrap();
+    build(t, inventory).start()
+}
+
+fn build(t: &TestStore, inventory: Addr<InventoryActor>) -> OrderActor {
     let payment = PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
     let workflows = Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop");
     let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
     let delivery = DeliveryActor::new(&t.env()).unwrap().start();
-    OrderActor::new(&t.env(), inventory, payment, delivery, Arc::new(workflows), timeouts).unwrap().start()
+    OrderActor::new(&t.env(), inventory, payment, delivery, Arc::new(workflows), timeouts).unwrap()
 }
 
 fn request(payment: &str, card: &str) -> OrderRequest {
@@ -61,4 +65,64 @@ async fn the_order_reacts_to_facts_and_refuses_commands_out_of_turn() {
     assert!(matches!(o.send(cancel).await.unwrap(), Err(NodeError::Refused(Refused::Conflict(_)))));
     let missing = OrderCommand { order_id: order(99), command: Command::Cancel, by: None };
     assert!(matches!(o.send(missing).await.unwrap(), Err(NodeError::Refused(Refused::NotFound { .. }))));
+}
+
+/// An order's record is written behind: a fact's change is read at once
+/// and the reaction it decides is in the log at once. An instance started
+/// again before the commit (as after a crash) folds the fact again into
+/// the same record and appends nothing twice.
+#[actix::test]
+async fn a_fact_is_folded_behind_and_folded_again_after_a_crash_without_appending_twice() {
+    let t = temp_store();
+    let an_hour = Duration::from_secs(3600);
+    let inventory = InventoryActor::new(&t.env()).unwrap().start();
+    let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
+    inventory.send(AddProduct(p)).await.unwrap().unwrap();
+    let o = build(&t, inventory.clone()).committing_every(an_hour).start();
+    let id = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
+    let placed = t.store.get(ORDERS, id.as_str()).unwrap().expect("a placement is written at once");
+    t.append(&id, vec![EventKind::StockReserved { lines: vec![], units: vec![] }]);
+    // The saga goes on by itself (the delivery starts) and rests in delivery.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let moved = loop {
+        let seen = o.send(GetOrder(id.clone())).await.unwrap().unwrap();
+        if seen.status == OrderStatus::InDelivery {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "the order stopped at {}", seen.status);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let names =
+        |t: &TestStore| -> Vec<&'static str> { t.events_of(&id).iter().map(EventKind::name).collect() };
+    let logged = names(&t);
+    assert!(logged.contains(&"order_in_delivery"), "reactions are in the log at once: {logged:?}");
+    assert_eq!(t.store.get(ORDERS, id.as_str()).unwrap(), Some(placed), "the changes are held back");
+
+    let again = build(&t, inventory).committing_every(an_hour).start();
+    assert_eq!(again.send(GetOrder(id.clone())).await.unwrap().unwrap(), moved, "folded again");
+    let again_logged = names(&t);
+    assert_eq!(again_logged, logged, "nothing appended twice");
+    again.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
+    assert_eq!(t.store.get(ORDERS, id.as_str()).unwrap(), Some(moved));
+    assert_eq!(t.store.offset(NAME).unwrap(), t.store.head());
+}
+
+/// A command on an order whose record is held back is written together
+/// with what is held back: nothing it wrote depends on a change a crash
+/// could take back.
+#[actix::test]
+async fn a_command_on_a_held_back_order_is_written_with_what_is_held_back() {
+    let t = temp_store();
+    let inventory = InventoryActor::new(&t.env()).unwrap().start();
+    let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
+    inventory.send(AddProduct(p)).await.unwrap().unwrap();
+    let o = build(&t, inventory).committing_every(Duration::from_secs(3600)).start();
+    let id = o.send(place("bank_transfer", "")).await.unwrap().unwrap().id;
+    t.append(&id, vec![EventKind::Acted { step: "note".into(), by: "kim".into() }]);
+    let facts = t.store.head();
+    let cancel = OrderCommand { order_id: id.clone(), command: Command::Cancel, by: None };
+    let canceled = o.send(cancel).await.unwrap().unwrap();
+    assert_eq!(canceled.status, OrderStatus::Canceled);
+    assert_eq!(t.store.get(ORDERS, id.as_str()).unwrap(), Some(canceled), "written at once");
+    assert!(t.store.offset(NAME).unwrap() >= facts, "with what was held back, and its offset");
 }

@@ -12,12 +12,13 @@
 //! expires the order removes its timer.
 
 use super::{LegOrder, OrderActor, OrderCommand};
+use crate::actors::write_behind::WriteBehind;
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
 use crate::domain::{Order, OrderId, OrderStatus, Workflow};
 use crate::error::{NodeError, Refused};
-use crate::store::{key_prefix, Store, StoreError, Table, Tx, TxResult};
-use actix::Context;
+use crate::store::{key_prefix, StoreError, Table, Tx, TxResult};
+use actix::{ActorFutureExt, AsyncContext, Context, WrapFuture};
 use serde::{Deserialize, Serialize};
 
 /// `due_ms(be) order` → the timer: due order first.
@@ -111,10 +112,11 @@ pub fn schedule(
     Ok(())
 }
 
-/// The timers due at `now_ms`, oldest first, at most `limit`.
-pub fn due(store: &Store, now_ms: u64, limit: usize) -> Result<Vec<Timer>, StoreError> {
+/// The timers due at `now_ms`, oldest first, at most `limit`, held back
+/// or committed.
+fn due(records: &WriteBehind, now_ms: u64, limit: usize) -> Result<Vec<Timer>, StoreError> {
     let mut due = Vec::new();
-    for entry in store.entries_from(TIMERS, [])? {
+    for entry in records.entries_from(TIMERS, [])? {
         let (_, timer) = entry?;
         if timer.due_ms > now_ms || due.len() == limit {
             break;
@@ -144,7 +146,7 @@ impl OrderActor {
         {
             tracing::warn!(error = %e, "dropping expired idempotency keys failed; next tick");
         }
-        let due = match due(&self.cursor.store, self.clock.now_ms(), TIMERS_PER_TICK) {
+        let due = match due(&self.behind, self.clock.now_ms(), TIMERS_PER_TICK) {
             Ok(due) => due,
             Err(_) => return, // the store says why, in readiness and its log
         };
@@ -167,7 +169,7 @@ impl OrderActor {
                 Err(NodeError::Refused(Refused::NeedsAttention(_))) => {}
                 // It moved on (or is gone) without its timer noticing.
                 Err(NodeError::Refused(_)) => {
-                    let _ = self.cursor.store.write(|tx| forget(tx, &timer));
+                    let _ = self.behind.write_now(|tx| forget(tx, &timer));
                 }
                 Err(_) => return, // not decided now: next tick
             }
@@ -185,19 +187,19 @@ impl OrderActor {
         let command = LegCommand { leg: Some(leg.to_owned()), act: LegAct::Complete, by: None };
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.start_leg(ctx, LegOrder { order_id: timer.order_id.clone(), command }, reply);
-        let (store, timer) = (self.cursor.store.clone(), timer.clone());
-        actix::spawn(async move {
-            match answer.await {
-                Ok(Ok(_)) => {
-                    tracing::info!(order = %timer.order_id, leg = ?timer.leg, "leg ended: its time is up")
-                }
-                Ok(Err(NodeError::Refused(Refused::NeedsAttention(_)))) => {}
-                Ok(Err(NodeError::Refused(_))) => {
-                    let _ = store.write(|tx| forget(tx, &timer));
-                }
-                _ => {} // not decided now: next tick
+        let timer = timer.clone();
+        // Back on the actor to forget the timer: its records are written
+        // behind, and only the actor writes them.
+        ctx.spawn(answer.into_actor(self).map(move |answer, act, _| match answer {
+            Ok(Ok(_)) => {
+                tracing::info!(order = %timer.order_id, leg = ?timer.leg, "leg ended: its time is up")
             }
-        });
+            Ok(Err(NodeError::Refused(Refused::NeedsAttention(_)))) => {}
+            Ok(Err(NodeError::Refused(_))) => {
+                let _ = act.behind.write_now(|tx| forget(tx, &timer));
+            }
+            _ => {} // not decided now: next tick
+        }));
     }
 }
 

@@ -110,3 +110,64 @@ fn a_frozen_layer_is_read_under_the_one_staged_since_and_absorbed_back_on_failur
     again.absorb(active);
     assert_eq!((again.get(None, &store, T, "b").unwrap(), again.applied()), (Some(20), Some(8)));
 }
+
+/// A staged fold's appends are in the log at once, before its changes are
+/// committed; a fold that fails appends nothing.
+#[test]
+fn a_staged_folds_appends_are_written_at_once_and_a_failed_fold_appends_nothing() {
+    let (_dir, store) = store();
+    let order = crate::domain::OrderId::from_number(1);
+    let mut staged = Staged::default();
+    store
+        .stage::<_, ()>(&mut staged, None, 1, |tx| {
+            tx.put(T, "a", &1)?;
+            tx.append(&order, Some(1), crate::domain::EventKind::OrderClosed)
+        })
+        .unwrap();
+    let log = store.read_log(0, 10).unwrap();
+    assert_eq!((log.len(), log[0].caused_by), (1, Some(1)), "appended at once, with its cause");
+    assert_eq!(store.get(T, "a").unwrap(), None, "the change is held back");
+    let failed = store.stage::<(), ()>(&mut staged, None, 2, |tx| {
+        tx.append(&order, Some(2), crate::domain::EventKind::OrderClosed)?;
+        abort(())
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.head(), 1, "nothing appended");
+    assert_eq!(staged.applied(), Some(1));
+}
+
+/// A write that touches nothing staged is written beside it; one that
+/// reads or writes a staged key is refused there, and written with the
+/// staged changes in one write, reading them as committed.
+#[test]
+fn a_write_beside_staged_changes_must_not_touch_them_and_else_commits_with_them() {
+    let (_dir, store) = store();
+    let mut staged = Staged::default();
+    store.stage::<_, ()>(&mut staged, None, 4, |tx| tx.put(T, "held", &1)).unwrap();
+
+    let beside = store.write_beside::<_, ()>(&staged, None, |tx| tx.put(T, "other", &2)).unwrap();
+    assert!(beside.is_some());
+    assert_eq!(store.get(T, "other").unwrap(), Some(2));
+    assert_eq!((store.get(T, "held").unwrap(), store.offset("consumer").unwrap()), (None, 0));
+
+    let reads = store.write_beside::<_, ()>(&staged, None, |tx| {
+        let held = tx.get::<u32, ()>(T, "held")?.unwrap_or(0);
+        tx.put(T, "sum", &(held + 10))
+    });
+    assert!(reads.unwrap().is_none(), "it read a staged key");
+    assert_eq!(store.get(T, "sum").unwrap(), None, "nothing written");
+    let writes = store.write_beside::<_, ()>(&staged, None, |tx| tx.put(T, "held", &3));
+    assert!(writes.unwrap().is_none(), "it wrote a staged key");
+
+    let before = store.writer_stats().read().commits;
+    store
+        .commit_staged_with::<_, ()>(&mut staged, "consumer", 0, |tx| {
+            let held = tx.get::<u32, ()>(T, "held")?.unwrap_or(0);
+            tx.put(T, "sum", &(held + 10))
+        })
+        .unwrap();
+    assert_eq!(store.writer_stats().read().commits - before, 1, "one write");
+    assert_eq!((store.get(T, "held").unwrap(), store.get(T, "sum").unwrap()), (Some(1), Some(11)));
+    assert_eq!(store.offset("consumer").unwrap(), 4);
+    assert!(staged.is_empty());
+}

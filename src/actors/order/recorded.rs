@@ -1,0 +1,67 @@
+//! What the order service already appended past its committed offset.
+//!
+//! The service's state is written behind ([`crate::actors::write_behind`])
+//! while its reactions to facts are appended to the log at once. After a
+//! crash, or a restart of the actor, it folds the facts after its committed
+//! offset again, into the same state; a fact whose reactions the log
+//! already holds must not have them appended a second time. They are found
+//! by their cause: a reaction is a status event (only this service writes
+//! those) naming the fact it reacts to.
+
+use crate::domain::Seq;
+use crate::store::{Store, StoreError};
+use std::collections::HashSet;
+
+/// Events read at a time while looking.
+const PAGE: usize = 4096;
+
+/// The facts whose reactions are in the log already.
+#[derive(Debug, Default)]
+pub(super) struct Recorded {
+    causes: HashSet<Seq>,
+    /// The head when the log was read: nothing past it was appended by an
+    /// earlier instance, so past it nothing is held.
+    until: Seq,
+    /// The store's generation it was read in; `None`: read it again.
+    generation: Option<u64>,
+}
+
+impl Recorded {
+    /// Reads the log after `store`'s committed offset of `consumer`, unless
+    /// it was read in this generation of the store already.
+    pub fn refresh(&mut self, store: &Store, consumer: &str) -> Result<(), StoreError> {
+        let generation = store.condition().generation();
+        if self.generation == Some(generation) {
+            return Ok(());
+        }
+        let (mut after, until) = (store.offset(consumer)?, store.head());
+        let mut causes = HashSet::new();
+        while after < until {
+            let events = store.read_log(after, PAGE)?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            let reactions = events.iter().filter(|e| e.kind.status().is_some());
+            causes.extend(reactions.filter_map(|e| e.caused_by));
+        }
+        *self = Recorded { causes, until, generation: Some(generation) };
+        Ok(())
+    }
+
+    /// Reads the log again before the next fold (after a restart).
+    pub fn stale(&mut self) {
+        self.generation = None;
+    }
+
+    /// Whether the reactions to `fact` are in the log already.
+    pub fn holds(&self, fact: Seq) -> bool {
+        self.causes.contains(&fact)
+    }
+
+    /// The consumer has folded everything up to `offset`: what was held
+    /// for the facts before it is needed no more.
+    pub fn passed(&mut self, offset: Seq) {
+        if offset >= self.until && !self.causes.is_empty() {
+            self.causes = HashSet::new();
+        }
+    }
+}
