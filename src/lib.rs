@@ -21,7 +21,7 @@
 //!     [`store::backend::Backend`] trait (restate's log-provider shape; sled
 //!     and in-memory providers, one contract suite), writes that commit a
 //!     service's effects, events and offset together, writes staged in
-//!     memory and committed behind (the projection's), group commit, the
+//!     memory and committed behind, group commit, the
 //!     codec;
 //!   - [`service`]: the one list of services;
 //!   - [`resilience`]: the circuit breaker and the per-client rate limit;
@@ -38,7 +38,9 @@
 //! - [`actors`]: one module per service (order, payment, inventory,
 //!   delivery, notification, projection), its messages at the top: thin
 //!   shells that load state, run the domain fold and persist what it
-//!   returns; the shared pull-based log consumer; supervision.
+//!   returns; the shared pull-based log consumer; what the projection,
+//!   the notifications and the orders write behind
+//!   ([`actors::write_behind`]); supervision.
 //! - [`node`]: [`Node`], the embedding API: starts the actor system on its
 //!   own thread and offers typed async calls, returning [`node::bodies`].
 //! - [`http`]: the actix-web gateway, one module per resource, errors as

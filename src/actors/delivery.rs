@@ -1,13 +1,18 @@
 //! The delivery service: delivers an order along its workflow's legs, in
 //! order. The rules are the pure fold in [`crate::domain::delivery`]; this
 //! actor loads an order's delivery, runs the fold and stores what it
-//! returns, together with its events, in one write.
+//! returns. Deliveries are written behind ([`super::write_behind`]): a
+//! fact's change is folded in memory and committed with others, its
+//! reactions appended at once and, after a crash, not twice
+//! ([`super::recorded`]); a leg command is written at once.
 
 use super::consumer::{catch_up, Cursor, Delivery as Mode, LogConsumer};
+use super::recorded::Recorded;
 use super::supervision::guarded;
+use super::write_behind::WriteBehind;
 use super::{durably, ServiceEnv};
 use crate::domain::delivery::{LegAct, LegCommand};
-use crate::domain::{Event, OrderId};
+use crate::domain::{Event, EventKind, OrderId};
 use crate::error::NodeError;
 use crate::store::{abort, Table, Tx, TxResult};
 use actix::prelude::*;
@@ -60,6 +65,10 @@ pub use crate::domain::delivery::{Delivery, DeliveryStatus, LegState};
 
 pub struct DeliveryActor {
     cursor: Cursor,
+    /// The deliveries, written behind.
+    behind: WriteBehind,
+    /// The facts after the committed offset whose reactions the log holds.
+    recorded: Recorded,
 }
 
 const DELIVERIES: Table<Delivery> = Table::new("deliveries");
@@ -67,7 +76,17 @@ pub const NAME: &str = crate::service::Service::Delivery.name();
 
 impl DeliveryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
-        Ok(DeliveryActor { cursor: Cursor::load(env, NAME)? })
+        Ok(DeliveryActor {
+            cursor: Cursor::load(env, NAME)?,
+            behind: WriteBehind::new(env.store.clone(), NAME),
+            recorded: Recorded::new(NAME, is_delivery_event),
+        })
+    }
+
+    /// Holds deliveries back for `every` instead (tests that look before
+    /// the commit).
+    pub fn committing_every(self, every: std::time::Duration) -> Self {
+        DeliveryActor { behind: self.behind.every(every), ..self }
     }
 
     /// Decides a party's command on an order's delivery, on every fact
@@ -75,7 +94,7 @@ impl DeliveryActor {
     fn act(&mut self, order_id: &OrderId, command: LegCommand) -> Result<Delivery, NodeError> {
         catch_up(self)?;
         self.cursor.not_quarantined(order_id)?;
-        let (delivery, _) = self.cursor.store.write(|tx| {
+        let (delivery, _) = self.behind.write_now(|tx| {
             let Some(mut d) = tx.get::<Delivery, _>(DELIVERIES, order_id.as_str())? else {
                 return abort(NodeError::not_found("order", order_id));
             };
@@ -100,21 +119,65 @@ impl LogConsumer for DeliveryActor {
         &mut self.cursor
     }
 
+    /// In order, a batch is folded into the deliveries held back (its
+    /// reactions appended at once); an event given again (a dead letter's)
+    /// or one of an order with a dead letter here goes the framework's way,
+    /// written at once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], mode: Mode) -> Result<(), NodeError> {
-        self.cursor.apply(batch, mode, on_event)?;
+        self.recorded.refresh(&self.cursor.store)?;
+        let recorded = &self.recorded;
+        let fold = |tx: &mut Tx<'_>, event: &Event| on_event(tx, event, recorded);
+        match mode == Mode::InOrder && !self.cursor.any_quarantined(batch) {
+            true => self.behind.stage(self.cursor.offset(), batch, fold)?,
+            false => {
+                self.behind.commit_now()?;
+                self.cursor.apply(batch, mode, fold)?;
+            }
+        }
+        if let Some(last) = batch.last() {
+            self.recorded.passed(last.seq);
+        }
         Ok(())
+    }
+
+    fn on_start(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
+    }
+
+    fn on_restart(&mut self) {
+        // Folded again from the committed offset.
+        self.behind.forget();
+        self.recorded.stale();
+    }
+
+    fn commit_held_back(&mut self) -> Result<(), NodeError> {
+        self.behind.commit_now()
     }
 }
 
-/// Folds another service's fact into the order's delivery.
-fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
+/// The kinds of event only this service writes.
+fn is_delivery_event(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::LegStarted { .. }
+            | EventKind::LegCompleted { .. }
+            | EventKind::LegRejected { .. }
+            | EventKind::DeliveryCompleted { .. }
+    )
+}
+
+/// Folds another service's fact into the order's delivery; what it decides
+/// is appended, naming the fact, unless the log holds it already.
+fn on_event(tx: &mut Tx<'_>, event: &Event, recorded: &Recorded) -> TxResult<(), NodeError> {
     let key = event.order_id.as_str();
     let delivery: Option<Delivery> = tx.get(DELIVERIES, key)?;
     let Some((d, events)) = Delivery::on_fact(delivery, &event.order_id, &event.kind) else {
         return Ok(());
     };
-    for kind in events {
-        tx.append(&event.order_id, None, kind)?;
+    if !recorded.holds(event.seq) {
+        for kind in events {
+            tx.append(&event.order_id, Some(event.seq), kind)?;
+        }
     }
     tx.put(DELIVERIES, key, &d)
 }
@@ -174,8 +237,7 @@ impl Handler<GetDelivery> for DeliveryActor {
 
     fn handle(&mut self, msg: GetDelivery, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, Some(&msg.0), |act| {
-            act.cursor
-                .store
+            act.behind
                 .get(DELIVERIES, msg.0.as_str())?
                 .ok_or_else(|| NodeError::not_found("delivery for order", &msg.0))
         })

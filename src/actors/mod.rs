@@ -21,6 +21,7 @@ pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod projection;
+pub mod recorded;
 pub mod supervision;
 #[cfg(test)]
 mod testing;

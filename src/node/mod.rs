@@ -244,14 +244,17 @@ impl Node {
         }
     }
 
-    /// Commits what the services write behind (the orders, the status
-    /// views, the notifications) before they stop; if not, the next start folds the
+    /// Commits what the services write behind (the orders, the stock and
+    /// reservations, the deliveries, the status views, the notifications)
+    /// before they stop; if not, the next start folds the
     /// same events again, which is slower but loses nothing.
     async fn commit_held_back(&self) {
         use crate::actors::consumer::CommitHeldBack;
         let actors = &self.inner.actors;
-        let writers: [(&str, actix::Recipient<CommitHeldBack>); 3] = [
+        let writers: [(&str, actix::Recipient<CommitHeldBack>); 5] = [
             (crate::actors::order::NAME, actors.order.clone().recipient()),
+            (crate::actors::inventory::NAME, actors.inventory.clone().recipient()),
+            (crate::actors::delivery::NAME, actors.delivery.clone().recipient()),
             (crate::actors::projection::NAME, actors.projection.clone().recipient()),
             (crate::actors::notification::NAME, actors.notification.clone().recipient()),
         ];

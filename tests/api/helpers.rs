@@ -190,7 +190,7 @@ impl TestApp {
     /// last view seen if it does not within [`SETTLE`].
     pub async fn wait_for_status(&self, order: &str, status: &str) -> Value {
         let deadline = Instant::now() + SETTLE;
-        let mut last = Value::Null;
+        let (mut last, mut refused) = (Value::Null, None);
         while Instant::now() < deadline {
             let r = self.get(&format!("/status/{order}")).await;
             if r.status() == StatusCode::OK {
@@ -198,10 +198,12 @@ impl TestApp {
                 if last["status"] == status {
                     return last;
                 }
+            } else {
+                refused = Some((r.status(), r.text().await.unwrap_or_default()));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("order {order} did not reach {status} within {SETTLE:?}; last view: {last}");
+        panic!("order {order} did not reach {status} within {SETTLE:?}; last view: {last}; last refusal: {refused:?}");
     }
 
     /// Polls the status view until `order`'s delivery is at `leg`.

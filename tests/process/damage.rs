@@ -43,9 +43,8 @@ fn assert_refused(data: &Path, case: &str) {
 #[tokio::test]
 async fn a_store_whose_files_are_cut_replaced_or_gone_is_refused() {
     type Damage = fn(&Path);
-    let cases: [(&str, Damage); 4] = [
+    let cases: [(&str, Damage); 3] = [
         ("db truncated to zero", |d| truncate(&d.join("db"), |_| 0)),
-        ("db truncated to half", |d| truncate(&d.join("db"), |len| len / 2)),
         ("db replaced by text", |d| std::fs::write(d.join("db"), b"abc").unwrap()),
         ("db deleted", |d| std::fs::remove_file(d.join("db")).unwrap()),
     ];
@@ -53,6 +52,34 @@ async fn a_store_whose_files_are_cut_replaced_or_gone_is_refused() {
         let (data, _) = store_with_orders().await;
         damage(data.path());
         assert_refused(data.path(), case);
+    }
+}
+
+/// A db file cut in half: sled recovers the writes before the cut. When
+/// the log lost events the marker knew of, the node refuses. When the log
+/// is whole and only later writes are gone (what the services wrote behind
+/// and committed at shutdown, whose offsets went with them), the node
+/// folds the log again from the older offsets: it starts, and every
+/// acknowledged order is there at its status. Which of the two a cut gives
+/// depends on where sled put what; both are right, serving a store with
+/// acknowledged orders missing is not.
+#[tokio::test]
+async fn a_store_cut_in_half_is_refused_or_folded_again_with_every_order() {
+    let (data, ids) = store_with_orders().await;
+    truncate(&data.path().join("db"), |len| len / 2);
+    let opened = fulfil::store::Store::open(data.path(), 16 << 20);
+    let Ok(store) = opened else {
+        println!("cut in half: the log lost events; refused");
+        return assert_refused(data.path(), "db truncated to half");
+    };
+    println!("cut in half: the log is whole at {}; folded again", store.head());
+    drop(store);
+    let node = Proc::start(data.path());
+    for id in ids {
+        let view = client().get(format!("{}/status/{id}", node.address)).send().await.unwrap();
+        assert_eq!(view.status(), 200, "{id} was acknowledged and is gone");
+        let view: serde_json::Value = view.json().await.unwrap();
+        assert_eq!(view["status"], "payment_pending", "{id}: {view}");
     }
 }
 

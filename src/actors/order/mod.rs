@@ -12,13 +12,14 @@
 //! change to an order is folded in memory and committed with others every
 //! so often, while the reactions it decides are appended to the log at
 //! once; after a crash the facts are folded again and the reactions the
-//! log holds already are not appended twice ([`recorded`]). Commands are
+//! log holds already are not appended twice ([`super::recorded`]). Commands are
 //! written at once, durable before they are answered.
 
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::delivery::DeliveryActor;
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
 use super::payment::{Authorize, Defer, PaymentActor};
+use super::recorded::Recorded;
 use super::supervision::guarded;
 use super::write_behind::WriteBehind;
 use super::{ask, durably, inventory, payment, ServiceEnv};
@@ -43,7 +44,6 @@ use tracing::Instrument;
 mod course;
 pub mod idempotency;
 mod parties;
-mod recorded;
 mod timers;
 
 pub use course::LegOrder;
@@ -123,7 +123,7 @@ pub struct OrderActor {
     /// The records (orders, timers, parties' orders), written behind.
     behind: WriteBehind,
     /// The facts after the committed offset whose reactions the log holds.
-    recorded: recorded::Recorded,
+    recorded: Recorded,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -174,7 +174,8 @@ impl OrderActor {
             timer_tick: env.timer_tick,
             key_ttl_ms: env.key_ttl_ms,
             behind: WriteBehind::new(env.store.clone(), NAME),
-            recorded: recorded::Recorded::default(),
+            // Only this service writes the events that change a status.
+            recorded: Recorded::new(NAME, |kind| kind.status().is_some()),
         })
     }
 
@@ -398,7 +399,7 @@ impl LogConsumer for OrderActor {
     /// written at once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let (workflows, now_ms) = (self.workflows.clone(), self.clock.now_ms());
-        self.recorded.refresh(&self.cursor.store, NAME)?;
+        self.recorded.refresh(&self.cursor.store)?;
         let recorded = &self.recorded;
         let fold = |tx: &mut Tx<'_>, event: &Event| on_fact(tx, event, &workflows, now_ms, recorded);
         match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
@@ -486,7 +487,7 @@ fn on_fact(
     event: &Event,
     workflows: &Workflows,
     now_ms: u64,
-    recorded: &recorded::Recorded,
+    recorded: &Recorded,
 ) -> TxResult<(), NodeError> {
     if event.kind.status().is_some() {
         return Ok(());

@@ -1,14 +1,15 @@
-//! What the order service already appended past its committed offset.
+//! What a service that writes behind already appended past its committed
+//! offset.
 //!
 //! The service's state is written behind ([`crate::actors::write_behind`])
 //! while its reactions to facts are appended to the log at once. After a
 //! crash, or a restart of the actor, it folds the facts after its committed
 //! offset again, into the same state; a fact whose reactions the log
 //! already holds must not have them appended a second time. They are found
-//! by their cause: a reaction is a status event (only this service writes
-//! those) naming the fact it reacts to.
+//! by their cause: a reaction is an event of a kind only this service
+//! writes, naming the fact it reacts to.
 
-use crate::domain::Seq;
+use crate::domain::{EventKind, Seq};
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
 
@@ -16,8 +17,12 @@ use std::collections::HashSet;
 const PAGE: usize = 4096;
 
 /// The facts whose reactions are in the log already.
-#[derive(Debug, Default)]
-pub(super) struct Recorded {
+#[derive(Debug)]
+pub struct Recorded {
+    /// The consumer whose offset the log is read after.
+    consumer: &'static str,
+    /// Whether an event is of a kind this service writes.
+    mine: fn(&EventKind) -> bool,
     causes: HashSet<Seq>,
     /// The head when the log was read: nothing past it was appended by an
     /// earlier instance, so past it nothing is held.
@@ -27,23 +32,28 @@ pub(super) struct Recorded {
 }
 
 impl Recorded {
-    /// Reads the log after `store`'s committed offset of `consumer`, unless
-    /// it was read in this generation of the store already.
-    pub fn refresh(&mut self, store: &Store, consumer: &str) -> Result<(), StoreError> {
+    /// Nothing read yet: the log is read before the first fold.
+    pub fn new(consumer: &'static str, mine: fn(&EventKind) -> bool) -> Recorded {
+        Recorded { consumer, mine, causes: HashSet::new(), until: 0, generation: None }
+    }
+
+    /// Reads the log after the consumer's committed offset, unless it was
+    /// read in this generation of the store already.
+    pub fn refresh(&mut self, store: &Store) -> Result<(), StoreError> {
         let generation = store.condition().generation();
         if self.generation == Some(generation) {
             return Ok(());
         }
-        let (mut after, until) = (store.offset(consumer)?, store.head());
+        let (mut after, until) = (store.offset(self.consumer)?, store.head());
         let mut causes = HashSet::new();
         while after < until {
             let events = store.read_log(after, PAGE)?;
             let Some(last) = events.last() else { break };
             after = last.seq;
-            let reactions = events.iter().filter(|e| e.kind.status().is_some());
+            let reactions = events.iter().filter(|e| (self.mine)(&e.kind));
             causes.extend(reactions.filter_map(|e| e.caused_by));
         }
-        *self = Recorded { causes, until, generation: Some(generation) };
+        (self.causes, self.until, self.generation) = (causes, until, Some(generation));
         Ok(())
     }
 
