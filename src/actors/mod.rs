@@ -2,7 +2,9 @@
 //!
 //! Each actor owns its sled trees and consumes the event log from its own
 //! committed offset ([`consumer`]); each runs under an `actix::Supervisor` on
-//! its own arbiter (thread), started by [`crate::node`].
+//! its own arbiter (thread), started by [`crate::node`]. All but payment
+//! write their state behind ([`write_behind`]), and the three that react to
+//! facts find their reactions again by cause after a crash ([`recorded`]).
 //!
 //! | actor | owns | reacts to | answers |
 //! |---|---|---|---|

@@ -1,17 +1,17 @@
 //! A consumer's writes held back in memory and committed every so often
-//! with its log offset, in one write: a read model written behind (see
+//! with its log offset, in one write: state written behind (see
 //! [`Staged`]).
 //!
 //! A consumer can hold its writes back when they are a function of the
 //! log: after a crash it folds the same events again from its committed
 //! offset into the same state, and nothing is lost or applied twice. The
 //! projection's views and the notifications are nothing else. A consumer
-//! that appends events as it folds (the order service's reactions) has
-//! them written to the log at once, before its state holds them
-//! ([`Store::stage`]); folding again after a crash, it must not append
-//! what the log already holds (see `order::Recorded`). A state written
-//! once a flush instead of at every event saves a key under the store's
-//! writer lock each time an order changes.
+//! that appends events as it folds (the reactions of the order, inventory
+//! and delivery services) has them written to the log at once, before its
+//! state holds them ([`Store::stage`]); folding again after a crash, it
+//! must not append what the log already holds ([`super::recorded`]). A
+//! state written once a flush instead of at every event saves a key under
+//! the store's writer lock each time an order changes.
 //!
 //! A command, which must be durable when it is answered, is written at
 //! once with [`WriteBehind::write_now`]: beside what is held back when it

@@ -3,7 +3,7 @@
 //!
 //! The document is not written by hand: each handler carries its
 //! `#[utoipa::path]` annotation, and utoipa-actix-web collects it as
-//! [`super::api`] registers the handler. The same function registers the
+//! `http::api` registers the handler. The same function registers the
 //! routes the node serves, so a route cannot be served and left out, or
 //! documented and not served. What every operation shares (the problem
 //! responses, `Retry-After`, who may call) is added here, once, from the

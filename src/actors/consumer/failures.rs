@@ -173,7 +173,7 @@ pub(super) fn resume_retries<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) 
     }
 }
 
-/// Puts a dead letter back (see [`Redeliver`]).
+/// Puts a dead letter back (see [`super::Redeliver`]).
 pub fn redeliver<A: LogConsumer>(
     act: &mut A,
     ctx: &mut Context<A>,

@@ -1,12 +1,12 @@
 //! The notification service: one message to the customer for every status
 //! change of their orders, and for every refund, logged and stored.
 //!
-//! An order's notifications are kept in one record ([`told`]), written
+//! An order's notifications are kept in one record (`told`), written
 //! behind ([`super::write_behind`]): it is a pure function of the log, so
 //! after a crash the same events are folded again into the same record,
 //! where each notification is keyed by the event it reports, and nothing
 //! is told twice. Each is also queued for the webhook subscriptions that
-//! want it ([`webhooks`]); a batch that queued a delivery is committed
+//! want it (`webhooks`); a batch that queued a delivery is committed
 //! before the batch ends, so deliveries are never held back.
 
 use super::consumer::{Cursor, Delivery, LogConsumer};
