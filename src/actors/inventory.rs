@@ -93,8 +93,6 @@ pub struct InventoryActor {
     cursor: Cursor,
     /// Products, reservations, calendars and held units, written behind.
     behind: WriteBehind,
-    /// The facts after the committed offset whose reactions the log holds.
-    recorded: Recorded,
 }
 
 pub(crate) const PRODUCTS: Table<Product> = Table::new("products");
@@ -121,8 +119,7 @@ impl InventoryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(InventoryActor {
             cursor: Cursor::load(env, NAME)?,
-            behind: WriteBehind::new(env.store.clone(), NAME),
-            recorded: Recorded::new(NAME, is_inventory_event),
+            behind: WriteBehind::new(env.store.clone(), NAME).reacting(is_inventory_event),
         })
     }
 
@@ -241,39 +238,12 @@ impl LogConsumer for InventoryActor {
         &mut self.cursor
     }
 
-    /// In order, a batch is folded into the state held back (its reactions
-    /// appended at once); an event given again (a dead letter's) or one of
-    /// an order with a dead letter here goes the framework's way, written at
-    /// once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        self.recorded.refresh(&self.cursor.store)?;
-        let recorded = &self.recorded;
-        let fold = |tx: &mut Tx<'_>, event: &Event| on_event(tx, event, recorded);
-        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
-            true => self.behind.stage(self.cursor.offset(), batch, fold)?,
-            false => {
-                self.behind.commit_now()?;
-                self.cursor.apply(batch, delivery, fold)?;
-            }
-        }
-        if let Some(last) = batch.last() {
-            self.recorded.passed(last.seq);
-        }
-        Ok(())
+        self.behind.apply(&self.cursor, batch, delivery, on_event)
     }
 
-    fn on_start(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
-    }
-
-    fn on_restart(&mut self) {
-        // Folded again from the committed offset.
-        self.behind.forget();
-        self.recorded.stale();
-    }
-
-    fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        self.behind.commit_now()
+    fn behind(&mut self) -> Option<&mut WriteBehind> {
+        Some(&mut self.behind)
     }
 }
 

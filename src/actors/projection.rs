@@ -207,29 +207,12 @@ impl LogConsumer for ProjectionActor {
         &mut self.cursor
     }
 
-    fn on_restart(&mut self) {
-        self.behind.forget();
+    fn behind(&mut self) -> Option<&mut WriteBehind> {
+        Some(&mut self.behind)
     }
 
-    fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        self.behind.commit_now()
-    }
-
-    fn on_start(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
-    }
-
-    /// In order, a batch is staged (written behind); an event given again
-    /// (a dead letter's) or one of an order with a dead letter here goes
-    /// the framework's way, written at once, after what is staged.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
-        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
-            true => self.behind.stage(self.cursor.offset(), batch, on_event)?,
-            false => {
-                self.behind.commit_now()?;
-                self.cursor.apply(batch, delivery, on_event)?;
-            }
-        }
+        self.behind.apply(&self.cursor, batch, delivery, |tx, event, _| on_event(tx, event))?;
         let metrics = self.cursor.sup.metrics();
         for status in batch.iter().filter_map(|e| e.kind.status()) {
             metrics.orders.with_label_values(&[status.as_str()]).inc();

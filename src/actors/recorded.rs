@@ -17,12 +17,13 @@ use std::collections::HashSet;
 const PAGE: usize = 4096;
 
 /// The facts whose reactions are in the log already.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Recorded {
     /// The consumer whose offset the log is read after.
     consumer: &'static str,
-    /// Whether an event is of a kind this service writes.
-    mine: fn(&EventKind) -> bool,
+    /// Whether an event is of a kind this service writes; `None` for a
+    /// service that appends nothing as it folds (nothing to look for).
+    mine: Option<fn(&EventKind) -> bool>,
     causes: HashSet<Seq>,
     /// The head when the log was read: nothing past it was appended by an
     /// earlier instance, so past it nothing is held.
@@ -33,7 +34,7 @@ pub struct Recorded {
 
 impl Recorded {
     /// Nothing read yet: the log is read before the first fold.
-    pub fn new(consumer: &'static str, mine: fn(&EventKind) -> bool) -> Recorded {
+    pub fn new(consumer: &'static str, mine: Option<fn(&EventKind) -> bool>) -> Recorded {
         Recorded { consumer, mine, causes: HashSet::new(), until: 0, generation: None }
     }
 
@@ -41,16 +42,16 @@ impl Recorded {
     /// read in this generation of the store already.
     pub fn refresh(&mut self, store: &Store) -> Result<(), StoreError> {
         let generation = store.condition().generation();
-        if self.generation == Some(generation) {
+        let Some(mine) = self.mine.filter(|_| self.generation != Some(generation)) else {
             return Ok(());
-        }
+        };
         let (mut after, until) = (store.offset(self.consumer)?, store.head());
         let mut causes = HashSet::new();
         while after < until {
             let events = store.read_log(after, PAGE)?;
             let Some(last) = events.last() else { break };
             after = last.seq;
-            let reactions = events.iter().filter(|e| (self.mine)(&e.kind));
+            let reactions = events.iter().filter(|e| mine(&e.kind));
             causes.extend(reactions.filter_map(|e| e.caused_by));
         }
         (self.causes, self.until, self.generation) = (causes, until, Some(generation));

@@ -23,7 +23,9 @@
 //! and answering reads; what it folds meanwhile is staged above the
 //! frozen layer being committed.
 
-use crate::domain::{Event, Seq};
+use super::consumer::{Cursor, Delivery};
+use super::recorded::Recorded;
+use crate::domain::{Event, EventKind, Seq};
 use crate::error::NodeError;
 use crate::store::{Staged, Store, StoreError, Table, Tx, TxResult, WriteError};
 use serde::de::DeserializeOwned;
@@ -53,6 +55,9 @@ pub struct WriteBehind {
     /// Staged writes being committed on a thread of their own; read under
     /// the ones staged since.
     committing: Option<InFlight>,
+    /// For a consumer that reacts to facts: what it appended past its
+    /// committed offset.
+    recorded: Recorded,
 }
 
 /// A commit of frozen staged writes, under way on a thread of its own.
@@ -72,7 +77,15 @@ impl WriteBehind {
             generation,
             every: COMMIT_EVERY,
             committing: None,
+            recorded: Recorded::new(name, None),
         }
+    }
+
+    /// For a consumer that appends reactions as it folds: `mine` tells the
+    /// kinds of event only it writes, by which its reactions are found
+    /// again after a crash ([`Recorded`]).
+    pub fn reacting(self, mine: fn(&EventKind) -> bool) -> WriteBehind {
+        WriteBehind { recorded: Recorded::new(self.name, Some(mine)), ..self }
     }
 
     /// Holds writes back for `every` instead (tests that look before the
@@ -119,21 +132,45 @@ impl WriteBehind {
         self.committing.as_ref().map(|c| &*c.frozen)
     }
 
+    /// Applies a batch with `f`, which folds one event, given what the log
+    /// holds of the consumer's reactions already. In order, the batch is
+    /// folded into what is held back (its reactions appended at once); an
+    /// event given again (a dead letter's) or one of an order with a dead
+    /// letter here goes the consumer framework's way, written at once,
+    /// after what is held back.
+    pub fn apply(
+        &mut self,
+        cursor: &Cursor,
+        batch: &[Event],
+        delivery: Delivery,
+        f: impl Fn(&mut Tx<'_>, &Event, &Recorded) -> TxResult<(), NodeError>,
+    ) -> Result<(), NodeError> {
+        self.recorded.refresh(&self.store)?;
+        // Out for the fold, which `stage` cannot lend it; back right after.
+        let recorded = std::mem::take(&mut self.recorded);
+        let fold = |tx: &mut Tx<'_>, event: &Event| f(tx, event, &recorded);
+        let applied = match delivery == Delivery::InOrder && !cursor.any_quarantined(batch) {
+            true => self.stage(cursor.offset(), batch, fold),
+            false => self.commit_now().and_then(|()| cursor.apply(batch, delivery, fold).map(drop)),
+        };
+        self.recorded = recorded;
+        applied?;
+        if let Some(last) = batch.last() {
+            self.recorded.passed(last.seq);
+        }
+        Ok(())
+    }
+
     /// Folds the events of `batch` after `consumed` (the consumer's offset)
     /// that are not folded in yet (a batch tried again) with `f`, holding
     /// back what it writes.
-    pub fn stage(
+    fn stage(
         &mut self,
         consumed: Seq,
         batch: &[Event],
         mut f: impl FnMut(&mut Tx<'_>, &Event) -> TxResult<(), NodeError>,
     ) -> Result<(), NodeError> {
-        let generation = self.store.condition().generation();
-        if generation != self.generation {
-            // Read in a store that was reopened: fold again from its offset.
-            let _ = self.settle(true);
-            (self.generation, self.staged) = (generation, Staged::default());
-        }
+        self.follow_store();
         if self.staged.is_empty() && self.committing.is_none() {
             self.committed = self.store.offset(self.name)?;
         }
@@ -156,9 +193,23 @@ impl WriteBehind {
         Ok(())
     }
 
+    /// Drops what was folded before the store was last reopened: what the
+    /// store did not flush then is gone, so those changes may rest on
+    /// events that are no more. The consumer folds the log again from its
+    /// committed offset (it reloads it when it sees the new generation).
+    fn follow_store(&mut self) {
+        let generation = self.store.condition().generation();
+        if generation != self.generation {
+            let _ = self.settle(true);
+            (self.generation, self.staged) = (generation, Staged::default());
+            self.recorded.stale();
+        }
+    }
+
     /// Commits what has waited long enough, and takes in a commit that
     /// ended; run every [`WriteBehind::tick_every`].
     pub fn tick(&mut self) {
+        self.follow_store();
         if let Err(e) = self.settle(false) {
             self.warn(&e);
         }
@@ -227,6 +278,7 @@ impl WriteBehind {
     /// commit under way): before the consumer framework writes the offset
     /// itself, before a write that may not wait, and at shutdown.
     pub fn commit_now(&mut self) -> Result<(), NodeError> {
+        self.follow_store();
         self.settle(true)?;
         if let Some(applied) = self.staged.applied() {
             self.store.commit_staged(&mut self.staged, self.name, self.committed)?;
@@ -243,6 +295,7 @@ impl WriteBehind {
         &mut self,
         f: impl Fn(&mut Tx<'_>) -> TxResult<R, NodeError>,
     ) -> Result<(R, Vec<Event>), NodeError> {
+        self.follow_store();
         if let Err(e) = self.settle(false) {
             self.warn(&e);
         }
@@ -267,6 +320,7 @@ impl WriteBehind {
     pub fn forget(&mut self) {
         let _ = self.settle(true);
         self.staged.clear();
+        self.recorded.stale();
     }
 
     fn warn(&self, e: &NodeError) {

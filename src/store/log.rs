@@ -65,6 +65,9 @@ pub struct Tx<'a> {
     pub(super) offsets_read: BTreeMap<String, Option<Vec<u8>>>,
     /// Whether a read found its key in a base (see [`Tx::touched_bases`]).
     read_base: std::cell::Cell<bool>,
+    /// The store's generation this write was decided in, when it must be
+    /// committed in that one (see [`super::Staged`]).
+    pub(super) generation: Option<u64>,
 }
 
 impl<'a> Tx<'a> {
@@ -76,6 +79,7 @@ impl<'a> Tx<'a> {
             events: Vec::new(),
             offsets_read: BTreeMap::new(),
             read_base: std::cell::Cell::new(false),
+            generation: None,
         }
     }
 

@@ -359,6 +359,12 @@ impl Store {
         // an earlier writer (poisoning it) changes nothing: carry on.
         let guard = inner.append.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.writable()?;
+        // Decided on what a reopened store may have lost: folded again.
+        if tx.generation.is_some_and(|g| g != inner.condition.generation()) {
+            return Err(StoreError::Unavailable(
+                "the store was reopened since this write was decided".into(),
+            ));
+        }
         let locked = Instant::now();
         for (consumer, seen) in &tx.offsets_read {
             if self.raw_get(OFFSETS.name(), consumer.as_bytes())? != *seen {

@@ -27,6 +27,10 @@ pub struct Staged {
     applied: Option<Seq>,
     /// When the oldest change not yet committed was staged.
     since: Option<Instant>,
+    /// The store's generation the changes were folded in: after the store
+    /// is reopened, what it did not flush is gone, and changes folded from
+    /// it are never committed (nor their reactions appended).
+    generation: Option<u64>,
 }
 
 impl Staged {
@@ -111,6 +115,7 @@ impl Staged {
         self.writes.extend(above.writes);
         self.applied = above.applied.or(self.applied);
         self.since = self.since.or(above.since);
+        self.generation = self.generation.or(above.generation);
     }
 }
 
@@ -161,6 +166,13 @@ impl Store {
         seq: Seq,
         f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<R, WriteError<E>> {
+        let generation = self.inner.condition.generation();
+        let folded_in = std::iter::once(&*staged).chain(below).filter_map(|s| s.generation);
+        if folded_in.into_iter().any(|g| g != generation) {
+            return Err(WriteError::Store(StoreError::Unavailable(
+                "the store was reopened under staged changes; fold them again".into(),
+            )));
+        }
         let (value, writes, events) = {
             let bases = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
             let mut tx = Tx::over(self, bases);
@@ -172,8 +184,9 @@ impl Store {
             (value, std::mem::take(&mut tx.writes), events)
         };
         if !events.is_empty() {
-            self.append_now(events).map_err(WriteError::Store)?;
+            self.append_now(events, generation).map_err(WriteError::Store)?;
         }
+        staged.generation = Some(generation);
         staged.since.get_or_insert_with(Instant::now);
         staged.writes.extend(writes);
         staged.applied = Some(seq);
@@ -249,9 +262,11 @@ impl Store {
     fn append_now(
         &self,
         events: Vec<(crate::domain::OrderId, Option<Seq>, crate::domain::EventKind)>,
+        generation: u64,
     ) -> Result<Vec<Event>, StoreError> {
         let mut tx = Tx::new(self);
         tx.events = events;
+        tx.generation = Some(generation);
         // It reads no offset, so it is never asked to be redone.
         self.commit(tx)?.ok_or_else(|| StoreError::Unavailable("an append was asked to be redone".into()))
     }
@@ -277,6 +292,7 @@ impl Staged {
     /// instance moved it).
     fn write_into(&self, tx: &mut Tx<'_>, consumer: &str, committed: Seq) -> Result<(), StoreError> {
         let Some(applied) = self.applied else { return Ok(()) };
+        tx.generation = self.generation;
         let flatten = |e: TxError<StoreError>| match e {
             TxError::Abort(e) | TxError::Store(e) => e,
         };

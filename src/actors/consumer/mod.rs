@@ -19,6 +19,7 @@
 //! restarts with backoff.
 
 use super::supervision::{catch, Supervise, Supervision};
+use super::write_behind::WriteBehind;
 use super::ServiceEnv;
 use crate::domain::{Event, OrderId, Seq};
 use crate::error::{CallError, NodeError, Refused};
@@ -223,11 +224,18 @@ pub trait LogConsumer: Actor<Context = Context<Self>> + Handler<Pump> + Handler<
     /// Drops what only the failed instance knew; called on a restart.
     fn on_restart(&mut self) {}
 
-    /// Commits what the consumer holds back (see [`crate::store::Staged`])
-    /// before the consumer framework writes its offset itself (an event set
-    /// aside moves it past that event): nothing held back may be skipped.
+    /// What the consumer writes behind, if it does: the framework commits
+    /// it on a timer, before it writes the offset itself and when asked
+    /// ([`CommitHeldBack`]), and forgets it on a restart.
+    fn behind(&mut self) -> Option<&mut WriteBehind> {
+        None
+    }
+
+    /// Commits what the consumer holds back before the consumer framework
+    /// writes its offset itself (an event set aside moves it past that
+    /// event): nothing held back may be skipped.
     fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        Ok(())
+        self.behind().map_or(Ok(()), WriteBehind::commit_now)
     }
 
     /// Starts what else the actor runs (timers); called whenever it starts,
@@ -455,6 +463,9 @@ pub fn resume<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
 /// `restarting` (or `failed`) until its first successful turn.
 pub fn start<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
     act.on_start(ctx);
+    if let Some(every) = act.behind().map(|b| b.tick_every()) {
+        ctx.run_interval(every, |act, _| act.behind().into_iter().for_each(WriteBehind::tick));
+    }
     resume_retries(act, ctx);
     let cursor = act.cursor();
     if cursor.sup.backing_off().is_none() {
@@ -467,6 +478,8 @@ pub fn start<A: LogConsumer>(act: &mut A, ctx: &mut Context<A>) {
 /// `restarting`.
 pub fn restart<A: LogConsumer>(act: &mut A) {
     act.on_restart();
+    // Folded again from the committed offset.
+    act.behind().into_iter().for_each(WriteBehind::forget);
     let cursor = act.cursor();
     cursor.single = true;
     if let Err(e) = cursor.reload() {

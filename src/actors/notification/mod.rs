@@ -190,33 +190,22 @@ impl LogConsumer for NotificationActor {
         &mut self.cursor
     }
 
-    /// In order, a batch is folded into the records held back; one that
-    /// queued a webhook delivery is committed at once. An event given again
-    /// (a dead letter's) or one of an order with a dead letter here goes the
-    /// framework's way, written at once, after what is held back.
+    /// A batch that queued a webhook delivery is committed at once.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let (hooks, store) = (self.hooks.clone(), self.cursor.store.clone());
         // What the batch told, to publish once folded in (a write may run
         // its closure more than once: kept by event, once).
         let (created, queued) = (RefCell::new(BTreeMap::new()), Cell::new(false));
-        let fold = |tx: &mut Tx<'_>, event: &Event| {
+        let fold = |tx: &mut Tx<'_>, event: &Event, _: &_| {
             if let Some((published, to_hooks)) = on_event(tx, &store, event, &hooks)? {
                 created.borrow_mut().insert(published.0.event, published);
                 queued.set(queued.get() || to_hooks);
             }
             Ok(())
         };
-        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
-            true => {
-                self.behind.stage(self.cursor.offset(), batch, fold)?;
-                if queued.get() {
-                    self.behind.commit_now()?;
-                }
-            }
-            false => {
-                self.behind.commit_now()?;
-                self.cursor.apply(batch, delivery, fold)?;
-            }
+        self.behind.apply(&self.cursor, batch, delivery, fold)?;
+        if queued.get() {
+            self.behind.commit_now()?;
         }
         for n in created.into_inner().into_values() {
             // Nobody listening is fine.
@@ -241,16 +230,14 @@ impl LogConsumer for NotificationActor {
         // Deliveries in flight died with the failed instance: their queues
         // are sent again from their heads (at least once).
         self.sender.forget_in_flight();
-        self.behind.forget();
     }
 
-    fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        self.behind.commit_now()
+    fn behind(&mut self) -> Option<&mut WriteBehind> {
+        Some(&mut self.behind)
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.tick, |act, ctx| act.send_due(ctx));
-        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
     }
 }
 

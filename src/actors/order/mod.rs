@@ -122,8 +122,6 @@ pub struct OrderActor {
     key_ttl_ms: u64,
     /// The records (orders, timers, parties' orders), written behind.
     behind: WriteBehind,
-    /// The facts after the committed offset whose reactions the log holds.
-    recorded: Recorded,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -173,9 +171,8 @@ impl OrderActor {
             clock: env.clock.clone(),
             timer_tick: env.timer_tick,
             key_ttl_ms: env.key_ttl_ms,
-            behind: WriteBehind::new(env.store.clone(), NAME),
             // Only this service writes the events that change a status.
-            recorded: Recorded::new(NAME, |kind| kind.status().is_some()),
+            behind: WriteBehind::new(env.store.clone(), NAME).reacting(|kind| kind.status().is_some()),
         })
     }
 
@@ -393,31 +390,16 @@ impl LogConsumer for OrderActor {
         &mut self.cursor
     }
 
-    /// In order, a batch is folded into the records held back (its
-    /// reactions appended at once); an event given again (a dead letter's)
-    /// or one of an order with a dead letter here goes the framework's way,
-    /// written at once, after what is held back.
     fn apply_batch(&mut self, batch: &[Event], delivery: Delivery) -> Result<(), NodeError> {
         let (workflows, now_ms) = (self.workflows.clone(), self.clock.now_ms());
-        self.recorded.refresh(&self.cursor.store)?;
-        let recorded = &self.recorded;
-        let fold = |tx: &mut Tx<'_>, event: &Event| on_fact(tx, event, &workflows, now_ms, recorded);
-        match delivery == Delivery::InOrder && !self.cursor.any_quarantined(batch) {
-            true => self.behind.stage(self.cursor.offset(), batch, fold)?,
-            false => {
-                self.behind.commit_now()?;
-                self.cursor.apply(batch, delivery, fold)?;
-            }
-        }
-        if let Some(last) = batch.last() {
-            self.recorded.passed(last.seq);
-        }
-        Ok(())
+        let fold = |tx: &mut Tx<'_>, event: &Event, recorded: &Recorded| {
+            on_fact(tx, event, &workflows, now_ms, recorded)
+        };
+        self.behind.apply(&self.cursor, batch, delivery, fold)
     }
 
     fn on_start(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.timer_tick, |act, ctx| act.expire_due(ctx));
-        ctx.run_interval(self.behind.tick_every(), |act, _| act.behind.tick());
     }
 
     fn on_restart(&mut self) {
@@ -426,13 +408,10 @@ impl LogConsumer for OrderActor {
         self.in_flight.clear();
         self.placing.clear();
         self.turns.clear();
-        // Folded again from the committed offset.
-        self.behind.forget();
-        self.recorded.stale();
     }
 
-    fn commit_held_back(&mut self) -> Result<(), NodeError> {
-        self.behind.commit_now()
+    fn behind(&mut self) -> Option<&mut WriteBehind> {
+        Some(&mut self.behind)
     }
 }
 

@@ -171,3 +171,28 @@ fn a_write_beside_staged_changes_must_not_touch_them_and_else_commits_with_them(
     assert_eq!(store.offset("consumer").unwrap(), 4);
     assert!(staged.is_empty());
 }
+
+/// Changes folded before the store was reopened are never committed, nor
+/// added to, nor are reactions decided on them appended: what the store
+/// did not flush then is gone, and they may rest on it.
+#[test]
+fn changes_folded_before_a_reopen_are_refused() {
+    let (_dir, store) = store();
+    let order = crate::domain::OrderId::from_number(1);
+    let mut staged = Staged::default();
+    store.stage::<_, ()>(&mut staged, None, 3, |tx| tx.put(T, "a", &1)).unwrap();
+    store.condition().recovered(store.head());
+
+    let refused = store.commit_staged(&mut staged, "consumer", 0);
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    let added = store.stage::<_, ()>(&mut staged, None, 4, |tx| {
+        tx.append(&order, Some(4), crate::domain::EventKind::OrderClosed)
+    });
+    assert!(added.is_err());
+    assert_eq!((store.get(T, "a").unwrap(), store.offset("consumer").unwrap(), store.head()), (None, 0, 0));
+
+    let mut fresh = Staged::default();
+    store.stage::<_, ()>(&mut fresh, None, 3, |tx| tx.put(T, "a", &1)).unwrap();
+    store.commit_staged(&mut fresh, "consumer", 0).unwrap();
+    assert_eq!(store.get(T, "a").unwrap(), Some(1));
+}
