@@ -328,11 +328,7 @@ impl Store {
     ) -> Result<(R, Vec<Event>), WriteError<E>> {
         loop {
             let mut tx = Tx::new(self);
-            let value = match f(&mut tx) {
-                Ok(v) => v,
-                Err(TxError::Abort(e)) => return Err(WriteError::Abort(e)),
-                Err(TxError::Store(e)) => return Err(WriteError::Store(e)),
-            };
+            let value = f(&mut tx)?;
             if tx.writes.is_empty() && tx.events.is_empty() {
                 return Ok((value, Vec::new()));
             }
@@ -439,6 +435,15 @@ pub enum WriteError<E> {
     /// The closure refused; nothing was written.
     Abort(E),
     Store(StoreError),
+}
+
+impl<E> From<TxError<E>> for WriteError<E> {
+    fn from(e: TxError<E>) -> Self {
+        match e {
+            TxError::Abort(e) => WriteError::Abort(e),
+            TxError::Store(e) => WriteError::Store(e),
+        }
+    }
 }
 
 /// Ends a write's closure with the caller's error; nothing is written.

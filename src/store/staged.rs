@@ -167,8 +167,8 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<R, WriteError<E>> {
         let generation = self.inner.condition.generation();
-        let folded_in = std::iter::once(&*staged).chain(below).filter_map(|s| s.generation);
-        if folded_in.into_iter().any(|g| g != generation) {
+        let mut folded_in = std::iter::once(&*staged).chain(below).filter_map(|s| s.generation);
+        if folded_in.any(|g| g != generation) {
             return Err(WriteError::Store(StoreError::Unavailable(
                 "the store was reopened under staged changes; fold them again".into(),
             )));
@@ -176,10 +176,7 @@ impl Store {
         let (value, writes, events) = {
             let bases = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
             let mut tx = Tx::over(self, bases);
-            let value = f(&mut tx).map_err(|e| match e {
-                TxError::Abort(e) => WriteError::Abort(e),
-                TxError::Store(e) => WriteError::Store(e),
-            })?;
+            let value = f(&mut tx).map_err(WriteError::from)?;
             let events = std::mem::take(&mut tx.events);
             (value, std::mem::take(&mut tx.writes), events)
         };
@@ -222,10 +219,7 @@ impl Store {
         let bases: Vec<&Writes> = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
         loop {
             let mut tx = Tx::over(self, bases.clone());
-            let value = f(&mut tx).map_err(|e| match e {
-                TxError::Abort(e) => WriteError::Abort(e),
-                TxError::Store(e) => WriteError::Store(e),
-            })?;
+            let value = f(&mut tx).map_err(WriteError::from)?;
             if tx.touched_bases() {
                 return Ok(None);
             }
