@@ -234,7 +234,8 @@ impl Node {
 
     /// The status view of an order and anything about it that needs an
     /// operator's attention. Built from events; it may lag the commands by a
-    /// moment.
+    /// moment, but an order just acknowledged is there: a view not found is
+    /// looked for again after the projection catches up with the log.
     pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let id = order_id_of(order_id)?;
         let span = order_span(&id);
