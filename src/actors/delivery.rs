@@ -76,7 +76,7 @@ impl DeliveryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(DeliveryActor {
             cursor: Cursor::load(env, NAME)?,
-            behind: WriteBehind::new(env.store.clone(), NAME).reacting(is_delivery_event),
+            behind: WriteBehind::new(env, NAME).reacting(is_delivery_event),
         })
     }
 

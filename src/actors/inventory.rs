@@ -119,7 +119,7 @@ impl InventoryActor {
     pub fn new(env: &ServiceEnv) -> Result<Self, NodeError> {
         Ok(InventoryActor {
             cursor: Cursor::load(env, NAME)?,
-            behind: WriteBehind::new(env.store.clone(), NAME).reacting(is_inventory_event),
+            behind: WriteBehind::new(env, NAME).reacting(is_inventory_event),
         })
     }
 

@@ -50,6 +50,8 @@ pub struct ServiceEnv {
     pub timer_tick: std::time::Duration,
     /// How long an idempotency key is remembered.
     pub key_ttl_ms: u64,
+    /// How long a service may hold its writes back ([`write_behind`]).
+    pub hold_back: std::time::Duration,
 }
 
 impl ServiceEnv {

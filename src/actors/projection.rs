@@ -96,7 +96,7 @@ pub const NAME: &str = crate::service::Service::Projection.name();
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
         let cursor = Cursor::load(env, NAME)?;
-        let behind = WriteBehind::new(env.store.clone(), NAME);
+        let behind = WriteBehind::new(env, NAME);
         Ok(ProjectionActor { cursor, workflows, behind })
     }
 

@@ -242,6 +242,7 @@ mod tests {
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             timer_tick: std::time::Duration::from_millis(50),
             key_ttl_ms: 86_400_000,
+            hold_back: std::time::Duration::from_millis(200),
         }
     }
 

@@ -25,6 +25,7 @@
 
 use super::consumer::{Cursor, Delivery};
 use super::recorded::Recorded;
+use super::ServiceEnv;
 use crate::domain::{Event, EventKind, Seq};
 use crate::error::NodeError;
 use crate::store::{Staged, Store, StoreError, Table, Tx, TxResult, WriteError};
@@ -33,9 +34,9 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long writes may be held back before they are committed. Reads see
-/// them at once; a crash only means folding the same events again.
-pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// The longest a commit waits for the timer (see [`WriteBehind::tick_every`]);
+/// how long writes are held back is `store.hold_back_ms`.
+const TICK_AT_MOST: Duration = Duration::from_millis(100);
 /// Keys held back past which they are committed at once.
 const COMMIT_AT: usize = 20_000;
 
@@ -50,7 +51,8 @@ pub struct WriteBehind {
     /// The store's generation the staged changes were read in: after it is
     /// reopened they are dropped and folded again.
     generation: u64,
-    /// How long writes may be held back ([`COMMIT_EVERY`]).
+    /// How long writes may be held back (`store.hold_back_ms`). Reads see
+    /// them at once; a crash only means folding the same events again.
     every: Duration,
     /// Staged writes being committed on a thread of their own; read under
     /// the ones staged since.
@@ -67,7 +69,8 @@ struct InFlight {
 }
 
 impl WriteBehind {
-    pub fn new(store: Store, name: &'static str) -> WriteBehind {
+    pub fn new(env: &ServiceEnv, name: &'static str) -> WriteBehind {
+        let store = env.store.clone();
         let generation = store.condition().generation();
         WriteBehind {
             store,
@@ -75,7 +78,7 @@ impl WriteBehind {
             staged: Staged::default(),
             committed: 0,
             generation,
-            every: COMMIT_EVERY,
+            every: env.hold_back,
             committing: None,
             recorded: Recorded::new(name, None),
         }
@@ -96,7 +99,7 @@ impl WriteBehind {
 
     /// How often [`WriteBehind::tick`] should run.
     pub fn tick_every(&self) -> Duration {
-        self.every.min(COMMIT_EVERY) / 2
+        (self.every / 2).clamp(Duration::from_millis(1), TICK_AT_MOST)
     }
 
     /// A value, held back or committed.

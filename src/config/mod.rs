@@ -176,6 +176,9 @@ pub struct HttpSettings {
 pub struct StoreSettings {
     pub path: PathBuf,
     pub cache_mb: u64,
+    /// How long a service may hold its writes back before it commits them
+    /// with its offset (see `actors::write_behind`).
+    pub hold_back_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -408,6 +411,7 @@ mod tests {
             ("[payment]\nretry_min_ms = 500\nretry_max_ms = 100", &["payment.retry_min_ms"]),
             ("[payment.breaker]\nfailure_rate = 7.0", &["payment.breaker.failure_rate"]),
             ("[store]\ncache_mb = 99999999999999", &["store.cache_mb"]),
+            ("[store]\nhold_back_ms = 0", &["store.hold_back_ms"]),
             ("[actors]\nthreads = 0", &["actors.threads"]),
             ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
         ] {

@@ -98,6 +98,8 @@ fn rule(ok: bool, message: &str) -> Result<(), String> {
 
 /// The largest page cache accepted: 1 TiB (its bytes must fit in a u64).
 const MAX_CACHE_MB: u64 = 1 << 20;
+/// Longer, and a crash means folding a minute of events again at start.
+const MAX_HOLD_BACK_MS: u64 = 60_000;
 
 impl Settings {
     /// Every number within the range where it means something.
@@ -121,6 +123,10 @@ impl Settings {
         rule(
             (1..=MAX_CACHE_MB).contains(&self.store.cache_mb),
             &format!("store.cache_mb must be 1 to {MAX_CACHE_MB}"),
+        )?;
+        rule(
+            (1..=MAX_HOLD_BACK_MS).contains(&self.store.hold_back_ms),
+            &format!("store.hold_back_ms must be 1 to {MAX_HOLD_BACK_MS}"),
         )?;
         rule(t.request_ms > 0, "timeouts.request_ms must be more than 0 (0 times out every call)")?;
         rule(t.payment_ms > 0, "timeouts.payment_ms must be more than 0")?;

@@ -117,6 +117,7 @@ fn boot(parts: Parts) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> 
         clock,
         timer_tick: std::time::Duration::from_millis(settings.timers.tick_ms),
         key_ttl_ms: settings.timers.idempotency_key_ttl_ms,
+        hold_back: std::time::Duration::from_millis(settings.store.hold_back_ms),
     };
     let mut arbiters = Arbiters::new(settings.actors.threads, settings.mailbox.clone());
     let fail = StartError::Actors;

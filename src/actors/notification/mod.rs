@@ -117,7 +117,7 @@ impl NotificationActor {
             sender: webhooks::Sender::new(http, webhooks),
             tick: std::time::Duration::from_millis(webhooks.tick_ms),
             live,
-            behind: WriteBehind::new(env.store.clone(), NAME),
+            behind: WriteBehind::new(env, NAME),
         })
     }
 

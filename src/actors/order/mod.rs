@@ -172,7 +172,7 @@ impl OrderActor {
             timer_tick: env.timer_tick,
             key_ttl_ms: env.key_ttl_ms,
             // Only this service writes the events that change a status.
-            behind: WriteBehind::new(env.store.clone(), NAME).reacting(|kind| kind.status().is_some()),
+            behind: WriteBehind::new(env, NAME).reacting(|kind| kind.status().is_some()),
         })
     }
 

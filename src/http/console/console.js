@@ -112,20 +112,26 @@ function upsert(report) {
   if (!known || known.last_event <= report.last_event) state.orders.set(report.order_id, report);
 }
 
+/** Draws the board. A column is replaced only when it changed: a view
+ * that arrives after its notification changes nothing, and redrawing
+ * anyway would swallow a click that landed on the card meanwhile. */
 function renderBoard() {
   const board = $('#board');
-  board.replaceChildren();
   const current = workflow();
-  if (!current) return;
-  for (const { status, label: name } of current.statuses) {
+  const columns = !current ? [] : current.statuses.map(({ status, label: name }) => {
     const orders = [...state.orders.values()]
       .filter((o) => o.status === status && o.workflow === current.name)
       .sort((a, b) => a.placed_seq - b.placed_seq);
-    const column = el('div', { class: orders.length ? 'column' : 'column empty', 'data-column': status },
+    return el('div', { class: orders.length ? 'column' : 'column empty', 'data-column': status },
       el('h3', {}, name, ' ', el('small', {}, `${orders.length}`)),
       orders.map(card));
-    board.append(column);
-  }
+  });
+  columns.forEach((column, i) => {
+    const drawn = board.children[i];
+    if (!drawn) board.append(column);
+    else if (!drawn.isEqualNode(column)) drawn.replaceWith(column);
+  });
+  while (board.children.length > columns.length) board.lastElementChild.remove();
 }
 
 function card(order) {
