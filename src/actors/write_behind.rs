@@ -40,6 +40,9 @@ const TICK_AT_MOST: Duration = Duration::from_millis(100);
 /// Keys held back past which they are committed at once.
 const COMMIT_AT: usize = 20_000;
 
+/// Entries of a table in key order, each with its key.
+pub type Entries<'a, V> = Box<dyn Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a>;
+
 /// One consumer's held-back writes.
 pub struct WriteBehind {
     store: Store,
@@ -108,7 +111,10 @@ impl WriteBehind {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, NodeError> {
-        Ok(self.staged.get(self.below(), &self.store, table, key)?)
+        match self.held() {
+            Some(staged) => Ok(staged.get(self.below(), &self.store, table, key)?),
+            None => Ok(self.store.get(table, key)?),
+        }
     }
 
     /// Entries with keys from `start` on, held back or committed, in key
@@ -117,17 +123,27 @@ impl WriteBehind {
         &'a self,
         table: Table<V>,
         start: impl AsRef<[u8]>,
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a, StoreError> {
-        self.staged.entries_from(self.below(), &self.store, table, start)
+    ) -> Result<Entries<'a, V>, StoreError> {
+        Ok(match self.held() {
+            Some(staged) => Box::new(staged.entries_from(self.below(), &self.store, table, start)?),
+            None => Box::new(self.store.entries_from(table, start)?),
+        })
     }
 
     /// The last event folded in: held back, being committed, or committed.
     pub fn position(&self) -> Result<Seq, NodeError> {
-        let folded = self.staged.applied().or(self.below().and_then(Staged::applied));
+        let folded = self.held().and_then(|s| s.applied().or(self.below().and_then(Staged::applied)));
         match folded {
             Some(seq) => Ok(seq),
             None => Ok(self.store.offset(self.name)?),
         }
+    }
+
+    /// What is held back, unless the store was reopened since it was
+    /// folded: then it may rest on events that are gone, and reads see the
+    /// store alone until the service folds the log again.
+    fn held(&self) -> Option<&Staged> {
+        (self.store.condition().generation() == self.generation).then_some(&self.staged)
     }
 
     /// The staged writes being committed, if a commit is under way.
@@ -332,5 +348,36 @@ impl WriteBehind {
         if let Some(held_back) = crate::logging::ERRORS.allow("held-back-commit") {
             tracing::warn!(service = self.name, error = %e, held_back, "committing held-back writes failed; they stay held back");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::testing::{order, temp_store};
+
+    const T: Table<u32> = Table::new("t");
+
+    /// What was folded before the store was reopened may rest on events the
+    /// store lost then: it is not read any more, and never committed.
+    #[test]
+    fn what_was_held_back_before_a_reopen_is_neither_read_nor_committed() {
+        let t = temp_store();
+        let mut behind = WriteBehind::new(&t.env(), "consumer");
+        t.append(&order(1), vec![EventKind::OrderClosed]);
+        let batch = t.store.read_log(0, 10).unwrap();
+        behind.stage(0, &batch, |tx, _| tx.put(T, "a", &1)).unwrap();
+        assert_eq!((behind.get(T, "a").unwrap(), behind.position().unwrap()), (Some(1), 1));
+
+        t.store.condition().recovered(t.store.head());
+        assert_eq!(behind.get(T, "a").unwrap(), None, "not read after the reopen");
+        assert_eq!(behind.entries_from(T, "").unwrap().count(), 0);
+        assert_eq!(behind.position().unwrap(), 0, "the committed offset");
+        behind.commit_now().unwrap();
+        assert_eq!(
+            (t.store.get(T, "a").unwrap(), t.store.offset("consumer").unwrap()),
+            (None, 0),
+            "nor committed"
+        );
     }
 }

@@ -53,8 +53,9 @@ impl Condition {
         self.failing.store(true, Ordering::Release);
     }
 
-    /// The store takes writes again, with its log ending at `head`.
-    pub(super) fn recovered(&self, head: Seq) {
+    /// The store takes writes again, with its log ending at `head` (crate
+    /// tests call it to stand for a reopened store).
+    pub(crate) fn recovered(&self, head: Seq) {
         self.head.send_replace(head);
         self.generation.fetch_add(1, Ordering::AcqRel);
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
