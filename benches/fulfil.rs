@@ -319,6 +319,21 @@ async fn view_delay(node: &Node, n: u64) -> Vec<Duration> {
     delays
 }
 
+/// CPU time this process has used, user and system, in seconds (Linux;
+/// `NaN` elsewhere). `/proc` counts it in ticks of 1/100 s, the kernel's
+/// USER_HZ on every Linux platform fulfil builds for.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort_unstable();
     if v.is_empty() {
@@ -360,6 +375,22 @@ fn live_data(dir: &std::path::Path) -> (u64, u64) {
         }
     }
     (keys, bytes)
+}
+
+/// How late a sleeping thread wakes, sampled until `stop`: the time a
+/// runnable thread waits for a core. With more busy threads than cores, a
+/// request that crosses several threads pays it at each, whatever the code.
+fn wake_delays(stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let nap = Duration::from_micros(500);
+        let mut delays = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let asleep = Instant::now();
+            std::thread::sleep(nap);
+            delays.push(asleep.elapsed().saturating_sub(nap));
+        }
+        delays
+    })
 }
 
 /// GETs of `/status/{id}` at a fixed rate while something else runs.
@@ -491,6 +522,20 @@ async fn main() {
         );
         r.add("writer_busy_share", "store writer lock held, share of wall time", busy, "", None);
         r.add(
+            "writer_hold_p99_ms",
+            "  one write's hold of it, p99 / p99 by time held",
+            ms(writer.hold_quantile(&writer_before, 0.99)),
+            "ms",
+            None,
+        );
+        r.add(
+            "writer_hold_by_time_p99_ms",
+            "  (a read waits behind a write this long, p99)",
+            ms(writer.hold_quantile_by_time(&writer_before, 0.99)),
+            "ms",
+            None,
+        );
+        r.add(
             "embedded_place_p50_ms",
             "embedded: place_order (durable ack) p50",
             pct(&mut placed, 0.50),
@@ -541,6 +586,13 @@ async fn main() {
     // ---- over HTTP
     if phase("http") {
         println!("http:");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let waking = wake_delays(stop.clone());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut idle = waking.join().unwrap();
+        let idle_wake_p99 = pct(&mut idle, 0.99);
+        r.add("idle_wake_p99_ms", "a sleeping thread wakes late by, p99, idle", idle_wake_p99, "ms", None);
         let dir = tempfile::tempdir().unwrap();
         let app = fulfil::Application::build(bench_settings(dir.path())).await.unwrap();
         let url = format!("http://{}", app.address());
@@ -554,13 +606,30 @@ async fn main() {
         for i in 0..200 {
             ids.push(node.place_order(card_order(i), None).await.unwrap().id.to_string());
         }
+        let cpu_before = cpu_seconds();
         let full = fulfil::load::run(load_spec(&url, 64, secs, None)).await.unwrap();
+        let cpu = cpu_seconds() - cpu_before;
         r.add(
             "http_orders_per_s",
             "HTTP POST /orders, full speed, 64 clients",
             full.acknowledged_rps,
             "/s",
             Some(("no-op HTTP", full.acknowledged_rps / noop_rps)),
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        r.add(
+            "http_full_cores_busy",
+            "  cores busy (whole process, load tool included)",
+            cpu / full.elapsed_s,
+            "",
+            Some(("cores", cpu / full.elapsed_s / cores)),
+        );
+        r.add(
+            "http_full_cpu_ms_per_order",
+            "  CPU time per order (the same)",
+            cpu * 1000.0 / full.acknowledged as f64,
+            "ms",
+            None,
         );
         r.add("http_full_p50_ms", "  p50 at full speed", full.p50_ms, "ms", None);
         r.add("http_full_p99_ms", "  p99 at full speed", full.p99_ms, "ms", None);
@@ -570,11 +639,14 @@ async fn main() {
         ] {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let reader = tokio::spawn(status_reader(url.clone(), ids.clone(), 200, stop.clone()));
+            let waking = wake_delays(stop.clone());
+            let writer_before = node.store_writer();
             let fixed = fulfil::load::run(load_spec(&url, 64, secs, Some(full.acknowledged_rps * share)))
                 .await
                 .unwrap();
             stop.store(true, Ordering::Relaxed);
             let mut reads = reader.await.unwrap();
+            let mut woke = waking.join().unwrap();
             r.add(&format!("{key}_rate"), label, fixed.acknowledged_rps, "/s", None);
             r.add(&format!("{key}_p50_ms"), "  p50", fixed.p50_ms, "ms", None);
             r.add(&format!("{key}_p99_ms"), "  p99", fixed.p99_ms, "ms", None);
@@ -592,6 +664,20 @@ async fn main() {
                 pct(&mut reads, 0.99),
                 "ms",
                 None,
+            );
+            r.add(
+                &format!("{key}_writer_hold_p99_ms"),
+                "  a read waits behind a store write this long, p99",
+                ms(node.store_writer().hold_quantile_by_time(&writer_before, 0.99)),
+                "ms",
+                None,
+            );
+            r.add(
+                &format!("{key}_wake_p99_ms"),
+                "  a sleeping thread wakes late by, p99 meanwhile",
+                pct(&mut woke, 0.99),
+                "ms",
+                Some(("idle machine", pct(&mut woke, 0.99) / idle_wake_p99)),
             );
         }
         let orders_url = format!("{url}/orders");
