@@ -248,10 +248,38 @@ impl Metrics {
                 self.service_state.with_label_values(&[service, name]).set(i64::from(h.state == state));
             }
         }
+        let mut families = self.registry.gather();
+        families.push(write_holds(&writer));
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// How long each store write held the writer lock, as a histogram read off
+/// the store's own counts ([`WriterReading::holds_within`]). sled makes every
+/// read in the node wait while a write commits, so this histogram's tail is
+/// the node's latency tail (README, performance).
+fn write_holds(writer: &WriterReading) -> prometheus::proto::MetricFamily {
+    use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
+    let buckets = SECONDS.iter().map(|&le| {
+        let mut b = Bucket::default();
+        b.set_upper_bound(le);
+        b.set_cumulative_count(writer.holds_within(std::time::Duration::from_secs_f64(le)));
+        b
+    });
+    let mut histogram = Histogram::default();
+    histogram.set_bucket(buckets.collect());
+    histogram.set_sample_count(writer.commits);
+    histogram.set_sample_sum(writer.busy.as_secs_f64());
+    let mut metric = Metric::default();
+    metric.set_histogram(histogram);
+    let mut family = MetricFamily::default();
+    family.set_name("fulfil_store_write_hold_seconds".into());
+    family.set_help("How long each store write held the writer lock; every read waits while one does".into());
+    family.set_field_type(MetricType::HISTOGRAM);
+    family.set_metric(vec![metric]);
+    family
 }

@@ -155,6 +155,13 @@ impl WriterReading {
         self.quantile(before, q, bucket_bound)
     }
 
+    /// How many writes held the lock for at most `bound` (whole buckets
+    /// only: a bucket that reaches past `bound` is not counted).
+    pub fn holds_within(&self, bound: Duration) -> u64 {
+        let micros = bound.as_secs_f64() * 1e6;
+        (self.holds.iter().enumerate()).filter(|(b, _)| bucket_bound(*b) <= micros).map(|(_, n)| n).sum()
+    }
+
     fn quantile(&self, before: &WriterReading, q: f64, weight: fn(usize) -> f64) -> Duration {
         let weights: Vec<f64> = (self.holds.iter().enumerate())
             .map(|(i, n)| (n - before.holds.get(i).copied().unwrap_or(0)) as f64 * weight(i))
@@ -569,5 +576,8 @@ mod writer_stats_tests {
         assert!((100..=120).contains(&by_time), "{by_time} µs");
         let by_time = after.hold_quantile_by_time(&before, 0.6).as_micros();
         assert!((5_000..=6_000).contains(&by_time), "{by_time} µs");
+        assert_eq!(after.holds_within(Duration::from_millis(1)), 98);
+        assert_eq!(after.holds_within(Duration::from_millis(10)), 100);
+        assert_eq!(after.holds_within(Duration::from_millis(20)), 150);
     }
 }

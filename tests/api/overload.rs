@@ -260,4 +260,11 @@ async fn metrics_are_served_in_prometheus_text_format() {
     assert_eq!(by_table, keys, "every key is counted under its table");
     assert!(value("fulfil_store_keys_by_table_total{table=\"orders\"}") >= 1.0);
     assert!(value("fulfil_store_keys_by_table_total{table=\"(log)\"}") >= 1.0);
+    // How long the writes held the lock: every one of them, in buckets that
+    // grow to the whole count.
+    assert_eq!(value("fulfil_store_write_hold_seconds_count"), commits);
+    assert!(value("fulfil_store_write_hold_seconds_sum") > 0.0);
+    let under_10s = value("fulfil_store_write_hold_seconds_bucket{le=\"10\"}");
+    assert_eq!(under_10s, commits, "no write here held the lock 10 s");
+    assert!(value("fulfil_store_write_hold_seconds_bucket{le=\"0.0005\"}") <= under_10s);
 }
