@@ -523,7 +523,7 @@ async fn main() {
         r.add("writer_busy_share", "store writer lock held, share of wall time", busy, "", None);
         r.add(
             "writer_hold_p99_ms",
-            "  one write's hold of it, p99 / p99 by time held",
+            "  one write's hold of it, p99",
             ms(writer.hold_quantile(&writer_before, 0.99)),
             "ms",
             None,

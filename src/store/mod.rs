@@ -164,7 +164,7 @@ impl WriterReading {
 
     fn quantile(&self, before: &WriterReading, q: f64, weight: fn(usize) -> f64) -> Duration {
         let weights: Vec<f64> = (self.holds.iter().enumerate())
-            .map(|(i, n)| (n - before.holds.get(i).copied().unwrap_or(0)) as f64 * weight(i))
+            .map(|(i, n)| n.saturating_sub(before.holds.get(i).copied().unwrap_or(0)) as f64 * weight(i))
             .collect();
         let rank = weights.iter().sum::<f64>() * q;
         let mut seen = 0.0;
