@@ -91,12 +91,17 @@ const BY_CUSTOMER: Table<OrderId> = Table::new("status_by_customer");
 const BY_STATUS: Table<OrderId> = Table::new("status_by_workflow");
 /// Longest page of a list.
 pub const MAX_PAGE: usize = 500;
+/// Views (and rejections) read from the store and kept for the next status
+/// reads, a generation: the orders being asked about, a few MiB.
+const READ_CACHE: usize = 4096;
+/// The tables whose values are kept: only the projection writes them.
+const KEPT: &[&str] = &[VIEWS.name(), REJECTIONS.name()];
 pub const NAME: &str = crate::service::Service::Projection.name();
 
 impl ProjectionActor {
     pub fn new(env: &ServiceEnv, workflows: Arc<Workflows>) -> Result<Self, NodeError> {
         let cursor = Cursor::load(env, NAME)?;
-        let behind = WriteBehind::new(env, NAME);
+        let behind = WriteBehind::new(env, NAME).caching(READ_CACHE, KEPT);
         Ok(ProjectionActor { cursor, workflows, behind })
     }
 
@@ -226,28 +231,29 @@ fn on_event(tx: &mut Tx<'_>, event: &Event) -> TxResult<(), NodeError> {
     if let Some(reason) = event.kind.rejection() {
         tx.put(REJECTIONS, key, &reason.to_owned())?;
     }
-    match tx.get::<StatusView, _>(VIEWS, key)? {
-        Some(mut view) => {
-            let before = view.status;
-            view.apply(event);
-            if view.status != before {
-                tx.remove(BY_STATUS, status_key(&view.workflow, before, view.placed_seq))?;
-                tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
-            }
-            tx.put(VIEWS, key, &view)
-        }
-        None => {
-            let Some(view) = StatusView::start(event) else {
-                return Ok(());
-            };
-            // Indexed by the placing event's sequence: oldest order first.
-            let mut index = key_prefix(view.customer.as_str());
-            index.extend_from_slice(&event.seq.to_be_bytes());
-            tx.put(BY_CUSTOMER, index, &view.order_id)?;
-            tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
-            tx.put(VIEWS, key, &view)
-        }
+    // The placing event starts the view, and no view comes before it: one
+    // is committed only with an offset past the event that started it, an
+    // event is folded once, and an order's later events wait behind it when
+    // it is set aside. So the store is not asked for a view it cannot have
+    // (a read that would wait for any commit under way).
+    if let Some(view) = StatusView::start(event) {
+        // Indexed by the placing event's sequence: oldest order first.
+        let mut index = key_prefix(view.customer.as_str());
+        index.extend_from_slice(&event.seq.to_be_bytes());
+        tx.put(BY_CUSTOMER, index, &view.order_id)?;
+        tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
+        return tx.put(VIEWS, key, &view);
     }
+    let Some(mut view) = tx.get::<StatusView, _>(VIEWS, key)? else {
+        return Ok(());
+    };
+    let before = view.status;
+    view.apply(event);
+    if view.status != before {
+        tx.remove(BY_STATUS, status_key(&view.workflow, before, view.placed_seq))?;
+        tx.put(BY_STATUS, status_key(&view.workflow, view.status, view.placed_seq), &view.order_id)?;
+    }
+    tx.put(VIEWS, key, &view)
 }
 
 impl Handler<GetStatus> for ProjectionActor {

@@ -28,8 +28,9 @@ use super::recorded::Recorded;
 use super::ServiceEnv;
 use crate::domain::{Event, EventKind, Seq};
 use crate::error::NodeError;
-use crate::store::{Staged, Store, StoreError, Table, Tx, TxResult, WriteError};
+use crate::store::{decode, ReadCache, Staged, Store, StoreError, Table, Tx, TxResult, WriteError};
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,9 @@ pub struct WriteBehind {
     /// For a consumer that reacts to facts: what it appended past its
     /// committed offset.
     recorded: Recorded,
+    /// Values read from the store, for a consumer that asked for it
+    /// ([`WriteBehind::caching`]): read again without waiting for sled.
+    cache: Option<RefCell<ReadCache>>,
 }
 
 /// A commit of frozen staged writes, under way on a thread of its own.
@@ -84,7 +88,16 @@ impl WriteBehind {
             every: env.hold_back,
             committing: None,
             recorded: Recorded::new(name, None),
+            cache: None,
         }
+    }
+
+    /// Keeps up to about `entries` values read from the store for the next
+    /// reads ([`ReadCache`]), for a consumer that writes nothing but what it
+    /// holds back: a write made around the held-back layers ([`Self::write_now`],
+    /// an event given again) drops them all.
+    pub fn caching(self, entries: usize, tables: &'static [&'static str]) -> WriteBehind {
+        WriteBehind { cache: Some(RefCell::new(ReadCache::new(entries, tables))), ..self }
     }
 
     /// For a consumer that appends reactions as it folds: `mine` tells the
@@ -111,9 +124,28 @@ impl WriteBehind {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, NodeError> {
-        match self.held() {
-            Some(staged) => Ok(staged.get(self.below(), &self.store, table, key)?),
-            None => Ok(self.store.get(table, key)?),
+        let Some(staged) = self.held() else { return Ok(self.store.get(table, key)?) };
+        let Some(cache) = &self.cache else { return Ok(staged.get(self.below(), &self.store, table, key)?) };
+        let (name, key) = (table.name(), key.as_ref());
+        let decoded = match staged.layered(self.below(), name, key) {
+            Some(held) => held.map(decode).transpose(),
+            None => self.store.raw_get_cached(cache, name, key)?.as_deref().map(decode).transpose(),
+        };
+        Ok(decoded.map_err(StoreError::from)?)
+    }
+
+    /// Drops from the cache what `staged` wrote: it was just committed.
+    fn committed_to_cache(&self, staged: &Staged) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.borrow_mut();
+            staged.slots().for_each(|(table, key)| cache.remove(table, key));
+        }
+    }
+
+    /// Drops the whole cache: the store changed in ways not told key by key.
+    fn drop_cache(&self) {
+        if let Some(cache) = &self.cache {
+            cache.borrow_mut().clear();
         }
     }
 
@@ -170,7 +202,10 @@ impl WriteBehind {
         let fold = |tx: &mut Tx<'_>, event: &Event| f(tx, event, &recorded);
         let applied = match delivery == Delivery::InOrder && !cursor.any_quarantined(batch) {
             true => self.stage(cursor.offset(), batch, fold),
-            false => self.commit_now().and_then(|()| cursor.apply(batch, delivery, fold).map(drop)),
+            false => self.commit_now().and_then(|()| {
+                self.drop_cache();
+                cursor.apply(batch, delivery, fold).map(drop)
+            }),
         };
         self.recorded = recorded;
         applied?;
@@ -199,7 +234,7 @@ impl WriteBehind {
         let Some(last) = batch.last().map(|e| e.seq.max(from)) else { return Ok(()) };
         let name = self.name;
         self.store
-            .stage(&mut self.staged, below.as_deref(), last, |tx| {
+            .stage_cached(&mut self.staged, below.as_deref(), self.cache.as_ref(), last, |tx| {
                 batch.iter().filter(|e| e.seq > from).try_for_each(|e| {
                     let _span = super::consumer::event_span(name, e).entered();
                     f(tx, e)
@@ -222,6 +257,7 @@ impl WriteBehind {
             let _ = self.settle(true);
             (self.generation, self.staged) = (generation, Staged::default());
             self.recorded.stale();
+            self.drop_cache();
         }
     }
 
@@ -282,6 +318,7 @@ impl WriteBehind {
         match outcome {
             Ok(()) => {
                 self.committed = flight.frozen.applied().unwrap_or(self.committed);
+                self.committed_to_cache(&flight.frozen);
                 Ok(())
             }
             Err(e) => {
@@ -300,6 +337,7 @@ impl WriteBehind {
         self.follow_store();
         self.settle(true)?;
         if let Some(applied) = self.staged.applied() {
+            self.committed_to_cache(&self.staged);
             self.store.commit_staged(&mut self.staged, self.name, self.committed)?;
             self.committed = applied;
         }
@@ -318,6 +356,8 @@ impl WriteBehind {
         if let Err(e) = self.settle(false) {
             self.warn(&e);
         }
+        // What `f` writes is not told key by key.
+        self.drop_cache();
         let beside = self.store.write_beside(&self.staged, self.below(), &f).map_err(WriteError::flatten)?;
         if let Some(written) = beside {
             return Ok(written);
@@ -340,6 +380,7 @@ impl WriteBehind {
         let _ = self.settle(true);
         self.staged.clear();
         self.recorded.stale();
+        self.drop_cache();
     }
 
     fn warn(&self, e: &NodeError) {
@@ -355,8 +396,41 @@ impl WriteBehind {
 mod tests {
     use super::*;
     use crate::actors::testing::{order, temp_store};
+    use std::time::Duration;
 
     const T: Table<u32> = Table::new("t");
+
+    /// A cached value never hides a newer one: committed from what was held
+    /// back (at once or on the commit thread), or written around it.
+    #[test]
+    fn a_value_kept_from_the_store_gives_way_to_every_newer_one() {
+        let t = temp_store();
+        let mut behind = WriteBehind::new(&t.env(), "consumer").caching(16, &["t"]).every(Duration::ZERO);
+        let fold = |behind: &mut WriteBehind, value: u32| {
+            t.append(&order(1), vec![EventKind::OrderClosed]);
+            let head = t.store.head();
+            let batch = t.store.read_log(head - 1, 1).unwrap();
+            behind.stage(head - 1, &batch, |tx, _| tx.put(T, "a", &value)).unwrap();
+        };
+        fold(&mut behind, 1);
+        behind.commit_now().unwrap();
+        assert_eq!(behind.get(T, "a").unwrap(), Some(1), "read from the store, and kept");
+        assert_eq!(behind.get(T, "b").unwrap(), None, "kept as absent");
+
+        fold(&mut behind, 2);
+        assert_eq!(behind.get(T, "a").unwrap(), Some(2), "held back: read first");
+        behind.commit_now().unwrap();
+        assert_eq!(behind.get(T, "a").unwrap(), Some(2), "committed at once");
+
+        fold(&mut behind, 3);
+        behind.tick(); // commits on its own thread
+        behind.commit_now().unwrap(); // takes that commit in
+        assert_eq!(t.store.get(T, "a").unwrap(), Some(3));
+        assert_eq!(behind.get(T, "a").unwrap(), Some(3), "committed on the commit thread");
+
+        behind.write_now(|tx| tx.put(T, "b", &4)).unwrap();
+        assert_eq!(behind.get(T, "b").unwrap(), Some(4), "written around what is held back");
+    }
 
     /// What was folded before the store was reopened may rest on events the
     /// store lost then: it is not read any more, and never committed.

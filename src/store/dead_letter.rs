@@ -63,6 +63,11 @@ fn order_key(order: &OrderId, id: u64) -> Vec<u8> {
     key
 }
 
+/// Whether `backend` holds any dead letter (read when the store opens).
+pub(super) fn any_in(backend: &dyn super::backend::Backend) -> Result<bool, StoreError> {
+    Ok(backend.scan(DEAD_LETTERS.name(), &[])?.next().is_some())
+}
+
 impl Store {
     /// Sets `event` aside for `consumer` and moves the consumer's offset past
     /// it, in one transaction.
@@ -83,6 +88,8 @@ impl Store {
             attempts,
             at: rfc3339(now_ms()),
         };
+        // Before the write: a reader that sees it unset finds none written.
+        self.inner.maybe_dead_letters.store(true, std::sync::atomic::Ordering::SeqCst);
         self.write::<_, StoreError>(|tx| {
             tx.put(DEAD_LETTERS, letter.id.to_be_bytes(), &letter)?;
             tx.put(BY_ORDER, order_key(&letter.order_id, letter.id), &letter.id)?;
@@ -117,6 +124,9 @@ impl Store {
     /// The dead letters about one order.
     pub fn dead_letters_of(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
         let mut out = Vec::new();
+        if !self.inner.maybe_dead_letters.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(out);
+        }
         for id in self.scan_prefix(BY_ORDER, key_prefix(order.as_str()))? {
             out.extend(self.dead_letter(id)?);
         }
@@ -146,4 +156,34 @@ impl Store {
 pub fn remove_dead_letter<E>(tx: &mut Tx<'_>, letter: &DeadLetter) -> TxResult<(), E> {
     tx.remove(DEAD_LETTERS, letter.id.to_be_bytes())?;
     tx.remove(BY_ORDER, order_key(&letter.order_id, letter.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventKind;
+
+    fn appended(store: &Store) -> Event {
+        let order = OrderId::from_number(1);
+        let (_, events) =
+            store.write::<_, StoreError>(|tx| tx.append(&order, None, EventKind::OrderClosed)).unwrap();
+        events.into_iter().next().unwrap()
+    }
+
+    /// A status read skips the scan for an order's dead letters while the
+    /// store holds none; once one is set aside, and after a restart, it is
+    /// found.
+    #[test]
+    fn an_orders_dead_letters_are_found_as_soon_as_set_aside_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let event = appended(&store);
+        assert!(store.dead_letters_of(&event.order_id).unwrap().is_empty());
+        store.set_aside("projection", &event, "it failed", 3).unwrap();
+        assert_eq!(store.dead_letters_of(&event.order_id).unwrap().len(), 1, "at once");
+        drop(store);
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let found = store.dead_letters_of(&event.order_id).unwrap();
+        assert_eq!((found.len(), found[0].error.as_str()), (1, "it failed"), "after a restart");
+    }
 }

@@ -68,6 +68,9 @@ pub struct Tx<'a> {
     /// The store's generation this write was decided in, when it must be
     /// committed in that one (see [`super::Staged`]).
     pub(super) generation: Option<u64>,
+    /// Values kept from earlier reads of the store, read before it and
+    /// filled by it (a staged consumer's, see [`super::ReadCache`]).
+    pub(super) cache: Option<&'a std::cell::RefCell<super::ReadCache>>,
 }
 
 impl<'a> Tx<'a> {
@@ -80,6 +83,7 @@ impl<'a> Tx<'a> {
             offsets_read: BTreeMap::new(),
             read_base: std::cell::Cell::new(false),
             generation: None,
+            cache: None,
         }
     }
 
@@ -108,8 +112,11 @@ impl<'a> Tx<'a> {
     }
 
     fn raw(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending(&(table, key.to_vec())) {
-            Some(pending) => Ok(pending.clone()),
+        if let Some(pending) = self.pending(&(table, key.to_vec())) {
+            return Ok(pending.clone());
+        }
+        match self.cache {
+            Some(cache) => self.store.raw_get_cached(cache, table, key),
             None => self.store.raw_get(table, key),
         }
     }

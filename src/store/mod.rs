@@ -19,6 +19,7 @@ mod dead_letter;
 mod log;
 pub mod marker;
 mod open;
+mod read_cache;
 mod staged;
 mod table;
 
@@ -27,6 +28,7 @@ pub use codec::{decode, encode, CodecError};
 pub use condition::Condition;
 pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
+pub use read_cache::ReadCache;
 pub use staged::Staged;
 pub use table::Table;
 
@@ -94,6 +96,58 @@ struct Inner {
     condition: Arc<Condition>,
     group: GroupCommit,
     stats: Arc<WriterStats>,
+    /// The newest events, for readers that keep up ([`Tail`]).
+    tail: Mutex<Tail>,
+    /// Whether the store may hold a dead letter: false only while it is
+    /// known to hold none, so that a status read need not scan for an
+    /// order's (a scan waits for sled's lock like any read). Set before a
+    /// dead letter is written; never cleared while the store is open.
+    maybe_dead_letters: std::sync::atomic::AtomicBool,
+}
+
+/// The newest events of the log, kept in memory as they are committed, so
+/// that the services, which read the log's tail batch after batch, do not
+/// ask sled for it: a sled read waits while any write commits. Only events
+/// of the store's current generation are served: after it is reopened, what
+/// it did not flush is gone.
+#[derive(Default)]
+struct Tail {
+    generation: u64,
+    events: std::collections::VecDeque<Event>,
+}
+
+/// Events kept in [`Tail`]: a second or so of a busy node's events, a few
+/// MiB; a reader further behind reads the store.
+const TAIL_EVENTS: usize = 8192;
+
+impl Tail {
+    /// Keeps `events`, just committed in `generation`, in order.
+    fn keep(&mut self, generation: u64, events: &[Event]) {
+        let follows = match (self.events.back(), events.first()) {
+            (Some(last), Some(first)) => last.seq + 1 == first.seq,
+            _ => true,
+        };
+        if self.generation != generation || !follows {
+            (self.generation, self.events) = (generation, Default::default());
+        }
+        for event in events {
+            if self.events.len() == TAIL_EVENTS {
+                self.events.pop_front();
+            }
+            self.events.push_back(event.clone());
+        }
+    }
+
+    /// The `limit` events after `after`, if all of them are here.
+    fn read(&self, generation: u64, after: Seq, limit: usize) -> Option<Vec<Event>> {
+        let first = self.events.front()?.seq;
+        if self.generation != generation || after + 1 < first {
+            return None;
+        }
+        let from = usize::try_from(after + 1 - first).ok()?;
+        let to = from.checked_add(limit)?;
+        (to <= self.events.len()).then(|| self.events.range(from..to).cloned().collect())
+    }
 }
 
 /// How busy the log's writer lock is: every change in the node passes
@@ -265,6 +319,7 @@ impl Store {
             marked.map(|(dir, store_id)| commit::Marking { dir, store_id, head: condition.head.subscribe() });
         let group = GroupCommit::start(backend.clone(), marking, condition.clone())
             .map_err(|e| StoreError::Flusher(Arc::new(e)))?;
+        let maybe_dead_letters = dead_letter::any_in(backend.as_ref())?.into();
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
@@ -272,12 +327,31 @@ impl Store {
                 condition,
                 group,
                 stats: Arc::default(),
+                tail: Mutex::default(),
+                maybe_dead_letters,
             }),
         })
     }
 
     pub(crate) fn raw_get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.backend.get(table, key).map_err(|e| self.failed(e))
+    }
+
+    /// A value read through `cache`: kept from an earlier read, or read now
+    /// and kept (see [`ReadCache`]).
+    pub(crate) fn raw_get_cached(
+        &self,
+        cache: &std::cell::RefCell<ReadCache>,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let kept = cache.borrow_mut().get(table, key);
+        if let Some(kept) = kept {
+            return Ok(kept);
+        }
+        let read = self.raw_get(table, key)?;
+        cache.borrow_mut().insert(table, key, read.clone());
+        Ok(read)
     }
 
     fn raw_contains(&self, table: &'static str, key: &[u8]) -> Result<bool, StoreError> {
@@ -385,6 +459,12 @@ impl Store {
             return Ok(Vec::new());
         }
         let limit = limit.min(usize::try_from(head - after).unwrap_or(usize::MAX));
+        let generation = self.inner.condition.generation();
+        let tail = self.inner.tail.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(events) = tail.read(generation, after, limit) {
+            return Ok(events);
+        }
+        drop(tail);
         let encoded = self.inner.backend.read_log(after + 1, limit).map_err(|e| self.failed(e))?;
         encoded.iter().map(|bytes| Ok(decode::<Event>(bytes)?)).collect()
     }
@@ -445,6 +525,10 @@ impl Store {
             events.iter().map(|e| Ok((e.seq, encode(e)?))).collect::<Result<_, CodecError>>()?;
         inner.backend.commit(&changes, &encoded).map_err(|e| self.failed(e))?;
         if let Some(last) = events.last() {
+            // Kept before the head moves: a reader that sees the new head
+            // finds every event up to it in the tail, or reads the store.
+            let generation = inner.condition.generation();
+            inner.tail.lock().unwrap_or_else(|p| p.into_inner()).keep(generation, &events);
             inner.condition.head.send_replace(last.seq);
         }
         // The log takes one key a commit: its events are one record.
@@ -579,5 +663,50 @@ mod writer_stats_tests {
         assert_eq!(after.holds_within(Duration::from_millis(1)), 98);
         assert_eq!(after.holds_within(Duration::from_millis(10)), 100);
         assert_eq!(after.holds_within(Duration::from_millis(20)), 150);
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::*;
+    use crate::domain::{EventKind, OrderId};
+
+    fn append(store: &Store, n: u64) -> Vec<Event> {
+        let mut all = Vec::new();
+        for i in 0..n {
+            let (_, events) = store
+                .write::<_, StoreError>(|tx| {
+                    tx.append(&OrderId::from_number(i), None, EventKind::OrderClosed)?;
+                    tx.append(&OrderId::from_number(i), None, EventKind::OrderClosed)
+                })
+                .unwrap();
+            all.extend(events);
+        }
+        all
+    }
+
+    /// The log reads the same from the tail kept in memory as from the
+    /// store: within it, across its start, past what it keeps, and after
+    /// the store is reopened (when the tail is not trusted).
+    #[test]
+    fn the_log_reads_the_same_from_its_tail_in_memory_as_from_the_store() {
+        let store = Store::in_memory();
+        let mut written = append(&store, (TAIL_EVENTS as u64 + 100) / 2);
+        let head = store.head();
+        assert_eq!(written.len() as u64, head);
+        let from_store = |after: Seq, n: usize| -> Vec<Event> {
+            let encoded = store.inner.backend.read_log(after + 1, n).unwrap();
+            encoded.iter().map(|b| decode::<Event>(b).unwrap()).collect()
+        };
+        for (after, limit) in [(head - 10, 256), (head - 300, 256), (50, 256), (head - 1, 1), (head, 5)] {
+            let read = store.read_log(after, limit).unwrap();
+            assert_eq!(read, from_store(after, limit), "after {after}");
+            let expected: Vec<Seq> = ((after + 1)..=head).take(limit).collect();
+            assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), expected, "after {after}");
+        }
+        store.condition().recovered(head);
+        written.extend(append(&store, 3));
+        let read = store.read_log(head - 4, 256).unwrap();
+        assert_eq!(read, written[(head - 4) as usize..].to_vec(), "after a reopen");
     }
 }

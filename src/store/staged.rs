@@ -68,12 +68,29 @@ impl Staged {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, StoreError> {
-        let slot = (table.name(), key.as_ref().to_vec());
-        match self.writes.get(&slot).or_else(|| below.and_then(|b| b.writes.get(&slot))) {
+        match self.layered(below, table.name(), key.as_ref()) {
             Some(Some(bytes)) => Ok(Some(decode(bytes)?)),
             Some(None) => Ok(None),
             None => store.get(table, key),
         }
+    }
+
+    /// The value of a key here or in `below`: `Some(None)` when it was
+    /// removed, `None` when neither holds it (the store has it, or not).
+    pub fn layered<'a>(
+        &'a self,
+        below: Option<&'a Staged>,
+        table: &'static str,
+        key: &[u8],
+    ) -> Option<Option<&'a [u8]>> {
+        let slot = (table, key.to_vec());
+        let found = self.writes.get(&slot).or_else(|| below.and_then(|b| b.writes.get(&slot)));
+        found.map(Option::as_deref)
+    }
+
+    /// The keys written here, with their tables.
+    pub fn slots(&self) -> impl Iterator<Item = (&'static str, &[u8])> {
+        self.writes.keys().map(|(table, key)| (*table, key.as_slice()))
     }
 
     /// Entries with keys from `start` on, staged here, in `below` or
@@ -166,6 +183,18 @@ impl Store {
         seq: Seq,
         f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
     ) -> Result<R, WriteError<E>> {
+        self.stage_cached(staged, below, None, seq, f)
+    }
+
+    /// [`Store::stage`], reading the store through `cache`.
+    pub fn stage_cached<R, E>(
+        &self,
+        staged: &mut Staged,
+        below: Option<&Staged>,
+        cache: Option<&std::cell::RefCell<super::ReadCache>>,
+        seq: Seq,
+        f: impl FnOnce(&mut Tx<'_>) -> TxResult<R, E>,
+    ) -> Result<R, WriteError<E>> {
         let generation = self.inner.condition.generation();
         let mut folded_in = std::iter::once(&*staged).chain(below).filter_map(|s| s.generation);
         if folded_in.any(|g| g != generation) {
@@ -176,6 +205,7 @@ impl Store {
         let (value, writes, events) = {
             let bases = std::iter::once(&staged.writes).chain(below.map(|b| &b.writes)).collect();
             let mut tx = Tx::over(self, bases);
+            tx.cache = cache;
             let value = f(&mut tx).map_err(WriteError::from)?;
             let events = std::mem::take(&mut tx.events);
             (value, std::mem::take(&mut tx.writes), events)
