@@ -22,6 +22,8 @@ mod open;
 mod read_cache;
 mod staged;
 mod table;
+mod tail;
+mod writer_stats;
 
 pub use backup::{restore, BackupReport};
 pub use codec::{decode, encode, CodecError};
@@ -31,15 +33,15 @@ pub use log::{Tx, TxError, TxResult};
 pub use read_cache::ReadCache;
 pub use staged::Staged;
 pub use table::Table;
+pub use writer_stats::{WriterReading, WriterStats, LOG_KEYS};
 
 use crate::domain::{Event, Seq};
 use backend::{Backend, Change, MemoryBackend};
 use commit::GroupCommit;
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tail::Tail;
 use tokio::sync::watch;
 
 /// A key and its value as stored.
@@ -103,181 +105,6 @@ struct Inner {
     /// order's (a scan waits for sled's lock like any read). Set before a
     /// dead letter is written; never cleared while the store is open.
     maybe_dead_letters: std::sync::atomic::AtomicBool,
-}
-
-/// The newest events of the log, kept in memory as they are committed, so
-/// that the services, which read the log's tail batch after batch, do not
-/// ask sled for it: a sled read waits while any write commits. Only events
-/// of the store's current generation are served: after it is reopened, what
-/// it did not flush is gone.
-#[derive(Default)]
-struct Tail {
-    generation: u64,
-    events: std::collections::VecDeque<Event>,
-}
-
-/// Events kept in [`Tail`]: a second or so of a busy node's events, a few
-/// MiB; a reader further behind reads the store.
-const TAIL_EVENTS: usize = 8192;
-
-impl Tail {
-    /// Keeps `events`, just committed in `generation`, in order.
-    fn keep(&mut self, generation: u64, events: &[Event]) {
-        let follows = match (self.events.back(), events.first()) {
-            (Some(last), Some(first)) => last.seq + 1 == first.seq,
-            _ => true,
-        };
-        if self.generation != generation || !follows {
-            (self.generation, self.events) = (generation, Default::default());
-        }
-        for event in events {
-            if self.events.len() == TAIL_EVENTS {
-                self.events.pop_front();
-            }
-            self.events.push_back(event.clone());
-        }
-    }
-
-    /// The `limit` events after `after`, if all of them are here.
-    fn read(&self, generation: u64, after: Seq, limit: usize) -> Option<Vec<Event>> {
-        let first = self.events.front()?.seq;
-        if self.generation != generation || after + 1 < first {
-            return None;
-        }
-        let from = usize::try_from(after + 1 - first).ok()?;
-        let to = from.checked_add(limit)?;
-        (to <= self.events.len()).then(|| self.events.range(from..to).cloned().collect())
-    }
-}
-
-/// How busy the log's writer lock is: every change in the node passes
-/// through it, so its busy share of wall time is how close the store is to
-/// its ceiling (see the README's performance section).
-#[derive(Debug)]
-pub struct WriterStats {
-    commits: AtomicU64,
-    keys: AtomicU64,
-    busy_ns: AtomicU64,
-    /// Keys by table: where the work under the lock goes.
-    by_table: Mutex<BTreeMap<&'static str, u64>>,
-    /// Commits by how long they held the lock ([`hold_bucket`]): sled 0.34
-    /// makes every read and plain insert in the process wait while a
-    /// transaction commits, so the longest holds set the tail latency of
-    /// everything else.
-    holds: [AtomicU64; HOLD_BUCKETS],
-}
-
-/// Lock holds are counted in quarter-octave buckets of microseconds, up to
-/// about 17 s: a quantile read off them is within a fifth of the truth.
-const HOLD_BUCKETS: usize = 96;
-
-/// The bucket of a lock hold of `held`.
-fn hold_bucket(held: Duration) -> usize {
-    let micros = held.as_micros().max(1) as f64;
-    ((micros.log2() * 4.0) as usize).min(HOLD_BUCKETS - 1)
-}
-
-/// A reading of [`WriterStats`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WriterReading {
-    /// Writes committed.
-    pub commits: u64,
-    /// Keys written or removed by them, with one for the events of each
-    /// (the log keeps them as one record).
-    pub keys: u64,
-    /// Time the writer lock was held.
-    pub busy: Duration,
-    /// The keys by table; the log's records under [`LOG_KEYS`].
-    pub by_table: BTreeMap<&'static str, u64>,
-    /// Commits by how long they held the lock (quarter-octave buckets).
-    pub holds: Vec<u64>,
-}
-
-impl WriterReading {
-    /// How long the lock was held by the write at quantile `q` (0 to 1)
-    /// of those since `before`, rounded up to its bucket's bound.
-    pub fn hold_quantile(&self, before: &WriterReading, q: f64) -> Duration {
-        self.quantile(before, q, |_| 1.0)
-    }
-
-    /// The same, weighted by time held: at a moment taken at random while
-    /// the lock is held, the write holding it is this long or shorter with
-    /// probability `q`. A read that waits for the lock waits for such a
-    /// write, so this, not [`WriterReading::hold_quantile`], is what the
-    /// readers' tail sees.
-    pub fn hold_quantile_by_time(&self, before: &WriterReading, q: f64) -> Duration {
-        self.quantile(before, q, bucket_bound)
-    }
-
-    /// How many writes held the lock for at most `bound` (whole buckets
-    /// only: a bucket that reaches past `bound` is not counted).
-    pub fn holds_within(&self, bound: Duration) -> u64 {
-        let micros = bound.as_secs_f64() * 1e6;
-        (self.holds.iter().enumerate()).filter(|(b, _)| bucket_bound(*b) <= micros).map(|(_, n)| n).sum()
-    }
-
-    fn quantile(&self, before: &WriterReading, q: f64, weight: fn(usize) -> f64) -> Duration {
-        let weights: Vec<f64> = (self.holds.iter().enumerate())
-            .map(|(i, n)| n.saturating_sub(before.holds.get(i).copied().unwrap_or(0)) as f64 * weight(i))
-            .collect();
-        let rank = weights.iter().sum::<f64>() * q;
-        let mut seen = 0.0;
-        let bucket = weights.iter().position(|w| {
-            seen += w;
-            *w > 0.0 && seen >= rank
-        });
-        Duration::from_secs_f64(bucket.map_or(0.0, bucket_bound) / 1e6)
-    }
-}
-
-/// The upper bound of a hold bucket, in microseconds.
-fn bucket_bound(bucket: usize) -> f64 {
-    2f64.powf((bucket + 1) as f64 / 4.0)
-}
-
-/// The name the log's records are counted under in
-/// [`WriterReading::by_table`].
-pub const LOG_KEYS: &str = "(log)";
-
-impl Default for WriterStats {
-    fn default() -> Self {
-        WriterStats {
-            commits: AtomicU64::new(0),
-            keys: AtomicU64::new(0),
-            busy_ns: AtomicU64::new(0),
-            by_table: Mutex::default(),
-            holds: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl WriterStats {
-    /// The counters as of one moment (read under the lock that records
-    /// them, so the tables add up to the keys).
-    pub fn read(&self) -> WriterReading {
-        let by_table = self.by_table.lock().unwrap_or_else(|p| p.into_inner());
-        WriterReading {
-            commits: self.commits.load(Ordering::Relaxed),
-            keys: self.keys.load(Ordering::Relaxed),
-            busy: Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed)),
-            by_table: by_table.clone(),
-            holds: self.holds.iter().map(|n| n.load(Ordering::Relaxed)).collect(),
-        }
-    }
-
-    /// One commit of keys of `tables` (one entry a key), held for `held`.
-    fn record(&self, tables: impl Iterator<Item = &'static str>, held: Duration) {
-        let mut by_table = self.by_table.lock().unwrap_or_else(|p| p.into_inner());
-        let mut keys = 0;
-        for table in tables {
-            *by_table.entry(table).or_default() += 1;
-            keys += 1;
-        }
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.keys.fetch_add(keys, Ordering::Relaxed);
-        self.busy_ns.fetch_add(held.as_nanos() as u64, Ordering::Relaxed);
-        self.holds[hold_bucket(held)].fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Each consumer's committed offset, by consumer name.
@@ -626,87 +453,4 @@ pub fn key_prefix(part: &str) -> Vec<u8> {
     key.extend_from_slice(part.as_bytes());
     key.push(0);
     key
-}
-
-#[cfg(test)]
-mod writer_stats_tests {
-    use super::*;
-
-    fn holding(stats: &WriterStats, micros: u64, times: usize) {
-        for _ in 0..times {
-            stats.record(std::iter::once("t"), Duration::from_micros(micros));
-        }
-    }
-
-    #[test]
-    fn a_hold_quantile_is_read_off_the_commits_since_a_reading_within_a_fifth() {
-        let stats = WriterStats::default();
-        holding(&stats, 10_000, 50); // before: not counted
-        let before = stats.read();
-        holding(&stats, 100, 98);
-        holding(&stats, 5_000, 2);
-        let after = stats.read();
-        let p50 = after.hold_quantile(&before, 0.50).as_micros();
-        let p99 = after.hold_quantile(&before, 0.99).as_micros();
-        let max = after.hold_quantile(&before, 1.0).as_micros();
-        assert!((100..=120).contains(&p50), "p50 {p50} µs");
-        assert!((5_000..=6_000).contains(&p99), "p99 {p99} µs: the two long holds");
-        assert_eq!(p99, max);
-        assert_eq!(after.hold_quantile(&after, 0.99), Duration::ZERO, "no commits since");
-        // By time, the two long holds are about half of it all: a reader
-        // waits behind one of them about as often as behind any of the 98
-        // short ones.
-        let by_time = after.hold_quantile_by_time(&before, 0.4).as_micros();
-        assert!((100..=120).contains(&by_time), "{by_time} µs");
-        let by_time = after.hold_quantile_by_time(&before, 0.6).as_micros();
-        assert!((5_000..=6_000).contains(&by_time), "{by_time} µs");
-        assert_eq!(after.holds_within(Duration::from_millis(1)), 98);
-        assert_eq!(after.holds_within(Duration::from_millis(10)), 100);
-        assert_eq!(after.holds_within(Duration::from_millis(20)), 150);
-    }
-}
-
-#[cfg(test)]
-mod tail_tests {
-    use super::*;
-    use crate::domain::{EventKind, OrderId};
-
-    fn append(store: &Store, n: u64) -> Vec<Event> {
-        let mut all = Vec::new();
-        for i in 0..n {
-            let (_, events) = store
-                .write::<_, StoreError>(|tx| {
-                    tx.append(&OrderId::from_number(i), None, EventKind::OrderClosed)?;
-                    tx.append(&OrderId::from_number(i), None, EventKind::OrderClosed)
-                })
-                .unwrap();
-            all.extend(events);
-        }
-        all
-    }
-
-    /// The log reads the same from the tail kept in memory as from the
-    /// store: within it, across its start, past what it keeps, and after
-    /// the store is reopened (when the tail is not trusted).
-    #[test]
-    fn the_log_reads_the_same_from_its_tail_in_memory_as_from_the_store() {
-        let store = Store::in_memory();
-        let mut written = append(&store, (TAIL_EVENTS as u64 + 100) / 2);
-        let head = store.head();
-        assert_eq!(written.len() as u64, head);
-        let from_store = |after: Seq, n: usize| -> Vec<Event> {
-            let encoded = store.inner.backend.read_log(after + 1, n).unwrap();
-            encoded.iter().map(|b| decode::<Event>(b).unwrap()).collect()
-        };
-        for (after, limit) in [(head - 10, 256), (head - 300, 256), (50, 256), (head - 1, 1), (head, 5)] {
-            let read = store.read_log(after, limit).unwrap();
-            assert_eq!(read, from_store(after, limit), "after {after}");
-            let expected: Vec<Seq> = ((after + 1)..=head).take(limit).collect();
-            assert_eq!(read.iter().map(|e| e.seq).collect::<Vec<_>>(), expected, "after {after}");
-        }
-        store.condition().recovered(head);
-        written.extend(append(&store, 3));
-        let read = store.read_log(head - 4, 256).unwrap();
-        assert_eq!(read, written[(head - 4) as usize..].to_vec(), "after a reopen");
-    }
 }
