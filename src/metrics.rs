@@ -39,6 +39,8 @@ pub struct Metrics {
     store_keys: IntCounter,
     store_keys_by_table: IntCounterVec,
     store_busy: prometheus::Counter,
+    stream_exported: prometheus::IntGauge,
+    stream_failures: IntCounter,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -98,7 +100,23 @@ impl Metrics {
                 "Time the store's writer lock was held; its rate is the store's load (1 = saturated)",
             ),
         );
+        let stream_exported = registered(
+            &r,
+            prometheus::IntGauge::new(
+                "fulfil_stream_exported_event",
+                "The last event published to the stream ([stream]); the log's head minus it is the backlog",
+            ),
+        );
+        let stream_failures = registered(
+            &r,
+            IntCounter::new(
+                "fulfil_stream_failures_total",
+                "Times publishing to the stream failed and started over",
+            ),
+        );
         Metrics {
+            stream_exported,
+            stream_failures,
             http_requests: counter(
                 &r,
                 "fulfil_http_requests_total",
@@ -205,6 +223,15 @@ impl Metrics {
     pub fn observe_http(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.http_requests.with_label_values(&[route, method, &status.to_string()]).inc();
         self.http_duration.with_label_values(&[route, method]).observe(took.as_secs_f64());
+    }
+
+    /// The stream export has published every event up to `seq`.
+    pub fn stream_exported(&self, seq: Seq) {
+        self.stream_exported.set(i64::try_from(seq).unwrap_or(i64::MAX));
+    }
+
+    pub fn stream_failed(&self) {
+        self.stream_failures.inc();
     }
 
     pub fn breaker_moved(&self, breaker: &str, to: BreakerState) {

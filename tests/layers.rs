@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u32)] = &[
     // The services, on the leaves.
     ("actors", 4),
     ("auth", 4),
+    // The log published to NATS JetStream, beside the services.
+    ("stream", 4),
     // The embedding API, on the services.
     ("node", 5),
     // The HTTP gateway, on the node.

@@ -32,6 +32,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub webhooks: WebhookSettings,
     pub log: LogSettings,
+    pub stream: StreamSettings,
     pub workflow: WorkflowChoice,
     pub workflows: BTreeMap<String, Workflow>,
     /// Faults injected from the start, by service name.
@@ -179,6 +180,38 @@ pub struct StoreSettings {
     /// How long a service may hold its writes back before it commits them
     /// with its offset (see `actors::write_behind`).
     pub hold_back_ms: u64,
+}
+
+/// Where every event of the log is published for consumers outside the
+/// node (`crate::stream`): a NATS JetStream stream.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// The NATS server (`nats://127.0.0.1:4222`); empty: nothing is
+    /// published. It may carry a user and password, so it is never printed.
+    pub url: String,
+    /// The JetStream stream's name.
+    pub name: String,
+    /// Subjects are `<subject>.<partition>`.
+    pub subject: String,
+    /// Orders are spread over this many subjects by their id.
+    pub partitions: u32,
+    /// Copies of the stream a JetStream cluster keeps.
+    pub replicas: usize,
+}
+
+/// The URL may hold a password: a printed setting shows only its host.
+impl std::fmt::Debug for StreamSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = host_of(&self.url);
+        f.debug_struct("StreamSettings")
+            .field("url", &host)
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .field("partitions", &self.partitions)
+            .field("replicas", &self.replicas)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +386,19 @@ impl Settings {
     }
 }
 
+/// `url` without what it may carry of a user and password: for messages
+/// and printed settings.
+pub fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}", u.scheme(), u.host_str().unwrap_or(""))
+        }
+        // Whatever follows the last `@` holds no secret; before it may.
+        _ => url.rsplit('@').next().unwrap_or("").to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,10 +459,31 @@ mod tests {
             ("[store]\ncache_mb = 99999999999999", &["store.cache_mb"]),
             ("[store]\nhold_back_ms = 0", &["store.hold_back_ms"]),
             ("[actors]\nthreads = 0", &["actors.threads"]),
+            ("[stream]\nurl = \"nats://127.0.0.1:4222\"\npartitions = 0", &["stream.partitions"]),
+            ("[stream]\nurl = \"nats://127.0.0.1:4222\"\nreplicas = 2", &["stream.replicas"]),
+            ("[stream]\nurl = \"nats://127.0.0.1:4222\"\nname = \"a.b\"", &["stream.name"]),
+            ("[stream]\nurl = \"nats://127.0.0.1:4222\"\nsubject = \"a.*\"", &["stream.subject"]),
+            ("[stream]\nurl = \"http://127.0.0.1:4222\"", &["stream.url", "not a NATS URL"]),
             ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
         ] {
             refused(file, &[], words);
         }
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_user_and_password() {
+        assert_eq!(host_of("nats://u:p4ss@nats.internal:4222"), "nats://nats.internal:4222");
+        assert_eq!(host_of("nats://127.0.0.1"), "nats://127.0.0.1");
+        assert_eq!(host_of("u:p4ss@bad url"), "bad url");
+    }
+
+    #[test]
+    fn a_printed_setting_never_shows_the_stream_password() {
+        let s = load("", &[("FULFIL_STREAM__URL", "nats://fulfil:s3cret@nats.internal:4222")]).unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("s3cret") && printed.contains("nats.internal"), "{printed}");
+        let err = load("", &[("FULFIL_STREAM__URL", "http://fulfil:s3cret@nats.internal:4222")]).unwrap_err();
+        assert!(!err.contains("s3cret") && err.contains("stream.url"), "{err}");
     }
 
     #[test]

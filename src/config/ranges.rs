@@ -119,6 +119,7 @@ impl Settings {
             )?;
         }
         check_otlp(&self.log.otlp_endpoint)?;
+        check_stream(&self.stream)?;
         rule(self.actors.threads > 0, "actors.threads must be at least 1")?;
         rule(
             (1..=MAX_CACHE_MB).contains(&self.store.cache_mb),
@@ -200,6 +201,43 @@ fn check_otlp(endpoint: &str) -> Result<(), String> {
         cfg!(feature = "otlp"),
         "log.otlp_endpoint is set, but this fulfil was built without the OTLP exporter: \
          build it with `cargo build --release --features otlp`, or leave log.otlp_endpoint empty",
+    )
+}
+
+/// Most partitions a stream is spread over: each is a subject every node
+/// follows, and more than this only costs.
+const MAX_PARTITIONS: u32 = 1024;
+
+/// A stream's name and subjects as NATS takes them; the URL a NATS URL.
+fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
+    if s.url.is_empty() {
+        return Ok(());
+    }
+    let scheme = s.url.split_once("://").map(|(scheme, _)| scheme);
+    rule(
+        matches!(scheme, Some("nats" | "tls")) && url::Url::parse(&s.url).is_ok_and(|u| u.host().is_some()),
+        &format!("stream.url {:?} is not a NATS URL (e.g. nats://127.0.0.1:4222)", super::host_of(&s.url)),
+    )?;
+    rule(
+        !s.name.is_empty() && s.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
+        &format!("stream.name {:?} must be letters, digits, - and _ (a JetStream stream name)", s.name),
+    )?;
+    let token =
+        |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    rule(
+        s.subject.split('.').all(token),
+        &format!(
+            "stream.subject {:?} must be dot-separated words of letters, digits, - and _ (no wildcards)",
+            s.subject
+        ),
+    )?;
+    rule(
+        (1..=MAX_PARTITIONS).contains(&s.partitions),
+        &format!("stream.partitions must be 1 to {MAX_PARTITIONS}"),
+    )?;
+    rule(
+        matches!(s.replicas, 1 | 3 | 5),
+        "stream.replicas must be 1, 3 or 5 (JetStream keeps an odd number of copies, at most 5)",
     )
 }
 

@@ -79,6 +79,9 @@ struct Inner {
     workflows: Arc<crate::domain::Workflows>,
     data_dir: std::path::PathBuf,
     running: Mutex<Option<Running>>,
+    /// Publishes the log to a NATS JetStream stream, when `[stream]` names
+    /// a server.
+    export: Mutex<Option<crate::stream::Export>>,
 }
 
 /// Admission to one service: as many calls in flight as its mailbox holds.
@@ -162,6 +165,7 @@ impl Node {
         let authenticator = crate::auth::Authenticator::from_settings(&settings.auth, &settings.admin)?;
         let http = crate::actors::notification::clients(&settings.webhooks).map_err(StartError::Settings)?;
         let settings_body_timeout_ms = settings.http.body_timeout_ms;
+        let stream = settings.stream.clone();
         // Checked by the settings: every entry is an address.
         let trusted_proxies = settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
         let workflows = Arc::new(crate::domain::Workflows::new(
@@ -192,6 +196,10 @@ impl Node {
             run_system(parts, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
+        let export = match stream.url.is_empty() {
+            true => None,
+            false => Some(crate::stream::Export::start(stream, started.store.clone(), metrics.clone())?),
+        };
         tracing::info!(data = %data_dir.display(), "node started");
         let node = Node {
             inner: Arc::new(Inner {
@@ -215,6 +223,7 @@ impl Node {
                 workflows,
                 data_dir,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
+                export: Mutex::new(export),
             }),
         };
         node.until_services_run().await;
@@ -236,6 +245,11 @@ impl Node {
     pub async fn shutdown(&self) {
         self.drain();
         let running = self.inner.running.lock().ok().and_then(|mut r| r.take());
+        let export = self.inner.export.lock().ok().and_then(|mut e| e.take());
+        if let Some(export) = export {
+            // Dropping it joins its thread, which ends at once when told.
+            let _ = tokio::task::spawn_blocking(move || drop(export)).await;
+        }
         if let Some(Running { system, stopped }) = running {
             self.commit_held_back().await;
             system.stop();

@@ -397,6 +397,12 @@ impl Store {
         self.inner.stats.clone()
     }
 
+    /// The store's identity, given when it was created (none for a store
+    /// in memory): what tells one store's events from another's outside it.
+    pub fn id(&self) -> Result<Option<String>, StoreError> {
+        open::store_id(&*self.inner.backend)
+    }
+
     /// Waits until everything written before this call is on disk.
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.inner.group.durable().await

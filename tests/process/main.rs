@@ -10,4 +10,7 @@ mod lifecycle;
 mod otlp;
 mod overload;
 mod readme;
+mod stream;
+#[path = "../tools/mod.rs"]
+mod tools;
 mod webhooks;

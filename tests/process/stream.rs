@@ -1,0 +1,216 @@
+//! The event stream on a real NATS JetStream server (installed by
+//! `scripts/test-tools.sh`, started on a port it picks itself): every event
+//! of the log reaches it once and in order, through `kill -9`, and a
+//! consumer in Python follows an order through it.
+
+use crate::helpers::{add_products, client, settle, Load, Proc};
+use crate::tools::tool;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A NATS server with JetStream on a loopback port of its choosing; killed
+/// on drop.
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(tool("nats-server"))
+            .arg("-js")
+            .arg("-sd")
+            .arg(dir.path().join("jetstream"))
+            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        // It writes the port it took to this file once it listens.
+        let ports: PathBuf = dir.path().join(format!("nats-server_{}.ports", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = loop {
+            let listed = std::fs::read(&ports).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            if let Some(url) = listed.as_ref().and_then(|p| p["nats"][0].as_str()) {
+                break url.to_owned();
+            }
+            assert!(Instant::now() < deadline, "nats-server did not report its port");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Nats { child, url, _dir: dir }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every message of the stream once it holds `head` events, oldest first:
+/// (stream sequence, subject, event).
+async fn stream_events(url: &str, head: u64) -> Vec<(u64, String, Value)> {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let mut stream = js.get_stream("FULFIL").await.expect("the node created the stream");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last = loop {
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let newest = match last {
+            0 => 0,
+            n => event_of(&stream.get_raw_message(n).await.unwrap().payload)["seq"].as_u64().unwrap(),
+        };
+        if newest == head {
+            break last;
+        }
+        assert!(Instant::now() < deadline, "the stream ends at event {newest}, the log at {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut all = Vec::new();
+    for n in 1..=last {
+        let m = stream.get_raw_message(n).await.unwrap_or_else(|e| panic!("message {n}: {e}"));
+        all.push((m.sequence, m.subject.to_string(), event_of(&m.payload)));
+    }
+    all
+}
+
+fn event_of(payload: &[u8]) -> Value {
+    serde_json::from_slice(payload).expect("a JSON event")
+}
+
+/// Places one card order for a mug; its id.
+async fn place_card_order(address: &str) -> String {
+    let order = json!({"customer": "c-1", "items": [{"sku": "MUG", "qty": 1}], "address": "Seoul",
+                       "payment": "card", "card": "4111111111111111"});
+    let placed: Value =
+        client().post(format!("{address}/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+    placed["id"].as_str().expect("an order id").to_owned()
+}
+
+/// Orders placed under load, the node killed twice mid-way: the stream
+/// then holds each event of the log exactly once, in the log's order, on
+/// its order's partition; every acknowledged order is in it.
+#[tokio::test]
+async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
+    let nats = Nats::start();
+    let data = tempfile::tempdir().unwrap();
+    let env = [("FULFIL_STREAM__URL", nats.url.as_str())];
+    let mut acked = Vec::new();
+    for round in 0..2 {
+        let node = Proc::start_with(data.path(), &env);
+        if round == 0 {
+            add_products(&node.address, &[("MUG", 1_000_000), ("RARE", 40)]).await;
+        }
+        let load = Load::drive(&node.address, 4, round);
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..700))).await;
+        node.signal("KILL");
+        assert!(!node.wait(Duration::from_secs(5)).await.success(), "killed, not exited");
+        let (round_acked, unexpected) = load.finish().await;
+        assert!(unexpected.is_empty(), "unexpected answers: {unexpected:?}");
+        assert!(!round_acked.is_empty(), "round {round} acknowledged nothing");
+        acked.extend(round_acked);
+    }
+    let node = Proc::start_with(data.path(), &env);
+    let head = settle(&node.address).await["log_head"].as_u64().unwrap();
+
+    let events = stream_events(&nats.url, head).await;
+    assert_eq!(events.len() as u64, head, "one message per event of the log");
+    let mut placed = HashSet::new();
+    for (n, subject, event) in &events {
+        // A new stream for a new store: message n holds event n.
+        assert_eq!(event["seq"].as_u64(), Some(*n), "message {n} holds {event}");
+        assert_eq!(event["v"], 1);
+        let order = event["correlation_id"].as_str().unwrap();
+        assert_eq!(subject, &fulfil::stream::wire::subject("fulfil.events", order, 16));
+        if event["type"] == "order_placed" {
+            assert!(placed.insert(order.to_owned()), "{order} placed twice");
+        }
+    }
+    for a in &acked {
+        assert!(placed.contains(&a.id), "acknowledged order {} is not in the stream", a.id);
+    }
+    println!("{} events in the stream, {} acknowledged orders, across 2 kills", events.len(), acked.len());
+}
+
+/// `examples/stream_consumer.py` (nats-py) prints an order's statuses as
+/// the status view records them, in the same order.
+#[tokio::test]
+async fn a_python_consumer_sees_every_status_change_of_an_order_in_order() {
+    let nats = Nats::start();
+    let data = tempfile::tempdir().unwrap();
+    let node = Proc::start_with(data.path(), &[("FULFIL_STREAM__URL", nats.url.as_str())]);
+    add_products(&node.address, &[("MUG", 10)]).await;
+    let id = place_card_order(&node.address).await;
+    settle(&node.address).await;
+    let view: Value =
+        client().get(format!("{}/status/{id}", node.address)).send().await.unwrap().json().await.unwrap();
+    let expected: Vec<&str> =
+        view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert!(expected.len() >= 3, "the order moved on: {view}");
+
+    let script = crate::tools::root().join("examples/stream_consumer.py");
+    let run = Command::new(tool("python"))
+        .arg(script)
+        .args(["--server", &nats.url, "--order", &id, "--until", expected.last().unwrap(), "--idle", "30"])
+        .output()
+        .expect("python runs");
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{printed}{}", String::from_utf8_lossy(&run.stderr));
+    let statuses: Vec<&str> = printed
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            assert_eq!(parts[0], id, "only the order asked for: {line}");
+            parts[1]
+        })
+        .collect();
+    assert_eq!(statuses, expected, "the consumer saw: {printed}");
+}
+
+/// A second store pointed at a stream the first one filled: its export
+/// stops with a message that says why and what to do, the stream keeps
+/// only the first store's events, and the node itself serves on.
+#[tokio::test]
+async fn a_stream_that_holds_another_stores_events_is_left_alone() {
+    let nats = Nats::start();
+    let env = [("FULFIL_STREAM__URL", nats.url.as_str())];
+    let first = tempfile::tempdir().unwrap();
+    let node = Proc::start_with(first.path(), &env);
+    add_products(&node.address, &[("MUG", 10)]).await;
+    place_card_order(&node.address).await;
+    let head = settle(&node.address).await["log_head"].as_u64().unwrap();
+    let before = stream_events(&nats.url, head).await;
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+
+    let second = tempfile::tempdir().unwrap();
+    let mut node = Proc::start_with(second.path(), &env);
+    add_products(&node.address, &[("MUG", 10)]).await;
+    place_card_order(&node.address).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics =
+            client().get(format!("{}/metrics", node.address)).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "fulfil_stream_failures_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the export did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(settle(&node.address).await["status"], "ready", "the node serves on");
+    assert_eq!(
+        stream_events(&nats.url, head).await,
+        before,
+        "the stream holds the first store's events only"
+    );
+    node.signal("TERM");
+    let log: Vec<String> = node.log().collect();
+    let stopped = log.iter().find(|l| l.contains("the stream export stopped")).expect("it says it stopped");
+    assert!(stopped.contains("not this store's events") && stopped.contains("another name"), "{stopped}");
+}
