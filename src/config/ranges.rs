@@ -213,9 +213,8 @@ fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
     if s.url.is_empty() {
         return Ok(());
     }
-    let scheme = s.url.split_once("://").map(|(scheme, _)| scheme);
     rule(
-        matches!(scheme, Some("nats" | "tls")) && url::Url::parse(&s.url).is_ok_and(|u| u.host().is_some()),
+        url::Url::parse(&s.url).is_ok_and(|u| matches!(u.scheme(), "nats" | "tls") && u.host().is_some()),
         &format!("stream.url {:?} is not a NATS URL (e.g. nats://127.0.0.1:4222)", super::host_of(&s.url)),
     )?;
     rule(

@@ -196,10 +196,6 @@ impl Node {
             run_system(parts, ready_tx, stopped_tx);
         })?;
         let started = ready_rx.await.map_err(|_| StartError::Aborted)??;
-        let export = match stream.url.is_empty() {
-            true => None,
-            false => Some(crate::stream::Export::start(stream, started.store.clone(), metrics.clone())?),
-        };
         tracing::info!(data = %data_dir.display(), "node started");
         let node = Node {
             inner: Arc::new(Inner {
@@ -223,9 +219,20 @@ impl Node {
                 workflows,
                 data_dir,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
-                export: Mutex::new(export),
+                export: Mutex::new(None),
             }),
         };
+        if !stream.url.is_empty() {
+            match crate::stream::Export::start(stream, node.inner.store.clone(), node.inner.metrics.clone()) {
+                Ok(export) => *node.inner.export.lock().unwrap_or_else(|p| p.into_inner()) = Some(export),
+                // Stop the services already running, so that nothing keeps
+                // the store open after a start that failed.
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e.into());
+                }
+            }
+        }
         node.until_services_run().await;
         Ok(node)
     }

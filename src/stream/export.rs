@@ -102,7 +102,7 @@ fn run(settings: &StreamSettings, store: &Store, metrics: &Metrics, mut stopped:
                 let _ = stopped.wait_for(|s| *s).await;
                 return;
             }
-            tracing::warn!(stream = %settings.name, server = %super::host_of(&settings.url), error = %e,
+            tracing::warn!(stream = %settings.name, server = %crate::config::host_of(&settings.url), error = %e,
                 retry_in_ms = wait.as_millis() as u64, "the stream export failed; it starts over");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

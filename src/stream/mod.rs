@@ -12,5 +12,3 @@ pub mod wire;
 
 pub use export::Export;
 pub use wire::{partition, WireEvent};
-
-pub use crate::config::host_of;
