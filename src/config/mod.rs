@@ -187,7 +187,8 @@ pub struct StoreSettings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSettings {
-    /// The NATS server (`nats://127.0.0.1:4222`); empty: nothing is
+    /// The NATS server (`nats://127.0.0.1:4222`), or several servers of
+    /// one cluster separated by commas, tried in turn; empty: nothing is
     /// published. It may carry a user and password, so it is never printed.
     pub url: String,
     /// The JetStream stream's name.
@@ -386,9 +387,20 @@ impl Settings {
     }
 }
 
-/// `url` without what it may carry of a user and password: for messages
-/// and printed settings.
+impl StreamSettings {
+    /// The servers `url` names, in the order given.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url.split(',').map(str::trim).collect()
+    }
+}
+
+/// `url` (or a comma-separated list of them) without what it may carry of
+/// a user and password: for messages and printed settings.
 pub fn host_of(url: &str) -> String {
+    url.split(',').map(|u| host_of_one(u.trim())).collect::<Vec<_>>().join(",")
+}
+
+fn host_of_one(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) if u.host_str().is_some() => {
             let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -464,6 +476,8 @@ mod tests {
             ("[stream]\nurl = \"nats://127.0.0.1:4222\"\nname = \"a.b\"", &["stream.name"]),
             ("[stream]\nurl = \"nats://127.0.0.1:4222\"\nsubject = \"a.*\"", &["stream.subject"]),
             ("[stream]\nurl = \"http://127.0.0.1:4222\"", &["stream.url", "not a NATS URL"]),
+            ("[stream]\nurl = \"nats://a:4222,\"", &["stream.url", "not a NATS URL"]),
+            ("[stream]\nurl = \"nats://a:4222,http://b:4222\"", &["stream.url", "\"http://b:4222\""]),
             ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
         ] {
             refused(file, &[], words);
@@ -475,6 +489,7 @@ mod tests {
         assert_eq!(host_of("nats://u:p4ss@nats.internal:4222"), "nats://nats.internal:4222");
         assert_eq!(host_of("nats://127.0.0.1"), "nats://127.0.0.1");
         assert_eq!(host_of("u:p4ss@bad url"), "bad url");
+        assert_eq!(host_of("nats://u:p4ss@a:4222, nats://u:p4ss@b:4223"), "nats://a:4222,nats://b:4223");
     }
 
     #[test]

@@ -213,10 +213,15 @@ fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
     if s.url.is_empty() {
         return Ok(());
     }
-    rule(
-        url::Url::parse(&s.url).is_ok_and(|u| matches!(u.scheme(), "nats" | "tls") && u.host().is_some()),
-        &format!("stream.url {:?} is not a NATS URL (e.g. nats://127.0.0.1:4222)", super::host_of(&s.url)),
-    )?;
+    for server in s.servers() {
+        rule(
+            url::Url::parse(server).is_ok_and(|u| matches!(u.scheme(), "nats" | "tls") && u.host().is_some()),
+            &format!(
+                "stream.url {:?} is not a NATS URL (e.g. nats://127.0.0.1:4222, or several separated by commas)",
+                super::host_of(server)
+            ),
+        )?;
+    }
     rule(
         !s.name.is_empty() && s.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
         &format!("stream.name {:?} must be letters, digits, - and _ (a JetStream stream name)", s.name),

@@ -34,6 +34,12 @@ use tokio::sync::watch;
 const BATCH: usize = 512;
 /// The header that names the store an event comes from.
 const STORE_HEADER: &str = "Fulfil-Store";
+/// How long a JetStream request (stream info, create) and a publish's
+/// acknowledgement are waited for. Shorter than the client's defaults (5 s
+/// and 30 s): when a cluster loses the server that leads the stream, the
+/// requests in flight go unanswered, and the export starts over sooner
+/// (resuming where the stream ends, so nothing is published twice).
+const TIMEOUTS: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(5));
 /// How long to wait before trying again after a failure, doubling up to
 /// the second figure.
 const RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
@@ -119,10 +125,13 @@ async fn export(settings: &StreamSettings, store: &Store, metrics: &Metrics) -> 
     let client = async_nats::ConnectOptions::new()
         .name("fulfil")
         .connection_timeout(Duration::from_secs(5))
-        .connect(settings.url.as_str())
+        // The JetStream API's requests wait this long (the context's own
+        // timeout does not reach them).
+        .request_timeout(Some(TIMEOUTS.0))
+        .connect(settings.servers())
         .await
         .map_err(nats)?;
-    let js = jetstream::new(client);
+    let js = jetstream::ContextBuilder::new().timeout(TIMEOUTS.0).ack_timeout(TIMEOUTS.1).build(client);
     let mut stream = ensured(&js, settings).await?;
     let store_id = store.id()?.unwrap_or_default();
     let mut at = resume(&mut stream, store, &store_id).await?;

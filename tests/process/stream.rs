@@ -21,6 +21,11 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
+        Nats::spawn(&[])
+    }
+
+    /// `nats-server` with JetStream and `more` arguments; once it listens.
+    fn spawn(more: &[String]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(tool("nats-server"))
             .arg("-js")
@@ -28,6 +33,7 @@ impl Nats {
             .arg(dir.path().join("jetstream"))
             .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
             .arg(dir.path())
+            .args(more)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,6 +51,30 @@ impl Nats {
         };
         Nats { child, url, _dir: dir }
     }
+
+    /// A JetStream cluster of `n` servers on loopback. Their routes must be
+    /// known before any starts, so the cluster ports are picked here: free
+    /// ports the system handed out a moment ago.
+    fn cluster(n: usize) -> Vec<Nats> {
+        let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        drop(listeners);
+        let routes = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        (0..n)
+            .map(|i| {
+                Nats::spawn(&[
+                    "--server_name".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "fulfil-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", ports[i]),
+                    "--routes".into(),
+                    routes.clone(),
+                ])
+            })
+            .collect()
+    }
 }
 
 impl Drop for Nats {
@@ -58,18 +88,28 @@ impl Drop for Nats {
 /// (stream sequence, subject, event).
 async fn stream_events(url: &str, head: u64) -> Vec<(u64, String, Value)> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-    let mut stream = js.get_stream("FULFIL").await.expect("the node created the stream");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let last = loop {
-        let last = stream.info().await.unwrap().state.last_sequence;
-        let newest = match last {
-            0 => 0,
-            n => event_of(&stream.get_raw_message(n).await.unwrap().payload)["seq"].as_u64().unwrap(),
-        };
-        if newest == head {
-            break last;
+    // A cluster that lost a server answers nothing until it has elected
+    // new leaders: a failed request is asked again, up to the deadline.
+    let (stream, last) = loop {
+        let newest = async {
+            let mut stream = js.get_stream("FULFIL").await.map_err(|e| e.to_string())?;
+            let last = stream.info().await.map_err(|e| e.to_string())?.state.last_sequence;
+            let newest = match last {
+                0 => 0,
+                n => event_of(&stream.get_raw_message(n).await.map_err(|e| e.to_string())?.payload)["seq"]
+                    .as_u64()
+                    .unwrap(),
+            };
+            Ok::<_, String>((stream, last, newest))
         }
-        assert!(Instant::now() < deadline, "the stream ends at event {newest}, the log at {head}");
+        .await;
+        let ends_at = match newest {
+            Ok((stream, last, newest)) if newest == head => break (stream, last),
+            Ok((_, _, newest)) => format!("it ends at event {newest}"),
+            Err(e) => e,
+        };
+        assert!(Instant::now() < deadline, "the stream does not end at the log's event {head}: {ends_at}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut all = Vec::new();
@@ -120,9 +160,17 @@ async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
     let head = settle(&node.address).await["log_head"].as_u64().unwrap();
 
     let events = stream_events(&nats.url, head).await;
+    assert_the_log(&events, head, &acked);
+    println!("{} events in the stream, {} acknowledged orders, across 2 kills", events.len(), acked.len());
+}
+
+/// Checks that `events` are exactly the log's `head` events, message n
+/// holding event n on its order's partition, and that every order in
+/// `acked` was placed in it once.
+fn assert_the_log(events: &[(u64, String, Value)], head: u64, acked: &[crate::helpers::Acked]) {
     assert_eq!(events.len() as u64, head, "one message per event of the log");
     let mut placed = HashSet::new();
-    for (n, subject, event) in &events {
+    for (n, subject, event) in events {
         // A new stream for a new store: message n holds event n.
         assert_eq!(event["seq"].as_u64(), Some(*n), "message {n} holds {event}");
         assert_eq!(event["v"], 1);
@@ -132,10 +180,60 @@ async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
             assert!(placed.insert(order.to_owned()), "{order} placed twice");
         }
     }
-    for a in &acked {
+    for a in acked {
         assert!(placed.contains(&a.id), "acknowledged order {} is not in the stream", a.id);
     }
-    println!("{} events in the stream, {} acknowledged orders, across 2 kills", events.len(), acked.len());
+}
+
+/// A JetStream cluster of three servers keeping three copies: the server
+/// that leads the stream is killed with `kill -9` while orders flow. The
+/// export goes on through the others, and the stream still holds every
+/// event of the log once and in order, every acknowledged order with it.
+#[tokio::test]
+async fn a_stream_of_three_copies_loses_nothing_when_its_leader_is_killed() {
+    let mut servers = Nats::cluster(3);
+    let urls = servers.iter().map(|s| s.url.as_str()).collect::<Vec<_>>().join(",");
+    let data = tempfile::tempdir().unwrap();
+    let node =
+        Proc::start_with(data.path(), &[("FULFIL_STREAM__URL", &urls), ("FULFIL_STREAM__REPLICAS", "3")]);
+    add_products(&node.address, &[("MUG", 1_000_000), ("RARE", 40)]).await;
+    let leader = stream_leader(&servers[0].url).await;
+    let load = Load::drive(&node.address, 4, 0);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(300..700))).await;
+    // The cluster's servers are named n0, n1, … in order.
+    let killed: usize = leader.trim_start_matches('n').parse().expect("a server of the cluster");
+    let mut dead = servers.remove(killed);
+    Command::new("kill").arg("-KILL").arg(dead.child.id().to_string()).status().unwrap();
+    dead.child.wait().unwrap();
+    // Orders go on while the other two elect a new leader.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acked, unexpected) = load.finish().await;
+    assert!(unexpected.is_empty(), "unexpected answers: {unexpected:?}");
+    assert!(!acked.is_empty(), "nothing acknowledged");
+    let head = settle(&node.address).await["log_head"].as_u64().unwrap();
+    let events = stream_events(&servers[0].url, head).await;
+    assert_the_log(&events, head, &acked);
+    let after = stream_leader(&servers[0].url).await;
+    assert_ne!(after, leader, "another server leads the stream");
+    println!("{} events in the stream, {} acknowledged orders, its leader killed", events.len(), acked.len());
+}
+
+/// The name of the server that leads the stream, once the node has
+/// created it and a leader is elected.
+async fn stream_leader(url: &str) -> String {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = js.get_stream("FULFIL").await {
+            let info = stream.info().await.unwrap();
+            let leader = info.cluster.as_ref().and_then(|c| c.leader.clone());
+            if let Some(leader) = leader.filter(|l| !l.is_empty()) {
+                return leader;
+            }
+        }
+        assert!(Instant::now() < deadline, "the stream has no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `examples/stream_consumer.py` (nats-py) prints an order's statuses as
