@@ -13,6 +13,7 @@ use fulfil::load::{LoadReport, LoadSpec};
 use fulfil::{ItemRequest, NewProduct, Node, OrderRequest, Settings};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Bytes of a stored order event in the ceilings (the size of a real one).
 const VALUE_BYTES: usize = 300;
 
-/// `FULFIL_BENCH_ONLY=ceilings|embedded|http` runs one phase (profiling).
+// The benchmark starts one server; the tests also start clusters.
+#[allow(dead_code)]
+#[path = "../tests/tools/nats.rs"]
+mod nats;
+
+/// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream` runs one phase.
 fn phase(name: &str) -> bool {
     std::env::var("FULFIL_BENCH_ONLY").map_or(true, |only| only == name)
 }
@@ -303,6 +309,118 @@ async fn embedded_saga(node: &Node, n: u64, before: u64, callers: u64) -> (f64, 
     }
     settled(node, before + n).await;
     (n as f64 / started.elapsed().as_secs_f64(), latencies)
+}
+
+/// The export to JetStream against the server's own ceiling, on one
+/// JetStream server on loopback: what the export costs the orders (the
+/// same saga with it off, then on), how far behind it is when they are
+/// done, and how fast it publishes a log's backlog against raw publishes
+/// of the same size and batching.
+async fn stream_phase(r: &mut Report, url: &str) {
+    let n = scaled(20_000);
+    let saga = |stream: Option<(&'static str, &'static str)>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = bench_settings(dir.path());
+        if let Some((name, subject)) = stream {
+            (settings.stream.url, settings.stream.name, settings.stream.subject) =
+                (url.into(), name.into(), subject.into());
+        }
+        async move {
+            let node = Node::start(settings).await.unwrap();
+            add_stock(&node).await;
+            let (rate, placed) = embedded_saga(&node, n, 0, callers()).await;
+            let behind = node.health().log_head - node.metrics().stream_exported_event();
+            let waited = Instant::now();
+            while stream.is_some() && node.metrics().stream_exported_event() < node.health().log_head {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let drained = waited.elapsed();
+            node.shutdown().await;
+            (rate, placed, behind, drained, dir)
+        }
+    };
+    let (off, mut off_placed, _, _, backlog) = saga(None).await;
+    let (on, mut on_placed, behind, drained, _) = saga(Some(("LIVE", "live.events"))).await;
+    r.add("stream_off_orders_per_s", "embedded orders/s, export off", off, "/s", None);
+    r.add("stream_on_orders_per_s", "embedded orders/s, export on", on, "/s", Some(("export off", on / off)));
+    let (p99_off, p99_on) = (pct(&mut off_placed, 0.99), pct(&mut on_placed, 0.99));
+    r.add(
+        "stream_on_place_p99_ms",
+        "  place_order p99",
+        p99_on,
+        "ms",
+        Some(("export off", p99_on / p99_off)),
+    );
+    r.add(
+        "stream_behind_events",
+        "  events not yet published when the orders were done",
+        behind as f64,
+        "",
+        None,
+    );
+    r.add("stream_drain_ms", "  … published within", ms(drained), "ms", None);
+
+    // The first saga's log, exported from its start by a node that opens it.
+    let mut settings = bench_settings(backlog.path());
+    (settings.stream.url, settings.stream.name, settings.stream.subject) =
+        (url.into(), "BACKLOG".into(), "backlog.events".into());
+    let node = Node::start(settings).await.unwrap();
+    let head = node.health().log_head;
+    while node.metrics().stream_exported_event() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let (first, started) = (node.metrics().stream_exported_event(), Instant::now());
+    while node.metrics().stream_exported_event() < head {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let export = (head - first) as f64 / started.elapsed().as_secs_f64();
+    node.shutdown().await;
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let info = js.get_stream("BACKLOG").await.unwrap().info().await.unwrap().state.clone();
+    let size = (info.bytes / info.messages.max(1)) as usize;
+    let ceiling = publish_rate(&js, head, size).await;
+    r.add(
+        "jetstream_publish_per_s",
+        "JetStream publish with acks, batches of 512 (raw)",
+        ceiling,
+        "/s",
+        None,
+    );
+    r.add(
+        "stream_export_events_per_s",
+        "export of a log's backlog, events/s",
+        export,
+        "/s",
+        Some(("raw publish", export / ceiling)),
+    );
+}
+
+/// JetStream's own rate on this machine: `n` messages of `size` bytes
+/// published to a stream of the export's shape (16 subjects, file storage)
+/// in batches of 512 whose acknowledgements are awaited together, as the
+/// export does, without its headers or checks.
+async fn publish_rate(js: &async_nats::jetstream::Context, n: u64, size: usize) -> f64 {
+    let config = async_nats::jetstream::stream::Config {
+        name: "CEILING".into(),
+        subjects: vec!["ceiling.*".into()],
+        ..Default::default()
+    };
+    js.create_stream(config).await.unwrap();
+    let payload = actix_web::web::Bytes::from(vec![b'x'; size]);
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = (n - sent).min(512);
+        let mut acks = Vec::with_capacity(batch as usize);
+        for i in sent..sent + batch {
+            acks.push(js.publish(format!("ceiling.{}", i % 16), payload.clone()).await.unwrap());
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+        sent += batch;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Time from an order's acknowledgement until the status view shows it.
@@ -693,6 +811,16 @@ async fn main() {
         handle.stop(true).await;
         let _ = served.await;
         let _ = node;
+    }
+
+    // ---- the log published to NATS JetStream
+    if phase("stream") {
+        println!("stream (NATS JetStream):");
+        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
+        match program.exists() {
+            true => stream_phase(&mut r, &nats::Nats::start(&program).url).await,
+            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        }
     }
 
     r.print();

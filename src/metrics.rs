@@ -230,6 +230,11 @@ impl Metrics {
         self.stream_exported.set(i64::try_from(seq).unwrap_or(i64::MAX));
     }
 
+    /// The last event published to the stream (0: none yet).
+    pub fn stream_exported_event(&self) -> Seq {
+        self.stream_exported.get().max(0) as Seq
+    }
+
     pub fn stream_failed(&self) {
         self.stream_failures.inc();
     }

@@ -7,6 +7,8 @@ mod damage;
 mod helpers;
 mod isolation;
 mod lifecycle;
+#[path = "../tools/nats.rs"]
+mod nats;
 mod otlp;
 mod overload;
 mod readme;

@@ -4,85 +4,12 @@
 //! consumer in Python follows an order through it.
 
 use crate::helpers::{add_products, client, settle, Load, Proc};
+use crate::nats::Nats;
 use crate::tools::tool;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A NATS server with JetStream on a loopback port of its choosing; killed
-/// on drop.
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        Nats::spawn(&[])
-    }
-
-    /// `nats-server` with JetStream and `more` arguments; once it listens.
-    fn spawn(more: &[String]) -> Nats {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(tool("nats-server"))
-            .arg("-js")
-            .arg("-sd")
-            .arg(dir.path().join("jetstream"))
-            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
-            .arg(dir.path())
-            .args(more)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        // It writes the port it took to this file once it listens.
-        let ports: PathBuf = dir.path().join(format!("nats-server_{}.ports", child.id()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            let listed = std::fs::read(&ports).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-            if let Some(url) = listed.as_ref().and_then(|p| p["nats"][0].as_str()) {
-                break url.to_owned();
-            }
-            assert!(Instant::now() < deadline, "nats-server did not report its port");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Nats { child, url, _dir: dir }
-    }
-
-    /// A JetStream cluster of `n` servers on loopback. Their routes must be
-    /// known before any starts, so the cluster ports are picked here: free
-    /// ports the system handed out a moment ago.
-    fn cluster(n: usize) -> Vec<Nats> {
-        let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
-        drop(listeners);
-        let routes = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-        (0..n)
-            .map(|i| {
-                Nats::spawn(&[
-                    "--server_name".into(),
-                    format!("n{i}"),
-                    "--cluster_name".into(),
-                    "fulfil-test".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{}", ports[i]),
-                    "--routes".into(),
-                    routes.clone(),
-                ])
-            })
-            .collect()
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Every message of the stream once it holds `head` events, oldest first:
 /// (stream sequence, subject, event).
@@ -138,7 +65,7 @@ async fn place_card_order(address: &str) -> String {
 /// its order's partition; every acknowledged order is in it.
 #[tokio::test]
 async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
-    let nats = Nats::start();
+    let nats = Nats::start(&tool("nats-server"));
     let data = tempfile::tempdir().unwrap();
     let env = [("FULFIL_STREAM__URL", nats.url.as_str())];
     let mut acked = Vec::new();
@@ -191,7 +118,7 @@ fn assert_the_log(events: &[(u64, String, Value)], head: u64, acked: &[crate::he
 /// event of the log once and in order, every acknowledged order with it.
 #[tokio::test]
 async fn a_stream_of_three_copies_loses_nothing_when_its_leader_is_killed() {
-    let mut servers = Nats::cluster(3);
+    let mut servers = Nats::cluster(&tool("nats-server"), 3);
     let urls = servers.iter().map(|s| s.url.as_str()).collect::<Vec<_>>().join(",");
     let data = tempfile::tempdir().unwrap();
     let node =
@@ -240,7 +167,7 @@ async fn stream_leader(url: &str) -> String {
 /// the status view records them, in the same order.
 #[tokio::test]
 async fn a_python_consumer_sees_every_status_change_of_an_order_in_order() {
-    let nats = Nats::start();
+    let nats = Nats::start(&tool("nats-server"));
     let data = tempfile::tempdir().unwrap();
     let node = Proc::start_with(data.path(), &[("FULFIL_STREAM__URL", nats.url.as_str())]);
     add_products(&node.address, &[("MUG", 10)]).await;
@@ -276,7 +203,7 @@ async fn a_python_consumer_sees_every_status_change_of_an_order_in_order() {
 /// only the first store's events, and the node itself serves on.
 #[tokio::test]
 async fn a_stream_that_holds_another_stores_events_is_left_alone() {
-    let nats = Nats::start();
+    let nats = Nats::start(&tool("nats-server"));
     let env = [("FULFIL_STREAM__URL", nats.url.as_str())];
     let first = tempfile::tempdir().unwrap();
     let node = Proc::start_with(first.path(), &env);
