@@ -207,6 +207,14 @@ impl EventKind {
         })
     }
 
+    /// Whether the order service writes this event (and no other service
+    /// does): it applies such an event to the order as it writes it, so it
+    /// must not apply it again when it reads it back from the log.
+    pub fn is_the_orders(&self) -> bool {
+        self.status().is_some()
+            || matches!(self, EventKind::DeliveryRequested { .. } | EventKind::OrderDeclined { .. })
+    }
+
     /// For an event that ends an order early (canceled, rejected): whether
     /// a payment already taken is refunded. The services compensate on it.
     pub fn ends_order(&self) -> Option<bool> {

@@ -349,6 +349,11 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
         let order =
             orders.get(id).unwrap_or_else(|| panic!("order {id} has events ({names:?}) but no record"));
         assert!(FINAL.contains(&order.status), "order {id} stopped half-way at {}", order.status);
+        assert_eq!(
+            Order::replay(&order.id, evs.iter().map(|e| &e.kind)).as_ref(),
+            Some(order),
+            "order {id}: the record is not what its events replay to"
+        );
         let paid = kinds.contains_key("order_paid") || kinds.contains_key("payment_captured");
         if order.status == OrderStatus::Canceled
             && order.payment != fulfil::domain::PaymentMethod::None

@@ -141,6 +141,8 @@ async fn a_driver_who_declines_leaves_the_call_open_for_the_others() {
     app.settle().await;
     let view = app.wait_for_status(&id, "placed").await;
     assert_eq!(view["declined"], json!(["driver-kim", "driver-lee"]));
+    let order: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    assert_eq!(order["declined"], json!(["driver-kim", "driver-lee"]), "each decline once: {order}");
     assert_eq!(view["label"], "open");
     assert_eq!(list(&app, "taxi", "placed").await, std::slice::from_ref(&id), "still an open call");
     let again = assert_problem(accept(&app, &id, "driver-kim").await, StatusCode::CONFLICT).await;

@@ -459,8 +459,8 @@ impl Charge {
     }
 }
 
-/// Reacts to another service's fact. Status events are this actor's own and
-/// were applied when written.
+/// Reacts to another service's fact. This actor's own events were applied
+/// when written (applied again, a decline would be recorded twice).
 fn on_fact(
     tx: &mut Tx<'_>,
     event: &Event,
@@ -468,7 +468,7 @@ fn on_fact(
     now_ms: u64,
     recorded: &Recorded,
 ) -> TxResult<(), NodeError> {
-    if event.kind.status().is_some() {
+    if event.kind.is_the_orders() {
         return Ok(());
     }
     let key = event.order_id.as_str();

@@ -136,28 +136,19 @@ impl Order {
         workflow: &Workflow,
     ) -> Result<(Order, Vec<EventKind>), Invalid> {
         let (items, total) = Order::price(order, prices)?;
-        let mut placed = Order {
-            id: id.clone(),
+        let placing = EventKind::OrderPlaced {
             customer: order.customer.clone(),
-            items: items.clone(),
+            items,
             address: order.address.clone(),
             payment: order.payment,
             total,
             workflow: order.workflow.clone(),
-            status: OrderStatus::Placed,
-            payment_id: None,
-            refunded: false,
-            units: Vec::new(),
-            accepted_by: None,
-            delivery_requested: false,
-            delivery_id: None,
-            leg: None,
-            reason: None,
-            rejection: None,
+            reservation: workflow.reservation,
             details: order.details.clone(),
             stay: order.stay,
-            declined: Vec::new(),
+            lang: Some(order.lang.clone()),
         };
+        let mut placed = Order::placed(id, &placing).expect("an order_placed event places an order");
         let mut first = Vec::new();
         match settlement {
             Settlement::Pending => first.push(EventKind::PaymentPending { amount: total }),
@@ -169,25 +160,57 @@ impl Order {
         if let Some(units) = reserved {
             first.push(EventKind::OrderReserved { units });
         }
-        let mut events = vec![EventKind::OrderPlaced {
-            customer: order.customer.clone(),
-            items,
-            address: order.address.clone(),
-            payment: order.payment,
-            total,
-            workflow: order.workflow.clone(),
-            reservation: workflow.reservation,
-            details: order.details.clone(),
-            stay: order.stay,
-            lang: Some(order.lang.clone()),
-        }];
+        let mut events = vec![placing];
         events.extend(placed.advance(first, workflow));
         Ok((placed, events))
+    }
+
+    /// The order an `order_placed` event starts; `None` for any other event.
+    fn placed(id: &OrderId, placing: &EventKind) -> Option<Order> {
+        let EventKind::OrderPlaced {
+            customer, items, address, payment, total, workflow, details, stay, ..
+        } = placing
+        else {
+            return None;
+        };
+        Some(Order {
+            id: id.clone(),
+            customer: customer.clone(),
+            items: items.clone(),
+            address: address.clone(),
+            payment: *payment,
+            total: *total,
+            workflow: workflow.clone(),
+            status: OrderStatus::Placed,
+            payment_id: None,
+            refunded: false,
+            units: Vec::new(),
+            accepted_by: None,
+            delivery_requested: false,
+            delivery_id: None,
+            leg: None,
+            reason: None,
+            rejection: None,
+            details: details.clone(),
+            stay: *stay,
+            declined: Vec::new(),
+        })
     }
 
     /// Folds one event of this order into it.
     pub fn apply(&mut self, event: &EventKind) {
         Fold::apply(self, event)
+    }
+
+    /// The order as its events in the log make it: from its placing, each
+    /// later event folded once; `None` if it was never placed. The stored
+    /// record must always equal this (the crash tests check it), so that
+    /// the log alone can rebuild the order service's state.
+    pub fn replay<'a>(id: &OrderId, events: impl IntoIterator<Item = &'a EventKind>) -> Option<Order> {
+        let mut events = events.into_iter().skip_while(|e| !matches!(e, EventKind::OrderPlaced { .. }));
+        let mut order = Order::placed(id, events.next()?)?;
+        order.apply_all(events);
+        Some(order)
     }
 }
 

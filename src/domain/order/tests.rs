@@ -281,11 +281,15 @@ fn taxi() -> Workflow {
 }
 
 fn open_call() -> Order {
+    place_call().0
+}
+
+fn place_call() -> (Order, Vec<EventKind>) {
     let mut r = request("none");
     r.items.clear();
     r.workflow = Some("taxi".into());
     let valid = r.validate(&taxi()).unwrap();
-    Order::place(&OrderId::from_number(1), &valid, &[], Settlement::NotNeeded, None, &taxi()).unwrap().0
+    Order::place(&OrderId::from_number(1), &valid, &[], Settlement::NotNeeded, None, &taxi()).unwrap()
 }
 
 #[test]
@@ -336,4 +340,48 @@ fn details_and_dates_are_kept_with_the_order_and_its_placing_event() {
     undated.from = None;
     assert!(undated.validate(&booking).unwrap_err().0.contains("give from and to"));
     assert!(r.validate(&hotel()).unwrap_err().0.contains("does not book dates"));
+}
+
+/// The order service's state is a fold of the log: an order taken through
+/// its life by decisions and other services' facts, as the actor does
+/// (its own events applied as written, facts applied as read), equals the
+/// order its events replay to. A decline is recorded once.
+#[test]
+fn an_order_is_what_its_events_replay_to() {
+    let wf = malltail();
+    let (mut order, mut log) = place_in("card", &wf);
+    let decided = |order: &mut Order, events: Vec<EventKind>, log: &mut Vec<EventKind>| {
+        log.extend(order.advance(events, &wf));
+    };
+    let accept = order.decide(&Command::Accept { by: "shop".into() }, &wf).unwrap();
+    decided(&mut order, accept, &mut log);
+    for fact in [
+        EventKind::LegStarted { delivery_id: "d".into(), leg: 0, name: "overseas".into() },
+        EventKind::LegRejected {
+            delivery_id: "d".into(),
+            leg: 1,
+            name: "customs".into(),
+            reason: "banned".into(),
+        },
+    ] {
+        log.push(fact.clone());
+        order.apply(&fact);
+        let next = order.react(&fact, &wf);
+        decided(&mut order, next, &mut log);
+    }
+    assert_eq!(order.status, OrderStatus::Canceled);
+    // Facts that come before the placing (stock taken for a booking that
+    // was then never written) are not the order's.
+    let before = [EventKind::StockReleased { lines: vec![] }];
+    assert_eq!(Order::replay(&order.id, before.iter().chain(&log)), Some(order.clone()));
+    assert_eq!(Order::replay(&order.id, &before), None);
+
+    let (mut call, mut log) = place_call();
+    for by in ["kim", "lee"] {
+        let declined =
+            call.decide(&Command::Reject { by: by.into(), reason: "too far".into() }, &taxi()).unwrap();
+        log.extend(call.advance(declined, &taxi()));
+    }
+    assert_eq!(call.declined, ["kim", "lee"]);
+    assert_eq!(Order::replay(&call.id, &log), Some(call));
 }
