@@ -75,6 +75,20 @@ impl Delivery {
         }
     }
 
+    /// The delivery as the order's events in the log make it: opened at
+    /// its placing, each later event folded once; `None` before that. The
+    /// stored delivery must always equal this (the crash tests check it).
+    pub fn replay<'a>(
+        order_id: &OrderId,
+        events: impl IntoIterator<Item = &'a EventKind>,
+    ) -> Option<Delivery> {
+        let mut events = events.into_iter().skip_while(|e| !matches!(e, EventKind::OrderPlaced { .. }));
+        events.next()?;
+        let mut delivery = Delivery::open(order_id);
+        delivery.apply_all(events);
+        Some(delivery)
+    }
+
     fn leg_name(&self) -> &str {
         self.legs.get(self.current as usize).map(|l| l.name.as_str()).unwrap_or("")
     }
@@ -345,5 +359,36 @@ mod tests {
             assert_eq!(d.state, DeliveryStatus::Delivered);
             d
         }
+    }
+
+    /// The delivery service's state is a fold of the log: a delivery taken
+    /// through the overseas legs by the order's facts (as read) and the
+    /// parties' commands (as written) equals what its events replay to.
+    #[test]
+    fn a_delivery_is_what_its_events_replay_to() {
+        let order = OrderId::from_number(1);
+        let placed = EventKind::OrderPlaced {
+            customer: crate::domain::CustomerId::parse("kim").unwrap(),
+            items: vec![],
+            address: "Seoul".into(),
+            payment: crate::domain::PaymentMethod::Card,
+            total: crate::domain::Money::ZERO,
+            workflow: "malltail".into(),
+            reservation: crate::domain::ReservationMode::None,
+            details: None,
+            stay: None,
+            lang: None,
+        };
+        let request = EventKind::DeliveryRequested { legs: malltail() };
+        let mut log = vec![placed.clone(), request.clone()];
+        let (mut d, _) = Delivery::on_fact(None, &order, &placed).unwrap();
+        (d, _) = Delivery::on_fact(Some(d), &order, &request).unwrap();
+        for act in [LegAct::Start, LegAct::Complete, LegAct::Reject("banned".into())] {
+            let events = d.decide(&LegCommand { leg: None, act, by: Some("shipper".into()) }).unwrap();
+            log.extend(d.advance(events));
+        }
+        assert_eq!(d.state, DeliveryStatus::Stopped);
+        assert_eq!(Delivery::replay(&order, &log), Some(d));
+        assert_eq!(Delivery::replay(&order, &log[1..]), None, "not before its order is placed");
     }
 }

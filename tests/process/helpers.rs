@@ -1,6 +1,8 @@
 //! Running the binary, driving load at it, and checking every invariant of
 //! its data afterwards.
 
+use fulfil::domain::delivery::Delivery;
+use fulfil::domain::inventory::Reservation;
 use fulfil::domain::{Event, EventKind, Notification, Order, OrderStatus, Product, StatusView};
 use fulfil::store::{decode, Store};
 use reqwest::StatusCode;
@@ -323,6 +325,8 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
     }
     let orders: HashMap<String, Order> = by_text_key(all(&store, "orders"));
     let views: HashMap<String, StatusView> = by_text_key(all(&store, "status_views"));
+    let deliveries: HashMap<String, Delivery> = by_text_key(all(&store, "deliveries"));
+    let reservations: HashMap<String, Reservation> = by_text_key(all(&store, "reservations"));
     let notifications: Vec<Notification> = fulfil::actors::notification::stored(&store).unwrap();
     let mut taken: HashMap<String, i64> = HashMap::new();
     for (id, evs) in &by_order {
@@ -353,6 +357,17 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
             Order::replay(&order.id, evs.iter().map(|e| &e.kind)).as_ref(),
             Some(order),
             "order {id}: the record is not what its events replay to"
+        );
+        assert_eq!(
+            Reservation::replay(evs.iter().map(|e| &e.kind)).as_ref(),
+            reservations.get(id),
+            "order {id}: the reservation is not what its events replay to"
+        );
+        let delivery = deliveries.get(id).unwrap_or_else(|| panic!("order {id} has no delivery"));
+        assert_eq!(
+            Delivery::replay(&order.id, evs.iter().map(|e| &e.kind)).as_ref(),
+            Some(delivery),
+            "order {id}: the delivery is not what its events replay to"
         );
         let paid = kinds.contains_key("order_paid") || kinds.contains_key("payment_captured");
         if order.status == OrderStatus::Canceled

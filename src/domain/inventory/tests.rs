@@ -221,3 +221,59 @@ fn a_unit_goes_out_of_service_and_back_and_a_pool_stays_a_pool_when_empty() {
     let qty = restock(&mut all_out, &Restock::Qty(2)).unwrap_err();
     assert!(qty.to_string().contains("pool"), "{qty}");
 }
+
+/// The inventory's reservations are a fold of the log: whatever the facts
+/// did to a reservation (taken, short, shipped, dropped unpaid, given back,
+/// booked for dates at placement), its order's events, the service's own
+/// among them, replay to the same reservation.
+#[test]
+fn a_reservation_is_what_its_order_events_replay_to() {
+    let shipped = EventKind::OrderInDelivery { delivery_id: "d".into(), leg: 0, name: "ship".into() };
+    let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
+    for (stock, facts) in [
+        (5, vec![placed(&[("A", 2)]), paid(), shipped]),
+        (1, vec![placed(&[("A", 2)]), paid()]),
+        (5, vec![placed(&[("A", 2)]), cancel.clone()]),
+        (5, vec![placed(&[("A", 2)]), paid(), cancel.clone()]),
+    ] {
+        // The log: each fact, then what the service appended on it.
+        let (mut log, mut state) = (vec![], None);
+        let mut shelf = Shelf::new([product("A", stock, &[])]);
+        for fact in &facts {
+            log.push(fact.clone());
+            let order = OrderId::from_number(1);
+            if let Some((next, appended)) = Reservation::on_fact(state.as_ref(), &order, fact, &mut shelf) {
+                state = Some(next);
+                log.extend(appended);
+            }
+        }
+        let kinds: Vec<&str> = log.iter().map(EventKind::name).collect();
+        assert!(state.is_some());
+        assert_eq!(Reservation::replay(&log), state, "after {kinds:?}");
+    }
+    assert_eq!(Reservation::replay(&[placed(&[])]), None, "nothing to reserve");
+
+    // A room booked while the order is placed: the stock event comes first,
+    // the dates with the placing.
+    let (march, order) = (stay("2027-03-01", "2027-03-03"), OrderId::from_number(1));
+    let mut shelf =
+        Shelf::new([product("ROOM", 1, &["r1"])]).with_calendars([(sku("ROOM"), Calendar::default())]);
+    let dates = Dates { order: &order, stay: &march };
+    let (r, taken) = Reservation::reserve_now(&[(sku("ROOM"), 1)], Some(dates), &mut shelf).unwrap();
+    let EventKind::OrderPlaced { items, customer, address, .. } = placed(&[("ROOM", 1)]) else {
+        unreachable!()
+    };
+    let placing = EventKind::OrderPlaced {
+        customer,
+        items,
+        address,
+        payment: PaymentMethod::Card,
+        total: Money::ZERO,
+        workflow: "hotel".into(),
+        reservation: ReservationMode::AtPlacement,
+        details: None,
+        stay: Some(march),
+        lang: None,
+    };
+    assert_eq!(Reservation::replay(&[taken, placing]), Some(r));
+}
