@@ -14,9 +14,11 @@ fn run(tool_name: &str, args: &[&Path]) -> Output {
     Command::new(tool(tool_name)).args(args).current_dir(root()).output().unwrap()
 }
 
+/// The manifests: the node's, and the event stream's (`stream/`).
 fn manifests() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("deploy/k8s"))
-        .unwrap()
+    let mut files: Vec<PathBuf> = ["deploy/k8s", "deploy/k8s/stream"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
@@ -28,7 +30,9 @@ fn manifests() -> Vec<PathBuf> {
 fn every_manifest_validates_against_the_kubernetes_schemas_and_a_broken_one_does_not() {
     let files = manifests();
     let kinds: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
-    for kind in ["kind: StatefulSet", "kind: Service", "kind: ConfigMap", "kind: Secret"] {
+    for kind in
+        ["kind: StatefulSet", "kind: Service", "kind: ConfigMap", "kind: Secret", "kind: PodDisruptionBudget"]
+    {
         assert!(kinds.iter().any(|k| k.contains(kind)), "deploy/k8s has a {kind}");
     }
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -36,7 +40,9 @@ fn every_manifest_validates_against_the_kubernetes_schemas_and_a_broken_one_does
     let said =
         String::from_utf8_lossy(&checked.stdout).into_owned() + &String::from_utf8_lossy(&checked.stderr);
     assert!(checked.status.success(), "{said}");
-    assert_eq!(said.matches("passed").count(), files.len(), "{said}");
+    let resources: usize =
+        kinds.iter().map(|k| k.matches("\nkind: ").count() + usize::from(k.starts_with("kind: "))).sum();
+    assert_eq!(said.matches("passed").count(), resources, "{said}");
 
     // The validator is not a formality: a misspelt field fails it.
     let dir = tempfile::tempdir().unwrap();
@@ -69,10 +75,48 @@ fn file_in(manifest: &str, key: &str) -> String {
     lines.map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
 }
 
-/// The ConfigMap's settings and the Secret's keys start a node (paths and
-/// port moved to a temporary directory), and `fulfil probe`, the
-/// container's health check, finds it ready; the pods' grace period covers
-/// the drain and the shutdown the settings ask for.
+/// The environment a ConfigMap gives a container (`envFrom`): its `data`.
+fn env_in(manifest: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
+    let data = text.split("\ndata:\n").nth(1).expect("a data block");
+    let entries = data.lines().take_while(|l| l.starts_with("  ")).filter_map(|l| l.trim().split_once(": "));
+    entries.map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect()
+}
+
+/// The JetStream cluster's configuration is one that nats-server (the
+/// version the stream's tests run) accepts, for each server's name; the
+/// check is not a formality: a setting out of range fails it.
+#[test]
+fn the_stream_manifests_configure_nats_as_nats_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    let shipped = file_in("stream/nats.yaml", "nats.conf");
+    let check = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        let out = Command::new(tool("nats-server"))
+            .arg("-c")
+            .arg(&conf)
+            .arg("-t")
+            .env("SERVER_NAME", "nats-0")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (valid, said) = check(&shipped);
+    assert!(valid, "{said}");
+    assert!(shipped.contains("jetstream") && shipped.contains("nats://nats-2.nats:6222"), "{shipped}");
+    let (valid, _) = check(&shipped.replace("lame_duck_duration: 30s", "lame_duck_duration: 10s"));
+    assert!(!valid, "nats-server refuses a lame duck time under 30 s");
+    let env = env_in("stream/fulfil-stream.yaml");
+    let url = &env.iter().find(|(k, _)| k == "FULFIL_STREAM__URL").expect("the stream's URL").1;
+    assert_eq!(url.split(',').count(), 3, "every server of the cluster: {url}");
+}
+
+/// The ConfigMap's settings and the Secret's keys, with the event stream's
+/// settings on, start a node (paths and port moved to a temporary
+/// directory; no NATS server: the stream waits, the node does not), and
+/// `fulfil probe`, the container's health check, finds it ready; the pods'
+/// grace period covers the drain and the shutdown the settings ask for.
 #[test]
 fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +130,7 @@ fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
         .env("FULFIL_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("FULFIL_STORE__PATH", dir.path().join("data"))
         .env("FULFIL_AUTH__KEYS_FILE", &keys)
+        .envs(env_in("stream/fulfil-stream.yaml"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
