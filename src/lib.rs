@@ -35,6 +35,8 @@
 //! - [`stream`]: the log published to NATS JetStream for consumers
 //!   outside the node: a documented JSON format, each event once and in
 //!   order, on a thread of its own.
+//! - [`cluster`]: several nodes on one stream; so far, which node owns
+//!   which partition, by leases in a JetStream key-value bucket.
 //! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
 //!   in constant time (the rules of who may do what are
 //!   [`domain::access`]).
@@ -77,6 +79,7 @@ pub mod actors;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -31,6 +31,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("auth", 4),
     // The log published to NATS JetStream, beside the services.
     ("stream", 4),
+    // Several nodes on one stream: who owns which partition.
+    ("cluster", 4),
     // The embedding API, on the services.
     ("node", 5),
     // The HTTP gateway, on the node.

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod message;
 pub mod money;
 pub mod order;
+pub mod partition;
 pub mod payment;
 pub mod product;
 pub mod request;

@@ -69,19 +69,9 @@ fn fields(kind: &crate::domain::EventKind) -> serde_json::Value {
     .unwrap_or_else(|| serde_json::Value::Object(Default::default()))
 }
 
-/// The partition of an order: FNV-1a (32 bits) of its id's UTF-8 bytes,
-/// modulo `partitions`. Written out so that a consumer in another language
-/// computes the same (docs/events.md); every event of one order lands in
-/// one partition, so one partition's subject holds each order's events in
-/// order.
-pub fn partition(order_id: &str, partitions: u32) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in order_id.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % partitions.max(1)
-}
+/// The partition of an order ([`crate::domain::partition`]), which a
+/// consumer in another language computes the same way (docs/events.md).
+pub use crate::domain::partition::partition;
 
 /// The subject an order's events are published on: `<prefix>.<partition>`.
 pub fn subject(prefix: &str, order_id: &str, partitions: u32) -> String {

@@ -6,6 +6,7 @@ mod crash;
 mod damage;
 mod helpers;
 mod isolation;
+mod leases;
 mod lifecycle;
 #[path = "../tools/nats.rs"]
 mod nats;

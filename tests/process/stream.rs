@@ -151,9 +151,10 @@ async fn stream_leader(url: &str) -> String {
     let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
+        // Unanswered while the node creates the stream or a leader is elected.
         if let Ok(mut stream) = js.get_stream("FULFIL").await {
-            let info = stream.info().await.unwrap();
-            let leader = info.cluster.as_ref().and_then(|c| c.leader.clone());
+            let info = stream.info().await.ok();
+            let leader = info.and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()));
             if let Some(leader) = leader.filter(|l| !l.is_empty()) {
                 return leader;
             }

@@ -20,6 +20,11 @@ fn product(s: &str, stock: u64, units: &[&str]) -> Product {
 }
 
 fn placed(lines: &[(&str, u32)]) -> EventKind {
+    placed_as(lines, ReservationMode::AfterPayment, None)
+}
+
+/// An order for `lines` placed in a workflow that reserves as `reservation`.
+fn placed_as(lines: &[(&str, u32)], reservation: ReservationMode, stay: Option<Stay>) -> EventKind {
     let items = lines
         .iter()
         .map(|(s, qty)| OrderLine { sku: sku(s), qty: *qty, unit_price: Money::new(100).unwrap() })
@@ -31,9 +36,9 @@ fn placed(lines: &[(&str, u32)]) -> EventKind {
         payment: PaymentMethod::Card,
         total: Money::ZERO,
         workflow: "shop".into(),
-        reservation: ReservationMode::AfterPayment,
+        reservation,
         details: None,
-        stay: None,
+        stay,
         lang: None,
     }
 }
@@ -260,20 +265,6 @@ fn a_reservation_is_what_its_order_events_replay_to() {
         Shelf::new([product("ROOM", 1, &["r1"])]).with_calendars([(sku("ROOM"), Calendar::default())]);
     let dates = Dates { order: &order, stay: &march };
     let (r, taken) = Reservation::reserve_now(&[(sku("ROOM"), 1)], Some(dates), &mut shelf).unwrap();
-    let EventKind::OrderPlaced { items, customer, address, .. } = placed(&[("ROOM", 1)]) else {
-        unreachable!()
-    };
-    let placing = EventKind::OrderPlaced {
-        customer,
-        items,
-        address,
-        payment: PaymentMethod::Card,
-        total: Money::ZERO,
-        workflow: "hotel".into(),
-        reservation: ReservationMode::AtPlacement,
-        details: None,
-        stay: Some(march),
-        lang: None,
-    };
+    let placing = placed_as(&[("ROOM", 1)], ReservationMode::AtPlacement, Some(march));
     assert_eq!(Reservation::replay(&[taken, placing]), Some(r));
 }

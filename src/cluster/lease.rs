@@ -1,0 +1,174 @@
+//! Partition leases in a JetStream key-value bucket.
+//!
+//! The bucket keeps every entry for `ttl` after it was last written
+//! (`max_age`), then drops it. Each node, on every [`Leases::tick`]:
+//! - writes `member.<node>`, so the others count it as alive;
+//! - renews each partition it holds by compare-and-set on
+//!   `partition.<p>` (the revision it last wrote), so a lease that expired
+//!   and was taken by another is lost, not overwritten;
+//! - counts the live members and takes free partitions (create: only if
+//!   absent) until it holds its fair share, `ceil(partitions / members)`.
+//!
+//! A node above its share ([`Leases::surplus`], once another joined)
+//! stops its work on those partitions and then releases them
+//! ([`Leases::release`]), so the newcomer finds them free. A node that
+//! dies stops renewing: its leases expire after `ttl` and the others take
+//! them at their next tick.
+//!
+//! Each node tries partitions in an order of its own (rendezvous hashing
+//! of its name and the partition), so that nodes starting together do not
+//! all try the same ones first, and a node that comes back tends to get
+//! the same ones again.
+
+use async_nats::jetstream::kv;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const MEMBER: &str = "member.";
+const PARTITION: &str = "partition.";
+
+/// Why a lease operation failed (the server, the connection); the leases
+/// held stand until their time runs out.
+#[derive(Debug, thiserror::Error)]
+#[error("partition leases: {0}")]
+pub struct LeaseError(String);
+
+fn failed(e: impl std::fmt::Display) -> LeaseError {
+    LeaseError(e.to_string())
+}
+
+/// What a tick changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Partitions this node holds now and did not before.
+    pub gained: Vec<u32>,
+    /// Partitions it held and no longer does: its lease ran out (the node
+    /// was too slow to renew) and another may hold it now.
+    pub lost: Vec<u32>,
+}
+
+/// One node's leases on the partitions of a stream.
+pub struct Leases {
+    bucket: kv::Store,
+    node: String,
+    partitions: u32,
+    /// The partitions held, with the revision of their lease.
+    held: BTreeMap<u32, u64>,
+}
+
+impl Leases {
+    /// Joins the owners of `partitions` partitions recorded in `bucket`
+    /// (created if missing, its entries living `ttl`) as `node`, holding
+    /// nothing yet. Node names must be unique among the live nodes.
+    pub async fn join(
+        js: &async_nats::jetstream::Context,
+        bucket: &str,
+        ttl: Duration,
+        node: &str,
+        partitions: u32,
+    ) -> Result<Leases, LeaseError> {
+        let config = kv::Config { bucket: bucket.to_owned(), history: 1, max_age: ttl, ..Default::default() };
+        let bucket = match js.get_key_value(bucket).await {
+            Ok(store) => store,
+            Err(_) => js.create_key_value(config).await.map_err(failed)?,
+        };
+        Ok(Leases { bucket, node: node.to_owned(), partitions, held: BTreeMap::new() })
+    }
+
+    /// The partitions this node holds.
+    pub fn held(&self) -> impl Iterator<Item = u32> + '_ {
+        self.held.keys().copied()
+    }
+
+    /// Says this node is alive, renews what it holds, and takes free
+    /// partitions up to its fair share. Call it well within `ttl` (a third
+    /// of it leaves room for one slow round).
+    pub async fn tick(&mut self) -> Result<Change, LeaseError> {
+        self.bucket.put(format!("{MEMBER}{}", self.node), self.node.clone().into()).await.map_err(failed)?;
+        let mut change = Change::default();
+        let held: Vec<(u32, u64)> = self.held.iter().map(|(p, revision)| (*p, *revision)).collect();
+        for (p, revision) in held {
+            match self.bucket.update(key(p), self.node.clone().into(), revision).await {
+                Ok(revision) => {
+                    self.held.insert(p, revision);
+                }
+                // Expired, and perhaps taken by another since.
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    self.held.remove(&p);
+                    change.lost.push(p);
+                }
+                // Unknown whether it was renewed: what is held stays held
+                // until a tick says otherwise.
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        let share = self.share().await?;
+        for p in self.preference() {
+            if self.held.len() >= share {
+                break;
+            }
+            if self.held.contains_key(&p) {
+                continue;
+            }
+            match self.bucket.create(key(p), self.node.clone().into()).await {
+                Ok(revision) => {
+                    self.held.insert(p, revision);
+                    change.gained.push(p);
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        Ok(change)
+    }
+
+    /// Partitions held above this node's fair share, least preferred
+    /// first: once its work on them has stopped, [`Leases::release`] them.
+    pub async fn surplus(&self) -> Result<Vec<u32>, LeaseError> {
+        let share = self.share().await?;
+        let mut mine: Vec<u32> =
+            self.preference().into_iter().rev().filter(|p| self.held.contains_key(p)).collect();
+        mine.truncate(self.held.len().saturating_sub(share));
+        Ok(mine)
+    }
+
+    /// Gives partition `p` up at once, for another node to take.
+    pub async fn release(&mut self, p: u32) -> Result<(), LeaseError> {
+        let Some(revision) = self.held.remove(&p) else { return Ok(()) };
+        self.bucket.delete_expect_revision(key(p), Some(revision)).await.map_err(failed)
+    }
+
+    /// Leaves: gives up every partition and stops counting as a member.
+    pub async fn leave(mut self) -> Result<(), LeaseError> {
+        let held: Vec<u32> = self.held().collect();
+        for p in held {
+            self.release(p).await?;
+        }
+        self.bucket.delete(format!("{MEMBER}{}", self.node)).await.map_err(failed)
+    }
+
+    /// `ceil(partitions / live members)`, this node among them.
+    async fn share(&self) -> Result<usize, LeaseError> {
+        use futures_util::TryStreamExt;
+        let keys: Vec<String> =
+            self.bucket.keys().await.map_err(failed)?.try_collect().await.map_err(failed)?;
+        let members = keys.iter().filter(|k| k.starts_with(MEMBER)).count().max(1);
+        Ok((self.partitions as usize).div_ceil(members))
+    }
+
+    /// Every partition, in this node's order of preference.
+    fn preference(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.partitions).collect();
+        order.sort_by_key(|p| std::cmp::Reverse(rank(&self.node, *p)));
+        order
+    }
+}
+
+fn key(p: u32) -> String {
+    format!("{PARTITION}{p}")
+}
+
+/// Rendezvous hashing: FNV-1a of the node's name and the partition.
+fn rank(node: &str, p: u32) -> u32 {
+    crate::domain::partition::fnv1a(format!("{node}/{p}").as_bytes())
+}
