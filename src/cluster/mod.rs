@@ -1,17 +1,23 @@
 //! Several nodes sharing one stream (issue 14's multi-node mode), built in
-//! steps. This step: which node owns which partition ([`lease`]), decided
-//! by leases in a JetStream key-value bucket with a time to live, so that
-//! a node that dies gives its partitions up without anyone deciding it,
-//! and a node that joins takes a fair share. No consensus of our own: the
-//! bucket's compare-and-set and expiry are JetStream's.
+//! steps. So far:
+//! - which node owns which partition ([`lease`]), decided by leases in a
+//!   JetStream key-value bucket with a time to live, so that a node that
+//!   dies gives its partitions up without anyone deciding it, and a node
+//!   that joins takes a fair share. No consensus of our own: the bucket's
+//!   compare-and-set and expiry are JetStream's;
+//! - the state a node takes over with a partition, rebuilt from the
+//!   partition's events alone ([`rebuild`]).
 //!
 //! Not yet wired to the services: a node does not yet run a partition's
-//! services from the stream. A lease alone is not enough for that: a node
+//! services from the stream (nor can it for payments and stock yet, see
+//! [`rebuild`]). A lease alone is not enough for that: a node
 //! paused past its lease still believes it owns the partition until its
 //! next renewal fails, so the appends it makes for a partition must also
 //! be fenced (JetStream's expected last sequence per subject), which the
 //! next step adds with the partition's writer.
 
 pub mod lease;
+pub mod rebuild;
 
 pub use lease::{LeaseError, Leases};
+pub use rebuild::Rebuilt;

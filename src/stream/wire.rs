@@ -3,7 +3,7 @@
 //! (bincode) is the node's business and may change between releases; this
 //! one changes only with `v`.
 
-use crate::domain::{rfc3339, Event, Seq};
+use crate::domain::{rfc3339, Event, OrderId, Seq};
 use serde::{Deserialize, Serialize};
 
 /// The format's version; a consumer reads only the versions it knows.
@@ -57,6 +57,31 @@ impl WireEvent {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an event always encodes as JSON")
     }
+
+    /// The event it was made from, exactly: what a node reads back from
+    /// the stream to rebuild the services' state (`cluster::rebuild`).
+    pub fn to_event(&self) -> Result<Event, String> {
+        if self.v != VERSION {
+            return Err(format!("event {}: format version {}, this node reads {VERSION}", self.seq, self.v));
+        }
+        let order_id =
+            OrderId::parse(&self.correlation_id).map_err(|e| format!("event {}: {e}", self.seq))?;
+        // Back to serde's shape (see `fields`): the variant's name in
+        // CamelCase, alone for a variant without fields.
+        let variant: String = self.kind.split('_').map(capitalized).collect();
+        let tagged = match &self.data {
+            serde_json::Value::Object(fields) if fields.is_empty() => serde_json::Value::String(variant),
+            fields => serde_json::json!({ variant: fields }),
+        };
+        let kind =
+            serde_json::from_value(tagged).map_err(|e| format!("event {} ({}): {e}", self.seq, self.kind))?;
+        Ok(Event { seq: self.seq, order_id, caused_by: self.caused_by, at_ms: self.at_ms, kind })
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
 /// The variant's fields: serde writes a unit variant as its name and a
@@ -125,6 +150,79 @@ mod tests {
         assert_eq!(bare.data, serde_json::json!({}));
         let back: WireEvent = serde_json::from_slice(&bare.to_bytes()).unwrap();
         assert_eq!(back, bare, "what is published reads back the same");
+    }
+
+    /// Every kind of event reads back from its published form as it was,
+    /// so the stream alone can rebuild what the log built.
+    #[test]
+    fn every_kind_of_event_reads_back_from_the_stream_as_it_was() {
+        use crate::domain::workflow::{LegSpec, ReservationMode};
+        use crate::domain::{CustomerId, Money, OrderLine, PaymentMethod, Sku};
+        let sku = Sku::parse("MUG").unwrap();
+        let money = Money::new(1200).unwrap();
+        let leg =
+            |name: &str| LegSpec { name: name.into(), checkpoint: name == "customs", explicit_start: false };
+        let (delivery_id, name) = (String::from("dlv-ord-1"), String::from("ride"));
+        let details: crate::domain::details::Details =
+            serde_json::from_value(serde_json::json!({"guests": 2, "note": "late"})).unwrap();
+        let kinds = [
+            EventKind::OrderPlaced {
+                customer: CustomerId::parse("kim").unwrap(),
+                items: vec![OrderLine { sku: sku.clone(), qty: 2, unit_price: money }],
+                address: "Seoul".into(),
+                payment: PaymentMethod::Card,
+                total: money,
+                workflow: "hotel".into(),
+                reservation: ReservationMode::AtPlacement,
+                details: Some(details),
+                stay: Some(crate::domain::stay::Stay::parse("2027-03-01", "2027-03-03").unwrap()),
+                lang: Some("ko".into()),
+            },
+            EventKind::PaymentPending { amount: money },
+            EventKind::OrderPaid {
+                method: PaymentMethod::BankTransfer,
+                amount: money,
+                payment_id: "dep-1".into(),
+            },
+            EventKind::OrderReserved { units: vec!["kim".into()] },
+            EventKind::OrderAccepted { by: "hotel".into() },
+            EventKind::OrderRejected { by: "hotel".into(), reason: "full".into() },
+            EventKind::OrderInDelivery { delivery_id: delivery_id.clone(), leg: 1, name: name.clone() },
+            EventKind::OrderDelivered,
+            EventKind::OrderClosed,
+            EventKind::OrderCanceled { reason: CancelReason::Forfeited },
+            EventKind::StockReserved { lines: vec![(sku.clone(), 2)], units: vec![] },
+            EventKind::StockShort { sku: sku.clone(), requested: 2, available: 1 },
+            EventKind::StockReleased { lines: vec![(sku, 2)] },
+            EventKind::PaymentRefunded { amount: money },
+            EventKind::DeliveryRequested { legs: vec![leg("overseas"), leg("customs")] },
+            EventKind::LegStarted { delivery_id: delivery_id.clone(), leg: 0, name: name.clone() },
+            EventKind::LegCompleted { delivery_id: delivery_id.clone(), leg: 0, name: name.clone() },
+            EventKind::LegRejected {
+                delivery_id: delivery_id.clone(),
+                leg: 1,
+                name,
+                reason: "banned".into(),
+            },
+            EventKind::DeliveryCompleted { delivery_id },
+            EventKind::PaymentCaptured { payment_id: "pay-1".into(), amount: money },
+            EventKind::PaymentFailed { reason: "declined".into() },
+            EventKind::OrderDeclined { by: "driver-kim".into(), reason: "too far".into() },
+            EventKind::Acted { step: "accept".into(), by: "hotel".into() },
+        ];
+        let names: std::collections::BTreeSet<&str> = kinds.iter().map(EventKind::name).collect();
+        assert_eq!(names.len(), 23, "every kind once");
+        for kind in kinds {
+            let published = event(kind);
+            let read: WireEvent = serde_json::from_slice(&WireEvent::of(&published).to_bytes()).unwrap();
+            assert_eq!(read.to_event(), Ok(published));
+        }
+        let mut later = WireEvent::of(&event(EventKind::OrderClosed));
+        later.v = 2;
+        assert!(later.to_event().unwrap_err().contains("version 2"));
+        later.v = 1;
+        later.kind = "order_teleported".into();
+        assert!(later.to_event().unwrap_err().contains("order_teleported"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Running the binary, driving load at it, and checking every invariant of
 //! its data afterwards.
 
+use fulfil::cluster::Rebuilt;
 use fulfil::domain::delivery::Delivery;
 use fulfil::domain::inventory::Reservation;
-use fulfil::domain::{Event, EventKind, Notification, Order, OrderStatus, Product, StatusView};
+use fulfil::domain::{Event, EventKind, Notification, Order, OrderId, OrderStatus, Product, StatusView};
 use fulfil::store::{decode, Store};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -403,6 +404,22 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
         );
     }
     (by_order.len(), seen)
+}
+
+/// The orders, deliveries and reservations a stopped node's store holds.
+pub fn stored_state(data: &Path) -> Rebuilt {
+    let store = Store::open(data, 16 << 20).expect("the store reopens");
+    Rebuilt {
+        orders: by_order_id(all(&store, "orders")),
+        deliveries: by_order_id(all(&store, "deliveries")),
+        reservations: by_order_id(all(&store, "reservations")),
+    }
+}
+
+/// For trees keyed by an order's id.
+fn by_order_id<T>(entries: Vec<(Vec<u8>, T)>) -> BTreeMap<OrderId, T> {
+    let id = |k: Vec<u8>| OrderId::parse(&String::from_utf8(k).expect("a text key")).expect("an order id");
+    entries.into_iter().map(|(k, v)| (id(k), v)).collect()
 }
 
 /// Every entry of a tree, with its raw key (some keys hold binary numbers).

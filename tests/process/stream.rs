@@ -3,11 +3,14 @@
 //! of the log reaches it once and in order, through `kill -9`, and a
 //! consumer in Python follows an order through it.
 
-use crate::helpers::{add_products, client, settle, Load, Proc};
+use crate::helpers::{add_products, client, settle, stored_state, Load, Proc};
 use crate::nats::Nats;
 use crate::tools::tool;
+use fulfil::cluster::Rebuilt;
+use fulfil::domain::OrderId;
+use fulfil::stream::WireEvent;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -89,6 +92,35 @@ async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
     let events = stream_events(&nats.url, head).await;
     assert_the_log(&events, head, &acked);
     println!("{} events in the stream, {} acknowledged orders, across 2 kills", events.len(), acked.len());
+
+    // The stream alone rebuilds what the node's store holds of every order:
+    // its record, its delivery and its reservation.
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+    let read = events.iter().map(|(_, _, e)| serde_json::from_value::<WireEvent>(e.clone()).unwrap());
+    let rebuilt = Rebuilt::from_events(read.map(|w| w.to_event().unwrap()));
+    let stored = stored_state(data.path());
+    assert!(rebuilt.orders.len() >= acked.len());
+    same(&rebuilt.orders, &stored.orders, "order");
+    same(&rebuilt.deliveries, &stored.deliveries, "delivery");
+    same(&rebuilt.reservations, &stored.reservations, "reservation");
+}
+
+/// Rebuilt and stored hold the same orders, each the same; the first that
+/// differs is shown.
+fn same<T: PartialEq + std::fmt::Debug>(
+    rebuilt: &BTreeMap<OrderId, T>,
+    stored: &BTreeMap<OrderId, T>,
+    what: &str,
+) {
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        stored.keys().collect::<Vec<_>>(),
+        "the orders with a {what}"
+    );
+    for (id, r) in rebuilt {
+        assert_eq!(Some(r), stored.get(id), "{id}: the {what} rebuilt from the stream, and the store's");
+    }
 }
 
 /// Checks that `events` are exactly the log's `head` events, message n
