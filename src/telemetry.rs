@@ -35,8 +35,22 @@ pub fn init(log: &LogSettings) -> Telemetry {
             .boxed(),
     };
     let (spans, telemetry) = exporter(&log.otlp_endpoint);
-    let _ = tracing_subscriber::registry().with(lines).with(spans).with(filter).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(holds_no_secret))
+        .try_init();
     telemetry
+}
+
+/// Whether a line or span may be written at all. The NATS client writes
+/// what it sends to the server at TRACE, its CONNECT with the password in
+/// it (`stream.url`): those never get through, whatever `RUST_LOG` says.
+/// (An embedding application that installs its own subscriber should cap
+/// `async_nats` at DEBUG the same way.)
+fn holds_no_secret(meta: &tracing::Metadata<'_>) -> bool {
+    !(*meta.level() == tracing::Level::TRACE && meta.target().starts_with("async_nats"))
 }
 
 /// Without the `otlp` feature there is nothing to export to (the settings

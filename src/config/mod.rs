@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod nats;
 mod ranges;
+
+pub use nats::NatsAuth;
 
 /// The defaults; the same file users read and edit.
 const DEFAULTS: &str = include_str!("../../config.toml");
@@ -384,13 +387,6 @@ impl Settings {
             return Err(SettingsError::Invalid("mailbox capacities must be at least 1".into()));
         }
         Ok(())
-    }
-}
-
-impl StreamSettings {
-    /// The servers `url` names, in the order given.
-    pub fn servers(&self) -> Vec<&str> {
-        self.url.split(',').map(str::trim).collect()
     }
 }
 

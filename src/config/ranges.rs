@@ -213,7 +213,7 @@ fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
     if s.url.is_empty() {
         return Ok(());
     }
-    for server in s.servers() {
+    for server in s.url.split(',').map(str::trim) {
         rule(
             url::Url::parse(server).is_ok_and(|u| matches!(u.scheme(), "nats" | "tls") && u.host().is_some()),
             &format!(
@@ -222,6 +222,7 @@ fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
             ),
         )?;
     }
+    s.credentials()?;
     rule(
         !s.name.is_empty() && s.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
         &format!("stream.name {:?} must be letters, digits, - and _ (a JetStream stream name)", s.name),

@@ -19,7 +19,7 @@
 //! that is slow or gone delays the stream, never an order.
 
 use super::wire::{subject, WireEvent};
-use crate::config::StreamSettings;
+use crate::config::{NatsAuth, StreamSettings};
 use crate::domain::Seq;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -122,15 +122,19 @@ fn run(settings: &StreamSettings, store: &Store, metrics: &Metrics, mut stopped:
 /// Connects, finds where the stream stands, and publishes from there on
 /// as the log grows. Returns only on a failure.
 async fn export(settings: &StreamSettings, store: &Store, metrics: &Metrics) -> Result<(), ExportError> {
-    let client = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name("fulfil")
         .connection_timeout(Duration::from_secs(5))
         // The JetStream API's requests wait this long (the context's own
         // timeout does not reach them).
-        .request_timeout(Some(TIMEOUTS.0))
-        .connect(settings.servers())
-        .await
-        .map_err(nats)?;
+        .request_timeout(Some(TIMEOUTS.0));
+    // Checked when the settings were loaded.
+    let options = match settings.credentials().map_err(ExportError::Refused)? {
+        Some(NatsAuth::UserPassword { user, password }) => options.user_and_password(user, password),
+        Some(NatsAuth::Token(token)) => options.token(token),
+        None => options,
+    };
+    let client = options.connect(settings.servers()).await.map_err(nats)?;
     let js = jetstream::ContextBuilder::new().timeout(TIMEOUTS.0).ack_timeout(TIMEOUTS.1).build(client);
     let mut stream = ensured(&js, settings).await?;
     let store_id = store.id()?.unwrap_or_default();

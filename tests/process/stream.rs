@@ -272,3 +272,36 @@ async fn a_stream_that_holds_another_stores_events_is_left_alone() {
     let stopped = log.iter().find(|l| l.contains("the stream export stopped")).expect("it says it stopped");
     assert!(stopped.contains("not this store's events") && stopped.contains("another name"), "{stopped}");
 }
+
+/// A server that requires a user and password: the node authenticates
+/// with the ones written in `stream.url` and publishes the whole log, and
+/// neither the password nor the URL that holds it reaches the node's log,
+/// even with the NATS client's own logging at its most detailed.
+#[tokio::test]
+async fn a_server_with_a_password_is_reached_and_the_password_never_logged() {
+    let auth: Vec<String> = ["--user", "fulfil", "--pass", "s3cret-pw"].map(String::from).to_vec();
+    let nats = Nats::spawn(&tool("nats-server"), &auth);
+    let url = nats.url.replace("nats://", "nats://fulfil:s3cret-pw@");
+    let data = tempfile::tempdir().unwrap();
+    let env = [("FULFIL_STREAM__URL", url.as_str()), ("RUST_LOG", "info,async_nats=trace")];
+    let mut node = Proc::start_with(data.path(), &env);
+    add_products(&node.address, &[("MUG", 10)]).await;
+    place_card_order(&node.address).await;
+    let head = settle(&node.address).await["log_head"].as_u64().unwrap();
+    let exported = format!("fulfil_stream_exported_event {head}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics =
+            client().get(format!("{}/metrics", node.address)).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == exported) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the export did not publish the log: {metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.signal("TERM");
+    let log: Vec<String> = node.log().collect();
+    assert!(log.iter().any(|l| l.contains("async_nats")), "the client's own log lines are in it");
+    let leaked: Vec<&String> = log.iter().filter(|l| l.contains("s3cret-pw")).collect();
+    assert!(leaked.is_empty(), "the password is in the log: {leaked:?}");
+}

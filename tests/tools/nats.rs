@@ -23,7 +23,7 @@ impl Nats {
     }
 
     /// `program` with JetStream and `more` arguments; once it listens.
-    fn spawn(program: &Path, more: &[String]) -> Nats {
+    pub fn spawn(program: &Path, more: &[String]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(program)
             .arg("-js")
