@@ -193,7 +193,7 @@ async fn ensured(js: &jetstream::Context, s: &StreamSettings) -> Result<stream::
         ..Default::default()
     };
     let mut stream = js.get_or_create_stream(config).await.map_err(nats)?;
-    let info = stream.info().await.map_err(nats)?;
+    let info = stream.info().await.map_err(nats)?.clone();
     if !info.config.subjects.contains(&subjects) {
         return Err(ExportError::Refused(format!(
             "stream {} exists with subjects {:?}, not {subjects:?}: set [stream] subject to one of them, \
@@ -201,7 +201,27 @@ async fn ensured(js: &jetstream::Context, s: &StreamSettings) -> Result<stream::
             s.name, info.config.subjects
         )));
     }
+    if info.config.num_replicas != s.replicas {
+        rescale(js, info.config, s.replicas).await;
+    }
     Ok(stream)
+}
+
+/// Keeps `replicas` copies of a stream made with another number (the
+/// setting changed since). JetStream moves the copies itself; a cluster
+/// that cannot (too few servers) keeps what it has, and the export goes
+/// on, saying so: fewer copies than asked is a risk to report, not a
+/// reason to stop publishing.
+async fn rescale(js: &jetstream::Context, mut config: stream::Config, replicas: usize) {
+    let had = config.num_replicas;
+    config.num_replicas = replicas;
+    match js.update_stream(&config).await {
+        Ok(_) => {
+            tracing::info!(stream = %config.name, from = had, to = replicas, "the stream's copies changed")
+        }
+        Err(e) => tracing::warn!(stream = %config.name, copies = had, asked = replicas, error = %e,
+            "stream.replicas asks for another number of copies, and the stream could not change; it keeps its own"),
+    }
 }
 
 /// The position after the stream's last message, checked to be this

@@ -177,6 +177,38 @@ async fn a_stream_of_three_copies_loses_nothing_when_its_leader_is_killed() {
     println!("{} events in the stream, {} acknowledged orders, its leader killed", events.len(), acked.len());
 }
 
+/// `stream.replicas` changed after the stream was made: the node has
+/// JetStream keep the new number of copies.
+#[tokio::test]
+async fn a_changed_number_of_copies_is_applied_to_the_stream() {
+    let servers = Nats::cluster(&tool("nats-server"), 3);
+    let urls = servers.iter().map(|s| s.url.as_str()).collect::<Vec<_>>().join(",");
+    let data = tempfile::tempdir().unwrap();
+    for replicas in ["1", "3"] {
+        let node = Proc::start_with(
+            data.path(),
+            &[("FULFIL_STREAM__URL", &urls), ("FULFIL_STREAM__REPLICAS", replicas)],
+        );
+        if replicas == "1" {
+            add_products(&node.address, &[("MUG", 10)]).await;
+        }
+        let js = async_nats::jetstream::new(async_nats::connect(&servers[0].url).await.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = async {
+                js.get_stream("FULFIL").await.ok()?.info().await.ok().map(|i| i.config.num_replicas)
+            };
+            if info.await == replicas.parse().ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the stream does not keep {replicas} copies");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success());
+    }
+}
+
 /// The name of the server that leads the stream, once the node has
 /// created it and a leader is elected.
 async fn stream_leader(url: &str) -> String {
