@@ -133,6 +133,17 @@ impl StatusView {
         })
     }
 
+    /// The view an order's events make, in the log's order: started at its
+    /// placing, each later event folded in; `None` if it was never placed.
+    /// What the projection stores must always equal this (the crash tests
+    /// check it).
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<StatusView> {
+        let mut events = events.into_iter().skip_while(|e| !matches!(e.kind, EventKind::OrderPlaced { .. }));
+        let mut view = StatusView::start(events.next()?)?;
+        events.for_each(|e| view.apply(e));
+        Some(view)
+    }
+
     /// Folds one later event of the same order into the view.
     pub fn apply(&mut self, event: &Event) {
         if event.seq <= self.last_event {
@@ -209,11 +220,7 @@ mod tests {
 
     /// Given `events`, the view they fold into.
     fn given(events: &[Event]) -> StatusView {
-        let mut view = StatusView::start(&events[0]).expect("first event places the order");
-        for e in &events[1..] {
-            view.apply(e);
-        }
-        view
+        StatusView::replay(events).expect("the events place the order")
     }
 
     fn statuses(view: &StatusView) -> Vec<OrderStatus> {
@@ -331,5 +338,19 @@ mod tests {
         let rejected = EventKind::OrderRejected { by: "hotel".into(), reason: "fully booked".into() };
         let view = given(&[placed(1), event(2, rejected)]);
         assert_eq!((view.status, view.reason.as_deref()), (OrderStatus::Rejected, Some("fully booked")));
+    }
+
+    #[test]
+    fn a_view_replays_from_its_placing_and_an_order_never_placed_has_none() {
+        let reserved = event(
+            1,
+            EventKind::StockReserved { lines: vec![(Sku::parse("MUG").unwrap(), 2)], units: vec![] },
+        );
+        assert_eq!(StatusView::replay(&[reserved.clone()]), None);
+        let view = StatusView::replay(&[reserved, placed(2), event(3, EventKind::OrderClosed)]).unwrap();
+        assert_eq!(
+            (view.placed_seq, view.last_event, statuses(&view)),
+            (2, 3, vec![OrderStatus::Placed, OrderStatus::Closed])
+        );
     }
 }

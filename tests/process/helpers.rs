@@ -383,6 +383,11 @@ pub fn check_store(data: &Path, initial: &[(&str, u64)]) -> (usize, crate::lifec
         let status_events = evs.iter().filter(|e| e.kind.status().is_some()).count();
         let view = views.get(id).unwrap_or_else(|| panic!("order {id} has no status view"));
         assert_eq!(view.status, order.status, "order {id}: view and command side disagree");
+        assert_eq!(
+            StatusView::replay(evs.iter().copied()).as_ref(),
+            Some(view),
+            "order {id}: the status view is not what its events replay to"
+        );
         assert_eq!(view.history.len(), status_events, "order {id}: history");
         let told =
             |e: &&&Event| e.kind.status().is_some() || matches!(e.kind, EventKind::PaymentRefunded { .. });
@@ -413,6 +418,7 @@ pub fn stored_state(data: &Path) -> Rebuilt {
         orders: by_order_id(all(&store, "orders")),
         deliveries: by_order_id(all(&store, "deliveries")),
         reservations: by_order_id(all(&store, "reservations")),
+        views: by_order_id(all(&store, "status_views")),
     }
 }
 

@@ -94,7 +94,7 @@ async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
     println!("{} events in the stream, {} acknowledged orders, across 2 kills", events.len(), acked.len());
 
     // The stream alone rebuilds what the node's store holds of every order:
-    // its record, its delivery and its reservation.
+    // its record, its delivery, its reservation and its status view.
     node.signal("TERM");
     assert!(node.wait(Duration::from_secs(10)).await.success());
     let read = events.iter().map(|(_, _, e)| serde_json::from_value::<WireEvent>(e.clone()).unwrap());
@@ -104,6 +104,7 @@ async fn the_stream_holds_every_event_once_and_in_order_across_kill_9() {
     same(&rebuilt.orders, &stored.orders, "order");
     same(&rebuilt.deliveries, &stored.deliveries, "delivery");
     same(&rebuilt.reservations, &stored.reservations, "reservation");
+    same(&rebuilt.views, &stored.views, "status view");
 }
 
 /// Rebuilt and stored hold the same orders, each the same; the first that
