@@ -346,7 +346,7 @@ mod tests {
             1,
             EventKind::StockReserved { lines: vec![(Sku::parse("MUG").unwrap(), 2)], units: vec![] },
         );
-        assert_eq!(StatusView::replay(&[reserved.clone()]), None);
+        assert_eq!(StatusView::replay(std::slice::from_ref(&reserved)), None);
         let view = StatusView::replay(&[reserved, placed(2), event(3, EventKind::OrderClosed)]).unwrap();
         assert_eq!(
             (view.placed_seq, view.last_event, statuses(&view)),
