@@ -75,19 +75,25 @@ fn file_in(manifest: &str, key: &str) -> String {
     lines.map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
 }
 
-/// The environment a ConfigMap gives a container (`envFrom`): its `data`.
+/// The environment a Secret gives a container (`envFrom`): its
+/// `stringData`.
 fn env_in(manifest: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
-    let data = text.split("\ndata:\n").nth(1).expect("a data block");
+    let data = text.split("\nstringData:\n").nth(1).expect("a stringData block");
     let entries = data.lines().take_while(|l| l.starts_with("  ")).filter_map(|l| l.trim().split_once(": "));
     entries.map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect()
 }
 
 /// The JetStream cluster's configuration is one that nats-server (the
-/// version the stream's tests run) accepts, for each server's name; the
-/// check is not a formality: a setting out of range fails it.
+/// version the stream's tests run) accepts, with a server's name and the
+/// Secret's password; the check is not a formality: a setting out of range
+/// fails it. The node's URL names every server, with the password the
+/// servers require.
 #[test]
 fn the_stream_manifests_configure_nats_as_nats_server_accepts() {
+    let env = env_in("stream/stream-secret.yaml");
+    let get = |key: &str| env.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key}")).1.clone();
+    let password = get("NATS_PASSWORD");
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nats.conf");
     let shipped = file_in("stream/nats.yaml", "nats.conf");
@@ -98,18 +104,21 @@ fn the_stream_manifests_configure_nats_as_nats_server_accepts() {
             .arg(&conf)
             .arg("-t")
             .env("SERVER_NAME", "nats-0")
+            .env("NATS_PASSWORD", &password)
             .output()
             .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     let (valid, said) = check(&shipped);
     assert!(valid, "{said}");
-    assert!(shipped.contains("jetstream") && shipped.contains("nats://nats-2.nats:6222"), "{shipped}");
+    for needed in ["jetstream", "nats://nats-2.nats:6222", "password: $NATS_PASSWORD"] {
+        assert!(shipped.contains(needed), "{needed} in {shipped}");
+    }
     let (valid, _) = check(&shipped.replace("lame_duck_duration: 30s", "lame_duck_duration: 10s"));
     assert!(!valid, "nats-server refuses a lame duck time under 30 s");
-    let env = env_in("stream/fulfil-stream.yaml");
-    let url = &env.iter().find(|(k, _)| k == "FULFIL_STREAM__URL").expect("the stream's URL").1;
+    let url = get("FULFIL_STREAM__URL");
     assert_eq!(url.split(',').count(), 3, "every server of the cluster: {url}");
+    assert!(url.starts_with(&format!("nats://fulfil:{password}@nats-0.nats:4222,")), "{url}");
 }
 
 /// The ConfigMap's settings and the Secret's keys, with the event stream's
@@ -130,7 +139,7 @@ fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
         .env("FULFIL_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("FULFIL_STORE__PATH", dir.path().join("data"))
         .env("FULFIL_AUTH__KEYS_FILE", &keys)
-        .envs(env_in("stream/fulfil-stream.yaml"))
+        .envs(env_in("stream/stream-secret.yaml"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
