@@ -6,18 +6,20 @@
 //!   that joins takes a fair share. No consensus of our own: the bucket's
 //!   compare-and-set and expiry are JetStream's;
 //! - the state a node takes over with a partition, rebuilt from the
-//!   partition's events alone ([`rebuild`]).
+//!   partition's events alone ([`rebuild`]);
+//! - appends to a partition fenced on its last message, as atomic
+//!   batches, so that a stale owner cannot write ([`partition`]).
+//!
+//! The design, and what is still to build: `docs/multi-node.md`.
 //!
 //! Not yet wired to the services: a node does not yet run a partition's
 //! services from the stream (nor can it for payments and stock yet, see
-//! [`rebuild`]). A lease alone is not enough for that: a node
-//! paused past its lease still believes it owns the partition until its
-//! next renewal fails, so the appends it makes for a partition must also
-//! be fenced (JetStream's expected last sequence per subject), which the
-//! next step adds with the partition's writer.
+//! [`rebuild`]).
 
 pub mod lease;
+pub mod partition;
 pub mod rebuild;
 
 pub use lease::{LeaseError, Leases};
+pub use partition::{AppendError, PartitionWriter};
 pub use rebuild::Rebuilt;

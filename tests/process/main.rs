@@ -12,6 +12,7 @@ mod lifecycle;
 mod nats;
 mod otlp;
 mod overload;
+mod partition;
 mod readme;
 mod stream;
 #[path = "../tools/mod.rs"]
