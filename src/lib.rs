@@ -35,8 +35,9 @@
 //! - [`stream`]: the log published to NATS JetStream for consumers
 //!   outside the node: a documented JSON format, each event once and in
 //!   order, on a thread of its own.
-//! - [`cluster`]: several nodes on one stream; so far, which node owns
-//!   which partition, by leases in a JetStream key-value bucket.
+//! - [`cluster`]: several nodes on one stream, in pieces not yet wired
+//!   to the node: partition leases in a JetStream key-value bucket, fenced
+//!   appends to a partition, and the services' state rebuilt from events.
 //! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
 //!   in constant time (the rules of who may do what are
 //!   [`domain::access`]).
