@@ -393,6 +393,43 @@ async fn stream_phase(r: &mut Report, url: &str) {
         "/s",
         Some(("raw publish", export / ceiling)),
     );
+    let fenced = fenced_rate(url, head, size).await;
+    r.add(
+        "partition_append_events_per_s",
+        "fenced atomic batches of 512 to 16 partitions, events/s",
+        fenced,
+        "/s",
+        Some(("raw publish", fenced / ceiling)),
+    );
+}
+
+/// What the multi-node mode's writes will cost: `n` messages of `size`
+/// bytes through `cluster::PartitionWriter` (atomic batches of 512, each
+/// fenced on its partition's last message), one writer per partition, the
+/// 16 partitions in turn.
+async fn fenced_rate(url: &str, n: u64, size: usize) -> f64 {
+    use fulfil::cluster::PartitionWriter;
+    let client = async_nats::connect(url).await.unwrap();
+    let config = async_nats::jetstream::stream::Config {
+        name: "FENCED".into(),
+        subjects: vec!["fenced.*".into()],
+        allow_atomic_publish: true,
+        ..Default::default()
+    };
+    async_nats::jetstream::new(client.clone()).create_stream(config).await.unwrap();
+    let mut writers = Vec::new();
+    for p in 0..16 {
+        writers.push(PartitionWriter::take_over(&client, "FENCED", &format!("fenced.{p}")).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let batch = (n - sent).min(512);
+        let writer = &mut writers[(sent / 512 % 16) as usize];
+        writer.append((0..batch).map(|_| vec![b'x'; size]).collect()).await.unwrap();
+        sent += batch;
+    }
+    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// JetStream's own rate on this machine: `n` messages of `size` bytes
