@@ -10,7 +10,9 @@
 //! refused whole, and it learns it lost the partition. The stream must
 //! allow atomic batches (`allow_atomic`).
 
-use async_nats::header::{NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE};
+use async_nats::header::{
+    NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
@@ -87,30 +89,23 @@ impl PartitionWriter {
             let mut headers = HeaderMap::new();
             headers.insert(NATS_BATCH_ID, batch.as_str());
             headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            if i == 0 {
+                // The fence: the server checks it when the batch commits.
+                headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, self.last.to_string().as_str());
+            }
             if i + 1 < count {
                 // Every message but the commit goes without a reply: the
                 // server answers the batch once, at its commit.
-                let mut fenced = headers;
-                if i == 0 {
-                    fenced.insert("Nats-Expected-Last-Subject-Sequence", self.last.to_string().as_str());
-                }
                 self.client
-                    .publish_with_headers(self.subject.clone(), fenced, payload.into())
+                    .publish_with_headers(self.subject.clone(), headers, payload.into())
                     .await
                     .map_err(|e| failed(e.to_string()))?;
                 continue;
             }
             headers.insert(NATS_BATCH_COMMIT, "1");
-            let mut message = PublishMessage::build().payload(payload.into()).headers(headers);
-            if count == 1 {
-                message = message.expected_last_subject_sequence(self.last);
-            }
-            commit = Some(
-                self.js
-                    .send_publish(self.subject.clone(), message)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?,
-            );
+            let message = PublishMessage::build().payload(payload.into()).headers(headers);
+            let ack = self.js.send_publish(self.subject.clone(), message).await;
+            commit = Some(ack.map_err(|e| failed(e.to_string()))?);
         }
         let Some(commit) = commit else { return Ok(self.last) };
         match commit.await {
