@@ -1,7 +1,7 @@
 //! The fenced partition writer (`fulfil::cluster::PartitionWriter`) on a
 //! real JetStream server: a stale owner's batch is refused whole once the
 //! new owner has written, and writers of other partitions do not fence
-//! each other.
+//! each other; with the leases, a node paused past its lease cannot write.
 
 use crate::nats::Nats;
 use crate::tools::tool;
@@ -70,4 +70,42 @@ async fn a_stale_owner_is_fenced_off_its_partition_and_its_batch_stored_not_at_a
     new.append(batch(&["b3"])).await.unwrap();
     assert_eq!(on(&client, "parts.3").await, ["a1", "a2", "a3", "a4", "a5", "b1", "b2", "b3"]);
     assert_eq!(on(&client, "parts.4").await, ["x1"]);
+}
+
+/// Leases and fencing together, as a node will use them: a node that held
+/// a partition and paused past its lease finds, on waking, its write
+/// refused (the partition's new owner wrote meanwhile) and then its lease
+/// gone; nothing it wrote after losing the partition is in the stream.
+#[tokio::test]
+async fn a_node_paused_past_its_lease_can_no_longer_write_its_partition() {
+    use fulfil::cluster::Leases;
+    use std::time::{Duration, Instant};
+    const TTL: Duration = Duration::from_secs(1);
+    let (_nats, client) = server().await;
+    let js = jetstream::new(client.clone());
+    let subject = |p: u32| format!("parts.{p}");
+
+    // One partition, two nodes: a takes it first.
+    let mut a = Leases::join(&js, "PARTS_OWNERS", TTL, "a", 1).await.unwrap();
+    assert_eq!(a.tick().await.unwrap().gained, [0]);
+    let mut a_writer = PartitionWriter::take_over(&client, STREAM, &subject(0)).await.unwrap();
+    a_writer.append(batch(&["a1"])).await.unwrap();
+
+    // a pauses; b waits for the lease to run out, then takes the partition
+    // over and writes.
+    let mut b = Leases::join(&js, "PARTS_OWNERS", TTL, "b", 1).await.unwrap();
+    let deadline = Instant::now() + TTL * 5;
+    while b.tick().await.unwrap().gained.is_empty() {
+        assert!(Instant::now() < deadline, "b never got the partition");
+        tokio::time::sleep(TTL / 4).await;
+    }
+    let mut b_writer = PartitionWriter::take_over(&client, STREAM, &subject(0)).await.unwrap();
+    b_writer.append(batch(&["b1"])).await.unwrap();
+
+    // a wakes up and writes as if nothing happened: refused; its next
+    // tick tells it the partition is gone.
+    assert!(matches!(a_writer.append(batch(&["a2", "a3"])).await, Err(AppendError::Fenced { .. })));
+    assert_eq!(a.tick().await.unwrap().lost, [0]);
+    assert_eq!(a.held().count(), 0);
+    assert_eq!(on(&client, &subject(0)).await, ["a1", "b1"]);
 }
