@@ -217,6 +217,15 @@ fn restore(from: &std::path::Path, data: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
+    if settings.stream.mode == crate::config::StreamMode::Failover {
+        return match crate::startup::failover::serve(settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -54,6 +54,8 @@ pub struct Leases {
     partitions: u32,
     /// The partitions held, with the revision of their lease.
     held: BTreeMap<u32, u64>,
+    /// What `member.<node>` holds: how others reach this node.
+    address: String,
 }
 
 impl Leases {
@@ -72,7 +74,29 @@ impl Leases {
             Ok(store) => store,
             Err(_) => js.create_key_value(config).await.map_err(failed)?,
         };
-        Ok(Leases { bucket, node: node.to_owned(), partitions, held: BTreeMap::new() })
+        Ok(Leases {
+            bucket,
+            node: node.to_owned(),
+            partitions,
+            held: BTreeMap::new(),
+            address: node.to_owned(),
+        })
+    }
+
+    /// Says, with this node's membership, how other nodes reach it
+    /// (its HTTP URL); [`Leases::holder_address`] reads it back.
+    pub fn announcing(mut self, address: &str) -> Leases {
+        self.address = address.to_owned();
+        self
+    }
+
+    /// The address announced by the node that holds partition `p`, if one
+    /// does and is alive.
+    pub async fn holder_address(&self, p: u32) -> Result<Option<String>, LeaseError> {
+        let Some(holder) = self.bucket.get(key(p)).await.map_err(failed)? else { return Ok(None) };
+        let holder = String::from_utf8_lossy(&holder).into_owned();
+        let address = self.bucket.get(format!("{MEMBER}{holder}")).await.map_err(failed)?;
+        Ok(address.map(|a| String::from_utf8_lossy(&a).into_owned()))
     }
 
     /// The partitions this node holds.
@@ -84,7 +108,10 @@ impl Leases {
     /// partitions up to its fair share. Call it well within `ttl` (a third
     /// of it leaves room for one slow round).
     pub async fn tick(&mut self) -> Result<Change, LeaseError> {
-        self.bucket.put(format!("{MEMBER}{}", self.node), self.node.clone().into()).await.map_err(failed)?;
+        self.bucket
+            .put(format!("{MEMBER}{}", self.node), self.address.clone().into())
+            .await
+            .map_err(failed)?;
         let mut change = Change::default();
         let held: Vec<(u32, u64)> = self.held.iter().map(|(p, revision)| (*p, *revision)).collect();
         for (p, revision) in held {

@@ -19,7 +19,9 @@
 pub mod lease;
 pub mod partition;
 pub mod rebuild;
+pub mod replica;
 
 pub use lease::{LeaseError, Leases};
 pub use partition::{AppendError, PartitionWriter};
 pub use rebuild::Rebuilt;
+pub use replica::{Replica, ReplicatedBackend};

@@ -202,6 +202,28 @@ pub struct StreamSettings {
     pub partitions: u32,
     /// Copies of the stream a JetStream cluster keeps.
     pub replicas: usize,
+    /// `export`: the node's own store is the truth and the stream a copy.
+    /// `failover`: several nodes share one store kept in JetStream; one
+    /// leads, the others follow and take over (`docs/multi-node.md`).
+    pub mode: StreamMode,
+    /// In failover mode: how long the leader's lease lives without renewal,
+    /// i.e. how soon a follower takes over from a leader that died.
+    pub lease_ms: u64,
+    /// In failover mode: this node's name among the others (letters,
+    /// digits, - and _); empty: the host's name.
+    pub node: String,
+    /// In failover mode: the URL at which the other nodes reach this node's
+    /// HTTP API, to forward requests to it when it leads; empty:
+    /// `http://<http.bind>`, with the host's name for an unspecified
+    /// address (0.0.0.0).
+    pub advertise: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamMode {
+    Export,
+    Failover,
 }
 
 /// The URL may hold a password: a printed setting shows only its host.
@@ -214,6 +236,10 @@ impl std::fmt::Debug for StreamSettings {
             .field("subject", &self.subject)
             .field("partitions", &self.partitions)
             .field("replicas", &self.replicas)
+            .field("mode", &self.mode)
+            .field("lease_ms", &self.lease_ms)
+            .field("node", &self.node)
+            .field("advertise", &self.advertise)
             .finish()
     }
 }

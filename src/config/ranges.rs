@@ -210,8 +210,27 @@ const MAX_PARTITIONS: u32 = 1024;
 
 /// A stream's name and subjects as NATS takes them; the URL a NATS URL.
 fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
+    let failover = s.mode == super::StreamMode::Failover;
     if s.url.is_empty() {
-        return Ok(());
+        return rule(
+            !failover,
+            "stream.mode = \"failover\" needs stream.url: the NATS servers that keep the store",
+        );
+    }
+    if failover {
+        rule(
+            (300..=60_000).contains(&s.lease_ms),
+            "stream.lease_ms must be 300 to 60000 (milliseconds a leader's lease lives unrenewed)",
+        )?;
+        rule(
+            s.node.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')),
+            &format!("stream.node {:?} must be letters, digits, - and _", s.node),
+        )?;
+        rule(
+            s.advertise.is_empty()
+                || url::Url::parse(&s.advertise).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+            &format!("stream.advertise {:?} is not an http(s) URL (e.g. http://10.0.0.5:8080)", s.advertise),
+        )?;
     }
     for server in s.url.split(',').map(str::trim) {
         rule(

@@ -41,6 +41,9 @@ pub enum ApiError {
     AdminDisabled,
     #[error("too many requests from this client; retry in {0:?}")]
     RateLimited(std::time::Duration),
+    /// A failover follower has no leader to forward to just now.
+    #[error("{0}")]
+    NoLeader(String),
 }
 
 /// The problem document (RFC 9457).
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => ("request-timeout", "The request took too long to arrive"),
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
+            ApiError::NoLeader(_) => ("no-leader", "No node leads just now"),
         }
     }
 }
@@ -127,6 +131,7 @@ impl ApiError {
             ApiError::BodyTimeout(wait),
             ApiError::AdminDisabled,
             ApiError::RateLimited(wait),
+            ApiError::NoLeader("x".into()),
         ]);
         all
     }
@@ -154,6 +159,7 @@ impl ApiError {
         match self {
             ApiError::Node(e) => e.retry_after().map(whole_seconds),
             ApiError::RateLimited(d) => Some(whole_seconds(*d)),
+            ApiError::NoLeader(_) => Some(1),
             _ => None,
         }
     }
@@ -180,6 +186,7 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -17,6 +17,7 @@ mod body;
 mod console;
 mod deliveries;
 mod error;
+pub mod forward;
 mod health;
 mod notifications;
 pub mod openapi;

@@ -87,14 +87,20 @@ pub(super) struct Parts {
     /// Sends webhook deliveries: built before the store is opened, so that
     /// an unusable `webhooks.extra_ca_file` is refused first.
     pub(super) http: crate::actors::notification::Clients,
+    /// A store opened by the caller (a failover leader's); none: the one in
+    /// `settings.store.path`.
+    pub(super) store: Option<Store>,
 }
 
 fn boot(parts: Parts) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> {
-    let Parts { settings, faults, metrics, clock, live, http } = parts;
+    let Parts { settings, faults, metrics, clock, live, http, store } = parts;
     let settings = &settings;
     let path = &settings.store.path;
-    let store = Store::open(path, settings.store.cache_mb * 1024 * 1024)
-        .map_err(|source| StartError::Store { path: path.display().to_string(), source })?;
+    let store = match store {
+        Some(store) => store,
+        None => Store::open(path, settings.store.cache_mb * 1024 * 1024)
+            .map_err(|source| StartError::Store { path: path.display().to_string(), source })?,
+    };
     let orphans =
         crate::actors::inventory::release_orphans(&store, |id| crate::actors::order::is_placed(&store, id));
     match orphans {

@@ -155,6 +155,24 @@ impl Node {
         settings: Settings,
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Node, StartError> {
+        Node::start_parts(settings, clock, None).await
+    }
+
+    /// Like [`Node::start_with_clock`], on `store`, opened by the caller
+    /// (a failover leader's store, which copies its commits to the stream).
+    pub async fn start_on(
+        settings: Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+        store: crate::store::Store,
+    ) -> Result<Node, StartError> {
+        Node::start_parts(settings, clock, Some(store)).await
+    }
+
+    async fn start_parts(
+        settings: Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+        store: Option<crate::store::Store>,
+    ) -> Result<Node, StartError> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         // Absolute, so the log says exactly where the data is.
@@ -192,6 +210,7 @@ impl Node {
                 clock,
                 live: live_for_actors,
                 http,
+                store,
             };
             run_system(parts, ready_tx, stopped_tx);
         })?;

@@ -30,6 +30,7 @@ pub use codec::{decode, encode, CodecError};
 pub use condition::Condition;
 pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
+pub use open::sled_in;
 pub use read_cache::ReadCache;
 pub use staged::Staged;
 pub use table::Table;
@@ -122,6 +123,14 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let (backend, store_id) = open::checked(path, cache_bytes)?;
         Store::with_parts(Arc::new(backend), Some((path.to_path_buf(), store_id)))
+    }
+
+    /// Opens the store in `path` over `backend` (already open on `path`,
+    /// e.g. a backend that also copies each commit elsewhere), checked
+    /// against its marker as [`Store::open`] does.
+    pub fn open_on(path: &Path, backend: Arc<dyn Backend>) -> Result<Store, StoreError> {
+        let store_id = open::checked_on(path, backend.as_ref())?;
+        Store::with_parts(backend, Some((path.to_path_buf(), store_id)))
     }
 
     /// A store that keeps everything in memory, for tests.

@@ -15,14 +15,30 @@ const STORE_ID: &[u8] = b"store_id";
 /// Opens the store in `dir` and checks it against its marker: the backend
 /// and the store's id. See [`super::Store::open`].
 pub(super) fn checked(dir: &Path, cache_bytes: u64) -> Result<(SledBackend, String), StoreError> {
+    let backend = sled_in(dir, cache_bytes)?;
+    let store_id = checked_on(dir, &backend)?;
+    Ok((backend, store_id))
+}
+
+/// Opens sled's files in `dir`, turning its panics on damaged files into
+/// advice.
+pub fn sled_in(dir: &Path, cache_bytes: u64) -> Result<SledBackend, StoreError> {
+    let damaged = |what: String| StoreError::Damaged(advice(dir, &what));
+    quietly(|| SledBackend::open_with_reserve(dir, cache_bytes))
+        .map_err(|panic| damaged(format!("its files cannot be read ({panic})")))?
+        .map_err(|e| damaged(format!("its files cannot be read ({e})")))
+}
+
+/// Checks `backend`, opened on `dir`, against the marker in `dir`, and
+/// gives a new store its identity (written through `backend`, so that a
+/// backend that copies its commits elsewhere copies the identity too).
+/// Returns the store's id.
+pub(super) fn checked_on(dir: &Path, backend: &dyn Backend) -> Result<String, StoreError> {
     let damaged = |what: String| StoreError::Damaged(advice(dir, &what));
     let marker = marker::read(dir).map_err(|e| damaged(e.to_string()))?;
-    let backend = quietly(|| SledBackend::open_with_reserve(dir, cache_bytes))
-        .map_err(|panic| damaged(format!("its files cannot be read ({panic})")))?
-        .map_err(|e| damaged(format!("its files cannot be read ({e})")))?;
     let head = backend.last_seq().map_err(|e| damaged(format!("its log cannot be read ({e})")))?;
     if head > 0 {
-        last_event_reads(&backend, head).map_err(damaged)?;
+        last_event_reads(backend, head).map_err(damaged)?;
     }
     let id: Option<String> = match backend.get(META, STORE_ID) {
         Ok(Some(bytes)) => {
@@ -59,7 +75,7 @@ pub(super) fn checked(dir: &Path, cache_bytes: u64) -> Result<(SledBackend, Stri
     };
     marker::write(dir, &Marker { store_id: store_id.clone(), head })
         .map_err(|e| damaged(format!("its marker cannot be written ({e})")))?;
-    Ok((backend, store_id))
+    Ok(store_id)
 }
 
 /// The store's identity, if it has one yet.
@@ -71,7 +87,7 @@ pub(super) fn store_id(backend: &dyn Backend) -> Result<Option<String>, StoreErr
 }
 
 /// The last event must decode, and be the event its key says.
-fn last_event_reads(backend: &SledBackend, head: u64) -> Result<(), String> {
+fn last_event_reads(backend: &dyn Backend, head: u64) -> Result<(), String> {
     let found = backend.read_log(head, 1).map_err(|e| format!("its log cannot be read ({e})"))?;
     match found.first().map(|bytes| decode::<Event>(bytes)) {
         Some(Ok(event)) if event.seq == head => Ok(()),

@@ -19,7 +19,7 @@
 //! that is slow or gone delays the stream, never an order.
 
 use super::wire::{subject, WireEvent};
-use crate::config::{NatsAuth, StreamSettings};
+use crate::config::StreamSettings;
 use crate::domain::Seq;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -34,12 +34,6 @@ use tokio::sync::watch;
 const BATCH: usize = 512;
 /// The header that names the store an event comes from.
 const STORE_HEADER: &str = "Fulfil-Store";
-/// How long a JetStream request (stream info, create) and a publish's
-/// acknowledgement are waited for. Shorter than the client's defaults (5 s
-/// and 30 s): when a cluster loses the server that leads the stream, the
-/// requests in flight go unanswered, and the export starts over sooner
-/// (resuming where the stream ends, so nothing is published twice).
-const TIMEOUTS: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(5));
 /// How long to wait before trying again after a failure, doubling up to
 /// the second figure.
 const RETRY: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(10));
@@ -122,20 +116,10 @@ fn run(settings: &StreamSettings, store: &Store, metrics: &Metrics, mut stopped:
 /// Connects, finds where the stream stands, and publishes from there on
 /// as the log grows. Returns only on a failure.
 async fn export(settings: &StreamSettings, store: &Store, metrics: &Metrics) -> Result<(), ExportError> {
-    let options = async_nats::ConnectOptions::new()
-        .name("fulfil")
-        .connection_timeout(Duration::from_secs(5))
-        // The JetStream API's requests wait this long (the context's own
-        // timeout does not reach them).
-        .request_timeout(Some(TIMEOUTS.0));
-    // Checked when the settings were loaded.
-    let options = match settings.credentials().map_err(ExportError::Refused)? {
-        Some(NatsAuth::UserPassword { user, password }) => options.user_and_password(user, password),
-        Some(NatsAuth::Token(token)) => options.token(token),
-        None => options,
-    };
-    let client = options.connect(settings.servers()).await.map_err(nats)?;
-    let js = jetstream::ContextBuilder::new().timeout(TIMEOUTS.0).ack_timeout(TIMEOUTS.1).build(client);
+    let (_, js) = super::connect(settings).await.map_err(|e| match e {
+        super::ConnectError::Settings(why) => ExportError::Refused(why),
+        super::ConnectError::Nats(why) => ExportError::Nats(why),
+    })?;
     let mut stream = ensured(&js, settings).await?;
     let store_id = store.id()?.unwrap_or_default();
     let mut at = resume(&mut stream, store, &store_id).await?;

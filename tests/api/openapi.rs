@@ -154,6 +154,9 @@ fn routes_in_source() -> Vec<(String, String)> {
         }
     }
     routes.sort();
+    // A failover follower answers the node's health paths itself
+    // (`src/http/forward.rs`): the same routes, once in the document.
+    routes.dedup();
     routes
 }
 

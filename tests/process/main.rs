@@ -4,6 +4,7 @@
 mod binary;
 mod crash;
 mod damage;
+mod failover;
 mod helpers;
 mod isolation;
 mod leases;
@@ -14,6 +15,7 @@ mod otlp;
 mod overload;
 mod partition;
 mod readme;
+mod replica;
 mod stream;
 #[path = "../tools/mod.rs"]
 mod tools;

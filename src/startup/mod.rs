@@ -1,6 +1,8 @@
 //! `Application`: a node plus its HTTP gateway, as the binary and the API
 //! tests run it.
 
+pub mod failover;
+
 use crate::config::{Settings, ShutdownSettings};
 use crate::http::{no_route, routes};
 use crate::node::{Node, StartError};
@@ -31,6 +33,18 @@ impl Application {
         let address = settings.http.bind.clone();
         let listener = TcpListener::bind(&address)
             .map_err(|source| StartError::Bind { address: address.clone(), source })?;
+        Application::build_on(settings, clock, None, listener).await
+    }
+
+    /// Like [`Application::build_with_clock`], on a listener already bound
+    /// (a failover leader takes over its follower's socket, so that no
+    /// connection is refused in between) and, if given, on `store`.
+    pub async fn build_on(
+        settings: Settings,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        store: Option<crate::store::Store>,
+        listener: TcpListener,
+    ) -> Result<Application, StartError> {
         let address = listener.local_addr()?;
         let open = crate::auth::Authenticator::from_settings(&settings.auth, &settings.admin)?.is_open();
         if open && !address.ip().is_loopback() {
@@ -42,7 +56,10 @@ impl Application {
         let workers = settings.http.workers;
         let max_connections = settings.http.max_connections;
         let shutdown = settings.shutdown.clone();
-        let node = Node::start_with_clock(settings, clock).await?;
+        let node = match store {
+            Some(store) => Node::start_on(settings, clock, store).await?,
+            None => Node::start_with_clock(settings, clock).await?,
+        };
         let app_node = node.clone();
         let mut server = HttpServer::new(move || {
             App::new().configure(routes(app_node.clone())).default_service(web::to(no_route))

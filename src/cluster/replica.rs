@@ -1,0 +1,566 @@
+//! One store kept by several nodes through JetStream (`stream.mode =
+//! "failover"`): the leader's every commit is copied to a stream, and each
+//! follower applies the copies to its own store, in order, so that it can
+//! take over with everything the leader acknowledged.
+//!
+//! # Why the store's commits, not only its events
+//!
+//! A node's state is more than its log: each service's offset, its
+//! records written behind, the payments' deferred retries, the timers,
+//! the products' stock. A follower that copies commits has all of it,
+//! exactly as the leader had, and taking over is the same start a node
+//! makes after `kill -9` on its own store: the path every crash test
+//! already proves. (Rebuilding each service's state from events alone is
+//! the other way, and is not there yet for payments and stock:
+//! `docs/multi-node.md`.)
+//!
+//! # The rules that keep it safe
+//!
+//! - **Nothing is acknowledged before it is in the stream.**
+//!   [`ReplicatedBackend::flush`], which every acknowledgement waits for,
+//!   returns only once the stream has stored every commit made before it.
+//! - **One writer.** Each append is fenced on the subject's last message
+//!   ([`PartitionWriter`]), and a new leader first appends a *claim*: from
+//!   then on every append of the old leader is refused, its flushes fail,
+//!   it acknowledges nothing more, and it stops.
+//! - **A store that led is not trusted after.** It may hold commits that
+//!   never reached the stream. Unless it handed over cleanly
+//!   ([`ReplicatedBackend::hand_back`]), it is emptied at the next start
+//!   and filled again from the stream.
+//!
+//! # The format of the copies
+//!
+//! A message on `<stream.subject>-store` is a frame: a tag byte (0: part of
+//! a group of commits, 1: a claim), the part's number and the number of
+//! parts (u32, little-endian each), then the bytes. A group, bincode of
+//! the commits one flush covered, is cut into parts of at most
+//! [`PART_BYTES`] so that no message passes the server's payload limit,
+//! and a follower applies it once its last part is in. Private to fulfil
+//! nodes (it holds every table); consumers in other languages read the
+//! event stream (`docs/events.md`).
+
+use super::partition::{AppendError, PartitionWriter, MAX_BATCH};
+use crate::config::StreamSettings;
+use crate::domain::Seq;
+use crate::store::backend::{Backend, Change, Entries, SledBackend};
+use crate::store::StoreError;
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use tokio::sync::{watch, Notify};
+
+/// The most bytes of a group one message holds (the server's payload
+/// limit is 1 MiB by default).
+pub const PART_BYTES: usize = 256 * 1024;
+/// The follower's own facts, never copied: where it stands in the stream,
+/// and whether it led.
+const REPLICA: &str = "replica";
+const APPLIED: &[u8] = b"applied";
+const LED: &[u8] = b"led";
+/// Ids are handed out in blocks recorded in the copied store, so that a
+/// new leader never hands out an id the old one did.
+const META: &str = "meta";
+const ID_FLOOR: &[u8] = b"id_floor";
+const ID_BLOCK: u64 = 1024;
+
+const GROUP: u8 = 0;
+const CLAIM: u8 = 1;
+
+/// One commit as copied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Commit {
+    changes: Vec<(String, Vec<u8>, Option<Vec<u8>>)>,
+    events: Vec<(Seq, Vec<u8>)>,
+}
+
+impl Commit {
+    fn of(changes: &[Change<'_>], events: &[(Seq, Vec<u8>)]) -> Commit {
+        let changes = changes
+            .iter()
+            .map(|c| (c.table.to_owned(), c.key.to_vec(), c.value.map(<[u8]>::to_vec)))
+            .collect();
+        Commit { changes, events: events.to_vec() }
+    }
+}
+
+fn frame(tag: u8, part: u32, parts: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + bytes.len());
+    out.push(tag);
+    out.extend_from_slice(&part.to_le_bytes());
+    out.extend_from_slice(&parts.to_le_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A frame taken apart: (tag, part, parts, bytes).
+fn unframe(payload: &[u8]) -> Option<(u8, u32, u32, &[u8])> {
+    let (&tag, rest) = payload.split_first()?;
+    let part = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+    let parts = u32::from_le_bytes(rest.get(4..8)?.try_into().ok()?);
+    Some((tag, part, parts, &rest[8..]))
+}
+
+/// The frames of one group of commits.
+fn frames(commits: &[Commit]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let bytes = bincode::serde::encode_to_vec(commits, bincode::config::standard())
+        .map_err(|e| StoreError::Codec(crate::store::CodecError::Encode(e.to_string())))?;
+    let chunks: Vec<&[u8]> = bytes.chunks(PART_BYTES).collect();
+    let parts = chunks.len() as u32;
+    Ok(chunks.iter().enumerate().map(|(i, c)| frame(GROUP, i as u32 + 1, parts, c)).collect())
+}
+
+/// The claim a new leader appends before it writes anything.
+pub fn claim(node: &str) -> Vec<u8> {
+    frame(CLAIM, 1, 1, node.as_bytes())
+}
+
+fn u64_of(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or_default()
+}
+
+fn damaged(why: String) -> StoreError {
+    StoreError::Damaged(why)
+}
+
+/// A follower's store: the stream's commits applied in order.
+pub struct Replica {
+    local: Arc<SledBackend>,
+    /// The stream sequence of the last message applied (or skipped).
+    applied: u64,
+    /// The stream sequence of the last message received, perhaps a part
+    /// of a group not yet whole.
+    seen: u64,
+    /// The parts of a group not yet whole.
+    parts: Vec<u8>,
+    next_part: u32,
+}
+
+impl Replica {
+    /// Opens the replica in `dir`. A store that led without handing back is
+    /// emptied first (it may hold commits the stream never got); a store
+    /// made outside failover mode is refused (nothing in the stream holds
+    /// its data).
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Replica, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Engine(Arc::new(e)))?;
+        let mut local = crate::store::sled_in(dir, cache_bytes)?;
+        if local.get(REPLICA, LED)?.is_some() {
+            drop(local);
+            tracing::warn!(data = %dir.display(),
+                "this store led and did not hand over cleanly: it may hold commits the stream never got; \
+                 emptying it to fill it again from the stream");
+            empty(dir).map_err(|e| StoreError::Engine(Arc::new(e)))?;
+            local = crate::store::sled_in(dir, cache_bytes)?;
+        }
+        let applied = match local.get(REPLICA, APPLIED)? {
+            Some(bytes) => u64_of(&bytes),
+            // Every store a node opened has an identity (`meta`); a new
+            // directory has none yet.
+            None if local.last_seq()? == 0 && local.scan(META, b"")?.next().is_none() => {
+                local.put(REPLICA, APPLIED, &0u64.to_be_bytes())?;
+                0
+            }
+            None => {
+                return Err(damaged(format!(
+                    "the store in {} was not made in failover mode, and the stream holds none of its data: \
+                     start a failover node on an empty directory (seeding a cluster from an existing store \
+                     is not supported)",
+                    dir.display()
+                )))
+            }
+        };
+        Ok(Replica { local: Arc::new(local), applied, seen: applied, parts: Vec::new(), next_part: 1 })
+    }
+
+    /// The stream sequence of the last message applied: the next one to
+    /// read follows it.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The stream sequence of the last message received.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The number of the last event in the replica's log.
+    pub fn head(&self) -> Result<Seq, StoreError> {
+        self.local.last_seq()
+    }
+
+    /// Applies the stream's message `seq`. Messages must come in order.
+    pub fn receive(&mut self, seq: u64, payload: &[u8]) -> Result<(), StoreError> {
+        let unreadable = || damaged(format!("replication message {seq} cannot be read"));
+        let (tag, part, parts, bytes) = unframe(payload).ok_or_else(unreadable)?;
+        self.seen = seq;
+        match tag {
+            CLAIM => {
+                // A leader that stopped in the middle of a group: the rest
+                // never comes, and none of it was acknowledged.
+                self.parts.clear();
+                self.next_part = 1;
+                self.set_applied(seq, &[], &[])
+            }
+            GROUP => {
+                if part == 1 {
+                    self.parts.clear();
+                } else if part != self.next_part {
+                    return Err(unreadable());
+                }
+                self.parts.extend_from_slice(bytes);
+                self.next_part = part + 1;
+                if part < parts {
+                    return Ok(());
+                }
+                self.next_part = 1;
+                let (commits, _): (Vec<Commit>, _) =
+                    bincode::serde::decode_from_slice(&self.parts, bincode::config::standard())
+                        .map_err(|_| unreadable())?;
+                self.parts.clear();
+                self.apply(seq, commits)
+            }
+            _ => Err(unreadable()),
+        }
+    }
+
+    /// One group, as one local commit with the replica's new position.
+    fn apply(&mut self, seq: u64, commits: Vec<Commit>) -> Result<(), StoreError> {
+        let events: Vec<(Seq, Vec<u8>)> = commits.iter().flat_map(|c| c.events.iter().cloned()).collect();
+        if let Some((first, _)) = events.first() {
+            let head = self.local.last_seq()?;
+            if *first != head + 1 {
+                return Err(damaged(format!(
+                    "replication message {seq} starts at event {first}, but this replica's log ends at {head}"
+                )));
+            }
+        }
+        let changes: Vec<Change<'_>> = commits
+            .iter()
+            .flat_map(|c| c.changes.iter())
+            .map(|(table, key, value)| Change { table, key, value: value.as_deref() })
+            .collect();
+        self.set_applied(seq, &changes, &events)
+    }
+
+    fn set_applied(
+        &mut self,
+        seq: u64,
+        changes: &[Change<'_>],
+        events: &[(Seq, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let position = seq.to_be_bytes();
+        let mut all = changes.to_vec();
+        all.push(Change { table: REPLICA, key: APPLIED, value: Some(&position) });
+        self.local.commit(&all, events)?;
+        self.applied = seq;
+        Ok(())
+    }
+
+    /// Becomes the leader's store: marks it as leading (durably, before
+    /// anything is written), and copies every commit from now on through
+    /// `writer`, which must have appended this node's claim. The returned
+    /// backend's copies run on the current tokio runtime.
+    pub fn lead(self, writer: PartitionWriter) -> Result<Arc<ReplicatedBackend>, StoreError> {
+        self.local.put(REPLICA, LED, b"1")?;
+        self.local.flush()?;
+        let (deposed, _) = watch::channel(None);
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState { last: writer.last(), ..QueueState::default() }),
+            acked: Condvar::new(),
+            work: Notify::new(),
+            deposed,
+        });
+        tokio::spawn(publish(queue.clone(), writer));
+        let floor = self.local.get(META, ID_FLOOR)?.map(|b| u64_of(&b)).unwrap_or(1).max(1);
+        Ok(Arc::new(ReplicatedBackend {
+            local: self.local,
+            queue,
+            ids: Mutex::new(Ids { next: floor, limit: floor }),
+        }))
+    }
+}
+
+/// Removes what `dir` holds, not `dir` itself (it may be a mount point).
+fn empty(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Commits made and not yet in the stream.
+#[derive(Default)]
+struct QueueState {
+    pending: Vec<Commit>,
+    /// Commits made so far, and how many of them the stream holds.
+    queued: u64,
+    acked: u64,
+    /// Why copying stopped for good: the node no longer leads.
+    failed: Option<String>,
+    /// The stream sequence of the last message appended.
+    last: u64,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+    acked: Condvar,
+    work: Notify,
+    deposed: watch::Sender<Option<String>>,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, why: String) {
+        tracing::error!("{why}");
+        self.lock().failed = Some(why.clone());
+        self.acked.notify_all();
+        self.deposed.send_replace(Some(why));
+    }
+}
+
+/// Appends each batch of pending commits as one group, until a failure.
+async fn publish(queue: Arc<Queue>, mut writer: PartitionWriter) {
+    loop {
+        let (commits, upto) = {
+            let mut state = queue.lock();
+            if state.failed.is_some() {
+                return;
+            }
+            (std::mem::take(&mut state.pending), state.queued)
+        };
+        if commits.is_empty() {
+            queue.work.notified().await;
+            continue;
+        }
+        let appended = match frames(&commits) {
+            Ok(frames) => append(&mut writer, frames).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match appended {
+            Ok(last) => {
+                let mut state = queue.lock();
+                state.acked = upto;
+                state.last = last;
+                drop(state);
+                queue.acked.notify_all();
+            }
+            // Whether it was stored is unknown after a server error; the
+            // node stops leading either way, and whoever takes over starts
+            // from what the stream holds.
+            Err(why) => return queue.fail(why),
+        }
+    }
+}
+
+async fn append(writer: &mut PartitionWriter, frames: Vec<Vec<u8>>) -> Result<u64, String> {
+    let mut frames = frames.into_iter().peekable();
+    while frames.peek().is_some() {
+        let batch: Vec<Vec<u8>> = frames.by_ref().take(MAX_BATCH).collect();
+        writer.append(batch).await.map_err(|e| match e {
+            AppendError::Fenced { .. } => format!("another node leads now ({e}); this one stops"),
+            e => format!("the store's copy in the stream failed ({e}); this node stops leading"),
+        })?;
+    }
+    Ok(writer.last())
+}
+
+/// Ids handed out from the block `next..limit`.
+struct Ids {
+    next: u64,
+    limit: u64,
+}
+
+/// The leader's store: its own sled store, each commit also copied to the
+/// stream, and durable only once copied.
+pub struct ReplicatedBackend {
+    local: Arc<SledBackend>,
+    queue: Arc<Queue>,
+    ids: Mutex<Ids>,
+}
+
+impl ReplicatedBackend {
+    /// Says why this node stopped leading, once it has.
+    pub fn deposed(&self) -> watch::Receiver<Option<String>> {
+        self.queue.deposed.subscribe()
+    }
+
+    /// After the node stopped and its store flushed: marks the store as a
+    /// replica at the stream's end, so that the next start follows from
+    /// there rather than emptying it. Does nothing if copying failed.
+    pub fn hand_back(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        let state = self.queue.lock();
+        if state.failed.is_some() || !state.pending.is_empty() {
+            return Ok(());
+        }
+        let position = state.last.to_be_bytes();
+        let changes = [
+            Change { table: REPLICA, key: APPLIED, value: Some(&position) },
+            Change { table: REPLICA, key: LED, value: None },
+        ];
+        // Not copied: the replica's own facts.
+        self.local.commit(&changes, &[])?;
+        self.local.flush()
+    }
+
+    fn failed(state: &QueueState) -> Result<(), StoreError> {
+        match &state.failed {
+            Some(why) => Err(StoreError::Unavailable(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Backend for ReplicatedBackend {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.local.get(table, key)
+    }
+
+    fn contains(&self, table: &str, key: &[u8]) -> Result<bool, StoreError> {
+        self.local.contains(table, key)
+    }
+
+    fn scan(&self, table: &str, start: &[u8]) -> Result<Entries<'_>, StoreError> {
+        self.local.scan(table, start)
+    }
+
+    fn commit(&self, changes: &[Change<'_>], events: &[(Seq, Vec<u8>)]) -> Result<(), StoreError> {
+        // Under the queue's lock, so that commits are copied in the order
+        // they were made.
+        let mut state = self.queue.lock();
+        Self::failed(&state)?;
+        self.local.commit(changes, events)?;
+        state.pending.push(Commit::of(changes, events));
+        state.queued += 1;
+        drop(state);
+        self.queue.work.notify_one();
+        Ok(())
+    }
+
+    fn read_log(&self, from: Seq, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.local.read_log(from, limit)
+    }
+
+    fn last_seq(&self) -> Result<Seq, StoreError> {
+        self.local.last_seq()
+    }
+
+    /// From a block recorded in the copied store: sled's own counter is
+    /// per directory, and a new leader must not repeat the old one's ids.
+    fn generate_id(&self) -> Result<u64, StoreError> {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        if ids.next == ids.limit {
+            let limit = ids.limit + ID_BLOCK;
+            self.commit(&[Change { table: META, key: ID_FLOOR, value: Some(&limit.to_be_bytes()) }], &[])?;
+            ids.limit = limit;
+        }
+        ids.next += 1;
+        Ok(ids.next - 1)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.local.flush()?;
+        let mut state = self.queue.lock();
+        let target = state.queued;
+        while state.acked < target {
+            Self::failed(&state)?;
+            state = self.queue.acked.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        Self::failed(&state)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.local.size_on_disk()
+    }
+
+    fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        self.local.table_names()
+    }
+
+    fn heal(&self) -> Result<bool, StoreError> {
+        self.local.heal()
+    }
+}
+
+/// What failover mode names after `[stream]`: the stream of the store's
+/// copies, its one subject, and the bucket of the leader's lease.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub stream: String,
+    pub subject: String,
+    pub bucket: String,
+}
+
+impl Names {
+    pub fn of(s: &StreamSettings) -> Names {
+        Names {
+            stream: format!("{}_STORE", s.name),
+            // Not under `<subject>.*`, which the event stream takes.
+            subject: format!("{}-store", s.subject),
+            bucket: format!("{}_LEADER", s.name),
+        }
+    }
+}
+
+/// The stream of the store's copies, created if missing (kept whole: a
+/// new follower fills its store from the first message), with the
+/// copies `[stream] replicas` asks for.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    s: &StreamSettings,
+) -> Result<jetstream::stream::Stream, String> {
+    let names = Names::of(s);
+    let config = jetstream::stream::Config {
+        name: names.stream.clone(),
+        subjects: vec![names.subject.clone()],
+        num_replicas: s.replicas,
+        storage: jetstream::stream::StorageType::File,
+        allow_atomic_publish: true,
+        ..Default::default()
+    };
+    let mut stream =
+        js.get_or_create_stream(config).await.map_err(|e| format!("stream {}: {e}", names.stream))?;
+    let info = stream.info().await.map_err(|e| format!("stream {}: {e}", names.stream))?;
+    if info.config.subjects != [names.subject.clone()] || !info.config.allow_atomic_publish {
+        return Err(format!(
+            "stream {} exists, but not as failover mode makes it (subjects {:?}, atomic batches {}): \
+             give [stream] name another name",
+            names.stream, info.config.subjects, info.config.allow_atomic_publish
+        ));
+    }
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_cut_into_parts_reads_back_whole() {
+        let big = vec![7u8; PART_BYTES * 2 + 10];
+        let commits = vec![
+            Commit { changes: vec![("orders".into(), b"k".to_vec(), Some(big))], events: vec![(1, vec![1])] },
+            Commit { changes: vec![("orders".into(), b"j".to_vec(), None)], events: vec![] },
+        ];
+        let frames = frames(&commits).unwrap();
+        assert_eq!(frames.len(), 3);
+        let mut bytes = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let (tag, part, parts, chunk) = unframe(f).unwrap();
+            assert_eq!((tag, part, parts), (GROUP, i as u32 + 1, 3));
+            assert!(chunk.len() <= PART_BYTES);
+            bytes.extend_from_slice(chunk);
+        }
+        let (back, _): (Vec<Commit>, _) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back, commits);
+    }
+}

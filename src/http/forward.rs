@@ -1,0 +1,158 @@
+//! A failover follower's gateway: every request goes to the node that
+//! leads, so that any node can be sent any request (a Kubernetes Service
+//! in front of all of them, a client that knows one address).
+//!
+//! The follower does not authenticate or check anything itself: the
+//! leader does, exactly as for a request sent to it directly. It adds the
+//! client's address to `X-Forwarded-For` (believed only from the leader's
+//! `http.trusted_proxies`), and streams the answer back as it comes, so
+//! that live event streams pass through too.
+//!
+//! While no node leads (the leader died and its lease has not run out
+//! yet), or the leader cannot be reached, the answer is 503 with
+//! `Retry-After`: a request that was on its way to a leader that died may
+//! or may not have been done, so a client retries with the same
+//! `Idempotency-Key`.
+
+use super::ApiError;
+use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use actix_web::web::{self, Bytes, Data, ServiceConfig};
+use actix_web::{get, HttpRequest, HttpResponse};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Largest body forwarded; the leader applies its own, smaller limits.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What a follower knows of the cluster, kept current by its follow loop.
+#[derive(Debug, Default)]
+pub struct Following {
+    state: RwLock<FollowState>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
+pub struct FollowState {
+    /// The leader's advertised URL, if a node leads.
+    pub leader: Option<String>,
+    /// Whether this node has applied everything the stream held when it
+    /// last looked, a third of a lease ago.
+    pub caught_up: bool,
+    /// The stream sequence of the last copy applied.
+    pub applied: u64,
+}
+
+impl Following {
+    pub fn set(&self, state: FollowState) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    pub fn get(&self) -> FollowState {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The follower's routes: its own health, and everything else forwarded.
+pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig) + Clone {
+    // Only a TLS backend that cannot start fails here; forwarding then
+    // answers 503 and says why.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .redirect(reqwest::redirect::Policy::none())
+        .build();
+    let client = Arc::new(client.map_err(|e| e.to_string()));
+    move |cfg: &mut ServiceConfig| {
+        cfg.app_data(Data::from(following.clone()))
+            .app_data(Data::from(client.clone()))
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .service(live)
+            .service(ready)
+            .default_service(web::to(forward));
+    }
+}
+
+#[derive(Serialize)]
+struct FollowerHealth {
+    status: &'static str,
+    role: &'static str,
+    #[serde(flatten)]
+    state: FollowState,
+}
+
+/// The node's own paths, answered by the follower (the document
+/// describes the leader's answers; a follower's say `"role": "follower"`).
+#[get("/health/live")]
+async fn live(following: Data<Following>) -> HttpResponse {
+    HttpResponse::Ok().json(FollowerHealth { status: "ok", role: "follower", state: following.get() })
+}
+
+/// Ready once caught up with the stream and a node leads: then it can
+/// forward.
+#[get("/health/ready")]
+async fn ready(following: Data<Following>) -> HttpResponse {
+    let state = following.get();
+    if state.caught_up && state.leader.is_some() {
+        HttpResponse::Ok().json(FollowerHealth { status: "ok", role: "follower", state })
+    } else {
+        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(FollowerHealth {
+            status: "following",
+            role: "follower",
+            state,
+        })
+    }
+}
+
+type Client = Result<reqwest::Client, String>;
+
+async fn forward(
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let leader = following.get().leader.ok_or_else(|| {
+        ApiError::NoLeader(
+            "no node leads just now (the last one stopped); one takes over within stream.lease_ms".into(),
+        )
+    })?;
+    let client = client.as_ref().as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
+    let mut out = client.request(method, format!("{}{path}", leader.trim_end_matches('/')));
+    for (name, value) in req.headers() {
+        if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    if let Some(peer) = req.peer_addr() {
+        let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(before) => format!("{before}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        out = out.header("x-forwarded-for", forwarded);
+    }
+    let answer = out.body(body).send().await.map_err(|e| {
+        ApiError::NoLeader(format!(
+            "the leader at {leader} cannot be reached ({e}); retry with the same Idempotency-Key"
+        ))
+    })?;
+    let mut response = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status().as_u16())
+            .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
+    );
+    for (name, value) in answer.headers() {
+        let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok();
+        if let Some(name) = name.filter(|n| !hop_by_hop(n) && *n != CONTENT_LENGTH) {
+            response.append_header((name, value.as_bytes()));
+        }
+    }
+    Ok(response.streaming(answer.bytes_stream()))
+}
+
+/// Headers about one connection, not the request (RFC 9110, 7.6.1).
+fn hop_by_hop(name: &HeaderName) -> bool {
+    *name == CONNECTION
+        || *name == TRANSFER_ENCODING
+        || matches!(name.as_str(), "keep-alive" | "te" | "trailer" | "upgrade" | "proxy-connection")
+}

@@ -1,0 +1,297 @@
+//! `fulfil serve` in failover mode (`stream.mode = "failover"`): several
+//! nodes share one store kept in JetStream; one leads, the others follow.
+//!
+//! A node starts as a follower: it answers on its port at once, forwarding
+//! every request to the leader ([`crate::http::forward`]), while it applies
+//! the leader's commits to its own store ([`Replica`]) and tries for the
+//! leader's lease. When it gets the lease, it applies everything the stream
+//! holds, appends its claim (which fences the old leader off), and starts
+//! the node on its store, exactly as a node starts after a crash. The
+//! leader's server then takes over the same socket, so no connection is
+//! refused in between.
+//!
+//! A leader that loses its lease, or whose copies are refused, stops at
+//! once with an error: it can no longer acknowledge anything, and its
+//! store may hold commits no one else has; its next start empties the
+//! store and follows. A leader stopped by SIGTERM drains, hands its store
+//! back as a replica at the stream's end, and gives up the lease, so that a
+//! follower takes over within a third of `stream.lease_ms`.
+
+use super::Application;
+use crate::cluster::partition::{AppendError, PartitionWriter};
+use crate::cluster::replica::{self, claim, Names, Replica};
+use crate::cluster::{LeaseError, Leases};
+use crate::config::Settings;
+use crate::http::forward::{follower_routes, FollowState, Following};
+use crate::node::StartError;
+use crate::store::{Store, StoreError};
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer};
+use futures_util::StreamExt;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error("failover: {0}")]
+    Nats(String),
+    #[error("failover: the store in {path}: {source}")]
+    Store { path: String, source: StoreError },
+    #[error("failover: {0}")]
+    Lease(#[from] LeaseError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// This node led and no longer does; its store is emptied at the next
+    /// start.
+    #[error("this node no longer leads: {0}")]
+    Deposed(String),
+    #[error("failover: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn nats(e: impl std::fmt::Display) -> FailoverError {
+    FailoverError::Nats(e.to_string())
+}
+
+/// One node of the cluster, before it knows its role.
+struct Member {
+    settings: Settings,
+    names: Names,
+    node: String,
+    client: async_nats::Client,
+    leases: Leases,
+    lease: Duration,
+    following: Arc<Following>,
+}
+
+/// Serves in failover mode until stopped by a signal (`Ok`), or until this
+/// node, leading, loses the lead (`Deposed`).
+pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
+    let bind = settings.http.bind.clone();
+    let listener = TcpListener::bind(&bind).map_err(|source| StartError::Bind { address: bind, source })?;
+    let address = listener.local_addr()?;
+    let node = node_name(&settings);
+    let advertise = advertised(&settings, address);
+    let names = Names::of(&settings.stream);
+    let (client, js) = crate::stream::connect(&settings.stream).await.map_err(nats)?;
+    replica::ensure_stream(&js, &settings.stream).await.map_err(FailoverError::Nats)?;
+    let path = settings.store.path.clone();
+    let cache = settings.store.cache_mb * 1024 * 1024;
+    let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
+    let replica = opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&settings, source))?;
+    let lease = Duration::from_millis(settings.stream.lease_ms);
+    let leases = Leases::join(&js, &names.bucket, lease, &node, 1).await?.announcing(&advertise);
+    let following = Arc::new(Following::default());
+    let routes = follower_routes(following.clone());
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .disable_signals()
+        .workers(2)
+        .listen(listener.try_clone()?)?
+        .run();
+    let forwarding = server.handle();
+    tokio::spawn(server);
+    tracing::info!(%address, %node, %advertise, data = %data_dir(&settings).display(), applied = replica.applied(),
+        "failover: following; requests go to the leader; listening on http://{address}");
+    let stop = stop_signal();
+    let mut member = Member { settings, names, node, client, leases, lease, following };
+    let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
+        forwarding.stop(true).await;
+        member.leases.leave().await?;
+        tracing::info!("failover: stopped following");
+        return Ok(());
+    };
+    member.lead(replica, writer, listener, forwarding).await
+}
+
+impl Member {
+    /// Applies the stream's copies until stopped (`None`) or until this
+    /// node has the lease, everything the stream holds, and its claim in.
+    async fn follow(
+        &mut self,
+        mut replica: Replica,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        let from = match replica.applied() {
+            0 => async_nats::jetstream::consumer::DeliverPolicy::All,
+            n => async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: n + 1 },
+        };
+        let config = async_nats::jetstream::consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            filter_subject: self.names.subject.clone(),
+            deliver_policy: from,
+            ..Default::default()
+        };
+        let consumer = stream.create_consumer(config).await.map_err(nats)?;
+        let mut copies = consumer.messages().await.map_err(nats)?;
+        let mut tick = tokio::time::interval(self.lease / 3);
+        // The stream's end when last looked at.
+        let mut end = self.stream_end().await?;
+        let mut leading = false;
+        loop {
+            tokio::select! {
+                copy = copies.next() => {
+                    let copy = copy.ok_or_else(|| nats("the stream of copies ended"))?.map_err(nats)?;
+                    let seq = copy.info().map_err(nats)?.stream_sequence;
+                    replica.receive(seq, &copy.payload).map_err(|source| store_error(&self.settings, source))?;
+                }
+                _ = tick.tick() => {
+                    match self.leases.tick().await {
+                        Ok(change) if !change.gained.is_empty() => leading = true,
+                        Ok(change) if !change.lost.is_empty() => leading = false,
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
+                    }
+                    // Under load the stream's end moves on while it is read:
+                    // caught up means holding all it held a tick ago.
+                    let caught_up = replica.applied() >= end;
+                    end = self.stream_end().await.unwrap_or(end);
+                    let leader = self.leases.holder_address(0).await.unwrap_or_default();
+                    self.following.set(FollowState { leader, caught_up, applied: replica.applied() });
+                }
+                _ = stop.wait_for(|s| *s) => return Ok(None),
+            }
+            if leading && replica.seen() >= end {
+                match self.claim(&replica).await? {
+                    Claimed::Yes(writer) => return Ok(Some((replica, *writer))),
+                    Claimed::NotYet(last) => end = last,
+                }
+            }
+        }
+    }
+
+    /// The sequence of the last copy in the stream (0: none).
+    async fn stream_end(&self) -> Result<u64, FailoverError> {
+        let writer = PartitionWriter::take_over(&self.client, &self.names.stream, &self.names.subject).await;
+        Ok(writer.map_err(nats)?.last())
+    }
+
+    /// Appends this node's claim after the last copy, if the replica has
+    /// it; from then on the old leader's appends are refused.
+    async fn claim(&self, replica: &Replica) -> Result<Claimed, FailoverError> {
+        let mut writer = PartitionWriter::take_over(&self.client, &self.names.stream, &self.names.subject)
+            .await
+            .map_err(nats)?;
+        if writer.last() != replica.seen() {
+            return Ok(Claimed::NotYet(writer.last()));
+        }
+        match writer.append(vec![claim(&self.node)]).await {
+            Ok(_) => Ok(Claimed::Yes(Box::new(writer))),
+            Err(AppendError::Fenced { after, .. }) => Ok(Claimed::NotYet(after + 1)),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Starts the node on the replica, takes over the follower's socket,
+    /// and serves until stopped or deposed.
+    async fn lead(
+        mut self,
+        replica: Replica,
+        writer: PartitionWriter,
+        listener: TcpListener,
+        forwarding: ServerHandle,
+    ) -> Result<(), FailoverError> {
+        tracing::info!(node = %self.node, claim = writer.last(), "failover: this node leads now");
+        let backend = replica.lead(writer).map_err(|source| store_error(&self.settings, source))?;
+        let path = self.settings.store.path.clone();
+        let shared: Arc<dyn crate::store::backend::Backend> = backend.clone();
+        let opened = tokio::task::spawn_blocking(move || Store::open_on(&path, shared)).await;
+        let store =
+            opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&self.settings, source))?;
+        let clock = Arc::new(crate::clock::SystemClock);
+        let app = Application::build_on(self.settings.clone(), clock, Some(store), listener).await?;
+        // Both servers accept on the socket until the follower's stops.
+        tokio::spawn(async move { forwarding.stop(true).await });
+        let (node, server) = (app.node(), app.server_handle());
+        let mut running = tokio::spawn(app.run_until_stopped());
+        let mut deposed = backend.deposed();
+        let mut tick = tokio::time::interval(self.lease / 3);
+        let mut renewed = Instant::now();
+        let why = loop {
+            tokio::select! {
+                served = &mut running => {
+                    served.map_err(std::io::Error::other)??;
+                    break None;
+                }
+                _ = deposed.changed() => break deposed.borrow().clone(),
+                _ = tick.tick() => match self.leases.tick().await {
+                    Ok(change) if !change.lost.is_empty() => break Some("its lease ran out".to_owned()),
+                    Ok(_) => renewed = Instant::now(),
+                    Err(e) if renewed.elapsed() > self.lease => {
+                        break Some(format!("its lease could not be renewed for {:?} ({e})", self.lease))
+                    }
+                    Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
+                },
+            }
+        };
+        if let Some(why) = why {
+            node.drain();
+            server.stop(false).await;
+            return Err(FailoverError::Deposed(why));
+        }
+        let handed =
+            tokio::task::spawn_blocking(move || backend.hand_back()).await.map_err(std::io::Error::other)?;
+        if let Err(e) = handed {
+            tracing::warn!(error = %e, "failover: the store could not be handed back; it is emptied at the next start");
+        }
+        self.leases.leave().await?;
+        tracing::info!("failover: stopped leading; the lease is free");
+        Ok(())
+    }
+}
+
+enum Claimed {
+    Yes(Box<PartitionWriter>),
+    /// The stream goes on to this sequence: apply up to it first.
+    NotYet(u64),
+}
+
+fn store_error(settings: &Settings, source: StoreError) -> FailoverError {
+    FailoverError::Store { path: settings.store.path.display().to_string(), source }
+}
+
+fn data_dir(settings: &Settings) -> std::path::PathBuf {
+    std::path::absolute(&settings.store.path).unwrap_or_else(|_| settings.store.path.clone())
+}
+
+/// `stream.node`, or the host's name, or failing both a random one.
+fn node_name(settings: &Settings) -> String {
+    let named = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+    match settings.stream.node.as_str() {
+        "" => std::env::var("HOSTNAME")
+            .ok()
+            .map(|h| named(&h))
+            .filter(|h: &String| !h.is_empty())
+            .unwrap_or_else(|| format!("node-{:08x}", fastrand::u32(..))),
+        given => given.to_owned(),
+    }
+}
+
+/// `stream.advertise`, or the bound address (the host's name in place of
+/// an unspecified address).
+fn advertised(settings: &Settings, bound: std::net::SocketAddr) -> String {
+    if !settings.stream.advertise.is_empty() {
+        return settings.stream.advertise.trim_end_matches('/').to_owned();
+    }
+    match bound.ip().is_unspecified() {
+        true => format!(
+            "http://{}:{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+            bound.port()
+        ),
+        false => format!("http://{bound}"),
+    }
+}
+
+/// Set once SIGTERM or SIGINT arrives.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        super::wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}

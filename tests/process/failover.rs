@@ -1,0 +1,196 @@
+//! Three `fulfil serve` nodes in failover mode on one JetStream server on
+//! loopback: the leader killed with `kill -9` under load, and a rolling
+//! restart of all three under load. Every node takes every request (the
+//! followers forward to the leader); nothing acknowledged is lost, nothing
+//! happens twice, and stock is conserved.
+
+use crate::helpers::{add_products, check_acknowledged, check_store, client, settle, Acked, Load, Proc};
+use crate::nats::Nats;
+use crate::tools::tool;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const INITIAL: [(&str, u64); 2] = [("MUG", 1_000_000), ("RARE", 40)];
+const LEASE_MS: u64 = 1000;
+/// Clients placing orders on each node.
+const CLIENTS: usize = 3;
+
+fn start(nats: &Nats, data: &Path, name: &str) -> Proc {
+    Proc::start_with(
+        data,
+        &[
+            ("FULFIL_STREAM__URL", nats.url.as_str()),
+            ("FULFIL_STREAM__MODE", "failover"),
+            ("FULFIL_STREAM__NODE", name),
+            ("FULFIL_STREAM__LEASE_MS", &LEASE_MS.to_string()),
+        ],
+    )
+}
+
+/// What `GET /health/live` says: a follower names the leader it forwards
+/// to; the leader answers as a node does.
+async fn live(address: &str) -> Option<Value> {
+    let r = client().get(format!("{address}/health/live")).send().await.ok()?;
+    r.json().await.ok()
+}
+
+/// The index of the leader among `nodes` (those running), once every
+/// running follower names it and it is ready.
+async fn leader(nodes: &[Option<Proc>]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut named = Vec::new();
+        let mut leading = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            match live(&node.address).await {
+                Some(body) if body["role"] == "follower" => {
+                    named.push(body["leader"].as_str().map(str::to_owned))
+                }
+                Some(_) => leading.push(i),
+                None => named.push(None),
+            }
+        }
+        if let [i] = leading[..] {
+            let address = &nodes[i].as_ref().unwrap().address;
+            let ready = client().get(format!("{address}/health/ready")).send().await;
+            if named.iter().all(|n| n.as_deref() == Some(address))
+                && ready.is_ok_and(|r| r.status().is_success())
+            {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no one leader: leading {leading:?}, followers name {named:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the follower at `address` has applied all of the stream
+/// and knows the leader.
+async fn caught_up(address: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = client().get(format!("{address}/health/ready")).send().await;
+        let (ok, body) = match answer {
+            Ok(r) => (r.status().is_success(), r.json::<Value>().await.unwrap_or_default()),
+            Err(e) => (false, Value::String(e.to_string())),
+        };
+        if ok {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "the follower did not catch up: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn finished(unexpected: Vec<String>, acked: Vec<Acked>, all: &mut Vec<Acked>) {
+    assert!(unexpected.is_empty(), "answers other than 201, or 503/429 with Retry-After: {unexpected:?}");
+    all.extend(acked);
+}
+
+#[tokio::test]
+async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_within_the_lease() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let first = leader(&nodes).await;
+    let follower = (first + 1) % 3;
+    // Through a follower: forwarded to the leader.
+    add_products(&nodes[follower].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+
+    let loads: Vec<Load> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Load::drive(&n.as_ref().unwrap().address, CLIENTS, i))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(400..900))).await;
+    let killed = nodes[first].take().unwrap();
+    killed.signal("KILL");
+    let killed_at = Instant::now();
+    assert!(!killed.wait(Duration::from_secs(5)).await.success());
+    let second = leader(&nodes).await;
+    let took = killed_at.elapsed();
+    // Let the survivors' clients place orders on the new leader too.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut acked = Vec::new();
+    for load in loads {
+        let (round, unexpected) = load.finish().await;
+        finished(unexpected, round, &mut acked);
+    }
+    assert!(!acked.is_empty());
+    println!("the new leader served {took:?} after the old one was killed (lease {LEASE_MS} ms)");
+    assert!(took < Duration::from_millis(LEASE_MS + 3000), "takeover took {took:?}");
+
+    let address = nodes[second].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    // Read through the other survivor: forwarded.
+    let other = (0..3).find(|i| *i != first && *i != second).unwrap();
+    check_acknowledged(&nodes[other].as_ref().unwrap().address, &acked).await;
+
+    // The killed node comes back: its store led and may hold what the
+    // stream never got, so it is emptied and filled again from the stream.
+    let back = start(&nats, dirs[first].path(), &format!("n{first}"));
+    let state = caught_up(&back.address).await;
+    assert_eq!(state["leader"].as_str(), Some(address.as_str()), "{state}");
+    check_acknowledged(&back.address, &acked).await;
+    nodes[first] = Some(back);
+
+    // Followers first; the leader last, handing its store back.
+    for i in (0..3).filter(|i| *i != second).chain([second]) {
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+    }
+    let (orders, _) = check_store(dirs[second].path(), &INITIAL);
+    assert!(orders >= acked.len());
+    println!("{} acknowledged orders, {orders} in the store", acked.len());
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_and_loses_nothing() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let first = leader(&nodes).await;
+    add_products(&nodes[first].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let mut loads: Vec<Option<Load>> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Some(Load::drive(&n.as_ref().unwrap().address, CLIENTS, i)))
+        .collect();
+    let mut acked = Vec::new();
+    for (round, i) in (0..3).enumerate() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // As a Service does: no new requests to a node being stopped.
+        let (done, unexpected) = loads[i].take().unwrap().finish().await;
+        finished(unexpected, done, &mut acked);
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+        let back = start(&nats, dirs[i].path(), &format!("n{i}"));
+        caught_up(&back.address).await;
+        loads[i] = Some(Load::drive(&back.address, CLIENTS, 10 + round));
+        nodes[i] = Some(back);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for load in loads.into_iter().flatten() {
+        let (done, unexpected) = load.finish().await;
+        finished(unexpected, done, &mut acked);
+    }
+    let last = leader(&nodes).await;
+    let address = nodes[last].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    check_acknowledged(&address, &acked).await;
+    for i in (0..3).filter(|i| *i != last).chain([last]) {
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+    }
+    let (orders, _) = check_store(dirs[last].path(), &INITIAL);
+    assert!(orders >= acked.len());
+    println!("{} acknowledged orders through a rolling restart, {orders} in the store", acked.len());
+}

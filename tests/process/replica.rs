@@ -1,0 +1,158 @@
+//! The store's copies in failover mode (`fulfil::cluster::replica`) on a
+//! real JetStream server: a follower that applies the stream holds what
+//! the leader committed; a leader fenced off by a newer claim cannot make
+//! anything durable; and nothing is durable that the stream does not hold.
+
+use crate::nats::Nats;
+use crate::tools::tool;
+use fulfil::cluster::replica::{claim, ensure_stream, Names, Replica, ReplicatedBackend};
+use fulfil::cluster::PartitionWriter;
+use fulfil::store::backend::{Backend, Change, SledBackend};
+use std::path::Path;
+use std::sync::Arc;
+
+const CACHE: u64 = 16 << 20;
+
+struct Cluster {
+    client: async_nats::Client,
+    names: Names,
+}
+
+async fn cluster(nats: &Nats) -> Cluster {
+    let mut settings = fulfil::config::Settings::default().stream;
+    settings.url = nats.url.clone();
+    let (client, js) = fulfil::stream::connect(&settings).await.unwrap();
+    ensure_stream(&js, &settings).await.unwrap();
+    Cluster { client, names: Names::of(&settings) }
+}
+
+impl Cluster {
+    /// The replica in `dir`, leading after its claim.
+    async fn lead(&self, dir: &Path, node: &str) -> Arc<ReplicatedBackend> {
+        let replica = Replica::open(dir, CACHE).unwrap();
+        let mut writer = self.writer().await;
+        writer.append(vec![claim(node)]).await.unwrap();
+        replica.lead(writer).unwrap()
+    }
+
+    async fn writer(&self) -> PartitionWriter {
+        PartitionWriter::take_over(&self.client, &self.names.stream, &self.names.subject).await.unwrap()
+    }
+
+    /// Applies every copy in the stream to the replica in `dir`; returns
+    /// the stream's last sequence.
+    async fn follow(&self, dir: &Path) -> u64 {
+        let mut replica = Replica::open(dir, CACHE).unwrap();
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.names.stream).await.unwrap();
+        let last = self.writer().await.last();
+        for seq in 1..=last {
+            let message = stream.get_raw_message(seq).await.unwrap();
+            replica.receive(seq, &message.payload).unwrap();
+        }
+        assert_eq!(replica.applied(), last);
+        last
+    }
+}
+
+/// (table, key, value) of one change.
+type Changed = (&'static str, &'static [u8], Option<Vec<u8>>);
+
+/// Commits and flushes on a blocking thread (a flush waits for the
+/// stream, whose client runs on this runtime).
+async fn commit_and_flush(
+    backend: &Arc<ReplicatedBackend>,
+    changes: Vec<Changed>,
+    events: Vec<(u64, Vec<u8>)>,
+) -> Result<(), fulfil::store::StoreError> {
+    let backend = backend.clone();
+    tokio::task::spawn_blocking(move || {
+        let changes: Vec<Change<'_>> = changes
+            .iter()
+            .map(|(table, key, value)| Change { table, key, value: value.as_deref() })
+            .collect();
+        backend.commit(&changes, &events)?;
+        backend.flush()
+    })
+    .await
+    .unwrap()
+}
+
+fn entries(backend: &dyn Backend, table: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    backend.scan(table, b"").unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn a_follower_that_applies_the_stream_holds_what_the_leader_committed() {
+    let nats = Nats::start(&tool("nats-server"));
+    let cluster = cluster(&nats).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = cluster.lead(a.path(), "a").await;
+    // Larger than a message may be: the group goes in parts.
+    let big = vec![7u8; 700 * 1024];
+    commit_and_flush(
+        &leader,
+        vec![("orders", b"o1", Some(b"first".to_vec())), ("offsets", b"order", Some(vec![2]))],
+        vec![(1, b"e1".to_vec()), (2, b"e2".to_vec())],
+    )
+    .await
+    .unwrap();
+    commit_and_flush(
+        &leader,
+        vec![("orders", b"o1", None), ("orders", b"o2", Some(big.clone()))],
+        vec![(3, b"e3".to_vec())],
+    )
+    .await
+    .unwrap();
+    let ids: Vec<u64> = (0..3).map(|_| leader.generate_id().unwrap()).collect();
+    commit_and_flush(&leader, vec![("orders", b"o3", Some(b"third".to_vec()))], vec![]).await.unwrap();
+
+    let last = cluster.follow(b.path()).await;
+    assert!(last >= 4, "the claim and three groups at least, some in parts: {last}");
+    let copy = SledBackend::open(b.path(), CACHE).unwrap();
+    assert_eq!(entries(&copy, "orders"), entries(leader.as_ref(), "orders"));
+    assert_eq!(entries(&copy, "orders"), [(b"o2".to_vec(), big), (b"o3".to_vec(), b"third".to_vec())]);
+    assert_eq!(entries(&copy, "offsets"), [(b"order".to_vec(), vec![2])]);
+    assert_eq!(copy.read_log(1, 10).unwrap(), leader.read_log(1, 10).unwrap());
+    assert_eq!(copy.last_seq().unwrap(), 3);
+    drop(copy);
+
+    // The follower takes over: the ids it hands out are new.
+    let follower = cluster.lead(b.path(), "b").await;
+    let next = follower.generate_id().unwrap();
+    assert!(ids.iter().all(|id| *id < next), "{ids:?} then {next}");
+}
+
+#[tokio::test]
+async fn a_leader_fenced_off_by_a_newer_claim_makes_nothing_durable_and_says_it_no_longer_leads() {
+    let nats = Nats::start(&tool("nats-server"));
+    let cluster = cluster(&nats).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let old = cluster.lead(a.path(), "a").await;
+    commit_and_flush(&old, vec![("orders", b"o1", Some(b"one".to_vec()))], vec![]).await.unwrap();
+    let mut deposed = old.deposed();
+    assert!(deposed.borrow().is_none());
+
+    // Another node catches up and claims (the old one was paused).
+    cluster.follow(b.path()).await;
+    let _new = cluster.lead(b.path(), "b").await;
+
+    let refused = commit_and_flush(&old, vec![("orders", b"o2", Some(b"two".to_vec()))], vec![]).await;
+    let why = refused.expect_err("a fenced leader's flush fails").to_string();
+    assert!(why.contains("another node leads"), "{why}");
+    deposed.wait_for(Option::is_some).await.unwrap();
+    // And it takes no more commits.
+    assert!(commit_and_flush(&old, vec![("orders", b"o3", Some(b"3".to_vec()))], vec![]).await.is_err());
+}
+
+#[tokio::test]
+async fn nothing_is_durable_that_the_stream_does_not_hold() {
+    let nats = Nats::start(&tool("nats-server"));
+    let cluster = cluster(&nats).await;
+    let a = tempfile::tempdir().unwrap();
+    let leader = cluster.lead(a.path(), "a").await;
+    commit_and_flush(&leader, vec![("orders", b"o1", Some(b"one".to_vec()))], vec![]).await.unwrap();
+    drop(nats);
+    let failed = commit_and_flush(&leader, vec![("orders", b"o2", Some(b"two".to_vec()))], vec![]).await;
+    assert!(failed.is_err(), "a flush returned with its commit in no stream");
+}
