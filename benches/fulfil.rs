@@ -30,7 +30,7 @@ const VALUE_BYTES: usize = 300;
 #[path = "../tests/tools/nats.rs"]
 mod nats;
 
-/// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream` runs one phase.
+/// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream|failover` runs one phase.
 fn phase(name: &str) -> bool {
     std::env::var("FULFIL_BENCH_ONLY").map_or(true, |only| only == name)
 }
@@ -460,6 +460,148 @@ async fn publish_rate(js: &async_nats::jetstream::Context, n: u64, size: usize) 
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+// ---------------------------------------------------------------- failover
+
+/// A `fulfil serve` process of this build on its own data directory, on
+/// the bench's settings; killed on drop.
+struct Served {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &[(&str, String)]) -> Served {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .arg("serve")
+        .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
+        .env("FULFIL_STORE__PATH", dir.path())
+        // As `bench_settings`.
+        .env("FULFIL_HTTP__WORKERS", "2")
+        .env("FULFIL_HTTP__RATE_PER_CLIENT", "0")
+        .env("FULFIL_MAILBOX__WAIT_MS", "1000")
+        .env("FULFIL_PAYMENT__GATEWAY_RATE", "100000000")
+        .env("FULFIL_PAYMENT__GATEWAY_BURST", "100000000")
+        .env("RUST_LOG", "warn,fulfil::startup=info")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the node logs its address").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break format!("http://{}", rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap());
+        }
+    };
+    // Read on, so that the node never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, url, _dir: dir }
+}
+
+/// Waits until every node answers ready (a follower: caught up, a leader
+/// known).
+async fn all_ready(nodes: &[Served]) {
+    let http = reqwest::Client::new();
+    for node in nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = http.get(format!("{}/health/ready", node.url)).send().await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} did not become ready", node.url);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// HTTP POST /orders at full speed for `secs`, 64 clients spread over
+/// `nodes`: (acknowledged orders/s, the worst node's p99 in ms).
+async fn orders_on(nodes: &[Served], secs: u64) -> (f64, f64) {
+    let clients = 64 / nodes.len();
+    let runs: Vec<_> = nodes
+        .iter()
+        .map(|n| tokio::spawn(fulfil::load::run(load_spec(&n.url, clients, secs, None))))
+        .collect();
+    let (mut rate, mut p99) = (0.0, 0.0f64);
+    for run in runs {
+        let report = run.await.unwrap().unwrap();
+        rate += report.acknowledged_rps;
+        p99 = p99.max(report.p99_ms);
+    }
+    (rate, p99)
+}
+
+/// Failover mode against one node without it, and against the JetStream
+/// server's own publish rate, all in this run: 1 and 3 `fulfil serve`
+/// processes sharing one store through one JetStream server on loopback,
+/// the load spread over every node (a follower forwards to the leader).
+async fn failover_phase(r: &mut Report, url: &str) {
+    let secs = scaled(10).max(3);
+    let alone = [serve(&[])];
+    all_ready(&alone).await;
+    let (base, base_p99) = orders_on(&alone, secs).await;
+    drop(alone);
+    r.add("failover_base_orders_per_s", "HTTP POST /orders, one node, export mode", base, "/s", None);
+    r.add("failover_base_p99_ms", "  p99", base_p99, "ms", None);
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let ceiling = publish_rate(&js, scaled(100_000), VALUE_BYTES).await;
+    r.add("failover_publish_per_s", "JetStream publish with acks, batches of 512 (raw)", ceiling, "/s", None);
+    for (n, key) in [(1, "failover_1"), (3, "failover_3")] {
+        let env = |i: usize| {
+            vec![
+                ("FULFIL_STREAM__URL", url.to_owned()),
+                ("FULFIL_STREAM__MODE", "failover".to_owned()),
+                ("FULFIL_STREAM__NAME", format!("F{n}")),
+                ("FULFIL_STREAM__SUBJECT", format!("f{n}.events")),
+                ("FULFIL_STREAM__NODE", format!("n{i}")),
+            ]
+        };
+        let nodes: Vec<Served> = (0..n).map(|i| serve(&env(i))).collect();
+        all_ready(&nodes).await;
+        let (rate, p99) = orders_on(&nodes, secs).await;
+        r.add(
+            &format!("{key}_orders_per_s"),
+            format!("HTTP POST /orders, failover, {n} node(s)"),
+            rate,
+            "/s",
+            Some(("one node, export mode", rate / base)),
+        );
+        r.add(&format!("{key}_p99_ms"), "  p99", p99, "ms", Some(("one node, export mode", p99 / base_p99)));
+        // What each order costs the server: the store's copies (group
+        // commits, so fewer than one per order) and the event stream.
+        let orders = rate * secs as f64;
+        let store = js.get_stream(format!("F{n}_STORE")).await.unwrap().info().await.unwrap().state.clone();
+        let events = js.get_stream(format!("F{n}")).await.unwrap().info().await.unwrap().state.messages;
+        let published = (store.messages + events) as f64 / orders;
+        r.add(&format!("{key}_messages_per_order"), "  messages published per order", published, "", None);
+        r.add(
+            &format!("{key}_copy_bytes_per_order"),
+            "  bytes of store copies per order",
+            store.bytes as f64 / orders,
+            "B",
+            None,
+        );
+        r.add(
+            &format!("{key}_of_publish"),
+            "  messages/s as a share of raw publishes/s",
+            published * rate / ceiling,
+            "",
+            Some(("raw publish", published * rate / ceiling)),
+        );
+    }
+}
+
 /// Time from an order's acknowledgement until the status view shows it.
 async fn view_delay(node: &Node, n: u64) -> Vec<Duration> {
     let mut delays = Vec::new();
@@ -856,6 +998,16 @@ async fn main() {
         let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
         match program.exists() {
             true => stream_phase(&mut r, &nats::Nats::start(&program).url).await,
+            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        }
+    }
+
+    // ---- several nodes sharing one store through JetStream
+    if phase("failover") {
+        println!("failover (NATS JetStream):");
+        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
+        match program.exists() {
+            true => failover_phase(&mut r, &nats::Nats::start(&program).url).await,
             false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
         }
     }

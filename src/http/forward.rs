@@ -22,6 +22,9 @@ use serde::Serialize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// Marks a forwarded request, so that it is forwarded once at most.
+const FORWARDED: &str = "fulfil-forwarded";
+
 /// Largest body forwarded; the leader applies its own, smaller limits.
 const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -67,6 +70,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .service(live)
             .service(ready)
+            .service(metrics)
             .default_service(web::to(forward));
     }
 }
@@ -102,6 +106,27 @@ async fn ready(following: Data<Following>) -> HttpResponse {
     }
 }
 
+/// The follower's own figures, not the leader's: a scrape of every pod
+/// must not count the leader's orders once per follower.
+#[get("/metrics")]
+async fn metrics(following: Data<Following>) -> HttpResponse {
+    let state = following.get();
+    let text = format!(
+        "# HELP fulfil_failover_leading Whether this node leads (1) or follows (0).\n\
+         # TYPE fulfil_failover_leading gauge\n\
+         fulfil_failover_leading 0\n\
+         # HELP fulfil_failover_applied Stream sequence of the last copy of the store this follower applied.\n\
+         # TYPE fulfil_failover_applied gauge\n\
+         fulfil_failover_applied {}\n\
+         # HELP fulfil_failover_caught_up Whether this follower holds what the stream held a moment ago.\n\
+         # TYPE fulfil_failover_caught_up gauge\n\
+         fulfil_failover_caught_up {}\n",
+        state.applied,
+        u8::from(state.caught_up)
+    );
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
+}
+
 type Client = Result<reqwest::Client, String>;
 
 async fn forward(
@@ -110,6 +135,11 @@ async fn forward(
     following: Data<Following>,
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
+    if req.headers().contains_key(FORWARDED) {
+        // The leader it was sent to no longer leads, and forwarded it on:
+        // no loop between followers.
+        return Err(ApiError::NoLeader("the leader moved while this request was forwarded; retry".into()));
+    }
     let leader = following.get().leader.ok_or_else(|| {
         ApiError::NoLeader(
             "no node leads just now (the last one stopped); one takes over within stream.lease_ms".into(),
@@ -125,6 +155,7 @@ async fn forward(
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
+    out = out.header(FORWARDED, "1");
     if let Some(peer) = req.peer_addr() {
         let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(before) => format!("{before}, {}", peer.ip()),

@@ -60,6 +60,7 @@ struct Member {
     settings: Settings,
     names: Names,
     node: String,
+    advertise: String,
     client: async_nats::Client,
     leases: Leases,
     lease: Duration,
@@ -95,7 +96,7 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     tracing::info!(%address, %node, %advertise, data = %data_dir(&settings).display(), applied = replica.applied(),
         "failover: following; requests go to the leader; listening on http://{address}");
     let stop = stop_signal();
-    let mut member = Member { settings, names, node, client, leases, lease, following };
+    let mut member = Member { settings, names, node, advertise, client, leases, lease, following };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         forwarding.stop(true).await;
         member.leases.leave().await?;
@@ -149,14 +150,24 @@ impl Member {
                     // caught up means holding all it held a tick ago.
                     let caught_up = replica.applied() >= end;
                     end = self.stream_end().await.unwrap_or(end);
-                    let leader = self.leases.holder_address(0).await.unwrap_or_default();
+                    // This node, about to lead, forwards to no one.
+                    let leader = self.leases.holder_address(0).await.unwrap_or_default()
+                        .filter(|leader| *leader != self.advertise);
                     self.following.set(FollowState { leader, caught_up, applied: replica.applied() });
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(None),
             }
             if leading && replica.seen() >= end {
                 match self.claim(&replica).await? {
-                    Claimed::Yes(writer) => return Ok(Some((replica, *writer))),
+                    Claimed::Yes(writer) => {
+                        // Until the leader's server takes the socket over.
+                        self.following.set(FollowState {
+                            leader: None,
+                            caught_up: true,
+                            applied: replica.applied(),
+                        });
+                        return Ok(Some((replica, *writer)));
+                    }
                     Claimed::NotYet(last) => end = last,
                 }
             }

@@ -136,6 +136,11 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
     let state = caught_up(&back.address).await;
     assert_eq!(state["leader"].as_str(), Some(address.as_str()), "{state}");
     check_acknowledged(&back.address, &acked).await;
+    // Its metrics are its own, not the leader's forwarded.
+    let metrics =
+        client().get(format!("{}/metrics", back.address)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fulfil_failover_leading 0"), "{metrics}");
+    assert!(metrics.contains("fulfil_failover_caught_up 1"), "{metrics}");
     nodes[first] = Some(back);
 
     // Followers first; the leader last, handing its store back.
