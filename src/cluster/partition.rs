@@ -13,7 +13,7 @@
 use async_nats::header::{
     NATS_BATCH_COMMIT, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
 };
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::HeaderMap;
@@ -71,6 +71,25 @@ impl PartitionWriter {
         self.last
     }
 
+    /// Says that the partition's last message is `last`: after the
+    /// messages [`PartitionWriter::send`] sent were acknowledged.
+    pub fn set_last(&mut self, last: u64) {
+        self.last = last;
+    }
+
+    /// Sends one message fenced on `after`, the partition's last sequence
+    /// once everything sent before it is stored, and returns without
+    /// waiting for its acknowledgement: a writer may keep several in
+    /// flight, each fenced on the one before, and a stale writer's are
+    /// refused all the same.
+    pub async fn send(&self, after: u64, payload: Vec<u8>) -> Result<PublishAckFuture, AppendError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, after.to_string().as_str());
+        let message = PublishMessage::build().payload(payload.into()).headers(headers);
+        let sent = self.js.send_publish(self.subject.clone(), message).await;
+        sent.map_err(|e| AppendError::Nats { subject: self.subject.clone(), why: e.to_string() })
+    }
+
     /// Appends `payloads` in order as one atomic batch after the
     /// partition's last message; returns the sequence of the new last.
     pub async fn append(&mut self, payloads: Vec<Vec<u8>>) -> Result<u64, AppendError> {
@@ -87,8 +106,12 @@ impl PartitionWriter {
         let mut commit = None;
         for (i, payload) in payloads.into_iter().enumerate() {
             let mut headers = HeaderMap::new();
-            headers.insert(NATS_BATCH_ID, batch.as_str());
-            headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            // One message is stored whole or not at all by itself: a batch
+            // would only add the server's staging of it.
+            if count > 1 {
+                headers.insert(NATS_BATCH_ID, batch.as_str());
+                headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
+            }
             if i == 0 {
                 // The fence: the server checks it when the batch commits.
                 headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, self.last.to_string().as_str());
@@ -102,7 +125,9 @@ impl PartitionWriter {
                     .map_err(|e| failed(e.to_string()))?;
                 continue;
             }
-            headers.insert(NATS_BATCH_COMMIT, "1");
+            if count > 1 {
+                headers.insert(NATS_BATCH_COMMIT, "1");
+            }
             let message = PublishMessage::build().payload(payload.into()).headers(headers);
             let ack = self.js.send_publish(self.subject.clone(), message).await;
             commit = Some(ack.map_err(|e| failed(e.to_string()))?);

@@ -45,8 +45,13 @@ use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, Entries, SledBackend};
 use crate::store::StoreError;
 use async_nats::jetstream;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::publish::PublishAck;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::{watch, Notify};
 
@@ -326,38 +331,117 @@ impl Queue {
     }
 }
 
-/// Appends each batch of pending commits as one group, until a failure.
+/// Copies sent and not yet acknowledged, at most: enough to keep the
+/// server busy while the node commits on.
+const WINDOW: usize = 64;
+
+/// A copy in flight: its acknowledgement, the sequence it must get, and
+/// the commits it covers.
+type InFlight = (Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>, u64, u64);
+
+/// Sends each batch of pending commits as one group, until a failure.
+/// A group in one message is sent at once, fenced on the one before it,
+/// without waiting for the acknowledgements of those in flight (so a
+/// flush waits for its own copy, not for a queue of round trips); a group
+/// in parts goes as one atomic batch once those in flight are stored.
 async fn publish(queue: Arc<Queue>, mut writer: PartitionWriter) {
+    let mut last = writer.last();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     loop {
-        let (commits, upto) = {
-            let mut state = queue.lock();
-            if state.failed.is_some() {
-                return;
-            }
-            (std::mem::take(&mut state.pending), state.queued)
-        };
-        if commits.is_empty() {
-            queue.work.notified().await;
-            continue;
-        }
-        let appended = match frames(&commits) {
-            Ok(frames) => append(&mut writer, frames).await,
-            Err(e) => Err(e.to_string()),
-        };
-        match appended {
-            Ok(last) => {
+        if in_flight.len() < WINDOW {
+            let (commits, upto) = {
                 let mut state = queue.lock();
-                state.acked = upto;
-                state.last = last;
-                drop(state);
-                queue.acked.notify_all();
+                if state.failed.is_some() {
+                    return;
+                }
+                (std::mem::take(&mut state.pending), state.queued)
+            };
+            if !commits.is_empty() {
+                let sent = send(&mut writer, &mut last, &mut in_flight, &queue, &commits, upto).await;
+                if let Err(why) = sent {
+                    return queue.fail(why);
+                }
+                continue;
             }
-            // Whether it was stored is unknown after a server error; the
-            // node stops leading either way, and whoever takes over starts
-            // from what the stream holds.
-            Err(why) => return queue.fail(why),
+        }
+        let room = in_flight.len() < WINDOW;
+        let acked = match in_flight.front_mut() {
+            Some((ack, _, _)) => tokio::select! {
+                result = ack => Some(result),
+                _ = queue.work.notified(), if room => None,
+            },
+            None => {
+                queue.work.notified().await;
+                None
+            }
+        };
+        if let Some(result) = acked {
+            let (_, expected, upto) = in_flight.pop_front().expect("an acknowledgement came for it");
+            if let Err(why) = stored(&queue, result, expected, upto) {
+                return queue.fail(why);
+            }
         }
     }
+}
+
+/// Sends one batch of commits as a group: at once if it is one message,
+/// else as an atomic batch after everything in flight.
+async fn send(
+    writer: &mut PartitionWriter,
+    last: &mut u64,
+    in_flight: &mut VecDeque<InFlight>,
+    queue: &Queue,
+    commits: &[Commit],
+    upto: u64,
+) -> Result<(), String> {
+    let mut frames = frames(commits).map_err(|e| e.to_string())?;
+    if frames.len() == 1 {
+        let ack = writer.send(*last, frames.remove(0)).await.map_err(|e| refused(&e))?;
+        *last += 1;
+        in_flight.push_back((Box::pin(ack.into_future()), *last, upto));
+        return Ok(());
+    }
+    while let Some((ack, expected, covered)) = in_flight.pop_front() {
+        stored(queue, ack.await, expected, covered)?;
+    }
+    writer.set_last(*last);
+    *last = append(writer, frames).await?;
+    let mut state = queue.lock();
+    (state.acked, state.last) = (upto, *last);
+    drop(state);
+    queue.acked.notify_all();
+    Ok(())
+}
+
+/// A copy's acknowledgement: it must be stored where it was fenced to go.
+fn stored(
+    queue: &Queue,
+    result: Result<PublishAck, PublishError>,
+    expected: u64,
+    upto: u64,
+) -> Result<(), String> {
+    match result {
+        Ok(ack) if ack.sequence == expected => {
+            let mut state = queue.lock();
+            (state.acked, state.last) = (upto, expected);
+            drop(state);
+            queue.acked.notify_all();
+            Ok(())
+        }
+        Ok(ack) => Err(format!(
+            "a copy of the store was stored as message {}, not {expected}; this node stops leading",
+            ack.sequence
+        )),
+        Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(format!(
+            "another node leads now (a copy was fenced off after message {}); this one stops",
+            expected - 1
+        )),
+        Err(e) => Err(format!("the store's copy in the stream failed ({e}); this node stops leading")),
+    }
+}
+
+fn refused(e: &AppendError) -> String {
+    format!("the store's copy in the stream failed ({e}); this node stops leading")
 }
 
 async fn append(writer: &mut PartitionWriter, frames: Vec<Vec<u8>>) -> Result<u64, String> {

@@ -199,3 +199,45 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
     assert!(orders >= acked.len());
     println!("{} acknowledged orders through a rolling restart, {orders} in the store", acked.len());
 }
+
+/// A leader paused past its lease (SIGSTOP: a long GC, a frozen VM) while
+/// a follower takes over: once resumed, it finds itself fenced off, takes
+/// no more orders, and exits with an error; what it acknowledged before
+/// the pause is on the new leader, and its store is refilled from the
+/// stream at its next start.
+#[tokio::test]
+async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let old = leader(&nodes).await;
+    let address = nodes[old].as_ref().unwrap().address.clone();
+    add_products(&address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&address, CLIENTS, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused = nodes[old].take().unwrap();
+    paused.signal("STOP");
+    let new = leader(&nodes).await;
+    assert_ne!(new, old);
+    paused.signal("CONT");
+    let status = paused.wait(Duration::from_secs(10)).await;
+    assert!(!status.success(), "a deposed leader exits with an error: {status:?}");
+    let (acked, unexpected) = load.finish().await;
+    finished(unexpected, acked.clone(), &mut Vec::new());
+    assert!(!acked.is_empty());
+    let address = nodes[new].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    check_acknowledged(&address, &acked).await;
+
+    let back = start(&nats, dirs[old].path(), &format!("n{old}"));
+    caught_up(&back.address).await;
+    check_acknowledged(&back.address, &acked).await;
+    nodes[old] = Some(back);
+    for i in [1 - new, new] {
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+    }
+    check_store(dirs[new].path(), &INITIAL);
+}
