@@ -35,9 +35,10 @@
 //! - [`stream`]: the log published to NATS JetStream for consumers
 //!   outside the node: a documented JSON format, each event once and in
 //!   order, on a thread of its own.
-//! - [`cluster`]: several nodes on one stream, in pieces not yet wired
-//!   to the node: partition leases in a JetStream key-value bucket, fenced
-//!   appends to a partition, and the services' state rebuilt from events.
+//! - [`cluster`]: several nodes on one JetStream server or cluster:
+//!   leases in a key-value bucket, fenced appends, the leader's store
+//!   copied commit by commit to the followers' ([`cluster::replica`],
+//!   failover mode), and the services' state rebuilt from events.
 //! - [`auth`]: who a request is by: API keys by SHA-256 digest, compared
 //!   in constant time (the rules of who may do what are
 //!   [`domain::access`]).
@@ -53,8 +54,10 @@
 //!   `application/problem+json`; its OpenAPI document
 //!   ([`http::openapi`]) is collected from the handlers' annotations as the
 //!   routes are registered.
-//! - [`startup`]: [`Application`], a node plus its HTTP server; [`cli`] and
-//!   [`load`] (the load generator behind `fulfil load`) on top.
+//! - [`startup`]: [`Application`], a node plus its HTTP server, and
+//!   [`startup::failover`], `fulfil serve` as a follower that forwards
+//!   requests ([`http::forward`]) until it leads; [`cli`] and [`load`] (the
+//!   load generator behind `fulfil load`) on top.
 //!
 //! # Embedding
 //!

@@ -4,6 +4,9 @@
 //! check finds ready. The tools are installed by `scripts/test-tools.sh`
 //! (into `target/test-tools`) when they are missing.
 
+#[allow(dead_code)]
+#[path = "tools/nats.rs"]
+mod nats;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -14,9 +17,10 @@ fn run(tool_name: &str, args: &[&Path]) -> Output {
     Command::new(tool(tool_name)).args(args).current_dir(root()).output().unwrap()
 }
 
-/// The manifests: the node's, and the event stream's (`stream/`).
+/// The manifests: the node's, the event stream's (`stream/`), and failover
+/// mode's (`failover/`).
 fn manifests() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = ["deploy/k8s", "deploy/k8s/stream"]
+    let mut files: Vec<PathBuf> = ["deploy/k8s", "deploy/k8s/stream", "deploy/k8s/failover"]
         .iter()
         .flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap())
         .map(|e| e.unwrap().path())
@@ -30,9 +34,14 @@ fn manifests() -> Vec<PathBuf> {
 fn every_manifest_validates_against_the_kubernetes_schemas_and_a_broken_one_does_not() {
     let files = manifests();
     let kinds: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
-    for kind in
-        ["kind: StatefulSet", "kind: Service", "kind: ConfigMap", "kind: Secret", "kind: PodDisruptionBudget"]
-    {
+    for kind in [
+        "kind: StatefulSet",
+        "kind: Service",
+        "kind: ConfigMap",
+        "kind: Secret",
+        "kind: PodDisruptionBudget",
+        "kind: HorizontalPodAutoscaler",
+    ] {
         assert!(kinds.iter().any(|k| k.contains(kind)), "deploy/k8s has a {kind}");
     }
     let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -170,4 +179,54 @@ fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
         .unwrap();
     let shutdown_ms = settings.shutdown.drain_ms + settings.shutdown.timeout_ms;
     assert!(grace * 1000 > shutdown_ms + 2000, "{grace} s is not enough for {shutdown_ms} ms and the flush");
+}
+
+/// The settings a ConfigMap gives a container (`envFrom`): its `data`.
+fn data_in(manifest: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
+    let data = text.split("\ndata:\n").nth(1).expect("a data block");
+    let entries = data.lines().take_while(|l| l.starts_with("  ")).filter_map(|l| l.trim().split_once(": "));
+    entries.map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect()
+}
+
+/// The failover ConfigMap's settings, with the address the StatefulSet
+/// gives (`http://$(POD_IP):8080`, here loopback) and a pod's host name,
+/// start a node on a real JetStream server; alone, it leads, and the
+/// container's health check finds it ready.
+#[test]
+fn the_failover_settings_start_a_node_that_leads_on_a_real_server() {
+    let env = data_in("failover/failover.yaml");
+    assert!(env.contains(&("FULFIL_STREAM__MODE".into(), "failover".into())), "{env:?}");
+    let statefulset = std::fs::read_to_string(root().join("deploy/k8s/statefulset.yaml")).unwrap();
+    assert!(statefulset.contains("http://$(POD_IP):8080") && statefulset.contains("name: fulfil-failover"));
+    let nats = nats::Nats::start(&tool("nats-server"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .arg("serve")
+        .env("FULFIL_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("FULFIL_STORE__PATH", dir.path().join("data"))
+        .env("FULFIL_STREAM__URL", &nats.url)
+        .env("FULFIL_STREAM__ADVERTISE", &url)
+        .env("HOSTNAME", "fulfil-0")
+        .envs(env)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let probe =
+        || Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", &url]).output().unwrap();
+    let ready = (0..100).any(|_| {
+        let ok = probe().status.success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ok
+    });
+    let led = std::process::Command::new("curl").args(["-s", &format!("{url}/health/live")]).output();
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(ready, "the node on the failover settings never became ready");
+    let live = String::from_utf8_lossy(&led.unwrap().stdout).into_owned();
+    assert!(live.contains("\"services\"") && !live.contains("follower"), "it leads: {live}");
 }

@@ -1,20 +1,20 @@
-//! Several nodes sharing one stream (issue 14's multi-node mode), built in
-//! steps. So far:
-//! - which node owns which partition ([`lease`]), decided by leases in a
-//!   JetStream key-value bucket with a time to live, so that a node that
-//!   dies gives its partitions up without anyone deciding it, and a node
-//!   that joins takes a fair share. No consensus of our own: the bucket's
+//! Several nodes on one JetStream server or cluster (issue 14).
+//!
+//! Built and used by the node (`stream.mode = "failover"`):
+//! - [`replica`]: the leader's store copied commit by commit to a stream
+//!   before anything is acknowledged, and applied by each follower to its
+//!   own, so that one takes over with everything acknowledged;
+//! - [`lease`]: who leads, by a lease in a JetStream key-value bucket
+//!   with a time to live, so that a node that dies gives it up without
+//!   anyone deciding it. No consensus of our own: the bucket's
 //!   compare-and-set and expiry are JetStream's;
-//! - the state a node takes over with a partition, rebuilt from the
-//!   partition's events alone ([`rebuild`]);
-//! - appends to a partition fenced on its last message, as atomic
-//!   batches, so that a stale owner cannot write ([`partition`]).
+//! - [`partition`]: appends fenced on the subject's last message, so that
+//!   a stale leader cannot write once another has claimed.
 //!
-//! The design, and what is still to build: `docs/multi-node.md`.
-//!
-//! Not yet wired to the services: a node does not yet run a partition's
-//! services from the stream (nor can it for payments and stock yet, see
-//! [`rebuild`]).
+//! Built towards spreading orders over nodes by partition, not yet used:
+//! leases over many partitions with fair shares, and each order's state
+//! rebuilt from its events alone ([`rebuild`]). The design and what is
+//! still to build: `docs/multi-node.md`.
 
 pub mod lease;
 pub mod partition;
