@@ -508,15 +508,19 @@ fn serve(env: &[(&str, String)]) -> Served {
     Served { child, url, _dir: dir }
 }
 
-/// Waits until every node answers ready (a follower: caught up, a leader
-/// known).
+/// Waits until every node answers ready, and every follower names a
+/// leader.
 async fn all_ready(nodes: &[Served]) {
     let http = reqwest::Client::new();
     for node in nodes {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let r = http.get(format!("{}/health/ready", node.url)).send().await;
-            if r.is_ok_and(|r| r.status().is_success()) {
+            let ready = http.get(format!("{}/health/ready", node.url)).send().await;
+            let ready = match ready {
+                Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                _ => None,
+            };
+            if ready.is_some_and(|body| body["role"] != "follower" || body["leader"].is_string()) {
                 break;
             }
             assert!(Instant::now() < deadline, "{} did not become ready", node.url);

@@ -90,12 +90,14 @@ async fn live(following: Data<Following>) -> HttpResponse {
     HttpResponse::Ok().json(FollowerHealth { status: "ok", role: "follower", state: following.get() })
 }
 
-/// Ready once caught up with the stream and a node leads: then it can
-/// forward.
+/// Ready once caught up with the stream. While no node leads (a leader
+/// died, and its lease has not run out), a follower stays ready: it
+/// answers 503 with `Retry-After` itself, which tells a client more than
+/// a Service with no endpoints would.
 #[get("/health/ready")]
 async fn ready(following: Data<Following>) -> HttpResponse {
     let state = following.get();
-    if state.caught_up && state.leader.is_some() {
+    if state.caught_up {
         HttpResponse::Ok().json(FollowerHealth { status: "ok", role: "follower", state })
     } else {
         HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(FollowerHealth {

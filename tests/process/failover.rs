@@ -67,8 +67,8 @@ async fn leader(nodes: &[Option<Proc>]) -> usize {
     }
 }
 
-/// Waits until the follower at `address` has applied all of the stream
-/// and knows the leader.
+/// Waits until the follower at `address` is ready (it has applied all of
+/// the stream) and names a leader.
 async fn caught_up(address: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -77,7 +77,7 @@ async fn caught_up(address: &str) -> Value {
             Ok(r) => (r.status().is_success(), r.json::<Value>().await.unwrap_or_default()),
             Err(e) => (false, Value::String(e.to_string())),
         };
-        if ok {
+        if ok && body["leader"].is_string() {
             return body;
         }
         assert!(Instant::now() < deadline, "the follower did not catch up: {body}");
@@ -240,4 +240,48 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
         assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
     }
     check_store(dirs[new].path(), &INITIAL);
+}
+
+/// Any node takes any request as the leader would: a retried order with
+/// the same `Idempotency-Key` sent to another node is the same order, and
+/// a customer's live stream opened on a follower shows an order placed
+/// through the other one as it happens.
+#[tokio::test]
+async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let lead = leader(&nodes).await;
+    let followers: Vec<&str> =
+        (0..3).filter(|i| *i != lead).map(|i| nodes[i].as_ref().unwrap().address.as_str()).collect();
+    add_products(followers[0], &[("MUG", 10)]).await;
+
+    let mut live = client().get(format!("{}/events?customer=kim", followers[0])).send().await.unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}], "address": "Seoul",
+        "payment": "bank_transfer"});
+    let mut ids = Vec::new();
+    for address in [followers[1], followers[0]] {
+        let r = client()
+            .post(format!("{address}/orders"))
+            .header("Idempotency-Key", "kim-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let placed: Value = r.json().await.unwrap();
+        ids.push((placed["id"].as_str().unwrap().to_owned(), placed["replayed"].clone()));
+    }
+    assert_eq!(ids[0].0, ids[1].0, "one order for one key, whichever node it was sent to");
+    assert_eq!((ids[0].1.clone(), ids[1].1.clone()), (Value::Bool(false), Value::Bool(true)));
+
+    let mut seen = String::new();
+    while !seen.contains("event: payment_pending") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), live.chunk()).await;
+        let chunk = chunk.expect("a frame within 5 s").unwrap().expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: placed") && seen.contains(&ids[0].0), "{seen}");
 }
