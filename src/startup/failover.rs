@@ -109,43 +109,36 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
 impl Member {
     /// Applies the stream's copies until stopped (`None`) or until this
     /// node has the lease, everything the stream holds, and its claim in.
+    ///
+    /// A follower outlives a NATS server that restarts or a connection
+    /// that drops: it subscribes again from where its store stands, and
+    /// tries for the lease again at its next renewal.
     async fn follow(
         &mut self,
         mut replica: Replica,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
-        let js = async_nats::jetstream::new(self.client.clone());
-        let stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
-        let from = match replica.applied() {
-            0 => async_nats::jetstream::consumer::DeliverPolicy::All,
-            n => async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: n + 1 },
-        };
-        let config = async_nats::jetstream::consumer::push::OrderedConfig {
-            deliver_subject: self.client.new_inbox(),
-            filter_subject: self.names.subject.clone(),
-            deliver_policy: from,
-            ..Default::default()
-        };
-        let consumer = stream.create_consumer(config).await.map_err(nats)?;
-        let mut copies = consumer.messages().await.map_err(nats)?;
+        let mut copies = Copies::default();
         let mut tick = tokio::time::interval(self.lease / 3);
         // The stream's end when last looked at.
         let mut end = self.stream_end().await?;
-        let mut leading = false;
+        // Whether to try to claim: after each renewal, until a try fails.
+        let mut claim_due = false;
         loop {
+            let from = replica.applied() + 1;
             tokio::select! {
-                copy = copies.next() => {
-                    let copy = copy.ok_or_else(|| nats("the stream of copies ended"))?.map_err(nats)?;
-                    let seq = copy.info().map_err(nats)?.stream_sequence;
-                    replica.receive(seq, &copy.payload).map_err(|source| store_error(&self.settings, source))?;
-                }
-                _ = tick.tick() => {
-                    match self.leases.tick().await {
-                        Ok(change) if !change.gained.is_empty() => leading = true,
-                        Ok(change) if !change.lost.is_empty() => leading = false,
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
+                copy = copies.next(self, from) => match copy {
+                    Ok((seq, payload)) => {
+                        replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
                     }
+                    Err(e) => tracing::warn!(error = %e, retry_in_ms = copies.retry.as_millis() as u64,
+                        "failover: following the stream failed; subscribing again"),
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.leases.tick().await {
+                        tracing::warn!(error = %e, "failover: the lease could not be renewed");
+                    }
+                    claim_due = true;
                     // Under load the stream's end moves on while it is read:
                     // caught up means holding all it held a tick ago.
                     let caught_up = replica.applied() >= end;
@@ -157,21 +150,46 @@ impl Member {
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(None),
             }
-            if leading && replica.seen() >= end {
-                match self.claim(&replica).await? {
-                    Claimed::Yes(writer) => {
-                        // Until the leader's server takes the socket over.
-                        self.following.set(FollowState {
-                            leader: None,
-                            caught_up: true,
-                            applied: replica.applied(),
-                        });
-                        return Ok(Some((replica, *writer)));
-                    }
-                    Claimed::NotYet(last) => end = last,
+            let holds = self.leases.held().next().is_some();
+            if !(claim_due && holds && replica.seen() >= end) {
+                continue;
+            }
+            match self.claim(&replica).await {
+                Ok(Claimed::Yes(writer)) => {
+                    // Until the leader's server takes the socket over.
+                    self.following.set(FollowState {
+                        leader: None,
+                        caught_up: true,
+                        applied: replica.applied(),
+                    });
+                    return Ok(Some((replica, *writer)));
+                }
+                Ok(Claimed::NotYet(last)) => end = last,
+                Err(e) => {
+                    tracing::warn!(error = %e, "failover: the claim failed; trying again at the next renewal");
+                    claim_due = false;
                 }
             }
         }
+    }
+
+    /// An ordered consumer of the stream of copies from sequence `from`.
+    async fn subscribe(
+        &self,
+        from: u64,
+    ) -> Result<async_nats::jetstream::consumer::push::Ordered, FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        let config = async_nats::jetstream::consumer::push::OrderedConfig {
+            deliver_subject: self.client.new_inbox(),
+            filter_subject: self.names.subject.clone(),
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        };
+        let consumer = stream.create_consumer(config).await.map_err(nats)?;
+        consumer.messages().await.map_err(nats)
     }
 
     /// The sequence of the last copy in the stream (0: none).
@@ -251,6 +269,49 @@ impl Member {
         self.leases.leave().await?;
         tracing::info!("failover: stopped leading; the lease is free");
         Ok(())
+    }
+}
+
+/// The follower's subscription to the stream of copies, made again after
+/// a failure, waiting longer each time (up to 5 s).
+#[derive(Default)]
+struct Copies {
+    messages: Option<async_nats::jetstream::consumer::push::Ordered>,
+    retry: Duration,
+}
+
+impl Copies {
+    /// The next copy (its stream sequence and payload), subscribing from
+    /// `from` first if there is no subscription.
+    async fn next(
+        &mut self,
+        member: &Member,
+        from: u64,
+    ) -> Result<(u64, actix_web::web::Bytes), FailoverError> {
+        let next = self.next_or_fail(member, from).await;
+        self.retry = match &next {
+            Ok(_) => Duration::ZERO,
+            Err(_) => {
+                self.messages = None;
+                (self.retry * 2).clamp(Duration::from_millis(200), Duration::from_secs(5))
+            }
+        };
+        next
+    }
+
+    async fn next_or_fail(
+        &mut self,
+        member: &Member,
+        from: u64,
+    ) -> Result<(u64, actix_web::web::Bytes), FailoverError> {
+        if self.messages.is_none() {
+            tokio::time::sleep(self.retry).await;
+            self.messages = Some(member.subscribe(from).await?);
+        }
+        let messages = self.messages.as_mut().expect("subscribed above");
+        let copy = messages.next().await.ok_or_else(|| nats("the stream of copies ended"))?.map_err(nats)?;
+        let seq = copy.info().map_err(nats)?.stream_sequence;
+        Ok((seq, copy.payload.clone()))
     }
 }
 

@@ -285,3 +285,42 @@ async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
     }
     assert!(seen.contains("event: placed") && seen.contains(&ids[0].0), "{seen}");
 }
+
+/// The NATS server restarts under load: the leader can no longer make its
+/// commits durable, so it acknowledges nothing more and stops; the
+/// followers wait the server out, one of them leads once it is back, and
+/// nothing acknowledged is lost.
+#[tokio::test]
+async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_with_nothing_lost() {
+    let mut nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let old = leader(&nodes).await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    add_products(&nodes[followers[0]].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let loads: Vec<Load> =
+        followers.iter().map(|i| Load::drive(&nodes[*i].as_ref().unwrap().address, CLIENTS, *i)).collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Down for a while: the leader's copies in flight time out.
+    nats.restart(Duration::from_secs(3));
+    let stopped = nodes[old].take().unwrap().wait(Duration::from_secs(20)).await;
+    assert!(!stopped.success(), "the leader stops with an error: {stopped:?}");
+    let new = leader(&nodes).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut acked = Vec::new();
+    for load in loads {
+        let (done, unexpected) = load.finish().await;
+        finished(unexpected, done, &mut acked);
+    }
+    assert!(!acked.is_empty());
+    let address = nodes[new].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    check_acknowledged(&address, &acked).await;
+    for i in (0..3).filter(|i| *i != new && *i != old).chain([new]) {
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+    }
+    check_store(dirs[new].path(), &INITIAL);
+}

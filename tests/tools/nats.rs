@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 pub struct Nats {
     pub child: Child,
     pub url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    program: PathBuf,
+    more: Vec<String>,
 }
 
 impl Nats {
@@ -25,11 +27,28 @@ impl Nats {
     /// `program` with JetStream and `more` arguments; once it listens.
     pub fn spawn(program: &Path, more: &[String]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
+        let (child, url) = Nats::run(program, &dir, "-1", more);
+        Nats { child, url, dir, program: program.to_owned(), more: more.to_vec() }
+    }
+
+    /// Kills the server and, `down` later, starts it again on the same
+    /// port with the same storage, as a restarted server comes back.
+    pub fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let port = self.url.rsplit(':').next().unwrap().to_owned();
+        let (child, url) = Nats::run(&self.program, &self.dir, &port, &self.more);
+        assert_eq!(url, self.url, "the same port");
+        self.child = child;
+    }
+
+    fn run(program: &Path, dir: &tempfile::TempDir, port: &str, more: &[String]) -> (Child, String) {
         let child = Command::new(program)
             .arg("-js")
             .arg("-sd")
             .arg(dir.path().join("jetstream"))
-            .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .args(["-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
             .arg(dir.path())
             .args(more)
             .stdout(Stdio::null())
@@ -47,7 +66,7 @@ impl Nats {
             assert!(Instant::now() < deadline, "nats-server did not report its port");
             std::thread::sleep(Duration::from_millis(20));
         };
-        Nats { child, url, _dir: dir }
+        (child, url)
     }
 
     /// A JetStream cluster of `n` servers on loopback. Their routes must be
