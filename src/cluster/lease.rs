@@ -69,7 +69,27 @@ impl Leases {
         node: &str,
         partitions: u32,
     ) -> Result<Leases, LeaseError> {
-        let config = kv::Config { bucket: bucket.to_owned(), history: 1, max_age: ttl, ..Default::default() };
+        Leases::join_replicated(js, bucket, ttl, node, partitions, 1).await
+    }
+
+    /// Like [`Leases::join`], with a bucket made (if missing) with
+    /// `replicas` copies on a JetStream cluster: the leases must outlive a
+    /// server as the stream they guard does.
+    pub async fn join_replicated(
+        js: &async_nats::jetstream::Context,
+        bucket: &str,
+        ttl: Duration,
+        node: &str,
+        partitions: u32,
+        replicas: usize,
+    ) -> Result<Leases, LeaseError> {
+        let config = kv::Config {
+            bucket: bucket.to_owned(),
+            history: 1,
+            max_age: ttl,
+            num_replicas: replicas,
+            ..Default::default()
+        };
         let bucket = match js.get_key_value(bucket).await {
             Ok(store) => store,
             Err(_) => js.create_key_value(config).await.map_err(failed)?,

@@ -44,6 +44,7 @@ use crate::config::StreamSettings;
 use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, Entries, SledBackend};
 use crate::store::StoreError;
+use crate::stream::ConnectError;
 use async_nats::jetstream;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::publish::PublishAck;
@@ -597,10 +598,13 @@ impl Names {
 /// The stream of the store's copies, created if missing (kept whole: a
 /// new follower fills its store from the first message), with the
 /// copies `[stream] replicas` asks for.
+///
+/// A stream of that name made otherwise is refused for good
+/// ([`ConnectError::Settings`]); the servers' failures may pass.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     s: &StreamSettings,
-) -> Result<jetstream::stream::Stream, String> {
+) -> Result<jetstream::stream::Stream, ConnectError> {
     let names = Names::of(s);
     let config = jetstream::stream::Config {
         name: names.stream.clone(),
@@ -610,15 +614,15 @@ pub async fn ensure_stream(
         allow_atomic_publish: true,
         ..Default::default()
     };
-    let mut stream =
-        js.get_or_create_stream(config).await.map_err(|e| format!("stream {}: {e}", names.stream))?;
-    let info = stream.info().await.map_err(|e| format!("stream {}: {e}", names.stream))?;
+    let failed = |e: &dyn std::fmt::Display| ConnectError::Nats(format!("stream {}: {e}", names.stream));
+    let mut stream = js.get_or_create_stream(config).await.map_err(|e| failed(&e))?;
+    let info = stream.info().await.map_err(|e| failed(&e))?;
     if info.config.subjects != [names.subject.clone()] || !info.config.allow_atomic_publish {
-        return Err(format!(
+        return Err(ConnectError::Settings(format!(
             "stream {} exists, but not as failover mode makes it (subjects {:?}, atomic batches {}): \
              give [stream] name another name",
             names.stream, info.config.subjects, info.config.allow_atomic_publish
-        ));
+        )));
     }
     Ok(stream)
 }

@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::http::forward::{follower_routes, FollowState, Following};
 use crate::node::StartError;
 use crate::store::{Store, StoreError};
+use crate::stream::ConnectError;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 use futures_util::StreamExt;
@@ -75,15 +76,11 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let address = listener.local_addr()?;
     let node = node_name(&settings);
     let advertise = advertised(&settings, address);
-    let names = Names::of(&settings.stream);
-    let (client, js) = crate::stream::connect(&settings.stream).await.map_err(nats)?;
-    replica::ensure_stream(&js, &settings.stream).await.map_err(FailoverError::Nats)?;
     let path = settings.store.path.clone();
     let cache = settings.store.cache_mb * 1024 * 1024;
     let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
     let replica = opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&settings, source))?;
-    let lease = Duration::from_millis(settings.stream.lease_ms);
-    let leases = Leases::join(&js, &names.bucket, lease, &node, 1).await?.announcing(&advertise);
+    // Answering (not ready) from the start, while the servers are reached.
     let following = Arc::new(Following::default());
     let routes = follower_routes(following.clone());
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
@@ -96,6 +93,11 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     tracing::info!(%address, %node, %advertise, data = %data_dir(&settings).display(), applied = replica.applied(),
         "failover: following; requests go to the leader; listening on http://{address}");
     let stop = stop_signal();
+    let Some((client, leases)) = join(&settings, &node, &advertise, stop.clone()).await? else {
+        forwarding.stop(true).await;
+        return Ok(());
+    };
+    let (names, lease) = (Names::of(&settings.stream), Duration::from_millis(settings.stream.lease_ms));
     let mut member = Member { settings, names, node, advertise, client, leases, lease, following };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         forwarding.stop(true).await;
@@ -104,6 +106,51 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
         return Ok(());
     };
     member.lead(replica, writer, listener, forwarding).await
+}
+
+/// Reaches the servers, makes the stream of copies if missing, and joins
+/// the lease's bucket; tried again until it works or a signal stops the
+/// node (`None`): servers that start with the nodes, or a cluster still
+/// electing its leaders, answer a little later.
+async fn join(
+    settings: &Settings,
+    node: &str,
+    advertise: &str,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<(async_nats::Client, Leases)>, FailoverError> {
+    let names = Names::of(&settings.stream);
+    let lease = Duration::from_millis(settings.stream.lease_ms);
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let joining = |e: ConnectError| match e {
+            ConnectError::Settings(why) => Joining::Refused(why),
+            e => Joining::NotYet(e.to_string()),
+        };
+        let joined = async {
+            let (client, js) = crate::stream::connect(&settings.stream).await.map_err(joining)?;
+            replica::ensure_stream(&js, &settings.stream).await.map_err(joining)?;
+            let leases =
+                Leases::join_replicated(&js, &names.bucket, lease, node, 1, settings.stream.replicas)
+                    .await
+                    .map_err(|e| Joining::NotYet(e.to_string()))?;
+            Ok((client, leases.announcing(advertise)))
+        };
+        let why = tokio::select! {
+            joined = joined => match joined {
+                Ok(joined) => return Ok(Some(joined)),
+                Err(Joining::Refused(why)) => return Err(FailoverError::Nats(why)),
+                Err(Joining::NotYet(why)) => why,
+            },
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        };
+        tracing::warn!(server = %crate::config::host_of(&settings.stream.url), error = %why,
+            retry_in_ms = wait.as_millis() as u64, "failover: the NATS servers cannot be used yet; trying again");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
 }
 
 impl Member {
@@ -120,8 +167,8 @@ impl Member {
     ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
         let mut copies = Copies::default();
         let mut tick = tokio::time::interval(self.lease / 3);
-        // The stream's end when last looked at.
-        let mut end = self.stream_end().await?;
+        // The stream's end when last looked at (unknown until it answers).
+        let mut end = self.stream_end().await.unwrap_or(u64::MAX);
         // Whether to try to claim: after each renewal, until a try fails.
         let mut claim_due = false;
         loop {
@@ -313,6 +360,12 @@ impl Copies {
         let seq = copy.info().map_err(nats)?.stream_sequence;
         Ok((seq, copy.payload.clone()))
     }
+}
+
+/// Why joining failed: for good (the settings), or for now.
+enum Joining {
+    Refused(String),
+    NotYet(String),
 }
 
 enum Claimed {

@@ -37,9 +37,10 @@ async fn live(address: &str) -> Option<Value> {
 }
 
 /// The index of the leader among `nodes` (those running), once every
-/// running follower names it and it is ready.
-async fn leader(nodes: &[Option<Proc>]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// follower that answers names it and it is ready. If none does in time,
+/// the test fails with what the nodes that stopped wrote.
+async fn leader(nodes: &mut [Option<Proc>]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut named = Vec::new();
         let mut leading = Vec::new();
@@ -50,7 +51,8 @@ async fn leader(nodes: &[Option<Proc>]) -> usize {
                     named.push(body["leader"].as_str().map(str::to_owned))
                 }
                 Some(_) => leading.push(i),
-                None => named.push(None),
+                // Stopped, or not listening yet.
+                None => {}
             }
         }
         if let [i] = leading[..] {
@@ -62,13 +64,22 @@ async fn leader(nodes: &[Option<Proc>]) -> usize {
                 return i;
             }
         }
-        assert!(Instant::now() < deadline, "no one leader: leading {leading:?}, followers name {named:?}");
+        if Instant::now() > deadline {
+            let stopped: Vec<String> = nodes
+                .iter_mut()
+                .flatten()
+                .filter_map(|n| n.exited().then(|| n.log().collect::<Vec<_>>().join("\n")))
+                .collect();
+            panic!("no one leader: leading {leading:?}, followers name {named:?}; the nodes that stopped wrote:\n{}",
+                stopped.join("\n-----\n"));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Waits until the follower at `address` is ready (it has applied all of
-/// the stream) and names a leader.
+/// Waits until the node at `address` serves: a follower ready (it has
+/// applied all of the stream) that names a leader, or the leader (a node
+/// that comes back may win the lease).
 async fn caught_up(address: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -77,7 +88,7 @@ async fn caught_up(address: &str) -> Value {
             Ok(r) => (r.status().is_success(), r.json::<Value>().await.unwrap_or_default()),
             Err(e) => (false, Value::String(e.to_string())),
         };
-        if ok && body["leader"].is_string() {
+        if ok && (body["leader"].is_string() || body["role"].is_null()) {
             return body;
         }
         assert!(Instant::now() < deadline, "the follower did not catch up: {body}");
@@ -96,7 +107,7 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Option<Proc>> =
         dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
-    let first = leader(&nodes).await;
+    let first = leader(&mut nodes).await;
     let follower = (first + 1) % 3;
     // Through a follower: forwarded to the leader.
     add_products(&nodes[follower].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
@@ -111,7 +122,7 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
     killed.signal("KILL");
     let killed_at = Instant::now();
     assert!(!killed.wait(Duration::from_secs(5)).await.success());
-    let second = leader(&nodes).await;
+    let second = leader(&mut nodes).await;
     let took = killed_at.elapsed();
     // Let the survivors' clients place orders on the new leader too.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -160,7 +171,7 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Option<Proc>> =
         dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
-    let first = leader(&nodes).await;
+    let first = leader(&mut nodes).await;
     add_products(&nodes[first].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let mut loads: Vec<Option<Load>> = nodes
         .iter()
@@ -186,7 +197,7 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
         let (done, unexpected) = load.finish().await;
         finished(unexpected, done, &mut acked);
     }
-    let last = leader(&nodes).await;
+    let last = leader(&mut nodes).await;
     let address = nodes[last].as_ref().unwrap().address.clone();
     settle(&address).await;
     check_acknowledged(&address, &acked).await;
@@ -211,14 +222,14 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
     let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Option<Proc>> =
         dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
-    let old = leader(&nodes).await;
+    let old = leader(&mut nodes).await;
     let address = nodes[old].as_ref().unwrap().address.clone();
     add_products(&address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&address, CLIENTS, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let paused = nodes[old].take().unwrap();
     paused.signal("STOP");
-    let new = leader(&nodes).await;
+    let new = leader(&mut nodes).await;
     assert_ne!(new, old);
     paused.signal("CONT");
     let status = paused.wait(Duration::from_secs(10)).await;
@@ -250,9 +261,9 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
 async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
     let nats = Nats::start(&tool("nats-server"));
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes: Vec<Option<Proc>> =
+    let mut nodes: Vec<Option<Proc>> =
         dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
-    let lead = leader(&nodes).await;
+    let lead = leader(&mut nodes).await;
     let followers: Vec<&str> =
         (0..3).filter(|i| *i != lead).map(|i| nodes[i].as_ref().unwrap().address.as_str()).collect();
     add_products(followers[0], &[("MUG", 10)]).await;
@@ -296,7 +307,7 @@ async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_wi
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Option<Proc>> =
         dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
-    let old = leader(&nodes).await;
+    let old = leader(&mut nodes).await;
     let followers: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     add_products(&nodes[followers[0]].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let loads: Vec<Load> =
@@ -306,7 +317,7 @@ async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_wi
     nats.restart(Duration::from_secs(3));
     let stopped = nodes[old].take().unwrap().wait(Duration::from_secs(20)).await;
     assert!(!stopped.success(), "the leader stops with an error: {stopped:?}");
-    let new = leader(&nodes).await;
+    let new = leader(&mut nodes).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut acked = Vec::new();
     for load in loads {
@@ -323,4 +334,84 @@ async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_wi
         assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
     }
     check_store(dirs[new].path(), &INITIAL);
+}
+
+/// The name of the JetStream server that leads `stream`, once it has one.
+async fn stream_leader(url: &str, stream: &str) -> String {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = js.get_stream(stream).await {
+            let info = stream.info().await.ok();
+            let leader = info.and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()));
+            if let Some(leader) = leader.filter(|l| !l.is_empty()) {
+                return leader;
+            }
+        }
+        assert!(Instant::now() < deadline, "{stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// On a JetStream cluster of three servers keeping three copies, the
+/// server that leads the stream of the store's copies is killed under
+/// load: whichever node leads once the servers have elected another (the
+/// old one, or, if its copies timed out meanwhile, a follower) has every
+/// acknowledged order.
+#[tokio::test]
+async fn on_a_three_server_jetstream_cluster_killing_the_server_leading_the_copies_loses_nothing() {
+    let mut servers = Nats::cluster(&tool("nats-server"), 3);
+    let urls = servers.iter().map(|s| s.url.as_str()).collect::<Vec<_>>().join(",");
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let env = |i: usize| {
+        let name = format!("n{i}");
+        let lease = LEASE_MS.to_string();
+        let env: Vec<(&str, String)> = vec![
+            ("FULFIL_STREAM__URL", urls.clone()),
+            ("FULFIL_STREAM__REPLICAS", "3".into()),
+            ("FULFIL_STREAM__MODE", "failover".into()),
+            ("FULFIL_STREAM__NODE", name),
+            ("FULFIL_STREAM__LEASE_MS", lease),
+        ];
+        env
+    };
+    let mut nodes: Vec<Option<Proc>> = (0..2)
+        .map(|i| {
+            let env = env(i);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Some(Proc::start_with(dirs[i].path(), &env))
+        })
+        .collect();
+    let first = leader(&mut nodes).await;
+    add_products(&nodes[1 - first].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let loads: Vec<Load> =
+        (0..2).map(|i| Load::drive(&nodes[i].as_ref().unwrap().address, CLIENTS, i)).collect();
+    let killed = stream_leader(&servers[0].url, "FULFIL_STORE").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The cluster's servers are named n0, n1, … in order.
+    let mut dead = servers.remove(killed.trim_start_matches('n').parse::<usize>().unwrap());
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let survivor = servers[0].url.clone();
+    assert_ne!(stream_leader(&survivor, "FULFIL_STORE").await, killed);
+    let now = leader(&mut nodes).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut acked = Vec::new();
+    for load in loads {
+        let (done, unexpected) = load.finish().await;
+        finished(unexpected, done, &mut acked);
+    }
+    assert!(!acked.is_empty());
+    let address = nodes[now].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    check_acknowledged(&address, &acked).await;
+    let other = nodes[1 - now].take().unwrap();
+    other.signal("TERM");
+    let _ = other.wait(Duration::from_secs(10)).await;
+    let node = nodes[now].take().unwrap();
+    node.signal("TERM");
+    assert!(node.wait(Duration::from_secs(10)).await.success());
+    check_store(dirs[now].path(), &INITIAL);
+    println!("{} acknowledged orders; node {first} led before, node {now} after", acked.len());
 }
