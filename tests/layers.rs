@@ -31,10 +31,11 @@ const LAYERS: &[(&str, u32)] = &[
     ("auth", 4),
     // The log published to NATS JetStream, beside the services.
     ("stream", 4),
-    // Several nodes on one stream: who owns which partition.
-    ("cluster", 4),
     // The embedding API, on the services.
     ("node", 5),
+    // Several nodes on one stream (leases, fenced appends, the store's
+    // copies), on the stream's connection.
+    ("cluster", 5),
     // The HTTP gateway, on the node.
     ("http", 6),
     ("startup", 7),

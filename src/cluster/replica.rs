@@ -451,7 +451,7 @@ async fn append(writer: &mut PartitionWriter, frames: Vec<Vec<u8>>) -> Result<u6
         let batch: Vec<Vec<u8>> = frames.by_ref().take(MAX_BATCH).collect();
         writer.append(batch).await.map_err(|e| match e {
             AppendError::Fenced { .. } => format!("another node leads now ({e}); this one stops"),
-            e => format!("the store's copy in the stream failed ({e}); this node stops leading"),
+            e => refused(&e),
         })?;
     }
     Ok(writer.last())

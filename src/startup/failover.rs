@@ -105,7 +105,7 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
         tracing::info!("failover: stopped following");
         return Ok(());
     };
-    member.lead(replica, writer, listener, forwarding).await
+    member.lead(replica, writer, listener, forwarding, stop).await
 }
 
 /// Reaches the servers, makes the stream of copies if missing, and joins
@@ -269,6 +269,7 @@ impl Member {
         writer: PartitionWriter,
         listener: TcpListener,
         forwarding: ServerHandle,
+        mut stop: watch::Receiver<bool>,
     ) -> Result<(), FailoverError> {
         tracing::info!(node = %self.node, claim = writer.last(), "failover: this node leads now");
         let backend = replica.lead(writer).map_err(|source| store_error(&self.settings, source))?;
@@ -286,6 +287,7 @@ impl Member {
         let mut deposed = backend.deposed();
         let mut tick = tokio::time::interval(self.lease / 3);
         let mut renewed = Instant::now();
+        let mut stopping = false;
         let why = loop {
             tokio::select! {
                 served = &mut running => {
@@ -293,6 +295,17 @@ impl Member {
                     break None;
                 }
                 _ = deposed.changed() => break deposed.borrow().clone(),
+                // A signal that came while the node was starting, before
+                // the server listened for signals itself: stop as it would.
+                _ = stop.wait_for(|s| *s), if !stopping => {
+                    stopping = true;
+                    let (node, server, drain) = (node.clone(), server.clone(), self.settings.shutdown.drain_ms);
+                    tokio::spawn(async move {
+                        node.drain();
+                        tokio::time::sleep(Duration::from_millis(drain)).await;
+                        server.stop(true).await;
+                    });
+                }
                 _ = tick.tick() => match self.leases.tick().await {
                     Ok(change) if !change.lost.is_empty() => break Some("its lease ran out".to_owned()),
                     Ok(_) => renewed = Instant::now(),
