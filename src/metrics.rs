@@ -41,6 +41,7 @@ pub struct Metrics {
     store_busy: prometheus::Counter,
     stream_exported: prometheus::IntGauge,
     stream_failures: IntCounter,
+    failover_leading: prometheus::IntGauge,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -114,9 +115,17 @@ impl Metrics {
                 "Times publishing to the stream failed and started over",
             ),
         );
+        let failover_leading = registered(
+            &r,
+            prometheus::IntGauge::new(
+                "fulfil_failover_leading",
+                "1 while this node leads in failover mode (stream.mode); followers answer 0 themselves",
+            ),
+        );
         Metrics {
             stream_exported,
             stream_failures,
+            failover_leading,
             http_requests: counter(
                 &r,
                 "fulfil_http_requests_total",
@@ -233,6 +242,11 @@ impl Metrics {
     /// The last event published to the stream (0: none yet).
     pub fn stream_exported_event(&self) -> Seq {
         self.stream_exported.get().max(0) as Seq
+    }
+
+    /// This node leads its failover cluster.
+    pub fn set_leading(&self) {
+        self.failover_leading.set(1);
     }
 
     pub fn stream_failed(&self) {

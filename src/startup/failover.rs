@@ -283,6 +283,7 @@ impl Member {
         // Both servers accept on the socket until the follower's stops.
         tokio::spawn(async move { forwarding.stop(true).await });
         let (node, server) = (app.node(), app.server_handle());
+        node.metrics().set_leading();
         let mut running = tokio::spawn(app.run_until_stopped());
         let mut deposed = backend.deposed();
         let mut tick = tokio::time::interval(self.lease / 3);

@@ -152,6 +152,8 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
 
     let address = nodes[second].as_ref().unwrap().address.clone();
     settle(&address).await;
+    let metrics = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fulfil_failover_leading 1"), "{metrics}");
     // Read through the other survivor: forwarded.
     let other = (0..3).find(|i| *i != first && *i != second).unwrap();
     check_acknowledged(&nodes[other].as_ref().unwrap().address, &acked).await;
