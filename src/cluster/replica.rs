@@ -28,6 +28,13 @@
 //!   ([`ReplicatedBackend::hand_back`]), it is emptied at the next start
 //!   and filled again from the stream.
 //!
+//! # Snapshots
+//!
+//! A follower writes its store as it stands at one copy ([`Snapshot`]),
+//! and one whose next copy was trimmed away fills its store from the
+//! newest ([`Replica::refill`]); `startup::failover` stores them and
+//! trims the stream.
+//!
 //! # The format of the copies
 //!
 //! A message on `<stream.subject>-store` is a frame: a tag byte (0: part of
@@ -286,10 +293,123 @@ impl Replica {
     }
 }
 
-/// Removes what `dir` holds, not `dir` itself (it may be a mount point).
+/// Where a follower keeps a snapshot it downloads, inside its data
+/// directory (which may be the only place it may write), spared when the
+/// directory is emptied.
+pub const DOWNLOAD: &str = "snapshot.download";
+/// Entries or events in one record of a snapshot.
+const SNAPSHOT_CHUNK: usize = 10_000;
+
+/// A replica's store as it stood at one stream sequence, to be written
+/// out while nothing is applied to it.
+pub struct Snapshot {
+    local: Arc<SledBackend>,
+    /// The stream sequence the store stands at.
+    pub seq: u64,
+}
+
+impl Snapshot {
+    /// Writes every table (but the replica's own facts) and the log to
+    /// `out`: records of a length (u32, little-endian) and one commit's
+    /// bincode, as [`Replica::refill`] reads them.
+    pub fn write(&self, out: &mut impl std::io::Write) -> Result<(), StoreError> {
+        for table in self.local.table_names()? {
+            if table == REPLICA {
+                continue;
+            }
+            let mut entries = self.local.scan(&table, b"")?;
+            loop {
+                let chunk: Vec<_> = entries.by_ref().take(SNAPSHOT_CHUNK).collect::<Result<_, _>>()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let changes =
+                    chunk.into_iter().map(|(key, value)| (table.clone(), key, Some(value))).collect();
+                write_record(out, &Commit { changes, events: Vec::new() })?;
+            }
+        }
+        let mut next = 1;
+        loop {
+            let events = self.local.read_log(next, SNAPSHOT_CHUNK)?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let events: Vec<(Seq, Vec<u8>)> = (next..).zip(events).collect();
+            next += events.len() as Seq;
+            write_record(out, &Commit { changes: Vec::new(), events })?;
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Engine(Arc::new(e))
+}
+
+fn write_record(out: &mut impl std::io::Write, commit: &Commit) -> Result<(), StoreError> {
+    let bytes = bincode::serde::encode_to_vec(commit, bincode::config::standard())
+        .map_err(|e| StoreError::Codec(crate::store::CodecError::Encode(e.to_string())))?;
+    out.write_all(&(bytes.len() as u32).to_le_bytes()).map_err(io)?;
+    out.write_all(&bytes).map_err(io)
+}
+
+/// The next record of a snapshot; `None` at its end.
+fn read_record(input: &mut impl std::io::Read) -> Result<Option<Commit>, StoreError> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io(e)),
+    }
+    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+    input.read_exact(&mut bytes).map_err(io)?;
+    let (commit, _) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+        .map_err(|_| damaged("a snapshot record cannot be read".into()))?;
+    Ok(Some(commit))
+}
+
+impl Replica {
+    /// The store as it stands now, for [`Snapshot::write`]; apply nothing
+    /// until it is written.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { local: self.local.clone(), seq: self.applied }
+    }
+
+    /// Empties this replica and fills it from `input`, a snapshot taken at
+    /// stream sequence `seq`: for a follower whose next copy the stream no
+    /// longer holds.
+    pub fn refill(
+        self,
+        dir: &Path,
+        cache_bytes: u64,
+        input: &mut impl std::io::Read,
+        seq: u64,
+    ) -> Result<Replica, StoreError> {
+        // sled's lock on the directory goes with the last handle.
+        drop(self);
+        empty(dir).map_err(io)?;
+        let local = crate::store::sled_in(dir, cache_bytes)?;
+        while let Some(commit) = read_record(input)? {
+            let changes: Vec<Change<'_>> = commit
+                .changes
+                .iter()
+                .map(|(table, key, value)| Change { table, key, value: value.as_deref() })
+                .collect();
+            local.commit(&changes, &commit.events)?;
+        }
+        local.put(REPLICA, APPLIED, &seq.to_be_bytes())?;
+        local.flush()?;
+        Ok(Replica { local: Arc::new(local), applied: seq, seen: seq, parts: Vec::new(), next_part: 1 })
+    }
+}
+
+/// Removes what `dir` holds, not `dir` itself (it may be a mount point),
+/// nor a snapshot being downloaded into it.
 fn empty(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
+        if path.file_name().is_some_and(|n| n == DOWNLOAD) {
+            continue;
+        }
         if path.is_dir() {
             std::fs::remove_dir_all(&path)?;
         } else {
@@ -582,6 +702,8 @@ pub struct Names {
     pub stream: String,
     pub subject: String,
     pub bucket: String,
+    /// The object store of the followers' snapshots.
+    pub snapshots: String,
 }
 
 impl Names {
@@ -591,6 +713,7 @@ impl Names {
             // Not under `<subject>.*`, which the event stream takes.
             subject: format!("{}-store", s.subject),
             bucket: format!("{}_LEADER", s.name),
+            snapshots: format!("{}_SNAPSHOTS", s.name),
         }
     }
 }

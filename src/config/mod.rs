@@ -217,6 +217,10 @@ pub struct StreamSettings {
     /// `http://<http.bind>`, with the host's name for an unspecified
     /// address (0.0.0.0).
     pub advertise: String,
+    /// In failover mode: a follower writes a snapshot of the store every
+    /// this many copies, and the stream of copies keeps only as many
+    /// before the newest snapshot; 0: never (the stream is kept whole).
+    pub snapshot_every: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -240,6 +244,7 @@ impl std::fmt::Debug for StreamSettings {
             .field("lease_ms", &self.lease_ms)
             .field("node", &self.node)
             .field("advertise", &self.advertise)
+            .field("snapshot_every", &self.snapshot_every)
             .finish()
     }
 }

@@ -162,9 +162,10 @@ impl Member {
     /// tries for the lease again at its next renewal.
     async fn follow(
         &mut self,
-        mut replica: Replica,
+        replica: Replica,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
+        let (mut replica, mut snapshot_at) = self.restored(replica).await?;
         let mut copies = Copies::default();
         let mut tick = tokio::time::interval(self.lease / 3);
         // The stream's end when last looked at (unknown until it answers).
@@ -175,8 +176,22 @@ impl Member {
             let from = replica.applied() + 1;
             tokio::select! {
                 copy = copies.next(self, from) => match copy {
+                    // Copies this follower fell behind on were trimmed away
+                    // after a snapshot: start from the snapshot.
+                    Ok((seq, _)) if seq > replica.seen() + 1 => {
+                        (replica, snapshot_at) = self.restored(replica).await?;
+                        copies = Copies::default();
+                    }
                     Ok((seq, payload)) => {
                         replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
+                        let every = self.settings.stream.snapshot_every;
+                        // Between groups, so that the store stands at one copy.
+                        if every > 0 && replica.applied() >= snapshot_at + every && replica.seen() == replica.applied() {
+                            snapshot_at = replica.applied();
+                            if let Err(e) = self.snapshot(&replica).await {
+                                tracing::warn!(error = %e, "failover: the snapshot failed; trying again later");
+                            }
+                        }
                     }
                     Err(e) => tracing::warn!(error = %e, retry_in_ms = copies.retry.as_millis() as u64,
                         "failover: following the stream failed; subscribing again"),
@@ -218,6 +233,106 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// The snapshots' bucket, made if missing with the stream's copies.
+    async fn snapshots(&self) -> Result<async_nats::jetstream::object_store::ObjectStore, FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        if let Ok(bucket) = js.get_object_store(&self.names.snapshots).await {
+            return Ok(bucket);
+        }
+        let config = async_nats::jetstream::object_store::Config {
+            bucket: self.names.snapshots.clone(),
+            num_replicas: self.settings.stream.replicas,
+            ..Default::default()
+        };
+        js.create_object_store(config).await.map_err(nats)
+    }
+
+    /// The stream sequence of the newest snapshot (0: none).
+    async fn newest_snapshot(&self) -> Result<u64, FailoverError> {
+        match self.snapshots().await?.info(SNAPSHOT).await {
+            Ok(info) => Ok(info.metadata.get("seq").and_then(|s| s.parse().ok()).unwrap_or(0)),
+            Err(e) if e.kind() == async_nats::jetstream::object_store::InfoErrorKind::NotFound => Ok(0),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Writes the replica's store as it stands to the snapshots' bucket,
+    /// then trims the stream of copies to `snapshot_every` copies before
+    /// it: a follower further behind, or a new one, starts from the
+    /// snapshot.
+    async fn snapshot(&self, replica: &Replica) -> Result<(), FailoverError> {
+        let snapshot = replica.snapshot();
+        let seq = snapshot.seq;
+        let file = data_dir(&self.settings).join(replica::DOWNLOAD);
+        let path = file.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            snapshot.write(&mut out).map_err(std::io::Error::other)?;
+            std::io::Write::flush(&mut out)?;
+            Ok::<_, std::io::Error>(())
+        });
+        written.await.map_err(std::io::Error::other)??;
+        let meta = async_nats::jetstream::object_store::ObjectMetadata {
+            name: SNAPSHOT.into(),
+            metadata: [("seq".to_owned(), seq.to_string())].into(),
+            ..Default::default()
+        };
+        let mut input = tokio::fs::File::open(&file).await?;
+        let put = self.snapshots().await?.put(meta, &mut input).await.map_err(nats);
+        let _ = tokio::fs::remove_file(&file).await;
+        let info = put?;
+        let keep_from = (seq + 1).saturating_sub(self.settings.stream.snapshot_every).max(1);
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        stream.purge().sequence(keep_from).await.map_err(nats)?;
+        tracing::info!(
+            seq,
+            bytes = info.size,
+            kept_from = keep_from,
+            "failover: wrote a snapshot of the store"
+        );
+        Ok(())
+    }
+
+    /// The replica, filled from the newest snapshot first if the stream no
+    /// longer holds its next copy; and where the newest snapshot stands.
+    async fn restored(&self, replica: Replica) -> Result<(Replica, u64), FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let mut stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        let first = stream.info().await.map_err(nats)?.state.first_sequence;
+        let newest = self.newest_snapshot().await?;
+        if replica.applied() + 1 >= first {
+            return Ok((replica, newest));
+        }
+        if newest + 1 < first {
+            return Err(FailoverError::Nats(format!(
+                "the stream of copies starts at {first}, after the newest snapshot ({newest}) and this \
+                 node's store ({}): nothing can fill the gap",
+                replica.applied()
+            )));
+        }
+        let file = data_dir(&self.settings).join(replica::DOWNLOAD);
+        let mut object = self.snapshots().await?.get(SNAPSHOT).await.map_err(nats)?;
+        let mut out = tokio::fs::File::create(&file).await?;
+        tokio::io::copy(&mut object, &mut out).await?;
+        out.sync_all().await?;
+        let (dir, cache) = (self.settings.store.path.clone(), self.settings.store.cache_mb * 1024 * 1024);
+        let path = file.clone();
+        let refilled = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::new(std::fs::File::open(&path).map_err(io_store)?);
+            replica.refill(&dir, cache, &mut input, newest)
+        });
+        let replica =
+            refilled.await.map_err(std::io::Error::other)?.map_err(|e| store_error(&self.settings, e))?;
+        let _ = tokio::fs::remove_file(&file).await;
+        tracing::info!(
+            seq = newest,
+            first,
+            "failover: the stream no longer holds this store's next copy; filled it from the newest snapshot"
+        );
+        Ok((replica, newest))
     }
 
     /// An ordered consumer of the stream of copies from sequence `from`.
@@ -386,6 +501,13 @@ enum Claimed {
     Yes(Box<PartitionWriter>),
     /// The stream goes on to this sequence: apply up to it first.
     NotYet(u64),
+}
+
+/// The snapshot's name in its bucket (each replaces the one before).
+const SNAPSHOT: &str = "store";
+
+fn io_store(e: std::io::Error) -> StoreError {
+    StoreError::Engine(Arc::new(e))
 }
 
 fn store_error(settings: &Settings, source: StoreError) -> FailoverError {

@@ -18,15 +18,19 @@ const LEASE_MS: u64 = 1000;
 const CLIENTS: usize = 3;
 
 fn start(nats: &Nats, data: &Path, name: &str) -> Proc {
-    Proc::start_with(
-        data,
-        &[
-            ("FULFIL_STREAM__URL", nats.url.as_str()),
-            ("FULFIL_STREAM__MODE", "failover"),
-            ("FULFIL_STREAM__NODE", name),
-            ("FULFIL_STREAM__LEASE_MS", &LEASE_MS.to_string()),
-        ],
-    )
+    start_with(nats, data, name, &[])
+}
+
+fn start_with(nats: &Nats, data: &Path, name: &str, more: &[(&str, &str)]) -> Proc {
+    let lease = LEASE_MS.to_string();
+    let mut env = vec![
+        ("FULFIL_STREAM__URL", nats.url.as_str()),
+        ("FULFIL_STREAM__MODE", "failover"),
+        ("FULFIL_STREAM__NODE", name),
+        ("FULFIL_STREAM__LEASE_MS", lease.as_str()),
+    ];
+    env.extend_from_slice(more);
+    Proc::start_with(data, &env)
 }
 
 /// `n` nodes on `nats`, each on a data directory of its own.
@@ -408,4 +412,61 @@ async fn on_a_three_server_jetstream_cluster_killing_the_server_leading_the_copi
     stop_all(&mut nodes, now).await;
     check_store(dirs[now].path(), &INITIAL);
     println!("{} acknowledged orders; node {first} led before, node {now} after", acked.len());
+}
+
+/// With a snapshot every 100 copies, a follower writes snapshots and the
+/// stream of copies is trimmed; a node that joins on an empty directory
+/// starts from the newest snapshot and follows on from it; once the other
+/// two stop it leads, with every acknowledged order.
+#[tokio::test]
+async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot() {
+    let nats = Nats::start(&tool("nats-server"));
+    let snapshots = [("FULFIL_STREAM__SNAPSHOT_EVERY", "100")];
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        (0..2).map(|i| Some(start_with(&nats, dirs[i].path(), &format!("n{i}"), &snapshots))).collect();
+    let first = leader(&mut nodes).await;
+    let follower = nodes[1 - first].as_ref().unwrap().address.clone();
+    add_products(&follower, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&follower, CLIENTS, 0);
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Until the stream of copies was trimmed after a snapshot.
+    loop {
+        let mut stream = js.get_stream("FULFIL_STORE").await.unwrap();
+        if stream.info().await.unwrap().state.first_sequence > 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stream of copies was never trimmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (acked, unexpected) = load.finish().await;
+    finished(unexpected, acked.clone(), &mut Vec::new());
+    let snapshot = js.get_object_store("FULFIL_SNAPSHOTS").await.unwrap().info("store").await.unwrap();
+    assert!(snapshot.metadata["seq"].parse::<u64>().unwrap() > 200, "{snapshot:?}");
+
+    nodes.push(Some(start_with(&nats, dirs[2].path(), "n2", &snapshots)));
+    caught_up(&nodes[2].as_ref().unwrap().address).await;
+    // The others stop; the newcomer takes over with what the snapshot and
+    // the copies after it hold.
+    for i in [1 - first, first] {
+        let node = nodes[i].take().unwrap();
+        node.signal("TERM");
+        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+    }
+    assert_eq!(leader(&mut nodes).await, 2);
+    let address = nodes[2].as_ref().unwrap().address.clone();
+    settle(&address).await;
+    check_acknowledged(&address, &acked).await;
+    let mut newcomer = nodes[2].take().unwrap();
+    newcomer.signal("TERM");
+    let log: Vec<String> = tokio::task::spawn_blocking(move || {
+        let log = newcomer.log().collect();
+        drop(newcomer);
+        log
+    })
+    .await
+    .unwrap();
+    assert!(log.iter().any(|l| l.contains("filled it from the newest snapshot")), "{log:#?}");
+    check_store(dirs[2].path(), &INITIAL);
 }
