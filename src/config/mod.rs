@@ -506,6 +506,14 @@ mod tests {
             ("[stream]\nurl = \"nats://a:4222,\"", &["stream.url", "not a NATS URL"]),
             ("[stream]\nurl = \"nats://a:4222,http://b:4222\"", &["stream.url", "\"http://b:4222\""]),
             ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
+            ("[stream]\nmode = \"failover\"", &["stream.mode", "needs stream.url"]),
+            ("[stream]\nmode = \"cluster\"", &["stream.mode", "cluster"]),
+            ("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nlease_ms = 10", &["stream.lease_ms"]),
+            ("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nnode = \"a.b\"", &["stream.node"]),
+            (
+                "[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nadvertise = \"a:80\"",
+                &["stream.advertise"],
+            ),
         ] {
             refused(file, &[], words);
         }
