@@ -153,7 +153,8 @@ async fn forward(
         .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
     let mut out = client.request(method, format!("{}{path}", leader.trim_end_matches('/')));
     for (name, value) in req.headers() {
-        if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH {
+        // X-Forwarded-For goes once, with the client's address added below.
+        if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && name != "x-forwarded-for" {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }

@@ -185,8 +185,10 @@ impl Member {
                     Ok((seq, payload)) => {
                         replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
                         let every = self.settings.stream.snapshot_every;
-                        // Between groups, so that the store stands at one copy.
-                        if every > 0 && replica.applied() >= snapshot_at + every && replica.seen() == replica.applied() {
+                        // Between groups, so that the store stands at one
+                        // copy; not by a node about to lead.
+                        let between = replica.seen() == replica.applied() && self.leases.held().next().is_none();
+                        if every > 0 && replica.applied() >= snapshot_at + every && between {
                             snapshot_at = replica.applied();
                             if let Err(e) = self.snapshot(&replica).await {
                                 tracing::warn!(error = %e, "failover: the snapshot failed; trying again later");

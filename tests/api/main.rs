@@ -10,6 +10,7 @@ mod dead_letters;
 mod deferred;
 mod events;
 mod faults;
+mod forward;
 mod full_disk;
 mod health;
 mod helpers;
