@@ -165,8 +165,8 @@ impl Member {
         replica: Replica,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
-        let (mut replica, mut snapshot_at) = self.restored(replica).await?;
         let mut copies = Copies::default();
+        let (mut replica, mut snapshot_at) = self.restored(replica, &mut copies).await?;
         let mut tick = tokio::time::interval(self.lease / 3);
         // The stream's end when last looked at (unknown until it answers).
         let mut end = self.stream_end().await.unwrap_or(u64::MAX);
@@ -179,8 +179,8 @@ impl Member {
                     // Copies this follower fell behind on were trimmed away
                     // after a snapshot: start from the snapshot.
                     Ok((seq, _)) if seq > replica.seen() + 1 => {
-                        (replica, snapshot_at) = self.restored(replica).await?;
-                        copies = Copies::default();
+                        copies.failed();
+                        (replica, snapshot_at) = self.restored(replica, &mut copies).await?;
                     }
                     Ok((seq, payload)) => {
                         replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
@@ -298,23 +298,45 @@ impl Member {
         Ok(())
     }
 
-    /// The replica, filled from the newest snapshot first if the stream no
-    /// longer holds its next copy; and where the newest snapshot stands.
-    async fn restored(&self, replica: Replica) -> Result<(Replica, u64), FailoverError> {
+    /// Where the newest snapshot stands, and whether this replica must
+    /// start from it: the stream no longer holds its next copy.
+    async fn behind(&self, replica: &Replica) -> Result<(u64, bool), FailoverError> {
         let js = async_nats::jetstream::new(self.client.clone());
         let mut stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
         let first = stream.info().await.map_err(nats)?.state.first_sequence;
         let newest = self.newest_snapshot().await?;
         if replica.applied() + 1 >= first {
-            return Ok((replica, newest));
+            return Ok((newest, false));
         }
         if newest + 1 < first {
             return Err(FailoverError::Nats(format!(
                 "the stream of copies starts at {first}, after the newest snapshot ({newest}) and this \
-                 node's store ({}): nothing can fill the gap",
+                 node's store ({}): nothing can fill the gap yet",
                 replica.applied()
             )));
         }
+        Ok((newest, true))
+    }
+
+    /// The replica, filled from the newest snapshot if the stream no
+    /// longer holds its next copy, and where the newest snapshot stands.
+    /// If the servers cannot tell yet, the replica as it is (a gap in the
+    /// copies brings it back here).
+    async fn restored(&self, replica: Replica, copies: &mut Copies) -> Result<(Replica, u64), FailoverError> {
+        match self.behind(&replica).await {
+            Ok((newest, false)) => Ok((replica, newest)),
+            Ok((newest, true)) => Ok((self.refilled(replica, newest).await?, newest)),
+            Err(e) => {
+                tracing::warn!(error = %e, "failover: cannot tell yet whether the stream holds this store's next copy");
+                copies.failed();
+                let applied = replica.applied();
+                Ok((replica, applied))
+            }
+        }
+    }
+
+    /// The replica, emptied and filled from the newest snapshot (at `newest`).
+    async fn refilled(&self, replica: Replica, newest: u64) -> Result<Replica, FailoverError> {
         let file = data_dir(&self.settings).join(replica::DOWNLOAD);
         let mut object = self.snapshots().await?.get(SNAPSHOT).await.map_err(nats)?;
         let mut out = tokio::fs::File::create(&file).await?;
@@ -331,10 +353,9 @@ impl Member {
         let _ = tokio::fs::remove_file(&file).await;
         tracing::info!(
             seq = newest,
-            first,
             "failover: the stream no longer holds this store's next copy; filled it from the newest snapshot"
         );
-        Ok((replica, newest))
+        Ok(replica)
     }
 
     /// An ordered consumer of the stream of copies from sequence `from`.
@@ -467,14 +488,17 @@ impl Copies {
         from: u64,
     ) -> Result<(u64, actix_web::web::Bytes), FailoverError> {
         let next = self.next_or_fail(member, from).await;
-        self.retry = match &next {
-            Ok(_) => Duration::ZERO,
-            Err(_) => {
-                self.messages = None;
-                (self.retry * 2).clamp(Duration::from_millis(200), Duration::from_secs(5))
-            }
-        };
+        match &next {
+            Ok(_) => self.retry = Duration::ZERO,
+            Err(_) => self.failed(),
+        }
         next
+    }
+
+    /// Drops the subscription; the next is made after a longer wait.
+    fn failed(&mut self) {
+        self.messages = None;
+        self.retry = (self.retry * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
     }
 
     async fn next_or_fail(
