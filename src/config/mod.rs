@@ -224,10 +224,23 @@ pub struct StreamSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum StreamMode {
     Export,
     Failover,
+}
+
+/// Read by hand so that a mistyped mode is refused with the choices.
+impl TryFrom<String> for StreamMode {
+    type Error = String;
+
+    fn try_from(mode: String) -> Result<Self, Self::Error> {
+        match mode.as_str() {
+            "export" => Ok(StreamMode::Export),
+            "failover" => Ok(StreamMode::Failover),
+            other => Err(format!("stream.mode must be \"export\" or \"failover\", not {other:?}")),
+        }
+    }
 }
 
 /// The URL may hold a password: a printed setting shows only its host.
@@ -507,7 +520,7 @@ mod tests {
             ("[stream]\nurl = \"nats://a:4222,http://b:4222\"", &["stream.url", "\"http://b:4222\""]),
             ("[supervision]\nbackoff_min_ms = 10\nbackoff_max_ms = 5", &["supervision.backoff_min_ms"]),
             ("[stream]\nmode = \"failover\"", &["stream.mode", "needs stream.url"]),
-            ("[stream]\nmode = \"cluster\"", &["stream.mode", "cluster"]),
+            ("[stream]\nmode = \"cluster\"", &["stream.mode", "\"export\" or \"failover\"", "cluster"]),
             ("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nlease_ms = 10", &["stream.lease_ms"]),
             ("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nnode = \"a.b\"", &["stream.node"]),
             (
