@@ -4,7 +4,9 @@
 //! followers forward to the leader); nothing acknowledged is lost, nothing
 //! happens twice, and stock is conserved.
 
-use crate::helpers::{add_products, check_acknowledged, check_store, client, settle, Acked, Load, Proc};
+use crate::helpers::{
+    add_products, check_acknowledged, check_store, client, settle, stream_leader, Acked, Load, Proc,
+};
 use crate::nats::Nats;
 use crate::tools::tool;
 use serde_json::Value;
@@ -331,23 +333,6 @@ async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_wi
     check_acknowledged(&address, &acked).await;
     stop_all(&mut nodes, new).await;
     check_store(dirs[new].path(), &INITIAL);
-}
-
-/// The name of the JetStream server that leads `stream`, once it has one.
-async fn stream_leader(url: &str, stream: &str) -> String {
-    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut stream) = js.get_stream(stream).await {
-            let info = stream.info().await.ok();
-            let leader = info.and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()));
-            if let Some(leader) = leader.filter(|l| !l.is_empty()) {
-                return leader;
-            }
-        }
-        assert!(Instant::now() < deadline, "{stream} has no leader");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// On a JetStream cluster of three servers keeping three copies, the

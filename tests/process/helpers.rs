@@ -443,3 +443,20 @@ fn all<T: serde::de::DeserializeOwned>(store: &Store, tree: &str) -> Vec<(Vec<u8
 fn by_text_key<T>(entries: Vec<(Vec<u8>, T)>) -> HashMap<String, T> {
     entries.into_iter().map(|(k, v)| (String::from_utf8(k).expect("a text key"), v)).collect()
 }
+
+/// The name of the JetStream server that leads `stream`, once it has one.
+pub async fn stream_leader(url: &str, stream: &str) -> String {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = js.get_stream(stream).await {
+            let info = stream.info().await.ok();
+            let leader = info.and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()));
+            if let Some(leader) = leader.filter(|l| !l.is_empty()) {
+                return leader;
+            }
+        }
+        assert!(Instant::now() < deadline, "{stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

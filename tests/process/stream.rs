@@ -3,7 +3,7 @@
 //! of the log reaches it once and in order, through `kill -9`, and a
 //! consumer in Python follows an order through it.
 
-use crate::helpers::{add_products, client, settle, stored_state, Load, Proc};
+use crate::helpers::{add_products, client, settle, stored_state, stream_leader, Load, Proc};
 use crate::nats::Nats;
 use crate::tools::tool;
 use fulfil::cluster::Rebuilt;
@@ -157,7 +157,7 @@ async fn a_stream_of_three_copies_loses_nothing_when_its_leader_is_killed() {
     let node =
         Proc::start_with(data.path(), &[("FULFIL_STREAM__URL", &urls), ("FULFIL_STREAM__REPLICAS", "3")]);
     add_products(&node.address, &[("MUG", 1_000_000), ("RARE", 40)]).await;
-    let leader = stream_leader(&servers[0].url).await;
+    let leader = stream_leader(&servers[0].url, "FULFIL").await;
     let load = Load::drive(&node.address, 4, 0);
     tokio::time::sleep(Duration::from_millis(fastrand::u64(300..700))).await;
     // The cluster's servers are named n0, n1, … in order.
@@ -173,7 +173,7 @@ async fn a_stream_of_three_copies_loses_nothing_when_its_leader_is_killed() {
     let head = settle(&node.address).await["log_head"].as_u64().unwrap();
     let events = stream_events(&servers[0].url, head).await;
     assert_the_log(&events, head, &acked);
-    let after = stream_leader(&servers[0].url).await;
+    let after = stream_leader(&servers[0].url, "FULFIL").await;
     assert_ne!(after, leader, "another server leads the stream");
     println!("{} events in the stream, {} acknowledged orders, its leader killed", events.len(), acked.len());
 }
@@ -207,25 +207,6 @@ async fn a_changed_number_of_copies_is_applied_to_the_stream() {
         }
         node.signal("TERM");
         assert!(node.wait(Duration::from_secs(10)).await.success());
-    }
-}
-
-/// The name of the server that leads the stream, once the node has
-/// created it and a leader is elected.
-async fn stream_leader(url: &str) -> String {
-    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // Unanswered while the node creates the stream or a leader is elected.
-        if let Ok(mut stream) = js.get_stream("FULFIL").await {
-            let info = stream.info().await.ok();
-            let leader = info.and_then(|i| i.cluster.as_ref().and_then(|c| c.leader.clone()));
-            if let Some(leader) = leader.filter(|l| !l.is_empty()) {
-                return leader;
-            }
-        }
-        assert!(Instant::now() < deadline, "the stream has no leader");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -1,0 +1,143 @@
+//! Snapshots in failover mode: a follower writes its store to the
+//! snapshots' bucket every `stream.snapshot_every` copies and trims the
+//! stream of copies; a follower whose next copy is gone starts from the
+//! newest.
+
+use super::{data_dir, nats, store_error, Copies, FailoverError, Member};
+use crate::cluster::replica::{self, Replica};
+use crate::store::StoreError;
+use std::sync::Arc;
+
+/// The snapshot's name in its bucket (each replaces the one before).
+const SNAPSHOT: &str = "store";
+
+fn io_store(e: std::io::Error) -> StoreError {
+    StoreError::Engine(Arc::new(e))
+}
+
+impl Member {
+    /// The snapshots' bucket, made if missing with the stream's copies.
+    async fn snapshots(&self) -> Result<async_nats::jetstream::object_store::ObjectStore, FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        if let Ok(bucket) = js.get_object_store(&self.names.snapshots).await {
+            return Ok(bucket);
+        }
+        let config = async_nats::jetstream::object_store::Config {
+            bucket: self.names.snapshots.clone(),
+            num_replicas: self.settings.stream.replicas,
+            ..Default::default()
+        };
+        js.create_object_store(config).await.map_err(nats)
+    }
+
+    /// The stream sequence of the newest snapshot (0: none).
+    async fn newest_snapshot(&self) -> Result<u64, FailoverError> {
+        match self.snapshots().await?.info(SNAPSHOT).await {
+            Ok(info) => Ok(info.metadata.get("seq").and_then(|s| s.parse().ok()).unwrap_or(0)),
+            Err(e) if e.kind() == async_nats::jetstream::object_store::InfoErrorKind::NotFound => Ok(0),
+            Err(e) => Err(nats(e)),
+        }
+    }
+
+    /// Writes the replica's store as it stands to the snapshots' bucket,
+    /// then trims the stream of copies to `snapshot_every` copies before
+    /// it: a follower further behind, or a new one, starts from the
+    /// snapshot.
+    pub(super) async fn snapshot(&self, replica: &Replica) -> Result<(), FailoverError> {
+        let snapshot = replica.snapshot();
+        let seq = snapshot.seq;
+        let file = data_dir(&self.settings).join(replica::DOWNLOAD);
+        let path = file.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            snapshot.write(&mut out).map_err(std::io::Error::other)?;
+            std::io::Write::flush(&mut out)?;
+            Ok::<_, std::io::Error>(())
+        });
+        written.await.map_err(std::io::Error::other)??;
+        let meta = async_nats::jetstream::object_store::ObjectMetadata {
+            name: SNAPSHOT.into(),
+            metadata: [("seq".to_owned(), seq.to_string())].into(),
+            ..Default::default()
+        };
+        let mut input = tokio::fs::File::open(&file).await?;
+        let put = self.snapshots().await?.put(meta, &mut input).await.map_err(nats);
+        let _ = tokio::fs::remove_file(&file).await;
+        let info = put?;
+        let keep_from = (seq + 1).saturating_sub(self.settings.stream.snapshot_every).max(1);
+        let js = async_nats::jetstream::new(self.client.clone());
+        let stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        stream.purge().sequence(keep_from).await.map_err(nats)?;
+        tracing::info!(
+            seq,
+            bytes = info.size,
+            kept_from = keep_from,
+            "failover: wrote a snapshot of the store"
+        );
+        Ok(())
+    }
+
+    /// Where the newest snapshot stands, and whether this replica must
+    /// start from it: the stream no longer holds its next copy.
+    async fn behind(&self, replica: &Replica) -> Result<(u64, bool), FailoverError> {
+        let js = async_nats::jetstream::new(self.client.clone());
+        let mut stream = js.get_stream(&self.names.stream).await.map_err(nats)?;
+        let first = stream.info().await.map_err(nats)?.state.first_sequence;
+        let newest = self.newest_snapshot().await?;
+        if replica.applied() + 1 >= first {
+            return Ok((newest, false));
+        }
+        if newest + 1 < first {
+            return Err(FailoverError::Nats(format!(
+                "the stream of copies starts at {first}, after the newest snapshot ({newest}) and this \
+                 node's store ({}): nothing can fill the gap yet",
+                replica.applied()
+            )));
+        }
+        Ok((newest, true))
+    }
+
+    /// The replica, filled from the newest snapshot if the stream no
+    /// longer holds its next copy, and where the newest snapshot stands.
+    /// If the servers cannot tell yet, the replica as it is (a gap in the
+    /// copies brings it back here).
+    pub(super) async fn restored(
+        &self,
+        replica: Replica,
+        copies: &mut Copies,
+    ) -> Result<(Replica, u64), FailoverError> {
+        match self.behind(&replica).await {
+            Ok((newest, false)) => Ok((replica, newest)),
+            Ok((newest, true)) => Ok((self.refilled(replica, newest).await?, newest)),
+            Err(e) => {
+                tracing::warn!(error = %e, "failover: cannot tell yet whether the stream holds this store's next copy");
+                copies.failed();
+                let applied = replica.applied();
+                Ok((replica, applied))
+            }
+        }
+    }
+
+    /// The replica, emptied and filled from the newest snapshot (at `newest`).
+    async fn refilled(&self, replica: Replica, newest: u64) -> Result<Replica, FailoverError> {
+        let file = data_dir(&self.settings).join(replica::DOWNLOAD);
+        let mut object = self.snapshots().await?.get(SNAPSHOT).await.map_err(nats)?;
+        let mut out = tokio::fs::File::create(&file).await?;
+        tokio::io::copy(&mut object, &mut out).await?;
+        out.sync_all().await?;
+        let (dir, cache) = (self.settings.store.path.clone(), self.settings.store.cache_mb * 1024 * 1024);
+        let path = file.clone();
+        let refilled = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::new(std::fs::File::open(&path).map_err(io_store)?);
+            replica.refill(&dir, cache, &mut input, newest)
+        });
+        let replica =
+            refilled.await.map_err(std::io::Error::other)?.map_err(|e| store_error(&self.settings, e))?;
+        let _ = tokio::fs::remove_file(&file).await;
+        tracing::info!(
+            seq = newest,
+            "failover: the stream no longer holds this store's next copy; filled it from the newest snapshot"
+        );
+        Ok(replica)
+    }
+}
