@@ -84,11 +84,35 @@ fn file_in(manifest: &str, key: &str) -> String {
     lines.map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
 }
 
+/// Whether `fulfil probe`, the container's health check, finds the node at
+/// `url` ready within `tries` tries 100 ms apart (the probe's own 2 s
+/// timeout bounds each).
+fn probed_ready(url: &str, tries: usize) -> bool {
+    let probe = || Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", url]).output().unwrap();
+    (0..tries).any(|_| {
+        let ok = probe().status.success();
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ok
+    })
+}
+
 /// The environment a Secret gives a container (`envFrom`): its
 /// `stringData`.
 fn env_in(manifest: &str) -> Vec<(String, String)> {
+    entries_in(manifest, "stringData")
+}
+
+/// The settings a ConfigMap gives a container (`envFrom`): its `data`.
+fn data_in(manifest: &str) -> Vec<(String, String)> {
+    entries_in(manifest, "data")
+}
+
+/// The `key: value` lines of `manifest`'s top-level `block`.
+fn entries_in(manifest: &str, block: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
-    let data = text.split("\nstringData:\n").nth(1).expect("a stringData block");
+    let data = text.split(&format!("\n{block}:\n")).nth(1).unwrap_or_else(|| panic!("a {block} block"));
     let entries = data.lines().take_while(|l| l.starts_with("  ")).filter_map(|l| l.trim().split_once(": "));
     entries.map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect()
 }
@@ -153,17 +177,8 @@ fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let probe =
-        || Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", &url]).output().unwrap();
-    // The probe's own 2 s timeout bounds each try; the node starts in well
-    // under a second.
-    let ready = (0..50).any(|_| {
-        let ok = probe().status.success();
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        ok
-    });
+    // The node starts in well under a second.
+    let ready = probed_ready(&url, 50);
     let _ = node.kill();
     let _ = node.wait();
     assert!(ready, "the node on the shipped settings never became ready");
@@ -179,14 +194,6 @@ fn the_shipped_settings_and_keys_start_a_node_the_probe_finds_ready() {
         .unwrap();
     let shutdown_ms = settings.shutdown.drain_ms + settings.shutdown.timeout_ms;
     assert!(grace * 1000 > shutdown_ms + 2000, "{grace} s is not enough for {shutdown_ms} ms and the flush");
-}
-
-/// The settings a ConfigMap gives a container (`envFrom`): its `data`.
-fn data_in(manifest: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join("deploy/k8s").join(manifest)).unwrap();
-    let data = text.split("\ndata:\n").nth(1).expect("a data block");
-    let entries = data.lines().take_while(|l| l.starts_with("  ")).filter_map(|l| l.trim().split_once(": "));
-    entries.map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect()
 }
 
 /// The failover ConfigMap's settings, with the address the StatefulSet
@@ -214,15 +221,7 @@ fn the_failover_settings_start_a_node_that_leads_on_a_real_server() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let probe =
-        || Command::new(env!("CARGO_BIN_EXE_fulfil")).args(["probe", "--url", &url]).output().unwrap();
-    let ready = (0..100).any(|_| {
-        let ok = probe().status.success();
-        if !ok {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        ok
-    });
+    let ready = probed_ready(&url, 100);
     let led = std::process::Command::new("curl").args(["-s", &format!("{url}/health/live")]).output();
     let _ = node.kill();
     let _ = node.wait();

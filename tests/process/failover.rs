@@ -119,9 +119,21 @@ async fn caught_up(address: &str) -> Value {
     }
 }
 
-fn finished(unexpected: Vec<String>, acked: Vec<Acked>, all: &mut Vec<Acked>) {
+/// Stops `load`'s clients: the orders acknowledged, once every answer was
+/// 201, or 503/429 with `Retry-After`.
+async fn finished(load: Load) -> Vec<Acked> {
+    let (acked, unexpected) = load.finish().await;
     assert!(unexpected.is_empty(), "answers other than 201, or 503/429 with Retry-After: {unexpected:?}");
-    all.extend(acked);
+    acked
+}
+
+/// Every load in `loads` stopped: the orders they had acknowledged.
+async fn all_finished(loads: impl IntoIterator<Item = Load>) -> Vec<Acked> {
+    let mut acked = Vec::new();
+    for load in loads {
+        acked.extend(finished(load).await);
+    }
+    acked
 }
 
 #[tokio::test]
@@ -147,11 +159,7 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
     let took = killed_at.elapsed();
     // Let the survivors' clients place orders on the new leader too.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let mut acked = Vec::new();
-    for load in loads {
-        let (round, unexpected) = load.finish().await;
-        finished(unexpected, round, &mut acked);
-    }
+    let acked = all_finished(loads).await;
     assert!(!acked.is_empty());
     println!("the new leader served {took:?} after the old one was killed (lease {LEASE_MS} ms)");
     assert!(took < Duration::from_millis(LEASE_MS + 3000), "takeover took {took:?}");
@@ -199,8 +207,7 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
     for (round, i) in (0..3).enumerate() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // As a Service does: no new requests to a node being stopped.
-        let (done, unexpected) = loads[i].take().unwrap().finish().await;
-        finished(unexpected, done, &mut acked);
+        acked.extend(finished(loads[i].take().unwrap()).await);
         let node = nodes[i].take().unwrap();
         node.signal("TERM");
         assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
@@ -210,10 +217,7 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
         nodes[i] = Some(back);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for load in loads.into_iter().flatten() {
-        let (done, unexpected) = load.finish().await;
-        finished(unexpected, done, &mut acked);
-    }
+    acked.extend(all_finished(loads.into_iter().flatten()).await);
     let last = leader(&mut nodes).await;
     let address = nodes[last].as_ref().unwrap().address.clone();
     settle(&address).await;
@@ -245,8 +249,7 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
     paused.signal("CONT");
     let status = paused.wait(Duration::from_secs(10)).await;
     assert!(!status.success(), "a deposed leader exits with an error: {status:?}");
-    let (acked, unexpected) = load.finish().await;
-    finished(unexpected, acked.clone(), &mut Vec::new());
+    let acked = finished(load).await;
     assert!(!acked.is_empty());
     let address = nodes[new].as_ref().unwrap().address.clone();
     settle(&address).await;
@@ -322,11 +325,7 @@ async fn a_nats_restart_under_load_stops_the_leader_and_a_follower_takes_over_wi
     assert!(!stopped.success(), "the leader stops with an error: {stopped:?}");
     let new = leader(&mut nodes).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut acked = Vec::new();
-    for load in loads {
-        let (done, unexpected) = load.finish().await;
-        finished(unexpected, done, &mut acked);
-    }
+    let acked = all_finished(loads).await;
     assert!(!acked.is_empty());
     let address = nodes[new].as_ref().unwrap().address.clone();
     settle(&address).await;
@@ -379,11 +378,7 @@ async fn on_a_three_server_jetstream_cluster_killing_the_server_leading_the_copi
     assert_ne!(stream_leader(&survivor, "FULFIL_STORE").await, killed);
     let now = leader(&mut nodes).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut acked = Vec::new();
-    for load in loads {
-        let (done, unexpected) = load.finish().await;
-        finished(unexpected, done, &mut acked);
-    }
+    let acked = all_finished(loads).await;
     assert!(!acked.is_empty());
     let address = nodes[now].as_ref().unwrap().address.clone();
     settle(&address).await;
@@ -425,8 +420,7 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
         assert!(Instant::now() < deadline, "the stream of copies was never trimmed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (acked, unexpected) = load.finish().await;
-    finished(unexpected, acked.clone(), &mut Vec::new());
+    let acked = finished(load).await;
     let snapshot = js.get_object_store("FULFIL_SNAPSHOTS").await.unwrap().info("store").await.unwrap();
     assert!(snapshot.metadata["seq"].parse::<u64>().unwrap() > 200, "{snapshot:?}");
 
