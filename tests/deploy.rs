@@ -222,10 +222,23 @@ fn the_failover_settings_start_a_node_that_leads_on_a_real_server() {
         .spawn()
         .unwrap();
     let ready = probed_ready(&url, 100);
-    let led = std::process::Command::new("curl").args(["-s", &format!("{url}/health/live")]).output();
+    // A follower is ready once caught up, before it claims the lead: wait
+    // for the node's own health (that of a node that leads).
+    let live = || {
+        let out = Command::new("curl").args(["-s", &format!("{url}/health/live")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let leads = |body: &str| body.contains("\"services\"") && !body.contains("follower");
+    let mut last = live();
+    for _ in 0..100 {
+        if leads(&last) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = live();
+    }
     let _ = node.kill();
     let _ = node.wait();
     assert!(ready, "the node on the failover settings never became ready");
-    let live = String::from_utf8_lossy(&led.unwrap().stdout).into_owned();
-    assert!(live.contains("\"services\"") && !live.contains("follower"), "it leads: {live}");
+    assert!(leads(&last), "it leads: {last}");
 }
