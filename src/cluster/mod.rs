@@ -24,4 +24,4 @@ pub mod replica;
 pub use lease::{LeaseError, Leases};
 pub use partition::{AppendError, PartitionWriter};
 pub use rebuild::Rebuilt;
-pub use replica::{Replica, ReplicatedBackend};
+pub use replica::{Replica, ReplicaReads, ReplicatedBackend, StreamEnd};

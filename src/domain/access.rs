@@ -12,7 +12,7 @@
 //! that accepted an order is the one that takes its legs: driver d1 cannot
 //! start d2's ride.
 
-use super::{CustomerId, Invalid, Workflow};
+use super::{CustomerId, Invalid, StatusView, Workflow, Workflows};
 use std::fmt;
 
 /// Who a request is made by.
@@ -114,6 +114,13 @@ impl Principal {
             Principal::Party { role, .. } => workflow.party_roles().any(|r| r == role),
             _ => true,
         }
+    }
+
+    /// Whether it may see the order `view` shows, of a workflow among
+    /// `workflows` (one it does not know: only who sees everything).
+    pub fn may_see_view(&self, view: &StatusView, workflows: &Workflows) -> bool {
+        let facts = OrderFacts { customer: &view.customer, accepted_by: view.accepted_by.as_deref() };
+        self.sees_everything() || workflows.get(&view.workflow).is_ok_and(|wf| self.may_see(facts, wf))
     }
 
     /// Whether it may list `workflow`'s orders by status (a work list).

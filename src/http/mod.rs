@@ -126,11 +126,21 @@ async fn admit(
 /// else the client a trusted proxy names (`X-Client-Id`, or the first
 /// address of `X-Forwarded-For`); else the peer's IP address.
 fn client_of(node: &Node, req: &ServiceRequest, principal: &crate::domain::access::Principal) -> String {
+    client_by(req.request(), principal, |ip| node.trusts_proxy(ip))
+}
+
+/// [`client_of`] for a node that trusts the proxies `trusts` says it does
+/// (a failover follower answering a read itself).
+pub(crate) fn client_by(
+    req: &actix_web::HttpRequest,
+    principal: &crate::domain::access::Principal,
+    trusts: impl Fn(std::net::IpAddr) -> bool,
+) -> String {
     if *principal != crate::domain::access::Principal::Open {
         return principal.to_string();
     }
     let peer = req.peer_addr().map(|a| a.ip());
-    if peer.is_some_and(|ip| node.trusts_proxy(ip)) {
+    if peer.is_some_and(trusts) {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let named = header(CLIENT_ID)
             .or_else(|| header("X-Forwarded-For").and_then(|f| f.split(',').next()).map(str::trim));

@@ -353,13 +353,7 @@ impl Acting<'_> {
 
     pub async fn status(&self, order_id: &str) -> Result<StatusReport, NodeError> {
         let report = self.node.status(order_id).await?;
-        if self.principal.sees_everything() {
-            return Ok(report);
-        }
-        let workflow = self.node.workflow(&report.view.workflow)?;
-        let view = &report.view;
-        let facts = OrderFacts { customer: &view.customer, accepted_by: view.accepted_by.as_deref() };
-        match self.principal.may_see(facts, &workflow) {
+        match self.principal.may_see_view(&report.view, self.node.workflow_rules()) {
             true => Ok(report),
             false => Err(NodeError::not_found("order", order_id)),
         }

@@ -371,6 +371,11 @@ impl Node {
         self.workflows_for(|_| true)
     }
 
+    /// Every workflow's rules, as configured.
+    pub(crate) fn workflow_rules(&self) -> &crate::domain::Workflows {
+        &self.inner.workflows
+    }
+
     /// The workflow called `name`.
     pub fn workflow(&self, name: &str) -> Result<Arc<crate::domain::Workflow>, NodeError> {
         Ok(self.inner.workflows.get(name)?.clone())

@@ -123,14 +123,10 @@ impl Store {
 
     /// The dead letters about one order.
     pub fn dead_letters_of(&self, order: &OrderId) -> Result<Vec<DeadLetter>, StoreError> {
-        let mut out = Vec::new();
         if !self.inner.maybe_dead_letters.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        for id in self.scan_prefix(BY_ORDER, key_prefix(order.as_str()))? {
-            out.extend(self.dead_letter(id)?);
-        }
-        Ok(out)
+        of_order(order, |t, prefix| self.scan_prefix(t, prefix), |t, key| self.get(t, key))
     }
 
     /// The events of `order` parked for `service`, oldest first.
@@ -150,6 +146,20 @@ impl Store {
             _ => Ok(None),
         }
     }
+}
+
+/// The dead letters about `order`, read with `scan` and `get` (of a
+/// [`Store`] or a [`super::Reader`]).
+pub(super) fn of_order(
+    order: &OrderId,
+    scan: impl Fn(Table<u64>, Vec<u8>) -> Result<Vec<u64>, StoreError>,
+    get: impl Fn(Table<DeadLetter>, [u8; 8]) -> Result<Option<DeadLetter>, StoreError>,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut out = Vec::new();
+    for id in scan(BY_ORDER, key_prefix(order.as_str()))? {
+        out.extend(get(DEAD_LETTERS, id.to_be_bytes())?);
+    }
+    Ok(out)
 }
 
 /// Removes a dead letter as part of a write (the redelivery of its event).

@@ -20,6 +20,7 @@ mod log;
 pub mod marker;
 mod open;
 mod read_cache;
+mod reader;
 mod staged;
 mod table;
 mod tail;
@@ -32,6 +33,7 @@ pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
 pub use open::sled_in;
 pub use read_cache::ReadCache;
+pub use reader::Reader;
 pub use staged::Staged;
 pub use table::Table;
 pub use writer_stats::{WriterReading, WriterStats, LOG_KEYS};
@@ -260,6 +262,12 @@ impl Store {
         self.writable()?;
         let put = self.inner.backend.put(table.name(), key.as_ref(), &encode(value)?);
         put.map_err(|e| self.failed(e))
+    }
+
+    /// Reads of what is committed, as another node reading this store's
+    /// backend would see it (nothing held back or staged).
+    pub fn reader(&self) -> Reader<'_> {
+        Reader::new(self.inner.backend.as_ref())
     }
 
     /// Every raw entry of the table called `name`, for inspection (tests,

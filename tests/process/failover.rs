@@ -48,7 +48,8 @@ async fn stop_all(nodes: &mut [Option<Proc>], leader: usize) {
     for i in (0..nodes.len()).filter(|i| *i != leader).chain([leader]) {
         let Some(node) = nodes[i].take() else { continue };
         node.signal("TERM");
-        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
+        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
     }
 }
 
@@ -210,7 +211,8 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
         acked.extend(finished(loads[i].take().unwrap()).await);
         let node = nodes[i].take().unwrap();
         node.signal("TERM");
-        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
+        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
         let back = start(&nats, dirs[i].path(), &format!("n{i}"));
         caught_up(&back.address).await;
         loads[i] = Some(Load::drive(&back.address, CLIENTS, 10 + round));
@@ -431,7 +433,8 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     for i in [1 - first, first] {
         let node = nodes[i].take().unwrap();
         node.signal("TERM");
-        assert!(node.wait(Duration::from_secs(10)).await.success(), "node {i} stopped cleanly");
+        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
+        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
     }
     assert_eq!(leader(&mut nodes).await, 2);
     let address = nodes[2].as_ref().unwrap().address.clone();
@@ -448,4 +451,119 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     .unwrap();
     assert!(log.iter().any(|l| l.contains("filled it from the newest snapshot")), "{log:#?}");
     check_store(dirs[2].path(), &INITIAL);
+}
+
+/// Writes a keys file giving each `(key, principal)`; the path to pass as
+/// `FULFIL_AUTH__KEYS_FILE`.
+fn keys_file(dir: &Path, keys: &[(&str, &str)]) -> String {
+    let text: String =
+        keys.iter().map(|(key, who)| format!("{} {who}\n", fulfil::auth::digest_hex(key))).collect();
+    let path = dir.join("keys.txt");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// How many reads the follower at `address` answered from its own store.
+async fn local_reads(address: &str) -> u64 {
+    let text = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("fulfil_failover_local_reads_total "));
+    line.and_then(|l| l.split(' ').nth(1)).and_then(|n| n.parse().ok()).expect("a follower's counter")
+}
+
+/// A follower answers `GET /status/{id}` from its own store, as the leader
+/// would: an order placed through another node a moment before is there
+/// at once (it waits until it holds what the stream held), the same keys
+/// and rules say who sees it, and reads go on while the leader is paused.
+#[tokio::test]
+async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_and_the_same_rules() {
+    let nats = Nats::start(&tool("nats-server"));
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = [("seller-key", "seller"), ("kim-key", "customer:kim"), ("lee-key", "customer:lee")];
+    let keys = keys_file(keys_dir.path(), &keys);
+    let more = [("FULFIL_AUTH__KEYS_FILE", keys.as_str())];
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Some(start_with(&nats, d.path(), &format!("n{i}"), &more)))
+        .collect();
+    let lead = leader(&mut nodes).await;
+    let addresses: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().address.clone()).collect();
+    let address = |i: usize| addresses[i].clone();
+    let (a, b) = ((lead + 1) % 3, (lead + 2) % 3);
+    let product = serde_json::json!({"sku": "MUG", "name": "Mug", "price": 1000, "stock": 1_000_000});
+    let added = client().post(format!("{}/products", address(a))).bearer_auth("seller-key").json(&product);
+    assert_eq!(added.send().await.unwrap().status(), 201);
+
+    // Placed through one follower, read at once through the other.
+    let order = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
+        "address": "Seoul", "payment": "bank_transfer"});
+    // Other customers' orders stream in meanwhile, so that the follower
+    // has copies to catch up on when a read comes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, stop, mut order) = (format!("{}/orders", address(lead)), stop.clone(), order.clone());
+            order["customer"] = "lee".into();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let placed = client().post(&url).bearer_auth("lee-key").json(&order).send().await;
+                    assert_eq!(placed.unwrap().status(), 201);
+                }
+            })
+        })
+        .collect();
+    let before = local_reads(&address(b)).await;
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let placed = client().post(format!("{}/orders", address(a))).bearer_auth("kim-key").json(&order);
+        let placed = placed.send().await.unwrap();
+        assert_eq!(placed.status(), 201);
+        let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let read = client().get(format!("{}/status/{id}", address(b))).bearer_auth("kim-key").send().await;
+        let read = read.unwrap();
+        assert_eq!(read.status(), 200, "the order just placed is there");
+        let view: Value = read.json().await.unwrap();
+        assert_eq!((view["order_id"].as_str(), view["customer"].as_str()), (Some(id.as_str()), Some("kim")));
+        ids.push(id);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for task in busy {
+        task.await.unwrap();
+    }
+    assert_eq!(local_reads(&address(b)).await - before, 30, "each answered by the follower itself");
+
+    // The same rules: someone else's order does not exist for lee; no
+    // key, no answer; an unknown order is not found.
+    let read = |key: Option<&str>, id: &str| {
+        let r = client().get(format!("{}/status/{id}", address(b)));
+        match key {
+            Some(key) => r.bearer_auth(key),
+            None => r,
+        }
+        .send()
+    };
+    assert_eq!(read(Some("lee-key"), &ids[0]).await.unwrap().status(), 404);
+    assert_eq!(read(None, &ids[0]).await.unwrap().status(), 401);
+    let unknown = read(Some("kim-key"), "ord-0").await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["content-type"], "application/problem+json");
+    // The leader gives the same view.
+    let on_leader = client().get(format!("{}/status/{}", address(lead), ids[29])).bearer_auth("kim-key");
+    let on_leader: Value = on_leader.send().await.unwrap().json().await.unwrap();
+    let here: Value = read(Some("kim-key"), &ids[29]).await.unwrap().json().await.unwrap();
+    assert_eq!(here["history"], on_leader["history"]);
+
+    // The leader paused: reads through the followers are still answered
+    // (a forwarded one would wait on it until the client gives up).
+    let paused = nodes[lead].take().unwrap();
+    paused.signal("STOP");
+    for i in [a, b] {
+        let r = client().get(format!("{}/status/{}", address(i), ids[0])).bearer_auth("kim-key").send().await;
+        assert_eq!(r.unwrap().status(), 200, "node {i} answered while the leader was paused");
+    }
+    let new = leader(&mut nodes).await;
+    paused.signal("CONT");
+    assert!(!paused.wait(Duration::from_secs(10)).await.success(), "the old leader was deposed");
+    stop_all(&mut nodes, new).await;
 }

@@ -120,6 +120,13 @@ impl Proc {
         assert!(sent.success());
     }
 
+    /// [`Proc::wait`], and every line the process wrote.
+    pub async fn wait_logged(mut self, limit: Duration) -> (ExitStatus, String) {
+        let (seen, rest) = self.log.take().expect("the log is taken once");
+        let status = self.wait(limit).await;
+        (status, seen.into_iter().chain(rest).collect::<Vec<_>>().join("\n"))
+    }
+
     /// Waits for the process to exit on its own, at most `limit`.
     pub async fn wait(mut self, limit: Duration) -> ExitStatus {
         let mut child = self.child.take().unwrap();

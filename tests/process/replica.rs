@@ -5,7 +5,7 @@
 
 use crate::nats::Nats;
 use crate::tools::tool;
-use fulfil::cluster::replica::{claim, ensure_stream, Names, Replica, ReplicatedBackend};
+use fulfil::cluster::replica::{claim, ensure_stream, Names, Replica, ReplicatedBackend, WINDOW};
 use fulfil::cluster::PartitionWriter;
 use fulfil::store::backend::{Backend, Change, SledBackend};
 use std::path::Path;
@@ -31,7 +31,7 @@ impl Cluster {
     async fn lead(&self, dir: &Path, node: &str) -> Arc<ReplicatedBackend> {
         let replica = Replica::open(dir, CACHE).unwrap();
         let mut writer = self.writer().await;
-        writer.append(vec![claim(node)]).await.unwrap();
+        writer.append(claim(node)).await.unwrap();
         replica.lead(writer).unwrap()
     }
 
@@ -155,4 +155,29 @@ async fn nothing_is_durable_that_the_stream_does_not_hold() {
     drop(nats);
     let failed = commit_and_flush(&leader, vec![("orders", b"o2", Some(b"two".to_vec()))], vec![]).await;
     assert!(failed.is_err(), "a flush returned with its commit in no stream");
+}
+
+/// A leader paused with copies in flight, each fenced on the sequence it
+/// predicts for the one before, resumes after another node's claim: none
+/// of them is stored after the claim, whichever sequence it predicted
+/// (with a claim of one message, the copy predicting the claim's own
+/// sequence would be, deposing the new leader and breaking the order the
+/// followers apply).
+#[tokio::test]
+async fn copies_in_flight_of_a_deposed_leader_never_line_up_behind_a_claim() {
+    let nats = Nats::start(&tool("nats-server"));
+    let cluster = cluster(&nats).await;
+    let old = cluster.writer().await;
+    old.send(0, b"stored before the claim".to_vec()).await.unwrap().await.unwrap();
+    let mut new = cluster.writer().await;
+    let claimed = new.append(claim("n2")).await.unwrap();
+    // Whatever the old leader predicted: from its last stored copy on, as
+    // many as it may have had in flight.
+    for predicted in 1..=WINDOW as u64 {
+        let ack = old.send(predicted, b"from the old leader".to_vec()).await.unwrap();
+        assert!(ack.await.is_err(), "a copy predicting {predicted} was stored after the claim");
+    }
+    assert_eq!(cluster.writer().await.last(), claimed);
+    // The fence itself still lets the one who knows the end write.
+    new.send(claimed, b"from the new leader".to_vec()).await.unwrap().await.unwrap();
 }

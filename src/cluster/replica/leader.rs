@@ -2,7 +2,7 @@
 //! stream before a flush returns ([`ReplicatedBackend`]), and the task
 //! that sends the copies.
 
-use super::{frames, Commit, APPLIED, ID_BLOCK, ID_FLOOR, LED, META, REPLICA};
+use super::{frames, Commit, APPLIED, ID_BLOCK, ID_FLOOR, LED, META, REPLICA, WINDOW};
 use crate::cluster::partition::{AppendError, PartitionWriter, MAX_BATCH};
 use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, Entries, SledBackend};
@@ -47,10 +47,6 @@ impl Queue {
         self.deposed.send_replace(Some(why));
     }
 }
-
-/// Copies sent and not yet acknowledged, at most: enough to keep the
-/// server busy while the node commits on.
-const WINDOW: usize = 64;
 
 /// A copy in flight: its acknowledgement, the sequence it must get, and
 /// the commits it covers.

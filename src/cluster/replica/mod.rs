@@ -20,9 +20,11 @@
 //!   [`ReplicatedBackend::flush`], which every acknowledgement waits for,
 //!   returns only once the stream has stored every commit made before it.
 //! - **One writer.** Each append is fenced on the subject's last message
-//!   ([`PartitionWriter`]), and a new leader first appends a *claim*: from
-//!   then on every append of the old leader is refused, its flushes fail,
-//!   it acknowledges nothing more, and it stops.
+//!   ([`PartitionWriter`]), and a new leader first appends a *claim*, long
+//!   enough that none of the old leader's copies in flight can line up
+//!   behind it ([`claim`]): from then on every append of the old leader is
+//!   refused, its flushes fail, it acknowledges nothing more, and it
+//!   stops.
 //! - **A store that led is not trusted after.** It may hold commits that
 //!   never reached the stream. Unless it handed over cleanly
 //!   ([`ReplicatedBackend::hand_back`]), it is emptied at the next start
@@ -56,7 +58,7 @@ use super::partition::PartitionWriter;
 use crate::config::StreamSettings;
 use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, SledBackend};
-use crate::store::StoreError;
+use crate::store::{Reader, StoreError};
 use crate::stream::ConnectError;
 use async_nats::jetstream;
 use serde::{Deserialize, Serialize};
@@ -123,9 +125,25 @@ fn frames(commits: &[Commit]) -> Result<Vec<Vec<u8>>, StoreError> {
     Ok(chunks.iter().enumerate().map(|(i, c)| frame(GROUP, i as u32 + 1, parts, c)).collect())
 }
 
-/// The claim a new leader appends before it writes anything.
-pub fn claim(node: &str) -> Vec<u8> {
-    frame(CLAIM, 1, 1, node.as_bytes())
+/// Copies a leader sends and has not had acknowledged, at most: enough
+/// to keep the server busy while the node commits on.
+pub const WINDOW: usize = 64;
+
+/// The claim a new leader appends, as one atomic batch, before it writes
+/// anything: [`WINDOW`] messages.
+///
+/// Why so many: a leader's copies in flight are each fenced on the
+/// stream's sequence it predicts for the one before. A leader paused with
+/// copies in flight (or about to be sent) resumes after the claim: its
+/// first is refused, but were the claim one message, the next one's
+/// prediction would be the claim's own sequence, and it would be stored
+/// after the claim, deposing the new leader and breaking the followers'
+/// order. The old leader's predictions reach at most `WINDOW - 1` past
+/// the claim's fence (its copies stored before the claim, plus a window
+/// of more), so a claim of `WINDOW` messages ends past all of them, and
+/// every copy the old leader sends after it is refused.
+pub fn claim(node: &str) -> Vec<Vec<u8>> {
+    vec![frame(CLAIM, 1, 1, node.as_bytes()); WINDOW]
 }
 
 fn u64_of(bytes: &[u8]) -> u64 {
@@ -139,6 +157,8 @@ fn damaged(why: String) -> StoreError {
 /// A follower's store: the stream's commits applied in order.
 pub struct Replica {
     local: Arc<SledBackend>,
+    /// What the follower's HTTP server reads; the same across a refill.
+    reads: ReplicaReads,
     /// The stream sequence of the last message applied (or skipped).
     applied: u64,
     /// The stream sequence of the last message received, perhaps a part
@@ -182,7 +202,14 @@ impl Replica {
                 )))
             }
         };
-        Ok(Replica { local: Arc::new(local), applied, seen: applied, parts: Vec::new(), next_part: 1 })
+        let local = Arc::new(local);
+        let reads = ReplicaReads::of(&local, applied);
+        Ok(Replica { local, reads, applied, seen: applied, parts: Vec::new(), next_part: 1 })
+    }
+
+    /// Reads of this follower's store, for its HTTP server.
+    pub fn reads(&self) -> ReplicaReads {
+        self.reads.clone()
     }
 
     /// The stream sequence of the last message applied: the next one to
@@ -264,8 +291,12 @@ impl Replica {
         let position = seq.to_be_bytes();
         let mut all = changes.to_vec();
         all.push(Change { table: REPLICA, key: APPLIED, value: Some(&position) });
+        // No read runs while a copy is applied: each sees the store at one.
+        let reading = self.reads.store.write().unwrap_or_else(|p| p.into_inner());
         self.local.commit(&all, events)?;
+        drop(reading);
         self.applied = seq;
+        self.reads.applied.send_replace(seq);
         Ok(())
     }
 
@@ -274,10 +305,80 @@ impl Replica {
     /// `writer`, which must have appended this node's claim. The returned
     /// backend's copies run on the current tokio runtime.
     pub fn lead(self, writer: PartitionWriter) -> Result<Arc<ReplicatedBackend>, StoreError> {
+        // The leader's store changes without the copies' lock: no more
+        // follower reads of it.
+        self.reads.close();
         self.local.put(REPLICA, LED, b"1")?;
         self.local.flush()?;
         let floor = self.local.get(META, ID_FLOOR)?.map(|b| u64_of(&b)).unwrap_or(1).max(1);
         Ok(ReplicatedBackend::start(self.local, writer, floor))
+    }
+}
+
+/// A follower's store as its HTTP server reads it: at one copy (none is
+/// applied while a read runs), and only while it is a follower's (not
+/// while it is refilled from a snapshot, nor once it leads).
+#[derive(Clone)]
+pub struct ReplicaReads {
+    store: Arc<std::sync::RwLock<Option<Arc<SledBackend>>>>,
+    applied: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl ReplicaReads {
+    fn of(local: &Arc<SledBackend>, applied: u64) -> ReplicaReads {
+        ReplicaReads {
+            store: Arc::new(std::sync::RwLock::new(Some(local.clone()))),
+            applied: Arc::new(tokio::sync::watch::channel(applied).0),
+        }
+    }
+
+    /// Runs `read` on the store as it stands at one copy; `None` while
+    /// there is no follower's store to read.
+    pub fn read<R>(&self, read: impl FnOnce(&Reader<'_>) -> R) -> Option<R> {
+        let store = self.store.read().unwrap_or_else(|p| p.into_inner());
+        store.as_deref().map(|backend| read(&Reader::new(backend)))
+    }
+
+    /// Waits until the store holds every copy up to stream sequence `seq`,
+    /// at most `within`; whether it does.
+    pub async fn holding(&self, seq: u64, within: std::time::Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        let reached = tokio::time::timeout(within, applied.wait_for(|applied| *applied >= seq)).await;
+        let held = matches!(reached, Ok(Ok(_)));
+        held
+    }
+
+    /// Ends reads until [`ReplicaReads::reopen`], once those under way are
+    /// done.
+    fn close(&self) {
+        self.store.write().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn reopen(&self, local: &Arc<SledBackend>, applied: u64) {
+        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(local.clone());
+        self.applied.send_replace(applied);
+    }
+}
+
+/// Where the stream of copies ends, asked by a follower before it answers
+/// a read itself: every commit acknowledged before the read came is in
+/// the stream by then, so a follower holding the stream up to there reads
+/// every write that was acknowledged, made through any node.
+#[derive(Clone)]
+pub struct StreamEnd {
+    js: jetstream::Context,
+    stream: String,
+}
+
+impl StreamEnd {
+    pub fn new(client: &async_nats::Client, names: &Names) -> StreamEnd {
+        StreamEnd { js: jetstream::new(client.clone()), stream: names.stream.clone() }
+    }
+
+    /// The sequence of the stream's last message (one request).
+    pub async fn last(&self) -> Result<u64, String> {
+        let stream = self.js.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
+        Ok(stream.cached_info().state.last_sequence)
     }
 }
 

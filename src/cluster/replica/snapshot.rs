@@ -100,7 +100,10 @@ impl Replica {
         input: &mut impl std::io::Read,
         seq: u64,
     ) -> Result<Replica, StoreError> {
-        // sled's lock on the directory goes with the last handle.
+        // sled's lock on the directory goes with the last handle: the
+        // follower's reads of it end first.
+        let reads = self.reads.clone();
+        reads.close();
         drop(self);
         empty(dir).map_err(io)?;
         let local = crate::store::sled_in(dir, cache_bytes)?;
@@ -114,6 +117,8 @@ impl Replica {
         }
         local.put(REPLICA, APPLIED, &seq.to_be_bytes())?;
         local.flush()?;
-        Ok(Replica { local: Arc::new(local), applied: seq, seen: seq, parts: Vec::new(), next_part: 1 })
+        let local = Arc::new(local);
+        reads.reopen(&local, seq);
+        Ok(Replica { local, reads, applied: seq, seen: seq, parts: Vec::new(), next_part: 1 })
     }
 }

@@ -21,10 +21,10 @@ mod snapshots;
 
 use super::Application;
 use crate::cluster::partition::{AppendError, PartitionWriter};
-use crate::cluster::replica::{self, claim, Names, Replica};
+use crate::cluster::replica::{self, claim, Names, Replica, StreamEnd};
 use crate::cluster::{LeaseError, Leases};
 use crate::config::Settings;
-use crate::http::forward::{follower_routes, FollowState, Following};
+use crate::http::forward::{follower_routes, FollowState, Following, LocalReads};
 use crate::node::StartError;
 use crate::store::{Store, StoreError};
 use crate::stream::ConnectError;
@@ -100,6 +100,9 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
         return Ok(());
     };
     let (names, lease) = (Names::of(&settings.stream), Duration::from_millis(settings.stream.lease_ms));
+    let end = StreamEnd::new(&client, &names);
+    let local = LocalReads::new(&settings, replica.reads(), end).map_err(StartError::from)?;
+    following.set_local(Some(local));
     let mut member = Member { settings, names, node, advertise, client, leases, lease, following };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         forwarding.stop(true).await;
@@ -223,6 +226,7 @@ impl Member {
             match self.claim(&replica).await {
                 Ok(Claimed::Yes(writer)) => {
                     // Until the leader's server takes the socket over.
+                    self.following.set_local(None);
                     self.following.set(FollowState {
                         leader: None,
                         caught_up: true,
@@ -273,7 +277,7 @@ impl Member {
         if writer.last() != replica.seen() {
             return Ok(Claimed::NotYet(writer.last()));
         }
-        match writer.append(vec![claim(&self.node)]).await {
+        match writer.append(claim(&self.node)).await {
             Ok(_) => Ok(Claimed::Yes(Box::new(writer))),
             Err(AppendError::Fenced { after, .. }) => Ok(Claimed::NotYet(after + 1)),
             Err(e) => Err(nats(e)),

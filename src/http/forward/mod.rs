@@ -14,11 +14,16 @@
 //! or may not have been done, so a client retries with the same
 //! `Idempotency-Key`.
 
+mod reads;
+
+pub use reads::{LocalReads, CATCH_UP};
+
 use super::ApiError;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{get, HttpRequest, HttpResponse};
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,9 +34,13 @@ const FORWARDED: &str = "fulfil-forwarded";
 const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What a follower knows of the cluster, kept current by its follow loop.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Following {
     state: RwLock<FollowState>,
+    /// Reads it answers itself, once it has reached the servers.
+    local: RwLock<Option<Arc<LocalReads>>>,
+    /// Reads answered from its own store.
+    local_reads: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
@@ -53,6 +62,15 @@ impl Following {
     pub fn get(&self) -> FollowState {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Answers the reads `local` can from now on (`None`: forwards them).
+    pub fn set_local(&self, local: Option<LocalReads>) {
+        *self.local.write().unwrap_or_else(|p| p.into_inner()) = local.map(Arc::new);
+    }
+
+    fn local(&self) -> Option<Arc<LocalReads>> {
+        self.local.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The follower's routes: its own health, and everything else forwarded.
@@ -71,6 +89,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(live)
             .service(ready)
             .service(metrics)
+            .service(status)
             .default_service(web::to(forward));
     }
 }
@@ -122,14 +141,37 @@ async fn metrics(following: Data<Following>) -> HttpResponse {
          fulfil_failover_applied {}\n\
          # HELP fulfil_failover_caught_up Whether this follower holds what the stream held a moment ago.\n\
          # TYPE fulfil_failover_caught_up gauge\n\
-         fulfil_failover_caught_up {}\n",
+         fulfil_failover_caught_up {}\n\
+         # HELP fulfil_failover_local_reads_total Reads this follower answered from its own store.\n\
+         # TYPE fulfil_failover_local_reads_total counter\n\
+         fulfil_failover_local_reads_total {}\n",
         state.applied,
-        u8::from(state.caught_up)
+        u8::from(state.caught_up),
+        following.local_reads.load(Ordering::Relaxed),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }
 
 type Client = Result<reqwest::Client, String>;
+
+/// An order's status, from this follower's store when it can tell it
+/// ([`LocalReads`]), else from the leader.
+#[get("/status/{order_id}")]
+async fn status(
+    req: HttpRequest,
+    body: Bytes,
+    order_id: web::Path<String>,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(local) = following.local() {
+        if let Some(report) = local.status(&req, &order_id).await? {
+            following.local_reads.fetch_add(1, Ordering::Relaxed);
+            return Ok(HttpResponse::Ok().json(report));
+        }
+    }
+    forward(req, body, following, client).await
+}
 
 async fn forward(
     req: HttpRequest,

@@ -1,0 +1,117 @@
+//! Reads a failover follower answers from its own store instead of
+//! forwarding them: `GET /status/{order_id}`, the read clients poll. Every
+//! follower holds the whole store (the stream's copies), so reads spread
+//! over all nodes, and go on while no node leads.
+//!
+//! # Why a read here sees every acknowledged write
+//!
+//! A write is acknowledged only once its copy is in the stream. Before it
+//! reads, the follower asks where the stream ends and waits until it has
+//! applied that far ([`ReplicaReads::holding`]): so an order placed a
+//! moment ago, through any node, is there. A follower that cannot tell,
+//! or is not there within [`CATCH_UP`], forwards the read to the leader,
+//! as it does every other request.
+//!
+//! # Same answer as the leader's
+//!
+//! The same keys authenticate (`auth`), the same per-client rate limit
+//! counts (on this node), the same rule says who may see the order
+//! ([`Principal::may_see_view`]), and the same view comes out: the
+//! projection's committed view with the order's later events folded on
+//! ([`report_in`]).
+
+use super::super::{client_by, ApiError};
+use crate::actors::projection::{report_in, StatusReport};
+use crate::auth::Authenticator;
+use crate::cluster::{ReplicaReads, StreamEnd};
+use crate::config::Settings;
+use crate::domain::access::Principal;
+use crate::domain::{OrderId, Workflows};
+use crate::error::{NodeError, Refused};
+use crate::resilience::ClientLimiter;
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest a read waits for this follower to apply what the stream
+/// held when it came, before the leader is asked instead.
+pub const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// What a follower needs to answer reads as the leader would.
+pub struct LocalReads {
+    reads: ReplicaReads,
+    end: StreamEnd,
+    authenticator: Authenticator,
+    limiter: Option<ClientLimiter>,
+    workflows: Arc<Workflows>,
+    trusted_proxies: Vec<IpAddr>,
+}
+
+impl LocalReads {
+    pub fn new(
+        settings: &Settings,
+        reads: ReplicaReads,
+        end: StreamEnd,
+    ) -> Result<LocalReads, crate::auth::AuthError> {
+        Ok(LocalReads {
+            reads,
+            end,
+            authenticator: Authenticator::from_settings(&settings.auth, &settings.admin)?,
+            limiter: ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client),
+            workflows: Arc::new(Workflows::new(
+                settings.workflows.clone(),
+                settings.workflow.default.clone(),
+            )),
+            trusted_proxies: settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
+        })
+    }
+
+    /// The order's report, if this follower can give it (`None`: the
+    /// leader is asked). Credentials and the rate limit are checked first,
+    /// as the leader's edge checks them.
+    pub async fn status(&self, req: &HttpRequest, order_id: &str) -> Result<Option<StatusReport>, ApiError> {
+        let principal = self.admit(req)?;
+        let id = OrderId::parse(order_id).map_err(|_| NodeError::not_found("order", order_id))?;
+        let end = match self.end.last().await {
+            Ok(end) => end,
+            Err(e) => {
+                tracing::debug!(error = %e, "failover: cannot tell where the stream ends; the leader answers");
+                return Ok(None);
+            }
+        };
+        if !self.reads.holding(end, CATCH_UP).await {
+            return Ok(None);
+        }
+        let (reads, workflows) = (self.reads.clone(), self.workflows.clone());
+        let read = actix_web::web::block(move || reads.read(|store| report_in(store, &workflows, &id)));
+        let report = match read.await {
+            Err(_) | Ok(None) | Ok(Some(Ok(None))) => return Ok(None),
+            Ok(Some(Ok(Some(report)))) => report,
+            Ok(Some(Err(e @ NodeError::Refused(Refused::NotFound { .. })))) => return Err(e.into()),
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "failover: this follower's store cannot be read; the leader answers");
+                return Ok(None);
+            }
+        };
+        match principal.may_see_view(&report.view, &self.workflows) {
+            true => Ok(Some(report)),
+            false => Err(NodeError::not_found("order", order_id).into()),
+        }
+    }
+
+    /// The request's principal, within its rate.
+    fn admit(&self, req: &HttpRequest) -> Result<Principal, ApiError> {
+        let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("?"));
+        let principal = self
+            .authenticator
+            .authenticate(authorization)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if let Some(limiter) = &self.limiter {
+            let client = client_by(req, &principal, |ip| self.trusted_proxies.contains(&ip));
+            limiter.check(&client).map_err(ApiError::RateLimited)?;
+        }
+        Ok(principal)
+    }
+}

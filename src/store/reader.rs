@@ -1,0 +1,70 @@
+//! Typed reads straight from a [`Backend`] that something else writes: a
+//! failover follower's store, which the stream's copies change while its
+//! HTTP server reads it.
+//!
+//! [`super::Store`] keeps things in memory for its own writes (the log's
+//! head, the tail of the log, whether any dead letter exists) and would
+//! not see another writer's commits; a [`Reader`] keeps nothing and sees
+//! each commit as soon as it returned. It cannot write.
+
+use super::backend::Backend;
+use super::{decode, DeadLetter, StoreError, Table};
+use crate::domain::{Event, Seq};
+
+/// Reads of one backend; see the module docs.
+pub struct Reader<'a> {
+    backend: &'a dyn Backend,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(backend: &'a dyn Backend) -> Reader<'a> {
+        Reader { backend }
+    }
+
+    /// One value.
+    pub fn get<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<V>, StoreError> {
+        self.backend.get(table.name(), key.as_ref())?.map(|bytes| Ok(decode(&bytes)?)).transpose()
+    }
+
+    /// Every value whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<V>, StoreError> {
+        let prefix = prefix.as_ref();
+        let mut values = Vec::new();
+        for entry in self.backend.scan(table.name(), prefix)? {
+            let (key, value) = entry?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            values.push(decode(&value)?);
+        }
+        Ok(values)
+    }
+
+    /// The committed offset of `consumer`: the last event it processed.
+    pub fn offset(&self, consumer: &str) -> Result<Seq, StoreError> {
+        Ok(self.get(super::OFFSETS, consumer)?.unwrap_or(0))
+    }
+
+    /// Up to `limit` events after `after`, oldest first.
+    pub fn read_log(&self, after: Seq, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let encoded = self.backend.read_log(after + 1, limit)?;
+        encoded.iter().map(|bytes| Ok(decode::<Event>(bytes)?)).collect()
+    }
+
+    /// The dead letters about one order.
+    pub fn dead_letters_of(&self, order: &crate::domain::OrderId) -> Result<Vec<DeadLetter>, StoreError> {
+        super::dead_letter::of_order(
+            order,
+            |table, prefix| self.scan_prefix(table, prefix),
+            |t, k| self.get(t, k),
+        )
+    }
+}
