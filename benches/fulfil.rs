@@ -585,14 +585,16 @@ async fn failover_phase(r: &mut Report, url: &str) {
         // What each order costs the server: the store's copies (group
         // commits, so fewer than one per order) and the event stream.
         let orders = rate * secs as f64;
+        // Counted by sequence: a snapshot trims the store's copies.
         let store = js.get_stream(format!("F{n}_STORE")).await.unwrap().info().await.unwrap().state.clone();
-        let events = js.get_stream(format!("F{n}")).await.unwrap().info().await.unwrap().state.messages;
-        let published = (store.messages + events) as f64 / orders;
+        let events = js.get_stream(format!("F{n}")).await.unwrap().info().await.unwrap().state.last_sequence;
+        let published = (store.last_sequence + events) as f64 / orders;
+        let copy_bytes = store.bytes as f64 / store.messages.max(1) as f64 * store.last_sequence as f64;
         r.add(&format!("{key}_messages_per_order"), "  messages published per order", published, "", None);
         r.add(
             &format!("{key}_copy_bytes_per_order"),
             "  bytes of store copies per order",
-            store.bytes as f64 / orders,
+            copy_bytes / orders,
             "B",
             None,
         );
@@ -603,7 +605,83 @@ async fn failover_phase(r: &mut Report, url: &str) {
             "",
             Some(("raw publish", published * rate / ceiling)),
         );
+        if n > 1 {
+            status_reads_phase(r, &nodes, secs).await;
+        }
     }
+}
+
+/// `GET /status/{id}` through the leader alone, then spread over every
+/// node (followers answer from their own store): reads/s and p99.
+async fn status_reads_phase(r: &mut Report, nodes: &[Served], secs: u64) {
+    let http = reqwest::Client::new();
+    let mut leader = &nodes[0];
+    for node in nodes {
+        let live: Value =
+            http.get(format!("{}/health/live", node.url)).send().await.unwrap().json().await.unwrap();
+        if live["role"] != "follower" {
+            leader = node;
+        }
+    }
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let placed = http.post(format!("{}/orders", leader.url)).json(&card_order(i)).send().await.unwrap();
+        ids.push(placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let (base, base_p99) = reads_on(&[&leader.url], &ids, secs).await;
+    r.add("failover_3_reads_leader_per_s", "HTTP GET /status/{id}, the leader alone", base, "/s", None);
+    r.add("failover_3_reads_leader_p99_ms", "  p99", base_p99, "ms", None);
+    let follower = nodes.iter().find(|n| n.url != leader.url).unwrap();
+    let (one, one_p99) = reads_on(&[&follower.url], &ids, secs).await;
+    let vs = Some(("the leader alone", one / base));
+    r.add("failover_3_reads_follower_per_s", "HTTP GET /status/{id}, one follower alone", one, "/s", vs);
+    r.add(
+        "failover_3_reads_follower_p99_ms",
+        "  p99",
+        one_p99,
+        "ms",
+        Some(("the leader alone", one_p99 / base_p99)),
+    );
+    let all: Vec<&str> = nodes.iter().map(|n| n.url.as_str()).collect();
+    let (rate, p99) = reads_on(&all, &ids, secs).await;
+    r.add(
+        "failover_3_reads_all_per_s",
+        "HTTP GET /status/{id}, over all 3 nodes",
+        rate,
+        "/s",
+        Some(("the leader alone", rate / base)),
+    );
+    r.add("failover_3_reads_all_p99_ms", "  p99", p99, "ms", Some(("the leader alone", p99 / base_p99)));
+}
+
+/// 64 clients reading statuses of `ids` as fast as answers come for
+/// `secs`, spread over `urls`: (reads/s, p99 in ms).
+async fn reads_on(urls: &[&str], ids: &[String], secs: u64) -> (f64, f64) {
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..64)
+        .map(|c| {
+            let (url, ids) = (urls[c % urls.len()].to_owned(), ids.to_vec());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    let id = &ids[(c + latencies.len()) % ids.len()];
+                    let r = http.get(format!("{url}/status/{id}")).send().await.unwrap();
+                    assert!(r.status().is_success(), "GET /status/{id}: {}", r.status());
+                    r.bytes().await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    (all.len() as f64 / started.elapsed().as_secs_f64(), pct(&mut all, 0.99))
 }
 
 /// Time from an order's acknowledgement until the status view shows it.

@@ -404,11 +404,12 @@ async fn on_a_three_server_jetstream_cluster_killing_the_server_leading_the_copi
 async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot() {
     let nats = Nats::start(&tool("nats-server"));
     let snapshots = [("FULFIL_STREAM__SNAPSHOT_EVERY", "100")];
-    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dirs: Vec<TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes: Vec<Option<Proc>> =
-        (0..2).map(|i| Some(start_with(&nats, dirs[i].path(), &format!("n{i}"), &snapshots))).collect();
+        (0..3).map(|i| Some(start_with(&nats, dirs[i].path(), &format!("n{i}"), &snapshots))).collect();
     let first = leader(&mut nodes).await;
-    let follower = nodes[1 - first].as_ref().unwrap().address.clone();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != first).collect();
+    let follower = nodes[followers[0]].as_ref().unwrap().address.clone();
     add_products(&follower, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&follower, CLIENTS, 0);
     let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
@@ -426,21 +427,27 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     let snapshot = js.get_object_store("FULFIL_SNAPSHOTS").await.unwrap().info("store").await.unwrap();
     assert!(snapshot.metadata["seq"].parse::<u64>().unwrap() > 200, "{snapshot:?}");
 
-    nodes.push(Some(start_with(&nats, dirs[2].path(), "n2", &snapshots)));
-    caught_up(&nodes[2].as_ref().unwrap().address).await;
+    nodes.push(Some(start_with(&nats, dirs[3].path(), "n3", &snapshots)));
+    caught_up(&nodes[3].as_ref().unwrap().address).await;
     // The others stop; the newcomer takes over with what the snapshot and
     // the copies after it hold.
-    for i in [1 - first, first] {
+    let mut written = Vec::new();
+    for i in followers.iter().copied().chain([first]) {
         let node = nodes[i].take().unwrap();
         node.signal("TERM");
         let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
         assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
+        written.extend(log.lines().filter(|l| l.contains("wrote a snapshot")).map(snapshot_round));
     }
-    assert_eq!(leader(&mut nodes).await, 2);
-    let address = nodes[2].as_ref().unwrap().address.clone();
+    // One snapshot a round, by whichever follower got there first.
+    assert!(!written.is_empty());
+    let rounds: std::collections::BTreeSet<u64> = written.iter().copied().collect();
+    assert_eq!(rounds.len(), written.len(), "two followers wrote the same round's snapshot: {written:?}");
+    assert_eq!(leader(&mut nodes).await, 3);
+    let address = nodes[3].as_ref().unwrap().address.clone();
     settle(&address).await;
     check_acknowledged(&address, &acked).await;
-    let mut newcomer = nodes[2].take().unwrap();
+    let mut newcomer = nodes[3].take().unwrap();
     newcomer.signal("TERM");
     let log: Vec<String> = tokio::task::spawn_blocking(move || {
         let log = newcomer.log().collect();
@@ -450,7 +457,14 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     .await
     .unwrap();
     assert!(log.iter().any(|l| l.contains("filled it from the newest snapshot")), "{log:#?}");
-    check_store(dirs[2].path(), &INITIAL);
+    check_store(dirs[3].path(), &INITIAL);
+}
+
+/// The round of a snapshot a follower logged it wrote: its stream
+/// sequence over `stream.snapshot_every` (100 here).
+fn snapshot_round(line: &str) -> u64 {
+    let seq = line.split("seq=").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse::<u64>().ok());
+    seq.unwrap_or_else(|| panic!("no seq in {line:?}")) / 100
 }
 
 /// Writes a keys file giving each `(key, principal)`; the path to pass as

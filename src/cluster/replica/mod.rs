@@ -364,21 +364,44 @@ impl ReplicaReads {
 /// a read itself: every commit acknowledged before the read came is in
 /// the stream by then, so a follower holding the stream up to there reads
 /// every write that was acknowledged, made through any node.
+///
+/// Reads that come together share one request: an answer asked for after
+/// a read came is as good for it as its own, so each read waits for the
+/// first request that starts after it did, and at most one runs at once.
 #[derive(Clone)]
 pub struct StreamEnd {
     js: jetstream::Context,
     stream: String,
+    /// The newest answer, and when the request for it was sent.
+    newest: Arc<std::sync::Mutex<Option<(tokio::time::Instant, u64)>>>,
+    asking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl StreamEnd {
     pub fn new(client: &async_nats::Client, names: &Names) -> StreamEnd {
-        StreamEnd { js: jetstream::new(client.clone()), stream: names.stream.clone() }
+        StreamEnd {
+            js: jetstream::new(client.clone()),
+            stream: names.stream.clone(),
+            newest: Arc::default(),
+            asking: Arc::default(),
+        }
     }
 
-    /// The sequence of the stream's last message (one request).
+    /// A sequence at or past the stream's last message as it was when
+    /// this was called.
     pub async fn last(&self) -> Result<u64, String> {
+        let called = tokio::time::Instant::now();
+        let asked_since =
+            || self.newest.lock().unwrap_or_else(|p| p.into_inner()).filter(|(at, _)| *at >= called);
+        let _asking = self.asking.lock().await;
+        if let Some((_, end)) = asked_since() {
+            return Ok(end);
+        }
+        let at = tokio::time::Instant::now();
         let stream = self.js.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
-        Ok(stream.cached_info().state.last_sequence)
+        let end = stream.cached_info().state.last_sequence;
+        *self.newest.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, end));
+        Ok(end)
     }
 }
 

@@ -195,8 +195,10 @@ impl Member {
                         let between = replica.seen() == replica.applied() && self.leases.held().next().is_none();
                         if every > 0 && replica.applied() >= snapshot_at + every && between {
                             snapshot_at = replica.applied();
-                            if let Err(e) = self.snapshot(&replica).await {
-                                tracing::warn!(error = %e, "failover: the snapshot failed; trying again later");
+                            if self.writes_snapshot(snapshot_at / every).await {
+                                if let Err(e) = self.snapshot(&replica).await {
+                                    tracing::warn!(error = %e, "failover: the snapshot failed; trying again later");
+                                }
                             }
                         }
                     }

@@ -77,6 +77,30 @@ impl Member {
         Ok(())
     }
 
+    /// Whether this follower writes the snapshot due at `round` (the
+    /// copies applied over `stream.snapshot_every`): the first follower to
+    /// make the round's key in the lease's bucket does, and the others,
+    /// passing the same round a moment later, leave it to that one. The
+    /// key goes with the bucket's time to live; a follower further behind
+    /// finds the round's snapshot written. If the servers cannot answer,
+    /// this one writes: two snapshots cost only the work.
+    pub(super) async fn writes_snapshot(&self, round: u64) -> bool {
+        if self
+            .newest_snapshot()
+            .await
+            .is_ok_and(|newest| newest >= round * self.settings.stream.snapshot_every)
+        {
+            return false;
+        }
+        let js = async_nats::jetstream::new(self.client.clone());
+        let Ok(bucket) = js.get_key_value(&self.names.bucket).await else { return true };
+        match bucket.create(format!("snapshot.{round}"), self.node.clone().into()).await {
+            Ok(_) => true,
+            Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => false,
+            Err(_) => true,
+        }
+    }
+
     /// Where the newest snapshot stands, and whether this replica must
     /// start from it: the stream no longer holds its next copy.
     async fn behind(&self, replica: &Replica) -> Result<(u64, bool), FailoverError> {
