@@ -3,16 +3,11 @@
 //! half-way.
 
 use crate::helpers::{add_products, check_acknowledged, check_store, client, settle, Load, Proc};
-use crate::lifecycle::{add_drivers, finish_rides};
-use std::time::{Duration, Instant};
+use crate::lifecycle::{add_drivers, finish_rides, until_nothing_is_unpaid, EXPIRY};
+use std::time::Duration;
 
 const CLIENTS: usize = 8;
 const INITIAL: [(&str, u64); 2] = [("MUG", 1_000_000), ("RARE", 40)];
-
-/// Unpaid bank transfers expire this soon in the crash test, so that
-/// timers are written, fire and fall due while the node is down.
-const EXPIRY: [(&str, &str); 2] =
-    [("FULFIL_WORKFLOWS__SHOP__EXPIRE__PAYMENT_PENDING", "300ms"), ("FULFIL_TIMERS__TICK_MS", "50")];
 
 /// Besides orders: drivers taken for rides and given back, and unpaid
 /// orders expiring on durable timers, through every kill. After the last
@@ -55,20 +50,6 @@ async fn kill_9_under_load_five_times_loses_and_repeats_nothing() {
     assert!(orders >= acked.len());
     assert!(seen.rides_ended > 0 && seen.expired > 0, "the load exercised rides and expiries: {seen:?}");
     println!("{} acknowledged orders across 5 kills, {orders} orders in the store, {seen:?}", acked.len());
-}
-
-/// Waits until the shop has no unpaid order left: each expired on its timer.
-async fn until_nothing_is_unpaid(address: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let url = format!("{address}/status?workflow=shop&status=payment_pending&limit=1");
-        let page: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
-        if page["orders"].as_array().is_some_and(Vec::is_empty) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "unpaid orders did not expire: {page}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

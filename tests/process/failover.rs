@@ -1,12 +1,16 @@
 //! Three `fulfil serve` nodes in failover mode on one JetStream server on
-//! loopback: the leader killed with `kill -9` under load, and a rolling
-//! restart of all three under load. Every node takes every request (the
-//! followers forward to the leader); nothing acknowledged is lost, nothing
-//! happens twice, and stock is conserved.
+//! loopback: the leader killed with `kill -9` under load (drivers taken
+//! for rides and given back, unpaid orders expiring on timers, across the
+//! takeover), a rolling restart of all three under load, a paused leader,
+//! a NATS restart, a JetStream cluster losing a server, snapshots, and
+//! followers answering status reads themselves. Every node takes every
+//! request; nothing acknowledged is lost, nothing happens twice, and
+//! stock and drivers are conserved.
 
 use crate::helpers::{
     add_products, check_acknowledged, check_store, client, settle, stream_leader, Acked, Load, Proc,
 };
+use crate::lifecycle::{add_drivers, finish_rides, until_nothing_is_unpaid, EXPIRY};
 use crate::nats::Nats;
 use crate::tools::tool;
 use serde_json::Value;
@@ -37,8 +41,17 @@ fn start_with(nats: &Nats, data: &Path, name: &str, more: &[(&str, &str)]) -> Pr
 
 /// `n` nodes on `nats`, each on a data directory of its own.
 fn nodes(nats: &Nats, n: usize) -> (Vec<TempDir>, Vec<Option<Proc>>) {
+    nodes_with(nats, n, &[])
+}
+
+/// [`nodes`] with `more` settings.
+fn nodes_with(nats: &Nats, n: usize, more: &[(&str, &str)]) -> (Vec<TempDir>, Vec<Option<Proc>>) {
     let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = dirs.iter().enumerate().map(|(i, d)| Some(start(nats, d.path(), &format!("n{i}")))).collect();
+    let nodes = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Some(start_with(nats, d.path(), &format!("n{i}"), more)))
+        .collect();
     (dirs, nodes)
 }
 
@@ -140,16 +153,19 @@ async fn all_finished(loads: impl IntoIterator<Item = Load>) -> Vec<Acked> {
 #[tokio::test]
 async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_within_the_lease() {
     let nats = Nats::start(&tool("nats-server"));
-    let (dirs, mut nodes) = nodes(&nats, 3);
+    // Unpaid orders expire on timers, and drivers are taken for rides and
+    // given back, across the takeover.
+    let (dirs, mut nodes) = nodes_with(&nats, 3, &EXPIRY);
     let first = leader(&mut nodes).await;
     let follower = (first + 1) % 3;
     // Through a follower: forwarded to the leader.
     add_products(&nodes[follower].as_ref().unwrap().address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    add_drivers(&nodes[follower].as_ref().unwrap().address).await;
 
     let loads: Vec<Load> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| Load::drive(&n.as_ref().unwrap().address, CLIENTS, i))
+        .map(|(i, n)| Load::drive_mixed(&n.as_ref().unwrap().address, CLIENTS, 1, i))
         .collect();
     tokio::time::sleep(Duration::from_millis(fastrand::u64(400..900))).await;
     let killed = nodes[first].take().unwrap();
@@ -167,6 +183,9 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
 
     let address = nodes[second].as_ref().unwrap().address.clone();
     settle(&address).await;
+    finish_rides(&address, &acked).await;
+    until_nothing_is_unpaid(&address).await;
+    settle(&address).await;
     let metrics = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("fulfil_failover_leading 1"), "{metrics}");
     // Read through the other survivor: forwarded.
@@ -175,7 +194,7 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
 
     // The killed node comes back: its store led and may hold what the
     // stream never got, so it is emptied and filled again from the stream.
-    let back = start(&nats, dirs[first].path(), &format!("n{first}"));
+    let back = start_with(&nats, dirs[first].path(), &format!("n{first}"), &EXPIRY);
     let state = caught_up(&back.address).await;
     assert_eq!(state["leader"].as_str(), Some(address.as_str()), "{state}");
     check_acknowledged(&back.address, &acked).await;
@@ -188,9 +207,10 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
 
     // Followers first; the leader last, handing its store back.
     stop_all(&mut nodes, second).await;
-    let (orders, _) = check_store(dirs[second].path(), &INITIAL);
+    let (orders, seen) = check_store(dirs[second].path(), &INITIAL);
     assert!(orders >= acked.len());
-    println!("{} acknowledged orders, {orders} in the store", acked.len());
+    assert!(seen.rides_ended > 0 && seen.expired > 0, "the load exercised rides and expiries: {seen:?}");
+    println!("{} acknowledged orders, {orders} in the store, {seen:?}", acked.len());
 }
 
 #[tokio::test]
