@@ -2,7 +2,7 @@
 //! load. Nothing acknowledged is lost, nothing happens twice, no saga stops
 //! half-way.
 
-use crate::helpers::{add_products, check_acknowledged, check_store, client, settle, Load, Proc};
+use crate::helpers::{add_products, check_acknowledged, check_store, settle, Load, Proc};
 use crate::lifecycle::{add_drivers, finish_rides, until_nothing_is_unpaid, EXPIRY};
 use std::time::Duration;
 
