@@ -138,10 +138,21 @@ impl StatusView {
     /// What the projection stores must always equal this (the crash tests
     /// check it).
     pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<StatusView> {
-        let mut events = events.into_iter().skip_while(|e| !matches!(e.kind, EventKind::OrderPlaced { .. }));
-        let mut view = StatusView::start(events.next()?)?;
-        events.for_each(|e| view.apply(e));
-        Some(view)
+        events.into_iter().fold(None, StatusView::fold)
+    }
+
+    /// One event folded into what is known of its order's view: the
+    /// placing event starts it, a later one moves it on, one before the
+    /// placing event changes nothing.
+    pub fn fold(view: Option<StatusView>, event: &Event) -> Option<StatusView> {
+        match (view, StatusView::start(event)) {
+            (_, Some(started)) => Some(started),
+            (Some(mut view), None) => {
+                view.apply(event);
+                Some(view)
+            }
+            (None, None) => None,
+        }
     }
 
     /// Folds one later event of the same order into the view.

@@ -56,7 +56,7 @@ struct Listing {
 /// workflow's orders at a status.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum StatusListing {
+pub(super) enum StatusListing {
     Customer {
         customer: String,
         orders: Vec<StatusReport>,

@@ -504,10 +504,11 @@ async fn local_reads(address: &str) -> u64 {
     line.and_then(|l| l.split(' ').nth(1)).and_then(|n| n.parse().ok()).expect("a follower's counter")
 }
 
-/// A follower answers `GET /status/{id}` from its own store, as the leader
-/// would: an order placed through another node a moment before is there
-/// at once (it waits until it holds what the stream held), the same keys
-/// and rules say who sees it, and reads go on while the leader is paused.
+/// A follower answers `GET /status/{id}` and a customer's list from its
+/// own store, as the leader would: an order placed through another node a
+/// moment before is there at once (it waits until it holds what the
+/// stream held), the same keys and rules say who sees it, and reads go on
+/// while the leader is paused.
 #[tokio::test]
 async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_and_the_same_rules() {
     let nats = Nats::start(&tool("nats-server"));
@@ -566,6 +567,16 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         task.await.unwrap();
     }
     assert_eq!(local_reads(&address(b)).await - before, 30, "each answered by the follower itself");
+    // A customer's orders, listed by the follower, as placed.
+    let list = |key: &str, customer: &str| {
+        client().get(format!("{}/status?customer={customer}", address(b))).bearer_auth(key).send()
+    };
+    let listed: Value = list("kim-key", "kim").await.unwrap().json().await.unwrap();
+    let listed: Vec<&str> =
+        listed["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids, "kim's orders, oldest first");
+    assert_eq!(local_reads(&address(b)).await - before, 31);
+    assert_eq!(list("lee-key", "kim").await.unwrap().status(), 403);
 
     // The same rules: someone else's order does not exist for lee; no
     // key, no answer; an unknown order is not found.

@@ -59,7 +59,9 @@ pub async fn driver_loop(
                 for step in steps {
                     let url = format!("{address}/{}", step.replace("{id}", &id));
                     let Ok(r) = http.post(url).send().await else { return };
-                    if r.status() == StatusCode::SERVICE_UNAVAILABLE && r.headers().contains_key("retry-after") {
+                    if r.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && r.headers().contains_key("retry-after")
+                    {
                         // No node leads just now (failover): the ride is
                         // left half-way, and `finish_rides` ends it.
                         break;

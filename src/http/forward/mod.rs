@@ -18,6 +18,7 @@ mod reads;
 
 pub use reads::{LocalReads, CATCH_UP};
 
+use super::status::StatusListing;
 use super::ApiError;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
@@ -90,6 +91,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(ready)
             .service(metrics)
             .service(status)
+            .service(statuses)
             .default_service(web::to(forward));
     }
 }
@@ -168,6 +170,30 @@ async fn status(
         if let Some(report) = local.status(&req, &order_id).await? {
             following.local_reads.fetch_add(1, Ordering::Relaxed);
             return Ok(HttpResponse::Ok().json(report));
+        }
+    }
+    forward(req, body, following, client).await
+}
+
+/// A customer's orders (`?customer=` alone), from this follower's store
+/// when it can tell them; any other listing from the leader.
+#[get("/status")]
+async fn statuses(
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    // A query this cannot read goes to the leader, which says what is wrong.
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok();
+    let query = query.map(web::Query::into_inner).unwrap_or_default();
+    if let (Some(local), [(key, customer)]) = (following.local(), query.as_slice()) {
+        if key == "customer" {
+            if let Some(orders) = local.statuses(&req, customer).await? {
+                following.local_reads.fetch_add(1, Ordering::Relaxed);
+                let customer = customer.clone();
+                return Ok(HttpResponse::Ok().json(StatusListing::Customer { customer, orders }));
+            }
         }
     }
     forward(req, body, following, client).await

@@ -1,5 +1,6 @@
 //! Reads a failover follower answers from its own store instead of
-//! forwarding them: `GET /status/{order_id}`, the read clients poll. Every
+//! forwarding them: `GET /status/{order_id}`, the read clients poll, and
+//! `GET /status?customer=`, a customer's orders. Every
 //! follower holds the whole store (the stream's copies), so reads spread
 //! over all nodes, and go on while no node leads.
 //!
@@ -21,14 +22,15 @@
 //! ([`report_in`]).
 
 use super::super::{client_by, ApiError};
-use crate::actors::projection::{report_in, StatusReport};
+use crate::actors::projection::{report_in, reports_of_in, StatusReport};
 use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
 use crate::domain::access::Principal;
-use crate::domain::{OrderId, Workflows};
+use crate::domain::{CustomerId, OrderId, Workflows};
 use crate::error::{NodeError, Refused};
 use crate::resilience::ClientLimiter;
+use crate::store::Reader;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use std::net::IpAddr;
@@ -74,6 +76,39 @@ impl LocalReads {
     pub async fn status(&self, req: &HttpRequest, order_id: &str) -> Result<Option<StatusReport>, ApiError> {
         let principal = self.admit(req)?;
         let id = OrderId::parse(order_id).map_err(|_| NodeError::not_found("order", order_id))?;
+        let Some(report) = self.fresh(move |store, workflows| report_in(store, workflows, &id)).await? else {
+            return Ok(None);
+        };
+        match principal.may_see_view(&report.view, &self.workflows) {
+            true => Ok(Some(report)),
+            false => Err(NodeError::not_found("order", order_id).into()),
+        }
+    }
+
+    /// A customer's reports, oldest first, as [`LocalReads::status`].
+    pub async fn statuses(
+        &self,
+        req: &HttpRequest,
+        customer: &str,
+    ) -> Result<Option<Vec<StatusReport>>, ApiError> {
+        let principal = self.admit(req)?;
+        let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
+        if !principal.may_list_customer(&customer) {
+            let why = format!("{principal} may not list the orders of customer {customer}");
+            return Err(NodeError::from(Refused::Forbidden(why)).into());
+        }
+        self.fresh(move |store, workflows| reports_of_in(store, workflows, &customer)).await
+    }
+
+    /// What `read` finds in this follower's store once it holds every
+    /// copy the stream held when this was called; `None` (the leader
+    /// answers) when it cannot say, or does not catch up within
+    /// [`CATCH_UP`]. Only "not found" is an answer among its errors: any
+    /// other is this follower's, and the leader answers instead.
+    async fn fresh<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Reader<'_>, &Workflows) -> Result<Option<R>, NodeError> + Send + 'static,
+    ) -> Result<Option<R>, ApiError> {
         let end = match self.end.last().await {
             Ok(end) => end,
             Err(e) => {
@@ -85,19 +120,15 @@ impl LocalReads {
             return Ok(None);
         }
         let (reads, workflows) = (self.reads.clone(), self.workflows.clone());
-        let read = actix_web::web::block(move || reads.read(|store| report_in(store, &workflows, &id)));
-        let report = match read.await {
-            Err(_) | Ok(None) | Ok(Some(Ok(None))) => return Ok(None),
-            Ok(Some(Ok(Some(report)))) => report,
-            Ok(Some(Err(e @ NodeError::Refused(Refused::NotFound { .. })))) => return Err(e.into()),
+        let read = actix_web::web::block(move || reads.read(|store| read(store, &workflows)));
+        match read.await {
+            Err(_) | Ok(None) => Ok(None),
+            Ok(Some(Ok(found))) => Ok(found),
+            Ok(Some(Err(e @ NodeError::Refused(Refused::NotFound { .. })))) => Err(e.into()),
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "failover: this follower's store cannot be read; the leader answers");
-                return Ok(None);
+                Ok(None)
             }
-        };
-        match principal.may_see_view(&report.view, &self.workflows) {
-            true => Ok(Some(report)),
-            false => Err(NodeError::not_found("order", order_id).into()),
         }
     }
 

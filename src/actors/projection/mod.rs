@@ -12,10 +12,14 @@ use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
 use crate::error::NodeError;
-use crate::store::{key_prefix, DeadLetter, Reader, Table, Tx, TxResult};
+use crate::store::{key_prefix, DeadLetter, Table, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
+
+mod from_store;
+
+pub use from_store::{report_in, reports_of_in, UNFOLDED_AT_MOST};
 
 // ---- messages ----
 
@@ -199,66 +203,6 @@ fn reported(
         Err(_) => view.status.as_str().to_owned(),
     };
     StatusReport { view, label, needs_attention, rejection }
-}
-
-/// The most events a report read from the store folds after the
-/// projection's committed offset: about `store.hold_back_ms` of them
-/// normally. A projection further behind (paused, or failing) gives
-/// `None`, and the node that runs it answers instead.
-pub const UNFOLDED_AT_MOST: usize = 20_000;
-
-/// An order's report read from a store the projection does not run on: a
-/// failover follower's copy of the leader's. What the store holds is the
-/// view as the leader's projection last committed it (it holds its views
-/// back for up to `store.hold_back_ms`); the order's events after the
-/// projection's offset are folded on top, exactly as [`on_event`] would,
-/// so an order acknowledged a moment ago is there. `None` when that is
-/// more than [`UNFOLDED_AT_MOST`] events, or when the projection set one
-/// of the order's events aside (its later ones wait behind it there).
-pub fn report_in(
-    store: &Reader<'_>,
-    workflows: &Workflows,
-    id: &OrderId,
-) -> Result<Option<StatusReport>, NodeError> {
-    report_folding(store, workflows, id, UNFOLDED_AT_MOST)
-}
-
-fn report_folding(
-    store: &Reader<'_>,
-    workflows: &Workflows,
-    id: &OrderId,
-    at_most: usize,
-) -> Result<Option<StatusReport>, NodeError> {
-    let mut view: Option<StatusView> = store.get(VIEWS, id.as_str())?;
-    let mut rejection = store.get(REJECTIONS, id.as_str())?;
-    let needs_attention = store.dead_letters_of(id)?;
-    if needs_attention.iter().any(|letter| letter.service == NAME) {
-        return Ok(None);
-    }
-    let mut after = store.offset(NAME)?;
-    let mut folded = 0;
-    loop {
-        let events = store.read_log(after, 1024)?;
-        let Some(last) = events.last() else { break };
-        after = last.seq;
-        folded += events.len();
-        if folded > at_most {
-            return Ok(None);
-        }
-        for event in events.iter().filter(|e| e.order_id == *id) {
-            if let Some(reason) = event.kind.rejection() {
-                rejection = Some(reason.to_owned());
-            }
-            match (&mut view, StatusView::start(event)) {
-                (_, Some(started)) => view = Some(started),
-                (Some(view), None) => view.apply(event),
-                (None, None) => {}
-            }
-        }
-    }
-    let view = view.ok_or_else(|| NodeError::not_found("order", id))?;
-    let rejection = rejection.filter(|_| view.status.is_terminal());
-    Ok(Some(reported(view, workflows, needs_attention, rejection)))
 }
 
 /// `workflow \0 status \0`: a workflow's orders at one status.
@@ -476,45 +420,5 @@ mod tests {
             limit: 10,
         });
         assert_eq!(reserved.await.unwrap().unwrap().orders.len(), 3);
-    }
-
-    /// A report read from the store alone (a failover follower's) is the
-    /// projection's own, whether the views are held back or committed,
-    /// and with events the projection has not committed folded on top.
-    #[actix::test]
-    async fn a_report_read_from_the_store_alone_is_the_projections() {
-        let t = temp_store();
-        let workflows =
-            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
-        let an_hour = std::time::Duration::from_secs(3600);
-        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
-        let report = |id: u64| report_in(&t.store.reader(), &workflows, &order(id)).unwrap();
-        let asked = |id: u64| p.send(GetStatus(order(id)));
-
-        // Given orders whose views are held back, not in the store.
-        t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), paid(100)]);
-        t.append(&order(2), vec![placed("lee", &[("A", 1, 100)], PaymentMethod::Card)]);
-        t.caught_up(NAME).await;
-        assert_eq!(t.store.get(VIEWS, "ord-1").unwrap(), None);
-        assert_eq!(report(1), Some(asked(1).await.unwrap().unwrap()), "folded from the log");
-
-        // When the views are committed, and more happens after.
-        p.send(CommitHeldBack).await.unwrap().unwrap();
-        t.append(&order(1), vec![EventKind::OrderReserved { units: vec![] }]);
-        let reason = "out of stock".to_owned();
-        t.append(&order(2), vec![EventKind::OrderRejected { by: "shop".into(), reason }]);
-        t.caught_up(NAME).await;
-
-        // Then the store's view with what followed folded on, as asked.
-        for id in [1, 2] {
-            assert_eq!(report(id), Some(asked(id).await.unwrap().unwrap()));
-        }
-        assert_eq!(report(1).unwrap().view.status, OrderStatus::Reserved);
-        assert_eq!(report(2).unwrap().rejection.as_deref(), Some("out of stock"));
-        let missing = report_in(&t.store.reader(), &workflows, &order(9));
-        assert!(matches!(missing, Err(NodeError::Refused(Refused::NotFound { .. }))), "{missing:?}");
-        // A projection further behind than the fold allows: not answered here.
-        let behind = report_folding(&t.store.reader(), &workflows, &order(1), 1).unwrap();
-        assert_eq!(behind, None);
     }
 }
