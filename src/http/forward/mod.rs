@@ -1,9 +1,12 @@
-//! A failover follower's gateway: every request goes to the node that
-//! leads, so that any node can be sent any request (a Kubernetes Service
-//! in front of all of them, a client that knows one address).
+//! A failover follower's gateway: requests go to the node that leads, so
+//! that any node can be sent any request (a Kubernetes Service in front of
+//! all of them, a client that knows one address). Status reads are the
+//! exception: the follower answers them from its own store, with the
+//! leader's checks ([`reads`]).
 //!
-//! The follower does not authenticate or check anything itself: the
-//! leader does, exactly as for a request sent to it directly. It adds the
+//! For what it forwards, the follower does not authenticate or check
+//! anything itself: the leader does, exactly as for a request sent to it
+//! directly. It adds the
 //! client's address to `X-Forwarded-For` (believed only from the leader's
 //! `http.trusted_proxies`), and streams the answer back as it comes, so
 //! that live event streams pass through too.
@@ -74,7 +77,8 @@ impl Following {
     }
 }
 
-/// The follower's routes: its own health, and everything else forwarded.
+/// The follower's routes: its own health, status reads from its store
+/// when it can, and everything else forwarded.
 pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig) + Clone {
     // Only a TLS backend that cannot start fails here; forwarding then
     // answers 503 and says why.
