@@ -183,4 +183,5 @@ async fn the_several_nodes_commands_work_as_written() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     assert_has(&stdout, &["\"role\":\"follower\"", "\"leader\":\"http://127.0.0.1:", "\"sku\":\"MUG\""]);
+    assert_has(&stdout, &["\"order_id\":\"ord-", "\"status\":\"payment_pending\""]);
 }
