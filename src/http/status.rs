@@ -2,7 +2,7 @@
 
 use super::who::Who;
 use super::ApiError;
-use crate::actors::projection::StatusReport;
+use crate::actors::projection::{Page, StatusReport};
 use crate::domain::event::Seq;
 use crate::node::Node;
 use actix_web::web::{Data, Path, Query};
@@ -37,7 +37,7 @@ pub(super) struct ByCustomer {
 /// `after` and `limit`).
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct Listing {
+pub(super) struct Listing {
     /// A customer's orders, oldest first (give nothing else).
     customer: Option<String>,
     /// A workflow's orders at `status` (a party's work list).
@@ -73,28 +73,46 @@ pub(super) enum StatusListing {
 /// Page size when none is asked for.
 const DEFAULT_LIMIT: usize = 50;
 
+/// Which list a [`Listing`] asks for.
+pub(super) enum Listed {
+    Customer(String),
+    Page { workflow: String, status: String, leg: Option<String>, after: Option<Seq>, limit: usize },
+}
+
+impl Listing {
+    pub(super) fn listed(self) -> Result<Listed, ApiError> {
+        match (self.customer, self.workflow, self.status) {
+            (Some(customer), None, None) => Ok(Listed::Customer(customer)),
+            (None, Some(workflow), Some(status)) => {
+                let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+                Ok(Listed::Page { workflow, status, leg: self.leg, after: self.after, limit })
+            }
+            _ => Err(ApiError::BadQuery("give customer=C, or workflow=W and status=S".into())),
+        }
+    }
+}
+
+impl StatusListing {
+    pub(super) fn page(workflow: String, status: String, page: Page) -> StatusListing {
+        StatusListing::Page { workflow, status, orders: page.orders, next: page.next }
+    }
+}
+
 /// A customer's orders (`customer=`), or a page of a workflow's orders
 /// at a status (`workflow=`, `status=`, paged by `after=` and `limit=`).
 #[utoipa::path(tag = "status", params(Listing), responses((status = 200, description = "The orders", body = StatusListing)))]
 #[get("/status")]
 async fn list_statuses(node: Data<Node>, who: Who, query: Query<Listing>) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
     let node = who.on(&node);
-    match (q.customer, q.workflow, q.status) {
-        (Some(customer), None, None) => {
+    let listing = match query.into_inner().listed()? {
+        Listed::Customer(customer) => {
             let orders = node.statuses(&customer).await?;
-            Ok(HttpResponse::Ok().json(StatusListing::Customer { customer, orders }))
+            StatusListing::Customer { customer, orders }
         }
-        (None, Some(workflow), Some(status)) => {
-            let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-            let page = node.list(&workflow, &status, q.leg.as_deref(), q.after, limit).await?;
-            Ok(HttpResponse::Ok().json(StatusListing::Page {
-                workflow,
-                status,
-                orders: page.orders,
-                next: page.next,
-            }))
+        Listed::Page { workflow, status, leg, after, limit } => {
+            let page = node.list(&workflow, &status, leg.as_deref(), after, limit).await?;
+            StatusListing::page(workflow, status, page)
         }
-        _ => Err(ApiError::BadQuery("give customer=C, or workflow=W and status=S".into())),
-    }
+    };
+    Ok(HttpResponse::Ok().json(listing))
 }

@@ -9,12 +9,12 @@ use crate::actors::notification::{
 };
 use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
-use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport, MAX_PAGE};
+use crate::actors::projection::{GetStatus, ListByStatus, ListStatus, Page, StatusReport};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::order::Command;
 use crate::domain::stay::Stay;
 use crate::domain::subscription::{NewSubscription, Outgoing};
-use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, OrderStatus, Sku};
+use crate::domain::{text, CustomerId, NewProduct, Notification, OrderRequest, Sku};
 use crate::error::{NodeError, Refused};
 use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
@@ -253,18 +253,7 @@ impl Node {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page, NodeError> {
-        let status = OrderStatus::parse(status).ok_or_else(|| {
-            let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-            NodeError::Refused(Refused::Invalid(format!(
-                "status must be one of {} (got {status:?})",
-                all.join(", ")
-            )))
-        })?;
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(NodeError::Refused(Refused::Invalid(format!("limit must be 1 to {MAX_PAGE}"))));
-        }
-        let msg =
-            ListByStatus { workflow: workflow.to_owned(), status, leg: leg.map(str::to_owned), after, limit };
+        let msg = ListByStatus::of(workflow, status, leg, after, limit)?;
         self.call(Service::Projection, &self.inner.actors.projection, msg).await
     }
 

@@ -48,6 +48,20 @@ impl<'a> Reader<'a> {
         Ok(values)
     }
 
+    /// Entries with keys from `start` on, in key order, each with its key;
+    /// read lazily, so a caller can stop early.
+    pub fn entries_from<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Table<V>,
+        start: impl AsRef<[u8]>,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + '_, StoreError> {
+        let entries = self.backend.scan(table.name(), start.as_ref())?;
+        Ok(entries.map(|entry| {
+            let (key, value) = entry?;
+            Ok((key, decode(&value)?))
+        }))
+    }
+
     /// The committed offset of `consumer`: the last event it processed.
     pub fn offset(&self, consumer: &str) -> Result<Seq, StoreError> {
         Ok(self.get(super::OFFSETS, consumer)?.unwrap_or(0))

@@ -577,6 +577,32 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     assert_eq!(listed, ids, "kim's orders, oldest first");
     assert_eq!(local_reads(&address(b)).await - before, 31);
     assert_eq!(list("lee-key", "kim").await.unwrap().status(), 403);
+    // The seller's work list, page by page, as the leader pages it.
+    let page = |node: usize, after: Option<u64>| {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let url = format!("{}/status?workflow=shop&status=payment_pending&limit=100{after}", address(node));
+        async move {
+            client().get(url).bearer_auth("seller-key").send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let ids_of = |page: &Value| {
+        page["orders"].as_array().unwrap().iter().map(|o| o["order_id"].clone()).collect::<Vec<_>>()
+    };
+    let (mut after, mut pages) = (None, 0);
+    loop {
+        let (here, there) = (page(b, after).await, page(lead, after).await);
+        assert_eq!((ids_of(&here), &here["next"]), (ids_of(&there), &there["next"]), "page {pages}");
+        pages += 1;
+        match here["next"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "the work list spans pages");
+    assert_eq!(local_reads(&address(b)).await - before, 31 + pages);
+    let refused =
+        client().get(format!("{}/status?workflow=shop&status=paid", address(b))).bearer_auth("kim-key");
+    assert_eq!(refused.send().await.unwrap().status(), 403);
 
     // The same rules: someone else's order does not exist for lee; no
     // key, no answer; an unknown order is not found.

@@ -9,10 +9,14 @@
 //! the projection folds them, so an order acknowledged a moment ago is there
 //! and its status is the current one.
 
-use super::{reported, StatusReport, BY_CUSTOMER, NAME, REJECTIONS, VIEWS};
-use crate::domain::{CustomerId, Event, OrderId, StatusView, Workflows};
-use crate::error::NodeError;
+use super::{
+    reported, status_prefix, ListByStatus, Page, StatusReport, BY_CUSTOMER, BY_STATUS, NAME, REJECTIONS,
+    VIEWS,
+};
+use crate::domain::{CustomerId, Event, OrderId, Seq, StatusView, Workflows};
+use crate::error::{NodeError, Refused};
 use crate::store::{key_prefix, Reader};
+use std::collections::{BTreeMap, HashSet};
 
 /// The most events a read from the store folds after the projection's
 /// committed offset: about `store.hold_back_ms` of them normally. A
@@ -104,6 +108,86 @@ pub fn reports_of_in(
     Ok(Some(reports))
 }
 
+/// A page of a workflow's orders at a status, as the projection pages
+/// them; `None` as for [`report_in`]. The index, committed with the views,
+/// says where each order stood then; the orders the unfolded events touch
+/// may have moved since, onto this list or off it.
+pub fn page_in(
+    store: &Reader<'_>,
+    workflows: &Workflows,
+    q: &ListByStatus,
+) -> Result<Option<Page>, NodeError> {
+    workflows.get(&q.workflow)?;
+    let Some(unfolded) = Unfolded::read(store, UNFOLDED_AT_MOST)? else { return Ok(None) };
+    let mut listing = Listing { q, seen: HashSet::new(), listed: BTreeMap::new() };
+    let prefix = status_prefix(&q.workflow, q.status);
+    let start = [prefix.as_slice(), &(listing.after() + 1).to_be_bytes()].concat();
+    for entry in store.entries_from(BY_STATUS, start)? {
+        let (key, id) = entry?;
+        // The first `limit + 1` still listed are all this page needs of
+        // the index: those the events add are merged in below.
+        if !key.starts_with(&prefix) || listing.listed.len() > q.limit {
+            break;
+        }
+        if !listing.consider(&unfolded, store, workflows, id)? {
+            return Ok(None);
+        }
+    }
+    for event in &unfolded.events {
+        if !listing.consider(&unfolded, store, workflows, event.order_id.clone())? {
+            return Ok(None);
+        }
+    }
+    let mut orders: Vec<StatusReport> = listing.listed.into_values().collect();
+    let next = match orders.len() > q.limit {
+        true => {
+            orders.truncate(q.limit);
+            orders.last().map(|r| r.view.placed_seq)
+        }
+        false => None,
+    };
+    Ok(Some(Page { orders, next }))
+}
+
+/// The orders of a page found so far, by the sequence that placed them.
+struct Listing<'a> {
+    q: &'a ListByStatus,
+    seen: HashSet<OrderId>,
+    listed: BTreeMap<Seq, StatusReport>,
+}
+
+impl Listing<'_> {
+    fn after(&self) -> Seq {
+        self.q.after.unwrap_or(0)
+    }
+
+    /// Lists the order if it belongs on the page; `false` if the store
+    /// cannot tell its report.
+    fn consider(
+        &mut self,
+        unfolded: &Unfolded,
+        store: &Reader<'_>,
+        workflows: &Workflows,
+        id: OrderId,
+    ) -> Result<bool, NodeError> {
+        if self.seen.contains(&id) {
+            return Ok(true);
+        }
+        self.seen.insert(id.clone());
+        let report = match unfolded.report(store, workflows, &id) {
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(false),
+            // An index entry with no view: nothing this page lists.
+            Err(NodeError::Refused(Refused::NotFound { .. })) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        if self.q.lists(&report.view) && report.view.placed_seq > self.after() {
+            self.listed.insert(report.view.placed_seq, report);
+        }
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{GetStatus, ListStatus, ProjectionActor};
@@ -162,5 +246,41 @@ mod tests {
         assert_eq!(listed, p.send(ListStatus(kim)).await.unwrap().unwrap());
         let ids: Vec<&str> = listed.iter().map(|r| r.view.order_id.as_str()).collect();
         assert_eq!(ids, ["ord-1", "ord-3"]);
+    }
+
+    /// A work list read from the store alone is the projection's, with the
+    /// orders that moved since the views were committed moved on it too.
+    #[actix::test]
+    async fn a_page_read_from_the_store_alone_is_the_projections() {
+        let t = temp_store();
+        let workflows =
+            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
+        let an_hour = std::time::Duration::from_secs(3600);
+        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        let card = PaymentMethod::Card;
+        // Given three orders placed, their views committed.
+        for n in 1..=3 {
+            t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], card)]);
+        }
+        t.caught_up(NAME).await;
+        p.send(CommitHeldBack).await.unwrap().unwrap();
+        // When one is paid and one more is placed, not committed yet.
+        t.append(&order(2), vec![paid(100)]);
+        t.append(&order(4), vec![placed("lee", &[("A", 1, 100)], card)]);
+        t.caught_up(NAME).await;
+
+        let q = |status: &str, after, limit| ListByStatus::of("shop", status, None, after, limit).unwrap();
+        let page = |q: &ListByStatus| page_in(&t.store.reader(), &workflows, q).unwrap().unwrap();
+        let ids = |page: &Page| page.orders.iter().map(|r| r.view.order_id.to_string()).collect::<Vec<_>>();
+        for q in [q("placed", None, 10), q("paid", None, 10), q("placed", None, 2)] {
+            let asked = p.send(q.clone()).await.unwrap().unwrap();
+            assert_eq!(page(&q).orders, asked.orders, "{:?}", q.status);
+        }
+        // Then: paged, oldest first, the paid one off the list, the new one on.
+        let first = page(&q("placed", None, 2));
+        assert_eq!(ids(&first), ["ord-1", "ord-3"]);
+        let rest = page(&q("placed", first.next, 2));
+        assert_eq!((ids(&rest), rest.next), (vec!["ord-4".to_owned()], None));
+        assert_eq!(ids(&page(&q("paid", None, 10))), ["ord-2"]);
     }
 }

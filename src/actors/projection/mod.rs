@@ -11,7 +11,7 @@ use super::write_behind::WriteBehind;
 use super::ServiceEnv;
 use crate::domain::Workflows;
 use crate::domain::{CustomerId, Event, OrderId, OrderStatus, Seq, StatusView};
-use crate::error::NodeError;
+use crate::error::{NodeError, Refused};
 use crate::store::{key_prefix, DeadLetter, Table, Tx, TxResult};
 use actix::prelude::*;
 use serde::Serialize;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 mod from_store;
 
-pub use from_store::{report_in, reports_of_in, UNFOLDED_AT_MOST};
+pub use from_store::{page_in, report_in, reports_of_in, UNFOLDED_AT_MOST};
 
 // ---- messages ----
 
@@ -58,7 +58,7 @@ pub struct ListStatus(pub CustomerId);
 
 /// A page of a workflow's orders at a status (a party's work list: the
 /// taxi's open calls, the hotel's bookings to confirm), oldest first.
-#[derive(Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Page, NodeError>")]
 pub struct ListByStatus {
     pub workflow: String,
@@ -70,7 +70,39 @@ pub struct ListByStatus {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+impl ListByStatus {
+    /// The query as a request gives it, checked: a status the engine
+    /// names, a limit from 1 to [`MAX_PAGE`].
+    pub fn of(
+        workflow: &str,
+        status: &str,
+        leg: Option<&str>,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<ListByStatus, NodeError> {
+        let status = OrderStatus::parse(status).ok_or_else(|| {
+            let all: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            NodeError::Refused(Refused::Invalid(format!(
+                "status must be one of {} (got {status:?})",
+                all.join(", ")
+            )))
+        })?;
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(NodeError::Refused(Refused::Invalid(format!("limit must be 1 to {MAX_PAGE}"))));
+        }
+        Ok(ListByStatus { workflow: workflow.to_owned(), status, leg: leg.map(str::to_owned), after, limit })
+    }
+
+    /// Whether `view` belongs on this list (past `after` or not).
+    fn lists(&self, view: &StatusView) -> bool {
+        let leg = view.delivery.as_ref().and_then(|d| d.leg.as_deref());
+        view.workflow == self.workflow
+            && view.status == self.status
+            && (self.leg.is_none() || self.leg.as_deref() == leg)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub orders: Vec<StatusReport>,
     /// The cursor for the next page; none when this is the last.
@@ -182,8 +214,7 @@ impl ProjectionActor {
                 break;
             }
             let Some(view) = self.get(VIEWS, id.as_str())? else { continue };
-            let leg = view.delivery.as_ref().and_then(|d| d.leg.as_deref());
-            if q.leg.is_none() || q.leg.as_deref() == leg {
+            if q.lists(&view) {
                 orders.push(self.with_label(view)?);
             }
         }

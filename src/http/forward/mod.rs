@@ -21,7 +21,7 @@ mod reads;
 
 pub use reads::{LocalReads, CATCH_UP};
 
-use super::status::StatusListing;
+use super::status::{Listed, Listing, StatusListing};
 use super::ApiError;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
@@ -94,7 +94,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(live)
             .service(ready)
             .service(metrics)
-            .service(status)
+            .service(order_status)
             .service(statuses)
             .default_service(web::to(forward));
     }
@@ -163,7 +163,7 @@ type Client = Result<reqwest::Client, String>;
 /// An order's status, from this follower's store when it can tell it
 /// ([`LocalReads`]), else from the leader.
 #[get("/status/{order_id}")]
-async fn status(
+async fn order_status(
     req: HttpRequest,
     body: Bytes,
     order_id: web::Path<String>,
@@ -179,8 +179,8 @@ async fn status(
     forward(req, body, following, client).await
 }
 
-/// A customer's orders (`?customer=` alone), from this follower's store
-/// when it can tell them; any other listing from the leader.
+/// A customer's orders, or a page of a work list, from this follower's
+/// store when it can tell them, else from the leader.
 #[get("/status")]
 async fn statuses(
     req: HttpRequest,
@@ -188,19 +188,29 @@ async fn statuses(
     following: Data<Following>,
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
-    // A query this cannot read goes to the leader, which says what is wrong.
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok();
-    let query = query.map(web::Query::into_inner).unwrap_or_default();
-    if let (Some(local), [(key, customer)]) = (following.local(), query.as_slice()) {
-        if key == "customer" {
-            if let Some(orders) = local.statuses(&req, customer).await? {
-                following.local_reads.fetch_add(1, Ordering::Relaxed);
-                let customer = customer.clone();
-                return Ok(HttpResponse::Ok().json(StatusListing::Customer { customer, orders }));
-            }
+    if let Some(local) = following.local() {
+        if let Some(listing) = local_listing(&local, &req).await? {
+            following.local_reads.fetch_add(1, Ordering::Relaxed);
+            return Ok(HttpResponse::Ok().json(listing));
         }
     }
     forward(req, body, following, client).await
+}
+
+/// The listing `req` asks for, if this follower can tell it; a query it
+/// cannot read goes to the leader, which says what is wrong with it.
+async fn local_listing(local: &LocalReads, req: &HttpRequest) -> Result<Option<StatusListing>, ApiError> {
+    let Ok(query) = web::Query::<Listing>::from_query(req.query_string()) else { return Ok(None) };
+    let Ok(listed) = query.into_inner().listed() else { return Ok(None) };
+    Ok(match listed {
+        Listed::Customer(customer) => {
+            local.statuses(req, &customer).await?.map(|orders| StatusListing::Customer { customer, orders })
+        }
+        Listed::Page { workflow, status, leg, after, limit } => {
+            let page = local.page(req, &workflow, &status, leg.as_deref(), after, limit).await?;
+            page.map(|page| StatusListing::page(workflow, status, page))
+        }
+    })
 }
 
 async fn forward(

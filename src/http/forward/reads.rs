@@ -1,6 +1,7 @@
 //! Reads a failover follower answers from its own store instead of
 //! forwarding them: `GET /status/{order_id}`, the read clients poll, and
-//! `GET /status?customer=`, a customer's orders. Every
+//! `GET /status` lists: a customer's orders, and the parties' work lists
+//! (`?workflow=&status=`). Every
 //! follower holds the whole store (the stream's copies), so reads spread
 //! over all nodes, and go on while no node leads.
 //!
@@ -22,7 +23,7 @@
 //! ([`report_in`]).
 
 use super::super::{client_by, ApiError};
-use crate::actors::projection::{report_in, reports_of_in, StatusReport};
+use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
 use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
@@ -98,6 +99,27 @@ impl LocalReads {
             return Err(NodeError::from(Refused::Forbidden(why)).into());
         }
         self.fresh(move |store, workflows| reports_of_in(store, workflows, &customer)).await
+    }
+
+    /// A page of `workflow`'s orders at `status`, as
+    /// [`LocalReads::status`]: the leader's checks in the leader's order.
+    pub async fn page(
+        &self,
+        req: &HttpRequest,
+        workflow: &str,
+        status: &str,
+        leg: Option<&str>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<Page>, ApiError> {
+        let principal = self.admit(req)?;
+        let wf = self.workflows.get(workflow).map_err(NodeError::from)?;
+        if !principal.may_list(wf) {
+            let why = format!("{principal} has no work list in workflow {workflow}");
+            return Err(NodeError::from(Refused::Forbidden(why)).into());
+        }
+        let q = ListByStatus::of(workflow, status, leg, after, limit)?;
+        self.fresh(move |store, workflows| page_in(store, workflows, &q)).await
     }
 
     /// What `read` finds in this follower's store once it holds every
