@@ -141,6 +141,18 @@ impl Principal {
         }
     }
 
+    /// Why it may not read `workflow`'s work lists, if it may not.
+    pub fn work_list_refused(&self, workflow: &Workflow) -> Option<String> {
+        let why = || format!("{self} has no work list in workflow {}", workflow.name);
+        (!self.may_list(workflow)).then(why)
+    }
+
+    /// Why it may not list `customer`'s orders, if it may not.
+    pub fn customer_list_refused(&self, customer: &CustomerId) -> Option<String> {
+        let why = || format!("{self} may not list the orders of customer {customer}");
+        (!self.may_list_customer(customer)).then(why)
+    }
+
     /// Whether it may take `step` of `order` of `workflow`; when not, who
     /// may.
     pub fn may(&self, step: &Step, order: OrderFacts<'_>, workflow: &Workflow) -> Result<(), Denied> {

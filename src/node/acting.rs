@@ -368,19 +368,17 @@ impl Acting<'_> {
         limit: usize,
     ) -> Result<Page, NodeError> {
         let wf = self.node.workflow(workflow)?;
-        if !self.principal.may_list(&wf) {
-            return Err(forbidden(format!("{} has no work list in workflow {workflow}", self.principal)));
+        if let Some(why) = self.principal.work_list_refused(&wf) {
+            return Err(forbidden(why));
         }
         self.node.list(workflow, status, leg, after, limit).await
     }
 
     fn customer(&self, customer: &str) -> Result<(), NodeError> {
         let customer = CustomerId::parse(customer)?;
-        match self.principal.may_list_customer(&customer) {
-            true => Ok(()),
-            false => {
-                Err(forbidden(format!("{} may not list the orders of customer {customer}", self.principal)))
-            }
+        match self.principal.customer_list_refused(&customer) {
+            None => Ok(()),
+            Some(why) => Err(forbidden(why)),
         }
     }
 

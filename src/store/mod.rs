@@ -202,10 +202,7 @@ impl Store {
         table: Table<V>,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<V>, StoreError> {
-        match self.raw_get(table.name(), key.as_ref())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        self.reader().get(table, key).map_err(|e| self.failed(e))
     }
 
     /// Every value whose key starts with `prefix`, in key order.
@@ -214,17 +211,7 @@ impl Store {
         table: Table<V>,
         prefix: impl AsRef<[u8]>,
     ) -> Result<Vec<V>, StoreError> {
-        let prefix = prefix.as_ref();
-        let entries = self.inner.backend.scan(table.name(), prefix).map_err(|e| self.failed(e))?;
-        let mut values = Vec::new();
-        for entry in entries {
-            let (key, value) = entry.map_err(|e| self.failed(e))?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            values.push(decode(&value)?);
-        }
-        Ok(values)
+        self.reader().scan_prefix(table, prefix).map_err(|e| self.failed(e))
     }
 
     /// Entries with keys from `start` on, in key order, each with its key;
@@ -234,11 +221,8 @@ impl Store {
         table: Table<V>,
         start: impl AsRef<[u8]>,
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + '_, StoreError> {
-        let entries = self.inner.backend.scan(table.name(), start.as_ref()).map_err(|e| self.failed(e))?;
-        Ok(entries.map(|kv| {
-            let (k, v) = kv.map_err(|e| self.failed(e))?;
-            Ok((k, decode(&v)?))
-        }))
+        let entries = self.reader().entries_from(table, start).map_err(|e| self.failed(e))?;
+        Ok(entries.map(|entry| entry.map_err(|e| self.failed(e))))
     }
 
     /// Raw entries with keys from `start` on, in key order, read lazily.

@@ -54,7 +54,7 @@ impl<'a> Reader<'a> {
         &self,
         table: Table<V>,
         start: impl AsRef<[u8]>,
-    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + '_, StoreError> {
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, V), StoreError>> + 'a, StoreError> {
         let entries = self.backend.scan(table.name(), start.as_ref())?;
         Ok(entries.map(|entry| {
             let (key, value) = entry?;

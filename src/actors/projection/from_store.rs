@@ -190,14 +190,13 @@ impl Listing<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{GetStatus, ListStatus, ProjectionActor};
+    use super::super::tests::held_back;
+    use super::super::{GetStatus, ListStatus};
     use super::*;
     use crate::actors::consumer::CommitHeldBack;
     use crate::actors::testing::{order, paid, placed, temp_store};
     use crate::domain::{EventKind, OrderStatus, PaymentMethod};
     use crate::error::Refused;
-    use actix::Actor;
-    use std::sync::Arc;
 
     /// A report read from the store alone (a failover follower's) is the
     /// projection's own, whether the views are held back or committed,
@@ -205,10 +204,7 @@ mod tests {
     #[actix::test]
     async fn a_report_read_from_the_store_alone_is_the_projections() {
         let t = temp_store();
-        let workflows =
-            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
-        let an_hour = std::time::Duration::from_secs(3600);
-        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        let (workflows, p) = held_back(&t);
         let report = |id: u64| report_in(&t.store.reader(), &workflows, &order(id)).unwrap();
         let asked = |id: u64| p.send(GetStatus(order(id)));
 
@@ -253,10 +249,7 @@ mod tests {
     #[actix::test]
     async fn a_page_read_from_the_store_alone_is_the_projections() {
         let t = temp_store();
-        let workflows =
-            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
-        let an_hour = std::time::Duration::from_secs(3600);
-        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        let (workflows, p) = held_back(&t);
         let card = PaymentMethod::Card;
         // Given three orders placed, their views committed.
         for n in 1..=3 {

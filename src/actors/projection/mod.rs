@@ -347,9 +347,19 @@ impl Handler<GetDeadLetter> for ProjectionActor {
 mod tests {
     use super::*;
     use crate::actors::consumer::CommitHeldBack;
-    use crate::actors::testing::{order, paid, placed, temp_store};
+    use crate::actors::testing::{order, paid, placed, temp_store, TestStore};
     use crate::domain::{EventKind, OrderStatus, PaymentMethod};
     use crate::error::Refused;
+
+    /// The shop's workflows, and a projection on `t` that holds its views
+    /// back for an hour (until told to commit).
+    pub(super) fn held_back(t: &TestStore) -> (Arc<Workflows>, Addr<ProjectionActor>) {
+        let workflows =
+            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
+        let an_hour = std::time::Duration::from_secs(3600);
+        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        (workflows, p)
+    }
 
     #[actix::test]
     async fn the_view_is_built_from_events_and_listed_by_customer() {
@@ -410,10 +420,7 @@ mod tests {
     #[actix::test]
     async fn views_are_read_at_once_committed_once_and_folded_again_after_a_crash() {
         let t = temp_store();
-        let workflows =
-            Arc::new(Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop"));
-        let an_hour = std::time::Duration::from_secs(3600);
-        let p = ProjectionActor::new(&t.env(), workflows.clone()).unwrap().committing_every(an_hour).start();
+        let (workflows, p) = held_back(&t);
         for n in 1..=3 {
             t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card)]);
         }
@@ -429,6 +436,7 @@ mod tests {
 
         // A second instance, as after a crash: it folds the log again from
         // the committed offset, and gets the same views.
+        let an_hour = std::time::Duration::from_secs(3600);
         let again = ProjectionActor::new(&t.env(), workflows).unwrap().committing_every(an_hour).start();
         t.caught_up(NAME).await;
         let refolded = again.send(GetStatus(order(2))).await.unwrap().unwrap().view;

@@ -94,8 +94,7 @@ impl LocalReads {
     ) -> Result<Option<Vec<StatusReport>>, ApiError> {
         let principal = self.admit(req)?;
         let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
-        if !principal.may_list_customer(&customer) {
-            let why = format!("{principal} may not list the orders of customer {customer}");
+        if let Some(why) = principal.customer_list_refused(&customer) {
             return Err(NodeError::from(Refused::Forbidden(why)).into());
         }
         self.fresh(move |store, workflows| reports_of_in(store, workflows, &customer)).await
@@ -114,8 +113,7 @@ impl LocalReads {
     ) -> Result<Option<Page>, ApiError> {
         let principal = self.admit(req)?;
         let wf = self.workflows.get(workflow).map_err(NodeError::from)?;
-        if !principal.may_list(wf) {
-            let why = format!("{principal} has no work list in workflow {workflow}");
+        if let Some(why) = principal.work_list_refused(wf) {
             return Err(NodeError::from(Refused::Forbidden(why)).into());
         }
         let q = ListByStatus::of(workflow, status, leg, after, limit)?;
