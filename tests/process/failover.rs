@@ -638,3 +638,30 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     assert!(!paused.wait(Duration::from_secs(10)).await.success(), "the old leader was deposed");
     stop_all(&mut nodes, new).await;
 }
+
+/// The event stream the leader exports (what consumers in other languages
+/// read) across a takeover: the leader killed with `kill -9` under load,
+/// the new one goes on from where the stream ends. Every event of the
+/// log is in it once, in the log's order, and every acknowledged order.
+#[tokio::test]
+async fn the_event_stream_holds_every_event_once_and_in_order_across_a_takeover() {
+    let nats = Nats::start(&tool("nats-server"));
+    let (_dirs, mut nodes) = nodes(&nats, 2);
+    let first = leader(&mut nodes).await;
+    let follower = nodes[1 - first].as_ref().unwrap().address.clone();
+    add_products(&follower, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&follower, CLIENTS, 0);
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(300..700))).await;
+    let killed = nodes[first].take().unwrap();
+    killed.signal("KILL");
+    assert!(!killed.wait(Duration::from_secs(5)).await.success());
+    let second = leader(&mut nodes).await;
+    // Orders go on through the new leader for a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acked = finished(load).await;
+    let address = nodes[second].as_ref().unwrap().address.clone();
+    let head = settle(&address).await["log_head"].as_u64().unwrap();
+    let events = crate::stream::stream_events(&nats.url, head).await;
+    crate::stream::assert_the_log(&events, head, &acked);
+    println!("{} events in the stream, {} acknowledged orders, across a takeover", events.len(), acked.len());
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Every message of the stream once it holds `head` events, oldest first:
 /// (stream sequence, subject, event).
-async fn stream_events(url: &str, head: u64) -> Vec<(u64, String, Value)> {
+pub async fn stream_events(url: &str, head: u64) -> Vec<(u64, String, Value)> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     // A cluster that lost a server answers nothing until it has elected
@@ -127,7 +127,7 @@ fn same<T: PartialEq + std::fmt::Debug>(
 /// Checks that `events` are exactly the log's `head` events, message n
 /// holding event n on its order's partition, and that every order in
 /// `acked` was placed in it once.
-fn assert_the_log(events: &[(u64, String, Value)], head: u64, acked: &[crate::helpers::Acked]) {
+pub fn assert_the_log(events: &[(u64, String, Value)], head: u64, acked: &[crate::helpers::Acked]) {
     assert_eq!(events.len() as u64, head, "one message per event of the log");
     let mut placed = HashSet::new();
     for (n, subject, event) in events {
