@@ -32,6 +32,11 @@ impl ReplicaReads {
         store.as_deref().map(|backend| read(&Reader::new(backend)))
     }
 
+    /// The stream sequence of the last copy the store holds.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Waits until the store holds every copy up to stream sequence `seq`,
     /// at most `within`; whether it does.
     pub async fn holding(&self, seq: u64, within: std::time::Duration) -> bool {

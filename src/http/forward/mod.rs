@@ -19,7 +19,7 @@
 
 mod reads;
 
-pub use reads::{LocalReads, CATCH_UP};
+pub use reads::{LocalReads, CATCH_UP, LAG_AT_MOST};
 
 use super::status::{Listed, Listing, StatusListing};
 use super::ApiError;

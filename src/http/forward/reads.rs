@@ -41,6 +41,10 @@ use std::time::Duration;
 /// The longest a read waits for this follower to apply what the stream
 /// held when it came, before the leader is asked instead.
 pub const CATCH_UP: Duration = Duration::from_secs(1);
+/// Copies a follower may lag behind the stream's end and still wait to
+/// answer a read; one further behind (starting, catching up) forwards
+/// at once rather than make every read wait [`CATCH_UP`].
+pub const LAG_AT_MOST: u64 = 1000;
 
 /// What a follower needs to answer reads as the leader would.
 pub struct LocalReads {
@@ -136,7 +140,7 @@ impl LocalReads {
                 return Ok(None);
             }
         };
-        if !self.reads.holding(end, CATCH_UP).await {
+        if end > self.reads.applied() + LAG_AT_MOST || !self.reads.holding(end, CATCH_UP).await {
             return Ok(None);
         }
         let (reads, workflows) = (self.reads.clone(), self.workflows.clone());
