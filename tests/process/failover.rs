@@ -665,3 +665,58 @@ async fn the_event_stream_holds_every_event_once_and_in_order_across_a_takeover(
     crate::stream::assert_the_log(&events, head, &acked);
     println!("{} events in the stream, {} acknowledged orders, across a takeover", events.len(), acked.len());
 }
+
+/// Webhooks across a takeover: the outbox is in the copied store, so the
+/// new leader delivers what the old one had not, and every notification
+/// of every acknowledged order reaches the receiver (at least once: a
+/// delivery the old leader made but whose mark the stream never got is
+/// made again).
+#[tokio::test]
+async fn webhook_deliveries_go_on_after_a_takeover_and_none_is_lost() {
+    let nats = Nats::start(&tool("nats-server"));
+    let (_dirs, mut nodes) = nodes_with(&nats, 2, &[("FULFIL_WEBHOOKS__TICK_MS", "5")]);
+    let first = leader(&mut nodes).await;
+    let follower = nodes[1 - first].as_ref().unwrap().address.clone();
+    add_products(&follower, &[("MUG", 100_000)]).await;
+    let (url, got) = crate::webhooks::receiver().await;
+    let subscribed =
+        client().post(format!("{follower}/subscriptions")).json(&serde_json::json!({"url": url}));
+    assert_eq!(subscribed.send().await.unwrap().status(), 201);
+
+    // Bank-transfer orders through the follower, the leader killed among them.
+    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
+        "address": "Seoul", "payment": "bank_transfer"});
+    let mut acked = Vec::new();
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_millis(800) {
+        if !killed && started.elapsed() > Duration::from_millis(300) {
+            let old = nodes[first].take().unwrap();
+            old.signal("KILL");
+            assert!(!old.wait(Duration::from_secs(5)).await.success());
+            killed = true;
+        }
+        let r = client().post(format!("{follower}/orders")).json(&body).send().await.unwrap();
+        match r.status().as_u16() {
+            201 => acked.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()),
+            503 => assert!(r.headers().contains_key("retry-after")),
+            other => panic!("{other}: {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!(leader(&mut nodes).await, 1 - first);
+    settle(&follower).await;
+
+    // Each acknowledged order: placed, then payment_pending.
+    let expected = acked.len() * 2;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let distinct: std::collections::HashSet<String> = got.lock().unwrap().iter().cloned().collect();
+        if distinct.len() >= expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} of {expected} notifications delivered", distinct.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deliveries = got.lock().unwrap().len();
+    println!("{} orders, {expected} notifications, {deliveries} deliveries across a takeover", acked.len());
+}

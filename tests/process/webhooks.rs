@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Delivery ids as they arrived (each acknowledged with 200).
-type Received = Arc<Mutex<Vec<String>>>;
+pub type Received = Arc<Mutex<Vec<String>>>;
 
-async fn receiver() -> (String, Received) {
+/// A webhook receiver on a port of its own: its URL, and the delivery ids
+/// it got.
+pub async fn receiver() -> (String, Received) {
     let got: Received = Arc::default();
     let state = got.clone();
     let server = HttpServer::new(move || {
