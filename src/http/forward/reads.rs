@@ -1,9 +1,8 @@
 //! Reads a failover follower answers from its own store instead of
 //! forwarding them: `GET /status/{order_id}`, the read clients poll, and
-//! `GET /status` lists: a customer's orders, and the parties' work lists
-//! (`?workflow=&status=`). Every
-//! follower holds the whole store (the stream's copies), so reads spread
-//! over all nodes, and go on while no node leads.
+//! the `GET /status` lists (a customer's orders, the parties' work
+//! lists). Every follower holds the whole store (the stream's copies), so
+//! reads spread over all nodes, and go on while no node leads.
 //!
 //! # Why a read here sees every acknowledged write
 //!
@@ -18,9 +17,9 @@
 //!
 //! The same keys authenticate (`auth`), the same per-client rate limit
 //! counts (on this node), the same rule says who may see the order
-//! ([`Principal::may_see_view`]), and the same view comes out: the
-//! projection's committed view with the order's later events folded on
-//! ([`report_in`]).
+//! ([`Principal::may_see_view`], and the listing rules), and the same
+//! view comes out: the projection's committed view with the order's
+//! later events folded on (`actors::projection::from_store`).
 
 use super::super::{client_by, ApiError};
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
