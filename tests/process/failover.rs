@@ -720,3 +720,39 @@ async fn webhook_deliveries_go_on_after_a_takeover_and_none_is_lost() {
     let deliveries = got.lock().unwrap().len();
     println!("{} orders, {expected} notifications, {deliveries} deliveries across a takeover", acked.len());
 }
+
+/// A follower's store is a copy of the stream's: one whose files were
+/// damaged while it was stopped (its `db` replaced by text, which sled
+/// opens as an empty store) fills itself again from the stream, and then
+/// answers reads of what was placed before, itself.
+#[tokio::test]
+async fn a_follower_whose_files_were_damaged_fills_its_store_again_from_the_stream() {
+    let nats = Nats::start(&tool("nats-server"));
+    let (dirs, mut nodes) = nodes(&nats, 2);
+    let lead = leader(&mut nodes).await;
+    let f = 1 - lead;
+    let address = nodes[lead].as_ref().unwrap().address.clone();
+    add_products(&address, &[("MUG", 1000)]).await;
+    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
+        "address": "Seoul", "payment": "bank_transfer"});
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let r = client().post(format!("{address}/orders")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let stopped = nodes[f].take().unwrap();
+    stopped.signal("TERM");
+    assert!(stopped.wait(Duration::from_secs(10)).await.success());
+    std::fs::write(dirs[f].path().join("db"), b"abc").unwrap();
+
+    let back = start(&nats, dirs[f].path(), &format!("n{f}"));
+    caught_up(&back.address).await;
+    for id in &ids {
+        let r = client().get(format!("{}/status/{id}", back.address)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{id} after the follower's files were damaged");
+    }
+    assert!(local_reads(&back.address).await >= ids.len() as u64, "answered from its own store");
+    nodes[f] = Some(back);
+    stop_all(&mut nodes, lead).await;
+}
