@@ -44,7 +44,7 @@ fn follower(following: Arc<Following>) -> String {
 #[tokio::test]
 async fn a_request_goes_on_to_the_leader_once_with_the_clients_address() {
     let following = Arc::new(Following::default());
-    following.set(FollowState { leader: Some(leader().await), caught_up: true, applied: 1 });
+    following.set(FollowState { leader: Some(leader().await), caught_up: true, applied: 1, behind: 0 });
     let url = follower(following);
     let client = reqwest::Client::new();
     let r = client
@@ -75,7 +75,7 @@ async fn without_a_leader_or_twice_forwarded_the_answer_is_503_no_leader_with_re
     let problem = crate::helpers::assert_problem(r, reqwest::StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(problem["type"], "/problems/no-leader");
 
-    following.set(FollowState { leader: Some(leader().await), caught_up: true, applied: 1 });
+    following.set(FollowState { leader: Some(leader().await), caught_up: true, applied: 1, behind: 0 });
     let r = client.get(format!("{url}/status")).header("fulfil-forwarded", "1").send().await.unwrap();
     assert_eq!(r.headers()["retry-after"], "1");
     let problem = crate::helpers::assert_problem(r, reqwest::StatusCode::SERVICE_UNAVAILABLE).await;

@@ -203,6 +203,7 @@ async fn the_leader_killed_under_load_loses_nothing_and_a_follower_takes_over_wi
         client().get(format!("{}/metrics", back.address)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("fulfil_failover_leading 0"), "{metrics}");
     assert!(metrics.contains("fulfil_failover_caught_up 1"), "{metrics}");
+    assert!(metrics.contains("# TYPE fulfil_failover_behind gauge\nfulfil_failover_behind "), "{metrics}");
     nodes[first] = Some(back);
 
     // Followers first; the leader last, handing its store back.

@@ -56,6 +56,8 @@ pub struct FollowState {
     pub caught_up: bool,
     /// The stream sequence of the last copy applied.
     pub applied: u64,
+    /// Copies between it and the stream's end, a third of a lease ago.
+    pub behind: u64,
 }
 
 impl Following {
@@ -148,11 +150,15 @@ async fn metrics(following: Data<Following>) -> HttpResponse {
          # HELP fulfil_failover_caught_up Whether this follower holds what the stream held a moment ago.\n\
          # TYPE fulfil_failover_caught_up gauge\n\
          fulfil_failover_caught_up {}\n\
+         # HELP fulfil_failover_behind Copies of the store between this follower and the stream's end, a third of a lease ago.\n\
+         # TYPE fulfil_failover_behind gauge\n\
+         fulfil_failover_behind {}\n\
          # HELP fulfil_failover_local_reads_total Reads this follower answered from its own store.\n\
          # TYPE fulfil_failover_local_reads_total counter\n\
          fulfil_failover_local_reads_total {}\n",
         state.applied,
         u8::from(state.caught_up),
+        state.behind,
         following.local_reads.load(Ordering::Relaxed),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)

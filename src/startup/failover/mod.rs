@@ -213,11 +213,12 @@ impl Member {
                     // Under load the stream's end moves on while it is read:
                     // caught up means holding all it held a tick ago.
                     let caught_up = replica.applied() >= end;
+                    let behind = if end == u64::MAX { 0 } else { end.saturating_sub(replica.applied()) };
                     end = self.stream_end().await.unwrap_or(end);
                     // This node, about to lead, forwards to no one.
                     let leader = self.leases.holder_address(0).await.unwrap_or_default()
                         .filter(|leader| *leader != self.advertise);
-                    self.following.set(FollowState { leader, caught_up, applied: replica.applied() });
+                    self.following.set(FollowState { leader, caught_up, applied: replica.applied(), behind });
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(None),
             }
@@ -233,6 +234,7 @@ impl Member {
                         leader: None,
                         caught_up: true,
                         applied: replica.applied(),
+                        behind: 0,
                     });
                     return Ok(Some((replica, *writer)));
                 }
