@@ -709,15 +709,7 @@ async fn webhook_deliveries_go_on_after_a_takeover_and_none_is_lost() {
 
     // Each acknowledged order: placed, then payment_pending.
     let expected = acked.len() * 2;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let distinct: std::collections::HashSet<String> = got.lock().unwrap().iter().cloned().collect();
-        if distinct.len() >= expected {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{} of {expected} notifications delivered", distinct.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::webhooks::until_delivered(&got, expected).await;
     let deliveries = got.lock().unwrap().len();
     println!("{} orders, {expected} notifications, {deliveries} deliveries across a takeover", acked.len());
 }

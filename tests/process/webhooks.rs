@@ -41,6 +41,20 @@ pub async fn receiver() -> (String, Received) {
     (url, got)
 }
 
+/// Waits until the receiver got `expected` distinct deliveries (20 s at
+/// most).
+pub async fn until_delivered(got: &Received, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let distinct: std::collections::HashSet<String> = got.lock().unwrap().iter().cloned().collect();
+        if distinct.len() >= expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} of {expected} notifications delivered", distinct.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_kill_mid_delivery_loses_no_delivery_and_repeats_only_the_one_in_flight() {
     let data = tempfile::tempdir().unwrap();
@@ -69,15 +83,7 @@ async fn a_kill_mid_delivery_loses_no_delivery_and_repeats_only_the_one_in_fligh
     settle(&node.address).await;
     // Each acknowledged bank-transfer order: placed, then payment_pending.
     let expected = acked.len() * 2;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let distinct: std::collections::HashSet<String> = got.lock().unwrap().iter().cloned().collect();
-        if distinct.len() >= expected {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{} of {expected} notifications delivered", distinct.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_delivered(&got, expected).await;
     let got = got.lock().unwrap();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for id in got.iter() {
