@@ -25,9 +25,9 @@ pub struct DeadLetter {
 }
 
 /// Dead letters by id.
-const DEAD_LETTERS: Table<DeadLetter> = Table::new("dead_letters");
+pub(super) const DEAD_LETTERS: Table<DeadLetter> = Table::new("dead_letters");
 /// `order \0 id` → id: an order's dead letters.
-const BY_ORDER: Table<u64> = Table::new("dead_letters_by_order");
+pub(super) const BY_ORDER: Table<u64> = Table::new("dead_letters_by_order");
 
 /// `service \0 order \0 seq` → seq: events of an order that wait behind
 /// its dead letter in that service.
@@ -126,7 +126,7 @@ impl Store {
         if !self.inner.maybe_dead_letters.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(Vec::new());
         }
-        of_order(order, |t, prefix| self.scan_prefix(t, prefix), |t, key| self.get(t, key))
+        self.reader().dead_letters_of(order).map_err(|e| self.failed(e))
     }
 
     /// The events of `order` parked for `service`, oldest first.
@@ -146,20 +146,6 @@ impl Store {
             _ => Ok(None),
         }
     }
-}
-
-/// The dead letters about `order`, read with `scan` and `get` (of a
-/// [`Store`] or a [`super::Reader`]).
-pub(super) fn of_order(
-    order: &OrderId,
-    scan: impl Fn(Table<u64>, Vec<u8>) -> Result<Vec<u64>, StoreError>,
-    get: impl Fn(Table<DeadLetter>, [u8; 8]) -> Result<Option<DeadLetter>, StoreError>,
-) -> Result<Vec<DeadLetter>, StoreError> {
-    let mut out = Vec::new();
-    for id in scan(BY_ORDER, key_prefix(order.as_str()))? {
-        out.extend(get(DEAD_LETTERS, id.to_be_bytes())?);
-    }
-    Ok(out)
 }
 
 /// Removes a dead letter as part of a write (the redelivery of its event).

@@ -75,10 +75,11 @@ impl<'a> Reader<'a> {
 
     /// The dead letters about one order.
     pub fn dead_letters_of(&self, order: &crate::domain::OrderId) -> Result<Vec<DeadLetter>, StoreError> {
-        super::dead_letter::of_order(
-            order,
-            |table, prefix| self.scan_prefix(table, prefix),
-            |t, k| self.get(t, k),
-        )
+        use super::dead_letter::{BY_ORDER, DEAD_LETTERS};
+        let mut letters = Vec::new();
+        for id in self.scan_prefix(BY_ORDER, super::key_prefix(order.as_str()))? {
+            letters.extend(self.get(DEAD_LETTERS, id.to_be_bytes())?);
+        }
+        Ok(letters)
     }
 }
