@@ -40,6 +40,20 @@ export async function run(browser, failures, steps, onFailure = async () => {}) 
   process.exit(failures.length ? 1 : 0);
 }
 
+/** Clicks `target` until the page sends a request whose URL holds
+ * `part`. The board draws an order's card again when its view arrives, and
+ * a click that lands on the card being replaced is lost; a person would
+ * click again. No request is sent twice: it clicks again only when none
+ * was sent. */
+export async function clickSending(page, target, part) {
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const sent = page.waitForRequest((r) => r.url().includes(part), { timeout: 2000 }).catch(() => null);
+    await target.click();
+    if (await sent) return;
+  }
+  throw new Error(`clicking never sent a request to ${part}`);
+}
+
 export async function post(url, body, headers = {}) {
   return fetch(url, {
     method: 'POST',

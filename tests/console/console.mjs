@@ -7,7 +7,7 @@
 // clicking. Prints what it saw; exits non-zero on any failure,
 // any error in the page, or any answer of 400 or more.
 // Usage: node console.mjs <base url> <screenshot path> <admin token>
-import { launch, post, run, watchedPage } from './browser.mjs';
+import { clickSending, launch, post, run, watchedPage } from './browser.mjs';
 
 const [base, screenshot, token] = process.argv.slice(2);
 const browser = await launch();
@@ -37,7 +37,10 @@ await run(browser, failures, async () => {
   const { id } = await placed.json();
   console.log(`placed ${id}`);
 
-  const waiting = page.locator(`[data-column="reserved"] [data-order="${id}"]`);
+  // Drawn whole, with its room: the card first drawn from the
+  // notification alone is drawn again once its view is read, and a click
+  // in between would land on the card being replaced.
+  const waiting = page.locator(`[data-column="reserved"] [data-order="${id}"]`, { hasText: 'room-' });
   await waiting.waitFor({ timeout: 10000 });
   console.log('appeared awaiting hotel confirmation');
 
@@ -46,7 +49,7 @@ await run(browser, failures, async () => {
   const admin = { Authorization: `Bearer ${token}` };
   const injected = await post(`${base}/admin/faults/delivery`, { panic_on_order: id }, admin);
   if (!injected.ok) throw new Error(`injecting answered ${injected.status}`);
-  await waiting.getByRole('button', { name: 'Accept' }).click();
+  await clickSending(page, waiting.getByRole('button', { name: 'Accept' }), `/orders/${id}/accept`);
   await page.locator(`[data-column="accepted"] [data-order="${id}"]`).waitFor({ timeout: 10000 });
   console.log('moved to confirmed');
 

@@ -4,7 +4,7 @@
 // click, as itself. Exits non-zero on any failure, any error in the page,
 // or any answer of 400 or more but the first 401 that asks for the key.
 // Usage: node keys.mjs <base url> <hotel key> <customer key>
-import { launch, post, run, watchedPage } from './browser.mjs';
+import { clickSending, launch, post, run, watchedPage } from './browser.mjs';
 
 const [base, hotelKey, customerKey] = process.argv.slice(2);
 const browser = await launch();
@@ -32,10 +32,13 @@ await run(browser, failures, async () => {
   const placed = await post(`${base}/orders`, booking, { Authorization: `Bearer ${customerKey}` });
   if (placed.status !== 201) throw new Error(`placing answered ${placed.status}`);
   const { id } = await placed.json();
-  const waiting = page.locator(`[data-column="reserved"] [data-order="${id}"]`);
+  // Drawn whole, with its room: the card first drawn from the
+  // notification alone is drawn again once its view is read, and a click
+  // in between would land on the card being replaced.
+  const waiting = page.locator(`[data-column="reserved"] [data-order="${id}"]`, { hasText: 'room-' });
   await waiting.waitFor({ timeout: 10000 });
   console.log('the hotel sees the booking live');
-  await waiting.getByRole('button', { name: 'Accept' }).click();
+  await clickSending(page, waiting.getByRole('button', { name: 'Accept' }), `/orders/${id}/accept`);
   await page.locator(`[data-column="accepted"] [data-order="${id}"]`).waitFor({ timeout: 10000 });
   console.log(`accepted ${id} as the hotel`);
 });
