@@ -351,6 +351,17 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The workflows as the engine runs them: by name, with the default.
+    pub fn workflow_rules(&self) -> crate::domain::Workflows {
+        crate::domain::Workflows::new(self.workflows.clone(), self.workflow.default.clone())
+    }
+
+    /// `http.trusted_proxies` as addresses (the settings check that every
+    /// entry is one).
+    pub fn trusted_proxies(&self) -> Vec<std::net::IpAddr> {
+        self.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect()
+    }
+
     /// Defaults, then `file` if given (it must exist) or `./config.toml` if
     /// present, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {

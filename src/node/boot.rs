@@ -10,7 +10,6 @@ use crate::actors::projection::ProjectionActor;
 use crate::actors::ServiceEnv;
 use crate::clock::Clock;
 use crate::config::{MailboxSettings, Settings};
-use crate::domain::Workflows;
 use crate::faults::Faults;
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -132,7 +131,7 @@ fn boot(parts: Parts) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> 
     let payment =
         arbiters.supervise(Service::Payment, PaymentActor::new(&env, &settings.payment).map_err(fail)?);
     let delivery = arbiters.supervise(Service::Delivery, DeliveryActor::new(&env).map_err(fail)?);
-    let workflows = Arc::new(Workflows::new(settings.workflows.clone(), settings.workflow.default.clone()));
+    let workflows = Arc::new(settings.workflow_rules());
     let notification =
         NotificationActor::new(&env, workflows.clone(), &settings.webhooks, http, live).map_err(fail)?;
     let notification = arbiters.supervise(Service::Notification, notification);

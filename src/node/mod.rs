@@ -184,12 +184,8 @@ impl Node {
         let http = crate::actors::notification::clients(&settings.webhooks).map_err(StartError::Settings)?;
         let settings_body_timeout_ms = settings.http.body_timeout_ms;
         let stream = settings.stream.clone();
-        // Checked by the settings: every entry is an address.
-        let trusted_proxies = settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
-        let workflows = Arc::new(crate::domain::Workflows::new(
-            settings.workflows.clone(),
-            settings.workflow.default.clone(),
-        ));
+        let trusted_proxies = settings.trusted_proxies();
+        let workflows = Arc::new(settings.workflow_rules());
         let wait = Duration::from_millis(settings.mailbox.wait_ms);
         let gates = Service::ALL.map(|s| Gate::new(settings.mailbox.capacity(s), wait));
         let limiter = ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client);

@@ -66,11 +66,8 @@ impl LocalReads {
             end,
             authenticator: Authenticator::from_settings(&settings.auth, &settings.admin)?,
             limiter: ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client),
-            workflows: Arc::new(Workflows::new(
-                settings.workflows.clone(),
-                settings.workflow.default.clone(),
-            )),
-            trusted_proxies: settings.http.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
+            workflows: Arc::new(settings.workflow_rules()),
+            trusted_proxies: settings.trusted_proxies(),
         })
     }
 
