@@ -22,7 +22,7 @@
 
 use async_nats::jetstream::kv;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MEMBER: &str = "member.";
 const PARTITION: &str = "partition.";
@@ -52,8 +52,11 @@ pub struct Leases {
     bucket: kv::Store,
     node: String,
     partitions: u32,
-    /// The partitions held, with the revision of their lease.
-    held: BTreeMap<u32, u64>,
+    /// The partitions held, with the revision of their lease and when the
+    /// write that made it was sent.
+    held: BTreeMap<u32, (u64, Instant)>,
+    /// How long an entry lives after its last write.
+    ttl: Duration,
     /// What `member.<node>` holds: how others reach this node.
     address: String,
 }
@@ -99,6 +102,7 @@ impl Leases {
             node: node.to_owned(),
             partitions,
             held: BTreeMap::new(),
+            ttl,
             address: node.to_owned(),
         })
     }
@@ -124,6 +128,19 @@ impl Leases {
         self.held.keys().copied()
     }
 
+    /// Until when no other node can hold partition `p`, by this node's
+    /// clock: its lease's last write was sent at some moment, the server
+    /// stored it after, and it lives `ttl` from then, so none can take it
+    /// before `sent + ttl`. A twentieth of `ttl` is kept back for clocks
+    /// that run at slightly different rates. `None` if not held.
+    ///
+    /// What it is for: a node that was paused (a long GC, a frozen VM)
+    /// learns it lost a partition only at its next renewal; until then,
+    /// only this says that what it holds may be out of date.
+    pub fn held_until(&self, p: u32) -> Option<Instant> {
+        self.held.get(&p).map(|(_, sent)| *sent + self.ttl - self.ttl / 20)
+    }
+
     /// Says this node is alive, renews what it holds, and takes free
     /// partitions up to its fair share. Call it well within `ttl` (a third
     /// of it leaves room for one slow round).
@@ -133,11 +150,12 @@ impl Leases {
             .await
             .map_err(failed)?;
         let mut change = Change::default();
-        let held: Vec<(u32, u64)> = self.held.iter().map(|(p, revision)| (*p, *revision)).collect();
+        let held: Vec<(u32, u64)> = self.held.iter().map(|(p, (revision, _))| (*p, *revision)).collect();
         for (p, revision) in held {
+            let sent = Instant::now();
             match self.bucket.update(key(p), self.node.clone().into(), revision).await {
                 Ok(revision) => {
-                    self.held.insert(p, revision);
+                    self.held.insert(p, (revision, sent));
                 }
                 // Expired, and perhaps taken by another since.
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
@@ -157,9 +175,10 @@ impl Leases {
             if self.held.contains_key(&p) {
                 continue;
             }
+            let sent = Instant::now();
             match self.bucket.create(key(p), self.node.clone().into()).await {
                 Ok(revision) => {
-                    self.held.insert(p, revision);
+                    self.held.insert(p, (revision, sent));
                     change.gained.push(p);
                 }
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
@@ -181,7 +200,7 @@ impl Leases {
 
     /// Gives partition `p` up at once, for another node to take.
     pub async fn release(&mut self, p: u32) -> Result<(), LeaseError> {
-        let Some(revision) = self.held.remove(&p) else { return Ok(()) };
+        let Some((revision, _)) = self.held.remove(&p) else { return Ok(()) };
         self.bucket.delete_expect_revision(key(p), Some(revision)).await.map_err(failed)
     }
 

@@ -30,8 +30,8 @@ async fn health_live(node: Data<Node>) -> HttpResponse {
 }
 
 /// Readiness: 503 while a service is not running (restarting, failed,
-/// paused), the node is draining, or the store cannot flush: send no
-/// traffic here.
+/// paused), the node is draining, the store cannot flush, or a failover
+/// leader's lease ran out before it renewed it: send no traffic here.
 #[utoipa::path(tag = "node", responses(
     (status = 200, description = "Ready", body = HealthReport),
     (status = 503, description = "Not ready, and why", body = HealthReport, headers(("Retry-After" = u64)))

@@ -114,6 +114,13 @@ async fn admit(
         if node.is_draining() {
             return Err(ApiError::Node(NodeError::Call(CallError::Draining)).into());
         }
+        if node.lease_lapsed() {
+            return Err(ApiError::NoLeader(
+                "this node's lease to lead ran out before it could renew it; another node may lead now"
+                    .into(),
+            )
+            .into());
+        }
         let principal = who::authenticate(node, req.request())?;
         node.admit_client(&client_of(node, &req, &principal)).map_err(ApiError::RateLimited)?;
         who::remember(req.request(), principal);

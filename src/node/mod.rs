@@ -69,6 +69,9 @@ struct Inner {
     /// For backups; every change goes through the actors.
     store: crate::store::Store,
     draining: AtomicBool,
+    /// Until when a failover leader's lease is surely its own
+    /// ([`Node::lead_until`]); `None`: the node answers with no lease.
+    lease: std::sync::RwLock<Option<std::time::Instant>>,
     timeout: Duration,
     ping_timeout: Duration,
     authenticator: crate::auth::Authenticator,
@@ -225,6 +228,7 @@ impl Node {
                 store_writer: started.store_writer,
                 store: started.store,
                 draining: AtomicBool::new(false),
+                lease: std::sync::RwLock::new(None),
                 timeout,
                 ping_timeout,
                 authenticator,
@@ -313,6 +317,23 @@ impl Node {
 
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Answers requests only until `until` (a failover leader, each time
+    /// it renews its lease): after it, another node may lead and have
+    /// acknowledged writes this one never saw, so the HTTP gateway answers
+    /// 503 `no-leader` and readiness turns 503, until the next renewal
+    /// moves the time on. A leader paused past its lease (a long GC, a
+    /// frozen VM) thus serves no stale read in the moment between waking
+    /// and learning it was deposed.
+    pub fn lead_until(&self, until: std::time::Instant) {
+        *self.inner.lease.write().unwrap_or_else(|p| p.into_inner()) = Some(until);
+    }
+
+    /// Whether the time set by [`Node::lead_until`] has passed.
+    pub fn lease_lapsed(&self) -> bool {
+        let until = *self.inner.lease.read().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|until| std::time::Instant::now() >= until)
     }
 
     /// Where the node keeps its data.

@@ -20,7 +20,8 @@ use std::time::Duration;
 pub struct HealthReport {
     /// `ready`, or why not: `degraded` (a service is not running), `draining`
     /// (shutting down), `store_unavailable` (it cannot write: see
-    /// `store_failure`); for liveness,
+    /// `store_failure`), `lease_lapsed` (a failover leader whose lease ran
+    /// out before it renewed it); for liveness,
     /// `live` or `stuck`.
     pub status: &'static str,
     /// The last sequence number in the event log.
@@ -75,13 +76,16 @@ impl Node {
         self.inner.store_writer.read()
     }
 
-    /// Readiness: every service running, the store flushing, not draining.
+    /// Readiness: every service running, the store flushing, not draining,
+    /// and the lease to lead (in failover mode) surely held.
     pub fn health(&self) -> HealthReport {
         let head = *self.inner.head.borrow();
         let services = self.inner.health.snapshot(head);
         let store_failure = self.inner.store_condition.failure();
         let status = if self.is_draining() {
             "draining"
+        } else if self.lease_lapsed() {
+            "lease_lapsed"
         } else if store_failure.is_some() {
             "store_unavailable"
         } else if services.len() == Service::ALL.len()

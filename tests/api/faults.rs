@@ -269,3 +269,35 @@ async fn while_draining_readiness_and_new_requests_answer_503() {
     assert_eq!(problem["type"], "/problems/shutting-down");
     assert_eq!(app.node.health().log_head, 0, "nothing was written");
 }
+
+/// A failover leader's lease that ran out before it renewed it: another
+/// node may lead and have taken writes this one never saw, so it answers
+/// nothing from its store (a read would be stale) until a renewal moves
+/// the time on.
+#[tokio::test]
+async fn once_the_lease_to_lead_runs_out_reads_and_readiness_answer_503_until_it_is_renewed() {
+    let app = spawn_app().await;
+    app.add_product("MUG", 1500, 5).await;
+    let placed = app.post_json("/orders", &order_body("kim", "MUG", 1, "card")).await;
+    let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let now = std::time::Instant::now();
+    app.node.lead_until(now + std::time::Duration::from_secs(60));
+    assert_eq!(app.get(&format!("/status/{id}")).await.status(), StatusCode::OK);
+
+    app.node.lead_until(now);
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "lease_lapsed");
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK, "it is not stuck");
+    let read = app.get(&format!("/status/{id}")).await;
+    assert!(read.headers().contains_key("retry-after"));
+    assert_eq!(assert_problem(read, StatusCode::SERVICE_UNAVAILABLE).await["type"], "/problems/no-leader");
+    let head = app.node.health().log_head;
+    let r = app.post_json("/orders", &order_body("kim", "MUG", 1, "card")).await;
+    assert_problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(app.node.health().log_head, head, "nothing was written");
+
+    app.node.lead_until(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    assert_eq!(app.get(&format!("/status/{id}")).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+}

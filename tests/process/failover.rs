@@ -252,7 +252,8 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
 }
 
 /// A leader paused past its lease (SIGSTOP: a long GC, a frozen VM) while
-/// a follower takes over: once resumed, it finds itself fenced off, takes
+/// a follower takes over: once resumed, it serves no stale read in the
+/// moment before it learns it was deposed, finds itself fenced off, takes
 /// no more orders, and exits with an error; what it acknowledged before
 /// the pause is on the new leader, and its store is refilled from the
 /// stream at its next start.
@@ -269,7 +270,19 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
     paused.signal("STOP");
     let new = leader(&mut nodes).await;
     assert_ne!(new, old);
+    // An order the new leader took, asked of the old one before it wakes:
+    // it must not answer 404 from its store of before the pause.
+    let placed = client().post(format!("{}/orders", nodes[new].as_ref().unwrap().address)).json(&kims_mug());
+    let placed = placed.send().await.unwrap();
+    assert_eq!(placed.status(), 201);
+    let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let asked = asked_while_paused(&paused.address, &format!("/status/{id}")).await;
     paused.signal("CONT");
+    let answer = answer_of(asked).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+        "the deposed leader answered a read after its lease ran out: {answer}"
+    );
     let status = paused.wait(Duration::from_secs(10)).await;
     assert!(!status.success(), "a deposed leader exits with an error: {status:?}");
     let acked = finished(load).await;
@@ -284,6 +297,32 @@ async fn a_leader_paused_past_its_lease_is_fenced_off_when_it_resumes_and_exits(
     nodes[old] = Some(back);
     stop_all(&mut nodes, new).await;
     check_store(dirs[new].path(), &INITIAL);
+}
+
+fn kims_mug() -> Value {
+    serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}], "address": "Seoul",
+        "payment": "bank_transfer"})
+}
+
+/// A request written whole to a paused node's socket (the kernel takes
+/// the connection and the bytes), to be answered once it resumes.
+async fn asked_while_paused(address: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let host = address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket
+}
+
+/// The answer's status line and headers; empty if the connection closed
+/// with none.
+async fn answer_of(mut socket: tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer and no close within 10 s");
+    String::from_utf8_lossy(&answer).lines().take_while(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
 }
 
 /// Any node takes any request as the leader would: a retried order with
@@ -301,8 +340,7 @@ async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
 
     let mut live = client().get(format!("{}/events?customer=kim", followers[0])).send().await.unwrap();
     assert_eq!(live.headers()["content-type"], "text/event-stream");
-    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}], "address": "Seoul",
-        "payment": "bank_transfer"});
+    let body = kims_mug();
     let mut ids = Vec::new();
     for address in [followers[1], followers[0]] {
         let r = client()
@@ -532,8 +570,7 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     assert_eq!(added.send().await.unwrap().status(), 201);
 
     // Placed through one follower, read at once through the other.
-    let order = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
-        "address": "Seoul", "payment": "bank_transfer"});
+    let order = kims_mug();
     // Other customers' orders stream in meanwhile, so that the follower
     // has copies to catch up on when a read comes.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -685,8 +722,7 @@ async fn webhook_deliveries_go_on_after_a_takeover_and_none_is_lost() {
     assert_eq!(subscribed.send().await.unwrap().status(), 201);
 
     // Bank-transfer orders through the follower, the leader killed among them.
-    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
-        "address": "Seoul", "payment": "bank_transfer"});
+    let body = kims_mug();
     let mut acked = Vec::new();
     let started = Instant::now();
     let mut killed = false;
@@ -726,8 +762,7 @@ async fn a_follower_whose_files_were_damaged_fills_its_store_again_from_the_stre
     let f = 1 - lead;
     let address = nodes[lead].as_ref().unwrap().address.clone();
     add_products(&address, &[("MUG", 1000)]).await;
-    let body = serde_json::json!({"customer": "kim", "items": [{"sku": "MUG", "qty": 1}],
-        "address": "Seoul", "payment": "bank_transfer"});
+    let body = kims_mug();
     let mut ids = Vec::new();
     for _ in 0..20 {
         let r = client().post(format!("{address}/orders")).json(&body).send().await.unwrap();

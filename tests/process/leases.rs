@@ -83,8 +83,16 @@ async fn partitions_have_one_owner_each_and_move_when_a_node_joins_dies_or_leave
     // its partitions once its leases run out, and not before.
     let dead: BTreeSet<u32> = c.held().collect();
     let stopped = Instant::now();
-    round(&mut [&mut a, &mut b]).await;
-    assert!(a.held().chain(b.held()).all(|p| !dead.contains(&p)), "taken while c's leases lived");
+    // What c believes is still surely its own: none is taken before then.
+    let c_until = dead.iter().map(|p| c.held_until(*p).unwrap()).min().unwrap();
+    assert!(c_until > stopped && c_until <= stopped + TTL, "{:?} after the stop", c_until - stopped);
+    assert_eq!(a.held_until(*dead.first().unwrap()), None, "a holds none of c's");
+    while a.held().chain(b.held()).all(|p| !dead.contains(&p)) {
+        assert!(stopped.elapsed() < TTL * 3, "c's partitions were never taken");
+        round(&mut [&mut a, &mut b]).await;
+        tokio::time::sleep(TTL / 8).await;
+    }
+    assert!(Instant::now() >= c_until, "taken while c still believed it held them");
     settle(&mut [&mut a, &mut b], TTL * 3).await;
     let moved = stopped.elapsed();
     assert!(moved >= TTL / 2, "its leases lived on for a while ({moved:?})");

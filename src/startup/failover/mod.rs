@@ -288,6 +288,12 @@ impl Member {
         }
     }
 
+    /// Until when no other node can lead (now, if this one holds no
+    /// lease): the node answers requests until then ([`crate::Node::lead_until`]).
+    fn held_until(&self) -> Instant {
+        self.leases.held().filter_map(|p| self.leases.held_until(p)).min().unwrap_or_else(Instant::now)
+    }
+
     /// Starts the node on the replica, takes over the follower's socket,
     /// and serves until stopped or deposed.
     async fn lead(
@@ -310,6 +316,7 @@ impl Member {
         // Both servers accept on the socket until the follower's stops.
         tokio::spawn(async move { forwarding.stop(true).await });
         let (node, server) = (app.node(), app.server_handle());
+        node.lead_until(self.held_until());
         node.metrics().set_leading();
         let mut running = tokio::spawn(app.run_until_stopped());
         let mut deposed = backend.deposed();
@@ -338,14 +345,18 @@ impl Member {
                 // (the renewals waited on a slow server) still leads: had
                 // another node claimed meanwhile, the next copy would be
                 // fenced off.
-                _ = tick.tick() => match self.leases.tick().await {
-                    Ok(_) if self.leases.held().next().is_none() => break Some("its lease ran out".to_owned()),
-                    Ok(_) => renewed = Instant::now(),
-                    Err(e) if renewed.elapsed() > self.lease => {
-                        break Some(format!("its lease could not be renewed for {:?} ({e})", self.lease))
+                _ = tick.tick() => {
+                    let ticked = self.leases.tick().await;
+                    node.lead_until(self.held_until());
+                    match ticked {
+                        Ok(_) if self.leases.held().next().is_none() => break Some("its lease ran out".to_owned()),
+                        Ok(_) => renewed = Instant::now(),
+                        Err(e) if renewed.elapsed() > self.lease => {
+                            break Some(format!("its lease could not be renewed for {:?} ({e})", self.lease))
+                        }
+                        Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
-                },
+                }
             }
         };
         if let Some(why) = why {
