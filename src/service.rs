@@ -23,6 +23,11 @@ pub enum Service {
 /// faults (latency, failures) like one.
 pub const GATEWAY: &str = "gateway";
 
+/// A failover follower applying the stream's copies of the store: a
+/// target for `latency_ms` from the settings only (a slow follower, to
+/// see what lag does), since the admin API is the leader's.
+pub const REPLICA: &str = "replica";
+
 impl Service {
     pub const ALL: [Service; 6] = [
         Service::Order,

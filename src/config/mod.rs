@@ -423,7 +423,11 @@ impl Settings {
             ));
         }
         for (service, spec) in &self.faults {
-            if !crate::service::is_fault_target(service) {
+            if service == crate::service::REPLICA {
+                if *spec != (FaultSpec { latency_ms: spec.latency_ms, ..FaultSpec::default() }) {
+                    return Err(SettingsError::Invalid(format!("faults.{service}: only latency_ms applies")));
+                }
+            } else if !crate::service::is_fault_target(service) {
                 return Err(SettingsError::Invalid(format!("faults.{service}: no such service")));
             }
             spec.validate().map_err(|e| SettingsError::Invalid(format!("faults.{service}: {e}")))?;
@@ -565,6 +569,16 @@ mod tests {
         refused("", &[("FULFIL_HTTP__BIND", "127.0.0.1:99999")], &["http.bind", "not a port"]);
         refused("", &[("FULFIL_HTTP__BIND", "localhost")], &["http.bind", "no port"]);
         assert_eq!(load("", &[("FULFIL_HTTP__BIND", "[::1]:0")]).unwrap().http.bind, "[::1]:0");
+    }
+
+    #[test]
+    fn a_followers_fault_takes_only_a_latency() {
+        let s = load("", &[("FULFIL_FAULTS__REPLICA__LATENCY_MS", "20")]).unwrap();
+        assert_eq!(s.faults["replica"].latency_ms, 20);
+        let err = load("", &[("FULFIL_FAULTS__REPLICA__PANIC_NEXT", "1")]).unwrap_err();
+        assert!(err.contains("faults.replica: only latency_ms applies"), "{err}");
+        let err = load("", &[("FULFIL_FAULTS__NOPE__LATENCY_MS", "1")]).unwrap_err();
+        assert!(err.contains("faults.nope: no such service"), "{err}");
     }
 
     #[test]

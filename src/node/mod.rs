@@ -195,7 +195,8 @@ impl Node {
         let metrics = Arc::new(Metrics::new());
         let env_metrics = metrics.clone();
         let faults = Faults::default();
-        for (service, spec) in &settings.faults {
+        // A follower's fault is its own (`startup::failover`), not a service's.
+        for (service, spec) in settings.faults.iter().filter(|(s, _)| *s != crate::service::REPLICA) {
             faults.set(service, spec.clone());
         }
         let env_faults = faults.clone();

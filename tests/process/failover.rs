@@ -538,9 +538,56 @@ fn keys_file(dir: &Path, keys: &[(&str, &str)]) -> String {
 
 /// How many reads the follower at `address` answered from its own store.
 async fn local_reads(address: &str) -> u64 {
+    follower_counter(address, "fulfil_failover_local_reads_total ").await
+}
+
+/// Reads a follower sent to the leader for `reason`.
+async fn forwarded_reads(address: &str, reason: &str) -> u64 {
+    follower_counter(address, &format!("fulfil_failover_forwarded_reads_total{{reason=\"{reason}\"}} ")).await
+}
+
+/// The value of the follower's metric whose line starts with `prefix`.
+async fn follower_counter(address: &str, prefix: &str) -> u64 {
     let text = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
-    let line = text.lines().find(|l| l.starts_with("fulfil_failover_local_reads_total "));
-    line.and_then(|l| l.split(' ').nth(1)).and_then(|n| n.parse().ok()).expect("a follower's counter")
+    let line = text.lines().find(|l| l.starts_with(prefix));
+    line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a follower's counter")
+}
+
+/// A follower far behind the stream (`faults.replica` slows its applies)
+/// sends reads to the leader at once rather than make each wait to catch
+/// up, and says why in its metrics; the answer is the leader's, with the
+/// order placed a moment before.
+#[tokio::test]
+async fn a_follower_far_behind_sends_reads_to_the_leader_at_once() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = vec![Some(start(&nats, dirs[0].path(), "n0")), None];
+    assert_eq!(leader(&mut nodes).await, 0);
+    let slow = [("FULFIL_FAULTS__REPLICA__LATENCY_MS", "20")];
+    nodes[1] = Some(start_with(&nats, dirs[1].path(), "n1", &slow));
+    let (lead, follower) =
+        (nodes[0].as_ref().unwrap().address.clone(), nodes[1].as_ref().unwrap().address.clone());
+    caught_up(&follower).await;
+    add_products(&lead, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&lead, CLIENTS, 0);
+    let limit = fulfil::http::forward::LAG_AT_MOST;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live(&follower).await.and_then(|h| h["behind"].as_u64()).unwrap_or(0) <= limit {
+        assert!(Instant::now() < deadline, "the follower never fell {limit} copies behind");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let placed = client().post(format!("{lead}/orders")).json(&kims_mug()).send().await.unwrap();
+    assert_eq!(placed.status(), 201);
+    let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let (local, behind) = (local_reads(&follower).await, forwarded_reads(&follower, "behind").await);
+    let read = client().get(format!("{follower}/status/{id}")).send().await.unwrap();
+    assert_eq!(read.status(), 200, "the leader answered for the follower");
+    assert_eq!(read.json::<Value>().await.unwrap()["order_id"], id.as_str());
+    assert_eq!(forwarded_reads(&follower, "behind").await, behind + 1, "forwarded for being behind");
+    assert_eq!(local_reads(&follower).await, local, "not answered from its own store");
+    assert_eq!(forwarded_reads(&follower, "late").await, 0, "it did not wait to catch up first");
+    finished(load).await;
+    stop_all(&mut nodes, 0).await;
 }
 
 /// A follower answers `GET /status/{id}` and a customer's list from its

@@ -155,11 +155,12 @@ async fn metrics(following: Data<Following>) -> HttpResponse {
          fulfil_failover_behind {}\n\
          # HELP fulfil_failover_local_reads_total Reads this follower answered from its own store.\n\
          # TYPE fulfil_failover_local_reads_total counter\n\
-         fulfil_failover_local_reads_total {}\n",
+         fulfil_failover_local_reads_total {}\n{}",
         state.applied,
         u8::from(state.caught_up),
         state.behind,
         following.local_reads.load(Ordering::Relaxed),
+        following.local().map(|local| local.forwarded_metrics()).unwrap_or_default(),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text)
 }

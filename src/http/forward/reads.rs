@@ -34,6 +34,7 @@ use crate::store::Reader;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,48 @@ pub struct LocalReads {
     limiter: Option<ClientLimiter>,
     workflows: Arc<Workflows>,
     trusted_proxies: Vec<IpAddr>,
+    forwarded: ForwardedReads,
+}
+
+/// Why a read this follower could answer went to the leader instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// The servers could not say where the stream ends.
+    Unreachable,
+    /// More than [`LAG_AT_MOST`] copies behind the stream's end.
+    Behind,
+    /// Not caught up with the stream's end within [`CATCH_UP`].
+    Late,
+    /// Its store could not answer (being refilled, unreadable, or too
+    /// many events past the projection's view to fold).
+    Unreadable,
+}
+
+impl Forwarded {
+    const ALL: [Forwarded; 4] =
+        [Forwarded::Unreachable, Forwarded::Behind, Forwarded::Late, Forwarded::Unreadable];
+
+    fn name(self) -> &'static str {
+        match self {
+            Forwarded::Unreachable => "unreachable",
+            Forwarded::Behind => "behind",
+            Forwarded::Late => "late",
+            Forwarded::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// The reads a follower sent to the leader, by why: for an operator
+/// asking why a follower does not take its share of the reads.
+#[derive(Debug, Default)]
+struct ForwardedReads([AtomicU64; 4]);
+
+impl ForwardedReads {
+    /// Counts one read sent on for `why`; `None`, the answer that says so.
+    fn count<R>(&self, why: Forwarded) -> Option<R> {
+        self.0[why as usize].fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 impl LocalReads {
@@ -68,7 +111,21 @@ impl LocalReads {
             limiter: ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client),
             workflows: Arc::new(settings.workflow_rules()),
             trusted_proxies: settings.trusted_proxies(),
+            forwarded: ForwardedReads::default(),
         })
+    }
+
+    /// `fulfil_failover_forwarded_reads_total`, in Prometheus text format.
+    pub fn forwarded_metrics(&self) -> String {
+        let mut text = String::from(
+            "# HELP fulfil_failover_forwarded_reads_total Reads this follower could answer and sent to the \
+             leader instead, by why.\n# TYPE fulfil_failover_forwarded_reads_total counter\n",
+        );
+        for why in Forwarded::ALL {
+            let count = self.forwarded.0[why as usize].load(Ordering::Relaxed);
+            text += &format!("fulfil_failover_forwarded_reads_total{{reason=\"{}\"}} {count}\n", why.name());
+        }
+        text
     }
 
     /// The order's report, if this follower can give it (`None`: the
@@ -133,21 +190,24 @@ impl LocalReads {
             Ok(end) => end,
             Err(e) => {
                 tracing::debug!(error = %e, "failover: cannot tell where the stream ends; the leader answers");
-                return Ok(None);
+                return Ok(self.forwarded.count(Forwarded::Unreachable));
             }
         };
-        if end > self.reads.applied() + LAG_AT_MOST || !self.reads.holding(end, CATCH_UP).await {
-            return Ok(None);
+        if end > self.reads.applied() + LAG_AT_MOST {
+            return Ok(self.forwarded.count(Forwarded::Behind));
+        }
+        if !self.reads.holding(end, CATCH_UP).await {
+            return Ok(self.forwarded.count(Forwarded::Late));
         }
         let (reads, workflows) = (self.reads.clone(), self.workflows.clone());
         let read = actix_web::web::block(move || reads.read(|store| read(store, &workflows)));
         match read.await {
-            Err(_) | Ok(None) => Ok(None),
+            Err(_) | Ok(None) | Ok(Some(Ok(None))) => Ok(self.forwarded.count(Forwarded::Unreadable)),
             Ok(Some(Ok(found))) => Ok(found),
             Ok(Some(Err(e @ NodeError::Refused(Refused::NotFound { .. })))) => Err(e.into()),
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "failover: this follower's store cannot be read; the leader answers");
-                Ok(None)
+                Ok(self.forwarded.count(Forwarded::Unreadable))
             }
         }
     }

@@ -68,6 +68,8 @@ struct Member {
     leases: Leases,
     lease: Duration,
     following: Arc<Following>,
+    /// Each copy applied this much late (`faults.replica.latency_ms`).
+    apply_latency: Option<Duration>,
 }
 
 /// Serves in failover mode until stopped by a signal (`Ok`), or until this
@@ -103,7 +105,13 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let end = StreamEnd::new(&client, &names);
     let local = LocalReads::new(&settings, replica.reads(), end).map_err(StartError::from)?;
     following.set_local(Some(local));
-    let mut member = Member { settings, names, node, advertise, client, leases, lease, following };
+    let apply_latency = settings
+        .faults
+        .get(crate::service::REPLICA)
+        .filter(|fault| fault.latency_ms > 0)
+        .map(|fault| Duration::from_millis(fault.latency_ms));
+    let mut member =
+        Member { settings, names, node, advertise, client, leases, lease, following, apply_latency };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         forwarding.stop(true).await;
         member.leases.leave().await?;
@@ -188,6 +196,9 @@ impl Member {
                         (replica, snapshot_at) = self.restored(replica, &mut copies).await?;
                     }
                     Ok((seq, payload)) => {
+                        if let Some(late) = self.apply_latency {
+                            tokio::time::sleep(late).await;
+                        }
                         replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
                         let every = self.settings.stream.snapshot_every;
                         // Between groups, so that the store stands at one
