@@ -2,7 +2,9 @@
 //! playwright-core (`tests/console/*.mjs`), both installed by
 //! `scripts/browser-tools.sh` when missing. The console is opened on a
 //! node on port 0; a booking placed through the API appears on its board
-//! without a reload, is accepted by a click and moves on; the event a
+//! without a reload, its card stays the same element while another
+//! booking arrives in its column (a redraw would swallow a click on it),
+//! is accepted by a click and moves on; the event a
 //! service failed on is retried from the order's page with the admin token
 //! the console asks for; then the guest is checked in and out by clicks,
 //! and the API agrees. On a node with keys, it asks for one, and a party
@@ -99,6 +101,7 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
     let args = vec![node.base.clone(), screenshot.display().to_string(), TOKEN.to_owned()];
     let steps = [
         "appeared awaiting hotel confirmation",
+        "the card stayed put while another arrived",
         "moved to confirmed",
         "order page shows its history",
         "retried the dead letter with the admin token",

@@ -44,6 +44,17 @@ await run(browser, failures, async () => {
   await waiting.waitFor({ timeout: 10000 });
   console.log('appeared awaiting hotel confirmation');
 
+  // Another booking arriving in the same column leaves this card's
+  // element where it is: a click on it is not lost to the redraw.
+  await waiting.evaluate((drawn) => { drawn.kept = true; });
+  const other = await post(`${base}/orders`, { ...booking, customer: 'kim' });
+  if (other.status !== 201) throw new Error(`placing the second booking answered ${other.status}`);
+  const { id: second } = await other.json();
+  await page.locator(`[data-column="reserved"] [data-order="${second}"]`, { hasText: 'room-' })
+    .waitFor({ timeout: 10000 });
+  if (!await waiting.evaluate((drawn) => drawn.kept === true)) throw new Error('the card was drawn anew');
+  console.log('the card stayed put while another arrived');
+
   // The delivery service will fail on this order until the fault is gone:
   // its event becomes a dead letter for the operator.
   const admin = { Authorization: `Bearer ${token}` };

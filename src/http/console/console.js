@@ -112,26 +112,47 @@ function upsert(report) {
   if (!known || known.last_event <= report.last_event) state.orders.set(report.order_id, report);
 }
 
-/** Draws the board. A column is replaced only when it changed: a view
- * that arrives after its notification changes nothing, and redrawing
- * anyway would swallow a click that landed on the card meanwhile. */
+/** Draws the board. Only what changed is replaced, card by card: a card
+ * replaced under the pointer swallows the click that landed on it, and on
+ * a busy board other orders' cards change all the time. */
 function renderBoard() {
   const board = $('#board');
   const current = workflow();
-  const columns = !current ? [] : current.statuses.map(({ status, label: name }) => {
+  const statuses = current ? current.statuses : [];
+  statuses.forEach(({ status, label: name }, i) => {
     const orders = [...state.orders.values()]
       .filter((o) => o.status === status && o.workflow === current.name)
       .sort((a, b) => a.placed_seq - b.placed_seq);
-    return el('div', { class: orders.length ? 'column' : 'column empty', 'data-column': status },
-      el('h3', {}, name, ' ', el('small', {}, `${orders.length}`)),
-      orders.map(card));
+    let column = board.children[i];
+    if (!column || column.dataset.column !== status) {
+      const fresh = el('div', { 'data-column': status }, el('h3'));
+      if (column) column.replaceWith(fresh);
+      else board.append(fresh);
+      column = fresh;
+    }
+    column.className = orders.length ? 'column' : 'column empty';
+    const heading = el('h3', {}, name, ' ', el('small', {}, `${orders.length}`));
+    if (!column.firstElementChild.isEqualNode(heading)) column.firstElementChild.replaceWith(heading);
+    keepCards(column, orders.map(card));
   });
-  columns.forEach((column, i) => {
-    const drawn = board.children[i];
-    if (!drawn) board.append(column);
-    else if (!drawn.isEqualNode(column)) drawn.replaceWith(column);
-  });
-  while (board.children.length > columns.length) board.lastElementChild.remove();
+  while (board.children.length > statuses.length) board.lastElementChild.remove();
+}
+
+/** Puts `cards` after the column's heading, in order, keeping each card
+ * already drawn that looks the same (its element, and so a click on it,
+ * survives the redraw). */
+function keepCards(column, cards) {
+  const drawn = new Map([...column.children].slice(1).map((c) => [c.dataset.order, c]));
+  let after = column.firstElementChild;
+  for (const fresh of cards) {
+    const old = drawn.get(fresh.dataset.order);
+    drawn.delete(fresh.dataset.order);
+    const kept = old && old.isEqualNode(fresh) ? old : fresh;
+    if (old && kept !== old) old.remove();
+    if (after.nextElementSibling !== kept) after.after(kept);
+    after = kept;
+  }
+  for (const gone of drawn.values()) gone.remove();
 }
 
 function card(order) {
