@@ -13,6 +13,12 @@
 //! `FULFIL_CONSOLE_SCREENSHOT=docs/console.png cargo test --test console`
 //! writes the README's screenshot.
 
+#[allow(dead_code)]
+#[path = "tools/nats.rs"]
+mod nats;
+#[allow(dead_code)]
+mod tools;
+
 use fulfil::auth::digest_hex;
 use fulfil::config::KeySetting;
 use fulfil::{Application, Settings};
@@ -51,9 +57,7 @@ impl Node {
             headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
         }
         let client = reqwest::Client::builder().default_headers(headers).build().unwrap();
-        let rooms = json!({"sku": "deluxe", "name": "Deluxe double", "price": 180000, "units": ["room-701", "room-702"]});
-        let r = client.post(format!("{base}/products")).json(&rooms).send().await.unwrap();
-        assert_eq!(r.status(), 201);
+        add_rooms(&client, &base).await;
         Node { base, client, server, running, _dir: dir }
     }
 
@@ -61,6 +65,14 @@ impl Node {
         self.server.stop(true).await;
         self.running.await.unwrap().unwrap();
     }
+}
+
+/// The hotel's pool of two rooms.
+async fn add_rooms(client: &reqwest::Client, base: &str) {
+    let rooms =
+        json!({"sku": "deluxe", "name": "Deluxe double", "price": 180000, "units": ["room-701", "room-702"]});
+    let r = client.post(format!("{base}/products")).json(&rooms).send().await.unwrap();
+    assert_eq!(r.status(), 201);
 }
 
 /// Runs `tests/console/<script>` in node with `args`; what it printed,
@@ -88,7 +100,33 @@ async fn browse(script: &str, args: Vec<String>, steps: &[&str]) -> String {
 }
 
 async fn view(node: &Node, id: &str) -> Value {
-    node.client.get(format!("{}/status/{id}", node.base)).send().await.unwrap().json().await.unwrap()
+    view_at(&node.client, &node.base, id).await
+}
+
+async fn view_at(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    client.get(format!("{base}/status/{id}")).send().await.unwrap().json().await.unwrap()
+}
+
+/// What the operator's walk through the console shows, step by step.
+const WALK: [&str; 7] = [
+    "appeared awaiting hotel confirmation",
+    "the card stayed put while another arrived",
+    "moved to confirmed",
+    "order page shows its history",
+    "retried the dead letter with the admin token",
+    "checked out",
+    "the API page renders the document",
+];
+
+/// The clicks were real steps: the API tells the same story.
+async fn walked(client: &reqwest::Client, base: &str, said: &str) {
+    let id = said.lines().find_map(|l| l.strip_prefix("placed ")).expect("the order's id").trim().to_owned();
+    let view = view_at(client, base, &id).await;
+    assert_eq!(view["status"], "closed", "{view}");
+    assert_eq!(view["accepted_by"], "hotel", "{view}");
+    let history: Vec<&str> =
+        view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["placed", "paid", "reserved", "accepted", "in_delivery", "delivered", "closed"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,27 +137,95 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
         .map(|p| root().join(p))
         .unwrap_or_else(|_| shots.path().join("console.png"));
     let args = vec![node.base.clone(), screenshot.display().to_string(), TOKEN.to_owned()];
-    let steps = [
-        "appeared awaiting hotel confirmation",
-        "the card stayed put while another arrived",
-        "moved to confirmed",
-        "order page shows its history",
-        "retried the dead letter with the admin token",
-        "checked out",
-        "the API page renders the document",
-    ];
-    let said = browse("console.mjs", args, &steps).await;
+    let said = browse("console.mjs", args, &WALK).await;
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a screenshot was taken");
-
-    // The clicks were real steps: the API tells the same story.
-    let id = said.lines().find_map(|l| l.strip_prefix("placed ")).expect("the order's id").trim().to_owned();
-    let view = view(&node, &id).await;
-    assert_eq!(view["status"], "closed", "{view}");
-    assert_eq!(view["accepted_by"], "hotel", "{view}");
-    let history: Vec<&str> =
-        view["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
-    assert_eq!(history, ["placed", "paid", "reserved", "accepted", "in_delivery", "delivered", "closed"]);
+    walked(&node.client, &node.base, &said).await;
     node.stop().await;
+}
+
+/// A `fulfil serve` process in failover mode, on port 0; killed on drop.
+struct Member {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Member {
+    fn start(nats: &str, name: &str) -> Member {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
+            .arg("serve")
+            .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
+            .env("FULFIL_STORE__PATH", dir.path())
+            .env("FULFIL_ADMIN__TOKEN", TOKEN)
+            .env("FULFIL_STREAM__URL", nats)
+            .env("FULFIL_STREAM__MODE", "failover")
+            .env("FULFIL_STREAM__NODE", name)
+            .env("FULFIL_STREAM__LEASE_MS", "1000")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines.next().expect("the node logs its address").unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break format!(
+                    "http://{}",
+                    rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap()
+                );
+            }
+        };
+        // Read on, so that the node never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Member { child, base, _dir: dir }
+    }
+
+    /// Once it answers ready in `role` (a leader's report names none).
+    async fn ready_as(&self, role: Option<&str>) {
+        for _ in 0..300 {
+            let r = reqwest::get(format!("{}/health/ready", self.base)).await.ok();
+            if let Some(r) = r.filter(|r| r.status().is_success()) {
+                let body: Value = r.json().await.unwrap();
+                if body["role"].as_str() == role && (role.is_none() || body["leader"].is_string()) {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{} was not ready as {role:?} within 30 s", self.base);
+    }
+}
+
+/// In failover mode, behind a Service that sends each request to any
+/// node, the console opened on a follower works as on the leader: the
+/// board is read from the follower's store, the steps and the live stream
+/// go through to the leader, and the node's panel shows the leader's
+/// services (`GET /health`, which a follower forwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opened_on_a_failover_follower_the_console_works_as_on_the_leader() {
+    let nats = nats::Nats::start(&tools::tool("nats-server"));
+    let leader = Member::start(&nats.url, "n0");
+    leader.ready_as(None).await;
+    let follower = Member::start(&nats.url, "n1");
+    follower.ready_as(Some("follower")).await;
+    let client = reqwest::Client::new();
+    add_rooms(&client, &follower.base).await;
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = shots.path().join("console.png").display().to_string();
+    let said = browse("console.mjs", vec![follower.base.clone(), screenshot, TOKEN.to_owned()], &WALK).await;
+    walked(&client, &follower.base, &said).await;
+    let health: Value =
+        client.get(format!("{}/health", follower.base)).send().await.unwrap().json().await.unwrap();
+    assert!(health["services"]["projection"].is_object(), "the leader's services: {health}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

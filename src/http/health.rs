@@ -7,7 +7,7 @@ use actix_web::{get, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(health_live).service(health_ready).service(metrics);
+    cfg.service(health_live).service(health_ready).service(health_of_the_worker).service(metrics);
 }
 
 /// The node's metrics, in Prometheus text format.
@@ -38,6 +38,20 @@ async fn health_live(node: Data<Node>) -> HttpResponse {
 ))]
 #[get("/health/ready")]
 async fn health_ready(node: Data<Node>) -> HttpResponse {
+    respond(node.health())
+}
+
+/// The node that does the work, whichever node is asked: the readiness
+/// report, as `/health/ready` gives it. On one node the two are the same.
+/// In failover mode a follower answers `/health/ready` about itself (for
+/// its probes) and forwards this path to the leader, so that a page such
+/// as the console shows the services wherever it was opened.
+#[utoipa::path(tag = "node", responses(
+    (status = 200, description = "Ready", body = HealthReport),
+    (status = 503, description = "Not ready, and why; or, through a follower, no node leads just now (problem+json)", body = HealthReport, headers(("Retry-After" = u64)))
+))]
+#[get("/health")]
+async fn health_of_the_worker(node: Data<Node>) -> HttpResponse {
     respond(node.health())
 }
 

@@ -280,6 +280,8 @@ async fn once_the_lease_to_lead_runs_out_reads_and_readiness_answer_503_until_it
     app.add_product("MUG", 1500, 5).await;
     let placed = app.post_json("/orders", &order_body("kim", "MUG", 1, "card")).await;
     let id = placed.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    // Done with the order, so that nothing writes while the lease lapses.
+    app.settle().await;
     let now = std::time::Instant::now();
     app.node.lead_until(now + std::time::Duration::from_secs(60));
     assert_eq!(app.get(&format!("/status/{id}")).await.status(), StatusCode::OK);

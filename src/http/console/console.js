@@ -420,9 +420,17 @@ async function renderOrder(view) {
 
 // ---- the node ----
 
+/** The panel of the node that does the work: `/health` is the leader's
+ * report through any node of a cluster (`/health/ready` is the node's
+ * own, for its probes). */
 async function node() {
-  const response = await fetch('/health/ready');
-  const health = await response.json();
+  const health = await (await fetch('/health')).json();
+  if (!health.services) {
+    // A follower's problem while no node leads: say so, and keep the rest.
+    $('#ready').textContent = health.title || 'unknown';
+    $('#ready').className = 'pill bad';
+    return health;
+  }
   state.open = health.auth === 'open';
   $('#act-as-field').hidden = !state.open;
   const ready = $('#ready');
@@ -433,6 +441,7 @@ async function node() {
     el('td', {}, s.lag), el('td', {}, s.offset), el('td', {}, s.backlog == null ? '' : s.backlog),
     el('td', {}, s.last_error || ''))));
   $('#breakers').textContent = `Circuit breakers: ${Object.entries(health.breakers).map(([n, s]) => `${n} ${s}`).join(', ') || 'none'}`;
+  return health;
 }
 
 /** The node's panel again, at most twice a second, as work happens. */
@@ -442,12 +451,12 @@ function refreshNode() {
   nodeDue = setTimeout(() => { nodeDue = null; node().catch(() => {}); }, 500);
 }
 
-/** Events appended per second, from /metrics, over the last two minutes. */
+/** Events appended per second, from the log's head, over the last two
+ * minutes. */
 async function throughput() {
-  const text = await (await fetch('/metrics', { headers: credentials(false) })).text();
-  const line = text.split('\n').find((l) => l.startsWith('fulfil_events_appended_total '));
-  if (!line) return;
-  state.samples.push([Date.now(), Number(line.split(' ')[1])]);
+  const { log_head: head } = await node();
+  if (head == null) return;
+  state.samples.push([Date.now(), head]);
   if (state.samples.length > 61) state.samples.shift();
   const rates = [];
   for (let i = 1; i < state.samples.length; i += 1) {
@@ -499,7 +508,8 @@ document.addEventListener('DOMContentLoaded', () => {
   remember($('#admin'), 'fulfil.admin', false);
   $('#workflow').addEventListener('change', (e) => show(e.target.value));
   start();
-  // The node's panel is a sample every two seconds; the orders are not polled.
-  setInterval(() => { node().catch(() => {}); throughput().catch(() => {}); }, 2000);
+  // The node's panel and the rate are a sample every two seconds; the
+  // orders are not polled.
+  setInterval(() => { throughput().catch(() => {}); }, 2000);
   throughput().catch(() => {});
 });
