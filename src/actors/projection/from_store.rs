@@ -276,4 +276,33 @@ mod tests {
         assert_eq!((ids(&rest), rest.next), (vec!["ord-4".to_owned()], None));
         assert_eq!(ids(&page(&q("paid", None, 10))), ["ord-2"]);
     }
+
+    /// A page ends with a cursor only when more orders are listed after
+    /// it, on the leader as from the store: with a leg asked for, orders
+    /// on another leg of the same status are not.
+    #[actix::test]
+    async fn a_page_gives_a_cursor_only_when_more_orders_are_listed_after_it() {
+        let t = temp_store();
+        let (workflows, p) = held_back(&t);
+        let card = PaymentMethod::Card;
+        // Given two orders on their way, on two legs.
+        for (n, leg) in [(1, "shipping"), (2, "customs")] {
+            let (delivery_id, name) = (format!("d{n}"), leg.to_owned());
+            let started =
+                EventKind::LegStarted { delivery_id: delivery_id.clone(), leg: 0, name: name.clone() };
+            let on_its_way = EventKind::OrderInDelivery { delivery_id, leg: 0, name };
+            t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], card), started, on_its_way]);
+        }
+        t.caught_up(NAME).await;
+        p.send(CommitHeldBack).await.unwrap().unwrap();
+
+        // When a page of one order on the first leg is asked for.
+        let q = ListByStatus::of("shop", "in_delivery", Some("shipping"), None, 1).unwrap();
+        let asked = p.send(q.clone()).await.unwrap().unwrap();
+
+        // Then it is the last: the order on the other leg is not listed after it.
+        let ids: Vec<String> = asked.orders.iter().map(|r| r.view.order_id.to_string()).collect();
+        assert_eq!((ids, asked.next), (vec!["ord-1".to_owned()], None));
+        assert_eq!(page_in(&t.store.reader(), &workflows, &q).unwrap(), Some(asked));
+    }
 }

@@ -209,14 +209,17 @@ impl ProjectionActor {
             if !key.starts_with(&prefix) {
                 break;
             }
+            let Some(view) = self.get(VIEWS, id.as_str())? else { continue };
+            if !q.lists(&view) {
+                continue;
+            }
+            // A cursor only when one more is listed: the index is by
+            // status, and those on another leg (or moved on) are not.
             if orders.len() == q.limit {
                 next = orders.last().map(|r: &StatusReport| r.view.placed_seq);
                 break;
             }
-            let Some(view) = self.get(VIEWS, id.as_str())? else { continue };
-            if q.lists(&view) {
-                orders.push(self.with_label(view)?);
-            }
+            orders.push(self.with_label(view)?);
         }
         Ok(Page { orders, next })
     }
