@@ -29,6 +29,9 @@ const VALUE_BYTES: usize = 300;
 #[allow(dead_code)]
 #[path = "../tests/tools/nats.rs"]
 mod nats;
+#[path = "../tests/tools/served.rs"]
+mod served;
+use served::Served;
 
 /// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream|failover` runs one phase.
 fn phase(name: &str) -> bool {
@@ -462,50 +465,21 @@ async fn publish_rate(js: &async_nats::jetstream::Context, n: u64, size: usize) 
 
 // ---------------------------------------------------------------- failover
 
-/// A `fulfil serve` process of this build on its own data directory, on
-/// the bench's settings; killed on drop.
-struct Served {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A `fulfil serve` process of this build on the bench's settings (as
+/// `bench_settings`), with `env` on top.
 fn serve(env: &[(&str, String)]) -> Served {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
-        .arg("serve")
-        .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
-        .env("FULFIL_STORE__PATH", dir.path())
-        // As `bench_settings`.
-        .env("FULFIL_HTTP__WORKERS", "2")
-        .env("FULFIL_HTTP__RATE_PER_CLIENT", "0")
-        .env("FULFIL_MAILBOX__WAIT_MS", "1000")
-        .env("FULFIL_PAYMENT__GATEWAY_RATE", "100000000")
-        .env("FULFIL_PAYMENT__GATEWAY_BURST", "100000000")
-        .env("RUST_LOG", "warn,fulfil::startup=info")
-        .env("NO_COLOR", "1")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the node logs its address").unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break format!("http://{}", rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap());
-        }
-    };
-    // Read on, so that the node never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served { child, url, _dir: dir }
+    let mut all: Vec<(&str, String)> = [
+        ("FULFIL_HTTP__WORKERS", "2"),
+        ("FULFIL_HTTP__RATE_PER_CLIENT", "0"),
+        ("FULFIL_MAILBOX__WAIT_MS", "1000"),
+        ("FULFIL_PAYMENT__GATEWAY_RATE", "100000000"),
+        ("FULFIL_PAYMENT__GATEWAY_BURST", "100000000"),
+        ("RUST_LOG", "warn,fulfil::startup=info"),
+    ]
+    .map(|(k, v)| (k, v.to_owned()))
+    .into();
+    all.extend_from_slice(env);
+    Served::start(&all)
 }
 
 /// Waits until every node answers ready, and every follower names a

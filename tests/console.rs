@@ -16,6 +16,8 @@
 #[allow(dead_code)]
 #[path = "tools/nats.rs"]
 mod nats;
+#[path = "tools/served.rs"]
+mod served;
 #[allow(dead_code)]
 mod tools;
 
@@ -23,6 +25,7 @@ use fulfil::auth::digest_hex;
 use fulfil::config::KeySetting;
 use fulfil::{Application, Settings};
 use serde_json::{json, Value};
+use served::Served;
 use std::path::Path;
 use std::process::Command;
 
@@ -143,56 +146,24 @@ async fn an_operator_accepts_a_booking_in_the_console_and_sees_it_move_on() {
     node.stop().await;
 }
 
-/// A `fulfil serve` process in failover mode, on port 0; killed on drop.
-struct Member {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `fulfil serve` process in failover mode on `nats`, as `name`.
+struct Member(Served);
 
 impl Member {
     fn start(nats: &str, name: &str) -> Member {
-        use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fulfil"))
-            .arg("serve")
-            .env("FULFIL_HTTP__BIND", "127.0.0.1:0")
-            .env("FULFIL_STORE__PATH", dir.path())
-            .env("FULFIL_ADMIN__TOKEN", TOKEN)
-            .env("FULFIL_STREAM__URL", nats)
-            .env("FULFIL_STREAM__MODE", "failover")
-            .env("FULFIL_STREAM__NODE", name)
-            .env("FULFIL_STREAM__LEASE_MS", "1000")
-            .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("the node logs its address").unwrap();
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break format!(
-                    "http://{}",
-                    rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap()
-                );
-            }
-        };
-        // Read on, so that the node never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Member { child, base, _dir: dir }
+        Member(Served::start(&[
+            ("FULFIL_ADMIN__TOKEN", TOKEN),
+            ("FULFIL_STREAM__URL", nats),
+            ("FULFIL_STREAM__MODE", "failover"),
+            ("FULFIL_STREAM__NODE", name),
+            ("FULFIL_STREAM__LEASE_MS", "1000"),
+        ]))
     }
 
     /// Once it answers ready in `role` (a leader's report names none).
     async fn ready_as(&self, role: Option<&str>) {
         for _ in 0..300 {
-            let r = reqwest::get(format!("{}/health/ready", self.base)).await.ok();
+            let r = reqwest::get(format!("{}/health/ready", self.0.url)).await.ok();
             if let Some(r) = r.filter(|r| r.status().is_success()) {
                 let body: Value = r.json().await.unwrap();
                 if body["role"].as_str() == role && (role.is_none() || body["leader"].is_string()) {
@@ -201,7 +172,7 @@ impl Member {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("{} was not ready as {role:?} within 30 s", self.base);
+        panic!("{} was not ready as {role:?} within 30 s", self.0.url);
     }
 }
 
@@ -218,13 +189,13 @@ async fn opened_on_a_failover_follower_the_console_works_as_on_the_leader() {
     let follower = Member::start(&nats.url, "n1");
     follower.ready_as(Some("follower")).await;
     let client = reqwest::Client::new();
-    add_rooms(&client, &follower.base).await;
+    add_rooms(&client, &follower.0.url).await;
     let shots = tempfile::tempdir().unwrap();
     let screenshot = shots.path().join("console.png").display().to_string();
-    let said = browse("console.mjs", vec![follower.base.clone(), screenshot, TOKEN.to_owned()], &WALK).await;
-    walked(&client, &follower.base, &said).await;
+    let said = browse("console.mjs", vec![follower.0.url.clone(), screenshot, TOKEN.to_owned()], &WALK).await;
+    walked(&client, &follower.0.url, &said).await;
     let health: Value =
-        client.get(format!("{}/health", follower.base)).send().await.unwrap().json().await.unwrap();
+        client.get(format!("{}/health", follower.0.url)).send().await.unwrap().json().await.unwrap();
     assert!(health["services"]["projection"].is_object(), "the leader's services: {health}");
 }
 
