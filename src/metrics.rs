@@ -42,6 +42,7 @@ pub struct Metrics {
     stream_exported: prometheus::IntGauge,
     stream_failures: IntCounter,
     failover_leading: prometheus::IntGauge,
+    failover_since_snapshot: prometheus::IntGauge,
 }
 
 /// Latency buckets from 0.5 ms to 10 s.
@@ -122,10 +123,18 @@ impl Metrics {
                 "1 while this node leads in failover mode (stream.mode); followers answer 0 themselves",
             ),
         );
+        let failover_since_snapshot = registered(
+            &r,
+            prometheus::IntGauge::new(
+                "fulfil_failover_copies_since_snapshot",
+                "On a failover leader: copies of the store the stream holds past the newest snapshot (a follower writes one every stream.snapshot_every; growing without end means none does)",
+            ),
+        );
         Metrics {
             stream_exported,
             stream_failures,
             failover_leading,
+            failover_since_snapshot,
             http_requests: counter(
                 &r,
                 "fulfil_http_requests_total",
@@ -247,6 +256,12 @@ impl Metrics {
     /// This node leads its failover cluster.
     pub fn set_leading(&self) {
         self.failover_leading.set(1);
+    }
+
+    /// Copies the stream holds past the newest snapshot, as the leader
+    /// last looked.
+    pub fn set_copies_since_snapshot(&self, copies: u64) {
+        self.failover_since_snapshot.set(copies as i64);
     }
 
     pub fn stream_failed(&self) {

@@ -538,19 +538,61 @@ fn keys_file(dir: &Path, keys: &[(&str, &str)]) -> String {
 
 /// How many reads the follower at `address` answered from its own store.
 async fn local_reads(address: &str) -> u64 {
-    follower_counter(address, "fulfil_failover_local_reads_total ").await
+    metric(address, "fulfil_failover_local_reads_total ").await
 }
 
 /// Reads a follower sent to the leader for `reason`.
 async fn forwarded_reads(address: &str, reason: &str) -> u64 {
-    follower_counter(address, &format!("fulfil_failover_forwarded_reads_total{{reason=\"{reason}\"}} ")).await
+    metric(address, &format!("fulfil_failover_forwarded_reads_total{{reason=\"{reason}\"}} ")).await
 }
 
-/// The value of the follower's metric whose line starts with `prefix`.
-async fn follower_counter(address: &str, prefix: &str) -> u64 {
+/// The value of the node's metric whose line starts with `prefix`.
+async fn metric(address: &str, prefix: &str) -> u64 {
     let text = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
     let line = text.lines().find(|l| l.starts_with(prefix));
-    line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a follower's counter")
+    line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a metric of the node")
+}
+
+/// Polls the leader's copies past the newest snapshot until `holds`.
+async fn copies_since_snapshot_until(address: &str, holds: impl Fn(u64) -> bool, what: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let since = metric(address, "fulfil_failover_copies_since_snapshot ").await;
+        if holds(since) {
+            return since;
+        }
+        assert!(Instant::now() < deadline, "the copies past the newest snapshot never {what} ({since})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Followers write the snapshots: a leader alone says, in a warning and
+/// in its metrics, that the copies past the newest snapshot passed three
+/// rounds; once a follower joins, it writes one and the figure falls.
+#[tokio::test]
+async fn a_leader_without_followers_warns_that_nothing_snapshots_until_one_joins() {
+    let nats = Nats::start(&tool("nats-server"));
+    let every = [("FULFIL_STREAM__SNAPSHOT_EVERY", "200")];
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = vec![Some(start_with(&nats, dirs[0].path(), "n0", &every)), None];
+    assert_eq!(leader(&mut nodes).await, 0);
+    let lead = nodes[0].as_ref().unwrap().address.clone();
+    add_products(&lead, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&lead, CLIENTS, 0);
+    let grown = copies_since_snapshot_until(&lead, |since| since > 600, "grew past three rounds").await;
+    finished(load).await;
+    nodes[1] = Some(start_with(&nats, dirs[1].path(), "n1", &every));
+    let fallen =
+        copies_since_snapshot_until(&lead, |since| since <= 200, "fell once a follower joined").await;
+    println!("copies past the newest snapshot: {grown} alone, {fallen} with a follower");
+    let follower = nodes[1].take().unwrap();
+    follower.signal("TERM");
+    assert!(follower.wait(Duration::from_secs(10)).await.success());
+    let leader = nodes[0].take().unwrap();
+    leader.signal("TERM");
+    let (status, log) = leader.wait_logged(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("no snapshot for more than three rounds").count(), 1, "warned once:\n{log}");
 }
 
 /// A follower far behind the stream (`faults.replica` slows its applies)

@@ -334,6 +334,7 @@ impl Member {
         let mut tick = tokio::time::interval(self.lease / 3);
         let mut renewed = Instant::now();
         let mut stopping = false;
+        let (mut snapshots_due, mut warned) = (tokio::time::interval(snapshots::SNAPSHOTS_LOOKED_AT), false);
         let why = loop {
             tokio::select! {
                 served = &mut running => {
@@ -352,6 +353,7 @@ impl Member {
                         server.stop(true).await;
                     });
                 }
+                _ = snapshots_due.tick() => self.look_at_snapshots(&node, &mut warned).await,
                 // A lease that ran out and was taken again in the same tick
                 // (the renewals waited on a slow server) still leads: had
                 // another node claimed meanwhile, the next copy would be

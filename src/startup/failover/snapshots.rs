@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 /// The snapshot's name in its bucket (each replaces the one before).
 const SNAPSHOT: &str = "store";
+/// How often a leader looks at where the newest snapshot stands.
+pub(super) const SNAPSHOTS_LOOKED_AT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn io_store(e: std::io::Error) -> StoreError {
     StoreError::Engine(Arc::new(e))
@@ -37,6 +39,37 @@ impl Member {
             Err(e) if e.kind() == async_nats::jetstream::object_store::InfoErrorKind::NotFound => Ok(0),
             Err(e) => Err(nats(e)),
         }
+    }
+
+    /// On the leader, every [`SNAPSHOTS_LOOKED_AT`]: how many copies the
+    /// stream holds past the newest snapshot, in its metrics, and a
+    /// warning once that passes three rounds (`warned` says it was given):
+    /// followers write the snapshots, and with none (or none that keeps
+    /// up) the stream of copies grows until the servers' disks are full.
+    pub(super) async fn look_at_snapshots(&self, node: &crate::Node, warned: &mut bool) {
+        let since = async {
+            Ok::<_, FailoverError>(self.stream_end().await?.saturating_sub(self.newest_snapshot().await?))
+        };
+        // Briefly: the lease's renewals wait in the same loop.
+        let since = match tokio::time::timeout(self.lease / 4, since).await {
+            Ok(Ok(since)) => since,
+            Ok(Err(e)) => {
+                return tracing::debug!(error = %e, "failover: cannot tell where the newest snapshot stands")
+            }
+            Err(_) => {
+                return tracing::debug!("failover: no answer in time on where the newest snapshot stands")
+            }
+        };
+        node.metrics().set_copies_since_snapshot(since);
+        let every = self.settings.stream.snapshot_every;
+        let late = every > 0 && since > 3 * every;
+        if late && !*warned {
+            tracing::warn!(copies = since, snapshot_every = every,
+                "failover: no snapshot for more than three rounds of stream.snapshot_every copies: followers write \
+                 them, and with none running the stream of copies grows until the servers' disks are full; \
+                 start a follower");
+        }
+        *warned = late;
     }
 
     /// Writes the replica's store as it stands to the snapshots' bucket,
