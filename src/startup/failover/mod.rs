@@ -202,9 +202,13 @@ impl Member {
                         replica.receive(seq, &payload).map_err(|source| store_error(&self.settings, source))?;
                         let every = self.settings.stream.snapshot_every;
                         // Between groups, so that the store stands at one
-                        // copy; not by a node about to lead.
+                        // copy; not by a node about to lead; and not while
+                        // more than a round behind, catching up, when the
+                        // snapshot would be stale at once (one per round
+                        // of a long catch-up held its applies back).
                         let between = replica.seen() == replica.applied() && self.leases.held().next().is_none();
-                        if every > 0 && replica.applied() >= snapshot_at + every && between {
+                        let near_the_end = end.saturating_sub(replica.applied()) < every;
+                        if every > 0 && replica.applied() >= snapshot_at + every && between && near_the_end {
                             snapshot_at = replica.applied();
                             if self.writes_snapshot(snapshot_at / every).await {
                                 if let Err(e) = self.snapshot(&replica).await {
