@@ -46,7 +46,7 @@ impl Member {
     /// warning once that passes three rounds (`warned` says it was given):
     /// followers write the snapshots, and with none (or none that keeps
     /// up) the stream of copies grows until the servers' disks are full.
-    pub(super) async fn look_at_snapshots(&self, node: &crate::Node, warned: &mut bool) {
+    pub(super) async fn look_at_snapshots(&self, node: &crate::node::Node, warned: &mut bool) {
         let since = async {
             Ok::<_, FailoverError>(self.stream_end().await?.saturating_sub(self.newest_snapshot().await?))
         };
