@@ -82,10 +82,10 @@ async fn stream_events(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct CustomerNotifications {
-    customer: String,
+pub(super) struct CustomerNotifications {
+    pub customer: String,
     /// Oldest first.
-    notifications: Vec<Notification>,
+    pub notifications: Vec<Notification>,
 }
 
 /// What a customer was told, oldest first.

@@ -33,7 +33,7 @@ pub use dead_letter::{park, remove_dead_letter, unpark, DeadLetter};
 pub use log::{Tx, TxError, TxResult};
 pub use open::sled_in;
 pub use read_cache::ReadCache;
-pub use reader::Reader;
+pub use reader::{Reader, UNFOLDED_AT_MOST};
 pub use staged::Staged;
 pub use table::Table;
 pub use writer_stats::{WriterReading, WriterStats, LOG_KEYS};

@@ -11,6 +11,11 @@ use super::backend::Backend;
 use super::{decode, DeadLetter, StoreError, Table};
 use crate::domain::{Event, Seq};
 
+/// The most events a read from the store folds after a consumer's
+/// committed offset ([`Reader::unfolded`]): about `store.hold_back_ms` of
+/// them normally.
+pub const UNFOLDED_AT_MOST: usize = 20_000;
+
 /// Reads of one backend; see the module docs.
 pub struct Reader<'a> {
     backend: &'a dyn Backend,
@@ -65,6 +70,24 @@ impl<'a> Reader<'a> {
     /// The committed offset of `consumer`: the last event it processed.
     pub fn offset(&self, consumer: &str) -> Result<Seq, StoreError> {
         Ok(self.get(super::OFFSETS, consumer)?.unwrap_or(0))
+    }
+
+    /// The events after `consumer`'s committed offset, oldest first: what
+    /// a store read alone folds on top of the records that consumer
+    /// committed with it. `None` past `at_most` of them (a consumer far
+    /// behind, paused or failing: the node that runs it answers instead).
+    pub fn unfolded(&self, consumer: &str, at_most: usize) -> Result<Option<Vec<Event>>, StoreError> {
+        let mut after = self.offset(consumer)?;
+        let mut events = Vec::new();
+        loop {
+            let more = self.read_log(after, 1024)?;
+            let Some(last) = more.last() else { return Ok(Some(events)) };
+            after = last.seq;
+            events.extend(more);
+            if events.len() > at_most {
+                return Ok(None);
+            }
+        }
     }
 
     /// Up to `limit` events after `after`, oldest first.

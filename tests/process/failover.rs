@@ -636,8 +636,8 @@ async fn a_follower_far_behind_sends_reads_to_the_leader_at_once() {
     stop_all(&mut nodes, 0).await;
 }
 
-/// A follower answers `GET /status/{id}` and a customer's list from its
-/// own store, as the leader would: an order placed through another node a
+/// A follower answers `GET /status/{id}`, a customer's list and what the
+/// customer was told from its own store, as the leader would: an order placed through another node a
 /// moment before is there at once (it waits until it holds what the
 /// stream held), the same keys and rules say who sees it, and reads go on
 /// while the leader is paused.
@@ -734,6 +734,25 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     let refused =
         client().get(format!("{}/status?workflow=shop&status=paid", address(b))).bearer_auth("kim-key");
     assert_eq!(refused.send().await.unwrap().status(), 403);
+
+    // What kim was told, listed by the follower itself as the leader lists
+    // it once its notification service has caught up.
+    let told = |node: usize, key: &str| {
+        let url = format!("{}/notifications?customer=kim", address(node));
+        let key = key.to_owned();
+        async move { client().get(url).bearer_auth(key).send().await.unwrap() }
+    };
+    settle(&address(lead)).await;
+    let here: Value = told(b, "kim-key").await.json().await.unwrap();
+    assert_eq!(local_reads(&address(b)).await - before, 32 + pages, "answered by the follower");
+    let there: Value = told(lead, "kim-key").await.json().await.unwrap();
+    assert_eq!(here, there, "the leader's list");
+    assert_eq!(
+        here["notifications"].as_array().unwrap().len(),
+        60,
+        "placed, then awaiting payment: each order"
+    );
+    assert_eq!(told(b, "lee-key").await.status(), 403);
 
     // The same rules: someone else's order does not exist for lee; no
     // key, no answer; an unknown order is not found.

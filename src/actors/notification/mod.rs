@@ -18,11 +18,11 @@ use crate::domain::message::{self, Telling};
 use crate::domain::subscription::{NewSubscription, Outgoing, Subscription};
 use crate::domain::{CustomerId, Event, EventKind, Notification, Seq, Workflows};
 use crate::error::NodeError;
-use crate::store::{key_prefix, Store, Tx, TxResult};
+use crate::store::{key_prefix, Reader, Store, StoreError, Tx, TxResult};
 use actix::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use told::{Notified, Recipient, BY_CUSTOMER, NOTIFIED};
+use told::{Notified, BY_CUSTOMER, NOTIFIED};
 
 // ---- messages ----
 
@@ -81,9 +81,11 @@ pub struct RetryDelivery {
     pub event: u64,
 }
 
+mod from_store;
 mod told;
 mod webhooks;
 
+pub use from_store::notifications_in;
 pub use told::stored;
 pub use webhooks::{clients, signature, Clients};
 
@@ -129,7 +131,7 @@ impl NotificationActor {
 
     /// A customer's notifications, oldest first.
     fn list(&self, customer: &CustomerId) -> Result<Vec<Notification>, NodeError> {
-        let mut all = told::format_1_of(&self.cursor.store, customer)?;
+        let mut all = told::format_1_of(&self.cursor.store.reader(), customer)?;
         let prefix = key_prefix(customer.as_str());
         for entry in self.behind.entries_from(BY_CUSTOMER, &prefix)? {
             let (key, order) = entry?;
@@ -252,28 +254,12 @@ fn on_event(
     event: &Event,
     hooks: &webhooks::Hooks,
 ) -> TxResult<Option<(Published, bool)>, NodeError> {
-    let Some(mut notified) = record_of(tx, event)? else { return Ok(None) };
-    let mut changed = matches!(event.kind, EventKind::OrderPlaced { .. });
-    if let EventKind::LegRejected { reason, .. } = &event.kind {
-        notified.rejection = Some(reason.clone());
-        changed = true;
-    }
-    let rejection = match &event.kind {
-        EventKind::OrderCanceled { .. } => notified.rejection.as_deref(),
-        _ => None,
-    };
-    let cause = cause_of(store, event)?;
-    let to = &notified.to;
-    let workflow = to.workflow.as_deref().and_then(|w| hooks.workflows.get(w).ok());
-    let lang = to.lang.as_deref().or(workflow.map(|wf| wf.lang.as_str())).unwrap_or("en");
-    let telling = Telling { payment: notified.payment(), rejection, cause: cause.as_ref(), lang };
-    let told = message::subject(&event.kind, telling.cause).and_then(|(status, subject)| {
-        let label = workflow.map(|wf| wf.label(status));
-        let template = workflow.and_then(|wf| wf.template(lang, subject));
-        Notification::for_event(event, &to.customer, &telling, template.zip(label.as_deref()))
-    });
+    let Some(mut notified) = record_of(tx, &store.reader(), event)? else { return Ok(None) };
+    let mut changed = note(&mut notified, event);
+    let cause = cause_of(&store.reader(), event)?;
+    let (telling, told) = telling(&notified, event, cause.as_ref(), &hooks.workflows);
     let queued = match &told {
-        Some(n) => hooks.queue(tx, n, to.workflow.as_deref(), event, &telling)?,
+        Some(n) => hooks.queue(tx, n, notified.to.workflow.as_deref(), event, &telling)?,
         None => false,
     };
     if let Some(n) = &told {
@@ -286,34 +272,66 @@ fn on_event(
     Ok(told.map(|n| ((n, notified.to.workflow), queued)))
 }
 
+// ---- the rule, shared with a store read alone (`from_store`) ----
+
+/// Notes in the order's record what its later messages need (a
+/// checkpoint's words); whether the record changed.
+fn note(notified: &mut Notified, event: &Event) -> bool {
+    if let EventKind::LegRejected { reason, .. } = &event.kind {
+        notified.rejection = Some(reason.clone());
+        return true;
+    }
+    matches!(event.kind, EventKind::OrderPlaced { .. })
+}
+
+/// What `event` tells the record's customer, if anything, and the terms
+/// it is told in (which the webhooks' own words use too).
+fn telling<'a>(
+    notified: &'a Notified,
+    event: &Event,
+    cause: Option<&'a EventKind>,
+    workflows: &'a Workflows,
+) -> (Telling<'a>, Option<Notification>) {
+    let rejection = match &event.kind {
+        EventKind::OrderCanceled { .. } => notified.rejection.as_deref(),
+        _ => None,
+    };
+    let to = &notified.to;
+    let workflow = to.workflow.as_deref().and_then(|w| workflows.get(w).ok());
+    let lang = to.lang.as_deref().or(workflow.map(|wf| wf.lang.as_str())).unwrap_or("en");
+    let telling = Telling { payment: notified.payment(), rejection, cause, lang };
+    let told = message::subject(&event.kind, telling.cause).and_then(|(status, subject)| {
+        let label = workflow.map(|wf| wf.label(status));
+        let template = workflow.and_then(|wf| wf.template(lang, subject));
+        Notification::for_event(event, &to.customer, &telling, template.zip(label.as_deref()))
+    });
+    (telling, told)
+}
+
+/// Folds `event` into its order's record as the service does, without
+/// its webhooks.
+fn fold(notified: &mut Notified, event: &Event, cause: Option<&EventKind>, workflows: &Workflows) {
+    note(notified, event);
+    if let (_, Some(n)) = telling(notified, event, cause, workflows) {
+        notified.tell(&n, event.at_ms);
+    }
+}
+
 /// The record of `event`'s order: as stored (in either format), or new
 /// for its placing. A new one is indexed by its customer.
-fn record_of(tx: &mut Tx<'_>, event: &Event) -> TxResult<Option<Notified>, NodeError> {
+fn record_of(tx: &mut Tx<'_>, store: &Reader<'_>, event: &Event) -> TxResult<Option<Notified>, NodeError> {
     let order = &event.order_id;
     if let Some(notified) = tx.get(NOTIFIED, order.as_str())? {
         return Ok(Some(notified));
     }
-    let notified = match &event.kind {
-        EventKind::OrderPlaced { customer, payment, workflow, lang, .. } => {
-            let to = Recipient {
-                customer: customer.clone(),
-                workflow: Some(workflow.clone()),
-                lang: lang.clone(),
-            };
-            Notified::new(to, *payment)
-        }
-        _ => match told::format_1(tx, order)? {
-            Some(notified) => notified,
-            None => return Ok(None),
-        },
-    };
+    let Some(notified) = told::new_record(store, event)? else { return Ok(None) };
     tx.put(BY_CUSTOMER, told::customer_key(&notified.to.customer, order), order)?;
     Ok(Some(notified))
 }
 
 /// The event that caused a refund (its cancel or rejection), read from the
 /// log: what the refund's message gives as its reason.
-fn cause_of(store: &Store, event: &Event) -> TxResult<Option<EventKind>, NodeError> {
+fn cause_of(store: &Reader<'_>, event: &Event) -> Result<Option<EventKind>, StoreError> {
     let (EventKind::PaymentRefunded { .. }, Some(seq)) = (&event.kind, event.caused_by) else {
         return Ok(None);
     };
@@ -387,7 +405,8 @@ impl Handler<NotificationsAfter> for NotificationActor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use super::told::Recipient;
     use super::*;
     use crate::actors::testing::{money, order, paid, placed, placed_in, temp_store};
     use crate::domain::{CancelReason, OrderStatus, PaymentMethod};
@@ -396,7 +415,10 @@ mod tests {
         build(t, crate::config::Settings::default().webhooks).start()
     }
 
-    fn build(t: &crate::actors::testing::TestStore, settings: WebhookSettings) -> NotificationActor {
+    pub(super) fn build(
+        t: &crate::actors::testing::TestStore,
+        settings: WebhookSettings,
+    ) -> NotificationActor {
         let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
         let (live, _) = tokio::sync::broadcast::channel(16);
         let http = clients(&settings).unwrap();

@@ -12,9 +12,11 @@
 //! node keeps its notifications where they are, and an order of it that
 //! changes again gets a format 2 record for what it is told from then on.
 
-use crate::domain::{rfc3339, CustomerId, Notification, OrderId, OrderStatus, PaymentMethod, Seq};
+use crate::domain::{
+    rfc3339, CustomerId, Event, EventKind, Notification, OrderId, OrderStatus, PaymentMethod, Seq,
+};
 use crate::error::NodeError;
-use crate::store::{key_prefix, Store, StoreError, Table, Tx, TxResult};
+use crate::store::{key_prefix, Reader, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 /// `order` → who its messages go to, and what it was told.
@@ -115,19 +117,27 @@ pub(super) fn customer_key(customer: &CustomerId, order: &OrderId) -> Vec<u8> {
     key
 }
 
-/// An order's record as format 1 left it (no notifications: those stay in
-/// format 1's table), if it has one.
-pub(super) fn format_1(tx: &mut Tx<'_>, order: &OrderId) -> TxResult<Option<Notified>, NodeError> {
-    let key = order.as_str();
-    let (to, payment) = match tx.get(RECIPIENTS, key)? {
+/// A record for `event`'s order where none is stored in format 2: new for
+/// its placing, or as format 1 left it (no notifications: those stay in
+/// format 1's table). `None` if neither.
+pub(super) fn new_record(store: &Reader<'_>, event: &Event) -> Result<Option<Notified>, StoreError> {
+    if let EventKind::OrderPlaced { customer, payment, workflow, lang, .. } = &event.kind {
+        let to =
+            Recipient { customer: customer.clone(), workflow: Some(workflow.clone()), lang: lang.clone() };
+        return Ok(Some(Notified::new(to, *payment)));
+    }
+    // Format 1's tables are never written: the store's committed state is
+    // what any transaction would read.
+    let key = event.order_id.as_str();
+    let (to, payment) = match store.get(RECIPIENTS, key)? {
         Some(to) => (to, PaymentMethod::None),
-        None => match tx.get(CARD_RECIPIENTS, key)? {
+        None => match store.get(CARD_RECIPIENTS, key)? {
             Some(to) => (to, PaymentMethod::Card),
             None => return Ok(None),
         },
     };
     let mut notified = Notified::new(to, payment);
-    notified.rejection = tx.get(REJECTIONS, key)?;
+    notified.rejection = store.get(REJECTIONS, key)?;
     Ok(Some(notified))
 }
 
@@ -151,7 +161,10 @@ pub(super) fn format_1_notification(
 }
 
 /// Format 1's notifications of `customer`, oldest first.
-pub(super) fn format_1_of(store: &Store, customer: &CustomerId) -> Result<Vec<Notification>, StoreError> {
+pub(super) fn format_1_of(
+    store: &Reader<'_>,
+    customer: &CustomerId,
+) -> Result<Vec<Notification>, StoreError> {
     store.scan_prefix(NOTIFICATIONS, key_prefix(customer.as_str()))
 }
 

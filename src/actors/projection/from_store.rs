@@ -15,14 +15,8 @@ use super::{
 };
 use crate::domain::{CustomerId, Event, OrderId, Seq, StatusView, Workflows};
 use crate::error::{NodeError, Refused};
-use crate::store::{key_prefix, Reader};
+use crate::store::{key_prefix, Reader, UNFOLDED_AT_MOST};
 use std::collections::{BTreeMap, HashSet};
-
-/// The most events a read from the store folds after the projection's
-/// committed offset: about `store.hold_back_ms` of them normally. A
-/// projection further behind (paused, or failing) gives `None`, and the
-/// node that runs it answers instead.
-pub const UNFOLDED_AT_MOST: usize = 20_000;
 
 /// The events after the projection's committed offset.
 struct Unfolded {
@@ -32,17 +26,7 @@ struct Unfolded {
 impl Unfolded {
     /// `None` past `at_most` events.
     fn read(store: &Reader<'_>, at_most: usize) -> Result<Option<Unfolded>, NodeError> {
-        let mut after = store.offset(NAME)?;
-        let mut events = Vec::new();
-        loop {
-            let more = store.read_log(after, 1024)?;
-            let Some(last) = more.last() else { return Ok(Some(Unfolded { events })) };
-            after = last.seq;
-            events.extend(more);
-            if events.len() > at_most {
-                return Ok(None);
-            }
-        }
+        Ok(store.unfolded(NAME, at_most)?.map(|events| Unfolded { events }))
     }
 
     /// The order's report: `None` when the projection set one of its

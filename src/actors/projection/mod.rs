@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 mod from_store;
 
-pub use from_store::{page_in, report_in, reports_of_in, UNFOLDED_AT_MOST};
+pub use from_store::{page_in, report_in, reports_of_in};
 
 // ---- messages ----
 

@@ -1,8 +1,8 @@
 //! A failover follower's gateway: requests go to the node that leads, so
 //! that any node can be sent any request (a Kubernetes Service in front of
-//! all of them, a client that knows one address). Status reads are the
-//! exception: the follower answers them from its own store, with the
-//! leader's checks ([`reads`]).
+//! all of them, a client that knows one address). Status reads and what a
+//! customer was told are the exception: the follower answers them from
+//! its own store, with the leader's checks ([`reads`]).
 //!
 //! For what it forwards, the follower does not authenticate or check
 //! anything itself: the leader does, exactly as for a request sent to it
@@ -21,7 +21,8 @@ mod reads;
 
 pub use reads::{LocalReads, CATCH_UP, LAG_AT_MOST};
 
-use super::status::{Listed, Listing, StatusListing};
+use super::notifications::CustomerNotifications;
+use super::status::{ByCustomer, Listed, Listing, StatusListing};
 use super::ApiError;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
@@ -79,8 +80,8 @@ impl Following {
     }
 }
 
-/// The follower's routes: its own health, status reads from its store
-/// when it can, and everything else forwarded.
+/// The follower's routes: its own health, status reads and notification
+/// lists from its store when it can, and everything else forwarded.
 pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig) + Clone {
     // Only a TLS backend that cannot start fails here; forwarding then
     // answers 503 and says why.
@@ -98,6 +99,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(metrics)
             .service(order_status)
             .service(statuses)
+            .service(notifications)
             .default_service(web::to(forward));
     }
 }
@@ -177,13 +179,11 @@ async fn order_status(
     following: Data<Following>,
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(local) = following.local() {
-        if let Some(report) = local.status(&req, &order_id).await? {
-            following.local_reads.fetch_add(1, Ordering::Relaxed);
-            return Ok(HttpResponse::Ok().json(report));
-        }
-    }
-    forward(req, body, following, client).await
+    let answer = match following.local() {
+        Some(local) => local.status(&req, &order_id).await?,
+        None => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
 }
 
 /// A customer's orders, or a page of a work list, from this follower's
@@ -195,13 +195,50 @@ async fn statuses(
     following: Data<Following>,
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(local) = following.local() {
-        if let Some(listing) = local_listing(&local, &req).await? {
-            following.local_reads.fetch_add(1, Ordering::Relaxed);
-            return Ok(HttpResponse::Ok().json(listing));
+    let answer = match following.local() {
+        Some(local) => local_listing(&local, &req).await?,
+        None => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// What a customer was told, from this follower's store when it can tell
+/// it, else from the leader (which also says what is wrong with a query
+/// it cannot read).
+#[get("/notifications")]
+async fn notifications(
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<ByCustomer>::from_query(req.query_string()).ok();
+    let answer = match (following.local(), query) {
+        (Some(local), Some(query)) => {
+            let customer = query.into_inner().customer;
+            let told = local.notifications(&req, &customer).await?;
+            told.map(|notifications| CustomerNotifications { customer, notifications })
         }
+        _ => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// `answer`, counted, when this follower could give it; else the leader's.
+async fn local_or_forwarded(
+    answer: Option<impl Serialize>,
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    match answer {
+        Some(answer) => {
+            following.local_reads.fetch_add(1, Ordering::Relaxed);
+            Ok(HttpResponse::Ok().json(answer))
+        }
+        None => forward(req, body, following, client).await,
     }
-    forward(req, body, following, client).await
 }
 
 /// The listing `req` asks for, if this follower can tell it; a query it

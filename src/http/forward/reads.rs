@@ -1,7 +1,7 @@
 //! Reads a failover follower answers from its own store instead of
-//! forwarding them: `GET /status/{order_id}`, the read clients poll, and
-//! the `GET /status` lists (a customer's orders, the parties' work
-//! lists). Every follower holds the whole store (the stream's copies), so
+//! forwarding them: `GET /status/{order_id}`, the read clients poll, the
+//! `GET /status` lists (a customer's orders, the parties' work lists),
+//! and what a customer was told, `GET /notifications`. Every follower holds the whole store (the stream's copies), so
 //! reads spread over all nodes, and go on while no node leads.
 //!
 //! # Why a read here sees every acknowledged write
@@ -19,15 +19,18 @@
 //! counts (on this node), the same rule says who may see the order
 //! ([`Principal::may_see_view`], and the listing rules), and the same
 //! view comes out: the projection's committed view with the order's
-//! later events folded on (`actors::projection::from_store`).
+//! later events folded on (`actors::projection::from_store`), and the
+//! notification service's committed records with the same
+//! (`actors::notification::from_store`).
 
 use super::super::{client_by, ApiError};
+use crate::actors::notification::notifications_in;
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
 use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
 use crate::domain::access::Principal;
-use crate::domain::{CustomerId, OrderId, Workflows};
+use crate::domain::{CustomerId, Notification, OrderId, Workflows};
 use crate::error::{NodeError, Refused};
 use crate::resilience::ClientLimiter;
 use crate::store::Reader;
@@ -149,12 +152,28 @@ impl LocalReads {
         req: &HttpRequest,
         customer: &str,
     ) -> Result<Option<Vec<StatusReport>>, ApiError> {
+        let customer = self.listing_customer(req, customer)?;
+        self.fresh(move |store, workflows| reports_of_in(store, workflows, &customer)).await
+    }
+
+    /// What a customer was told, oldest first, as [`LocalReads::status`].
+    pub async fn notifications(
+        &self,
+        req: &HttpRequest,
+        customer: &str,
+    ) -> Result<Option<Vec<Notification>>, ApiError> {
+        let customer = self.listing_customer(req, customer)?;
+        self.fresh(move |store, workflows| notifications_in(store, workflows, &customer)).await
+    }
+
+    /// `customer`, if the request's principal may list what is theirs.
+    fn listing_customer(&self, req: &HttpRequest, customer: &str) -> Result<CustomerId, ApiError> {
         let principal = self.admit(req)?;
         let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
-        if let Some(why) = principal.customer_list_refused(&customer) {
-            return Err(NodeError::from(Refused::Forbidden(why)).into());
+        match principal.customer_list_refused(&customer) {
+            None => Ok(customer),
+            Some(why) => Err(NodeError::from(Refused::Forbidden(why)).into()),
         }
-        self.fresh(move |store, workflows| reports_of_in(store, workflows, &customer)).await
     }
 
     /// A page of `workflow`'s orders at `status`, as
