@@ -147,6 +147,16 @@ impl Principal {
         (!self.may_list(workflow)).then(why)
     }
 
+    /// Why it may not follow the work of `party` (a role), if it may not:
+    /// a party follows its own role's; whoever sees everything, any.
+    pub fn party_stream_refused(&self, party: &str) -> Option<String> {
+        let allowed = match self {
+            Principal::Party { role, .. } => role == party,
+            p => p.sees_everything(),
+        };
+        (!allowed).then(|| format!("{self} does not follow the {party}s' work"))
+    }
+
     /// Why it may not list `customer`'s orders, if it may not.
     pub fn customer_list_refused(&self, customer: &CustomerId) -> Option<String> {
         let why = || format!("{self} may not list the orders of customer {customer}");

@@ -194,6 +194,11 @@ impl Workflows {
         self.by_name.values().map(|wf| &**wf)
     }
 
+    /// The workflows where `party` (a role: "driver") has a step.
+    pub fn of_party(&self, party: &str) -> Vec<String> {
+        self.all().filter(|wf| wf.party_roles().any(|r| r == party)).map(|wf| wf.name.clone()).collect()
+    }
+
     /// The name of the workflow an order gets when it names none.
     pub fn default_name(&self) -> &str {
         &self.default

@@ -18,7 +18,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// Whose notifications a stream follows: one of these.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct Following {
+pub(super) struct Following {
     /// A customer's notifications, from the first.
     customer: Option<String>,
     /// Every notification of a workflow's orders.
@@ -54,31 +54,57 @@ async fn stream_events(
     req: actix_web::HttpRequest,
     query: Query<Following>,
 ) -> Result<HttpResponse, ApiError> {
-    let header = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok());
-    let resume = match header.map(str::trim) {
-        None | Some("") => None,
-        Some(id) => Some(
-            id.parse().map_err(|_| ApiError::BadQuery(format!("Last-Event-ID {id:?} is not an event id")))?,
-        ),
-    };
+    let resume = resume_of(&req)?;
     let acting = who.on(&node);
-    let notifications = match (&query.customer, &query.workflow, &query.party) {
-        (Some(customer), None, None) => {
-            acting.notification_stream(customer, resume.unwrap_or(0)).await?.boxed()
-        }
-        (None, Some(workflow), None) => acting.workflow_stream(workflow, resume).await?.boxed(),
-        (None, None, Some(party)) => acting.party_stream(party, resume).await?.boxed(),
-        _ => return Err(ApiError::BadQuery("give one of customer=C, workflow=W or party=P".into())),
+    let notifications = match query.whose()? {
+        Whose::Customer(customer) => acting.notification_stream(customer, resume.unwrap_or(0)).await?.boxed(),
+        Whose::Workflow(workflow) => acting.workflow_stream(workflow, resume).await?.boxed(),
+        Whose::Party(party) => acting.party_stream(party, resume).await?.boxed(),
     };
+    Ok(sse(notifications))
+}
+
+/// The one stream a [`Following`] query asks for.
+pub(super) enum Whose<'a> {
+    Customer(&'a str),
+    Workflow(&'a str),
+    Party(&'a str),
+}
+
+impl Following {
+    pub(super) fn whose(&self) -> Result<Whose<'_>, ApiError> {
+        match (&self.customer, &self.workflow, &self.party) {
+            (Some(customer), None, None) => Ok(Whose::Customer(customer)),
+            (None, Some(workflow), None) => Ok(Whose::Workflow(workflow)),
+            (None, None, Some(party)) => Ok(Whose::Party(party)),
+            _ => Err(ApiError::BadQuery("give one of customer=C, workflow=W or party=P".into())),
+        }
+    }
+}
+
+/// The event a client reconnects after (`Last-Event-ID`), if it says.
+pub(super) fn resume_of(req: &actix_web::HttpRequest) -> Result<Option<u64>, ApiError> {
+    let header = req.headers().get("Last-Event-ID").and_then(|v| v.to_str().ok());
+    match header.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(id) => id
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadQuery(format!("Last-Event-ID {id:?} is not an event id"))),
+    }
+}
+
+/// Server-Sent Events, one per notification, its id the event's sequence.
+pub(super) fn sse(notifications: impl futures_util::Stream<Item = Notification> + 'static) -> HttpResponse {
     let events = notifications.map(|n| {
         let data = serde_json::to_string(&n).unwrap_or_default();
         let frame = format!("id: {}\nevent: {}\ndata: {data}\n\n", n.event, n.status.as_str());
         Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(frame))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
-        .streaming(events))
+        .streaming(events)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -285,12 +285,8 @@ impl Acting<'_> {
         party: &str,
         resume: Option<u64>,
     ) -> Result<impl futures_util::Stream<Item = Notification> + use<>, NodeError> {
-        let allowed = match &self.principal {
-            Principal::Party { role, .. } => role == party,
-            p => p.sees_everything(),
-        };
-        if !allowed {
-            return Err(forbidden(format!("{} does not follow the {party}s' work", self.principal)));
+        if let Some(why) = self.principal.party_stream_refused(party) {
+            return Err(forbidden(why));
         }
         self.node.party_stream(party, resume).await
     }

@@ -4,8 +4,8 @@ use super::{bodies, order_id_of, order_span, Node, Service};
 use crate::actors::delivery::GetDelivery;
 use crate::actors::inventory::{AddProduct, Availability, GetProduct, GetReservation, Restock, SetInService};
 use crate::actors::notification::{
-    FailedDeliveries, ListNotifications, ListSubscriptions, NotificationsAfter, RetryDelivery, Subscribe,
-    Unsubscribe,
+    follow, FailedDeliveries, ListNotifications, ListSubscriptions, NotificationsAfter, RetryDelivery,
+    Subscribe, Unsubscribe,
 };
 use crate::actors::order::{GetOrder, LegOrder, OrderCommand, OrderReceipt, PlaceOrder};
 use crate::actors::payment::GetPayment;
@@ -307,10 +307,7 @@ impl Node {
         party: &str,
         resume: Option<u64>,
     ) -> Result<impl Stream<Item = Notification> + use<>, NodeError> {
-        let workflows: Vec<String> = (self.inner.workflows.all())
-            .filter(|wf| wf.party_roles().any(|r| r == party))
-            .map(|wf| wf.name.clone())
-            .collect();
+        let workflows = self.inner.workflows.of_party(party);
         if workflows.is_empty() {
             return Err(NodeError::not_found("party with a step in any workflow", party));
         }
@@ -432,43 +429,6 @@ impl Node {
 
 /// Log events read for one page of a stream's backlog.
 const BACKLOG_PAGE: usize = 512;
-
-/// `backlog` (what was written), then what is published live that `keep`
-/// wants, each once (by event, after `after`). It ends when the backlog
-/// cannot be read, the client falls too far behind or the node stops: the
-/// client reconnects with `Last-Event-ID`.
-fn follow(
-    backlog: impl Stream<Item = Result<Notification, NodeError>> + Unpin,
-    live: tokio::sync::broadcast::Receiver<crate::actors::notification::Published>,
-    after: u64,
-    keep: impl Fn(&Notification, Option<&str>) -> bool + 'static,
-) -> impl Stream<Item = Notification> {
-    // Fused: each item asks the backlog first, also once it has ended.
-    let state = (backlog.fuse(), live, after, keep);
-    futures_util::stream::unfold(state, |(mut backlog, mut live, mut last, keep)| async move {
-        while let Some(read) = backlog.next().await {
-            match read {
-                Ok(n) if n.event > last => {
-                    last = n.event;
-                    return Some((n, (backlog, live, last, keep)));
-                }
-                Ok(_) => {}
-                // Going live now would skip what is left of the backlog.
-                Err(_) => return None,
-            }
-        }
-        loop {
-            match live.recv().await {
-                Ok((n, workflow)) if n.event > last && keep(&n, workflow.as_deref()) => {
-                    last = n.event;
-                    return Some((n, (backlog, live, last, keep)));
-                }
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    })
-}
 
 /// Longest party name or reason accepted.
 const MAX_TEXT: usize = 200;

@@ -326,9 +326,10 @@ async fn answer_of(mut socket: tokio::net::TcpStream) -> String {
 }
 
 /// Any node takes any request as the leader would: a retried order with
-/// the same `Idempotency-Key` sent to another node is the same order, and
-/// a customer's live stream opened on a follower shows an order placed
-/// through the other one as it happens.
+/// the same `Idempotency-Key` sent to another node is the same order; a
+/// customer's live stream opened on a follower, which follows it from its
+/// own store, shows an order placed through the other one as it happens;
+/// and a workflow's stream resumed through a follower is the leader's.
 #[tokio::test]
 async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
     let nats = Nats::start(&tool("nats-server"));
@@ -338,8 +339,10 @@ async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
         (0..3).filter(|i| *i != lead).map(|i| nodes[i].as_ref().unwrap().address.as_str()).collect();
     add_products(followers[0], &[("MUG", 10)]).await;
 
+    let before = local_reads(followers[0]).await;
     let mut live = client().get(format!("{}/events?customer=kim", followers[0])).send().await.unwrap();
     assert_eq!(live.headers()["content-type"], "text/event-stream");
+    assert_eq!(local_reads(followers[0]).await, before + 1, "the follower follows its own store");
     let body = kims_mug();
     let mut ids = Vec::new();
     for address in [followers[1], followers[0]] {
@@ -357,13 +360,32 @@ async fn through_any_node_idempotency_keys_hold_and_live_streams_flow() {
     assert_eq!(ids[0].0, ids[1].0, "one order for one key, whichever node it was sent to");
     assert_eq!((ids[0].1.clone(), ids[1].1.clone()), (Value::Bool(false), Value::Bool(true)));
 
+    let seen = frames_until(&mut live, "event: payment_pending").await;
+    assert!(seen.contains("event: placed") && seen.contains(&ids[0].0), "{seen}");
+
+    // A workflow's stream resumed from the start: the same frames through
+    // the follower as from the leader.
+    let resumed = |address: &str| {
+        let url = format!("{address}/events?workflow=shop");
+        async move { client().get(url).header("Last-Event-ID", "0").send().await.unwrap() }
+    };
+    let here = frames_until(&mut resumed(followers[0]).await, "event: payment_pending").await;
+    let there =
+        frames_until(&mut resumed(&nodes[lead].as_ref().unwrap().address).await, "event: payment_pending")
+            .await;
+    assert_eq!(here, there);
+    assert_eq!(local_reads(followers[0]).await, before + 2);
+}
+
+/// What a live stream sent until it sent `needle` (within 5 s a frame).
+async fn frames_until(live: &mut reqwest::Response, needle: &str) -> String {
     let mut seen = String::new();
-    while !seen.contains("event: payment_pending") {
+    while !seen.contains(needle) {
         let chunk = tokio::time::timeout(Duration::from_secs(5), live.chunk()).await;
         let chunk = chunk.expect("a frame within 5 s").unwrap().expect("the stream goes on");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(seen.contains("event: placed") && seen.contains(&ids[0].0), "{seen}");
+    seen
 }
 
 /// The NATS server restarts under load: the leader can no longer make its
@@ -681,7 +703,13 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         .collect();
     let before = local_reads(&address(b)).await;
     let mut ids = Vec::new();
-    for _ in 0..30 {
+    let mut stream = None;
+    for i in 0..30 {
+        if i == 15 {
+            // Kim's live stream, opened on the other follower half-way.
+            let url = format!("{}/events?customer=kim", address(a));
+            stream = Some(client().get(url).bearer_auth("kim-key").send().await.unwrap());
+        }
         let placed = client().post(format!("{}/orders", address(a))).bearer_auth("kim-key").json(&order);
         let placed = placed.send().await.unwrap();
         assert_eq!(placed.status(), 201);
@@ -752,6 +780,15 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         60,
         "placed, then awaiting payment: each order"
     );
+    // The live stream told the same, each once and in order: what was
+    // told before it opened, then what followed as it happened.
+    let events = |list: &Value| -> Vec<u64> {
+        list["notifications"].as_array().unwrap().iter().map(|n| n["event"].as_u64().unwrap()).collect()
+    };
+    let last = format!("id: {}\n", events(&there).last().unwrap());
+    let streamed = frames_until(stream.as_mut().unwrap(), &last).await;
+    let streamed: Vec<u64> = streamed.lines().filter_map(|l| l.strip_prefix("id: ")?.parse().ok()).collect();
+    assert_eq!(streamed, events(&there));
     assert_eq!(told(b, "lee-key").await.status(), 403);
 
     // The same rules: someone else's order does not exist for lee; no

@@ -81,11 +81,13 @@ pub struct RetryDelivery {
     pub event: u64,
 }
 
+mod follow;
 mod from_store;
 mod told;
 mod webhooks;
 
-pub use from_store::notifications_in;
+pub use follow::follow;
+pub use from_store::{backlog_in, notifications_in, Tail};
 pub use told::stored;
 pub use webhooks::{clients, signature, Clients};
 
@@ -148,19 +150,8 @@ impl NotificationActor {
 
     /// What `event` told, with its order's workflow, in either format.
     fn told_of(&self, event: &Event) -> Result<Option<Published>, NodeError> {
-        let store = &self.cursor.store;
-        let (notified, to) = match self.behind.get(NOTIFIED, event.order_id.as_str())? {
-            Some(notified) => (notified.of_event(&event.order_id, event.seq), notified.to),
-            None => match told::format_1_recipient(store, &event.order_id)? {
-                Some(to) => (None, to),
-                None => return Ok(None),
-            },
-        };
-        let n = match notified {
-            Some(n) => Some(n),
-            None => told::format_1_notification(store, &to.customer, event.seq)?,
-        };
-        Ok(n.map(|n| (n, to.workflow)))
+        let record = self.behind.get(NOTIFIED, event.order_id.as_str())?;
+        Ok(told::told_of(record.as_ref(), &self.cursor.store.reader(), event)?)
     }
 
     /// The notifications of the events after `msg.after`, up to what this
@@ -419,8 +410,17 @@ pub(super) mod tests {
         t: &crate::actors::testing::TestStore,
         settings: WebhookSettings,
     ) -> NotificationActor {
-        let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
         let (live, _) = tokio::sync::broadcast::channel(16);
+        built(t, settings, live)
+    }
+
+    /// The service, publishing what it tells on `live`.
+    pub(super) fn built(
+        t: &crate::actors::testing::TestStore,
+        settings: WebhookSettings,
+        live: tokio::sync::broadcast::Sender<Published>,
+    ) -> NotificationActor {
+        let workflows = std::sync::Arc::new(Workflows::new(Default::default(), "shop"));
         let http = clients(&settings).unwrap();
         NotificationActor::new(&t.env(), workflows, &settings, http, live).unwrap()
     }

@@ -141,23 +141,32 @@ pub(super) fn new_record(store: &Reader<'_>, event: &Event) -> Result<Option<Not
     Ok(Some(notified))
 }
 
-/// The recipient of an order that only format 1 knows.
-pub(super) fn format_1_recipient(store: &Store, order: &OrderId) -> Result<Option<Recipient>, StoreError> {
-    match store.get(RECIPIENTS, order.as_str())? {
-        Some(to) => Ok(Some(to)),
-        None => store.get(CARD_RECIPIENTS, order.as_str()),
-    }
-}
-
-/// Format 1's notification of the event `seq`, told to `customer`.
-pub(super) fn format_1_notification(
-    store: &Store,
-    customer: &CustomerId,
-    seq: Seq,
-) -> Result<Option<Notification>, StoreError> {
-    let mut key = key_prefix(customer.as_str());
-    key.extend_from_slice(&seq.to_be_bytes());
-    store.get(NOTIFICATIONS, key)
+/// What `event` told, with its order's workflow, given the order's
+/// record (`None`: it has none in format 2): the record's, or format 1's
+/// (the notifications of an order from before format 2 stay there).
+pub(super) fn told_of(
+    record: Option<&Notified>,
+    store: &Reader<'_>,
+    event: &Event,
+) -> Result<Option<super::Published>, StoreError> {
+    let order = &event.order_id;
+    let to = match record {
+        Some(record) => match record.of_event(order, event.seq) {
+            Some(n) => return Ok(Some((n, record.to.workflow.clone()))),
+            None => record.to.clone(),
+        },
+        None => match store.get(RECIPIENTS, order.as_str())? {
+            Some(to) => to,
+            None => match store.get(CARD_RECIPIENTS, order.as_str())? {
+                Some(to) => to,
+                None => return Ok(None),
+            },
+        },
+    };
+    let mut key = key_prefix(to.customer.as_str());
+    key.extend_from_slice(&event.seq.to_be_bytes());
+    let n: Option<Notification> = store.get(NOTIFICATIONS, key)?;
+    Ok(n.map(|n| (n, to.workflow)))
 }
 
 /// Format 1's notifications of `customer`, oldest first.

@@ -32,6 +32,11 @@ impl ReplicaReads {
         store.as_deref().map(|backend| read(&Reader::new(backend)))
     }
 
+    /// Changes each time a copy is applied (or the store refilled).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
     /// The stream sequence of the last copy the store holds.
     pub fn applied(&self) -> u64 {
         *self.applied.borrow()

@@ -1,8 +1,9 @@
 //! A failover follower's gateway: requests go to the node that leads, so
 //! that any node can be sent any request (a Kubernetes Service in front of
-//! all of them, a client that knows one address). Status reads and what a
-//! customer was told are the exception: the follower answers them from
-//! its own store, with the leader's checks ([`reads`]).
+//! all of them, a client that knows one address). Status reads, what a
+//! customer was told and live streams are the exception: the follower
+//! answers them from its own store, with the leader's checks ([`reads`],
+//! [`streams`]).
 //!
 //! For what it forwards, the follower does not authenticate or check
 //! anything itself: the leader does, exactly as for a request sent to it
@@ -18,10 +19,11 @@
 //! `Idempotency-Key`.
 
 mod reads;
+mod streams;
 
-pub use reads::{LocalReads, CATCH_UP, LAG_AT_MOST};
+pub use reads::{LocalReads, BACKLOG_AT_MOST, CATCH_UP, LAG_AT_MOST};
 
-use super::notifications::CustomerNotifications;
+use super::notifications::{resume_of, sse, CustomerNotifications, Following as StreamQuery};
 use super::status::{ByCustomer, Listed, Listing, StatusListing};
 use super::ApiError;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
@@ -71,8 +73,16 @@ impl Following {
     }
 
     /// Answers the reads `local` can from now on (`None`: forwards them).
+    /// The live streams the reads it replaces followed end: their clients
+    /// reconnect, and a server stopping does not wait for them.
     pub fn set_local(&self, local: Option<LocalReads>) {
-        *self.local.write().unwrap_or_else(|p| p.into_inner()) = local.map(Arc::new);
+        let old = std::mem::replace(
+            &mut *self.local.write().unwrap_or_else(|p| p.into_inner()),
+            local.map(Arc::new),
+        );
+        if let Some(old) = old {
+            old.end_streams();
+        }
     }
 
     fn local(&self) -> Option<Arc<LocalReads>> {
@@ -80,8 +90,9 @@ impl Following {
     }
 }
 
-/// The follower's routes: its own health, status reads and notification
-/// lists from its store when it can, and everything else forwarded.
+/// The follower's routes: its own health, status reads, notification
+/// lists and live streams from its store when it can, and everything
+/// else forwarded.
 pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig) + Clone {
     // Only a TLS backend that cannot start fails here; forwarding then
     // answers 503 and says why.
@@ -100,6 +111,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(order_status)
             .service(statuses)
             .service(notifications)
+            .service(events)
             .default_service(web::to(forward));
     }
 }
@@ -155,7 +167,7 @@ async fn metrics(following: Data<Following>) -> HttpResponse {
          # HELP fulfil_failover_behind Copies of the store between this follower and the stream's end, a third of a lease ago.\n\
          # TYPE fulfil_failover_behind gauge\n\
          fulfil_failover_behind {}\n\
-         # HELP fulfil_failover_local_reads_total Reads this follower answered from its own store.\n\
+         # HELP fulfil_failover_local_reads_total Reads (and live streams) this follower answered from its own store.\n\
          # TYPE fulfil_failover_local_reads_total counter\n\
          fulfil_failover_local_reads_total {}\n{}",
         state.applied,
@@ -222,6 +234,28 @@ async fn notifications(
         _ => None,
     };
     local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// A live stream (`GET /events`), followed from this follower's store
+/// when it can, else through to the leader (which also says what is wrong
+/// with a query it cannot read).
+#[get("/events")]
+async fn events(
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<StreamQuery>::from_query(req.query_string()).ok();
+    if let (Some(local), Some(query), Ok(resume)) = (following.local(), query, resume_of(&req)) {
+        if let Ok(whose) = query.whose() {
+            if let Some(stream) = local.events(&req, whose, resume).await? {
+                following.local_reads.fetch_add(1, Ordering::Relaxed);
+                return Ok(sse(stream));
+            }
+        }
+    }
+    forward(req, body, following, client).await
 }
 
 /// `answer`, counted, when this follower could give it; else the leader's.

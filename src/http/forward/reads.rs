@@ -24,7 +24,8 @@
 //! (`actors::notification::from_store`).
 
 use super::super::{client_by, ApiError};
-use crate::actors::notification::notifications_in;
+use super::streams::Live;
+use crate::actors::notification::{backlog_in, follow, notifications_in};
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
 use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
@@ -32,10 +33,12 @@ use crate::config::Settings;
 use crate::domain::access::Principal;
 use crate::domain::{CustomerId, Notification, OrderId, Workflows};
 use crate::error::{NodeError, Refused};
+use crate::http::notifications::Whose;
 use crate::resilience::ClientLimiter;
 use crate::store::Reader;
 use actix_web::http::header;
 use actix_web::HttpRequest;
+use futures_util::stream::{BoxStream, StreamExt};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +47,9 @@ use std::time::Duration;
 /// The longest a read waits for this follower to apply what the stream
 /// held when it came, before the leader is asked instead.
 pub const CATCH_UP: Duration = Duration::from_secs(1);
+/// Events after a live stream's `Last-Event-ID` a follower reads itself;
+/// a longer backlog the leader reads, a page at a time.
+pub const BACKLOG_AT_MOST: usize = 10_000;
 /// Copies a follower may lag behind the stream's end and still wait to
 /// answer a read; one further behind (starting, catching up) forwards
 /// at once rather than make every read wait [`CATCH_UP`].
@@ -58,6 +64,7 @@ pub struct LocalReads {
     workflows: Arc<Workflows>,
     trusted_proxies: Vec<IpAddr>,
     forwarded: ForwardedReads,
+    live: Arc<Live>,
 }
 
 /// Why a read this follower could answer went to the leader instead.
@@ -107,12 +114,14 @@ impl LocalReads {
         reads: ReplicaReads,
         end: StreamEnd,
     ) -> Result<LocalReads, crate::auth::AuthError> {
+        let workflows = Arc::new(settings.workflow_rules());
         Ok(LocalReads {
+            live: Live::start(reads.clone(), workflows.clone()),
             reads,
             end,
             authenticator: Authenticator::from_settings(&settings.auth, &settings.admin)?,
             limiter: ClientLimiter::new(settings.http.rate_per_client, settings.http.burst_per_client),
-            workflows: Arc::new(settings.workflow_rules()),
+            workflows,
             trusted_proxies: settings.trusted_proxies(),
             forwarded: ForwardedReads::default(),
         })
@@ -166,14 +175,94 @@ impl LocalReads {
         self.fresh(move |store, workflows| notifications_in(store, workflows, &customer)).await
     }
 
+    /// Ends the live streams this follower follows.
+    pub fn end_streams(&self) {
+        self.live.end();
+    }
+
     /// `customer`, if the request's principal may list what is theirs.
     fn listing_customer(&self, req: &HttpRequest, customer: &str) -> Result<CustomerId, ApiError> {
+        customer_for(&self.admit(req)?, customer)
+    }
+
+    /// A live stream of notifications (`GET /events`), followed from this
+    /// follower's store (`streams`); `None` when it cannot follow it (the
+    /// leader serves it). The leader's checks, in the leader's order.
+    pub(in crate::http) async fn events(
+        &self,
+        req: &HttpRequest,
+        whose: Whose<'_>,
+        resume: Option<u64>,
+    ) -> Result<Option<BoxStream<'static, Notification>>, ApiError> {
         let principal = self.admit(req)?;
-        let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
-        match principal.customer_list_refused(&customer) {
-            None => Ok(customer),
-            Some(why) => Err(NodeError::from(Refused::Forbidden(why)).into()),
-        }
+        let forbidden = |why: String| ApiError::from(NodeError::from(Refused::Forbidden(why)));
+        let wanted = match whose {
+            Whose::Customer(customer) => {
+                let customer = customer_for(&principal, customer)?;
+                return self.customer_events(customer, resume.unwrap_or(0)).await;
+            }
+            Whose::Workflow(workflow) => {
+                let wf = self.workflows.get(workflow).map_err(NodeError::from)?;
+                if let Some(why) = principal.work_list_refused(wf) {
+                    return Err(forbidden(why));
+                }
+                vec![wf.name.clone()]
+            }
+            Whose::Party(party) => {
+                if let Some(why) = principal.party_stream_refused(party) {
+                    return Err(forbidden(why));
+                }
+                let wanted = self.workflows.of_party(party);
+                if wanted.is_empty() {
+                    return Err(NodeError::not_found("party with a step in any workflow", party).into());
+                }
+                wanted
+            }
+        };
+        self.workflows_events(wanted, resume).await
+    }
+
+    /// Everything `customer` was told, then what it is told as it happens.
+    async fn customer_events(
+        &self,
+        customer: CustomerId,
+        after: u64,
+    ) -> Result<Option<BoxStream<'static, Notification>>, ApiError> {
+        let Some(live) = self.live.subscribe().await else { return Ok(None) };
+        let asked = customer.clone();
+        let Some(backlog) =
+            self.fresh(move |store, workflows| notifications_in(store, workflows, &asked)).await?
+        else {
+            return Ok(None);
+        };
+        let backlog = futures_util::stream::iter(backlog.into_iter().map(Ok));
+        Ok(Some(follow(backlog, live, after, move |n, _| n.customer == customer).boxed()))
+    }
+
+    /// What the `wanted` workflows' orders are told as it happens, after
+    /// what they were told since `resume` if given.
+    async fn workflows_events(
+        &self,
+        wanted: Vec<String>,
+        resume: Option<u64>,
+    ) -> Result<Option<BoxStream<'static, Notification>>, ApiError> {
+        let Some(live) = self.live.subscribe().await else { return Ok(None) };
+        let backlog = match resume {
+            Some(after) => {
+                let (asked, workflows) = (wanted.clone(), self.workflows.clone());
+                let read = move |store: &Reader<'_>, _: &Workflows| {
+                    backlog_in(store, &workflows, &asked, after, BACKLOG_AT_MOST)
+                };
+                match self.fresh(read).await? {
+                    Some(backlog) => backlog,
+                    None => return Ok(None),
+                }
+            }
+            None => Vec::new(),
+        };
+        let backlog = futures_util::stream::iter(backlog.into_iter().map(Ok));
+        let keep = move |_: &Notification, w: Option<&str>| w.is_some_and(|w| wanted.iter().any(|x| x == w));
+        Ok(Some(follow(backlog, live, resume.unwrap_or(0), keep).boxed()))
     }
 
     /// A page of `workflow`'s orders at `status`, as
@@ -243,5 +332,14 @@ impl LocalReads {
             limiter.check(&client).map_err(ApiError::RateLimited)?;
         }
         Ok(principal)
+    }
+}
+
+/// `customer`, if `principal` may list what is theirs.
+fn customer_for(principal: &Principal, customer: &str) -> Result<CustomerId, ApiError> {
+    let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
+    match principal.customer_list_refused(&customer) {
+        None => Ok(customer),
+        Some(why) => Err(NodeError::from(Refused::Forbidden(why)).into()),
     }
 }

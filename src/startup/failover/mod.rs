@@ -113,6 +113,7 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let mut member =
         Member { settings, names, node, advertise, client, leases, lease, following, apply_latency };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
+        member.following.set_local(None);
         forwarding.stop(true).await;
         member.leases.leave().await?;
         tracing::info!("failover: stopped following");
