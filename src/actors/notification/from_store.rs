@@ -6,10 +6,11 @@
 //! The store holds each order's record as the leader's service last
 //! committed it (written behind, with its log offset). The events after
 //! that offset are folded on top with the service's own rule
-//! ([`super::fold`]), so what an order was told a moment ago is there.
+//! ([`super::rule`]), so what an order was told a moment ago is there.
 
+use super::rule::{cause_of, fold};
 use super::told::{self, Notified, BY_CUSTOMER, NOTIFIED};
-use super::{cause_of, fold, Published, NAME};
+use super::{Published, NAME};
 use crate::domain::{CustomerId, Event, Notification, OrderId, Seq, Workflows};
 use crate::error::NodeError;
 use crate::store::{key_prefix, Reader, UNFOLDED_AT_MOST};

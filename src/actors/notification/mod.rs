@@ -14,11 +14,11 @@ use super::supervision::guarded;
 use super::write_behind::WriteBehind;
 use super::ServiceEnv;
 use crate::config::WebhookSettings;
-use crate::domain::message::{self, Telling};
+use crate::domain::message;
 use crate::domain::subscription::{NewSubscription, Outgoing, Subscription};
-use crate::domain::{CustomerId, Event, EventKind, Notification, Seq, Workflows};
+use crate::domain::{CustomerId, Event, Notification, Seq, Workflows};
 use crate::error::NodeError;
-use crate::store::{key_prefix, Reader, Store, StoreError, Tx, TxResult};
+use crate::store::{key_prefix, Reader, Store, Tx, TxResult};
 use actix::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -83,6 +83,7 @@ pub struct RetryDelivery {
 
 mod follow;
 mod from_store;
+mod rule;
 mod told;
 mod webhooks;
 
@@ -246,9 +247,9 @@ fn on_event(
     hooks: &webhooks::Hooks,
 ) -> TxResult<Option<(Published, bool)>, NodeError> {
     let Some(mut notified) = record_of(tx, &store.reader(), event)? else { return Ok(None) };
-    let mut changed = note(&mut notified, event);
-    let cause = cause_of(&store.reader(), event)?;
-    let (telling, told) = telling(&notified, event, cause.as_ref(), &hooks.workflows);
+    let mut changed = rule::note(&mut notified, event);
+    let cause = rule::cause_of(&store.reader(), event)?;
+    let (telling, told) = rule::telling(&notified, event, cause.as_ref(), &hooks.workflows);
     let queued = match &told {
         Some(n) => hooks.queue(tx, n, notified.to.workflow.as_deref(), event, &telling)?,
         None => false,
@@ -263,51 +264,6 @@ fn on_event(
     Ok(told.map(|n| ((n, notified.to.workflow), queued)))
 }
 
-// ---- the rule, shared with a store read alone (`from_store`) ----
-
-/// Notes in the order's record what its later messages need (a
-/// checkpoint's words); whether the record changed.
-fn note(notified: &mut Notified, event: &Event) -> bool {
-    if let EventKind::LegRejected { reason, .. } = &event.kind {
-        notified.rejection = Some(reason.clone());
-        return true;
-    }
-    matches!(event.kind, EventKind::OrderPlaced { .. })
-}
-
-/// What `event` tells the record's customer, if anything, and the terms
-/// it is told in (which the webhooks' own words use too).
-fn telling<'a>(
-    notified: &'a Notified,
-    event: &Event,
-    cause: Option<&'a EventKind>,
-    workflows: &'a Workflows,
-) -> (Telling<'a>, Option<Notification>) {
-    let rejection = match &event.kind {
-        EventKind::OrderCanceled { .. } => notified.rejection.as_deref(),
-        _ => None,
-    };
-    let to = &notified.to;
-    let workflow = to.workflow.as_deref().and_then(|w| workflows.get(w).ok());
-    let lang = to.lang.as_deref().or(workflow.map(|wf| wf.lang.as_str())).unwrap_or("en");
-    let telling = Telling { payment: notified.payment(), rejection, cause, lang };
-    let told = message::subject(&event.kind, telling.cause).and_then(|(status, subject)| {
-        let label = workflow.map(|wf| wf.label(status));
-        let template = workflow.and_then(|wf| wf.template(lang, subject));
-        Notification::for_event(event, &to.customer, &telling, template.zip(label.as_deref()))
-    });
-    (telling, told)
-}
-
-/// Folds `event` into its order's record as the service does, without
-/// its webhooks.
-fn fold(notified: &mut Notified, event: &Event, cause: Option<&EventKind>, workflows: &Workflows) {
-    note(notified, event);
-    if let (_, Some(n)) = telling(notified, event, cause, workflows) {
-        notified.tell(&n, event.at_ms);
-    }
-}
-
 /// The record of `event`'s order: as stored (in either format), or new
 /// for its placing. A new one is indexed by its customer.
 fn record_of(tx: &mut Tx<'_>, store: &Reader<'_>, event: &Event) -> TxResult<Option<Notified>, NodeError> {
@@ -318,16 +274,6 @@ fn record_of(tx: &mut Tx<'_>, store: &Reader<'_>, event: &Event) -> TxResult<Opt
     let Some(notified) = told::new_record(store, event)? else { return Ok(None) };
     tx.put(BY_CUSTOMER, told::customer_key(&notified.to.customer, order), order)?;
     Ok(Some(notified))
-}
-
-/// The event that caused a refund (its cancel or rejection), read from the
-/// log: what the refund's message gives as its reason.
-fn cause_of(store: &Reader<'_>, event: &Event) -> Result<Option<EventKind>, StoreError> {
-    let (EventKind::PaymentRefunded { .. }, Some(seq)) = (&event.kind, event.caused_by) else {
-        return Ok(None);
-    };
-    let read = store.read_log(seq.saturating_sub(1), 1)?;
-    Ok(read.into_iter().find(|e| e.seq == seq).map(|e| e.kind))
 }
 
 impl Handler<Subscribe> for NotificationActor {
@@ -400,7 +346,7 @@ pub(super) mod tests {
     use super::told::Recipient;
     use super::*;
     use crate::actors::testing::{money, order, paid, placed, placed_in, temp_store};
-    use crate::domain::{CancelReason, OrderStatus, PaymentMethod};
+    use crate::domain::{CancelReason, EventKind, OrderStatus, PaymentMethod};
 
     fn notifier(t: &crate::actors::testing::TestStore) -> Addr<NotificationActor> {
         build(t, crate::config::Settings::default().webhooks).start()
