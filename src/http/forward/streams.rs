@@ -8,10 +8,12 @@
 //! before the stream reads its backlog: so nothing falls between the
 //! backlog (read from the store with the same rule, after subscribing)
 //! and what the tail tells next, and what both hold is sent once
-//! (`actors::notification::follow`). A stream that falls too far behind ends, and so do all
-//! when the store cannot be read (refilled from a snapshot, or this node
-//! leads now): clients reconnect with `Last-Event-ID`, as they do to the
-//! leader.
+//! (`actors::notification::follow`).
+//!
+//! A stream that falls too far behind ends, and so do all when the store
+//! cannot be read (refilled from a snapshot, or this node leads now) or
+//! the follower stops: clients reconnect with `Last-Event-ID`, as they do
+//! to the leader.
 
 use crate::actors::notification::{Published, Tail};
 use crate::cluster::ReplicaReads;
