@@ -127,7 +127,7 @@ impl Metrics {
             &r,
             prometheus::IntGauge::new(
                 "fulfil_failover_copies_since_snapshot",
-                "On a failover leader: copies of the store the stream holds past the newest snapshot (a follower writes one every stream.snapshot_every; growing without end means none does)",
+                "On a failover leader: copies of the store the stream holds past the newest snapshot (a follower writes one every stream.snapshot_every, the leader after two rounds without; growing without end means none can)",
             ),
         );
         Metrics {

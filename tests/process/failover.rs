@@ -588,11 +588,13 @@ async fn copies_since_snapshot_until(address: &str, holds: impl Fn(u64) -> bool,
     }
 }
 
-/// Followers write the snapshots: a leader alone says, in a warning and
-/// in its metrics, that the copies past the newest snapshot passed three
-/// rounds; once a follower joins, it writes one and the figure falls.
+/// Followers write the snapshots; a leader alone writes its own once two
+/// rounds passed without one, while it works on (its store changes as it
+/// is written). A node that joins after the copies were trimmed starts
+/// from the leader's snapshot and, once the leader stops, leads with
+/// every acknowledged order and the stock conserved.
 #[tokio::test]
-async fn a_leader_without_followers_warns_that_nothing_snapshots_until_one_joins() {
+async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_from_one() {
     let nats = Nats::start(&tool("nats-server"));
     let every = [("FULFIL_STREAM__SNAPSHOT_EVERY", "200")];
     let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -601,24 +603,41 @@ async fn a_leader_without_followers_warns_that_nothing_snapshots_until_one_joins
     let lead = nodes[0].as_ref().unwrap().address.clone();
     add_products(&lead, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&lead, CLIENTS, 0);
-    let grown = copies_since_snapshot_until(&lead, |since| since > 600, "grew past three rounds").await;
-    finished(load).await;
+    // Trimmed under load: the leader wrote a snapshot while it worked.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while js.get_stream("FULFIL_STORE").await.unwrap().info().await.unwrap().state.first_sequence <= 1 {
+        assert!(Instant::now() < deadline, "the leader alone never trimmed the stream of copies");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked = finished(load).await;
+    copies_since_snapshot_until(&lead, |since| since <= 3 * 200, "stayed within three rounds").await;
+
     nodes[1] = Some(start_with(&nats, dirs[1].path(), "n1", &every));
-    let fallen =
-        copies_since_snapshot_until(&lead, |since| since <= 200, "fell once a follower joined").await;
-    println!("copies past the newest snapshot: {grown} alone, {fallen} with a follower");
-    let follower = nodes[1].take().unwrap();
-    follower.signal("TERM");
-    let (status, log) = follower.wait_logged(Duration::from_secs(10)).await;
+    let joined = nodes[1].as_ref().unwrap().address.clone();
+    caught_up(&joined).await;
+    let leader_node = nodes[0].take().unwrap();
+    leader_node.signal("TERM");
+    let (status, log) = leader_node.wait_logged(Duration::from_secs(10)).await;
     assert!(status.success(), "{log}");
-    // Not one per round while it caught up: those are stale at once.
-    let written = log.matches("wrote a snapshot of the store").count();
-    assert!((1..=2).contains(&written), "{written} snapshots written catching up {grown} copies:\n{log}");
-    let leader = nodes[0].take().unwrap();
-    leader.signal("TERM");
-    let (status, log) = leader.wait_logged(Duration::from_secs(10)).await;
+    let written: Vec<&str> = log.lines().filter(|l| l.contains("wrote a snapshot of the store")).collect();
+    assert!(!written.is_empty() && written.iter().all(|l| l.contains("by=\"leader\"")), "{log}");
+    let written = written.join("\n");
+    assert!(!log.contains("more than three rounds"), "{log}");
+    assert_eq!(leader(&mut nodes).await, 1);
+    settle(&joined).await;
+    check_acknowledged(&joined, &acked).await;
+    let node = nodes[1].take().unwrap();
+    node.signal("TERM");
+    let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
     assert!(status.success(), "{log}");
-    assert_eq!(log.matches("no snapshot for more than three rounds").count(), 1, "warned once:\n{log}");
+    let filled = log.lines().find(|l| l.contains("filled it from the newest snapshot"));
+    let filled = filled.unwrap_or_else(|| panic!("the newcomer did not start from a snapshot:\n{log}"));
+    println!(
+        "{} orders acknowledged; the leader's snapshots:\n{written}\nthe newcomer: {filled}",
+        acked.len()
+    );
+    check_store(dirs[1].path(), &INITIAL);
 }
 
 /// A follower far behind the stream (`faults.replica` slows its applies)

@@ -181,3 +181,89 @@ async fn copies_in_flight_of_a_deposed_leader_never_line_up_behind_a_claim() {
     // The fence itself still lets the one who knows the end write.
     new.send(claimed, b"from the new leader".to_vec()).await.unwrap().await.unwrap();
 }
+
+/// The leader's own snapshot is taken while it commits on, so it may hold
+/// commits after the copy it stands at, some in part. A store filled from
+/// it answers no read until it applied the copies up to where the
+/// snapshot was settled, and once given the copies after the snapshot's
+/// own, it holds exactly what the leader holds: each table and the log.
+#[tokio::test]
+async fn a_snapshot_the_leader_takes_while_it_commits_on_fills_a_store_that_ends_as_the_leader() {
+    let nats = Nats::start(&tool("nats-server"));
+    let cluster = cluster(&nats).await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = cluster.lead(a.path(), "a").await;
+    // Enough that writing it out takes a while.
+    let stocked = leader.clone();
+    tokio::task::spawn_blocking(move || {
+        let keys: Vec<String> = (0..20_000).map(|i| format!("sku{i:05}")).collect();
+        let changes: Vec<Change<'_>> =
+            keys.iter().map(|k| Change { table: "stock", key: k.as_bytes(), value: Some(b"12") }).collect();
+        stocked.commit(&changes, &[]).unwrap();
+        stocked.flush().unwrap();
+    })
+    .await
+    .unwrap();
+    let committing = {
+        let leader = leader.clone();
+        tokio::task::spawn_blocking(move || commit_on(&leader, 3_000))
+    };
+    // Once the commits are under way.
+    while leader.last_seq().unwrap() < 200 {
+        tokio::task::yield_now().await;
+    }
+    let taken = {
+        let leader = leader.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = leader.snapshot().unwrap();
+            let seq = snapshot.seq;
+            let mut bytes = Vec::new();
+            snapshot.write(&mut bytes).unwrap();
+            let settled = leader.copied_within(std::time::Duration::from_secs(10)).unwrap();
+            (bytes, seq, settled)
+        })
+    };
+    let (bytes, seq, settled) = taken.await.unwrap();
+    committing.await.unwrap();
+    commit_and_flush(&leader, vec![], vec![]).await.unwrap();
+    assert!(settled > seq, "nothing was committed while the snapshot was written ({seq}, {settled})");
+
+    let replica = Replica::open(b.path(), CACHE).unwrap();
+    let mut replica = replica.refill(b.path(), CACHE, &mut bytes.as_slice(), seq, settled).unwrap();
+    let reads = replica.reads();
+    assert!(reads.read(|_| ()).is_none(), "a store not exact yet answered a read");
+    let js = async_nats::jetstream::new(cluster.client.clone());
+    let stream = js.get_stream(&cluster.names.stream).await.unwrap();
+    let last = cluster.writer().await.last();
+    for at in seq + 1..=last {
+        let message = stream.get_raw_message(at).await.unwrap();
+        replica.receive(at, &message.payload).unwrap();
+        assert_eq!(reads.read(|_| ()).is_some(), at >= settled, "read at copy {at}, settled at {settled}");
+    }
+    drop((reads, replica));
+    let copy = SledBackend::open(b.path(), CACHE).unwrap();
+    for table in leader.table_names().unwrap().iter().filter(|t| *t != "replica") {
+        assert_eq!(entries(&copy, table), entries(leader.as_ref(), table), "table {table}");
+    }
+    let head = leader.last_seq().unwrap();
+    assert_eq!(copy.last_seq().unwrap(), head);
+    assert_eq!(copy.read_log(1, head as usize).unwrap(), leader.read_log(1, head as usize).unwrap());
+}
+
+/// `n` commits, each setting a key of its own (so that a store missing
+/// any one commit differs), every third one removing the key before, and
+/// appending an event; flushed now and then (as the node's actors do).
+fn commit_on(leader: &ReplicatedBackend, n: u32) {
+    for i in 1..=n {
+        let (key, before) = (format!("o{i:05}"), format!("o{:05}", i - 1));
+        let mut changes = vec![Change { table: "orders", key: key.as_bytes(), value: Some(b"placed") }];
+        if i % 3 == 0 {
+            changes.push(Change { table: "orders", key: before.as_bytes(), value: None });
+        }
+        let seq = leader.last_seq().unwrap() + 1;
+        leader.commit(&changes, &[(seq, format!("event {i}").into_bytes())]).unwrap();
+        if i % 100 == 99 {
+            leader.flush().unwrap();
+        }
+    }
+}

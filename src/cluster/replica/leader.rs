@@ -2,7 +2,7 @@
 //! stream before a flush returns ([`ReplicatedBackend`]), and the task
 //! that sends the copies.
 
-use super::{frames, Commit, APPLIED, ID_BLOCK, ID_FLOOR, LED, META, REPLICA, WINDOW};
+use super::{frames, Commit, Snapshot, APPLIED, ID_BLOCK, ID_FLOOR, LED, META, REPLICA, WINDOW};
 use crate::cluster::partition::{AppendError, PartitionWriter, MAX_BATCH};
 use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, Entries, SledBackend};
@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 /// Commits made and not yet in the stream.
@@ -227,6 +228,46 @@ impl ReplicatedBackend {
         self.local.flush()
     }
 
+    /// The store as it stands, to be written out while the node works on
+    /// (see [`Snapshot`]): it stands at the last copy the stream holds, so
+    /// every commit up to that one is in it, whole. Before it is stored
+    /// anywhere, wait until [`copied_within`](Self::copied_within): it may hold commits
+    /// made since, and a new follower must not start from one the stream
+    /// never gets.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        // Under the queue's lock: no commit is half made.
+        let state = self.queue.lock();
+        Self::failed(&state)?;
+        Snapshot::of(self.local.clone(), state.last, 0)
+    }
+
+    /// Waits until the stream holds every commit made so far, for at most
+    /// `limit` (a process that stops does not wait on a copy that never
+    /// goes); the stream's last copy then. An error once this node no
+    /// longer leads.
+    pub fn copied_within(&self, limit: Duration) -> Result<u64, StoreError> {
+        self.copied(Some(Instant::now() + limit))
+    }
+
+    fn copied(&self, deadline: Option<Instant>) -> Result<u64, StoreError> {
+        let mut state = self.queue.lock();
+        let target = state.queued;
+        while state.acked < target {
+            Self::failed(&state)?;
+            state = match deadline {
+                None => self.queue.acked.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.checked_duration_since(Instant::now()).ok_or_else(|| {
+                        StoreError::Unavailable("the stream did not take the store's copies in time".into())
+                    })?;
+                    self.queue.acked.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+        Self::failed(&state)?;
+        Ok(state.last)
+    }
+
     fn failed(state: &QueueState) -> Result<(), StoreError> {
         match &state.failed {
             Some(why) => Err(StoreError::Unavailable(why.clone())),
@@ -284,13 +325,7 @@ impl Backend for ReplicatedBackend {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.local.flush()?;
-        let mut state = self.queue.lock();
-        let target = state.queued;
-        while state.acked < target {
-            Self::failed(&state)?;
-            state = self.queue.acked.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        Self::failed(&state)
+        self.copied(None).map(drop)
     }
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {

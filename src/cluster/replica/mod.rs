@@ -32,10 +32,13 @@
 //!
 //! # Snapshots
 //!
-//! A follower writes its store as it stands at one copy ([`Snapshot`]),
-//! and one whose next copy was trimmed away fills its store from the
-//! newest ([`Replica::refill`]); `startup::failover` stores them and
-//! trims the stream.
+//! A follower writes its store as it stands at one copy ([`Snapshot`]);
+//! a leader with no follower that keeps up writes its own while it works
+//! on ([`ReplicatedBackend::snapshot`]), which may hold some commits
+//! after its copy, so a store filled from it reads nothing until it has
+//! applied those again. One whose next copy was trimmed away fills its
+//! store from the newest ([`Replica::refill`]); `startup::failover`
+//! stores them and trims the stream.
 //!
 //! # The format of the copies
 //!
@@ -75,6 +78,8 @@ pub const PART_BYTES: usize = 256 * 1024;
 const REPLICA: &str = "replica";
 const APPLIED: &[u8] = b"applied";
 const LED: &[u8] = b"led";
+/// The copy from which a store filled from a leader's snapshot is exact.
+const SETTLED: &[u8] = b"settled";
 /// Ids are handed out in blocks recorded in the copied store, so that a
 /// new leader never hands out an id the old one did.
 const META: &str = "meta";
@@ -204,8 +209,9 @@ impl Replica {
                 )))
             }
         };
+        let settled = local.get(REPLICA, SETTLED)?.map(|b| u64_of(&b)).unwrap_or(0);
         let local = Arc::new(local);
-        let reads = ReplicaReads::of(&local, applied);
+        let reads = ReplicaReads::of(&local, applied, settled);
         Ok(Replica { local, reads, applied, seen: applied, parts: Vec::new(), next_part: 1 })
     }
 
@@ -268,20 +274,41 @@ impl Replica {
     /// One group, as one local commit with the replica's new position.
     fn apply(&mut self, seq: u64, commits: Vec<Commit>) -> Result<(), StoreError> {
         let events: Vec<(Seq, Vec<u8>)> = commits.iter().flat_map(|c| c.events.iter().cloned()).collect();
-        if let Some((first, _)) = events.first() {
-            let head = self.local.last_seq()?;
-            if *first != head + 1 {
-                return Err(damaged(format!(
-                    "replication message {seq} starts at event {first}, but this replica's log ends at {head}"
-                )));
-            }
-        }
+        let events = self.new_events(seq, events)?;
         let changes: Vec<Change<'_>> = commits
             .iter()
             .flat_map(|c| c.changes.iter())
             .map(|(table, key, value)| Change { table, key, value: value.as_deref() })
             .collect();
         self.set_applied(seq, &changes, &events)
+    }
+
+    /// The group's events this replica's log does not hold yet. They must
+    /// follow its last one. A store filled from a leader's snapshot may
+    /// already hold some (see [`Snapshot`]): those must be the same bytes.
+    fn new_events(
+        &self,
+        seq: u64,
+        mut events: Vec<(Seq, Vec<u8>)>,
+    ) -> Result<Vec<(Seq, Vec<u8>)>, StoreError> {
+        let Some(&(first, _)) = events.first() else { return Ok(events) };
+        let head = self.local.last_seq()?;
+        if first > head + 1 {
+            return Err(damaged(format!(
+                "replication message {seq} starts at event {first}, but this replica's log ends at {head}"
+            )));
+        }
+        let held = events.iter().take_while(|(n, _)| *n <= head).count();
+        if held == 0 {
+            return Ok(events);
+        }
+        let mine = self.local.read_log(first, held)?;
+        if mine.len() != held || events[..held].iter().zip(&mine).any(|((_, theirs), mine)| theirs != mine) {
+            return Err(damaged(format!(
+                "replication message {seq} holds events from {first} that differ from this replica's"
+            )));
+        }
+        Ok(events.split_off(held))
     }
 
     fn set_applied(

@@ -6,29 +6,38 @@ use super::Names;
 use crate::store::backend::SledBackend;
 use crate::store::Reader;
 use async_nats::jetstream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A follower's store as its HTTP server reads it: at one copy (none is
 /// applied while a read runs), and only while it is a follower's (not
-/// while it is refilled from a snapshot, nor once it leads).
+/// while it is refilled from a snapshot, nor once it leads) and exact
+/// (not before a store filled from a leader's snapshot has applied the
+/// copies it holds in part: [`Snapshot`](super::Snapshot)).
 #[derive(Clone)]
 pub struct ReplicaReads {
     store: Arc<std::sync::RwLock<Option<Arc<SledBackend>>>>,
     applied: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The copy from which the store is exact.
+    settled: Arc<AtomicU64>,
 }
 
 impl ReplicaReads {
-    pub(super) fn of(local: &Arc<SledBackend>, applied: u64) -> ReplicaReads {
+    pub(super) fn of(local: &Arc<SledBackend>, applied: u64, settled: u64) -> ReplicaReads {
         ReplicaReads {
             store: Arc::new(std::sync::RwLock::new(Some(local.clone()))),
             applied: Arc::new(tokio::sync::watch::channel(applied).0),
+            settled: Arc::new(AtomicU64::new(settled)),
         }
     }
 
     /// Runs `read` on the store as it stands at one copy; `None` while
-    /// there is no follower's store to read.
+    /// there is no follower's store to read, or it is not exact yet.
     pub fn read<R>(&self, read: impl FnOnce(&Reader<'_>) -> R) -> Option<R> {
         let store = self.store.read().unwrap_or_else(|p| p.into_inner());
+        if self.applied() < self.settled.load(Ordering::Acquire) {
+            return None;
+        }
         store.as_deref().map(|backend| read(&Reader::new(backend)))
     }
 
@@ -68,9 +77,16 @@ impl ReplicaReads {
         self.store.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 
-    pub(super) fn reopen(&self, local: &Arc<SledBackend>, applied: u64) {
-        *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some(local.clone());
+    pub(super) fn reopen(&self, local: &Arc<SledBackend>, applied: u64, settled: u64) {
+        let mut store = self.store.write().unwrap_or_else(|p| p.into_inner());
+        *store = Some(local.clone());
+        self.settled.store(settled, Ordering::Release);
         self.applied.send_replace(applied);
+    }
+
+    /// The copy from which the store is exact.
+    pub(super) fn settled(&self) -> u64 {
+        self.settled.load(Ordering::Acquire)
     }
 }
 

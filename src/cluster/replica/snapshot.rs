@@ -2,7 +2,7 @@
 //! read back into an emptied store by a follower whose next copy the
 //! stream no longer holds.
 
-use super::{damaged, empty, Commit, Replica, APPLIED, REPLICA};
+use super::{damaged, empty, Commit, Replica, APPLIED, REPLICA, SETTLED};
 use crate::domain::Seq;
 use crate::store::backend::{Backend, Change, SledBackend};
 use crate::store::StoreError;
@@ -16,12 +16,28 @@ pub const DOWNLOAD: &str = "snapshot.download";
 /// Entries or events in one record of a snapshot.
 const SNAPSHOT_CHUNK: usize = 10_000;
 
-/// A replica's store as it stood at one stream sequence, to be written
-/// out while nothing is applied to it.
+/// A replica's store as it stood at one stream sequence.
+///
+/// A follower's is exact: it applies nothing while it writes one. A
+/// leader's store changes while it is written
+/// ([`ReplicatedBackend::snapshot`](super::ReplicatedBackend::snapshot)),
+/// so it may also hold some of the commits after `seq`, in part; the
+/// copies after `seq` set each key they touch and each event they append
+/// exactly, so a store filled from it and then given those copies (as a
+/// refilled follower is) ends exactly where the leader stood; until it
+/// has applied up to `settled`, it answers no read ([`super::ReplicaReads`]).
 pub struct Snapshot {
     local: Arc<SledBackend>,
-    /// The stream sequence the store stands at.
+    /// The stream sequence the store stands at: every copy up to it is in
+    /// the snapshot.
     pub seq: u64,
+    /// The last event written out: every event of the copies up to `seq`
+    /// (a leader's log grows while it is written).
+    log_to: Seq,
+    /// The copy from which a store filled from it is exact: a follower's
+    /// own (0 once past), or, for a leader's, the stream's end once it
+    /// held every commit the snapshot may hold in part.
+    pub settled: u64,
 }
 
 impl Snapshot {
@@ -45,15 +61,22 @@ impl Snapshot {
             }
         }
         let mut next = 1;
-        loop {
-            let events = self.local.read_log(next, SNAPSHOT_CHUNK)?;
+        while next <= self.log_to {
+            let room = SNAPSHOT_CHUNK.min((self.log_to - next + 1) as usize);
+            let events = self.local.read_log(next, room)?;
             if events.is_empty() {
-                return Ok(());
+                break;
             }
             let events: Vec<(Seq, Vec<u8>)> = (next..).zip(events).collect();
             next += events.len() as Seq;
             write_record(out, &Commit { changes: Vec::new(), events })?;
         }
+        Ok(())
+    }
+
+    pub(super) fn of(local: Arc<SledBackend>, seq: u64, settled: u64) -> Result<Snapshot, StoreError> {
+        let log_to = local.last_seq()?;
+        Ok(Snapshot { local, seq, log_to, settled })
     }
 }
 
@@ -86,19 +109,20 @@ fn read_record(input: &mut impl std::io::Read) -> Result<Option<Commit>, StoreEr
 impl Replica {
     /// The store as it stands now, for [`Snapshot::write`]; apply nothing
     /// until it is written.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot { local: self.local.clone(), seq: self.applied }
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Snapshot::of(self.local.clone(), self.applied, self.reads.settled())
     }
 
     /// Empties this replica and fills it from `input`, a snapshot taken at
-    /// stream sequence `seq`: for a follower whose next copy the stream no
-    /// longer holds.
+    /// stream sequence `seq` and exact from copy `settled`: for a follower
+    /// whose next copy the stream no longer holds.
     pub fn refill(
         self,
         dir: &Path,
         cache_bytes: u64,
         input: &mut impl std::io::Read,
         seq: u64,
+        settled: u64,
     ) -> Result<Replica, StoreError> {
         // sled's lock on the directory goes with the last handle: the
         // follower's reads of it end first.
@@ -116,9 +140,10 @@ impl Replica {
             local.commit(&changes, &commit.events)?;
         }
         local.put(REPLICA, APPLIED, &seq.to_be_bytes())?;
+        local.put(REPLICA, SETTLED, &settled.to_be_bytes())?;
         local.flush()?;
         let local = Arc::new(local);
-        reads.reopen(&local, seq);
+        reads.reopen(&local, seq, settled);
         Ok(Replica { local, reads, applied: seq, seen: seq, parts: Vec::new(), next_part: 1 })
     }
 }

@@ -2,8 +2,8 @@
 //! that any node can be sent any request (a Kubernetes Service in front of
 //! all of them, a client that knows one address). Status reads, what a
 //! customer was told and live streams are the exception: the follower
-//! answers them from its own store, with the leader's checks ([`reads`],
-//! [`streams`]).
+//! answers them from its own store, with the leader's checks (`reads`,
+//! `streams`).
 //!
 //! For what it forwards, the follower does not authenticate or check
 //! anything itself: the leader does, exactly as for a request sent to it

@@ -19,6 +19,8 @@
 
 mod snapshots;
 
+use snapshots::{LeaderSnapshots, Snapshots};
+
 use super::Application;
 use crate::cluster::partition::{AppendError, PartitionWriter};
 use crate::cluster::replica::{self, claim, Names, Replica, StreamEnd};
@@ -70,6 +72,7 @@ struct Member {
     following: Arc<Following>,
     /// Each copy applied this much late (`faults.replica.latency_ms`).
     apply_latency: Option<Duration>,
+    snapshots: Snapshots,
 }
 
 /// Serves in failover mode until stopped by a signal (`Ok`), or until this
@@ -110,8 +113,19 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
         .get(crate::service::REPLICA)
         .filter(|fault| fault.latency_ms > 0)
         .map(|fault| Duration::from_millis(fault.latency_ms));
-    let mut member =
-        Member { settings, names, node, advertise, client, leases, lease, following, apply_latency };
+    let snapshots = Snapshots::new(client.clone(), names.clone(), node.clone(), settings.clone(), lease);
+    let mut member = Member {
+        settings,
+        names,
+        node,
+        advertise,
+        client,
+        leases,
+        lease,
+        following,
+        apply_latency,
+        snapshots,
+    };
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         member.following.set_local(None);
         forwarding.stop(true).await;
@@ -211,8 +225,8 @@ impl Member {
                         let near_the_end = end.saturating_sub(replica.applied()) < every;
                         if every > 0 && replica.applied() >= snapshot_at + every && between && near_the_end {
                             snapshot_at = replica.applied();
-                            if self.writes_snapshot(snapshot_at / every).await {
-                                if let Err(e) = self.snapshot(&replica).await {
+                            if self.snapshots.writes_snapshot(snapshot_at / every).await {
+                                if let Err(e) = self.snapshots.snapshot(&replica).await {
                                     tracing::warn!(error = %e, "failover: the snapshot failed; trying again later");
                                 }
                             }
@@ -339,7 +353,8 @@ impl Member {
         let mut tick = tokio::time::interval(self.lease / 3);
         let mut renewed = Instant::now();
         let mut stopping = false;
-        let (mut snapshots_due, mut warned) = (tokio::time::interval(snapshots::SNAPSHOTS_LOOKED_AT), false);
+        let mut snapshots_due = tokio::time::interval(snapshots::SNAPSHOTS_LOOKED_AT);
+        let mut own_snapshots = LeaderSnapshots::default();
         let why = loop {
             tokio::select! {
                 served = &mut running => {
@@ -358,7 +373,8 @@ impl Member {
                         server.stop(true).await;
                     });
                 }
-                _ = snapshots_due.tick() => self.look_at_snapshots(&node, &mut warned).await,
+                _ = snapshots_due.tick() => own_snapshots.look(&self, &node, &backend).await,
+                _ = own_snapshots.written() => {}
                 // A lease that ran out and was taken again in the same tick
                 // (the renewals waited on a slow server) still leads: had
                 // another node claimed meanwhile, the next copy would be
@@ -377,6 +393,7 @@ impl Member {
                 }
             }
         };
+        own_snapshots.stop();
         if let Some(why) = why {
             node.drain();
             server.stop(false).await;
