@@ -52,6 +52,18 @@ pub enum Cmd {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Make a stopped node's store (embedded or export mode) the first
+    /// store of a new failover cluster (`stream.mode = "failover"`): it
+    /// becomes the cluster's first snapshot, and the directory a
+    /// follower's, so that failover nodes start on it or on empty
+    /// directories with every order it holds. Exit status 0 when seeded,
+    /// 1 when refused (a damaged store, a cluster that holds a store
+    /// already), 2 when the store or the servers cannot be reached.
+    Seed {
+        /// The data directory (default: the configured `store.path`).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Put a backup in place of a (new or empty) data directory, after
     /// checking that it opens; then start the node on it.
     Restore {
@@ -120,6 +132,10 @@ pub async fn run(args: Args) -> ExitCode {
         Cmd::Check { data } => check(&data.unwrap_or(settings.store.path)),
         Cmd::Backup { to, url } => backup(&url, &to, &settings.admin.token).await,
         Cmd::Restore { from, data } => restore(&from, &data.unwrap_or(settings.store.path)),
+        Cmd::Seed { data } => {
+            let data = data.unwrap_or_else(|| settings.store.path.clone());
+            seed(&settings, &data).await
+        }
         Cmd::Probe { url } => probe(&url.unwrap_or_else(|| local_url(&settings.http.bind))).await,
     }
 }
@@ -212,6 +228,29 @@ fn restore(from: &std::path::Path, data: &std::path::Path) -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn seed(settings: &Settings, data: &std::path::Path) -> ExitCode {
+    use crate::startup::failover::FailoverError;
+    match crate::startup::failover::seed(settings, data).await {
+        Ok(seeded) => {
+            println!(
+                "seeded: the store in {} is the cluster's first snapshot (copy {}); start failover nodes on \
+                 it or on empty directories",
+                data.display(),
+                seeded.seq
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ FailoverError::Refused(_)) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(2)
         }
     }
 }

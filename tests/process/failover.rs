@@ -952,3 +952,85 @@ async fn a_follower_whose_files_were_damaged_fills_its_store_again_from_the_stre
     nodes[f] = Some(back);
     stop_all(&mut nodes, lead).await;
 }
+
+/// Runs `fulfil seed` on `data` for the cluster on `nats`: its exit
+/// status and what it wrote (stdout, then stderr).
+fn seed(nats: &Nats, data: &Path, mode: &str) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["seed", "--data"])
+        .arg(data)
+        .env("FULFIL_STREAM__URL", &nats.url)
+        .env("FULFIL_STREAM__MODE", mode)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status, text)
+}
+
+/// A user who outgrows one node keeps its orders: `fulfil seed` makes a
+/// single node's store (embedded mode) a new cluster's first. Failover
+/// nodes start on it and on an empty directory (which starts from the
+/// seed's snapshot); both answer for every order it held; the cluster
+/// takes new orders; the node that joins empty takes over with all of
+/// them and the stock conserved. Seeding again, or in the wrong mode, is
+/// refused and changes nothing.
+#[tokio::test]
+async fn a_single_nodes_store_seeds_a_new_cluster_that_keeps_every_order() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let single = Proc::start(dirs[0].path());
+    let address = single.address.clone();
+    add_products(&address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&address, CLIENTS, 0);
+    while load.acked.lock().unwrap().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut acked = finished(load).await;
+    settle(&address).await;
+    single.signal("TERM");
+    assert!(single.wait(Duration::from_secs(10)).await.success());
+
+    let (status, out) = seed(&nats, dirs[0].path(), "export");
+    assert_eq!(status.code(), Some(1), "seeded outside failover mode:\n{out}");
+    assert!(out.contains("stream.mode = \"failover\""), "{out}");
+    let (status, out) = seed(&nats, dirs[0].path(), "failover");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("seeded"), "{out}");
+    let (status, out) = seed(&nats, dirs[1].path(), "failover");
+    assert_eq!(status.code(), Some(1), "an empty directory seeded:\n{out}");
+    let (status, out) = seed(&nats, dirs[0].path(), "failover");
+    assert_eq!(status.code(), Some(1), "seeded twice:\n{out}");
+    assert!(out.contains("a failover node's already"), "{out}");
+
+    let mut nodes: Vec<Option<Proc>> = vec![Some(start(&nats, dirs[0].path(), "n0")), None];
+    assert_eq!(leader(&mut nodes).await, 0);
+    nodes[1] = Some(start(&nats, dirs[1].path(), "n1"));
+    let (lead, joined) =
+        (nodes[0].as_ref().unwrap().address.clone(), nodes[1].as_ref().unwrap().address.clone());
+    caught_up(&joined).await;
+    check_acknowledged(&joined, &acked).await;
+    let load = Load::drive(&lead, CLIENTS, 1);
+    while load.acked.lock().unwrap().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let more = finished(load).await;
+    let before: std::collections::HashSet<&str> = acked.iter().map(|a| a.id.as_str()).collect();
+    assert!(more.iter().all(|a| !before.contains(a.id.as_str())), "an order id was handed out twice");
+    acked.extend(more);
+
+    let old = nodes[0].take().unwrap();
+    old.signal("TERM");
+    let (status, log) = old.wait_logged(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+    assert_eq!(leader(&mut nodes).await, 1);
+    settle(&joined).await;
+    check_acknowledged(&joined, &acked).await;
+    let node = nodes[1].take().unwrap();
+    node.signal("TERM");
+    let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("filled it from the newest snapshot"), "{log}");
+    check_store(dirs[1].path(), &INITIAL);
+    println!("{} orders: the seeded store's, then the cluster's", acked.len());
+}

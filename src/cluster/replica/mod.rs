@@ -53,10 +53,12 @@
 
 mod leader;
 mod reads;
+mod seed;
 mod snapshot;
 
 pub use leader::ReplicatedBackend;
 pub use reads::{ReplicaReads, StreamEnd};
+pub use seed::Seed;
 pub use snapshot::{Snapshot, DOWNLOAD};
 
 use super::partition::PartitionWriter;
@@ -203,8 +205,8 @@ impl Replica {
             None => {
                 return Err(damaged(format!(
                     "the store in {} was not made in failover mode, and the stream holds none of its data: \
-                     start a failover node on an empty directory (seeding a cluster from an existing store \
-                     is not supported)",
+                     start a failover node on an empty directory, or make this store a new cluster's first \
+                     with `fulfil seed`",
                     dir.display()
                 )))
             }

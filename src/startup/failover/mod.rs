@@ -17,8 +17,10 @@
 //! back as a replica at the stream's end, and gives up the lease, so that a
 //! follower takes over within a third of `stream.lease_ms`.
 
+mod seed;
 mod snapshots;
 
+pub use seed::{seed, Seeded};
 use snapshots::{LeaderSnapshots, Snapshots};
 
 use super::Application;
@@ -54,6 +56,9 @@ pub enum FailoverError {
     Deposed(String),
     #[error("failover: {0}")]
     Io(#[from] std::io::Error),
+    /// The command cannot do what was asked, as things stand.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn nats(e: impl std::fmt::Display) -> FailoverError {

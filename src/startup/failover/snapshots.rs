@@ -64,7 +64,7 @@ impl Snapshots {
     }
 
     /// The stream sequence of the newest snapshot (0: none).
-    async fn newest(&self) -> Result<u64, FailoverError> {
+    pub(super) async fn newest(&self) -> Result<u64, FailoverError> {
         match self.bucket().await?.info(SNAPSHOT).await {
             Ok(info) => Ok(mark(&info, "seq")),
             Err(e) if e.kind() == async_nats::jetstream::object_store::InfoErrorKind::NotFound => Ok(0),
@@ -96,7 +96,7 @@ impl Snapshots {
     /// newer one is there; then trims the stream of copies to
     /// `snapshot_every` copies before it: a follower further behind, or a
     /// new one, starts from the snapshot.
-    async fn store_snapshot(
+    pub(super) async fn store_snapshot(
         &self,
         snapshot: Snapshot,
         settled: impl FnOnce() -> Result<u64, StoreError> + Send + 'static,
