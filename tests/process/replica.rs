@@ -141,8 +141,9 @@ async fn a_leader_fenced_off_by_a_newer_claim_makes_nothing_durable_and_says_it_
     let why = refused.expect_err("a fenced leader's flush fails").to_string();
     assert!(why.contains("another node leads"), "{why}");
     deposed.wait_for(Option::is_some).await.unwrap();
-    // And it takes no more commits.
+    // And it takes no more commits, nor gives a snapshot of its store.
     assert!(commit_and_flush(&old, vec![("orders", b"o3", Some(b"3".to_vec()))], vec![]).await.is_err());
+    assert!(old.snapshot().is_err(), "a deposed leader gave a snapshot");
 }
 
 #[tokio::test]
@@ -155,6 +156,10 @@ async fn nothing_is_durable_that_the_stream_does_not_hold() {
     drop(nats);
     let failed = commit_and_flush(&leader, vec![("orders", b"o2", Some(b"two".to_vec()))], vec![]).await;
     assert!(failed.is_err(), "a flush returned with its commit in no stream");
+    // Nor is a snapshot that may hold it stored: its wait gives up.
+    let waited =
+        tokio::task::spawn_blocking(move || leader.copied_within(std::time::Duration::from_millis(200)));
+    assert!(waited.await.unwrap().is_err(), "a snapshot's wait passed with a commit in no stream");
 }
 
 /// A leader paused with copies in flight, each fenced on the sequence it
