@@ -535,19 +535,14 @@ async fn failover_phase(r: &mut Report, url: &str) {
     let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
     let ceiling = publish_rate(&js, scaled(100_000), VALUE_BYTES).await;
     r.add("failover_publish_per_s", "JetStream publish with acks, batches of 512 (raw)", ceiling, "/s", None);
+    let mut one_node = 0.0;
     for (n, key) in [(1, "failover_1"), (3, "failover_3")] {
-        let env = |i: usize| {
-            vec![
-                ("FULFIL_STREAM__URL", url.to_owned()),
-                ("FULFIL_STREAM__MODE", "failover".to_owned()),
-                ("FULFIL_STREAM__NAME", format!("F{n}")),
-                ("FULFIL_STREAM__SUBJECT", format!("f{n}.events")),
-                ("FULFIL_STREAM__NODE", format!("n{i}")),
-            ]
-        };
-        let nodes: Vec<Served> = (0..n).map(|i| serve(&env(i))).collect();
+        let nodes: Vec<Served> = (0..n).map(|i| serve(&failover_env(url, &format!("F{n}"), i))).collect();
         all_ready(&nodes).await;
         let (rate, p99) = orders_on(&nodes, secs).await;
+        if n == 1 {
+            one_node = rate;
+        }
         r.add(
             &format!("{key}_orders_per_s"),
             format!("HTTP POST /orders, failover, {n} node(s)"),
@@ -583,6 +578,47 @@ async fn failover_phase(r: &mut Report, url: &str) {
             status_reads_phase(r, &nodes, secs).await;
         }
     }
+    own_snapshots_phase(r, &js, url, secs, one_node).await;
+}
+
+/// A failover node's settings: the stream named `name`, node `i`.
+fn failover_env(url: &str, name: &str, i: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("FULFIL_STREAM__URL", url.to_owned()),
+        ("FULFIL_STREAM__MODE", "failover".to_owned()),
+        ("FULFIL_STREAM__NAME", name.to_owned()),
+        ("FULFIL_STREAM__SUBJECT", format!("{}.events", name.to_lowercase())),
+        ("FULFIL_STREAM__NODE", format!("n{i}")),
+    ]
+}
+
+/// A leader alone writes its own snapshots (once two rounds passed
+/// without one, looked at every 5 s) while it works on: orders/s against
+/// the same node writing none (`one_node`), and where the newest stands.
+async fn own_snapshots_phase(
+    r: &mut Report,
+    js: &async_nats::jetstream::Context,
+    url: &str,
+    secs: u64,
+    one_node: f64,
+) {
+    let mut env = failover_env(url, "FS", 0);
+    env.push(("FULFIL_STREAM__SNAPSHOT_EVERY", "500".to_owned()));
+    let node = [serve(&env)];
+    all_ready(&node).await;
+    let (rate, p99) = orders_on(&node, secs).await;
+    let info = js.get_object_store("FS_SNAPSHOTS").await.unwrap().info("store").await;
+    let newest = info.ok().and_then(|i| i.metadata.get("seq").and_then(|s| s.parse().ok())).unwrap_or(0.0);
+    let vs = Some(("failover, 1 node", rate / one_node));
+    r.add(
+        "failover_1_own_snapshots_orders_per_s",
+        "HTTP POST /orders, failover, 1 node writing its own snapshots",
+        rate,
+        "/s",
+        vs,
+    );
+    r.add("failover_1_own_snapshots_p99_ms", "  p99", p99, "ms", None);
+    r.add("failover_1_own_snapshots_newest", "  newest snapshot at copy (0: none written)", newest, "", None);
 }
 
 /// `GET /status/{id}` through the leader alone, then spread over every
