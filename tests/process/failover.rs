@@ -831,6 +831,25 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     let here: Value = read(Some("kim-key"), &ids[29]).await.unwrap().json().await.unwrap();
     assert_eq!(here["history"], on_leader["history"]);
 
+    // An order's command side too, the leader's for each of kim's orders;
+    // one canceled through the other follower a moment before included.
+    let get = |node: usize, key: &str, id: &str| {
+        client().get(format!("{}/orders/{id}", address(node))).bearer_auth(key.to_owned()).send()
+    };
+    let cancel = client().post(format!("{}/orders/{}/cancel", address(a), ids[0])).bearer_auth("kim-key");
+    assert_eq!(cancel.send().await.unwrap().status(), 200);
+    let before_orders = local_reads(&address(b)).await;
+    for id in &ids {
+        let here: Value = get(b, "kim-key", id).await.unwrap().json().await.unwrap();
+        let there: Value = get(lead, "kim-key", id).await.unwrap().json().await.unwrap();
+        assert_eq!(here, there, "order {id}");
+    }
+    let canceled: Value = get(b, "kim-key", &ids[0]).await.unwrap().json().await.unwrap();
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
+    assert_eq!(local_reads(&address(b)).await - before_orders, 31, "each answered by the follower itself");
+    assert_eq!(get(b, "lee-key", &ids[1]).await.unwrap().status(), 404, "not lee's");
+    assert_eq!(get(b, "kim-key", "ord-0").await.unwrap().status(), 404);
+
     // The leader paused: reads through the followers are still answered
     // (a forwarded one would wait on it until the client gives up).
     let paused = nodes[lead].take().unwrap();

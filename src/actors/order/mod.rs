@@ -27,8 +27,8 @@ use crate::clock::Clock;
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::{
-    Event, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod, ReservationMode,
-    ValidOrder, Workflow, Workflows,
+    Event, EventKind, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod,
+    ReservationMode, ValidOrder, Workflow, Workflows,
 };
 use crate::error::{CallError, NodeError, Refused};
 use crate::store::{abort, Table, Tx, TxResult};
@@ -42,11 +42,13 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 mod course;
+mod from_store;
 pub mod idempotency;
 mod parties;
 mod timers;
 
 pub use course::LegOrder;
+pub use from_store::order_in;
 
 // ---- messages ----
 
@@ -480,9 +482,7 @@ fn on_fact(
         Err(e) => return abort(e.into()),
     };
     let before = order.clone();
-    order.apply(&event.kind);
-    let next = order.react(&event.kind, workflow);
-    let reactions = order.advance(next, workflow);
+    let reactions = fold_fact(&mut order, &event.kind, workflow);
     // Folded again after a crash: the state moves on as it did, and what
     // it appended then is in the log already.
     if !recorded.holds(event.seq) {
@@ -492,6 +492,15 @@ fn on_fact(
     }
     upkeep(tx, &before, &order, workflow, now_ms)?;
     tx.put(ORDERS, key, &order)
+}
+
+/// Another service's fact folded into its order: the fact itself, then
+/// what the order does about it, returned as the order's own events
+/// (appended by the service, already in the log for a store-only read).
+pub(super) fn fold_fact(order: &mut Order, fact: &EventKind, workflow: &Workflow) -> Vec<EventKind> {
+    order.apply(fact);
+    let next = order.react(fact, workflow);
+    order.advance(next, workflow)
 }
 
 /// A fresh order id: `ord-` and a UUIDv7, random (74 bits from the OS), so

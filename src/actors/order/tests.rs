@@ -5,18 +5,27 @@ use crate::domain::order::ItemRequest;
 use crate::domain::{EventKind, NewProduct};
 
 async fn order_actor(t: &TestStore) -> Addr<OrderActor> {
+    build(t, stocked(t, 5).await).start()
+}
+
+/// An inventory holding `stock` mugs.
+async fn stocked(t: &TestStore, stock: i64) -> Addr<InventoryActor> {
     let inventory = InventoryActor::new(&t.env()).unwrap().start();
-    let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
+    let p =
+        NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(stock), units: vec![] };
     inventory.send(AddProduct(p)).await.unwrap().unwrap();
-    build(t, inventory).start()
+    inventory
 }
 
 fn build(t: &TestStore, inventory: Addr<InventoryActor>) -> OrderActor {
     let payment = PaymentActor::new(&t.env(), &crate::config::Settings::default().payment).unwrap().start();
-    let workflows = Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop");
     let timeouts = TimeoutSettings { request_ms: 2000, payment_ms: 2000 };
     let delivery = DeliveryActor::new(&t.env()).unwrap().start();
-    OrderActor::new(&t.env(), inventory, payment, delivery, Arc::new(workflows), timeouts).unwrap()
+    OrderActor::new(&t.env(), inventory, payment, delivery, Arc::new(workflows()), timeouts).unwrap()
+}
+
+fn workflows() -> Workflows {
+    Workflows::new([("shop".to_owned(), crate::domain::Workflow::shop())].into(), "shop")
 }
 
 fn request(payment: &str, card: &str) -> OrderRequest {
@@ -75,9 +84,7 @@ async fn the_order_reacts_to_facts_and_refuses_commands_out_of_turn() {
 async fn a_fact_is_folded_behind_and_folded_again_after_a_crash_without_appending_twice() {
     let t = temp_store();
     let an_hour = Duration::from_secs(3600);
-    let inventory = InventoryActor::new(&t.env()).unwrap().start();
-    let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
-    inventory.send(AddProduct(p)).await.unwrap().unwrap();
+    let inventory = stocked(&t, 5).await;
     let o = build(&t, inventory.clone()).committing_every(an_hour).start();
     let id = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
     let placed = t.store.get(ORDERS, id.as_str()).unwrap().expect("a placement is written at once");
@@ -113,9 +120,7 @@ async fn a_fact_is_folded_behind_and_folded_again_after_a_crash_without_appendin
 #[actix::test]
 async fn a_command_on_a_held_back_order_is_written_with_what_is_held_back() {
     let t = temp_store();
-    let inventory = InventoryActor::new(&t.env()).unwrap().start();
-    let p = NewProduct { sku: "MUG".into(), name: "Mug".into(), price: 1500, stock: Some(5), units: vec![] };
-    inventory.send(AddProduct(p)).await.unwrap().unwrap();
+    let inventory = stocked(&t, 5).await;
     let o = build(&t, inventory).committing_every(Duration::from_secs(3600)).start();
     let id = o.send(place("bank_transfer", "")).await.unwrap().unwrap().id;
     t.append(&id, vec![EventKind::Acted { step: "note".into(), by: "kim".into() }]);
@@ -125,4 +130,48 @@ async fn a_command_on_a_held_back_order_is_written_with_what_is_held_back() {
     assert_eq!(canceled.status, OrderStatus::Canceled);
     assert_eq!(t.store.get(ORDERS, id.as_str()).unwrap(), Some(canceled), "written at once");
     assert!(t.store.offset(NAME).unwrap() >= facts, "with what was held back, and its offset");
+}
+
+/// What a failover follower answers for `GET /orders/{id}` from its copy
+/// of the store ([`order_in`]: the stored record with the facts after the
+/// service's offset folded on) is what the service answers: while the
+/// facts are held back, once a command wrote them with the offset, and
+/// after a commit.
+#[actix::test]
+async fn an_order_read_from_the_store_alone_is_the_services() {
+    let t = temp_store();
+    let inventory = stocked(&t, 9).await;
+    let o = build(&t, inventory).committing_every(Duration::from_secs(3600)).start();
+    let read = |id: &OrderId| order_in(&t.store.reader(), &workflows(), id).unwrap().expect("readable");
+    let services = |id: &OrderId| o.send(GetOrder(id.clone()));
+
+    // Given a card order whose stock is reserved, and a bank transfer one.
+    let card = o.send(place("card", "4111111111111111")).await.unwrap().unwrap().id;
+    let bank = o.send(place("bank_transfer", "")).await.unwrap().unwrap().id;
+    assert_eq!(read(&card), services(&card).await.unwrap().unwrap(), "as placed");
+    t.append(&card, vec![EventKind::StockReserved { lines: vec![], units: vec![] }]);
+    t.append(&bank, vec![EventKind::StockReserved { lines: vec![], units: vec![] }]);
+    // Then each stage the saga moves the card order through, held back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = services(&card).await.unwrap().unwrap();
+        assert_eq!(read(&card), seen, "at {}", seen.status);
+        if seen.status == OrderStatus::InDelivery {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the order stopped at {}", seen.status);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(t.store.offset(NAME).unwrap(), 0, "the facts are held back");
+    // When a command writes the bank order with what is held back.
+    let cancel = OrderCommand { order_id: bank.clone(), command: Command::Cancel, by: None };
+    let canceled = o.send(cancel).await.unwrap().unwrap();
+    assert_eq!(read(&bank), canceled, "a command's write");
+    assert_eq!(read(&card), services(&card).await.unwrap().unwrap());
+    // And after a commit.
+    o.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
+    assert_eq!(read(&card), services(&card).await.unwrap().unwrap(), "committed");
+    assert_eq!(read(&bank), services(&bank).await.unwrap().unwrap(), "committed");
+    let missing = order_in(&t.store.reader(), &workflows(), &order(99));
+    assert!(matches!(missing, Err(NodeError::Refused(Refused::NotFound { .. }))), "{missing:?}");
 }

@@ -1,7 +1,8 @@
 //! A failover follower's gateway: requests go to the node that leads, so
 //! that any node can be sent any request (a Kubernetes Service in front of
-//! all of them, a client that knows one address). Status reads, what a
-//! customer was told and live streams are the exception: the follower
+//! all of them, a client that knows one address). Status reads, an
+//! order's command side, what a customer was told and live streams are
+//! the exception: the follower
 //! answers them from its own store, with the leader's checks (`reads`,
 //! `streams`).
 //!
@@ -109,6 +110,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(ready)
             .service(metrics)
             .service(order_status)
+            .service(order)
             .service(statuses)
             .service(notifications)
             .service(events)
@@ -193,6 +195,23 @@ async fn order_status(
 ) -> Result<HttpResponse, ApiError> {
     let answer = match following.local() {
         Some(local) => local.status(&req, &order_id).await?,
+        None => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// An order (its command side), from this follower's store when it can
+/// tell it, else from the leader.
+#[get("/orders/{order_id}")]
+async fn order(
+    req: HttpRequest,
+    body: Bytes,
+    order_id: web::Path<String>,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let answer = match following.local() {
+        Some(local) => local.order(&req, &order_id).await?,
         None => None,
     };
     local_or_forwarded(answer, req, body, following, client).await

@@ -1,7 +1,8 @@
 //! Reads a failover follower answers from its own store instead of
 //! forwarding them: `GET /status/{order_id}`, the read clients poll, the
 //! `GET /status` lists (a customer's orders, the parties' work lists),
-//! and what a customer was told, `GET /notifications`. Every follower holds the whole store (the stream's copies), so
+//! an order's command side, `GET /orders/{id}`, and what a customer was
+//! told, `GET /notifications`. Every follower holds the whole store (the stream's copies), so
 //! reads spread over all nodes, and go on while no node leads.
 //!
 //! # Why a read here sees every acknowledged write
@@ -21,19 +22,23 @@
 //! view comes out: the projection's committed view with the order's
 //! later events folded on (`actors::projection::from_store`), and the
 //! notification service's committed records with the same
-//! (`actors::notification::from_store`).
+//! (`actors::notification::from_store`), and the order service's records
+//! with the other services' facts after its offset
+//! (`actors::order::from_store`).
 
 use super::super::{client_by, ApiError};
 use super::streams::Live;
 use crate::actors::notification::{backlog_in, follow, notifications_in};
+use crate::actors::order::order_in;
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
 use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
-use crate::domain::access::Principal;
+use crate::domain::access::{OrderFacts, Principal};
 use crate::domain::{CustomerId, Notification, OrderId, Workflows};
 use crate::error::{NodeError, Refused};
 use crate::http::notifications::Whose;
+use crate::node::bodies;
 use crate::resilience::ClientLimiter;
 use crate::store::Reader;
 use actix_web::http::header;
@@ -151,6 +156,24 @@ impl LocalReads {
         };
         match principal.may_see_view(&report.view, &self.workflows) {
             true => Ok(Some(report)),
+            false => Err(NodeError::not_found("order", order_id).into()),
+        }
+    }
+
+    /// The order's command side (`GET /orders/{id}`), as
+    /// [`LocalReads::status`]: the leader's checks, the same rule on who
+    /// may see it ([`Principal::may_see`]), the order as the order service
+    /// would answer ([`order_in`]).
+    pub async fn order(&self, req: &HttpRequest, order_id: &str) -> Result<Option<bodies::Order>, ApiError> {
+        let principal = self.admit(req)?;
+        let id = OrderId::parse(order_id).map_err(|_| NodeError::not_found("order", order_id))?;
+        let Some(order) = self.fresh(move |store, workflows| order_in(store, workflows, &id)).await? else {
+            return Ok(None);
+        };
+        let workflow = self.workflows.get(&order.workflow).map_err(NodeError::from)?;
+        let facts = OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
+        match principal.may_see(facts, workflow) {
+            true => Ok(Some(order.into())),
             false => Err(NodeError::not_found("order", order_id).into()),
         }
     }
