@@ -27,7 +27,7 @@ fn start(nats: &Nats, data: &Path, name: &str) -> Proc {
     start_with(nats, data, name, &[])
 }
 
-fn start_with(nats: &Nats, data: &Path, name: &str, more: &[(&str, &str)]) -> Proc {
+pub(crate) fn start_with(nats: &Nats, data: &Path, name: &str, more: &[(&str, &str)]) -> Proc {
     let lease = LEASE_MS.to_string();
     let mut env = vec![
         ("FULFIL_STREAM__URL", nats.url.as_str()),
@@ -57,7 +57,7 @@ fn nodes_with(nats: &Nats, n: usize, more: &[(&str, &str)]) -> (Vec<TempDir>, Ve
 
 /// Stops every node still running with SIGTERM, the followers first and
 /// `leader` last (it hands its store back); each must exit cleanly.
-async fn stop_all(nodes: &mut [Option<Proc>], leader: usize) {
+pub(crate) async fn stop_all(nodes: &mut [Option<Proc>], leader: usize) {
     for i in (0..nodes.len()).filter(|i| *i != leader).chain([leader]) {
         let Some(node) = nodes[i].take() else { continue };
         node.signal("TERM");
@@ -76,7 +76,7 @@ async fn live(address: &str) -> Option<Value> {
 /// The index of the leader among `nodes` (those running), once every
 /// follower that answers names it and it is ready. If none does in time,
 /// the test fails with what the nodes that stopped wrote.
-async fn leader(nodes: &mut [Option<Proc>]) -> usize {
+pub(crate) async fn leader(nodes: &mut [Option<Proc>]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut named = Vec::new();
@@ -117,7 +117,7 @@ async fn leader(nodes: &mut [Option<Proc>]) -> usize {
 /// Waits until the node at `address` serves: a follower ready (it has
 /// applied all of the stream) that names a leader, or the leader (a node
 /// that comes back may win the lease).
-async fn caught_up(address: &str) -> Value {
+pub(crate) async fn caught_up(address: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let answer = client().get(format!("{address}/health/ready")).send().await;
@@ -569,7 +569,7 @@ async fn forwarded_reads(address: &str, reason: &str) -> u64 {
 }
 
 /// The value of the node's metric whose line starts with `prefix`.
-async fn metric(address: &str, prefix: &str) -> u64 {
+pub(crate) async fn metric(address: &str, prefix: &str) -> u64 {
     let text = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
     let line = text.lines().find(|l| l.starts_with(prefix));
     line.and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a metric of the node")

@@ -101,51 +101,129 @@ async fn the_webhook_commands_work_as_written() {
     assert_has(&out, &["\"signed\":true", "\"status\":\"placed\"", "signature verified"]);
 }
 
+/// The five systems' walk-throughs and the expiry's, with the settings
+/// each needs.
+const WALKS: [(&str, &[(&str, &str)]); 6] = [
+    ("## A walk through the shop", &[]),
+    ("### Hotel booking", &[]),
+    ("### Designated-driver call", &[]),
+    ("### Overseas purchase", &[]),
+    ("### Taxi dispatch", &[]),
+    (
+        "### An unpaid order expires",
+        &[("FULFIL_WORKFLOWS__SHOP__EXPIRE__PAYMENT_PENDING", "2s"), ("FULFIL_TIMERS__TICK_MS", "100")],
+    ),
+];
+
+/// What the walk-through under `heading` must have printed.
+fn check_walk(heading: &str, out: &str) {
+    match heading {
+        "## A walk through the shop" => assert_has(
+            out,
+            &["\"status\":\"closed\"", "\"stock\":3", "HTTP/1.1 409", "application/problem+json"],
+        ),
+        "### Hotel booking" => {
+            assert_has(
+                out,
+                &["\"label\":\"confirmed\"", "\"units\":[\"room-701\"]", "\"status\":\"canceled\""],
+            );
+            assert_has(
+                out,
+                &["\"free\":[\"room-702\"]", "\"label\":\"checked in\"", "\"label\":\"checked out\""],
+            );
+            assert_has(out, &["\"free\":[\"room-701\",\"room-702\"]", "\"details\":{\"guests\":2}"]);
+        }
+        "### Designated-driver call" => {
+            assert_has(
+                out,
+                &[
+                    "/problems/nothing-available",
+                    "\"units\":[\"driver-lee\"]",
+                    "\"label\":\"driver assigned\"",
+                ],
+            );
+            let in_pool =
+                out.lines().filter(|l| l.contains("\"stock\":1,\"units\":[\"driver-lee\"]")).count();
+            assert_eq!(in_pool, 2, "added, then back in the pool after the ride:\n{out}");
+            let last = out.lines().last().unwrap();
+            assert!(last.contains("\"status\":\"reserved\""), "and he takes the next call:\n{out}");
+        }
+        "### Overseas purchase" => {
+            assert_has(out, &["\"leg\":\"customs\"", "\"reason\":\"forfeited\"", "\"state\":\"captured\""])
+        }
+        "### Taxi dispatch" => {
+            assert_has(
+                out,
+                &["this call is already dispatched", "\"label\":\"dispatched\"", "\"label\":\"open\""],
+            );
+            assert_has(out, &["\"status\":\"closed\"", "\"declined\":[\"driver-c\"]", "Gangnam station"]);
+        }
+        "### An unpaid order expires" => assert_has(out, &["\"reason\":\"expired\"", "\"stock\":5"]),
+        other => panic!("no checks for {other:?}"),
+    }
+}
+
+/// A walk-through of `WALKS` against a fresh node, checked.
+async fn walk(n: usize) {
+    let (heading, env) = WALKS[n];
+    check_walk(heading, &run_with(heading, env).await);
+}
+
 #[tokio::test]
 async fn the_shop_walk_through_works_as_written() {
-    let out = run("## A walk through the shop").await;
-    assert_has(&out, &["\"status\":\"closed\"", "\"stock\":3", "HTTP/1.1 409", "application/problem+json"]);
+    walk(0).await;
 }
 
 #[tokio::test]
 async fn the_hotel_commands_work_as_written() {
-    let out = run("### Hotel booking").await;
-    assert_has(&out, &["\"label\":\"confirmed\"", "\"units\":[\"room-701\"]", "\"status\":\"canceled\""]);
-    assert_has(&out, &["\"free\":[\"room-702\"]", "\"label\":\"checked in\"", "\"label\":\"checked out\""]);
-    assert_has(&out, &["\"free\":[\"room-701\",\"room-702\"]", "\"details\":{\"guests\":2}"]);
+    walk(1).await;
 }
 
 #[tokio::test]
 async fn the_driver_commands_work_as_written() {
-    let out = run("### Designated-driver call").await;
-    assert_has(
-        &out,
-        &["/problems/nothing-available", "\"units\":[\"driver-lee\"]", "\"label\":\"driver assigned\""],
-    );
-    let in_pool = out.lines().filter(|l| l.contains("\"stock\":1,\"units\":[\"driver-lee\"]")).count();
-    assert_eq!(in_pool, 2, "added, then back in the pool after the ride:\n{out}");
-    let last = out.lines().last().unwrap();
-    assert!(last.contains("\"status\":\"reserved\""), "and he takes the next call:\n{out}");
+    walk(2).await;
 }
 
 #[tokio::test]
 async fn the_overseas_purchase_commands_work_as_written() {
-    let out = run("### Overseas purchase").await;
-    assert_has(&out, &["\"leg\":\"customs\"", "\"reason\":\"forfeited\"", "\"state\":\"captured\""]);
+    walk(3).await;
 }
 
 #[tokio::test]
 async fn the_taxi_commands_work_as_written() {
-    let out = run("### Taxi dispatch").await;
-    assert_has(&out, &["this call is already dispatched", "\"label\":\"dispatched\"", "\"label\":\"open\""]);
-    assert_has(&out, &["\"status\":\"closed\"", "\"declined\":[\"driver-c\"]", "Gangnam station"]);
+    walk(4).await;
 }
 
 #[tokio::test]
 async fn the_expiry_commands_work_as_written() {
-    let env = [("FULFIL_WORKFLOWS__SHOP__EXPIRE__PAYMENT_PENDING", "2s"), ("FULFIL_TIMERS__TICK_MS", "100")];
-    let out = run_with("### An unpaid order expires", &env).await;
-    assert_has(&out, &["\"reason\":\"expired\"", "\"stock\":5"]);
+    walk(5).await;
+}
+
+/// Every walk-through of `WALKS`, as written, through a follower of a
+/// two-node failover cluster (each on a stream of its own): its commands
+/// forwarded to the leader, its reads answered by the follower from its
+/// own store the moment after the write. The same answers as one node's.
+#[tokio::test]
+async fn the_walk_throughs_work_as_written_through_a_failover_follower() {
+    let nats = crate::nats::Nats::start(&crate::tools::tool("nats-server"));
+    for (n, (heading, env)) in WALKS.iter().enumerate() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let (name, subject) = (format!("WALK{n}"), format!("walk{n}.events"));
+        let mut env = env.to_vec();
+        env.extend([("FULFIL_STREAM__NAME", name.as_str()), ("FULFIL_STREAM__SUBJECT", subject.as_str())]);
+        let mut nodes = vec![Some(crate::failover::start_with(&nats, dirs[0].path(), "n0", &env)), None];
+        assert_eq!(crate::failover::leader(&mut nodes).await, 0);
+        nodes[1] = Some(crate::failover::start_with(&nats, dirs[1].path(), "n1", &env));
+        let follower = nodes[1].as_ref().unwrap();
+        crate::failover::caught_up(&follower.address).await;
+        let script = block(heading).replace("http://127.0.0.1:8080", &follower.address);
+        let out = against(follower, script, heading).await;
+        check_walk(heading, &out);
+        let reads = crate::failover::metric(&follower.address, "fulfil_failover_local_reads_total ").await;
+        assert!(reads > 0, "{heading}: no read answered by the follower itself");
+        println!("{heading}: {reads} reads answered by the follower itself");
+        crate::failover::stop_all(&mut nodes, 0).await;
+    }
 }
 
 /// The failover block: a NATS server and three nodes of this build, on
