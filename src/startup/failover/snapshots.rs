@@ -182,6 +182,19 @@ pub(super) struct LeaderSnapshots {
     tried: bool,
     /// It said it could not keep up (until it could again).
     warned: bool,
+    /// Snapshots that failed in a row, and when to try again: a full disk
+    /// or an unreachable bucket is not hammered with whole-store copies.
+    failed: u32,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+/// The longest a leader waits to try its snapshot again.
+const RETRY_AT_MOST: Duration = Duration::from_secs(300);
+
+/// How long a leader waits after `failed` snapshots in a row: twice as
+/// long each time, from two looks, up to [`RETRY_AT_MOST`].
+fn retry_in(failed: u32) -> Duration {
+    SNAPSHOTS_LOOKED_AT.saturating_mul(2u32.saturating_pow(failed.min(16))).min(RETRY_AT_MOST)
 }
 
 impl LeaderSnapshots {
@@ -207,7 +220,8 @@ impl LeaderSnapshots {
                  errors above");
         }
         self.warned = late;
-        if since > 2 * every {
+        let waiting = self.retry_at.is_some_and(|at| tokio::time::Instant::now() < at);
+        if since > 2 * every && !waiting {
             self.writing = Some(tokio::spawn(member.snapshots.clone().leader_snapshot(backend.clone())));
         }
     }
@@ -217,8 +231,14 @@ impl LeaderSnapshots {
         let Some(writing) = self.writing.as_mut() else { return std::future::pending().await };
         let written = writing.await;
         (self.writing, self.tried) = (None, true);
-        if let Err(e) = written.map_err(|e| FailoverError::Io(std::io::Error::other(e))).and_then(|w| w) {
-            tracing::warn!(error = %e, "failover: the leader's snapshot failed; trying again later");
+        match written.map_err(|e| FailoverError::Io(std::io::Error::other(e))).and_then(|w| w) {
+            Ok(()) => (self.failed, self.retry_at) = (0, None),
+            Err(e) => {
+                self.failed += 1;
+                let wait = retry_in(self.failed);
+                self.retry_at = Some(tokio::time::Instant::now() + wait);
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "failover: the leader's snapshot failed");
+            }
         }
     }
 
@@ -324,5 +344,17 @@ impl Member {
             "failover: the stream no longer holds this store's next copy; filled it from the newest snapshot"
         );
         Ok(replica)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_waits_twice_as_long_after_each_failed_snapshot_up_to_five_minutes() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_in(n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(retry_in(u32::MAX), RETRY_AT_MOST);
     }
 }
