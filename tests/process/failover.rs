@@ -640,6 +640,55 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     check_store(dirs[1].path(), &INITIAL);
 }
 
+/// A leader alone killed with `kill -9` under load, after its own
+/// snapshots trimmed the stream: restarted on its data directory (emptied,
+/// for it led and may hold what the stream never got), it fills its store
+/// from its own snapshot, written while it worked, and the copies after
+/// it; then it leads again with every acknowledged order and the stock
+/// conserved.
+#[tokio::test]
+async fn a_leader_alone_killed_after_its_own_snapshot_comes_back_from_it_with_everything() {
+    let nats = Nats::start(&tool("nats-server"));
+    let every = [("FULFIL_STREAM__SNAPSHOT_EVERY", "200")];
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = vec![Some(start_with(&nats, dir.path(), "n0", &every))];
+    assert_eq!(leader(&mut nodes).await, 0);
+    let address = nodes[0].as_ref().unwrap().address.clone();
+    add_products(&address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&address, CLIENTS, 0);
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while js.get_stream("FULFIL_STORE").await.unwrap().info().await.unwrap().state.first_sequence <= 1 {
+        assert!(Instant::now() < deadline, "the leader alone never trimmed the stream of copies");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(100..600))).await;
+    let killed = nodes[0].take().unwrap();
+    killed.signal("KILL");
+    assert!(!killed.wait(Duration::from_secs(5)).await.success());
+    let (acked, _) = load.finish().await;
+    assert!(!acked.is_empty());
+
+    nodes[0] = Some(start_with(&nats, dir.path(), "n0", &every));
+    assert_eq!(leader(&mut nodes).await, 0);
+    settle(&address_of(&nodes[0])).await;
+    check_acknowledged(&address_of(&nodes[0]), &acked).await;
+    let back = nodes[0].take().unwrap();
+    back.signal("TERM");
+    let (status, log) = back.wait_logged(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+    assert!(log.contains("emptying it"), "{log}");
+    let filled = log.lines().find(|l| l.contains("filled it from the newest snapshot"));
+    let filled = filled.unwrap_or_else(|| panic!("it did not start from its snapshot:\n{log}"));
+    let (orders, _) = check_store(dir.path(), &INITIAL);
+    assert!(orders >= acked.len());
+    println!("{} acknowledged, {orders} in the store; {filled}", acked.len());
+}
+
+fn address_of(node: &Option<Proc>) -> String {
+    node.as_ref().expect("running").address.clone()
+}
+
 /// A follower far behind the stream (`faults.replica` slows its applies)
 /// sends reads to the leader at once rather than make each wait to catch
 /// up, and says why in its metrics; the answer is the leader's, with the
