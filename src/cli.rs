@@ -52,13 +52,15 @@ pub enum Cmd {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Make a stopped node's store (embedded or export mode) the first
-    /// store of a new failover cluster (`stream.mode = "failover"`): it
-    /// becomes the cluster's first snapshot, and the directory a
-    /// follower's, so that failover nodes start on it or on empty
-    /// directories with every order it holds. Exit status 0 when seeded,
-    /// 1 when refused (a damaged store, a cluster that holds a store
-    /// already), 2 when the store or the servers cannot be reached.
+    /// Make a stopped node's store the first store of a new failover
+    /// cluster (`stream.mode = "failover"`): a single node's (embedded or
+    /// export mode), or a failover node's whose cluster is gone (a backup
+    /// restored, a stopped node's directory). It becomes the cluster's
+    /// first snapshot, and the directory a follower's, so that failover
+    /// nodes start on it or on empty directories with every order it
+    /// holds. Exit status 0 when seeded, 1 when refused (a damaged store,
+    /// a cluster that holds a store already), 2 when the store or the
+    /// servers cannot be reached.
     Seed {
         /// The data directory (default: the configured `store.path`).
         #[arg(long)]

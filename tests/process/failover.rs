@@ -640,6 +640,63 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     check_store(dirs[1].path(), &INITIAL);
 }
 
+/// When the NATS servers lose everything, a cluster starts again from a
+/// backup: `fulfil backup` of the leader (asked through a follower), then,
+/// on new servers, `fulfil restore` and `fulfil seed`. A node on the
+/// restored store and one on an empty directory have every order
+/// acknowledged before the backup; the node that joined empty takes over
+/// with them, the stock conserved.
+#[tokio::test]
+async fn a_cluster_whose_servers_lost_everything_starts_again_from_a_backup_and_fulfil_seed() {
+    let nats = Nats::start(&tool("nats-server"));
+    let token = [("FULFIL_ADMIN__TOKEN", "secret")];
+    let (_dirs, mut nodes) = nodes_with(&nats, 2, &token);
+    let lead = leader(&mut nodes).await;
+    let follower = address_of(&nodes[1 - lead]);
+    add_products(&follower, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let load = Load::drive(&follower, CLIENTS, 0);
+    while load.acked.lock().unwrap().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acked = finished(load).await;
+    settle(&address_of(&nodes[lead])).await;
+    let backups = tempfile::tempdir().unwrap();
+    let to = backups.path().join("backup");
+    let backup = client().post(format!("{follower}/admin/backup")).bearer_auth("secret");
+    let backup = backup.json(&serde_json::json!({ "to": to })).send().await.unwrap();
+    assert_eq!(backup.status(), 200, "{}", backup.text().await.unwrap());
+    stop_all(&mut nodes, lead).await;
+    drop(nats);
+
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let restored = dirs[0].path().join("store");
+    let restore = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["restore", "--from"])
+        .arg(&to)
+        .arg("--data")
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let (status, out) = seed(&nats, &restored, "failover");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("was a failover node's"), "{out}");
+    let mut nodes = vec![Some(start_with(&nats, &restored, "n0", &token)), None];
+    assert_eq!(leader(&mut nodes).await, 0);
+    nodes[1] = Some(start_with(&nats, dirs[1].path(), "n1", &token));
+    caught_up(&address_of(&nodes[1])).await;
+    check_acknowledged(&address_of(&nodes[1]), &acked).await;
+    let old = nodes[0].take().unwrap();
+    old.signal("TERM");
+    assert!(old.wait(Duration::from_secs(10)).await.success());
+    assert_eq!(leader(&mut nodes).await, 1);
+    settle(&address_of(&nodes[1])).await;
+    check_acknowledged(&address_of(&nodes[1]), &acked).await;
+    stop_all(&mut nodes, 1).await;
+    check_store(dirs[1].path(), &INITIAL);
+}
+
 /// A leader alone killed with `kill -9` under load, after its own
 /// snapshots trimmed the stream: restarted on its data directory (emptied,
 /// for it led and may hold what the stream never got), it fills its store
@@ -1069,7 +1126,7 @@ async fn a_single_nodes_store_seeds_a_new_cluster_that_keeps_every_order() {
     assert_eq!(status.code(), Some(1), "an empty directory seeded:\n{out}");
     let (status, out) = seed(&nats, dirs[0].path(), "failover");
     assert_eq!(status.code(), Some(1), "seeded twice:\n{out}");
-    assert!(out.contains("a failover node's already"), "{out}");
+    assert!(out.contains("the cluster already holds a store"), "{out}");
 
     let mut nodes: Vec<Option<Proc>> = vec![Some(start(&nats, dirs[0].path(), "n0")), None];
     assert_eq!(leader(&mut nodes).await, 0);

@@ -1,5 +1,6 @@
-//! `fulfil seed`: a stopped node's store made the first store of a new,
-//! empty failover cluster (`cluster::replica::Seed`).
+//! `fulfil seed`: a stopped node's store (a single node's, or a failover
+//! node's whose cluster is gone) made the first store of a new, empty
+//! failover cluster (`cluster::replica::Seed`).
 //!
 //! The order of the steps is what keeps it safe:
 //! 1. the store is checked (`fulfil check`): a damaged one is not spread;
@@ -51,6 +52,10 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
         )));
     }
     let store = opened(settings, dir).await?;
+    if let Some(at) = store.was_at() {
+        tracing::info!(data = %dir.display(), was_at = at,
+            "seed: the store was a failover node's, at this copy of its former cluster; that cluster's facts are forgotten");
+    }
     let (client, js) = crate::stream::connect(&settings.stream).await.map_err(nats)?;
     replica::ensure_stream(&js, &settings.stream).await.map_err(nats)?;
     let names = Names::of(&settings.stream);
@@ -91,7 +96,7 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
 }
 
 /// The store in `dir` to seed; refused if there is none, or it is a
-/// failover node's already.
+/// failover node's not exact yet.
 async fn opened(settings: &Settings, dir: &Path) -> Result<Seed, FailoverError> {
     let (owned, cache) = (dir.to_owned(), settings.store.cache_mb * 1024 * 1024);
     let opened = tokio::task::spawn_blocking(move || Seed::open(&owned, cache)).await;
