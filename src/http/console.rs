@@ -19,6 +19,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(console).service(console_script).service(console_style);
 }
 
+/// The same routes on a plain actix-web config (a failover follower's,
+/// which has no OpenAPI document of its own).
+pub fn follower_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(console).service(console_script).service(console_style);
+}
+
 fn asset(content_type: &str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)

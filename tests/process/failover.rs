@@ -963,6 +963,8 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     for i in [a, b] {
         let r = client().get(format!("{}/status/{}", address(i), ids[0])).bearer_auth("kim-key").send().await;
         assert_eq!(r.unwrap().status(), 200, "node {i} answered while the leader was paused");
+        let console = client().get(format!("{}/console", address(i))).send().await.unwrap();
+        assert_eq!(console.status(), 200, "node {i} served the console while the leader was paused");
     }
     let new = leader(&mut nodes).await;
     paused.signal("CONT");

@@ -109,6 +109,9 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(live)
             .service(ready)
             .service(metrics)
+            // The console's page and assets are the binary's own: served
+            // here, so that it opens while no node leads.
+            .configure(super::console::follower_routes)
             .service(order_status)
             .service(order)
             .service(statuses)
