@@ -14,9 +14,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct Workflows {
+pub(crate) struct Workflows {
     /// By name.
-    workflows: Vec<Workflow>,
+    pub workflows: Vec<Workflow>,
 }
 
 /// The workflows this node runs, and which the caller may list the orders

@@ -366,6 +366,15 @@ pub struct WorkflowLeg {
 }
 
 impl Workflow {
+    /// Every workflow of `workflows`, each saying whether `may_list` lets
+    /// the caller list its orders.
+    pub fn all_of(
+        workflows: &domain::Workflows,
+        may_list: impl Fn(&domain::Workflow) -> bool,
+    ) -> Vec<Workflow> {
+        workflows.all().map(|w| Workflow::of(w, w.name == workflows.default_name(), may_list(w))).collect()
+    }
+
     pub fn of(w: &domain::Workflow, default: bool, listed: bool) -> Workflow {
         use domain::access::Step;
         let transfer = w.allows_payment(PaymentMethod::BankTransfer);

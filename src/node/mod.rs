@@ -377,11 +377,7 @@ impl Node {
         &self,
         may_list: impl Fn(&crate::domain::Workflow) -> bool,
     ) -> Vec<bodies::Workflow> {
-        let workflows = &self.inner.workflows;
-        workflows
-            .all()
-            .map(|w| bodies::Workflow::of(w, w.name == workflows.default_name(), may_list(w)))
-            .collect()
+        bodies::Workflow::all_of(&self.inner.workflows, may_list)
     }
 
     /// Every workflow, by name (the embedding application lists them all).

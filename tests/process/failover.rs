@@ -955,6 +955,16 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     assert_eq!(local_reads(&address(b)).await - before_orders, 31, "each answered by the follower itself");
     assert_eq!(get(b, "lee-key", &ids[1]).await.unwrap().status(), 404, "not lee's");
     assert_eq!(get(b, "kim-key", "ord-0").await.unwrap().status(), 404);
+    // The workflows, as the leader lists them for each caller.
+    for key in ["kim-key", "seller-key"] {
+        let list = |node: usize| client().get(format!("{}/workflows", address(node))).bearer_auth(key).send();
+        let here: Value = list(b).await.unwrap().json().await.unwrap();
+        let there: Value = list(lead).await.unwrap().json().await.unwrap();
+        assert_eq!(here, there, "the workflows for {key}");
+    }
+    assert_eq!(local_reads(&address(b)).await - before_orders, 33, "answered by the follower");
+    let anonymous = client().get(format!("{}/workflows", address(b))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
 
     // The leader paused: reads through the followers are still answered
     // (a forwarded one would wait on it until the client gives up).
@@ -965,6 +975,12 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         assert_eq!(r.unwrap().status(), 200, "node {i} answered while the leader was paused");
         let console = client().get(format!("{}/console", address(i))).send().await.unwrap();
         assert_eq!(console.status(), 200, "node {i} served the console while the leader was paused");
+        let listed = client().get(format!("{}/workflows", address(i))).bearer_auth("seller-key").send().await;
+        assert_eq!(
+            listed.unwrap().status(),
+            200,
+            "node {i} listed the workflows while the leader was paused"
+        );
     }
     let new = leader(&mut nodes).await;
     paused.signal("CONT");

@@ -114,6 +114,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .configure(super::console::follower_routes)
             .service(order_status)
             .service(order)
+            .service(workflows)
             .service(statuses)
             .service(notifications)
             .service(events)
@@ -215,6 +216,21 @@ async fn order(
 ) -> Result<HttpResponse, ApiError> {
     let answer = match following.local() {
         Some(local) => local.order(&req, &order_id).await?,
+        None => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// The workflows, from the settings this follower shares with the leader.
+#[get("/workflows")]
+async fn workflows(
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let answer = match following.local() {
+        Some(local) => Some(super::workflows::Workflows { workflows: local.workflows(&req)? }),
         None => None,
     };
     local_or_forwarded(answer, req, body, following, client).await

@@ -178,6 +178,13 @@ impl LocalReads {
         }
     }
 
+    /// The workflows, and which the caller may list the orders of: from
+    /// the settings every node shares, after the leader's checks.
+    pub fn workflows(&self, req: &HttpRequest) -> Result<Vec<bodies::Workflow>, ApiError> {
+        let principal = self.admit(req)?;
+        Ok(bodies::Workflow::all_of(&self.workflows, |w| principal.may_list(w)))
+    }
+
     /// A customer's reports, oldest first, as [`LocalReads::status`].
     pub async fn statuses(
         &self,
