@@ -14,7 +14,7 @@ use super::{durably, ServiceEnv};
 use crate::domain::delivery::{LegAct, LegCommand};
 use crate::domain::{Event, EventKind, OrderId};
 use crate::error::NodeError;
-use crate::store::{abort, Table, Tx, TxResult};
+use crate::store::{abort, Reader, Table, Tx, TxResult, UNFOLDED_AT_MOST};
 use actix::prelude::*;
 
 // ---- messages ----
@@ -150,6 +150,31 @@ fn on_event(tx: &mut Tx<'_>, event: &Event, recorded: &Recorded) -> TxResult<(),
         }
     }
     tx.put(DELIVERIES, key, &d)
+}
+
+/// An order's delivery as the service would answer for it, read from a
+/// store it does not run on (a failover follower's copy of the
+/// leader's): the stored record with the facts after the service's
+/// offset folded on by its own rule ([`Delivery::on_fact`]). Exact for
+/// the same reason as the order's (`actors::order::from_store`): a
+/// command's write goes with what is held back whenever it touches it, so
+/// a stored delivery holds exactly the facts up to the offset, and the
+/// service's own events are never folded from the log. `None` when this
+/// store cannot tell (more than [`UNFOLDED_AT_MOST`] events after the
+/// offset, or one of the order's set aside, which its later ones wait
+/// behind).
+pub fn delivery_in(store: &Reader<'_>, id: &OrderId) -> Result<Option<Delivery>, NodeError> {
+    if store.dead_letters_of(id)?.iter().any(|letter| letter.service == NAME) {
+        return Ok(None);
+    }
+    let Some(unfolded) = store.unfolded(NAME, UNFOLDED_AT_MOST)? else { return Ok(None) };
+    let mut delivery: Option<Delivery> = store.get(DELIVERIES, id.as_str())?;
+    for event in unfolded.iter().filter(|e| e.order_id == *id) {
+        if let Some((folded, _)) = Delivery::on_fact(delivery.clone(), id, &event.kind) {
+            delivery = Some(folded);
+        }
+    }
+    delivery.map(Some).ok_or_else(|| NodeError::not_found("delivery for order", id))
 }
 
 impl Handler<ActOnLeg> for DeliveryActor {
@@ -292,6 +317,45 @@ mod tests {
         assert!(
             matches!(t.events_of(&order(1)).last(), Some(EventKind::LegRejected { reason, .. }) if reason == "forbidden goods")
         );
+    }
+
+    /// What a failover follower answers from its copy of the store
+    /// ([`delivery_in`]) is what the service answers: while the facts are
+    /// held back, after a command wrote them with the offset, and after a
+    /// commit; an unknown order has none.
+    #[actix::test]
+    async fn a_delivery_read_from_the_store_alone_is_the_services() {
+        let t = temp_store();
+        let an_hour = std::time::Duration::from_secs(3600);
+        let d = DeliveryActor::new(&t.env()).unwrap().committing_every(an_hour).start();
+        let read = |n: u64| delivery_in(&t.store.reader(), &order(n)).unwrap().expect("readable");
+        let services = |n: u64| d.send(GetDelivery(order(n)));
+        let legs = vec![leg("overseas", false, true), leg("customs", true, false)];
+        // Given two orders whose delivery was asked for, held back.
+        for n in [1, 2] {
+            let requested = EventKind::DeliveryRequested { legs: legs.clone() };
+            t.append(&order(n), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::Card), requested]);
+        }
+        t.caught_up(NAME).await;
+        assert_eq!(t.store.offset(NAME).unwrap(), 0, "held back");
+        assert_eq!(read(1), services(1).await.unwrap().unwrap(), "folded from the log");
+        // When a command on the first writes it with what is held back.
+        let started = d.send(StartLeg { order_id: order(1), leg: "overseas".into() }).await.unwrap().unwrap();
+        assert_eq!(read(1), started);
+        assert_eq!(read(2), services(2).await.unwrap().unwrap());
+        // Then an order ends (the second is canceled), and all is committed.
+        t.append(
+            &order(2),
+            vec![EventKind::OrderCanceled { reason: crate::domain::CancelReason::CustomerRequest }],
+        );
+        t.caught_up(NAME).await;
+        assert_eq!(read(2), services(2).await.unwrap().unwrap(), "the cancel folded from the log");
+        d.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
+        for n in [1, 2] {
+            assert_eq!(read(n), services(n).await.unwrap().unwrap(), "committed");
+        }
+        let unknown = delivery_in(&t.store.reader(), &order(9));
+        assert!(matches!(unknown, Err(NodeError::Refused(Refused::NotFound { .. }))), "{unknown:?}");
     }
 
     #[actix::test]

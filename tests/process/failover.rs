@@ -955,6 +955,17 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     assert_eq!(local_reads(&address(b)).await - before_orders, 31, "each answered by the follower itself");
     assert_eq!(get(b, "lee-key", &ids[1]).await.unwrap().status(), 404, "not lee's");
     assert_eq!(get(b, "kim-key", "ord-0").await.unwrap().status(), 404);
+    // Their deliveries too, for kim and for the seller.
+    for key in ["kim-key", "seller-key"] {
+        let delivery = |node: usize| {
+            client().get(format!("{}/deliveries/{}", address(node), ids[1])).bearer_auth(key).send()
+        };
+        let here: Value = delivery(b).await.unwrap().json().await.unwrap();
+        let there: Value = delivery(lead).await.unwrap().json().await.unwrap();
+        assert_eq!(here, there, "the delivery for {key}");
+    }
+    let lees = client().get(format!("{}/deliveries/{}", address(b), ids[1])).bearer_auth("lee-key").send();
+    assert_eq!(lees.await.unwrap().status(), 404, "not lee's");
     // The workflows, as the leader lists them for each caller.
     for key in ["kim-key", "seller-key"] {
         let list = |node: usize| client().get(format!("{}/workflows", address(node))).bearer_auth(key).send();
@@ -962,7 +973,7 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         let there: Value = list(lead).await.unwrap().json().await.unwrap();
         assert_eq!(here, there, "the workflows for {key}");
     }
-    assert_eq!(local_reads(&address(b)).await - before_orders, 33, "answered by the follower");
+    assert_eq!(local_reads(&address(b)).await - before_orders, 35, "answered by the follower");
     let anonymous = client().get(format!("{}/workflows", address(b))).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 

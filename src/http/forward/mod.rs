@@ -114,6 +114,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .configure(super::console::follower_routes)
             .service(order_status)
             .service(order)
+            .service(delivery)
             .service(workflows)
             .service(statuses)
             .service(notifications)
@@ -216,6 +217,23 @@ async fn order(
 ) -> Result<HttpResponse, ApiError> {
     let answer = match following.local() {
         Some(local) => local.order(&req, &order_id).await?,
+        None => None,
+    };
+    local_or_forwarded(answer, req, body, following, client).await
+}
+
+/// An order's delivery, from this follower's store when it can tell it,
+/// else from the leader.
+#[get("/deliveries/{order_id}")]
+async fn delivery(
+    req: HttpRequest,
+    body: Bytes,
+    order_id: web::Path<String>,
+    following: Data<Following>,
+    client: Data<Client>,
+) -> Result<HttpResponse, ApiError> {
+    let answer = match following.local() {
+        Some(local) => local.delivery(&req, &order_id).await?,
         None => None,
     };
     local_or_forwarded(answer, req, body, following, client).await

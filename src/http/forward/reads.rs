@@ -28,6 +28,7 @@
 
 use super::super::{client_by, ApiError};
 use super::streams::Live;
+use crate::actors::delivery::delivery_in;
 use crate::actors::notification::{backlog_in, follow, notifications_in};
 use crate::actors::order::order_in;
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
@@ -176,6 +177,32 @@ impl LocalReads {
             true => Ok(Some(order.into())),
             false => Err(NodeError::not_found("order", order_id).into()),
         }
+    }
+
+    /// An order's delivery (`GET /deliveries/{order_id}`), as
+    /// [`LocalReads::status`]: the leader's checks in the leader's order
+    /// (who does not see everything must see the order first), the
+    /// delivery as the delivery service would answer ([`delivery_in`]).
+    pub async fn delivery(
+        &self,
+        req: &HttpRequest,
+        order_id: &str,
+    ) -> Result<Option<bodies::Delivery>, ApiError> {
+        let principal = self.admit(req)?;
+        let id = OrderId::parse(order_id).map_err(|_| NodeError::not_found("order", order_id))?;
+        let read = move |store: &Reader<'_>, workflows: &Workflows| {
+            if !principal.sees_everything() {
+                let Some(order) = order_in(store, workflows, &id)? else { return Ok(None) };
+                let workflow = workflows.get(&order.workflow)?;
+                let facts =
+                    OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
+                if !principal.may_see(facts, workflow) {
+                    return Err(NodeError::not_found("order", &id));
+                }
+            }
+            delivery_in(store, &id)
+        };
+        Ok(self.fresh(read).await?.map(Into::into))
     }
 
     /// The workflows, and which the caller may list the orders of: from
