@@ -19,8 +19,9 @@ use crate::domain::product::{restock_qty, validate_units};
 use crate::domain::stay::Stay;
 use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, ReservationMode, Sku};
 use crate::error::{NodeError, Refused};
-use crate::store::{abort, key_prefix, Store, StoreError, Table, Tx, TxResult};
+use crate::store::{abort, key_prefix, Reader, Store, StoreError, Table, Tx, TxResult, UNFOLDED_AT_MOST};
 use actix::prelude::*;
+use std::collections::HashMap;
 
 // ---- messages ----
 
@@ -365,6 +366,58 @@ fn record(
     Ok(())
 }
 
+/// A product as the service would answer for it, read from a store it
+/// does not run on (a failover follower's copy of the leader's): see
+/// [`folded`]. `None` when this store cannot tell.
+pub fn product_in(store: &Reader<'_>, sku: &Sku) -> Result<Option<Product>, NodeError> {
+    let Some(tx) = folded(store)? else { return Ok(None) };
+    let product = tx.get::<Product, NodeError>(PRODUCTS, sku.as_str()).map_err(from_tx)?;
+    product.map(Some).ok_or_else(|| NodeError::not_found("product", sku))
+}
+
+/// The units of `sku` free for the whole `stay`, as [`product_in`].
+pub fn availability_in(store: &Reader<'_>, sku: &Sku, stay: &Stay) -> Result<Option<Vec<String>>, NodeError> {
+    let Some(tx) = folded(store)? else { return Ok(None) };
+    let product = tx.get::<Product, NodeError>(PRODUCTS, sku.as_str()).map_err(from_tx)?;
+    let product = product.ok_or_else(|| NodeError::not_found("product", sku))?;
+    let calendar: Calendar = tx.get(CALENDARS, sku.as_str()).map_err(from_tx)?.unwrap_or_default();
+    Ok(Some(calendar.free(&product.units, stay).into_iter().cloned().collect()))
+}
+
+/// The service's state in `store` with the events after its offset folded
+/// on by its own rule ([`on_event`]), in a write that is never committed.
+///
+/// Exact for the same reason as the order's (`actors::order::from_store`):
+/// a command's write goes with what is held back whenever it touches it,
+/// so the stored state holds exactly the facts up to the offset; a
+/// restarted service folds the events after it the same way. Events of an
+/// order the service set one aside of are left out, as they wait behind
+/// it there. `None` past [`UNFOLDED_AT_MOST`] events.
+fn folded<'a>(store: &Reader<'a>) -> Result<Option<Tx<'a>>, NodeError> {
+    let Some(unfolded) = store.unfolded(NAME, UNFOLDED_AT_MOST)? else { return Ok(None) };
+    let mut tx = store.scratch();
+    // What it would append is in the log already, or will be: not wanted.
+    let recorded = Recorded::default();
+    let mut set_aside: HashMap<OrderId, bool> = HashMap::new();
+    for event in &unfolded {
+        let aside = match set_aside.get(&event.order_id) {
+            Some(aside) => *aside,
+            None => {
+                let aside = store.dead_letters_of(&event.order_id)?.iter().any(|l| l.service == NAME);
+                *set_aside.entry(event.order_id.clone()).or_insert(aside)
+            }
+        };
+        if !aside {
+            on_event(&mut tx, event, &recorded).map_err(from_tx)?;
+        }
+    }
+    Ok(Some(tx))
+}
+
+fn from_tx(e: crate::store::TxError<NodeError>) -> NodeError {
+    crate::store::WriteError::from(e).flatten()
+}
+
 impl Handler<AddProduct> for InventoryActor {
     type Result = ResponseFuture<Result<Product, NodeError>>;
 
@@ -559,6 +612,64 @@ mod tests {
         }
         second.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
         assert_eq!(t.store.get(PRODUCTS, "A").unwrap().map(|p| p.stock), Some(2));
+    }
+
+    /// What a failover follower answers from its copy of the store
+    /// ([`product_in`], [`availability_in`]: the stored state with the
+    /// events after the offset folded on) is what the service answers:
+    /// while facts are held back, after a restock written with them, and
+    /// after a commit; a room booked for dates is free again once the
+    /// booking is canceled.
+    #[actix::test]
+    async fn products_and_their_availability_read_from_the_store_alone_are_the_services() {
+        let t = temp_store();
+        let an_hour = std::time::Duration::from_secs(3600);
+        let inv = InventoryActor::new(&t.env()).unwrap().committing_every(an_hour).start();
+        let a = NewProduct { sku: "A".into(), name: "A".into(), price: 100, stock: Some(5), units: vec![] };
+        let rooms = vec!["r1".to_owned(), "r2".to_owned()];
+        let hotel =
+            NewProduct { sku: "ROOM".into(), name: "Room".into(), price: 100, stock: None, units: rooms };
+        for p in [a, hotel] {
+            inv.send(AddProduct(p)).await.unwrap().unwrap();
+        }
+        let stay = Stay::parse("2026-12-24", "2026-12-26").unwrap();
+        let read = |s: &str| product_in(&t.store.reader(), &sku(s)).unwrap().expect("readable");
+        let free = || availability_in(&t.store.reader(), &sku("ROOM"), &stay).unwrap().expect("readable");
+        let services_free = || inv.send(Availability { sku: sku("ROOM"), stay });
+        let same = || async {
+            assert_eq!(read("A"), inv.send(GetProduct(sku("A"))).await.unwrap().unwrap());
+            assert_eq!(read("ROOM"), inv.send(GetProduct(sku("ROOM"))).await.unwrap().unwrap());
+            assert_eq!(free(), services_free().await.unwrap().unwrap());
+        };
+
+        // Given orders paid and a room booked for the dates, held back.
+        t.append(&order(1), vec![placed("kim", &[("A", 2, 100)], PaymentMethod::Card), paid(200)]);
+        let booked = ReserveNow { order_id: order(3), lines: vec![(sku("ROOM"), 1)], stay: Some(stay) };
+        inv.send(booked).await.unwrap().unwrap();
+        let mut at_placement = placed("lee", &[("ROOM", 1, 100)], PaymentMethod::Card);
+        if let EventKind::OrderPlaced { reservation, .. } = &mut at_placement {
+            *reservation = ReservationMode::AtPlacement;
+        }
+        t.append(&order(3), vec![at_placement]);
+        t.caught_up(NAME).await;
+        assert_eq!(t.store.get(PRODUCTS, "A").unwrap().map(|p| p.stock), Some(5), "held back");
+        assert_eq!(read("A").stock, 3, "folded from the log");
+        assert_eq!(free().len(), 1, "one room taken for the dates");
+        same().await;
+        // When a restock is written with what is held back, and the
+        // booking is canceled.
+        inv.send(Restock { sku: sku("A"), qty: Some(4), units: vec![] }).await.unwrap().unwrap();
+        same().await;
+        let cancel = EventKind::OrderCanceled { reason: CancelReason::CustomerRequest };
+        t.append(&order(3), vec![cancel]);
+        t.caught_up(NAME).await;
+        assert_eq!(free().len(), 2, "the room is free again");
+        same().await;
+        // And after a commit.
+        inv.send(crate::actors::consumer::CommitHeldBack).await.unwrap().unwrap();
+        same().await;
+        let unknown = product_in(&t.store.reader(), &sku("Z"));
+        assert!(matches!(unknown, Err(NodeError::Refused(Refused::NotFound { .. }))), "{unknown:?}");
     }
 
     #[actix::test]

@@ -25,13 +25,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct Range {
+pub(crate) struct Range {
     /// The first night (`2027-03-01`) or the start (RFC 3339).
     #[param(min_length = 1, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    from: String,
+    pub from: String,
     /// The morning of leaving, or the end (exclusive).
     #[param(min_length = 1, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
-    to: String,
+    pub to: String,
 }
 
 /// The units of a pool that are free for the whole range.

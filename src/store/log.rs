@@ -1,5 +1,6 @@
 //! The event log's key format and the transaction view handed to writers.
 
+use super::backend::Backend;
 use super::{decode, encode, CodecError, Store, StoreError, Table};
 use crate::domain::{now_ms, Event, EventKind, OrderId, Seq};
 use serde::de::DeserializeOwned;
@@ -54,7 +55,7 @@ pub(super) type Writes = BTreeMap<Slot, Option<Vec<u8>>>;
 /// writer, its service; the log offsets read here are checked again at
 /// commit, so two instances of one consumer cannot both apply a batch.
 pub struct Tx<'a> {
-    store: &'a Store,
+    store: Source<'a>,
     /// Changes kept in memory over the store, the upper first (a staged
     /// consumer's, see [`super::Staged`]): read before the store, under
     /// this write's own.
@@ -73,8 +74,51 @@ pub struct Tx<'a> {
     pub(super) cache: Option<&'a std::cell::RefCell<super::ReadCache>>,
 }
 
+/// Where a write reads what it does not hold itself.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The store it is committed to.
+    Store(&'a Store),
+    /// A store as it stands, for a fold whose writes are never committed
+    /// (a failover follower folding a service's rule over its copy of the
+    /// leader's store: [`super::Reader::scratch`]).
+    Backend(&'a dyn Backend),
+}
+
+impl Source<'_> {
+    fn get(
+        &self,
+        cache: Option<&std::cell::RefCell<super::ReadCache>>,
+        table: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match (self, cache) {
+            (Source::Store(store), Some(cache)) => store.raw_get_cached(cache, table, key),
+            (Source::Store(store), None) => store.raw_get(table, key),
+            (Source::Backend(backend), _) => backend.get(table, key),
+        }
+    }
+
+    fn contains(&self, table: &'static str, key: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Source::Store(store) => store.raw_contains(table, key),
+            Source::Backend(backend) => backend.contains(table, key),
+        }
+    }
+}
+
 impl<'a> Tx<'a> {
     pub(super) fn new(store: &'a Store) -> Tx<'a> {
+        Tx::reading(Source::Store(store))
+    }
+
+    /// A write over `backend` as it stands that is never committed: what
+    /// it writes, later reads of it see (see [`super::Reader::scratch`]).
+    pub(super) fn scratch(backend: &'a dyn Backend) -> Tx<'a> {
+        Tx::reading(Source::Backend(backend))
+    }
+
+    fn reading(store: Source<'a>) -> Tx<'a> {
         Tx {
             store,
             bases: Vec::new(),
@@ -115,10 +159,7 @@ impl<'a> Tx<'a> {
         if let Some(pending) = self.pending(&(table, key.to_vec())) {
             return Ok(pending.clone());
         }
-        match self.cache {
-            Some(cache) => self.store.raw_get_cached(cache, table, key),
-            None => self.store.raw_get(table, key),
-        }
+        self.store.get(self.cache, table, key)
     }
 
     /// Reads a value from `table`.
@@ -163,7 +204,7 @@ impl<'a> Tx<'a> {
     pub(super) fn remove_raw<E>(&mut self, table: &'static str, key: Vec<u8>) -> TxResult<(), E> {
         let slot = (table, key);
         let in_base = self.bases.iter().find_map(|b| b.get(&slot)).map(Option::is_some);
-        if in_base == Some(true) || self.store.raw_contains(slot.0, &slot.1)? {
+        if in_base == Some(true) || self.store.contains(slot.0, &slot.1)? {
             self.writes.insert(slot, None);
         } else {
             self.writes.remove(&slot);

@@ -26,6 +26,14 @@ impl<'a> Reader<'a> {
         Reader { backend }
     }
 
+    /// A write over this store that is never committed, for running a
+    /// service's fold over the events after its offset (as
+    /// `actors::inventory::product_in` does): what it writes, its later
+    /// reads see; the store itself is not changed.
+    pub fn scratch(&self) -> super::Tx<'a> {
+        super::Tx::scratch(self.backend)
+    }
+
     /// One value.
     pub fn get<V: serde::de::DeserializeOwned>(
         &self,

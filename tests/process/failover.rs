@@ -966,6 +966,12 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     }
     let lees = client().get(format!("{}/deliveries/{}", address(b), ids[1])).bearer_auth("lee-key").send();
     assert_eq!(lees.await.unwrap().status(), 404, "not lee's");
+    // A product, as the leader gives it.
+    let product =
+        |node: usize| client().get(format!("{}/products/MUG", address(node))).bearer_auth("kim-key").send();
+    let here: Value = product(b).await.unwrap().json().await.unwrap();
+    let there: Value = product(lead).await.unwrap().json().await.unwrap();
+    assert_eq!(here, there, "the product");
     // The workflows, as the leader lists them for each caller.
     for key in ["kim-key", "seller-key"] {
         let list = |node: usize| client().get(format!("{}/workflows", address(node))).bearer_auth(key).send();
@@ -973,7 +979,7 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         let there: Value = list(lead).await.unwrap().json().await.unwrap();
         assert_eq!(here, there, "the workflows for {key}");
     }
-    assert_eq!(local_reads(&address(b)).await - before_orders, 35, "answered by the follower");
+    assert_eq!(local_reads(&address(b)).await - before_orders, 36, "answered by the follower");
     let anonymous = client().get(format!("{}/workflows", address(b))).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 

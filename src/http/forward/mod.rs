@@ -27,10 +27,13 @@ pub use reads::{LocalReads, BACKLOG_AT_MOST, CATCH_UP, LAG_AT_MOST};
 use super::notifications::{resume_of, sse, CustomerNotifications, Following as StreamQuery};
 use super::status::{ByCustomer, Listed, Listing, StatusListing};
 use super::ApiError;
+use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
-use actix_web::{get, HttpRequest, HttpResponse};
+use actix_web::{get, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -115,6 +118,8 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(order_status)
             .service(order)
             .service(delivery)
+            .service(product)
+            .service(availability)
             .service(workflows)
             .service(statuses)
             .service(notifications)
@@ -188,147 +193,141 @@ async fn metrics(following: Data<Following>) -> HttpResponse {
 
 type Client = Result<reqwest::Client, String>;
 
+/// A request a follower answers from its own store when it can, and
+/// sends on to the leader otherwise: what either way needs of it.
+struct Ask {
+    req: HttpRequest,
+    body: Bytes,
+    following: Data<Following>,
+    client: Data<Client>,
+}
+
+impl FromRequest for Ask {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Ask, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let body = body.await?;
+            let (following, client) = (req.app_data::<Data<Following>>(), req.app_data::<Data<Client>>());
+            match (following.cloned(), client.cloned()) {
+                (Some(following), Some(client)) => Ok(Ask { req, body, following, client }),
+                _ => {
+                    Err(actix_web::error::ErrorInternalServerError("the follower's routes lack their state"))
+                }
+            }
+        })
+    }
+}
+
+impl Ask {
+    /// What `read` finds in this follower's store, counted; the leader's
+    /// answer when it cannot tell (`None`), or there is no store to read
+    /// yet.
+    async fn local_first<T, Fut>(
+        self,
+        read: impl FnOnce(Arc<LocalReads>, HttpRequest) -> Fut,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        T: Serialize,
+        Fut: Future<Output = Result<Option<T>, ApiError>>,
+    {
+        let answer = match self.following.local() {
+            Some(local) => read(local, self.req.clone()).await?,
+            None => None,
+        };
+        match answer {
+            Some(answer) => {
+                self.following.local_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(HttpResponse::Ok().json(answer))
+            }
+            None => self.forward().await,
+        }
+    }
+}
+
 /// An order's status, from this follower's store when it can tell it
 /// ([`LocalReads`]), else from the leader.
 #[get("/status/{order_id}")]
-async fn order_status(
-    req: HttpRequest,
-    body: Bytes,
-    order_id: web::Path<String>,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = match following.local() {
-        Some(local) => local.status(&req, &order_id).await?,
-        None => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn order_status(ask: Ask, order_id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move { local.status(&req, &order_id).await }).await
 }
 
-/// An order (its command side), from this follower's store when it can
-/// tell it, else from the leader.
+/// An order (its command side), as [`order_status`].
 #[get("/orders/{order_id}")]
-async fn order(
-    req: HttpRequest,
-    body: Bytes,
-    order_id: web::Path<String>,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = match following.local() {
-        Some(local) => local.order(&req, &order_id).await?,
-        None => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn order(ask: Ask, order_id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move { local.order(&req, &order_id).await }).await
 }
 
-/// An order's delivery, from this follower's store when it can tell it,
-/// else from the leader.
+/// An order's delivery, as [`order_status`].
 #[get("/deliveries/{order_id}")]
-async fn delivery(
-    req: HttpRequest,
-    body: Bytes,
-    order_id: web::Path<String>,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = match following.local() {
-        Some(local) => local.delivery(&req, &order_id).await?,
-        None => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn delivery(ask: Ask, order_id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move { local.delivery(&req, &order_id).await }).await
+}
+
+/// A product, as [`order_status`].
+#[get("/products/{sku}")]
+async fn product(ask: Ask, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move { local.product(&req, &sku).await }).await
+}
+
+/// A pool's free units for a range, as [`order_status`]; a query it
+/// cannot read goes to the leader, which says what is wrong with it.
+#[get("/products/{sku}/availability")]
+async fn availability(ask: Ask, sku: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let range = web::Query::<super::products::Range>::from_query(ask.req.query_string()).ok();
+    ask.local_first(|local, req| async move {
+        let Some(range) = range else { return Ok(None) };
+        local.availability(&req, &sku, &range.from, &range.to).await
+    })
+    .await
 }
 
 /// The workflows, from the settings this follower shares with the leader.
 #[get("/workflows")]
-async fn workflows(
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = match following.local() {
-        Some(local) => Some(super::workflows::Workflows { workflows: local.workflows(&req)? }),
-        None => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn workflows(ask: Ask) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move {
+        Ok(Some(super::workflows::Workflows { workflows: local.workflows(&req)? }))
+    })
+    .await
 }
 
-/// A customer's orders, or a page of a work list, from this follower's
-/// store when it can tell them, else from the leader.
+/// A customer's orders, or a page of a work list, as [`order_status`].
 #[get("/status")]
-async fn statuses(
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = match following.local() {
-        Some(local) => local_listing(&local, &req).await?,
-        None => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn statuses(ask: Ask) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move { local_listing(&local, &req).await }).await
 }
 
-/// What a customer was told, from this follower's store when it can tell
-/// it, else from the leader (which also says what is wrong with a query
-/// it cannot read).
+/// What a customer was told, as [`availability`].
 #[get("/notifications")]
-async fn notifications(
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<ByCustomer>::from_query(req.query_string()).ok();
-    let answer = match (following.local(), query) {
-        (Some(local), Some(query)) => {
-            let customer = query.into_inner().customer;
-            let told = local.notifications(&req, &customer).await?;
-            told.map(|notifications| CustomerNotifications { customer, notifications })
-        }
-        _ => None,
-    };
-    local_or_forwarded(answer, req, body, following, client).await
+async fn notifications(ask: Ask) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<ByCustomer>::from_query(ask.req.query_string()).ok();
+    ask.local_first(|local, req| async move {
+        let Some(query) = query else { return Ok(None) };
+        let customer = query.into_inner().customer;
+        let told = local.notifications(&req, &customer).await?;
+        Ok(told.map(|notifications| CustomerNotifications { customer, notifications }))
+    })
+    .await
 }
 
 /// A live stream (`GET /events`), followed from this follower's store
 /// when it can, else through to the leader (which also says what is wrong
 /// with a query it cannot read).
 #[get("/events")]
-async fn events(
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<StreamQuery>::from_query(req.query_string()).ok();
-    if let (Some(local), Some(query), Ok(resume)) = (following.local(), query, resume_of(&req)) {
+async fn events(ask: Ask) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<StreamQuery>::from_query(ask.req.query_string()).ok();
+    if let (Some(local), Some(query), Ok(resume)) = (ask.following.local(), query, resume_of(&ask.req)) {
         if let Ok(whose) = query.whose() {
-            if let Some(stream) = local.events(&req, whose, resume).await? {
-                following.local_reads.fetch_add(1, Ordering::Relaxed);
+            if let Some(stream) = local.events(&ask.req, whose, resume).await? {
+                ask.following.local_reads.fetch_add(1, Ordering::Relaxed);
                 return Ok(sse(stream));
             }
         }
     }
-    forward(req, body, following, client).await
-}
-
-/// `answer`, counted, when this follower could give it; else the leader's.
-async fn local_or_forwarded(
-    answer: Option<impl Serialize>,
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    match answer {
-        Some(answer) => {
-            following.local_reads.fetch_add(1, Ordering::Relaxed);
-            Ok(HttpResponse::Ok().json(answer))
-        }
-        None => forward(req, body, following, client).await,
-    }
+    ask.forward().await
 }
 
 /// The listing `req` asks for, if this follower can tell it; a query it
@@ -347,57 +346,65 @@ async fn local_listing(local: &LocalReads, req: &HttpRequest) -> Result<Option<S
     })
 }
 
-async fn forward(
-    req: HttpRequest,
-    body: Bytes,
-    following: Data<Following>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    if req.headers().contains_key(FORWARDED) {
-        // The leader it was sent to no longer leads, and forwarded it on:
-        // no loop between followers.
-        return Err(ApiError::NoLeader("the leader moved while this request was forwarded; retry".into()));
-    }
-    let leader = following.get().leader.ok_or_else(|| {
-        ApiError::NoLeader(
-            "no node leads just now (the last one stopped); one takes over within stream.lease_ms".into(),
-        )
-    })?;
-    let client = client.as_ref().as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
-    let mut out = client.request(method, format!("{}{path}", leader.trim_end_matches('/')));
-    for (name, value) in req.headers() {
-        // X-Forwarded-For goes once, with the client's address added below.
-        if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && name != "x-forwarded-for" {
-            out = out.header(name.as_str(), value.as_bytes());
+/// Every request the follower does not answer itself.
+async fn forward(ask: Ask) -> Result<HttpResponse, ApiError> {
+    ask.forward().await
+}
+
+impl Ask {
+    /// Sends the request on to the leader, once at most, and streams its
+    /// answer back.
+    async fn forward(self) -> Result<HttpResponse, ApiError> {
+        let Ask { req, body, following, client } = self;
+        if req.headers().contains_key(FORWARDED) {
+            // The leader it was sent to no longer leads, and forwarded it on:
+            // no loop between followers.
+            return Err(ApiError::NoLeader(
+                "the leader moved while this request was forwarded; retry".into(),
+            ));
         }
-    }
-    out = out.header(FORWARDED, "1");
-    if let Some(peer) = req.peer_addr() {
-        let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(before) => format!("{before}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        out = out.header("x-forwarded-for", forwarded);
-    }
-    let answer = out.body(body).send().await.map_err(|e| {
-        ApiError::NoLeader(format!(
-            "the leader at {leader} cannot be reached ({e}); retry with the same Idempotency-Key"
-        ))
-    })?;
-    let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(answer.status().as_u16())
-            .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
-    );
-    for (name, value) in answer.headers() {
-        let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok();
-        if let Some(name) = name.filter(|n| !hop_by_hop(n) && *n != CONTENT_LENGTH) {
-            response.append_header((name, value.as_bytes()));
+        let leader = following.get().leader.ok_or_else(|| {
+            ApiError::NoLeader(
+                "no node leads just now (the last one stopped); one takes over within stream.lease_ms".into(),
+            )
+        })?;
+        let client =
+            client.as_ref().as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+            .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
+        let mut out = client.request(method, format!("{}{path}", leader.trim_end_matches('/')));
+        for (name, value) in req.headers() {
+            // X-Forwarded-For goes once, with the client's address added below.
+            if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && name != "x-forwarded-for" {
+                out = out.header(name.as_str(), value.as_bytes());
+            }
         }
+        out = out.header(FORWARDED, "1");
+        if let Some(peer) = req.peer_addr() {
+            let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(before) => format!("{before}, {}", peer.ip()),
+                None => peer.ip().to_string(),
+            };
+            out = out.header("x-forwarded-for", forwarded);
+        }
+        let answer = out.body(body).send().await.map_err(|e| {
+            ApiError::NoLeader(format!(
+                "the leader at {leader} cannot be reached ({e}); retry with the same Idempotency-Key"
+            ))
+        })?;
+        let mut response = HttpResponse::build(
+            actix_web::http::StatusCode::from_u16(answer.status().as_u16())
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
+        );
+        for (name, value) in answer.headers() {
+            let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok();
+            if let Some(name) = name.filter(|n| !hop_by_hop(n) && *n != CONTENT_LENGTH) {
+                response.append_header((name, value.as_bytes()));
+            }
+        }
+        Ok(response.streaming(answer.bytes_stream()))
     }
-    Ok(response.streaming(answer.bytes_stream()))
 }
 
 /// Headers about one connection, not the request (RFC 9110, 7.6.1).

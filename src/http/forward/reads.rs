@@ -29,6 +29,7 @@
 use super::super::{client_by, ApiError};
 use super::streams::Live;
 use crate::actors::delivery::delivery_in;
+use crate::actors::inventory::{availability_in, product_in};
 use crate::actors::notification::{backlog_in, follow, notifications_in};
 use crate::actors::order::order_in;
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
@@ -36,7 +37,8 @@ use crate::auth::Authenticator;
 use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
 use crate::domain::access::{OrderFacts, Principal};
-use crate::domain::{CustomerId, Notification, OrderId, Workflows};
+use crate::domain::stay::Stay;
+use crate::domain::{CustomerId, Notification, OrderId, Sku, Workflows};
 use crate::error::{NodeError, Refused};
 use crate::http::notifications::Whose;
 use crate::node::bodies;
@@ -203,6 +205,31 @@ impl LocalReads {
             delivery_in(store, &id)
         };
         Ok(self.fresh(read).await?.map(Into::into))
+    }
+
+    /// A product (`GET /products/{sku}`), as [`LocalReads::status`]: the
+    /// product as the inventory service would answer ([`product_in`]).
+    pub async fn product(&self, req: &HttpRequest, sku: &str) -> Result<Option<bodies::Product>, ApiError> {
+        self.admit(req)?;
+        let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
+        Ok(self.fresh(move |store, _| product_in(store, &sku)).await?.map(Into::into))
+    }
+
+    /// The units of a pool free for a whole range
+    /// (`GET /products/{sku}/availability`), as [`LocalReads::product`].
+    pub async fn availability(
+        &self,
+        req: &HttpRequest,
+        sku: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<bodies::Availability>, ApiError> {
+        self.admit(req)?;
+        let sku = Sku::parse(sku).map_err(|_| NodeError::not_found("product", sku))?;
+        let stay = Stay::parse(from, to).map_err(NodeError::from)?;
+        let (asked, range) = (sku.clone(), stay);
+        let free = self.fresh(move |store, _| availability_in(store, &asked, &range)).await?;
+        Ok(free.map(|free| bodies::Availability { sku, stay, free }))
     }
 
     /// The workflows, and which the caller may list the orders of: from
