@@ -35,8 +35,8 @@ async fn subscribe(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-struct Subscriptions {
-    subscriptions: Vec<Subscription>,
+pub(crate) struct Subscriptions {
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// The caller's subscriptions (the operator sees all).

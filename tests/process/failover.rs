@@ -972,6 +972,20 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
     let here: Value = product(b).await.unwrap().json().await.unwrap();
     let there: Value = product(lead).await.unwrap().json().await.unwrap();
     assert_eq!(here, there, "the product");
+    // A webhook subscription made through the follower (forwarded), then
+    // listed by it at once, as the leader lists it; not lee's to see.
+    let hook = serde_json::json!({"url": "https://hooks.example.com/kim"});
+    let made = client().post(format!("{}/subscriptions", address(b))).bearer_auth("kim-key").json(&hook);
+    assert_eq!(made.send().await.unwrap().status(), 201);
+    let subscriptions = |node: usize, key: &str| {
+        client().get(format!("{}/subscriptions", address(node))).bearer_auth(key.to_owned()).send()
+    };
+    let here: Value = subscriptions(b, "kim-key").await.unwrap().json().await.unwrap();
+    let there: Value = subscriptions(lead, "kim-key").await.unwrap().json().await.unwrap();
+    assert_eq!(here, there);
+    assert_eq!(here["subscriptions"].as_array().map(Vec::len), Some(1), "{here}");
+    let lees: Value = subscriptions(b, "lee-key").await.unwrap().json().await.unwrap();
+    assert_eq!(lees["subscriptions"], serde_json::json!([]));
     // The workflows, as the leader lists them for each caller.
     for key in ["kim-key", "seller-key"] {
         let list = |node: usize| client().get(format!("{}/workflows", address(node))).bearer_auth(key).send();
@@ -979,7 +993,7 @@ async fn followers_answer_status_reads_themselves_with_every_acknowledged_write_
         let there: Value = list(lead).await.unwrap().json().await.unwrap();
         assert_eq!(here, there, "the workflows for {key}");
     }
-    assert_eq!(local_reads(&address(b)).await - before_orders, 36, "answered by the follower");
+    assert_eq!(local_reads(&address(b)).await - before_orders, 38, "answered by the follower");
     let anonymous = client().get(format!("{}/workflows", address(b))).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
 

@@ -10,13 +10,21 @@
 
 use super::rule::{cause_of, fold};
 use super::told::{self, Notified, BY_CUSTOMER, NOTIFIED};
+use super::webhooks::SUBSCRIPTIONS;
 use super::{Published, NAME};
+use crate::domain::subscription::Subscription;
 use crate::domain::{CustomerId, Event, Notification, OrderId, Seq, Workflows};
 use crate::error::NodeError;
 use crate::store::{key_prefix, Reader, UNFOLDED_AT_MOST};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+/// Every webhook subscription, as the service lists them: they are
+/// written at once (subscribe, unsubscribe), so the store holds them all.
+pub fn subscriptions_in(store: &Reader<'_>) -> Result<Vec<Subscription>, NodeError> {
+    Ok(store.scan_prefix(SUBSCRIPTIONS, [])?)
+}
 
 /// What `customer` was told, oldest first, as the service lists it;
 /// `None` when this store cannot tell (more than [`UNFOLDED_AT_MOST`]

@@ -88,7 +88,7 @@ mod told;
 mod webhooks;
 
 pub use follow::follow;
-pub use from_store::{backlog_in, notifications_in, Tail};
+pub use from_store::{backlog_in, notifications_in, subscriptions_in, Tail};
 pub use told::stored;
 pub use webhooks::{clients, signature, Clients};
 

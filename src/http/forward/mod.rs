@@ -121,6 +121,7 @@ pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig)
             .service(product)
             .service(availability)
             .service(workflows)
+            .service(subscriptions)
             .service(statuses)
             .service(notifications)
             .service(events)
@@ -281,6 +282,16 @@ async fn availability(ask: Ask, sku: web::Path<String>) -> Result<HttpResponse, 
     ask.local_first(|local, req| async move {
         let Some(range) = range else { return Ok(None) };
         local.availability(&req, &sku, &range.from, &range.to).await
+    })
+    .await
+}
+
+/// The caller's webhook subscriptions, as [`order_status`].
+#[get("/subscriptions")]
+async fn subscriptions(ask: Ask) -> Result<HttpResponse, ApiError> {
+    ask.local_first(|local, req| async move {
+        let listed = local.subscriptions(&req).await?;
+        Ok(listed.map(|subscriptions| super::subscriptions::Subscriptions { subscriptions }))
     })
     .await
 }

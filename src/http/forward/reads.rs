@@ -30,7 +30,7 @@ use super::super::{client_by, ApiError};
 use super::streams::Live;
 use crate::actors::delivery::delivery_in;
 use crate::actors::inventory::{availability_in, product_in};
-use crate::actors::notification::{backlog_in, follow, notifications_in};
+use crate::actors::notification::{backlog_in, follow, notifications_in, subscriptions_in};
 use crate::actors::order::order_in;
 use crate::actors::projection::{page_in, report_in, reports_of_in, ListByStatus, Page, StatusReport};
 use crate::auth::Authenticator;
@@ -230,6 +230,21 @@ impl LocalReads {
         let (asked, range) = (sku.clone(), stay);
         let free = self.fresh(move |store, _| availability_in(store, &asked, &range)).await?;
         Ok(free.map(|free| bodies::Availability { sku, stay, free }))
+    }
+
+    /// The caller's webhook subscriptions (all of them for who sees
+    /// everything), as [`LocalReads::status`].
+    pub async fn subscriptions(
+        &self,
+        req: &HttpRequest,
+    ) -> Result<Option<Vec<bodies::Subscription>>, ApiError> {
+        let principal = self.admit(req)?;
+        let Some(all) = self.fresh(|store, _| subscriptions_in(store).map(Some)).await? else {
+            return Ok(None);
+        };
+        let me = principal.to_string();
+        let mine = all.into_iter().filter(|s| principal.sees_everything() || s.owner == me);
+        Ok(Some(mine.map(Into::into).collect()))
     }
 
     /// The workflows, and which the caller may list the orders of: from
