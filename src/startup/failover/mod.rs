@@ -90,6 +90,9 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let advertise = advertised(&settings, address);
     let path = settings.store.path.clone();
     let cache = settings.store.cache_mb * 1024 * 1024;
+    // A snapshot half written or downloaded when the process stopped: not
+    // needed, and perhaps as large as the store.
+    let _ = std::fs::remove_file(data_dir(&settings).join(replica::DOWNLOAD));
     let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
     let replica = opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&settings, source))?;
     // Answering (not ready) from the start, while the servers are reached.
