@@ -697,6 +697,20 @@ async fn a_cluster_whose_servers_lost_everything_starts_again_from_a_backup_and_
     check_store(dirs[1].path(), &INITIAL);
 }
 
+/// A snapshot file left half written or downloaded by a process that
+/// stopped (it may be as large as the store) is removed at the next start.
+#[tokio::test]
+async fn a_snapshot_file_left_by_a_stopped_process_is_removed_at_the_next_start() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dir = tempfile::tempdir().unwrap();
+    let left = dir.path().join(fulfil::cluster::replica::DOWNLOAD);
+    std::fs::write(&left, vec![7u8; 1 << 20]).unwrap();
+    let mut nodes = vec![Some(start(&nats, dir.path(), "n0"))];
+    assert_eq!(leader(&mut nodes).await, 0);
+    assert!(!left.exists(), "the half-written snapshot is still there");
+    stop_all(&mut nodes, 0).await;
+}
+
 /// A leader alone killed with `kill -9` under load, after its own
 /// snapshots trimmed the stream: restarted on its data directory (emptied,
 /// for it led and may hold what the stream never got), it fills its store
