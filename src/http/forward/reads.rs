@@ -1,9 +1,11 @@
 //! Reads a failover follower answers from its own store instead of
 //! forwarding them: `GET /status/{order_id}`, the read clients poll, the
-//! `GET /status` lists (a customer's orders, the parties' work lists),
-//! an order's command side, `GET /orders/{id}`, and what a customer was
-//! told, `GET /notifications`. Every follower holds the whole store (the stream's copies), so
-//! reads spread over all nodes, and go on while no node leads.
+//! `GET /status` lists (a customer's orders, the parties' work lists), an
+//! order's command side `GET /orders/{id}` and its delivery `GET
+//! /deliveries/{id}`, a product and a pool's free units, what a customer
+//! was told `GET /notifications`, the webhook subscriptions and the
+//! workflows. Every follower holds the whole store (the stream's copies),
+//! so reads spread over all nodes, and go on while no node leads.
 //!
 //! # Why a read here sees every acknowledged write
 //!
@@ -22,9 +24,10 @@
 //! view comes out: the projection's committed view with the order's
 //! later events folded on (`actors::projection::from_store`), and the
 //! notification service's committed records with the same
-//! (`actors::notification::from_store`), and the order service's records
-//! with the other services' facts after its offset
-//! (`actors::order::from_store`).
+//! (`actors::notification::from_store`), and likewise the order,
+//! delivery and inventory services' records with the facts after their
+//! offsets folded on by their own rules (`order_in`, `delivery_in`,
+//! `product_in`).
 
 use super::super::{client_by, ApiError};
 use super::streams::Live;
@@ -38,7 +41,7 @@ use crate::cluster::{ReplicaReads, StreamEnd};
 use crate::config::Settings;
 use crate::domain::access::{OrderFacts, Principal};
 use crate::domain::stay::Stay;
-use crate::domain::{CustomerId, Notification, OrderId, Sku, Workflows};
+use crate::domain::{CustomerId, Notification, Order, OrderId, Sku, Workflows};
 use crate::error::{NodeError, Refused};
 use crate::http::notifications::Whose;
 use crate::node::bodies;
@@ -173,9 +176,7 @@ impl LocalReads {
         let Some(order) = self.fresh(move |store, workflows| order_in(store, workflows, &id)).await? else {
             return Ok(None);
         };
-        let workflow = self.workflows.get(&order.workflow).map_err(NodeError::from)?;
-        let facts = OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
-        match principal.may_see(facts, workflow) {
+        match may_see(&principal, &order, &self.workflows)? {
             true => Ok(Some(order.into())),
             false => Err(NodeError::not_found("order", order_id).into()),
         }
@@ -195,10 +196,7 @@ impl LocalReads {
         let read = move |store: &Reader<'_>, workflows: &Workflows| {
             if !principal.sees_everything() {
                 let Some(order) = order_in(store, workflows, &id)? else { return Ok(None) };
-                let workflow = workflows.get(&order.workflow)?;
-                let facts =
-                    OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
-                if !principal.may_see(facts, workflow) {
+                if !may_see(&principal, &order, workflows)? {
                     return Err(NodeError::not_found("order", &id));
                 }
             }
@@ -435,6 +433,12 @@ impl LocalReads {
 }
 
 /// `customer`, if `principal` may list what is theirs.
+/// Whether `principal` may see `order`: the leader's rule.
+fn may_see(principal: &Principal, order: &Order, workflows: &Workflows) -> Result<bool, NodeError> {
+    let facts = OrderFacts { customer: &order.customer, accepted_by: order.accepted_by.as_deref() };
+    Ok(principal.may_see(facts, workflows.get(&order.workflow)?))
+}
+
 fn customer_for(principal: &Principal, customer: &str) -> Result<CustomerId, ApiError> {
     let customer = CustomerId::parse(customer).map_err(NodeError::from)?;
     match principal.customer_list_refused(&customer) {
