@@ -1,9 +1,10 @@
 //! A failover follower's gateway: requests go to the node that leads, so
 //! that any node can be sent any request (a Kubernetes Service in front of
-//! all of them, a client that knows one address). Status reads, an
-//! order's command side, what a customer was told and live streams are
-//! the exception: the follower
-//! answers them from its own store, with the leader's checks (`reads`,
+//! all of them, a client that knows one address). The everyday reads are
+//! the exception (an order's status, its command side and delivery, a
+//! product, the lists, what a customer was told, the subscriptions, the
+//! workflows, the live streams, the console's page): the follower answers
+//! them from its own store, with the leader's checks (`reads`,
 //! `streams`).
 //!
 //! For what it forwards, the follower does not authenticate or check
@@ -94,9 +95,8 @@ impl Following {
     }
 }
 
-/// The follower's routes: its own health, status reads, notification
-/// lists and live streams from its store when it can, and everything
-/// else forwarded.
+/// The follower's routes: its own health and metrics, the everyday reads
+/// from its store when it can, and everything else forwarded.
 pub fn follower_routes(following: Arc<Following>) -> impl Fn(&mut ServiceConfig) + Clone {
     // Only a TLS backend that cannot start fails here; forwarding then
     // answers 503 and says why.
