@@ -164,7 +164,7 @@ fn on_event(tx: &mut Tx<'_>, event: &Event, recorded: &Recorded) -> TxResult<(),
 /// offset, or one of the order's set aside, which its later ones wait
 /// behind).
 pub fn delivery_in(store: &Reader<'_>, id: &OrderId) -> Result<Option<Delivery>, NodeError> {
-    if store.dead_letters_of(id)?.iter().any(|letter| letter.service == NAME) {
+    if store.set_aside(id, NAME)? {
         return Ok(None);
     }
     let Some(unfolded) = store.unfolded(NAME, UNFOLDED_AT_MOST)? else { return Ok(None) };

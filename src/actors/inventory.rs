@@ -21,7 +21,7 @@ use crate::domain::{Event, EventKind, Money, NewProduct, OrderId, Product, Reser
 use crate::error::{NodeError, Refused};
 use crate::store::{abort, key_prefix, Reader, Store, StoreError, Table, Tx, TxResult, UNFOLDED_AT_MOST};
 use actix::prelude::*;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 // ---- messages ----
 
@@ -398,14 +398,11 @@ fn folded<'a>(store: &Reader<'a>) -> Result<Option<Tx<'a>>, NodeError> {
     let mut tx = store.scratch();
     // What it would append is in the log already, or will be: not wanted.
     let recorded = Recorded::default();
-    let mut set_aside: HashMap<OrderId, bool> = HashMap::new();
+    let mut set_aside: HashMap<&OrderId, bool> = HashMap::new();
     for event in &unfolded {
-        let aside = match set_aside.get(&event.order_id) {
-            Some(aside) => *aside,
-            None => {
-                let aside = store.dead_letters_of(&event.order_id)?.iter().any(|l| l.service == NAME);
-                *set_aside.entry(event.order_id.clone()).or_insert(aside)
-            }
+        let aside = match set_aside.entry(&event.order_id) {
+            Entry::Occupied(known) => *known.get(),
+            Entry::Vacant(new) => *new.insert(store.set_aside(&event.order_id, NAME)?),
         };
         if !aside {
             on_event(&mut tx, event, &recorded).map_err(from_tx)?;

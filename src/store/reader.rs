@@ -113,4 +113,11 @@ impl<'a> Reader<'a> {
         }
         Ok(letters)
     }
+
+    /// Whether `service` set one of `order`'s events aside: the order's
+    /// later events wait behind it there, so a read of the store alone
+    /// cannot tell what that service holds of the order.
+    pub fn set_aside(&self, order: &crate::domain::OrderId, service: &str) -> Result<bool, StoreError> {
+        Ok(self.dead_letters_of(order)?.iter().any(|letter| letter.service == service))
+    }
 }

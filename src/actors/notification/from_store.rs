@@ -158,7 +158,7 @@ impl Tail {
 
 /// Whether the service set an event of `order` aside.
 fn set_aside(store: &Reader<'_>, order: &OrderId) -> Result<bool, NodeError> {
-    Ok(store.dead_letters_of(order)?.iter().any(|letter| letter.service == NAME))
+    Ok(store.set_aside(order, NAME)?)
 }
 
 /// The notifications the events after `after` told of orders of the

@@ -27,7 +27,7 @@ use crate::store::{Reader, UNFOLDED_AT_MOST};
 /// service's offset, or one of the order's events set aside, which its
 /// later ones wait behind).
 pub fn order_in(store: &Reader<'_>, workflows: &Workflows, id: &OrderId) -> Result<Option<Order>, NodeError> {
-    if store.dead_letters_of(id)?.iter().any(|letter| letter.service == NAME) {
+    if store.set_aside(id, NAME)? {
         return Ok(None);
     }
     let Some(unfolded) = store.unfolded(NAME, UNFOLDED_AT_MOST)? else { return Ok(None) };
