@@ -72,7 +72,7 @@ pub fn notifications_in(
         }
     }
     for order in records.keys() {
-        if set_aside(store, order)? {
+        if store.set_aside(order, NAME)? {
             return Ok(None);
         }
     }
@@ -133,7 +133,7 @@ impl Tail {
     fn fold(&mut self, store: &Reader<'_>, event: &Event) -> Result<Option<Published>, NodeError> {
         self.at = event.seq;
         let order = &event.order_id;
-        if set_aside(store, order)? {
+        if store.set_aside(order, NAME)? {
             return Ok(None);
         }
         let (record, last) = match self.records.entry(order.clone()) {
@@ -154,11 +154,6 @@ impl Tail {
         *last = event.seq;
         Ok(record.of_event(order, event.seq).map(|n| (n, record.to.workflow.clone())))
     }
-}
-
-/// Whether the service set an event of `order` aside.
-fn set_aside(store: &Reader<'_>, order: &OrderId) -> Result<bool, NodeError> {
-    Ok(store.set_aside(order, NAME)?)
 }
 
 /// The notifications the events after `after` told of orders of the
