@@ -367,8 +367,9 @@ fn record(
 }
 
 /// A product as the service would answer for it, read from a store it
-/// does not run on (a failover follower's copy of the leader's): see
-/// [`folded`]. `None` when this store cannot tell.
+/// does not run on (a failover follower's copy of the leader's): the
+/// stored state with the events after the service's offset folded on by
+/// its own rule (`folded`). `None` when this store cannot tell.
 pub fn product_in(store: &Reader<'_>, sku: &Sku) -> Result<Option<Product>, NodeError> {
     let Some(tx) = folded(store)? else { return Ok(None) };
     let product = tx.get::<Product, NodeError>(PRODUCTS, sku.as_str()).map_err(from_tx)?;
