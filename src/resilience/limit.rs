@@ -1,6 +1,6 @@
 //! The per-client rate limit at the HTTP edge (governor, keyed).
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,7 +34,8 @@ impl ClientLimiter {
         }
         self.limiter
             .check_key(&client.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+            // The limiter's own clock: making one calibrates a new timer each time.
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
     /// Clients the limiter currently keeps state for.

@@ -20,7 +20,7 @@ use crate::error::{CallError, NodeError, Refused};
 use crate::resilience::{Breaker, BreakerState, Rejected};
 use crate::store::{Table, Tx, TxResult};
 use actix::prelude::*;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -170,7 +170,8 @@ impl PaymentActor {
         let metrics = self.cursor.sup.metrics();
         if let Err(not_until) = self.limiter.check() {
             metrics.rate_limited.with_label_values(&["gateway"]).inc();
-            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            // The limiter's own clock: making one calibrates a new timer each time.
+            let retry_after = not_until.wait_time_from(self.limiter.clock().now());
             return Err(NodeError::Call(CallError::PaymentUnavailable {
                 reason: "the gateway's rate limit is reached".into(),
                 retry_after,
