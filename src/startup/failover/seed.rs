@@ -71,9 +71,13 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
     if writer.last() > 0 || newest > 0 {
         return Err(FailoverError::Refused(format!(
             "the cluster already holds a store (stream {} ends at copy {}, newest snapshot at {newest}): \
-             seed only a new cluster; its nodes start from what it holds",
+             seed only a new cluster; its nodes start from what it holds{}",
             names.stream,
-            writer.last()
+            writer.last(),
+            match newest {
+                0 => " (an earlier seed that stopped half-way said so, and what to delete)",
+                _ => "",
+            }
         )));
     }
     // Fenced on an empty stream: refused if a node claimed it meanwhile.
@@ -82,12 +86,21 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
             "a node took the cluster while it was seeded ({e}); nothing was seeded"
         ))
     })?;
-    let snapshot = store.snapshot(seq).map_err(|source| store_error(dir, source))?;
-    snapshots.store_snapshot(snapshot, || Ok(0), "seed").await?;
-    // All but the claim's last message, which the next append is fenced
-    // on (a stream with no message would say it ends at 0).
-    let stream = js.get_stream(&names.stream).await.map_err(nats)?;
-    stream.purge().sequence(seq).await.map_err(nats)?;
+    let stored = async {
+        let snapshot = store.snapshot(seq).map_err(|source| store_error(dir, source))?;
+        snapshots.store_snapshot(snapshot, || Ok(0), "seed").await?;
+        // All but the claim's last message, which the next append is
+        // fenced on (a stream with no message would say it ends at 0).
+        let stream = js.get_stream(&names.stream).await.map_err(nats)?;
+        stream.purge().sequence(seq).await.map_err(nats)
+    };
+    if let Err(e) = stored.await {
+        return Err(FailoverError::Refused(format!(
+            "{e}; the seed stopped half-way, after claiming the stream: start no node on this cluster; delete \
+             the stream {} and the object store {} (`nats stream rm`, `nats object del`), then seed again",
+            names.stream, names.snapshots
+        )));
+    }
     let marked = tokio::task::spawn_blocking(move || store.seeded(seq)).await;
     marked.map_err(std::io::Error::other)?.map_err(|source| store_error(dir, source))?;
     tracing::info!(seq, stream = %names.stream, data = %dir.display(),
