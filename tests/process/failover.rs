@@ -640,6 +640,30 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     check_store(dirs[1].path(), &INITIAL);
 }
 
+/// A seed that cannot store its snapshot (here its file's path is taken
+/// by a directory) stops after claiming the stream, says so and what to
+/// delete; the store is not marked as a cluster's, and seeding again is
+/// refused with the same advice.
+#[tokio::test]
+async fn a_seed_that_stops_half_way_says_what_to_delete() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dir = tempfile::tempdir().unwrap();
+    let single = Proc::start(dir.path());
+    add_products(&single.address, &[("MUG", 5)]).await;
+    single.signal("TERM");
+    assert!(single.wait(Duration::from_secs(10)).await.success());
+    std::fs::create_dir(dir.path().join(fulfil::cluster::replica::DOWNLOAD)).unwrap();
+    let (status, out) = seed(&nats, dir.path(), "failover");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("stopped half-way") && out.contains("FULFIL_STORE"), "{out}");
+    let env = [("FULFIL_STREAM__URL", nats.url.as_str()), ("FULFIL_STREAM__MODE", "failover")];
+    let (started, log) = Proc::refused(dir.path(), &env);
+    assert!(!started.success() && log.contains("not made in failover mode"), "not marked:\n{log}");
+    let (status, out) = seed(&nats, dir.path(), "failover");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("said so, and what to delete"), "{out}");
+}
+
 /// When the NATS servers lose everything, a cluster starts again from a
 /// backup: `fulfil backup` of the leader (asked through a follower), then,
 /// on new servers, `fulfil restore` and `fulfil seed`. A node on the
