@@ -662,24 +662,52 @@ async fn status_reads_phase(r: &mut Report, nodes: &[Served], secs: u64) {
         Some(("the leader alone", rate / base)),
     );
     r.add("failover_3_reads_all_p99_ms", "  p99", p99, "ms", Some(("the leader alone", p99 / base_p99)));
+    // A product: a follower folds the inventory's rule over the events
+    // after its offset, where the leader reads its service's memory.
+    let product = ["/products/LOAD".to_owned()];
+    let (base, base_p99) = gets_on(&[&leader.url], &product, secs).await;
+    r.add("failover_3_products_leader_per_s", "HTTP GET /products/{sku}, the leader alone", base, "/s", None);
+    let (one, one_p99) = gets_on(&[&follower.url], &product, secs).await;
+    let vs = Some(("the leader alone", one / base));
+    r.add(
+        "failover_3_products_follower_per_s",
+        "HTTP GET /products/{sku}, one follower alone",
+        one,
+        "/s",
+        vs,
+    );
+    r.add(
+        "failover_3_products_follower_p99_ms",
+        "  p99",
+        one_p99,
+        "ms",
+        Some(("the leader alone", one_p99 / base_p99)),
+    );
 }
 
 /// 64 clients reading statuses of `ids` as fast as answers come for
 /// `secs`, spread over `urls`: (reads/s, p99 in ms).
 async fn reads_on(urls: &[&str], ids: &[String], secs: u64) -> (f64, f64) {
+    let paths: Vec<String> = ids.iter().map(|id| format!("/status/{id}")).collect();
+    gets_on(urls, &paths, secs).await
+}
+
+/// 64 clients getting `paths` in turn as fast as answers come for `secs`,
+/// spread over `urls`: (reads/s, p99 in ms).
+async fn gets_on(urls: &[&str], paths: &[String], secs: u64) -> (f64, f64) {
     let started = Instant::now();
     let until = started + Duration::from_secs(secs);
     let tasks: Vec<_> = (0..64)
         .map(|c| {
-            let (url, ids) = (urls[c % urls.len()].to_owned(), ids.to_vec());
+            let (url, paths) = (urls[c % urls.len()].to_owned(), paths.to_vec());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut latencies = Vec::new();
                 while Instant::now() < until {
                     let t = Instant::now();
-                    let id = &ids[(c + latencies.len()) % ids.len()];
-                    let r = http.get(format!("{url}/status/{id}")).send().await.unwrap();
-                    assert!(r.status().is_success(), "GET /status/{id}: {}", r.status());
+                    let path = &paths[(c + latencies.len()) % paths.len()];
+                    let r = http.get(format!("{url}{path}")).send().await.unwrap();
+                    assert!(r.status().is_success(), "GET {path}: {}", r.status());
                     r.bytes().await.unwrap();
                     latencies.push(t.elapsed());
                 }
