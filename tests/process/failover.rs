@@ -493,17 +493,7 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     let follower = nodes[followers[0]].as_ref().unwrap().address.clone();
     add_products(&follower, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&follower, CLIENTS, 0);
-    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Until the stream of copies was trimmed after a snapshot.
-    loop {
-        let mut stream = js.get_stream("FULFIL_STORE").await.unwrap();
-        if stream.info().await.unwrap().state.first_sequence > 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the stream of copies was never trimmed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let js = trimmed_past(&nats, 200).await;
     let acked = finished(load).await;
     let snapshot = js.get_object_store("FULFIL_SNAPSHOTS").await.unwrap().info("store").await.unwrap();
     assert!(snapshot.metadata["seq"].parse::<u64>().unwrap() > 200, "{snapshot:?}");
@@ -539,6 +529,18 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     .unwrap();
     assert!(log.iter().any(|l| l.contains("filled it from the newest snapshot")), "{log:#?}");
     check_store(dirs[3].path(), &INITIAL);
+}
+
+/// Waits (30 s at most) until a snapshot trimmed the stream of copies to
+/// start past `seq`; a JetStream context on `nats`.
+async fn trimmed_past(nats: &Nats, seq: u64) -> async_nats::jetstream::Context {
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while js.get_stream("FULFIL_STORE").await.unwrap().info().await.unwrap().state.first_sequence <= seq {
+        assert!(Instant::now() < deadline, "the stream of copies was never trimmed past {seq}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    js
 }
 
 /// The round of a snapshot a follower logged it wrote: its stream
@@ -604,12 +606,7 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     add_products(&lead, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&lead, CLIENTS, 0);
     // Trimmed under load: the leader wrote a snapshot while it worked.
-    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while js.get_stream("FULFIL_STORE").await.unwrap().info().await.unwrap().state.first_sequence <= 1 {
-        assert!(Instant::now() < deadline, "the leader alone never trimmed the stream of copies");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    trimmed_past(&nats, 1).await;
     let acked = finished(load).await;
     copies_since_snapshot_until(&lead, |since| since <= 3 * 200, "stayed within three rounds").await;
 
@@ -751,12 +748,7 @@ async fn a_leader_alone_killed_after_its_own_snapshot_comes_back_from_it_with_ev
     let address = nodes[0].as_ref().unwrap().address.clone();
     add_products(&address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
     let load = Load::drive(&address, CLIENTS, 0);
-    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while js.get_stream("FULFIL_STORE").await.unwrap().info().await.unwrap().state.first_sequence <= 1 {
-        assert!(Instant::now() < deadline, "the leader alone never trimmed the stream of copies");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    trimmed_past(&nats, 1).await;
     tokio::time::sleep(Duration::from_millis(fastrand::u64(100..600))).await;
     let killed = nodes[0].take().unwrap();
     killed.signal("KILL");
