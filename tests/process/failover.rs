@@ -55,14 +55,21 @@ fn nodes_with(nats: &Nats, n: usize, more: &[(&str, &str)]) -> (Vec<TempDir>, Ve
     (dirs, nodes)
 }
 
+/// Stops `node` with SIGTERM; it must exit cleanly within 10 s. What it
+/// logged.
+async fn stopped(node: Proc) -> String {
+    node.signal("TERM");
+    let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
+    assert!(status.success(), "the node did not stop cleanly ({status}):\n{log}");
+    log
+}
+
 /// Stops every node still running with SIGTERM, the followers first and
 /// `leader` last (it hands its store back); each must exit cleanly.
 pub(crate) async fn stop_all(nodes: &mut [Option<Proc>], leader: usize) {
     for i in (0..nodes.len()).filter(|i| *i != leader).chain([leader]) {
         let Some(node) = nodes[i].take() else { continue };
-        node.signal("TERM");
-        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
-        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
+        stopped(node).await;
     }
 }
 
@@ -231,9 +238,7 @@ async fn a_rolling_restart_under_load_answers_only_201_or_503_with_retry_after_a
         // As a Service does: no new requests to a node being stopped.
         acked.extend(finished(loads[i].take().unwrap()).await);
         let node = nodes[i].take().unwrap();
-        node.signal("TERM");
-        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
-        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
+        stopped(node).await;
         let back = start(&nats, dirs[i].path(), &format!("n{i}"));
         caught_up(&back.address).await;
         loads[i] = Some(Load::drive(&back.address, CLIENTS, 10 + round));
@@ -505,9 +510,7 @@ async fn a_node_that_joins_after_the_copies_were_trimmed_starts_from_a_snapshot(
     let mut written = Vec::new();
     for i in followers.iter().copied().chain([first]) {
         let node = nodes[i].take().unwrap();
-        node.signal("TERM");
-        let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
-        assert!(status.success(), "node {i} did not stop cleanly ({status}):\n{log}");
+        let log = stopped(node).await;
         written.extend(log.lines().filter(|l| l.contains("wrote a snapshot")).map(snapshot_round));
     }
     // One snapshot a round, by whichever follower got there first.
@@ -614,9 +617,7 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     let joined = nodes[1].as_ref().unwrap().address.clone();
     caught_up(&joined).await;
     let leader_node = nodes[0].take().unwrap();
-    leader_node.signal("TERM");
-    let (status, log) = leader_node.wait_logged(Duration::from_secs(10)).await;
-    assert!(status.success(), "{log}");
+    let log = stopped(leader_node).await;
     let written: Vec<&str> = log.lines().filter(|l| l.contains("wrote a snapshot of the store")).collect();
     assert!(!written.is_empty() && written.iter().all(|l| l.contains("by=\"leader\"")), "{log}");
     let written = written.join("\n");
@@ -625,9 +626,7 @@ async fn a_leader_alone_writes_its_own_snapshots_and_a_node_that_joins_starts_fr
     settle(&joined).await;
     check_acknowledged(&joined, &acked).await;
     let node = nodes[1].take().unwrap();
-    node.signal("TERM");
-    let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
-    assert!(status.success(), "{log}");
+    let log = stopped(node).await;
     let filled = log.lines().find(|l| l.contains("filled it from the newest snapshot"));
     let filled = filled.unwrap_or_else(|| panic!("the newcomer did not start from a snapshot:\n{log}"));
     println!(
@@ -761,9 +760,7 @@ async fn a_leader_alone_killed_after_its_own_snapshot_comes_back_from_it_with_ev
     settle(&address_of(&nodes[0])).await;
     check_acknowledged(&address_of(&nodes[0]), &acked).await;
     let back = nodes[0].take().unwrap();
-    back.signal("TERM");
-    let (status, log) = back.wait_logged(Duration::from_secs(10)).await;
-    assert!(status.success(), "{log}");
+    let log = stopped(back).await;
     assert!(log.contains("emptying it"), "{log}");
     let filled = log.lines().find(|l| l.contains("filled it from the newest snapshot"));
     let filled = filled.unwrap_or_else(|| panic!("it did not start from its snapshot:\n{log}"));
@@ -1224,16 +1221,12 @@ async fn a_single_nodes_store_seeds_a_new_cluster_that_keeps_every_order() {
     acked.extend(more);
 
     let old = nodes[0].take().unwrap();
-    old.signal("TERM");
-    let (status, log) = old.wait_logged(Duration::from_secs(10)).await;
-    assert!(status.success(), "{log}");
+    stopped(old).await;
     assert_eq!(leader(&mut nodes).await, 1);
     settle(&joined).await;
     check_acknowledged(&joined, &acked).await;
     let node = nodes[1].take().unwrap();
-    node.signal("TERM");
-    let (status, log) = node.wait_logged(Duration::from_secs(10)).await;
-    assert!(status.success(), "{log}");
+    let log = stopped(node).await;
     assert!(log.contains("filled it from the newest snapshot"), "{log}");
     check_store(dirs[1].path(), &INITIAL);
     println!("{} orders: the seeded store's, then the cluster's", acked.len());
