@@ -31,7 +31,7 @@ const PARTITION: &str = "partition.";
 /// held stand until their time runs out.
 #[derive(Debug, thiserror::Error)]
 #[error("partition leases: {0}")]
-pub struct LeaseError(String);
+pub struct LeaseError(pub String);
 
 fn failed(e: impl std::fmt::Display) -> LeaseError {
     LeaseError(e.to_string())
@@ -206,6 +206,11 @@ impl Leases {
 
     /// Leaves: gives up every partition and stops counting as a member.
     pub async fn leave(mut self) -> Result<(), LeaseError> {
+        self.quit().await
+    }
+
+    /// [`Leases::leave`], for leases shared behind a lock.
+    pub async fn quit(&mut self) -> Result<(), LeaseError> {
         let held: Vec<u32> = self.held().collect();
         for p in held {
             self.release(p).await?;

@@ -221,6 +221,42 @@ pub struct StreamSettings {
     /// this many copies, and the stream of copies keeps only as many
     /// before the newest snapshot; 0: never (the stream is kept whole).
     pub snapshot_every: u64,
+    /// In failover mode: how many failover groups the orders are split
+    /// over, each with a leader of its own (docs/multi-node.md, "shard
+    /// groups"); 1: one group holds everything.
+    pub shards: u32,
+    /// Set on the copy of the settings a node runs one shard with
+    /// ([`Settings::for_shard`]); never read from a file.
+    #[serde(skip)]
+    pub shard: Option<ShardOf>,
+}
+
+/// Which shard a copy of the settings runs, and the cluster's own name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardOf {
+    pub index: u32,
+    /// `stream.name` of the cluster: the leases' bucket is the cluster's.
+    pub cluster: String,
+}
+
+impl StreamSettings {
+    /// The same settings for shard `index`: its events are exported to a
+    /// stream and subjects of its own (`<name>_<index>`,
+    /// `<subject>-<index>.<partition>`), since each shard's leader writes
+    /// its own in order.
+    pub fn of_shard(&self, index: u32) -> StreamSettings {
+        StreamSettings {
+            name: format!("{}_{index}", self.name),
+            subject: format!("{}-{index}", self.subject),
+            shard: Some(ShardOf { index, cluster: self.name.clone() }),
+            ..self.clone()
+        }
+    }
+
+    /// The shards of this cluster.
+    pub fn sharding(&self) -> crate::domain::shard::Shards {
+        crate::domain::shard::Shards::new(self.shards)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -258,6 +294,8 @@ impl std::fmt::Debug for StreamSettings {
             .field("node", &self.node)
             .field("advertise", &self.advertise)
             .field("snapshot_every", &self.snapshot_every)
+            .field("shards", &self.shards)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -354,6 +392,20 @@ impl Settings {
     /// The workflows as the engine runs them: by name, with the default.
     pub fn workflow_rules(&self) -> crate::domain::Workflows {
         crate::domain::Workflows::new(self.workflows.clone(), self.workflow.default.clone())
+    }
+
+    /// The settings a node runs shard `index` of `stream.shards` with: the
+    /// shard's store in a directory of its own (`<store.path>/shard-<index>`),
+    /// its events in a stream of their own, and its server on a loopback
+    /// port of its own, which the node's public port forwards to (and
+    /// whose forwarded client addresses it believes).
+    pub fn for_shard(&self, index: u32) -> Settings {
+        let mut shard = self.clone();
+        shard.stream = self.stream.of_shard(index);
+        shard.store.path = self.store.path.join(format!("shard-{index}"));
+        shard.http.bind = "127.0.0.1:0".into();
+        shard.http.trusted_proxies.push("127.0.0.1".into());
+        shard
     }
 
     /// `http.trusted_proxies` as addresses (the settings check that every
@@ -542,9 +594,33 @@ mod tests {
                 "[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nadvertise = \"a:80\"",
                 &["stream.advertise"],
             ),
+            ("[stream]\nurl = \"nats://a:4222\"\nshards = 4", &["stream.shards > 1", "failover"]),
+            (
+                "[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nshards = 3",
+                &["stream.partitions (16)", "multiple of stream.shards (3)"],
+            ),
+            (
+                "[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nshards = 0",
+                &["stream.shards must be 1 to 64"],
+            ),
         ] {
             refused(file, &[], words);
         }
+    }
+
+    #[test]
+    fn a_shard_runs_on_a_store_a_stream_and_a_loopback_port_of_its_own() {
+        let s = load("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nshards = 4", &[]).unwrap();
+        let shard = s.for_shard(2);
+        assert_eq!(shard.store.path, s.store.path.join("shard-2"));
+        assert_eq!(
+            (shard.stream.name.as_str(), shard.stream.subject.as_str()),
+            ("FULFIL_2", "fulfil.events-2")
+        );
+        assert_eq!(shard.stream.shard, Some(ShardOf { index: 2, cluster: "FULFIL".into() }));
+        assert_eq!(shard.http.bind, "127.0.0.1:0");
+        assert!(shard.trusted_proxies().contains(&"127.0.0.1".parse().unwrap()), "the node's own hop");
+        assert_eq!(s.stream.shard, None, "the node's own settings name no shard");
     }
 
     #[test]

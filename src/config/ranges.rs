@@ -207,6 +207,9 @@ fn check_otlp(endpoint: &str) -> Result<(), String> {
 /// Most partitions a stream is spread over: each is a subject every node
 /// follows, and more than this only costs.
 const MAX_PARTITIONS: u32 = 1024;
+/// Most shards a cluster splits its orders over: each is a stream of
+/// copies, a store and a loop on every node.
+const MAX_SHARDS: u32 = 64;
 
 /// A stream's name and subjects as NATS takes them; the URL a NATS URL.
 fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
@@ -259,6 +262,19 @@ fn check_stream(s: &super::StreamSettings) -> Result<(), String> {
         (1..=MAX_PARTITIONS).contains(&s.partitions),
         &format!("stream.partitions must be 1 to {MAX_PARTITIONS}"),
     )?;
+    rule((1..=MAX_SHARDS).contains(&s.shards), &format!("stream.shards must be 1 to {MAX_SHARDS}"))?;
+    if s.shards > 1 {
+        rule(failover, "stream.shards > 1 needs stream.mode = \"failover\": each shard is a failover group")?;
+        // Each event subject is then written by one shard's leader only.
+        rule(
+            s.partitions.is_multiple_of(s.shards),
+            &format!(
+                "stream.partitions ({}) must be a multiple of stream.shards ({}), so that each partition's \
+                 orders are all on one shard",
+                s.partitions, s.shards
+            ),
+        )?;
+    }
     rule(
         matches!(s.replicas, 1 | 3 | 5),
         "stream.replicas must be 1, 3 or 5 (JetStream keeps an odd number of copies, at most 5)",

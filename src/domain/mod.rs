@@ -22,6 +22,7 @@ pub mod product;
 pub mod request;
 #[cfg(test)]
 mod samples;
+pub mod shard;
 pub mod status;
 pub mod stay;
 pub mod subscription;

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A failover follower has no leader to forward to just now.
     #[error("{0}")]
     NoLeader(String),
+    /// What a cluster split into shards cannot do yet (it says what).
+    #[error("{0}")]
+    NotAcrossShards(String),
 }
 
 /// The problem document (RFC 9457).
@@ -81,6 +84,9 @@ impl ApiError {
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::NoLeader(_) => ("no-leader", "No node leads just now"),
+            ApiError::NotAcrossShards(_) => {
+                ("not-across-shards", "Not available on a cluster split into shards")
+            }
         }
     }
 }
@@ -132,6 +138,7 @@ impl ApiError {
             ApiError::AdminDisabled,
             ApiError::RateLimited(wait),
             ApiError::NoLeader("x".into()),
+            ApiError::NotAcrossShards("x".into()),
         ]);
         all
     }
@@ -187,6 +194,7 @@ impl ResponseError for ApiError {
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotAcrossShards(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 

@@ -146,6 +146,10 @@ fn boot(parts: Parts) -> Result<(Actors, ServiceEnv, Vec<Arbiter>), StartError> 
         settings.timeouts.clone(),
     )
     .map_err(fail)?;
+    let order = match &settings.stream.shard {
+        Some(shard) => order.on_shard(settings.stream.sharding(), shard.index),
+        None => order,
+    };
     let order = arbiters.supervise(Service::Order, order);
     let threads = std::mem::take(&mut arbiters.threads);
     Ok((Actors { order, payment, inventory, delivery, notification, projection }, env, threads))

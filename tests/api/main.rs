@@ -23,6 +23,7 @@ mod overload;
 mod products;
 mod races;
 mod restart;
+mod shard;
 mod slow_clients;
 mod strict_input;
 #[path = "../tools/mod.rs"]

@@ -16,6 +16,7 @@ mod overload;
 mod partition;
 mod readme;
 mod replica;
+mod shards;
 mod stream;
 #[path = "../tools/mod.rs"]
 mod tools;

@@ -26,6 +26,7 @@ use super::{ask, durably, inventory, payment, ServiceEnv};
 use crate::clock::Clock;
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
+use crate::domain::shard::Shards;
 use crate::domain::{
     Event, EventKind, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod,
     ReservationMode, ValidOrder, Workflow, Workflows,
@@ -124,6 +125,9 @@ pub struct OrderActor {
     key_ttl_ms: u64,
     /// The records (orders, timers, parties' orders), written behind.
     behind: WriteBehind,
+    /// On a cluster split into shards: the shards, and the one whose store
+    /// this is. Its new orders get ids that name it.
+    shard: Option<(Shards, u32)>,
 }
 
 /// A placement waiting to be written, and who waits for its receipt.
@@ -175,6 +179,32 @@ impl OrderActor {
             key_ttl_ms: env.key_ttl_ms,
             // Only this service writes the events that change a status.
             behind: WriteBehind::new(env, NAME).reacting(|kind| kind.status().is_some()),
+            shard: None,
+        })
+    }
+
+    /// Places orders as shard `index` of `shards`: each new order's id
+    /// names this shard, and an order drawing on another shard's products
+    /// is refused (their stock is decided there).
+    pub fn on_shard(mut self, shards: Shards, index: u32) -> Self {
+        self.shard = Some((shards, index));
+        self
+    }
+
+    /// A new order's id: on a shard, one that names it.
+    fn new_id(&self, order: &ValidOrder) -> Result<OrderId, NodeError> {
+        let Some((shards, here)) = self.shard else { return Ok(new_order_id()) };
+        let there =
+            shards.of_lines(order.lines.iter().map(|(sku, _)| sku)).map_err(|e| Refused::Invalid(e.0))?;
+        if let Some(there) = there.filter(|there| *there != here) {
+            return Err(Refused::Invalid(format!(
+                "this order's items are held on shard {there}, not on shard {here}, which it was sent to"
+            ))
+            .into());
+        }
+        shards.order_id_on(here, new_order_id).ok_or_else(|| {
+            CallError::Failed { service: NAME, reason: format!("no order id of shard {here} could be made") }
+                .into()
         })
     }
 
@@ -207,7 +237,7 @@ impl OrderActor {
                 };
             }
         }
-        let id = new_order_id();
+        let id = self.new_id(&order)?;
         if let Some(key) = &msg.idempotency_key {
             if !self.in_flight.insert(key.clone()) {
                 return Err(NodeError::Refused(Refused::IdempotencyInProgress));

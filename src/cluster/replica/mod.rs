@@ -368,16 +368,27 @@ pub struct Names {
     pub bucket: String,
     /// The object store of the followers' snapshots.
     pub snapshots: String,
+    /// The keys in `bucket` that say who writes a round's snapshot:
+    /// `<rounds>.<round>`.
+    pub rounds: String,
 }
 
 impl Names {
+    /// The names of a failover group: the cluster's, or a shard's (its
+    /// settings renamed by [`StreamSettings::of_shard`]), whose leases
+    /// are in the cluster's one bucket, where the nodes count each other.
     pub fn of(s: &StreamSettings) -> Names {
+        let (bucket, rounds) = match &s.shard {
+            Some(shard) => (format!("{}_LEADER", shard.cluster), format!("snapshot-{}", shard.index)),
+            None => (format!("{}_LEADER", s.name), "snapshot".to_owned()),
+        };
         Names {
             stream: format!("{}_STORE", s.name),
             // Not under `<subject>.*`, which the event stream takes.
             subject: format!("{}-store", s.subject),
-            bucket: format!("{}_LEADER", s.name),
+            bucket,
             snapshots: format!("{}_SNAPSHOTS", s.name),
+            rounds,
         }
     }
 }

@@ -20,7 +20,9 @@
 //! or may not have been done, so a client retries with the same
 //! `Idempotency-Key`.
 
+pub mod by_shard;
 mod reads;
+pub mod router;
 mod streams;
 
 pub use reads::{LocalReads, BACKLOG_AT_MOST, CATCH_UP, LAG_AT_MOST};
@@ -41,6 +43,9 @@ use std::time::Duration;
 
 /// Marks a forwarded request, so that it is forwarded once at most.
 const FORWARDED: &str = "fulfil-forwarded";
+/// On a request forwarded to a node of a cluster split into shards: the
+/// shard it was sent there for.
+const SHARD: &str = "fulfil-shard";
 
 /// Largest body forwarded; the leader applies its own, smaller limits.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -53,6 +58,9 @@ pub struct Following {
     local: RwLock<Option<Arc<LocalReads>>>,
     /// Reads answered from its own store.
     local_reads: AtomicU64,
+    /// Where this node serves the group itself, while it leads it (a
+    /// shard's server on a loopback port).
+    here: RwLock<Option<String>>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
@@ -88,6 +96,16 @@ impl Following {
         if let Some(old) = old {
             old.end_streams();
         }
+    }
+
+    /// Says where this node serves the group while it leads it (`None`:
+    /// it does not).
+    pub fn set_here(&self, address: Option<String>) {
+        *self.here.write().unwrap_or_else(|p| p.into_inner()) = address;
+    }
+
+    pub fn here(&self) -> Option<String> {
+        self.here.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn local(&self) -> Option<Arc<LocalReads>> {
@@ -379,43 +397,64 @@ impl Ask {
                 "no node leads just now (the last one stopped); one takes over within stream.lease_ms".into(),
             )
         })?;
-        let client =
-            client.as_ref().as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
-            .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
-        let mut out = client.request(method, format!("{}{path}", leader.trim_end_matches('/')));
-        for (name, value) in req.headers() {
-            // X-Forwarded-For goes once, with the client's address added below.
-            if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && name != "x-forwarded-for" {
-                out = out.header(name.as_str(), value.as_bytes());
-            }
-        }
-        out = out.header(FORWARDED, "1");
-        if let Some(peer) = req.peer_addr() {
-            let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(before) => format!("{before}, {}", peer.ip()),
-                None => peer.ip().to_string(),
-            };
-            out = out.header("x-forwarded-for", forwarded);
-        }
-        let answer = out.body(body).send().await.map_err(|e| {
-            ApiError::NoLeader(format!(
-                "the leader at {leader} cannot be reached ({e}); retry with the same Idempotency-Key"
-            ))
-        })?;
-        let mut response = HttpResponse::build(
-            actix_web::http::StatusCode::from_u16(answer.status().as_u16())
-                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
-        );
-        for (name, value) in answer.headers() {
-            let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok();
-            if let Some(name) = name.filter(|n| !hop_by_hop(n) && *n != CONTENT_LENGTH) {
-                response.append_header((name, value.as_bytes()));
-            }
-        }
-        Ok(response.streaming(answer.bytes_stream()))
+        Ok(streamed(relay(&req, body, &client, (&leader, None), path).await?))
     }
+}
+
+/// Sends `req` (with `body`) to `path` at `base`, marked as forwarded (for
+/// `shard`, if given), with the client's address added to
+/// `X-Forwarded-For`.
+async fn relay(
+    req: &HttpRequest,
+    body: Bytes,
+    client: &Client,
+    (base, shard): (&str, Option<u32>),
+    path: &str,
+) -> Result<reqwest::Response, ApiError> {
+    let client = client.as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
+        .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
+    let mut out = client.request(method, format!("{}{path}", base.trim_end_matches('/')));
+    for (name, value) in req.headers() {
+        // X-Forwarded-For goes once, with the client's address added below;
+        // the marks are this node's to set.
+        let ours = name == "x-forwarded-for" || name == FORWARDED || name == SHARD;
+        if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && !ours {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    out = out.header(FORWARDED, "1");
+    if let Some(shard) = shard {
+        out = out.header(SHARD, shard.to_string());
+    }
+    if let Some(peer) = req.peer_addr() {
+        let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(before) => format!("{before}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        out = out.header("x-forwarded-for", forwarded);
+    }
+    out.body(body).send().await.map_err(|e| {
+        ApiError::NoLeader(format!(
+            "the node at {base} cannot be reached ({e}); retry with the same Idempotency-Key"
+        ))
+    })
+}
+
+/// `answer`, streamed back as it comes (a live event stream too).
+fn streamed(answer: reqwest::Response) -> HttpResponse {
+    let mut response = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(answer.status().as_u16())
+            .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY),
+    );
+    for (name, value) in answer.headers() {
+        let name = HeaderName::from_bytes(name.as_str().as_bytes()).ok();
+        if let Some(name) = name.filter(|n| !hop_by_hop(n) && *n != CONTENT_LENGTH) {
+            response.append_header((name, value.as_bytes()));
+        }
+    }
+    response.streaming(answer.bytes_stream())
 }
 
 /// Headers about one connection, not the request (RFC 9110, 7.6.1).

@@ -17,9 +17,12 @@
 //! back as a replica at the stream's end, and gives up the lease, so that a
 //! follower takes over within a third of `stream.lease_ms`.
 
+mod lease;
 mod seed;
+mod sharded;
 mod snapshots;
 
+use lease::Lease;
 pub use seed::{seed, Seeded};
 use snapshots::{LeaderSnapshots, Snapshots};
 
@@ -72,8 +75,8 @@ struct Member {
     node: String,
     advertise: String,
     client: async_nats::Client,
-    leases: Leases,
-    lease: Duration,
+    lease: Lease,
+    lease_ms: Duration,
     following: Arc<Following>,
     /// Each copy applied this much late (`faults.replica.latency_ms`).
     apply_latency: Option<Duration>,
@@ -83,6 +86,9 @@ struct Member {
 /// Serves in failover mode until stopped by a signal (`Ok`), or until this
 /// node, leading, loses the lead (`Deposed`).
 pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
+    if settings.stream.shards > 1 {
+        return sharded::serve(settings).await;
+    }
     let bind = settings.http.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|source| StartError::Bind { address: bind, source })?;
     let address = listener.local_addr()?;
@@ -112,40 +118,40 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
         forwarding.stop(true).await;
         return Ok(());
     };
-    let (names, lease) = (Names::of(&settings.stream), Duration::from_millis(settings.stream.lease_ms));
-    let end = StreamEnd::new(&client, &names);
-    let local = LocalReads::new(&settings, replica.reads(), end).map_err(StartError::from)?;
-    following.set_local(Some(local));
-    let apply_latency = settings
-        .faults
-        .get(crate::service::REPLICA)
-        .filter(|fault| fault.latency_ms > 0)
-        .map(|fault| Duration::from_millis(fault.latency_ms));
-    let snapshots = Snapshots::new(client.clone(), names.clone(), node.clone(), settings.clone(), lease);
-    let mut member = Member {
-        settings,
-        names,
-        node,
-        advertise,
-        client,
-        leases,
-        lease,
-        following,
-        apply_latency,
-        snapshots,
-    };
+    let names = Names::of(&settings.stream);
+    let local = LocalReads::new(&settings, replica.reads(), StreamEnd::new(&client, &names));
+    following.set_local(Some(local.map_err(StartError::from)?));
+    let mut member =
+        Member::new(settings, node, advertise, client, Lease::Own(Some(Box::new(leases))), following);
     let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
         member.following.set_local(None);
         forwarding.stop(true).await;
-        member.leases.leave().await?;
+        member.lease.give_up().await?;
         tracing::info!("failover: stopped following");
         return Ok(());
     };
-    member.lead(replica, writer, listener, forwarding, stop).await
+    member.lead(replica, writer, listener, Some(forwarding), stop).await.map(|_| ())
 }
 
-/// Reaches the servers, makes the stream of copies if missing, and joins
-/// the lease's bucket; tried again until it works or a signal stops the
+/// How leading ended, when it ended well.
+enum Led {
+    /// Stopped by a signal: the node stops.
+    Stopped,
+    /// Gave its shard up to a node that joined: follows it again.
+    SteppedDown,
+}
+
+/// The settings of each failover group a node runs: its own, or one per
+/// shard.
+fn groups(settings: &Settings) -> Vec<Settings> {
+    match settings.stream.shards {
+        0 | 1 => vec![settings.clone()],
+        shards => (0..shards).map(|k| settings.for_shard(k)).collect(),
+    }
+}
+
+/// Reaches the servers, makes the streams of copies if missing, and joins
+/// the leases' bucket; tried again until it works or a signal stops the
 /// node (`None`): servers that start with the nodes, or a cluster still
 /// electing its leaders, answer a little later.
 async fn join(
@@ -164,11 +170,13 @@ async fn join(
         };
         let joined = async {
             let (client, js) = crate::stream::connect(&settings.stream).await.map_err(joining)?;
-            replica::ensure_stream(&js, &settings.stream).await.map_err(joining)?;
-            let leases =
-                Leases::join_replicated(&js, &names.bucket, lease, node, 1, settings.stream.replicas)
-                    .await
-                    .map_err(|e| Joining::NotYet(e.to_string()))?;
+            for group in groups(settings) {
+                replica::ensure_stream(&js, &group.stream).await.map_err(joining)?;
+            }
+            let (shards, replicas) = (settings.stream.shards.max(1), settings.stream.replicas);
+            let leases = Leases::join_replicated(&js, &names.bucket, lease, node, shards, replicas)
+                .await
+                .map_err(|e| Joining::NotYet(e.to_string()))?;
             Ok((client, leases.announcing(advertise)))
         };
         let why = tokio::select! {
@@ -190,6 +198,37 @@ async fn join(
 }
 
 impl Member {
+    fn new(
+        settings: Settings,
+        node: String,
+        advertise: String,
+        client: async_nats::Client,
+        lease: Lease,
+        following: Arc<Following>,
+    ) -> Member {
+        let names = Names::of(&settings.stream);
+        let lease_ms = Duration::from_millis(settings.stream.lease_ms);
+        let apply_latency = settings
+            .faults
+            .get(crate::service::REPLICA)
+            .filter(|fault| fault.latency_ms > 0)
+            .map(|fault| Duration::from_millis(fault.latency_ms));
+        let snapshots =
+            Snapshots::new(client.clone(), names.clone(), node.clone(), settings.clone(), lease_ms);
+        Member {
+            settings,
+            names,
+            node,
+            advertise,
+            client,
+            lease,
+            lease_ms,
+            following,
+            apply_latency,
+            snapshots,
+        }
+    }
+
     /// Applies the stream's copies until stopped (`None`) or until this
     /// node has the lease, everything the stream holds, and its claim in.
     ///
@@ -203,7 +242,7 @@ impl Member {
     ) -> Result<Option<(Replica, PartitionWriter)>, FailoverError> {
         let mut copies = Copies::default();
         let (mut replica, mut snapshot_at) = self.restored(replica, &mut copies).await?;
-        let mut tick = tokio::time::interval(self.lease / 3);
+        let mut tick = tokio::time::interval(self.lease_ms / 3);
         // The stream's end when last looked at (unknown until it answers).
         let mut end = self.stream_end().await.unwrap_or(u64::MAX);
         // Whether to try to claim: after each renewal, until a try fails.
@@ -229,7 +268,7 @@ impl Member {
                         // more than a round behind, catching up, when the
                         // snapshot would be stale at once (one per round
                         // of a long catch-up held its applies back).
-                        let between = replica.seen() == replica.applied() && self.leases.held().next().is_none();
+                        let between = replica.seen() == replica.applied() && !self.lease.holds();
                         let near_the_end = end.saturating_sub(replica.applied()) < every;
                         if every > 0 && replica.applied() >= snapshot_at + every && between && near_the_end {
                             snapshot_at = replica.applied();
@@ -244,7 +283,7 @@ impl Member {
                         "failover: following the stream failed; subscribing again"),
                 },
                 _ = tick.tick() => {
-                    if let Err(e) = self.leases.tick().await {
+                    if let Err(e) = self.lease.tick().await {
                         tracing::warn!(error = %e, "failover: the lease could not be renewed");
                     }
                     claim_due = true;
@@ -254,17 +293,23 @@ impl Member {
                     let behind = if end == u64::MAX { 0 } else { end.saturating_sub(replica.applied()) };
                     end = self.stream_end().await.unwrap_or(end);
                     // This node, about to lead, forwards to no one.
-                    let leader = self.leases.holder_address(0).await.unwrap_or_default()
+                    let leader = self.lease.holder_address().await.unwrap_or_default()
                         .filter(|leader| *leader != self.advertise);
                     self.following.set(FollowState { leader, caught_up, applied: replica.applied(), behind });
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(None),
             }
-            let holds = self.leases.held().next().is_some();
-            if !(claim_due && holds && replica.seen() >= end) {
+            if !(claim_due && self.lease.holds() && replica.seen() >= end) {
                 continue;
             }
-            match self.claim(&replica).await {
+            if !self.lease.about_to_lead() {
+                continue;
+            }
+            let claimed = self.claim(&replica).await;
+            if !matches!(claimed, Ok(Claimed::Yes(_))) {
+                self.lease.not_leading();
+            }
+            match claimed {
                 Ok(Claimed::Yes(writer)) => {
                     // Until the leader's server takes the socket over.
                     self.following.set_local(None);
@@ -326,22 +371,17 @@ impl Member {
         }
     }
 
-    /// Until when no other node can lead (now, if this one holds no
-    /// lease): the node answers requests until then ([`crate::Node::lead_until`]).
-    fn held_until(&self) -> Instant {
-        self.leases.held().filter_map(|p| self.leases.held_until(p)).min().unwrap_or_else(Instant::now)
-    }
-
-    /// Starts the node on the replica, takes over the follower's socket,
-    /// and serves until stopped or deposed.
+    /// Starts the node on the replica, on `listener` (taking the
+    /// follower's socket over from `forwarding`, if given), and serves
+    /// until stopped, deposed, or asked to step down.
     async fn lead(
-        mut self,
+        &mut self,
         replica: Replica,
         writer: PartitionWriter,
         listener: TcpListener,
-        forwarding: ServerHandle,
+        forwarding: Option<ServerHandle>,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), FailoverError> {
+    ) -> Result<Led, FailoverError> {
         tracing::info!(node = %self.node, claim = writer.last(), "failover: this node leads now");
         let backend = replica.lead(writer).map_err(|source| store_error(&self.settings, source))?;
         let path = self.settings.store.path.clone();
@@ -352,15 +392,18 @@ impl Member {
         let clock = Arc::new(crate::clock::SystemClock);
         let app = Application::build_on(self.settings.clone(), clock, Some(store), listener).await?;
         // Both servers accept on the socket until the follower's stops.
-        tokio::spawn(async move { forwarding.stop(true).await });
+        if let Some(forwarding) = forwarding {
+            tokio::spawn(async move { forwarding.stop(true).await });
+        }
+        self.following.set_here(Some(format!("http://{}", app.address())));
         let (node, server) = (app.node(), app.server_handle());
-        node.lead_until(self.held_until());
+        node.lead_until(self.lease.held_until());
         node.metrics().set_leading();
         let mut running = tokio::spawn(app.run_until_stopped());
         let mut deposed = backend.deposed();
-        let mut tick = tokio::time::interval(self.lease / 3);
+        let mut tick = tokio::time::interval(self.lease_ms / 3);
         let mut renewed = Instant::now();
-        let mut stopping = false;
+        let (mut stopping, mut stepping_down) = (false, false);
         let mut snapshots_due = tokio::time::interval(snapshots::SNAPSHOTS_LOOKED_AT);
         let mut own_snapshots = LeaderSnapshots::default();
         let why = loop {
@@ -374,34 +417,35 @@ impl Member {
                 // the server listened for signals itself: stop as it would.
                 _ = stop.wait_for(|s| *s), if !stopping => {
                     stopping = true;
-                    let (node, server, drain) = (node.clone(), server.clone(), self.settings.shutdown.drain_ms);
-                    tokio::spawn(async move {
-                        node.drain();
-                        tokio::time::sleep(Duration::from_millis(drain)).await;
-                        server.stop(true).await;
-                    });
+                    self.stop_serving(&node, &server);
                 }
-                _ = snapshots_due.tick() => own_snapshots.look(&self, &node, &backend).await,
+                _ = snapshots_due.tick() => own_snapshots.look(self, &node, &backend).await,
                 _ = own_snapshots.written() => {}
                 // A lease that ran out and was taken again in the same tick
                 // (the renewals waited on a slow server) still leads: had
                 // another node claimed meanwhile, the next copy would be
                 // fenced off.
                 _ = tick.tick() => {
-                    let ticked = self.leases.tick().await;
-                    node.lead_until(self.held_until());
+                    let ticked = self.lease.tick().await;
+                    node.lead_until(self.lease.held_until());
                     match ticked {
-                        Ok(_) if self.leases.held().next().is_none() => break Some("its lease ran out".to_owned()),
+                        Ok(_) if !self.lease.holds() => break Some("its lease ran out".to_owned()),
                         Ok(_) => renewed = Instant::now(),
-                        Err(e) if renewed.elapsed() > self.lease => {
-                            break Some(format!("its lease could not be renewed for {:?} ({e})", self.lease))
+                        Err(e) if renewed.elapsed() > self.lease_ms => {
+                            break Some(format!("its lease could not be renewed for {:?} ({e})", self.lease_ms))
                         }
                         Err(e) => tracing::warn!(error = %e, "failover: the lease could not be renewed"),
+                    }
+                    if self.lease.step_down_asked() && !stopping {
+                        tracing::info!(node = %self.node, "failover: another node joined; handing this group over");
+                        (stopping, stepping_down) = (true, true);
+                        self.stop_serving(&node, &server);
                     }
                 }
             }
         };
         own_snapshots.stop();
+        self.following.set_here(None);
         if let Some(why) = why {
             node.drain();
             server.stop(false).await;
@@ -412,9 +456,20 @@ impl Member {
         if let Err(e) = handed {
             tracing::warn!(error = %e, "failover: the store could not be handed back; it is emptied at the next start");
         }
-        self.leases.leave().await?;
+        self.lease.give_up().await?;
         tracing::info!("failover: stopped leading; the lease is free");
-        Ok(())
+        Ok(if stepping_down { Led::SteppedDown } else { Led::Stopped })
+    }
+
+    /// Drains the node, and stops its server once requests in flight had
+    /// `shutdown.drain_ms` to finish.
+    fn stop_serving(&self, node: &crate::node::Node, server: &ServerHandle) {
+        let (node, server, drain) = (node.clone(), server.clone(), self.settings.shutdown.drain_ms);
+        tokio::spawn(async move {
+            node.drain();
+            tokio::time::sleep(Duration::from_millis(drain)).await;
+            server.stop(true).await;
+        });
     }
 }
 

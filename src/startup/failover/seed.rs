@@ -39,6 +39,15 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
                 .into(),
         ));
     }
+    if settings.stream.shards > 1 {
+        // One store holds every product; each shard must hold only its
+        // own, so seeding would first split the store by shard.
+        return Err(FailoverError::Refused(format!(
+            "seed cannot split one store over {} shards yet: seed a cluster of stream.shards = 1, or start \
+             the sharded cluster empty",
+            settings.stream.shards
+        )));
+    }
     // Opened first to refuse a directory with no node's store (the check
     // would make one there), and again after the check, which needs the
     // directory to itself.

@@ -162,7 +162,7 @@ impl Snapshots {
         }
         let js = async_nats::jetstream::new(self.client.clone());
         let Ok(bucket) = js.get_key_value(&self.names.bucket).await else { return true };
-        match bucket.create(format!("snapshot.{round}"), self.node.clone().into()).await {
+        match bucket.create(format!("{}.{round}", self.names.rounds), self.node.clone().into()).await {
             Ok(_) => true,
             Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => false,
             Err(_) => true,
@@ -259,7 +259,7 @@ impl Member {
             Ok::<_, FailoverError>(self.stream_end().await?.saturating_sub(self.snapshots.newest().await?))
         };
         // Briefly: the lease's renewals wait in the same loop.
-        let since = match tokio::time::timeout(self.lease / 4, since).await {
+        let since = match tokio::time::timeout(self.lease_ms / 4, since).await {
             Ok(Ok(since)) => since,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "failover: cannot tell where the newest snapshot stands");

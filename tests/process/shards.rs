@@ -1,0 +1,299 @@
+//! `fulfil serve` nodes of a cluster split into shards (`stream.shards`)
+//! on one JetStream server on loopback: each node leads its share of the
+//! shards and forwards the rest; a node killed with `kill -9` under load
+//! leaves its shards to the others; a node that joins takes a share.
+//! Nothing acknowledged is lost, nothing happens twice, and each
+//! product's stock, decided on its one shard, is conserved.
+
+use crate::failover::start_with;
+use crate::helpers::{add_products, check_acknowledged, check_store, client, Acked, Load, Proc};
+use crate::nats::Nats;
+use crate::tools::tool;
+use fulfil::domain::shard::Shards;
+use fulfil::domain::{OrderId, Sku};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const SHARDS: u32 = 4;
+const LEASE_MS: u64 = 1000;
+/// Products on (most likely) more than one shard.
+const INITIAL: [(&str, u64); 4] =
+    [("MUG", 1_000_000), ("CUP", 1_000_000), ("PLATE", 1_000_000), ("RARE", 40)];
+const CLIENTS: usize = 3;
+
+fn shards() -> Shards {
+    Shards::new(SHARDS)
+}
+
+fn start(nats: &Nats, data: &Path, name: &str) -> Proc {
+    let shards = SHARDS.to_string();
+    start_with(nats, data, name, &[("FULFIL_STREAM__SHARDS", shards.as_str())])
+}
+
+/// What `GET /health/live` says of each shard: whether the node leads it,
+/// and whether it knows who does.
+async fn led_here(address: &str) -> Option<Vec<(bool, bool)>> {
+    let r = client().get(format!("{address}/health/live")).send().await.ok()?;
+    let body: Value = r.json().await.ok()?;
+    let led = |s: &Value| (s["here"] == true, s["here"] == true || s["leader"].is_string());
+    Some(body["shards"].as_array()?.iter().map(led).collect())
+}
+
+/// Waits until each shard is led by exactly one of `nodes`, each node
+/// leading `share[i]` of them, and every node ready and knowing every
+/// shard's leader. Returns which node leads each shard.
+async fn spread(nodes: &[&Proc], share: &[usize]) -> Vec<usize> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut known = true;
+        let mut led: Vec<Vec<bool>> = Vec::new();
+        for node in nodes {
+            let shards = led_here(&node.address).await.unwrap_or_default();
+            known &= shards.len() == SHARDS as usize && shards.iter().all(|(_, known)| *known);
+            led.push(shards.into_iter().map(|(here, _)| here).collect());
+        }
+        let counts: Vec<usize> = led.iter().map(|l| l.iter().filter(|h| **h).count()).collect();
+        let owners: Vec<Vec<usize>> = (0..SHARDS as usize)
+            .map(|k| (0..nodes.len()).filter(|i| led[*i].get(k) == Some(&true)).collect())
+            .collect();
+        let mut ready = true;
+        for node in nodes {
+            let r = client().get(format!("{}/health/ready", node.address)).send().await;
+            ready &= r.is_ok_and(|r| r.status().is_success());
+        }
+        if counts == share && owners.iter().all(|o| o.len() == 1) && ready && known {
+            return owners.iter().map(|o| o[0]).collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shards not spread as {share:?}: each node leads {counts:?}, {led:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The products of `INITIAL` on `shard`.
+fn initial_on(shard: u32) -> Vec<(&'static str, u64)> {
+    INITIAL.iter().copied().filter(|(sku, _)| shards().of_sku(&Sku::parse(sku).unwrap()) == shard).collect()
+}
+
+/// Stops the load: the orders acknowledged, once every answer was 201, or
+/// 503/429 with `Retry-After`.
+async fn finished(loads: Vec<Load>) -> Vec<Acked> {
+    let mut acked = Vec::new();
+    for load in loads {
+        let (more, unexpected) = load.finish().await;
+        assert!(unexpected.is_empty(), "answers other than 201, or 503/429 with Retry-After: {unexpected:?}");
+        acked.extend(more);
+    }
+    acked
+}
+
+/// Each acknowledged order's id names the shard of what it drew on.
+async fn on_their_shards(address: &str, acked: &[Acked]) {
+    for a in acked {
+        let order: Value =
+            client().get(format!("{address}/orders/{}", a.id)).send().await.unwrap().json().await.unwrap();
+        let sku = Sku::parse(order["items"][0]["sku"].as_str().unwrap()).unwrap();
+        let id = OrderId::parse(&a.id).unwrap();
+        assert_eq!(
+            shards().of_order(&id),
+            shards().of_sku(&sku),
+            "{} is not on its product's shard: {order}",
+            a.id
+        );
+    }
+}
+
+/// The ids of customer `c0`'s orders, from every shard, oldest first;
+/// they span more than one shard.
+async fn customer_orders(address: &str) -> Vec<String> {
+    let r = client().get(format!("{address}/status?customer=c0")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let listed: Value = r.json().await.unwrap();
+    let ids: Vec<String> = listed["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    let on: std::collections::BTreeSet<u32> =
+        ids.iter().map(|id| shards().of_order(&OrderId::parse(id).unwrap())).collect();
+    assert!(on.len() > 1, "c0's orders from more than one shard: {on:?}");
+    ids
+}
+
+/// Stops `node` with SIGTERM: it must exit cleanly.
+async fn stopped(node: Proc) {
+    node.signal("TERM");
+    let (status, log) = node.wait_logged(Duration::from_secs(15)).await;
+    assert!(status.success(), "the node did not stop cleanly ({status}):\n{log}");
+}
+
+/// Every shard's store in `dir`, checked, against the products on it.
+fn check_shards(dir: &Path) -> usize {
+    (0..SHARDS).map(|k| check_store(&dir.join(format!("shard-{k}")), &initial_on(k)).0).sum()
+}
+
+#[tokio::test]
+async fn two_nodes_share_the_shards_and_a_node_killed_under_load_leaves_them_to_the_other() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Proc>> =
+        dirs.iter().enumerate().map(|(i, d)| Some(start(&nats, d.path(), &format!("n{i}")))).collect();
+    let owners = spread(&[nodes[0].as_ref().unwrap(), nodes[1].as_ref().unwrap()], &[2, 2]).await;
+    let address = |nodes: &[Option<Proc>], i: usize| nodes[i].as_ref().unwrap().address.clone();
+    let skus: Vec<u32> = INITIAL.iter().map(|(s, _)| shards().of_sku(&Sku::parse(s).unwrap())).collect();
+    assert!(skus.iter().any(|k| *k != skus[0]), "the products span shards: {skus:?}");
+    // Each through the node that does not lead its shard: forwarded.
+    for (sku, stock) in INITIAL {
+        let via = 1 - owners[shards().of_sku(&Sku::parse(sku).unwrap()) as usize];
+        add_products(&address(&nodes, via), &[(sku, stock as i64)]).await;
+    }
+
+    let loads: Vec<Load> = (0..2).map(|i| Load::drive(&address(&nodes, i), CLIENTS, i)).collect();
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(600..1000))).await;
+    let killed = nodes[0].take().unwrap();
+    killed.signal("KILL");
+    let killed_at = Instant::now();
+    assert!(!killed.wait(Duration::from_secs(5)).await.success());
+    spread(&[nodes[1].as_ref().unwrap()], &[SHARDS as usize]).await;
+    let took = killed_at.elapsed();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let acked = finished(loads).await;
+    println!(
+        "the survivor led all {SHARDS} shards {took:?} after the other was killed (lease {LEASE_MS} ms)"
+    );
+    assert!(took < Duration::from_millis(LEASE_MS + 3000), "takeover took {took:?}");
+    assert!(acked.len() > 50, "only {} orders acknowledged", acked.len());
+
+    let survivor = address(&nodes, 1);
+    check_acknowledged(&survivor, &acked).await;
+    on_their_shards(&survivor, &acked).await;
+    // A customer's orders, from every shard.
+    let listed: Value =
+        client().get(format!("{survivor}/status?customer=c0")).send().await.unwrap().json().await.unwrap();
+    let orders = listed["orders"].as_array().unwrap();
+    let c0 = acked.iter().filter(|a| orders.iter().any(|o| o["order_id"] == a.id.as_str())).count();
+    assert!(c0 > 0 && orders.len() >= c0, "{listed}");
+    let shards_listed: std::collections::BTreeSet<u32> = orders
+        .iter()
+        .map(|o| shards().of_order(&OrderId::parse(o["order_id"].as_str().unwrap()).unwrap()))
+        .collect();
+    assert!(shards_listed.len() > 1, "a customer's orders from more than one shard: {shards_listed:?}");
+    let at = |o: &Value| o["history"][0]["at"].as_str().unwrap().to_owned();
+    assert!(orders.windows(2).all(|w| at(&w[0]) <= at(&w[1])), "oldest first, across shards");
+
+    one_shard_at_a_time(&survivor).await;
+
+    stopped(nodes[1].take().unwrap()).await;
+    let stored = check_shards(dirs[1].path());
+    assert!(stored >= acked.len(), "{stored} orders stored, {} acknowledged", acked.len());
+    println!("{} acknowledged orders, {stored} in the shards' stores", acked.len());
+}
+
+#[tokio::test]
+async fn a_node_that_joins_takes_its_share_under_load_and_nothing_is_lost() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = start(&nats, dirs[0].path(), "n0");
+    spread(&[&first], &[SHARDS as usize]).await;
+    add_products(&first.address, &INITIAL.map(|(s, n)| (s, n as i64))).await;
+    let mut loads = vec![Load::drive(&first.address, CLIENTS, 0)];
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let second = start(&nats, dirs[1].path(), "n1");
+    let joined_at = Instant::now();
+    spread(&[&first, &second], &[2, 2]).await;
+    println!("the node that joined led its share {:?} after it started", joined_at.elapsed());
+    loads.push(Load::drive(&second.address, CLIENTS, 1));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let acked = finished(loads).await;
+    assert!(acked.len() > 50, "only {} orders acknowledged", acked.len());
+    for node in [&first, &second] {
+        check_acknowledged(&node.address, &acked).await;
+    }
+    // Each node merges a customer's orders from every shard, those led by
+    // the other node too, and reaches every shard's leader by name.
+    let (mine, theirs) = (customer_orders(&first.address).await, customer_orders(&second.address).await);
+    assert_eq!(mine, theirs, "the same list through either node");
+    for node in [&first, &second] {
+        for k in 0..SHARDS {
+            let metrics = client().get(format!("{}/metrics?shard={k}", node.address)).send().await.unwrap();
+            let metrics = metrics.text().await.unwrap();
+            assert!(metrics.contains("fulfil_failover_leading 1"), "shard {k}'s leader's metrics: {metrics}");
+        }
+    }
+    // An order drawing on two shards' products is refused, naming both.
+    let (a, b) = INITIAL
+        .iter()
+        .flat_map(|(a, _)| INITIAL.iter().map(move |(b, _)| (*a, *b)))
+        .find(|(a, b)| shards().of_sku(&Sku::parse(a).unwrap()) != shards().of_sku(&Sku::parse(b).unwrap()))
+        .unwrap();
+    let body = json!({"customer": "x", "items": [{"sku": a, "qty": 1}, {"sku": b, "qty": 1}],
+        "address": "Seoul", "payment": "card", "card": "4111111111111111"});
+    let r = client().post(format!("{}/orders", second.address)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("different shards"), "{problem}");
+
+    stopped(second).await;
+    stopped(first).await;
+    let stored: usize = dirs.iter().map(|d| check_shards(d.path())).max().unwrap();
+    assert!(stored >= acked.len(), "{stored} orders stored, {} acknowledged", acked.len());
+}
+
+/// A work list, a shard's worker health and metrics are read one shard at
+/// a time; webhook subscriptions are refused, saying why.
+async fn one_shard_at_a_time(address: &str) {
+    let get = |path: &str| client().get(format!("{address}{path}")).send();
+    let r = get("/status?workflow=shop&status=in_delivery").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("add shard=0 to shard=3"), "{problem}");
+    let mug = shards().of_sku(&Sku::parse("MUG").unwrap());
+    let r = get(&format!("/status?workflow=shop&status=in_delivery&limit=5&shard={mug}")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    let orders = page["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 5, "{page}");
+    for o in orders {
+        assert_eq!(shards().of_order(&OrderId::parse(o["order_id"].as_str().unwrap()).unwrap()), mug, "{o}");
+    }
+    let r = get("/status?workflow=shop&status=in_delivery&shard=9").await.unwrap();
+    assert_eq!(r.status(), 400, "no shard 9");
+    let health: Value = get(&format!("/health?shard={mug}")).await.unwrap().json().await.unwrap();
+    assert!(health["services"]["order"].is_object(), "the shard's worker health: {health}");
+    let metrics = get(&format!("/metrics?shard={mug}")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("fulfil_failover_leading 1"), "the shard's leader's metrics: {metrics}");
+    let own = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(own.contains(&format!("fulfil_shard_leading{{shard=\"{mug}\"}} 1")), "{own}");
+    let r = client()
+        .post(format!("{address}/subscriptions"))
+        .json(&json!({"url": "https://hooks.example.com/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 501);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["type"].as_str().unwrap().ends_with("not-across-shards"), "{problem}");
+}
+
+#[test]
+fn seeding_a_cluster_split_into_shards_is_refused_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfil"))
+        .args(["seed", "--data"])
+        .arg(dir.path())
+        .env("FULFIL_STREAM__URL", "nats://127.0.0.1:4222")
+        .env("FULFIL_STREAM__MODE", "failover")
+        .env("FULFIL_STREAM__SHARDS", "4")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot split one store over 4 shards"), "{text}");
+}
