@@ -71,7 +71,7 @@ pub(super) enum StatusListing {
 }
 
 /// Page size when none is asked for.
-const DEFAULT_LIMIT: usize = 50;
+pub(super) const DEFAULT_LIMIT: usize = 50;
 
 /// Which list a [`Listing`] asks for.
 pub(super) enum Listed {

@@ -186,7 +186,7 @@ async fn two_nodes_share_the_shards_and_a_node_killed_under_load_leaves_them_to_
     let at = |o: &Value| o["history"][0]["at"].as_str().unwrap().to_owned();
     assert!(orders.windows(2).all(|w| at(&w[0]) <= at(&w[1])), "oldest first, across shards");
 
-    one_shard_at_a_time(&survivor).await;
+    lists_across_shards(&survivor).await;
 
     stopped(nodes[1].take().unwrap()).await;
     let stored = check_shards(dirs[1].path());
@@ -219,6 +219,7 @@ async fn a_node_that_joins_takes_its_share_under_load_and_nothing_is_lost() {
     // the other node too, and reaches every shard's leader by name.
     let (mine, theirs) = (customer_orders(&first.address).await, customer_orders(&second.address).await);
     assert_eq!(mine, theirs, "the same list through either node");
+    lists_across_shards(&second.address).await;
     for node in [&first, &second] {
         for k in 0..SHARDS {
             let metrics = client().get(format!("{}/metrics?shard={k}", node.address)).send().await.unwrap();
@@ -245,25 +246,73 @@ async fn a_node_that_joins_takes_its_share_under_load_and_nothing_is_lost() {
     assert!(stored >= acked.len(), "{stored} orders stored, {} acknowledged", acked.len());
 }
 
-/// A work list, a shard's worker health and metrics are read one shard at
-/// a time; webhook subscriptions are refused, saying why.
-async fn one_shard_at_a_time(address: &str) {
-    let get = |path: &str| client().get(format!("{address}{path}")).send();
-    let r = get("/status?workflow=shop&status=in_delivery").await.unwrap();
-    assert_eq!(r.status(), 400);
-    let problem: Value = r.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("add shard=0 to shard=3"), "{problem}");
-    let mug = shards().of_sku(&Sku::parse("MUG").unwrap());
-    let r = get(&format!("/status?workflow=shop&status=in_delivery&limit=5&shard={mug}")).await.unwrap();
-    assert_eq!(r.status(), 200);
-    let page: Value = r.json().await.unwrap();
-    let orders = page["orders"].as_array().unwrap();
-    assert_eq!(orders.len(), 5, "{page}");
-    for o in orders {
-        assert_eq!(shards().of_order(&OrderId::parse(o["order_id"].as_str().unwrap()).unwrap()), mug, "{o}");
+/// Waits until every shard's services have processed its whole log.
+async fn settled(address: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for k in 0..SHARDS {
+        loop {
+            let health: Value = client()
+                .get(format!("{address}/health?shard={k}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let services = health["services"].as_object().expect("a shard's worker health");
+            if services.values().all(|s| s["lag"] == 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "shard {k} did not settle: {health}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
+}
+
+/// The ids of a work list, page by page (`limit` each) from `path`.
+async fn paged(address: &str, path: &str, limit: usize) -> Vec<String> {
+    let (mut ids, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let cursor = after.as_ref().map(|a| format!("&after={a}")).unwrap_or_default();
+        let r = client().get(format!("{address}{path}&limit={limit}{cursor}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let page: Value = r.json().await.unwrap();
+        let orders = page["orders"].as_array().unwrap();
+        assert!(orders.len() <= limit, "{page}");
+        ids.extend(orders.iter().map(|o| o["order_id"].as_str().unwrap().to_owned()));
+        after = match &page["next"] {
+            Value::Null => return ids,
+            Value::String(next) => Some(next.clone()),
+            next => Some(next.to_string()),
+        };
+    }
+}
+
+/// A work list merged from every shard, paged, holds each shard's list
+/// once; a shard's worker health and metrics are read one shard at a
+/// time; webhook subscriptions are refused, saying why.
+async fn lists_across_shards(address: &str) {
+    settled(address).await;
+    let list = "/status?workflow=shop&status=in_delivery";
+    let merged = paged(address, list, 7).await;
+    let mut each = Vec::new();
+    for k in 0..SHARDS {
+        each.extend(paged(address, &format!("{list}&shard={k}"), 7).await);
+    }
+    let unique: std::collections::BTreeSet<&String> = merged.iter().collect();
+    assert_eq!(unique.len(), merged.len(), "no order twice");
+    assert_eq!(unique, each.iter().collect(), "every shard's list, merged");
+    assert!(merged.len() > 7, "more than one page: {}", merged.len());
+    let r = client().get(format!("{address}{list}&after=3")).send().await.unwrap();
+    assert_eq!(r.status(), 400, "a one-shard cursor");
+    let get = |path: &str| client().get(format!("{address}{path}")).send();
+    let mug = shards().of_sku(&Sku::parse("MUG").unwrap());
     let r = get("/status?workflow=shop&status=in_delivery&shard=9").await.unwrap();
     assert_eq!(r.status(), 400, "no shard 9");
+    let r = get("/events?customer=c0").await.unwrap();
+    assert_eq!(r.status(), 400, "a live stream is one shard's");
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("add shard=0 to shard=3"), "{problem}");
     let health: Value = get(&format!("/health?shard={mug}")).await.unwrap().json().await.unwrap();
     assert!(health["services"]["order"].is_object(), "the shard's worker health: {health}");
     let metrics = get(&format!("/metrics?shard={mug}")).await.unwrap().text().await.unwrap();

@@ -5,19 +5,23 @@
 //! holds the shard's lease, at most once.
 //!
 //! A placement goes to the shard of the products it draws on, so its
-//! stock or pool is decided in one place; one that draws on nothing goes
-//! by its `Idempotency-Key` (so a retry finds the first try), or without
-//! one to a shard this node leads. A customer's orders and what they were
-//! told are read from every shard and merged; the other lists are read
-//! one shard at a time (`shard=`), and `shard=` also picks the shard that
-//! answers what any shard could (`GET /health?shard=2`). What a shard's leader answers comes
-//! back as it is.
+//! stock or pool is decided in one place. An order of a workflow that
+//! limits how many orders a party holds at once (a taxi driver on one
+//! ride) goes to its workflow's shard, where that count is kept; one that
+//! draws on nothing goes by its `Idempotency-Key` (so a retry finds the
+//! first try), or without one to a shard this node leads. A customer's
+//! orders, what they were told and the work lists are read from every
+//! shard and merged, oldest first (a work list's cursor then holds one
+//! position per shard); the other lists are read one shard at a time
+//! (`shard=`), and `shard=` also picks the shard that answers what any
+//! shard could (`GET /health?shard=2`). What a shard's leader answers
+//! comes back as it is.
 
 use super::by_shard::{route, Route};
 use super::{relay, streamed, Client, FollowState, Following, BODY_LIMIT, FORWARDED, SHARD};
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
-use crate::domain::Sku;
+use crate::domain::{Sku, Workflows};
 use crate::error::Refused;
 use crate::http::ApiError;
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
@@ -32,15 +36,17 @@ use std::time::Duration;
 /// serves it), or which node does.
 pub struct ShardMap {
     shards: Shards,
+    /// Which workflows keep a count per party, and the default workflow.
+    workflows: Arc<Workflows>,
     groups: Vec<Arc<Following>>,
     /// Turns over the shards for requests any shard may take.
     turn: AtomicUsize,
 }
 
 impl ShardMap {
-    pub fn new(shards: Shards) -> Arc<ShardMap> {
+    pub fn new(shards: Shards, workflows: Arc<Workflows>) -> Arc<ShardMap> {
         let groups = (0..shards.count()).map(|_| Arc::new(Following::default())).collect();
-        Arc::new(ShardMap { shards, groups, turn: AtomicUsize::new(0) })
+        Arc::new(ShardMap { shards, workflows, groups, turn: AtomicUsize::new(0) })
     }
 
     /// What the group of `shard` on this node keeps current.
@@ -223,7 +229,7 @@ async fn dispatch(
     match route {
         Route::Order(_) | Route::Product(_) => asked.send(route.shard(shards), body, query).await,
         Route::Placement => {
-            let shard = placed_on(&req, &body, shards)?;
+            let shard = placed_on(&req, &body, shards, &map.workflows)?;
             asked.send(shard, body, query).await
         }
         Route::NewProduct => asked.send(product_on(&body, shards), body, query).await,
@@ -234,10 +240,13 @@ async fn dispatch(
         }
         Route::Named | Route::Merged => {
             let (named, rest) = named_shard(query, shards)?;
-            match named {
-                Some(shard) => asked.send(Some(shard), body, &rest).await,
-                None if route == Route::Merged && merges(req.path(), query) => asked.merged().await,
-                None => Err(ApiError::BadQuery(format!(
+            match (named, merged(req.path(), query)) {
+                (Some(shard), _) => asked.send(Some(shard), body, &rest).await,
+                (None, Some(Merged::Page)) => asked.merged_page().await,
+                (None, Some(list)) => asked.merged(list).await,
+                // Neither list: any shard says what is wrong.
+                (None, None) if req.path() == "/status" => asked.send(None, body, query).await,
+                (None, None) => Err(ApiError::BadQuery(format!(
                     "on a cluster split into {} shards, {} is read one shard at a time: add shard=0 to shard={}",
                     shards.count(),
                     req.path(),
@@ -274,40 +283,171 @@ impl Asked<'_> {
     /// A customer's orders, or what they were told, from every shard:
     /// oldest first, as one node lists them. The first shard that refuses
     /// (the caller may not see them, the query is wrong) gives the answer.
-    async fn merged(&self) -> Result<HttpResponse, ApiError> {
-        let path = with_query(self.req.path(), self.req.query_string());
-        let (list, at): (&str, fn(&Value) -> &Value) = match self.req.path() {
-            "/notifications" => ("notifications", |told| &told["at"]),
-            _ => ("orders", |order| &order["history"][0]["at"]),
+    async fn merged(&self, list: Merged) -> Result<HttpResponse, ApiError> {
+        let query = self.req.query_string().to_owned();
+        let pages = match self.ask_every_shard(|_| query.clone()).await? {
+            Ok(pages) => pages,
+            Err(refused) => return Ok(refused),
         };
-        let mut merged: Option<Value> = None;
-        let mut items = Vec::new();
+        let (mut merged, lists) = split(pages, list.field());
+        let items = oldest_first(lists, list.at(), usize::MAX).into_iter().map(|(_, item)| item).collect();
+        merged[list.field()] = Value::Array(items);
+        Ok(HttpResponse::Ok().json(merged))
+    }
+
+    /// A page of a work list from every shard: the oldest `limit` of their
+    /// pages, with a cursor (`next`) that says where each shard stands.
+    async fn merged_page(&self) -> Result<HttpResponse, ApiError> {
+        let count = self.map.shards.count() as usize;
+        let mut pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(self.req.query_string().as_bytes()).into_owned().collect();
+        let after = match pairs.iter().position(|(k, _)| k == "after") {
+            Some(i) => cursors(&pairs.remove(i).1, count)?,
+            None => vec![0; count],
+        };
+        let limit = match pairs.iter().find(|(k, _)| k == "limit") {
+            // A limit no shard takes: the first says why.
+            Some((_, limit)) => limit.parse().unwrap_or(0),
+            None => {
+                pairs.push(("limit".into(), crate::http::status::DEFAULT_LIMIT.to_string()));
+                crate::http::status::DEFAULT_LIMIT
+            }
+        };
+        let query = |shard: usize| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.extend_pairs(&pairs);
+            if after[shard] > 0 {
+                query.append_pair("after", &after[shard].to_string());
+            }
+            query.finish()
+        };
+        let pages = match self.ask_every_shard(query).await? {
+            Ok(pages) => pages,
+            Err(refused) => return Ok(refused),
+        };
+        let fuller: Vec<bool> = pages.iter().map(|page| !page["next"].is_null()).collect();
+        let (mut merged, lists) = split(pages, "orders");
+        let held: Vec<usize> = lists.iter().map(Vec::len).collect();
+        let page = oldest_first(lists, Merged::Customer.at(), limit);
+        let (mut at, mut taken) = (after, vec![0; count]);
+        for (shard, order) in &page {
+            at[*shard] = order["placed_seq"].as_u64().unwrap_or(at[*shard]);
+            taken[*shard] += 1;
+        }
+        // More where a shard's page was not all taken, or was full.
+        let more = (0..count).any(|k| taken[k] < held[k] || fuller[k]);
+        merged["orders"] = Value::Array(page.into_iter().map(|(_, order)| order).collect());
+        merged["next"] = match more {
+            true => Value::String(at.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
+            false => Value::Null,
+        };
+        Ok(HttpResponse::Ok().json(merged))
+    }
+
+    /// What every shard answers to this request with `query(shard)` for
+    /// its query, in shard order; or the first refusal, as it came.
+    async fn ask_every_shard(
+        &self,
+        query: impl Fn(usize) -> String,
+    ) -> Result<Result<Vec<Value>, HttpResponse>, ApiError> {
+        let mut pages = Vec::new();
         for shard in 0..self.map.shards.count() {
             let base = self.map.target(shard, self.forwarded)?;
+            let path = with_query(self.req.path(), &query(shard as usize));
             let answer = relay(self.req, Bytes::new(), self.client, (&base, Some(shard)), &path).await?;
             if !answer.status().is_success() {
-                return Ok(streamed(answer));
+                return Ok(Err(streamed(answer)));
             }
-            let mut page: Value = answer.json().await.map_err(|e| {
+            let page = answer.json().await.map_err(|e| {
                 ApiError::NoLeader(format!("shard {shard} answered what is not a list ({e}); retry"))
             })?;
-            if let Some(Value::Array(some)) = page.get_mut(list).map(Value::take) {
-                items.extend(some);
-            }
-            merged.get_or_insert(page);
+            pages.push(page);
         }
-        // Stable: a shard's own order stands among equal times.
-        items.sort_by(|a, b| at(a).as_str().cmp(&at(b).as_str()));
-        let mut merged = merged.unwrap_or_else(|| serde_json::json!({}));
-        merged[list] = Value::Array(items);
-        Ok(HttpResponse::Ok().json(merged))
+        Ok(Ok(pages))
     }
 }
 
-/// Whether a list is merged from every shard when no shard is named.
-fn merges(path: &str, query: &str) -> bool {
-    let customer = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "customer");
-    path == "/notifications" || (path == "/status" && customer)
+/// The lists merged from every shard when no shard is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merged {
+    /// `GET /status?customer=`
+    Customer,
+    /// `GET /status?workflow=&status=`: a page of a work list.
+    Page,
+    /// `GET /notifications?customer=`
+    Notifications,
+}
+
+impl Merged {
+    /// The field that holds the list.
+    fn field(self) -> &'static str {
+        match self {
+            Merged::Notifications => "notifications",
+            Merged::Customer | Merged::Page => "orders",
+        }
+    }
+
+    /// When an item happened, which lists are kept in.
+    fn at(self) -> fn(&Value) -> &str {
+        match self {
+            Merged::Notifications => |told| told["at"].as_str().unwrap_or_default(),
+            Merged::Customer | Merged::Page => |order| order["history"][0]["at"].as_str().unwrap_or_default(),
+        }
+    }
+}
+
+/// Which list a request on a merged route asks for, if any.
+fn merged(path: &str, query: &str) -> Option<Merged> {
+    let has = |key: &str| url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == key);
+    match path {
+        "/notifications" => Some(Merged::Notifications),
+        "/status" if has("customer") => Some(Merged::Customer),
+        "/status" if has("workflow") => Some(Merged::Page),
+        _ => None,
+    }
+}
+
+/// The first page with its list taken out (the fields the pages share),
+/// and every page's list.
+fn split(pages: Vec<Value>, field: &str) -> (Value, Vec<Vec<Value>>) {
+    let mut first = None;
+    let mut lists = Vec::new();
+    for mut page in pages {
+        lists.push(match page.get_mut(field).map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        });
+        first.get_or_insert(page);
+    }
+    (first.unwrap_or_else(|| serde_json::json!({})), lists)
+}
+
+/// The oldest `limit` items of `lists` (each oldest first, one per
+/// shard), by `at`, with the shard each came from. Each shard's own order
+/// is kept (a k-way merge, not a sort: a shard's clock may have stepped
+/// back at a takeover); among equal times the lower shard goes first.
+fn oldest_first(lists: Vec<Vec<Value>>, at: fn(&Value) -> &str, limit: usize) -> Vec<(usize, Value)> {
+    let mut lists: Vec<std::collections::VecDeque<Value>> = lists.into_iter().map(Into::into).collect();
+    let mut merged = Vec::new();
+    while merged.len() < limit {
+        let next = (0..lists.len()).filter(|k| !lists[*k].is_empty()).min_by(|a, b| {
+            let (a_at, b_at) = (at(&lists[*a][0]), at(&lists[*b][0]));
+            a_at.cmp(b_at).then(a.cmp(b))
+        });
+        let Some(shard) = next else { break };
+        merged.push((shard, lists[shard].pop_front().expect("not empty")));
+    }
+    merged
+}
+
+/// A merged work list's cursor: one position per shard.
+fn cursors(after: &str, shards: usize) -> Result<Vec<u64>, ApiError> {
+    let at: Option<Vec<u64>> = after.split(',').map(|p| p.parse().ok()).collect();
+    at.filter(|at| at.len() == shards).ok_or_else(|| {
+        ApiError::BadQuery(format!(
+            "after={after:?} is not a cursor of this cluster's {shards} shards: pass a page's next as it came"
+        ))
+    })
 }
 
 /// The `shard` a query names, and the query without it (the shard's node
@@ -335,20 +475,33 @@ fn with_query(path: &str, query: &str) -> String {
     }
 }
 
-/// The shard a placement goes to: its products'; for one that draws on
-/// none, its `Idempotency-Key`'s. `None`: any (and for a body that is not
-/// an order, the shard it goes to says what is wrong with it).
-fn placed_on(req: &HttpRequest, body: &[u8], shards: Shards) -> Result<Option<u32>, ApiError> {
+/// The shard a placement goes to: its workflow's if the workflow counts
+/// a party's orders, else its products'; for one that draws on none, its
+/// `Idempotency-Key`'s. `None`: any (and for a body that is not an order,
+/// the shard it goes to says what is wrong with it).
+fn placed_on(
+    req: &HttpRequest,
+    body: &[u8],
+    shards: Shards,
+    workflows: &Workflows,
+) -> Result<Option<u32>, ApiError> {
     #[derive(Deserialize)]
     struct Placement {
         #[serde(default)]
         items: Vec<Line>,
+        #[serde(default)]
+        workflow: Option<String>,
     }
     #[derive(Deserialize)]
     struct Line {
         sku: String,
     }
     let Ok(placement) = serde_json::from_slice::<Placement>(body) else { return Ok(None) };
+    let workflow = workflows.get(placement.workflow.as_deref().unwrap_or(workflows.default_name()));
+    if let Some(workflow) = workflow.ok().filter(|w| w.max_active_per_party.is_some()) {
+        // How many orders a party holds is counted where they all are.
+        return Ok(Some(partition(&workflow.name, shards.count())));
+    }
     let skus: Option<Vec<Sku>> = placement.items.iter().map(|line| Sku::parse(&line.sku).ok()).collect();
     let Some(skus) = skus else { return Ok(None) };
     let on = shards.of_lines(&skus).map_err(|e| ApiError::Node(Refused::Invalid(e.0).into()))?;
@@ -381,41 +534,74 @@ mod tests {
     }
 
     #[test]
-    fn customer_lists_and_notifications_merge_work_lists_do_not() {
-        assert!(merges("/status", "customer=alice"));
-        assert!(merges("/notifications", "customer=alice"));
-        assert!(!merges("/status", "workflow=taxi&status=paid"));
-        assert!(!merges("/events", "customer=alice"), "live streams: one shard at a time");
+    fn customer_lists_notifications_and_work_lists_merge() {
+        assert_eq!(merged("/status", "customer=alice"), Some(Merged::Customer));
+        assert_eq!(merged("/notifications", "customer=alice"), Some(Merged::Notifications));
+        assert_eq!(merged("/status", "workflow=taxi&status=paid"), Some(Merged::Page));
+        assert_eq!(merged("/status", "status=paid"), None, "any shard says what is wrong");
+        assert_eq!(merged("/events", "customer=alice"), None, "live streams: one shard at a time");
+    }
+
+    fn order(at: &str, seq: u64) -> Value {
+        serde_json::json!({"placed_seq": seq, "history": [{"at": at}]})
+    }
+
+    #[test]
+    fn lists_merge_oldest_first_keeping_each_shards_own_order() {
+        let lists = vec![
+            vec![order("2026-01-01T00:00:01.000Z", 1), order("2026-01-01T00:00:05.000Z", 2)],
+            // A takeover's clock a little behind: still after its own first.
+            vec![order("2026-01-01T00:00:03.000Z", 7), order("2026-01-01T00:00:02.000Z", 9)],
+            vec![],
+        ];
+        let merged = oldest_first(lists.clone(), Merged::Page.at(), usize::MAX);
+        let seqs: Vec<(usize, u64)> =
+            merged.iter().map(|(k, o)| (*k, o["placed_seq"].as_u64().unwrap())).collect();
+        assert_eq!(seqs, [(0, 1), (1, 7), (1, 9), (0, 2)]);
+        assert_eq!(oldest_first(lists, Merged::Page.at(), 2).len(), 2, "at most the limit");
+    }
+
+    #[test]
+    fn a_work_list_cursor_holds_a_position_per_shard() {
+        assert_eq!(cursors("3,0,17", 3).unwrap(), [3, 0, 17]);
+        for wrong in ["3,0", "3,0,17,1", "a,b,c", "42"] {
+            let refused = cursors(wrong, 3).unwrap_err().to_string();
+            assert!(refused.contains("not a cursor of this cluster's 3 shards"), "{refused}");
+        }
     }
 
     #[test]
     fn a_placement_goes_to_its_products_shard_or_by_its_key() {
         let shards = Shards::new(8);
+        let workflows = crate::config::Settings::default().workflow_rules();
         let sku = Sku::parse("latte").unwrap();
         let req = actix_web::test::TestRequest::default()
             .insert_header(("Idempotency-Key", "k-1"))
             .to_http_request();
         let order = br#"{"customer":"a","items":[{"sku":"latte","qty":2}],"address":"x","payment":"card"}"#;
         assert_eq!(
-            placed_on(&req, order, shards).unwrap(),
+            placed_on(&req, order, shards, &workflows).unwrap(),
             Some(shards.of_sku(&sku)),
             "the key does not matter"
         );
         let call = br#"{"customer":"a","address":"x","payment":"none"}"#;
         assert_eq!(
-            placed_on(&req, call, shards).unwrap(),
+            placed_on(&req, call, shards, &workflows).unwrap(),
             Some(partition("k-1", 8)),
             "a retry finds the first try"
         );
         let bare = actix_web::test::TestRequest::default().to_http_request();
-        assert_eq!(placed_on(&bare, call, shards).unwrap(), None, "any shard");
-        assert_eq!(placed_on(&bare, b"{", shards).unwrap(), None, "any shard says what is wrong");
+        assert_eq!(placed_on(&bare, call, shards, &workflows).unwrap(), None, "any shard");
+        assert_eq!(placed_on(&bare, b"{", shards, &workflows).unwrap(), None, "any shard says what is wrong");
         let other = (0..)
             .map(|n| format!("s{n}"))
             .find(|s| shards.of_sku(&Sku::parse(s).unwrap()) != shards.of_sku(&sku));
         let two = format!(r#"{{"items":[{{"sku":"latte"}},{{"sku":"{}"}}]}}"#, other.unwrap());
-        let refused = placed_on(&bare, two.as_bytes(), shards).unwrap_err();
+        let refused = placed_on(&bare, two.as_bytes(), shards, &workflows).unwrap_err();
         assert_eq!(actix_web::ResponseError::status_code(&refused), 422, "{refused}");
+        // A taxi driver holds one ride at a time, counted on one shard.
+        let taxi = br#"{"customer":"a","workflow":"taxi","address":"x","payment":"none"}"#;
+        assert_eq!(placed_on(&req, taxi, shards, &workflows).unwrap(), Some(partition("taxi", 8)));
     }
 
     #[test]

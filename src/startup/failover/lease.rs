@@ -84,7 +84,7 @@ impl Lease {
     /// happen.
     pub fn not_leading(&self) {
         if let Lease::Shard { keeper, index } = self {
-            keeper.leading().remove(index);
+            keeper.marks().leading.remove(index);
         }
     }
 
@@ -129,8 +129,41 @@ pub(super) struct Keeper {
     leases: tokio::sync::Mutex<Leases>,
     shards: u32,
     held: Mutex<Held>,
+    marks: Mutex<Marks>,
+}
+
+/// What the groups and the keeper's rounds tell each other, each decision
+/// under this one lock (never held across a call to the servers): a
+/// round gives up only a shard no group leads, and a group claims only a
+/// shard no round is giving up.
+#[derive(Default)]
+struct Marks {
     /// The shards whose group leads, or is about to.
-    leading: Mutex<BTreeSet<u32>>,
+    leading: BTreeSet<u32>,
+    /// The shards a round is giving up.
+    releasing: BTreeSet<u32>,
+}
+
+impl Marks {
+    /// A round would give `shard` up: true if it may (and it is marked as
+    /// being given up), false if a group leads it (and must step down).
+    fn giving_up(&mut self, shard: u32) -> bool {
+        if self.leading.contains(&shard) {
+            return false;
+        }
+        self.releasing.insert(shard);
+        true
+    }
+
+    /// A group would claim `shard`, whose lease is `held`: true if it may
+    /// (and it is marked as leading).
+    fn claiming(&mut self, shard: u32, held: bool) -> bool {
+        let may = held && !self.releasing.contains(&shard);
+        if may {
+            self.leading.insert(shard);
+        }
+        may
+    }
 }
 
 impl Keeper {
@@ -139,7 +172,7 @@ impl Keeper {
             leases: tokio::sync::Mutex::new(leases),
             shards,
             held: Mutex::new(Held::default()),
-            leading: Mutex::new(BTreeSet::new()),
+            marks: Mutex::new(Marks::default()),
         })
     }
 
@@ -171,11 +204,13 @@ impl Keeper {
             let surplus = leases.surplus().await?;
             let mut asked = BTreeSet::new();
             for shard in surplus {
-                if self.leading().contains(&shard) {
+                if !self.marks().giving_up(shard) {
                     asked.insert(shard);
-                } else {
-                    leases.release(shard).await?;
+                    continue;
                 }
+                let released = leases.release(shard).await;
+                self.marks().releasing.remove(&shard);
+                released?;
             }
             let mut holders = BTreeMap::new();
             for shard in 0..self.shards {
@@ -195,28 +230,21 @@ impl Keeper {
         }
     }
 
-    fn leading(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
-        self.leading.lock().unwrap_or_else(|p| p.into_inner())
+    fn marks(&self) -> std::sync::MutexGuard<'_, Marks> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Marks `shard` as leading if its lease is held. Under the leases'
-    /// lock, so that a round does not give it up meanwhile as surplus.
+    /// Marks `shard` as leading if its lease is held and no round is
+    /// giving it up; from then on no round gives it up as surplus.
     fn about_to_lead(&self, shard: u32) -> bool {
-        let Ok(_leases) = self.leases.try_lock() else {
-            // A round is under way: the next try comes at the next renewal.
-            return false;
-        };
-        let holds = self.held().until.contains_key(&shard);
-        if holds {
-            self.leading().insert(shard);
-        }
-        holds
+        let held = self.held().until.contains_key(&shard);
+        self.marks().claiming(shard, held)
     }
 
     /// Gives shard's lease up at once.
     async fn release(&self, shard: u32) -> Result<(), LeaseError> {
         let mut leases = self.leases.lock().await;
-        self.leading().remove(&shard);
+        self.marks().leading.remove(&shard);
         let released = leases.release(shard).await;
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         held.until.remove(&shard);
@@ -227,7 +255,30 @@ impl Keeper {
     /// Gives every lease up and stops counting as a member.
     pub async fn leave(&self) -> Result<(), LeaseError> {
         let mut leases = self.leases.lock().await;
-        self.leading().clear();
+        self.marks().leading.clear();
         leases.quit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Marks;
+
+    #[test]
+    fn a_shard_being_given_up_is_not_claimed() {
+        let mut marks = Marks::default();
+        assert!(marks.giving_up(2));
+        assert!(!marks.claiming(2, true), "a round is giving it up");
+        marks.releasing.remove(&2);
+        assert!(marks.claiming(2, true), "once given up and taken again");
+    }
+
+    #[test]
+    fn a_shard_being_claimed_is_stepped_down_from_not_given_up() {
+        let mut marks = Marks::default();
+        assert!(marks.claiming(1, true));
+        assert!(!marks.giving_up(1), "its group leads: it steps down first");
+        assert!(!marks.releasing.contains(&1));
+        assert!(!marks.claiming(3, false), "a lease not held is not claimed");
     }
 }

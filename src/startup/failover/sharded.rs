@@ -41,7 +41,7 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
         return Err(StartError::OpenToTheNetwork { bind: settings.http.bind.clone() }.into());
     }
     let (node, advertise) = (node_name(&settings), advertised(&settings, address));
-    let map = ShardMap::new(settings.stream.sharding());
+    let map = ShardMap::new(settings.stream.sharding(), std::sync::Arc::new(settings.workflow_rules()));
     let routes = shard_routes(map.clone());
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
         .disable_signals()
@@ -83,9 +83,15 @@ async fn run_shard(mut member: Member, stop: watch::Receiver<bool>) -> Result<()
     loop {
         let (path, cache) =
             (member.settings.store.path.clone(), member.settings.store.cache_mb * 1024 * 1024);
+        let started = std::time::Instant::now();
         let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
         let replica =
             opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&member.settings, source))?;
+        tracing::info!(
+            applied = replica.applied(),
+            opened_ms = started.elapsed().as_millis() as u64,
+            "failover: following the shard"
+        );
         let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
             return Ok(());
         };
