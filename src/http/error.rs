@@ -44,9 +44,6 @@ pub enum ApiError {
     /// A failover follower has no leader to forward to just now.
     #[error("{0}")]
     NoLeader(String),
-    /// What a cluster split into shards cannot do yet (it says what).
-    #[error("{0}")]
-    NotAcrossShards(String),
 }
 
 /// The problem document (RFC 9457).
@@ -84,9 +81,6 @@ impl ApiError {
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::NoLeader(_) => ("no-leader", "No node leads just now"),
-            ApiError::NotAcrossShards(_) => {
-                ("not-across-shards", "Not available on a cluster split into shards")
-            }
         }
     }
 }
@@ -138,7 +132,6 @@ impl ApiError {
             ApiError::AdminDisabled,
             ApiError::RateLimited(wait),
             ApiError::NoLeader("x".into()),
-            ApiError::NotAcrossShards("x".into()),
         ]);
         all
     }
@@ -194,7 +187,6 @@ impl ResponseError for ApiError {
             ApiError::AdminDisabled => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotAcrossShards(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::node::bodies::Subscription;
 use crate::node::Node;
 use actix_web::http::header;
 use actix_web::web::{Data, Path};
-use actix_web::{delete, get, post, HttpResponse};
+use actix_web::{delete, get, post, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -24,14 +24,29 @@ pub fn routes(cfg: &mut ServiceConfig) {
 ))]
 #[post("/subscriptions")]
 async fn subscribe(
+    req: HttpRequest,
     node: Data<Node>,
     who: Who,
     body: JsonObject<NewSubscription>,
 ) -> Result<HttpResponse, ApiError> {
-    let subscription = who.on(&node).subscribe(body.into_inner()).await?;
+    let subscription = who.on(&node).subscribe_under(body.into_inner(), given_id(&node, &req)?).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/subscriptions/{}", subscription.id)))
         .json(subscription))
+}
+
+/// The id a shard keeps a subscription under: the one the router of this
+/// machine says the cluster's first shard gave it. Believed only on a shard
+/// and from this machine (a shard's server listens on loopback only).
+fn given_id(node: &Node, req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(given) = req.headers().get(super::forward::SUBSCRIPTION_ID) else { return Ok(None) };
+    let local = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    if node.shard().is_none() || !local {
+        return Ok(None);
+    }
+    let id = given.to_str().ok().and_then(|id| id.parse().ok());
+    id.map(Some)
+        .ok_or_else(|| ApiError::BadQuery(format!("{} must be a number", super::forward::SUBSCRIPTION_ID)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

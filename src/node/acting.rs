@@ -326,8 +326,19 @@ impl Acting<'_> {
     }
 
     pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
+        self.subscribe_under(new, None).await
+    }
+
+    /// [`Acting::subscribe`], under `id` if given (a shard keeps a
+    /// subscription under the id the cluster's first shard gave it); one of
+    /// another principal's ids is refused.
+    pub async fn subscribe_under(
+        &self,
+        new: NewSubscription,
+        id: Option<u64>,
+    ) -> Result<bodies::Subscription, NodeError> {
         let new = self.own_subscription(new)?;
-        self.node.subscribe_as(new, &self.principal.to_string()).await
+        self.node.subscribe_as(new, &self.principal.to_string(), id).await
     }
 
     /// The subscriptions this principal may see: its own, or all.

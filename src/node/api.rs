@@ -368,16 +368,17 @@ impl Node {
 
     /// Registers a webhook subscription, as the trusted operator.
     pub async fn subscribe(&self, new: NewSubscription) -> Result<bodies::Subscription, NodeError> {
-        self.subscribe_as(new, "operator").await
+        self.subscribe_as(new, "operator", None).await
     }
 
     pub(super) async fn subscribe_as(
         &self,
         new: NewSubscription,
         owner: &str,
+        id: Option<u64>,
     ) -> Result<bodies::Subscription, NodeError> {
         self.check_subscription(&new)?;
-        let msg = Subscribe { new, owner: owner.to_owned() };
+        let msg = Subscribe { new, owner: owner.to_owned(), id };
         self.call(Service::Notification, &self.inner.actors.notification, msg).await.map(Into::into)
     }
 

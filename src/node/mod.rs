@@ -81,6 +81,8 @@ struct Inner {
     body_timeout: Duration,
     workflows: Arc<crate::domain::Workflows>,
     data_dir: std::path::PathBuf,
+    /// The shard this node runs, on a cluster split into shards.
+    shard: Option<u32>,
     running: Mutex<Option<Running>>,
     /// Publishes the log to a NATS JetStream stream, when `[stream]` names
     /// a server.
@@ -187,6 +189,7 @@ impl Node {
         let http = crate::actors::notification::clients(&settings.webhooks).map_err(StartError::Settings)?;
         let settings_body_timeout_ms = settings.http.body_timeout_ms;
         let stream = settings.stream.clone();
+        let shard = stream.shard.as_ref().map(|shard| shard.index);
         let trusted_proxies = settings.trusted_proxies();
         let workflows = Arc::new(settings.workflow_rules());
         let wait = Duration::from_millis(settings.mailbox.wait_ms);
@@ -238,6 +241,7 @@ impl Node {
                 body_timeout: Duration::from_millis(settings_body_timeout_ms),
                 workflows,
                 data_dir,
+                shard,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
                 export: Mutex::new(None),
             }),
@@ -335,6 +339,11 @@ impl Node {
     pub fn lease_lapsed(&self) -> bool {
         let until = *self.inner.lease.read().unwrap_or_else(|p| p.into_inner());
         until.is_some_and(|until| std::time::Instant::now() >= until)
+    }
+
+    /// The shard this node runs, on a cluster split into shards.
+    pub fn shard(&self) -> Option<u32> {
+        self.inner.shard
     }
 
     /// Where the node keeps its data.

@@ -1,13 +1,16 @@
 //! A node running one shard of a cluster split into shards (as a sharded
 //! `fulfil serve` runs each shard it leads): its orders' ids name its
 //! shard, and an order drawing on another shard's products is refused
-//! before anything is reserved or charged.
+//! before anything is reserved or charged. And the router of a node's
+//! public port over such shard nodes: a webhook subscription is kept by
+//! every shard under one id, or by none.
 
-use crate::helpers::{assert_problem, order_body, spawn_app_with};
+use crate::helpers::{assert_problem, order_body, spawn_app, spawn_app_with, TestApp};
 use fulfil::config::Settings;
 use fulfil::domain::shard::Shards;
 use fulfil::domain::{OrderId, Sku};
 use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 const SHARDS: u32 = 4;
 
@@ -19,7 +22,11 @@ fn sku_on(shard: u32) -> String {
 
 /// `settings` as the node that leads shard `index` runs them.
 fn as_shard(settings: &mut Settings, index: u32) {
-    settings.stream.shards = SHARDS;
+    as_shard_of(settings, index, SHARDS);
+}
+
+fn as_shard_of(settings: &mut Settings, index: u32, shards: u32) {
+    settings.stream.shards = shards;
     let mut shard = settings.for_shard(index);
     shard.http.bind = settings.http.bind.clone();
     shard.store.path = settings.store.path.clone();
@@ -51,4 +58,113 @@ async fn an_order_for_another_shards_products_is_refused_and_changes_nothing() {
     assert_eq!(app.stock(&there).await, 5, "nothing reserved");
     let listed = app.get("/status?customer=alice").await.json::<serde_json::Value>().await.unwrap();
     assert_eq!(listed["orders"].as_array().unwrap().len(), 0, "{listed}");
+}
+
+/// A node's public port over `shards`, each led here (as the router of a
+/// sharded `fulfil serve` is): its URL.
+fn router_over(shards: &[&TestApp]) -> String {
+    use fulfil::http::forward::router::{shard_routes, ShardMap};
+    let map = ShardMap::new(
+        Shards::new(shards.len() as u32),
+        std::sync::Arc::new(Settings::default().workflow_rules()),
+    );
+    for (k, shard) in shards.iter().enumerate() {
+        map.group(k as u32).set_here(Some(shard.address.clone()));
+    }
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(shard_routes(map.clone())))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let url = format!("http://{}", server.addrs()[0]);
+    tokio::spawn(server.run());
+    url
+}
+
+/// The (id, url) of each subscription `shard` keeps.
+async fn subscriptions(shard: &TestApp) -> Vec<(u64, String)> {
+    let listed: Value = shard.get("/subscriptions").await.json().await.unwrap();
+    let each = |s: &Value| (s["id"].as_u64().unwrap(), s["url"].as_str().unwrap().to_owned());
+    listed["subscriptions"].as_array().unwrap().iter().map(each).collect()
+}
+
+#[tokio::test]
+async fn a_subscription_is_kept_by_every_shard_under_the_id_the_first_gave_it() {
+    let (first, second) =
+        (spawn_app_with(|s| as_shard_of(s, 0, 2)).await, spawn_app_with(|s| as_shard_of(s, 1, 2)).await);
+    // The second shard's ids run ahead of the first's.
+    let own = second.post_json("/subscriptions", &json!({"url": "https://hooks.example.com/own"})).await;
+    assert_eq!(own.status(), StatusCode::CREATED);
+    let own = own.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    assert_eq!(
+        second.client.delete(second.url(&format!("/subscriptions/{own}"))).send().await.unwrap().status(),
+        204
+    );
+    let router = router_over(&[&first, &second]);
+    let client = reqwest::Client::new();
+    let hook = json!({"url": "https://hooks.example.com/all"});
+    let r = client.post(format!("{router}/subscriptions")).json(&hook).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/subscriptions/"));
+    let id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let all = (id, "https://hooks.example.com/all".to_owned());
+    assert_eq!(subscriptions(&first).await, std::slice::from_ref(&all));
+    assert_eq!(
+        subscriptions(&second).await,
+        std::slice::from_ref(&all),
+        "the second shard keeps it under the first's id"
+    );
+    let r = client.delete(format!("{router}/subscriptions/{id}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(subscriptions(&first).await, []);
+    assert!(!subscriptions(&second).await.contains(&all));
+}
+
+#[tokio::test]
+async fn a_subscription_a_shard_cannot_take_is_kept_by_none() {
+    let first = spawn_app_with(|s| as_shard_of(s, 0, 2)).await;
+    let second = spawn_app_with(|s| as_shard_of(s, 1, 2)).await;
+    let router = router_over(&[&first, &second]);
+    second.stop().await;
+    let r = reqwest::Client::new()
+        .post(format!("{router}/subscriptions"))
+        .json(&json!({"url": "https://hooks.example.com/all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(subscriptions(&first).await, [], "the first dropped it again");
+}
+
+#[tokio::test]
+async fn only_a_shard_takes_a_subscriptions_id_from_its_router() {
+    let given = |app: &TestApp| {
+        app.client
+            .post(app.url("/subscriptions"))
+            .header("fulfil-subscription-id", "4242")
+            .json(&json!({"url": "https://hooks.example.com/x"}))
+            .send()
+    };
+    let node = spawn_app().await;
+    let made: Value = given(&node).await.unwrap().json().await.unwrap();
+    assert_ne!(made["id"], 4242, "a node that is no shard makes its own ids");
+    let shard = spawn_app_with(|s| as_shard_of(s, 0, 2)).await;
+    let made: Value = given(&shard).await.unwrap().json().await.unwrap();
+    assert_eq!(made["id"], 4242, "a shard takes it from this machine");
+    assert_eq!(given(&shard).await.unwrap().status(), StatusCode::CREATED, "the same again: a retry");
+    let other = shard
+        .client
+        .post(shard.url("/subscriptions"))
+        .header("fulfil-subscription-id", "4242")
+        .json(&json!({"url": "https://hooks.example.com/other"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(other, StatusCode::CONFLICT).await;
+    assert_eq!(
+        subscriptions(&shard).await,
+        [(4242, "https://hooks.example.com/x".to_owned())],
+        "never replaced"
+    );
 }

@@ -3,6 +3,7 @@
 
 use crate::helpers::Proc;
 use std::process::Command;
+use std::time::Duration;
 
 /// The shell block that follows `heading` in the README.
 fn block(heading: &str) -> String {
@@ -224,6 +225,70 @@ async fn the_walk_throughs_work_as_written_through_a_failover_follower() {
         println!("{heading}: {reads} reads answered by the follower itself");
         crate::failover::stop_all(&mut nodes, 0).await;
     }
+}
+
+/// Every walk-through of `WALKS`, as written, through one node of a
+/// two-node cluster split into four shards (each cluster on a stream of
+/// its own): each product on its shard, each order on its products' (a
+/// taxi call on its workflow's), the work lists merged from every shard.
+/// The same answers as one node's.
+#[tokio::test]
+async fn the_walk_throughs_work_as_written_through_a_cluster_split_into_shards() {
+    let nats = crate::nats::Nats::start(&crate::tools::tool("nats-server"));
+    for (n, (heading, env)) in WALKS.iter().enumerate() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let (name, subject) = (format!("SHARDED{n}"), format!("sharded{n}.events"));
+        let mut env = env.to_vec();
+        env.extend([("FULFIL_STREAM__NAME", name.as_str()), ("FULFIL_STREAM__SUBJECT", subject.as_str())]);
+        let nodes = [
+            crate::shards::start_sharded(&nats, dirs[0].path(), "n0", &env),
+            crate::shards::start_sharded(&nats, dirs[1].path(), "n1", &env),
+        ];
+        crate::shards::spread(&[&nodes[0], &nodes[1]], &[2, 2]).await;
+        let script = block(heading).replace("http://127.0.0.1:8080", &nodes[1].address);
+        check_walk(heading, &against(&nodes[1], script, heading).await);
+        for node in nodes {
+            node.signal("TERM");
+            assert!(
+                node.wait(Duration::from_secs(15)).await.success(),
+                "{heading}: a node did not stop cleanly"
+            );
+        }
+    }
+}
+
+/// The shards block: a NATS server and two nodes of this build, on ports
+/// the test picks; each leads two shards, an order across two shards is
+/// refused, and a customer's orders come from both.
+#[tokio::test]
+async fn the_shards_commands_work_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ports = [free(), free()];
+    let nats = crate::nats::Nats::start(&crate::tools::tool("nats-server"));
+    let script = block("### Splitting orders over shards")
+        .replace("nats://127.0.0.1:4222", &nats.url)
+        .replace("$((8090 + i))", &format!("$(( i == 0 ? {} : {} ))", ports[0], ports[1]))
+        .replace("localhost:8090", &format!("localhost:{}", ports[0]))
+        .replace("localhost:8091", &format!("localhost:{}", ports[1]))
+        .replace("target/release/fulfil", env!("CARGO_BIN_EXE_fulfil"));
+    // The servers it starts in the background end with it.
+    let script =
+        format!("set -eu\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\ncd {}\n{script}", dir.path().display());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("timeout").arg("90").arg("bash").arg("-c").arg(script).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0].matches("\"here\":true").count(), 2, "{stdout}");
+    assert_has(
+        &stdout,
+        &["\"status\":422", "the items are held on different shards (MUG on shard 0, CUP on shard 3)"],
+    );
+    assert_eq!(lines.last().map(|l| l.trim()), Some("2"), "{stdout}");
 }
 
 /// The failover block: a NATS server and three nodes of this build, on

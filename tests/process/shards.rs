@@ -28,8 +28,15 @@ fn shards() -> Shards {
 }
 
 fn start(nats: &Nats, data: &Path, name: &str) -> Proc {
+    start_sharded(nats, data, name, &[])
+}
+
+/// A node of a cluster of [`SHARDS`] shards, with `more` settings.
+pub(crate) fn start_sharded(nats: &Nats, data: &Path, name: &str, more: &[(&str, &str)]) -> Proc {
     let shards = SHARDS.to_string();
-    start_with(nats, data, name, &[("FULFIL_STREAM__SHARDS", shards.as_str())])
+    let mut env = vec![("FULFIL_STREAM__SHARDS", shards.as_str())];
+    env.extend_from_slice(more);
+    start_with(nats, data, name, &env)
 }
 
 /// What `GET /health/live` says of each shard: whether the node leads it,
@@ -44,7 +51,7 @@ async fn led_here(address: &str) -> Option<Vec<(bool, bool)>> {
 /// Waits until each shard is led by exactly one of `nodes`, each node
 /// leading `share[i]` of them, and every node ready and knowing every
 /// shard's leader. Returns which node leads each shard.
-async fn spread(nodes: &[&Proc], share: &[usize]) -> Vec<usize> {
+pub(crate) async fn spread(nodes: &[&Proc], share: &[usize]) -> Vec<usize> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut known = true;
@@ -220,6 +227,8 @@ async fn a_node_that_joins_takes_its_share_under_load_and_nothing_is_lost() {
     let (mine, theirs) = (customer_orders(&first.address).await, customer_orders(&second.address).await);
     assert_eq!(mine, theirs, "the same list through either node");
     lists_across_shards(&second.address).await;
+    webhooks_across_shards(&first.address, &second.address).await;
+    one_ride_at_a_time(&first.address, &second.address).await;
     for node in [&first, &second] {
         for k in 0..SHARDS {
             let metrics = client().get(format!("{}/metrics?shard={k}", node.address)).send().await.unwrap();
@@ -309,25 +318,177 @@ async fn lists_across_shards(address: &str) {
     let mug = shards().of_sku(&Sku::parse("MUG").unwrap());
     let r = get("/status?workflow=shop&status=in_delivery&shard=9").await.unwrap();
     assert_eq!(r.status(), 400, "no shard 9");
-    let r = get("/events?customer=c0").await.unwrap();
-    assert_eq!(r.status(), 400, "a live stream is one shard's");
+    let r = get("/admin/dead-letters").await.unwrap();
+    assert_eq!(r.status(), 400, "an admin list is one shard's");
     let problem: Value = r.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("add shard=0 to shard=3"), "{problem}");
+    live_across_shards(address).await;
     let health: Value = get(&format!("/health?shard={mug}")).await.unwrap().json().await.unwrap();
     assert!(health["services"]["order"].is_object(), "the shard's worker health: {health}");
     let metrics = get(&format!("/metrics?shard={mug}")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("fulfil_failover_leading 1"), "the shard's leader's metrics: {metrics}");
     let own = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(own.contains(&format!("fulfil_shard_leading{{shard=\"{mug}\"}} 1")), "{own}");
-    let r = client()
-        .post(format!("{address}/subscriptions"))
-        .json(&json!({"url": "https://hooks.example.com/x"}))
+}
+
+/// Frames of a live stream, read until `done` says so (20 s at most).
+async fn frames_until(r: reqwest::Response, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    use futures_util::StreamExt;
+    assert_eq!(r.status(), 200);
+    let (mut bytes, mut held, mut frames) = (r.bytes_stream(), String::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(&frames) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, bytes.next()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("the stream went quiet after {frames:?}"));
+        held.push_str(&String::from_utf8_lossy(&chunk.expect("the stream goes on").unwrap()));
+        while let Some(end) = held.find("\n\n") {
+            frames.push(held.drain(..end + 2).collect());
+        }
+    }
+    frames
+}
+
+/// What a frame's `id:` line says.
+fn frame_id(frame: &str) -> &str {
+    frame.lines().find_map(|l| l.strip_prefix("id: ")).unwrap_or_default()
+}
+
+/// A customer's live stream through one node is every shard's: its
+/// backlog holds every order's changes, each frame's id a position per
+/// shard; reopened with the last id, it goes on with what is new only.
+async fn live_across_shards(address: &str) {
+    let orders = customer_orders(address).await;
+    let told: Value = client()
+        .get(format!("{address}/notifications?customer=c0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let told = told["notifications"].as_array().unwrap().len();
+    let stream = client().get(format!("{address}/events?customer=c0")).send().await.unwrap();
+    let frames = frames_until(stream, |frames| frames.len() >= told).await;
+    assert_eq!(frames.len(), told, "the backlog is what the customer was told");
+    assert!(orders.iter().all(|id| frames.iter().any(|f| f.contains(id.as_str()))), "every shard's orders");
+    assert!(frames.iter().all(|f| frame_id(f).split(',').count() == SHARDS as usize), "{frames:?}");
+    let last = frame_id(frames.last().unwrap()).to_owned();
+    let again = client()
+        .get(format!("{address}/events?customer=c0"))
+        .header("Last-Event-ID", &last)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 501);
+    let body = json!({"customer": "c0", "items": [{"sku": "RARE", "qty": 1}], "address": "Seoul",
+        "payment": "bank_transfer"});
+    let r = client().post(format!("{address}/orders")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let new = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let more = frames_until(again, |frames| !frames.is_empty()).await;
+    assert!(more[0].contains(new.as_str()), "after {last}, only what is new: {more:?}");
+}
+
+/// A driver holds one ride at a time, whichever nodes the calls came
+/// through: a taxi's calls are all on its workflow's shard, where each
+/// driver's rides are counted.
+async fn one_ride_at_a_time(one: &str, other: &str) {
+    let call = json!({"workflow": "taxi", "customer": "yoon", "address": "Seoul station", "payment": "none"});
+    let mut calls = Vec::new();
+    for node in [one, other] {
+        let r = client().post(format!("{node}/orders")).json(&call).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        calls.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let taxi = fulfil::domain::partition::partition("taxi", SHARDS);
+    for id in &calls {
+        assert_eq!(shards().of_order(&OrderId::parse(id).unwrap()), taxi, "{id} on the taxi's shard");
+    }
+    let by = json!({"by": "driver-a"});
+    let r = client().post(format!("{one}/orders/{}/accept", calls[0])).json(&by).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = client().post(format!("{other}/orders/{}/accept", calls[1])).json(&by).send().await.unwrap();
+    assert_eq!(r.status(), 409);
     let problem: Value = r.json().await.unwrap();
-    assert!(problem["type"].as_str().unwrap().ends_with("not-across-shards"), "{problem}");
+    assert!(problem["type"].as_str().unwrap().ends_with("party-busy"), "{problem}");
+    // The ride ends, and the other call is canceled: nothing left half-way.
+    for step in ["legs/ride/start", "complete"] {
+        let r = client().post(format!("{other}/deliveries/{}/{step}", calls[0])).send().await.unwrap();
+        assert!(r.status().is_success(), "{step}: {}", r.text().await.unwrap());
+    }
+    let r = client().post(format!("{one}/orders/{}/cancel", calls[1])).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// The ids of the webhook subscriptions shard `k` keeps, read through the
+/// node at `address`.
+async fn subscriptions_on(address: &str, k: u32) -> Vec<u64> {
+    let listed: Value = client()
+        .get(format!("{address}/subscriptions?shard={k}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["subscriptions"].as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect()
+}
+
+/// A webhook subscribed through one node is kept by every shard under one
+/// id, and gets the changes of orders on every shard; dropped through the
+/// other node, no shard keeps it.
+async fn webhooks_across_shards(one: &str, other: &str) {
+    let (url, got) = bodies_received().await;
+    let r = client().post(format!("{one}/subscriptions")).json(&json!({"url": url})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    for k in 0..SHARDS {
+        assert!(subscriptions_on(other, k).await.contains(&id), "shard {k} keeps subscription {id}");
+    }
+    let mut placed = Vec::new();
+    for sku in ["MUG", "RARE"] {
+        let body = json!({"customer": "hooked", "items": [{"sku": sku, "qty": 1}], "address": "Seoul",
+            "payment": "bank_transfer"});
+        let r = client().post(format!("{other}/orders")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        placed.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let on: std::collections::BTreeSet<u32> =
+        placed.iter().map(|id| shards().of_order(&OrderId::parse(id).unwrap())).collect();
+    assert_eq!(on.len(), 2, "orders on two shards");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !placed.iter().all(|id| got.lock().unwrap().iter().any(|body| body.contains(id.as_str()))) {
+        assert!(Instant::now() < deadline, "deliveries for {placed:?}: {:?}", got.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = client().delete(format!("{other}/subscriptions/{id}")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    for k in 0..SHARDS {
+        assert!(!subscriptions_on(one, k).await.contains(&id), "shard {k} dropped subscription {id}");
+    }
+}
+
+/// A webhook receiver on a port of its own: its URL, and the bodies it got.
+async fn bodies_received() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let state = got.clone();
+    let server = HttpServer::new(move || {
+        let got = state.clone();
+        App::new().route(
+            "/hook",
+            web::post().to(move |body: String| {
+                got.lock().unwrap().push(body);
+                async { HttpResponse::Ok().finish() }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://{}/hook", server.addrs()[0]);
+    tokio::spawn(server.run());
+    (url, got)
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct Subscribe {
     pub new: NewSubscription,
     /// The principal that makes it.
     pub owner: String,
+    /// The id it is kept under; `None`: a new one. On a cluster split
+    /// into shards, every shard keeps it under the id the first gave it.
+    pub id: Option<u64>,
 }
 
 #[derive(Message)]
@@ -281,7 +284,19 @@ impl Handler<Subscribe> for NotificationActor {
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         guarded(self, ctx, None, |act| {
-            let subscription = msg.new.validate(act.cursor.store.generate_id()?, &msg.owner)?;
+            let id = match msg.id {
+                Some(id) => {
+                    // Taken again (a retry), or refused: never another's replaced.
+                    let held = act.cursor.store.get(webhooks::SUBSCRIPTIONS, id.to_be_bytes())?;
+                    if held.is_some_and(|held| held.owner != msg.owner || held.url != msg.new.url.trim()) {
+                        let why = format!("subscription {id} is another one");
+                        return Err(crate::error::Refused::Conflict(why).into());
+                    }
+                    id
+                }
+                None => act.cursor.store.generate_id()?,
+            };
+            let subscription = msg.new.validate(id, &msg.owner)?;
             act.sender.check(&subscription)?;
             let key = subscription.id.to_be_bytes();
             act.cursor.store.write(|tx| -> TxResult<(), NodeError> {
@@ -429,7 +444,7 @@ pub(super) mod tests {
             secret: None,
             lang: None,
         };
-        n.send(Subscribe { new, owner: "lee".into() }).await.unwrap().unwrap();
+        n.send(Subscribe { new, owner: "lee".into(), id: None }).await.unwrap().unwrap();
         t.append(&order(1), vec![placed("kim", &[("A", 1, 100)], PaymentMethod::None)]);
         t.caught_up(NAME).await;
         assert_eq!(t.store.offset(NAME).unwrap(), 0, "nothing for the subscription: held back");

@@ -30,8 +30,9 @@ pub enum Route {
     /// On every shard, each the same: subscriptions (each shard's
     /// notifications need them), fault injection, pausing a service.
     Everywhere,
-    /// Read from every shard and merged: a customer's orders, work lists,
-    /// what a customer was told, live streams, admin lists, a backup.
+    /// Read from every shard and merged (a customer's orders, work lists,
+    /// what a customer was told, live streams), or from the shard a
+    /// `shard` parameter names (admin lists, a backup, and those too).
     Merged,
     /// By the node asked, from what every node has: its health and
     /// metrics, the workflows, the API's document, the console's page.

@@ -21,6 +21,7 @@
 //! `Idempotency-Key`.
 
 pub mod by_shard;
+mod merged_events;
 mod reads;
 pub mod router;
 mod streams;
@@ -46,6 +47,9 @@ const FORWARDED: &str = "fulfil-forwarded";
 /// On a request forwarded to a node of a cluster split into shards: the
 /// shard it was sent there for.
 const SHARD: &str = "fulfil-shard";
+/// On a subscription written to a shard by this machine's router: the id
+/// the cluster's first shard gave it, which every shard keeps it under.
+pub(crate) const SUBSCRIPTION_ID: &str = "fulfil-subscription-id";
 
 /// Largest body forwarded; the leader applies its own, smaller limits.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -409,17 +413,31 @@ async fn relay(
     req: &HttpRequest,
     body: Bytes,
     client: &Client,
-    (base, shard): (&str, Option<u32>),
+    to: (&str, Option<u32>),
     path: &str,
 ) -> Result<reqwest::Response, ApiError> {
-    let client = client.as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ApiError::NoRoute(req.method().to_string()))?;
+    relay_as(req, (method, body), client, to, path, None).await
+}
+
+/// [`relay`], with `method` in place of the request's, and one more
+/// header if given (in place of the request's of that name).
+async fn relay_as(
+    req: &HttpRequest,
+    (method, body): (reqwest::Method, Bytes),
+    client: &Client,
+    (base, shard): (&str, Option<u32>),
+    path: &str,
+    extra: Option<(&str, String)>,
+) -> Result<reqwest::Response, ApiError> {
+    let client = client.as_ref().map_err(|e| ApiError::NoLeader(format!("cannot forward: {e}")))?;
     let mut out = client.request(method, format!("{}{path}", base.trim_end_matches('/')));
     for (name, value) in req.headers() {
         // X-Forwarded-For goes once, with the client's address added below;
         // the marks are this node's to set.
-        let ours = name == "x-forwarded-for" || name == FORWARDED || name == SHARD;
+        let ours = name == "x-forwarded-for" || name == FORWARDED || name == SHARD || name == SUBSCRIPTION_ID;
+        let ours = ours || extra.as_ref().is_some_and(|(extra, _)| name.as_str().eq_ignore_ascii_case(extra));
         if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && !ours {
             out = out.header(name.as_str(), value.as_bytes());
         }
@@ -427,6 +445,9 @@ async fn relay(
     out = out.header(FORWARDED, "1");
     if let Some(shard) = shard {
         out = out.header(SHARD, shard.to_string());
+    }
+    if let Some((name, value)) = extra {
+        out = out.header(name, value);
     }
     if let Some(peer) = req.peer_addr() {
         let forwarded = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {

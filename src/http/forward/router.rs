@@ -18,7 +18,9 @@
 //! comes back as it is.
 
 use super::by_shard::{route, Route};
-use super::{relay, streamed, Client, FollowState, Following, BODY_LIMIT, FORWARDED, SHARD};
+use super::{
+    relay, relay_as, streamed, Client, FollowState, Following, BODY_LIMIT, FORWARDED, SHARD, SUBSCRIPTION_ID,
+};
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
 use crate::domain::{Sku, Workflows};
@@ -26,6 +28,7 @@ use crate::error::Refused;
 use crate::http::ApiError;
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{get, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -202,7 +205,15 @@ impl Asked<'_> {
         };
         let base = self.map.target(shard, self.forwarded)?;
         let path = with_query(self.req.path(), query);
-        Ok(streamed(relay(self.req, body, self.client, (&base, Some(shard)), &path).await?))
+        let method = (reqwest::Method::from_bytes(self.req.method().as_str().as_bytes()).ok(), body);
+        let (Some(method), body) = method else {
+            return Err(ApiError::NoRoute(self.req.method().to_string()));
+        };
+        // A subscription's id, from the node that routed it for this shard.
+        let id = self.req.headers().get(SUBSCRIPTION_ID).and_then(|id| id.to_str().ok());
+        let id = id.filter(|_| self.sent_for().is_some()).map(|id| (SUBSCRIPTION_ID, id.to_owned()));
+        let to = (base.as_str(), Some(shard));
+        Ok(streamed(relay_as(self.req, (method, body), self.client, to, &path, id).await?))
     }
 
     /// The shard another node forwarded this request here for: that node
@@ -246,6 +257,7 @@ async fn dispatch(
                 (None, Some(list)) => asked.merged(list).await,
                 // Neither list: any shard says what is wrong.
                 (None, None) if req.path() == "/status" => asked.send(None, body, query).await,
+                (None, None) if req.path() == "/events" => asked.merged_events().await,
                 (None, None) => Err(ApiError::BadQuery(format!(
                     "on a cluster split into {} shards, {} is read one shard at a time: add shard=0 to shard={}",
                     shards.count(),
@@ -254,30 +266,123 @@ async fn dispatch(
                 ))),
             }
         }
-        Route::Everywhere if req.path().starts_with("/subscriptions") => Err(ApiError::NotAcrossShards(
-            "webhook subscriptions are not kept on a cluster split into shards yet: each shard's \
-             notifications would need them, under one id"
-                .into(),
-        )),
+        Route::Everywhere if req.path() == "/subscriptions" => asked.subscribe(body).await,
         Route::Everywhere => asked.everywhere(body).await,
     }
 }
 
 impl Asked<'_> {
-    /// Sends the request to every shard in turn; the first refusal stops
-    /// it and is the answer, else the last shard's.
+    /// Sends the request to every shard in turn, each whatever the others
+    /// answered (a shard that could not is told again by the same request,
+    /// which each shard takes as often as it comes): the first refusal is
+    /// the answer, else the last shard's.
     async fn everywhere(&self, body: Bytes) -> Result<HttpResponse, ApiError> {
-        let mut last = None;
+        let path = with_query(self.req.path(), self.req.query_string());
+        let (mut refused, mut last) = (None, None);
         for shard in 0..self.map.shards.count() {
+            let answer = async {
+                let base = self.map.target(shard, self.forwarded)?;
+                relay(self.req, body.clone(), self.client, (&base, Some(shard)), &path).await
+            };
+            match answer.await {
+                Ok(answer) if answer.status().is_success() => last = Some(answer),
+                failed => {
+                    refused.get_or_insert(failed);
+                }
+            }
+        }
+        match (refused, last) {
+            (Some(refused), _) => refused.map(streamed),
+            (None, Some(last)) => Ok(streamed(last)),
+            (None, None) => Ok(HttpResponse::NoContent().finish()),
+        }
+    }
+
+    /// A live stream of every shard at once ([`super::merged_events`]).
+    async fn merged_events(&self) -> Result<HttpResponse, ApiError> {
+        let count = self.map.shards.count();
+        let last = self.req.headers().get("last-event-id").and_then(|id| id.to_str().ok());
+        let at = super::merged_events::positions(last, count as usize).map_err(ApiError::BadQuery)?;
+        let path = with_query(self.req.path(), self.req.query_string());
+        let mut streams = Vec::new();
+        for shard in 0..count {
             let base = self.map.target(shard, self.forwarded)?;
-            let path = with_query(self.req.path(), self.req.query_string());
-            let answer = relay(self.req, body.clone(), self.client, (&base, Some(shard)), &path).await?;
+            // None seen yet: the shard's stream from where it starts one.
+            let resume = match at[shard as usize] {
+                0 => String::new(),
+                id => id.to_string(),
+            };
+            let get = (reqwest::Method::GET, Bytes::new());
+            let to = (base.as_str(), Some(shard));
+            let answer =
+                relay_as(self.req, get, self.client, to, &path, Some(("last-event-id", resume))).await?;
             if !answer.status().is_success() {
                 return Ok(streamed(answer));
             }
-            last = Some(answer);
+            streams.push(answer.bytes_stream().boxed_local());
         }
-        Ok(last.map(streamed).unwrap_or_else(|| HttpResponse::NoContent().finish()))
+        let events = super::merged_events::merged(streams, at)
+            .map(|frame| frame.map_err(actix_web::error::ErrorBadGateway));
+        Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            .streaming(events))
+    }
+
+    /// A webhook subscription, kept by every shard's notifications under
+    /// one id: the first shard gives it, the others take it. If one cannot,
+    /// those that did drop it again, and its answer is the answer.
+    async fn subscribe(&self, body: Bytes) -> Result<HttpResponse, ApiError> {
+        let path = with_query(self.req.path(), self.req.query_string());
+        let first = self.map.target(0, self.forwarded)?;
+        let answer = relay(self.req, body.clone(), self.client, (&first, Some(0)), &path).await?;
+        if !answer.status().is_success() {
+            return Ok(streamed(answer));
+        }
+        let location = answer.headers().get("location").cloned();
+        let made: Value = answer.json().await.map_err(|e| {
+            ApiError::NoLeader(format!("shard 0 answered what is not a subscription ({e}); retry"))
+        })?;
+        let id = made["id"].as_u64().ok_or_else(|| ApiError::NoLeader("shard 0 gave no id; retry".into()))?;
+        for shard in 1..self.map.shards.count() {
+            let taken = async {
+                let base = self.map.target(shard, self.forwarded)?;
+                let to = (base.as_str(), Some(shard));
+                let post = (reqwest::Method::POST, body.clone());
+                relay_as(self.req, post, self.client, to, &path, Some((SUBSCRIPTION_ID, id.to_string())))
+                    .await
+            };
+            match taken.await {
+                Ok(answer) if answer.status().is_success() => {}
+                refused => {
+                    self.unsubscribe(id, shard).await;
+                    return refused.map(streamed);
+                }
+            }
+        }
+        let mut created = HttpResponse::Created();
+        if let Some(location) = location {
+            created.insert_header((actix_web::http::header::LOCATION, location.as_bytes()));
+        }
+        Ok(created.json(made))
+    }
+
+    /// Drops subscription `id` from the shards before `upto`, as far as
+    /// they can be reached (one that cannot keeps it until it is dropped
+    /// again with `DELETE /subscriptions/{id}`).
+    async fn unsubscribe(&self, id: u64, upto: u32) {
+        for shard in 0..upto {
+            let dropped = async {
+                let base = self.map.target(shard, self.forwarded)?;
+                let delete = (reqwest::Method::DELETE, Bytes::new());
+                let path = format!("/subscriptions/{id}");
+                relay_as(self.req, delete, self.client, (&base, Some(shard)), &path, None).await
+            };
+            if let Err(e) = dropped.await {
+                tracing::warn!(shard, subscription = id, error = %e,
+                    "a subscription half made could not be dropped from this shard; DELETE it again");
+            }
+        }
     }
 
     /// A customer's orders, or what they were told, from every shard:

@@ -105,7 +105,14 @@ impl Lease {
                 Some(leases) => (*leases).leave().await,
                 None => Ok(()),
             },
-            Lease::Shard { keeper, index } => keeper.release(*index).await,
+            Lease::Shard { keeper, index } => {
+                if let Err(e) = keeper.release(*index).await {
+                    // Another node took it meanwhile, or will once it runs out.
+                    tracing::warn!(shard = *index, error = %e,
+                        "failover: the shard's lease could not be given up; it runs out within stream.lease_ms");
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -59,7 +59,10 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
     };
     let keeper = Keeper::new(leases, settings.stream.shards);
     let renewals = Duration::from_millis(settings.stream.lease_ms) / 3;
-    tokio::spawn(keeper.clone().run(renewals, stop.clone()));
+    // Renewed until every group stopped: a group that drains and hands its
+    // store back on a signal still leads meanwhile.
+    let (groups_done, renewing) = watch::channel(false);
+    tokio::spawn(keeper.clone().run(renewals, renewing));
     let shards = groups(&settings).into_iter().enumerate().map(|(k, group)| {
         let lease = Lease::Shard { keeper: keeper.clone(), index: k as u32 };
         let member =
@@ -68,6 +71,7 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
         run_shard(member, stop.clone()).instrument(tracing::info_span!("shard", index = k))
     });
     let ran = futures_util::future::try_join_all(shards).await;
+    let _ = groups_done.send(true);
     router.stop(true).await;
     if let Err(e) = keeper.leave().await {
         tracing::warn!(error = %e, "failover: the leases could not be given up; they run out within stream.lease_ms");
