@@ -101,8 +101,7 @@ async fn finished(loads: Vec<Load>) -> Vec<Acked> {
 /// Each acknowledged order's id names the shard of what it drew on.
 async fn on_their_shards(address: &str, acked: &[Acked]) {
     for a in acked {
-        let order: Value =
-            client().get(format!("{address}/orders/{}", a.id)).send().await.unwrap().json().await.unwrap();
+        let order: Value = get_json(format!("{address}/orders/{}", a.id)).await;
         let sku = Sku::parse(order["items"][0]["sku"].as_str().unwrap()).unwrap();
         let id = OrderId::parse(&a.id).unwrap();
         assert_eq!(
@@ -130,6 +129,11 @@ async fn customer_orders(address: &str) -> Vec<String> {
         ids.iter().map(|id| shards().of_order(&OrderId::parse(id).unwrap())).collect();
     assert!(on.len() > 1, "c0's orders from more than one shard: {on:?}");
     ids
+}
+
+/// What `GET url` answers, as JSON.
+async fn get_json(url: String) -> Value {
+    client().get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// Stops `node` with SIGTERM: it must exit cleanly.
@@ -180,8 +184,7 @@ async fn two_nodes_share_the_shards_and_a_node_killed_under_load_leaves_them_to_
     check_acknowledged(&survivor, &acked).await;
     on_their_shards(&survivor, &acked).await;
     // A customer's orders, from every shard.
-    let listed: Value =
-        client().get(format!("{survivor}/status?customer=c0")).send().await.unwrap().json().await.unwrap();
+    let listed: Value = get_json(format!("{survivor}/status?customer=c0")).await;
     let orders = listed["orders"].as_array().unwrap();
     let c0 = acked.iter().filter(|a| orders.iter().any(|o| o["order_id"] == a.id.as_str())).count();
     assert!(c0 > 0 && orders.len() >= c0, "{listed}");
@@ -260,14 +263,7 @@ async fn settled(address: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     for k in 0..SHARDS {
         loop {
-            let health: Value = client()
-                .get(format!("{address}/health?shard={k}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let health: Value = get_json(format!("{address}/health?shard={k}")).await;
             let services = health["services"].as_object().expect("a shard's worker health");
             if services.values().all(|s| s["lag"] == 0) {
                 break;
@@ -359,14 +355,7 @@ fn frame_id(frame: &str) -> &str {
 /// shard; reopened with the last id, it goes on with what is new only.
 async fn live_across_shards(address: &str) {
     let orders = customer_orders(address).await;
-    let told: Value = client()
-        .get(format!("{address}/notifications?customer=c0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let told: Value = get_json(format!("{address}/notifications?customer=c0")).await;
     let told = told["notifications"].as_array().unwrap().len();
     let stream = client().get(format!("{address}/events?customer=c0")).send().await.unwrap();
     let frames = frames_until(stream, |frames| frames.len() >= told).await;
@@ -423,14 +412,7 @@ async fn one_ride_at_a_time(one: &str, other: &str) {
 /// The ids of the webhook subscriptions shard `k` keeps, read through the
 /// node at `address`.
 async fn subscriptions_on(address: &str, k: u32) -> Vec<u64> {
-    let listed: Value = client()
-        .get(format!("{address}/subscriptions?shard={k}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(format!("{address}/subscriptions?shard={k}")).await;
     listed["subscriptions"].as_array().unwrap().iter().map(|s| s["id"].as_u64().unwrap()).collect()
 }
 
@@ -438,7 +420,7 @@ async fn subscriptions_on(address: &str, k: u32) -> Vec<u64> {
 /// id, and gets the changes of orders on every shard; dropped through the
 /// other node, no shard keeps it.
 async fn webhooks_across_shards(one: &str, other: &str) {
-    let (url, got) = bodies_received().await;
+    let (url, got) = crate::webhooks::receiver_keeping(Value::to_string).await;
     let r = client().post(format!("{one}/subscriptions")).json(&json!({"url": url})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
@@ -466,29 +448,6 @@ async fn webhooks_across_shards(one: &str, other: &str) {
     for k in 0..SHARDS {
         assert!(!subscriptions_on(one, k).await.contains(&id), "shard {k} dropped subscription {id}");
     }
-}
-
-/// A webhook receiver on a port of its own: its URL, and the bodies it got.
-async fn bodies_received() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let state = got.clone();
-    let server = HttpServer::new(move || {
-        let got = state.clone();
-        App::new().route(
-            "/hook",
-            web::post().to(move |body: String| {
-                got.lock().unwrap().push(body);
-                async { HttpResponse::Ok().finish() }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let url = format!("http://{}/hook", server.addrs()[0]);
-    tokio::spawn(server.run());
-    (url, got)
 }
 
 #[test]

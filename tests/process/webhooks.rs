@@ -18,6 +18,12 @@ pub type Received = Arc<Mutex<Vec<String>>>;
 /// A webhook receiver on a port of its own: its URL, and the delivery ids
 /// it got.
 pub async fn receiver() -> (String, Received) {
+    receiver_keeping(|body| body["id"].as_str().unwrap().to_owned()).await
+}
+
+/// A webhook receiver on a port of its own: its URL, and what `keep` took
+/// of each delivery it got.
+pub async fn receiver_keeping(keep: fn(&Value) -> String) -> (String, Received) {
     let got: Received = Arc::default();
     let state = got.clone();
     let server = HttpServer::new(move || {
@@ -27,7 +33,7 @@ pub async fn receiver() -> (String, Received) {
             web::post().to(move |body: web::Json<Value>| {
                 let got = got.clone();
                 async move {
-                    got.lock().unwrap().push(body["id"].as_str().unwrap().to_owned());
+                    got.lock().unwrap().push(keep(&body));
                     HttpResponse::Ok().finish()
                 }
             }),
