@@ -33,7 +33,7 @@ mod nats;
 mod served;
 use served::Served;
 
-/// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream|failover` runs one phase.
+/// `FULFIL_BENCH_ONLY=ceilings|embedded|http|stream|failover|shards` runs one phase.
 fn phase(name: &str) -> bool {
     std::env::var("FULFIL_BENCH_ONLY").map_or(true, |only| only == name)
 }
@@ -217,6 +217,11 @@ fn wrk_rate(url: &str, seconds: u64) -> Option<f64> {
 }
 
 fn load_spec(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> LoadSpec {
+    LoadSpec { skus: 1, ..spread_load(url, clients, seconds, rate) }
+}
+
+/// [`load_spec`], its orders spread over [`SHARDED_SKUS`] products.
+fn spread_load(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> LoadSpec {
     LoadSpec {
         url: url.to_owned(),
         clients,
@@ -227,6 +232,7 @@ fn load_spec(url: &str, clients: usize, seconds: u64, rate: Option<f64>) -> Load
         ids_out: None,
         watch_pid: None,
         key: None,
+        skus: SHARDED_SKUS,
     }
 }
 
@@ -506,11 +512,18 @@ async fn all_ready(nodes: &[Served]) {
 /// HTTP POST /orders at full speed for `secs`, 64 clients spread over
 /// `nodes`: (acknowledged orders/s, the worst node's p99 in ms).
 async fn orders_on(nodes: &[Served], secs: u64) -> (f64, f64) {
+    orders_with(nodes, secs, load_spec).await
+}
+
+/// [`orders_on`], each node's load made by `load`.
+async fn orders_with(
+    nodes: &[Served],
+    secs: u64,
+    load: fn(&str, usize, u64, Option<f64>) -> LoadSpec,
+) -> (f64, f64) {
     let clients = 64 / nodes.len();
-    let runs: Vec<_> = nodes
-        .iter()
-        .map(|n| tokio::spawn(fulfil::load::run(load_spec(&n.url, clients, secs, None))))
-        .collect();
+    let runs: Vec<_> =
+        nodes.iter().map(|n| tokio::spawn(fulfil::load::run(load(&n.url, clients, secs, None)))).collect();
     let (mut rate, mut p99) = (0.0, 0.0f64);
     for run in runs {
         let report = run.await.unwrap().unwrap();
@@ -579,6 +592,74 @@ async fn failover_phase(r: &mut Report, url: &str) {
         }
     }
     own_snapshots_phase(r, &js, url, secs, one_node).await;
+}
+
+/// Shards of a cluster split into shards, and the products the load's
+/// orders spread over (so over the shards).
+const SHARDS: usize = 4;
+const SHARDED_SKUS: usize = 8;
+
+/// A cluster split into [`SHARDS`] shards, on this machine: one node that
+/// leads all of them, then two that lead two each, the load's orders
+/// spread over [`SHARDED_SKUS`] products and over the nodes; against one
+/// failover node (one group) on the same load, in this run.
+async fn shards_phase(r: &mut Report, url: &str) {
+    let secs = scaled(10).max(3);
+    let one = [serve(&failover_env(url, "SB", 0))];
+    all_ready(&one).await;
+    let (base, base_p99) = orders_with(&one, secs, spread_load).await;
+    drop(one);
+    r.add(
+        "shards_base_orders_per_s",
+        "HTTP POST /orders over 8 products, failover, 1 node",
+        base,
+        "/s",
+        None,
+    );
+    r.add("shards_base_p99_ms", "  p99", base_p99, "ms", None);
+    for (n, key) in [(1, "shards_1"), (2, "shards_2")] {
+        let nodes: Vec<Served> = (0..n)
+            .map(|i| {
+                let mut env = failover_env(url, &format!("S{n}"), i);
+                env.push(("FULFIL_STREAM__SHARDS", SHARDS.to_string()));
+                serve(&env)
+            })
+            .collect();
+        each_leads(&nodes, SHARDS / n).await;
+        let (rate, p99) = orders_with(&nodes, secs, spread_load).await;
+        let vs = "failover, 1 node";
+        r.add(
+            &format!("{key}_orders_per_s"),
+            format!("HTTP POST /orders over 8 products, {SHARDS} shards, {n} node(s)"),
+            rate,
+            "/s",
+            Some((vs, rate / base)),
+        );
+        r.add(&format!("{key}_p99_ms"), "  p99", p99, "ms", Some((vs, p99 / base_p99)));
+    }
+}
+
+/// Waits until each of `nodes` leads `share` shards and knows who leads
+/// the others.
+async fn each_leads(nodes: &[Served], share: usize) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'wait: loop {
+        assert!(Instant::now() < deadline, "the shards were not shared out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for node in nodes {
+            let live = http.get(format!("{}/health/live", node.url)).send().await;
+            let Ok(live) = live else { continue 'wait };
+            let live: Value = live.json().await.unwrap_or_default();
+            let Some(shards) = live["shards"].as_array() else { continue 'wait };
+            let led = shards.iter().filter(|s| s["here"] == true).count();
+            let known = shards.iter().all(|s| s["here"] == true || s["leader"].is_string());
+            if led != share || !known {
+                continue 'wait;
+            }
+        }
+        return;
+    }
 }
 
 /// A failover node's settings: the stream named `name`, node `i`.
@@ -1128,6 +1209,16 @@ async fn main() {
         let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
         match program.exists() {
             true => failover_phase(&mut r, &nats::Nats::start(&program).url).await,
+            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        }
+    }
+
+    // ---- a cluster split into shards
+    if phase("shards") {
+        println!("shards (NATS JetStream):");
+        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
+        match program.exists() {
+            true => shards_phase(&mut r, &nats::Nats::start(&program).url).await,
             false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
         }
     }

@@ -109,6 +109,10 @@ pub struct LoadArgs {
     /// keys; read from a file so that it never shows in the process list.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Spread the orders over this many products (`LOAD-0`, `LOAD-1`, ...;
+    /// 1: `LOAD` alone), e.g. over the shards of a cluster split into shards.
+    #[arg(long, default_value_t = 1)]
+    pub skus: usize,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -304,6 +308,7 @@ async fn drive(args: LoadArgs) -> ExitCode {
         ids_out: args.ids_out,
         watch_pid: args.watch_pid,
         key,
+        skus: args.skus,
     };
     match crate::load::run(spec).await {
         Ok(report) if args.json => {

@@ -39,6 +39,10 @@ pub struct LoadSpec {
     /// (an operator's: it places orders for its load customers and adds
     /// their product).
     pub key: Option<String>,
+    /// How many products the orders are spread over (1: `LOAD` alone;
+    /// more: `LOAD-0`, `LOAD-1`, ...), so that a cluster split into shards
+    /// gets orders on several.
+    pub skus: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -77,6 +81,16 @@ pub enum LoadError {
 
 /// The sku the load orders; created with ample stock if missing.
 const SKU: &str = "LOAD";
+/// Most products a load spreads its orders over.
+pub const MAX_SKUS: usize = 1000;
+
+/// The load's products: `LOAD`, or `LOAD-0` to `LOAD-<skus - 1>`.
+fn skus(count: usize) -> Vec<String> {
+    match count {
+        0 | 1 => vec![SKU.to_owned()],
+        n => (0..n).map(|i| format!("{SKU}-{i}")).collect(),
+    }
+}
 
 impl LoadSpec {
     fn validate(&self) -> Result<reqwest::Url, LoadError> {
@@ -97,6 +111,9 @@ impl LoadSpec {
         }
         if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err(LoadError::Invalid("rate must be a positive number".into()));
+        }
+        if self.skus == 0 || self.skus > MAX_SKUS {
+            return Err(LoadError::Invalid(format!("skus must be 1 to {MAX_SKUS}")));
         }
         Ok(url)
     }
@@ -128,7 +145,10 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
         .pool_max_idle_per_host(spec.clients)
         .build()
         .map_err(|e| LoadError::Setup(e.to_string()))?;
-    setup(&http, &base).await?;
+    let skus: Arc<[String]> = skus(spec.skus).into();
+    for sku in skus.iter() {
+        setup(&http, &base, sku).await?;
+    }
     let sampler = spec.watch_pid.map(RssSampler::start);
     let started = Instant::now();
     let deadline = started + spec.duration;
@@ -137,7 +157,8 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
     let interval = spec.rate.map(|r| Duration::from_secs_f64(spec.clients as f64 / r));
     let tasks: Vec<_> = (0..spec.clients)
         .map(|c| {
-            let client = Client { http: http.clone(), base: base.clone(), id: c, run_id, sent: sent.clone() };
+            let (http, base, skus, sent) = (http.clone(), base.clone(), skus.clone(), sent.clone());
+            let client = Client { http, base, id: c, run_id, sent, skus };
             let max = spec.max_requests;
             tokio::spawn(async move { client.run(deadline, interval, max).await })
         })
@@ -194,9 +215,9 @@ fn report(mut t: Tally, elapsed_s: f64, peak_rss_mib: Option<f64>, last_rss_mib:
     }
 }
 
-/// Creates the load's product, unless it exists.
-async fn setup(http: &reqwest::Client, base: &reqwest::Url) -> Result<(), LoadError> {
-    let body = serde_json::json!({"sku": SKU, "name": "Load test item", "price": 1000, "stock": 1_000_000_000_000i64});
+/// Creates one of the load's products, unless it exists.
+async fn setup(http: &reqwest::Client, base: &reqwest::Url, sku: &str) -> Result<(), LoadError> {
+    let body = serde_json::json!({"sku": sku, "name": "Load test item", "price": 1000, "stock": 1_000_000_000_000i64});
     let url = base.join("/products").map_err(|e| LoadError::Setup(e.to_string()))?;
     let r = http.post(url).json(&body).send().await.map_err(|e| LoadError::Setup(e.to_string()))?;
     match r.status().as_u16() {
@@ -211,6 +232,7 @@ struct Client {
     id: usize,
     run_id: u64,
     sent: Arc<AtomicU64>,
+    skus: Arc<[String]>,
 }
 
 impl Client {
@@ -241,7 +263,7 @@ impl Client {
     async fn one(&self, url: &reqwest::Url, n: u64, scheduled: Instant, tally: &mut Tally) {
         let body = serde_json::json!({
             "customer": format!("load-{}", self.id),
-            "items": [{"sku": SKU, "qty": 1}],
+            "items": [{"sku": self.skus[(self.id + n as usize) % self.skus.len()], "qty": 1}],
             "address": "1 Load Street",
             "payment": "card",
             "card": "4111111111111111",
@@ -356,6 +378,7 @@ mod tests {
             ids_out: None,
             watch_pid: None,
             key: None,
+            skus: 1,
         }
     }
 

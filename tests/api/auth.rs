@@ -310,6 +310,7 @@ async fn the_load_generator_authenticates_with_a_key() {
         ids_out: None,
         watch_pid: None,
         key: key.map(str::to_owned),
+        skus: 1,
     };
     let report = run(spec(Some("op-key"))).await.unwrap();
     assert_eq!(report.by_status.get(&201), Some(&20), "{report:?}");

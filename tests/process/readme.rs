@@ -281,7 +281,11 @@ async fn the_shards_commands_work_as_written() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The nodes' logs can be long: their ends say what went wrong.
+    let tail: Vec<&str> = stderr.lines().filter(|l| l.contains("failover") || l.contains("ERROR")).collect();
+    let tail = tail[tail.len().saturating_sub(60)..].join("\n");
+    assert!(out.status.success(), "{}: {tail}\nprinted:\n{stdout}", out.status);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0].matches("\"here\":true").count(), 2, "{stdout}");
     assert_has(

@@ -466,3 +466,25 @@ fn seeding_a_cluster_split_into_shards_is_refused_saying_why() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("cannot split one store over 4 shards"), "{text}");
 }
+
+#[tokio::test]
+async fn a_node_that_counts_the_shards_otherwise_is_refused_saying_how_many() {
+    let nats = Nats::start(&tool("nats-server"));
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = start(&nats, dirs[0].path(), "n0");
+    spread(&[&first], &[SHARDS as usize]).await;
+    for (shards, dir) in [("2", &dirs[1]), ("1", &dirs[2])] {
+        let env = [
+            ("FULFIL_STREAM__URL", nats.url.as_str()),
+            ("FULFIL_STREAM__MODE", "failover"),
+            ("FULFIL_STREAM__NODE", "n1"),
+            ("FULFIL_STREAM__SHARDS", shards),
+        ];
+        let (status, log) = Proc::refused(dir.path(), &env);
+        assert!(!status.success(), "{log}");
+        assert!(log.contains("is made of 4 shard(s), and this node has stream.shards"), "{log}");
+    }
+    // The first goes on, alone.
+    spread(&[&first], &[SHARDS as usize]).await;
+    stopped(first).await;
+}

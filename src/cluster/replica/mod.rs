@@ -393,6 +393,63 @@ impl Names {
     }
 }
 
+/// Records how many shards the cluster `s` names is made of (in a bucket
+/// of its own, `<name>_CLUSTER`, kept for good), or checks a node's
+/// setting against the record: every order's id names its shard by that
+/// number, so a node that counts otherwise is refused
+/// ([`ConnectError::Settings`]) rather than send orders to the wrong
+/// shard. A cluster made before the record was kept is recognised by its
+/// streams of copies.
+pub async fn agree_on_shards(js: &jetstream::Context, s: &StreamSettings) -> Result<(), ConnectError> {
+    let failed = |e: &dyn std::fmt::Display| ConnectError::Nats(format!("bucket {}_CLUSTER: {e}", s.name));
+    let bucket = match js.get_key_value(format!("{}_CLUSTER", s.name)).await {
+        Ok(bucket) => bucket,
+        Err(_) => {
+            let config = jetstream::kv::Config {
+                bucket: format!("{}_CLUSTER", s.name),
+                history: 1,
+                num_replicas: s.replicas,
+                ..Default::default()
+            };
+            js.create_key_value(config).await.map_err(|e| failed(&e))?
+        }
+    };
+    let shards = s.shards.max(1);
+    let refused = |made: u32| {
+        ConnectError::Settings(format!(
+            "the cluster {} is made of {made} shard(s), and this node has stream.shards = {shards}: every \
+             order's id names its shard by that number, so start every node of it with stream.shards = {made} \
+             (or name another cluster with stream.name)",
+            s.name
+        ))
+    };
+    if let Some(made) = bucket.get("shards").await.map_err(|e| failed(&e))? {
+        let made: u32 = String::from_utf8_lossy(&made).parse().unwrap_or(0);
+        return if made == shards { Ok(()) } else { Err(refused(made)) };
+    }
+    // Made before the record: a cluster of one group has `<name>_STORE`,
+    // one of shards `<name>_0_STORE`.
+    let (one, sharded) = (format!("{}_STORE", s.name), format!("{}_0_STORE", s.name));
+    if shards > 1 && js.get_stream(&one).await.is_ok() {
+        return Err(refused(1));
+    }
+    if shards == 1 && js.get_stream(&sharded).await.is_ok() {
+        return Err(ConnectError::Settings(format!(
+            "the cluster {} is split into shards, and this node has stream.shards = 1: start it with the \
+             cluster's stream.shards",
+            s.name
+        )));
+    }
+    match bucket.create("shards", shards.to_string().into()).await {
+        Ok(_) => Ok(()),
+        // Another node recorded it meanwhile: check against that.
+        Err(e) if e.kind() == jetstream::kv::CreateErrorKind::AlreadyExists => {
+            Box::pin(agree_on_shards(js, s)).await
+        }
+        Err(e) => Err(failed(&e)),
+    }
+}
+
 /// The stream of the store's copies, created if missing (kept whole: a
 /// new follower fills its store from the first message), with the
 /// copies `[stream] replicas` asks for.

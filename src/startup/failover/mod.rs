@@ -170,6 +170,7 @@ async fn join(
         };
         let joined = async {
             let (client, js) = crate::stream::connect(&settings.stream).await.map_err(joining)?;
+            replica::agree_on_shards(&js, &settings.stream).await.map_err(joining)?;
             for group in groups(settings) {
                 replica::ensure_stream(&js, &group.stream).await.map_err(joining)?;
             }

@@ -66,6 +66,10 @@ pub async fn seed(settings: &Settings, dir: &Path) -> Result<Seeded, FailoverErr
             "seed: the store was a failover node's, at this copy of its former cluster; that cluster's facts are forgotten");
     }
     let (client, js) = crate::stream::connect(&settings.stream).await.map_err(nats)?;
+    replica::agree_on_shards(&js, &settings.stream).await.map_err(|e| match e {
+        crate::stream::ConnectError::Settings(why) => FailoverError::Refused(why),
+        e => nats(e),
+    })?;
     replica::ensure_stream(&js, &settings.stream).await.map_err(nats)?;
     let names = Names::of(&settings.stream);
     let node = node_name(settings);
