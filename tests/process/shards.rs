@@ -232,6 +232,7 @@ async fn a_node_that_joins_takes_its_share_under_load_and_nothing_is_lost() {
     lists_across_shards(&second.address).await;
     webhooks_across_shards(&first.address, &second.address).await;
     one_ride_at_a_time(&first.address, &second.address).await;
+    read_where_followed(&first.address, &second.address, &acked).await;
     for node in [&first, &second] {
         for k in 0..SHARDS {
             let metrics = client().get(format!("{}/metrics?shard={k}", node.address)).send().await.unwrap();
@@ -407,6 +408,34 @@ async fn one_ride_at_a_time(one: &str, other: &str) {
     }
     let r = client().post(format!("{one}/orders/{}/cancel", calls[1])).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// Through the node that follows an order's shard, the order's status and
+/// command side are read from that node's own copy of the shard, the same
+/// as its leader's answer.
+async fn read_where_followed(one: &str, other: &str, acked: &[Acked]) {
+    let led = led_here(one).await.unwrap();
+    let before = (local_reads(one).await, local_reads(other).await);
+    let read = &acked[..acked.len().min(20)];
+    for a in read {
+        let shard = shards().of_order(&OrderId::parse(&a.id).unwrap()) as usize;
+        let (leader, follower) = if led[shard].0 { (one, other) } else { (other, one) };
+        for path in [format!("/status/{}", a.id), format!("/orders/{}", a.id)] {
+            let (there, here) =
+                (get_json(format!("{leader}{path}")).await, get_json(format!("{follower}{path}")).await);
+            assert_eq!(here, there, "{path}");
+        }
+    }
+    let local = local_reads(one).await + local_reads(other).await - before.0 - before.1;
+    assert_eq!(local, 2 * read.len() as u64, "each read through a follower answered by its own copy");
+}
+
+/// `fulfil_shard_local_reads_total`, over every shard, on the node at
+/// `address`.
+async fn local_reads(address: &str) -> u64 {
+    let metrics = client().get(format!("{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    let counts = metrics.lines().filter(|l| l.starts_with("fulfil_shard_local_reads_total{"));
+    counts.filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
 }
 
 /// The ids of the webhook subscriptions shard `k` keeps, read through the

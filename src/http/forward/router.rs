@@ -184,6 +184,14 @@ async fn metrics(
     for s in &states {
         text.push_str(&format!("fulfil_shard_applied{{shard=\"{}\"}} {}\n", s.shard, s.follow.applied));
     }
+    text.push_str(
+        "# HELP fulfil_shard_local_reads_total Reads this node answered from its copy of a shard another node leads.\n\
+         # TYPE fulfil_shard_local_reads_total counter\n",
+    );
+    for (shard, group) in map.groups.iter().enumerate() {
+        let reads = group.local_reads.load(Ordering::Relaxed);
+        text.push_str(&format!("fulfil_shard_local_reads_total{{shard=\"{shard}\"}} {reads}\n"));
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
 
@@ -216,6 +224,29 @@ impl Asked<'_> {
         Ok(streamed(relay_as(self.req, (method, body), self.client, to, &path, id).await?))
     }
 
+    /// An order's status, command side or delivery, or a product, from
+    /// this node's copy of `shard` while another node leads it, as a
+    /// failover follower answers them (`None`: the leader is asked).
+    async fn read_here(&self, shard: Option<u32>) -> Result<Option<HttpResponse>, ApiError> {
+        let Some(group) = shard.map(|k| &self.map.groups[k as usize]) else { return Ok(None) };
+        if self.forwarded || self.req.method() != actix_web::http::Method::GET || group.here().is_some() {
+            return Ok(None);
+        }
+        let Some(local) = group.local() else { return Ok(None) };
+        let segments: Vec<&str> = self.req.path().trim_start_matches('/').split('/').collect();
+        let req = self.req;
+        let answer = match segments.as_slice() {
+            ["status", id] => local.status(req, id).await?.map(serde_json::to_value),
+            ["orders", id] => local.order(req, id).await?.map(serde_json::to_value),
+            ["deliveries", id] => local.delivery(req, id).await?.map(serde_json::to_value),
+            ["products", sku] => local.product(req, sku).await?.map(serde_json::to_value),
+            _ => None,
+        };
+        let Some(Ok(answer)) = answer else { return Ok(None) };
+        group.local_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(HttpResponse::Ok().json(answer)))
+    }
+
     /// The shard another node forwarded this request here for: that node
     /// routed it already (a list it merges asks each shard in turn).
     fn sent_for(&self) -> Option<u32> {
@@ -238,7 +269,13 @@ async fn dispatch(
         return asked.send(Some(shard), body, query).await;
     }
     match route {
-        Route::Order(_) | Route::Product(_) => asked.send(route.shard(shards), body, query).await,
+        Route::Order(_) | Route::Product(_) => {
+            let shard = route.shard(shards);
+            match asked.read_here(shard).await? {
+                Some(answer) => Ok(answer),
+                None => asked.send(shard, body, query).await,
+            }
+        }
         Route::Placement => {
             let shard = placed_on(&req, &body, shards, &map.workflows)?;
             asked.send(shard, body, query).await

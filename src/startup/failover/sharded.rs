@@ -18,8 +18,10 @@ use super::{
     advertised, data_dir, groups, join, node_name, stop_signal, store_error, FailoverError, Led, Member,
 };
 use crate::cluster::replica::{self, Replica};
+use crate::cluster::StreamEnd;
 use crate::config::Settings;
 use crate::http::forward::router::{shard_routes, ShardMap};
+use crate::http::forward::LocalReads;
 use crate::node::StartError;
 use actix_web::{App, HttpServer};
 use std::net::TcpListener;
@@ -96,6 +98,10 @@ async fn run_shard(mut member: Member, stop: watch::Receiver<bool>) -> Result<()
             opened_ms = started.elapsed().as_millis() as u64,
             "failover: following the shard"
         );
+        // Its reads are answered here while another node leads it.
+        let end = StreamEnd::new(&member.client, &member.names);
+        let local = LocalReads::new(&member.settings, replica.reads(), end).map_err(StartError::from)?;
+        member.following.set_local(Some(local));
         let Some((replica, writer)) = member.follow(replica, stop.clone()).await? else {
             return Ok(());
         };
