@@ -662,6 +662,12 @@ async fn each_leads(nodes: &[Served], share: usize) {
     }
 }
 
+/// A JetStream server on loopback, if the project's scripts installed one.
+fn nats_server() -> Option<nats::Nats> {
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
+    program.exists().then(|| nats::Nats::start(&program))
+}
+
 /// A failover node's settings: the stream named `name`, node `i`.
 fn failover_env(url: &str, name: &str, i: usize) -> Vec<(&'static str, String)> {
     vec![
@@ -1196,30 +1202,27 @@ async fn main() {
     // ---- the log published to NATS JetStream
     if phase("stream") {
         println!("stream (NATS JetStream):");
-        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
-        match program.exists() {
-            true => stream_phase(&mut r, &nats::Nats::start(&program).url).await,
-            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        match nats_server() {
+            Some(nats) => stream_phase(&mut r, &nats.url).await,
+            None => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
         }
     }
 
     // ---- several nodes sharing one store through JetStream
     if phase("failover") {
         println!("failover (NATS JetStream):");
-        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
-        match program.exists() {
-            true => failover_phase(&mut r, &nats::Nats::start(&program).url).await,
-            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        match nats_server() {
+            Some(nats) => failover_phase(&mut r, &nats.url).await,
+            None => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
         }
     }
 
     // ---- a cluster split into shards
     if phase("shards") {
         println!("shards (NATS JetStream):");
-        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/bin/nats-server");
-        match program.exists() {
-            true => shards_phase(&mut r, &nats::Nats::start(&program).url).await,
-            false => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
+        match nats_server() {
+            Some(nats) => shards_phase(&mut r, &nats.url).await,
+            None => println!("  (nats-server is not installed: scripts/bench-tools.sh)"),
         }
     }
 

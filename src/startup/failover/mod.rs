@@ -94,13 +94,8 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let address = listener.local_addr()?;
     let node = node_name(&settings);
     let advertise = advertised(&settings, address);
-    let path = settings.store.path.clone();
-    let cache = settings.store.cache_mb * 1024 * 1024;
-    // A snapshot half written or downloaded when the process stopped: not
-    // needed, and perhaps as large as the store.
     let _ = std::fs::remove_file(data_dir(&settings).join(replica::DOWNLOAD));
-    let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
-    let replica = opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&settings, source))?;
+    let replica = open_replica(&settings).await?;
     // Answering (not ready) from the start, while the servers are reached.
     let following = Arc::new(Following::default());
     let routes = follower_routes(following.clone());
@@ -530,6 +525,16 @@ enum Claimed {
     Yes(Box<PartitionWriter>),
     /// The stream goes on to this sequence: apply up to it first.
     NotYet(u64),
+}
+
+/// The replica in `store.path`, opened off the async threads (it may be
+/// emptied first: [`Replica::open`]). A snapshot half written or
+/// downloaded when the process stopped is not needed there, and may be as
+/// large as the store: the caller removes it at start.
+async fn open_replica(settings: &Settings) -> Result<Replica, FailoverError> {
+    let (path, cache) = (settings.store.path.clone(), settings.store.cache_mb * 1024 * 1024);
+    let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
+    opened.map_err(std::io::Error::other)?.map_err(|source| store_error(settings, source))
 }
 
 fn store_error(settings: &Settings, source: StoreError) -> FailoverError {

@@ -15,9 +15,9 @@
 
 use super::lease::{Keeper, Lease};
 use super::{
-    advertised, data_dir, groups, join, node_name, stop_signal, store_error, FailoverError, Led, Member,
+    advertised, data_dir, groups, join, node_name, open_replica, stop_signal, FailoverError, Led, Member,
 };
-use crate::cluster::replica::{self, Replica};
+use crate::cluster::replica;
 use crate::cluster::StreamEnd;
 use crate::config::Settings;
 use crate::http::forward::router::{shard_routes, ShardMap};
@@ -87,12 +87,8 @@ async fn run_shard(mut member: Member, stop: watch::Receiver<bool>) -> Result<()
     // A snapshot half downloaded when the process stopped.
     let _ = std::fs::remove_file(data_dir(&member.settings).join(replica::DOWNLOAD));
     loop {
-        let (path, cache) =
-            (member.settings.store.path.clone(), member.settings.store.cache_mb * 1024 * 1024);
         let started = std::time::Instant::now();
-        let opened = tokio::task::spawn_blocking(move || Replica::open(&path, cache)).await;
-        let replica =
-            opened.map_err(std::io::Error::other)?.map_err(|source| store_error(&member.settings, source))?;
+        let replica = open_replica(&member.settings).await?;
         tracing::info!(
             applied = replica.applied(),
             opened_ms = started.elapsed().as_millis() as u64,
