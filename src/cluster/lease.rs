@@ -6,14 +6,19 @@
 //! - renews each partition it holds by compare-and-set on
 //!   `partition.<p>` (the revision it last wrote), so a lease that expired
 //!   and was taken by another is lost, not overwritten;
-//! - counts the live members and takes free partitions (create: only if
-//!   absent) until it holds its fair share, `ceil(partitions / members)`.
+//! - counts the live members and what each holds, and takes free
+//!   partitions (create: only if absent) until it holds its fair share
+//!   ([`share`]).
 //!
-//! A node above its share ([`Leases::surplus`], once another joined)
-//! stops its work on those partitions and then releases them
-//! ([`Leases::release`]), so the newcomer finds them free. A node that
-//! dies stops renewing: its leases expire after `ttl` and the others take
-//! them at their next tick.
+//! A fair share is `ceil(partitions / members)`, but only `floor` of it
+//! while another member holds less than `floor`: so that a newcomer gets
+//! partitions even when the others hold no more than `ceil` (four over
+//! three nodes: 2, 2 and 0 would be within `ceil`). A node above its
+//! share ([`Leases::surplus`], once another joined) stops its work on
+//! those partitions and then releases them ([`Leases::release`]), so the
+//! newcomer finds them free (and those that gave them up do not take them
+//! back while it is short). A node that dies stops renewing: its leases
+//! expire after `ttl` and the others take them at their next tick.
 //!
 //! Each node tries partitions in an order of its own (rendezvous hashing
 //! of its name and the partition), so that nodes starting together do not
@@ -218,13 +223,21 @@ impl Leases {
         self.bucket.delete(format!("{MEMBER}{}", self.node)).await.map_err(failed)
     }
 
-    /// `ceil(partitions / live members)`, this node among them.
+    /// This node's fair share ([`share`]), from what the bucket holds.
     async fn share(&self) -> Result<usize, LeaseError> {
         use futures_util::TryStreamExt;
         let keys: Vec<String> =
             self.bucket.keys().await.map_err(failed)?.try_collect().await.map_err(failed)?;
-        let members = keys.iter().filter(|k| k.starts_with(MEMBER)).count().max(1);
-        Ok((self.partitions as usize).div_ceil(members))
+        let mut holding: BTreeMap<String, usize> =
+            keys.iter().filter_map(|k| k.strip_prefix(MEMBER)).map(|member| (member.to_owned(), 0)).collect();
+        for k in keys.iter().filter(|k| k.starts_with(PARTITION)) {
+            // Gone since listed: free.
+            let Some(holder) = self.bucket.get(k).await.map_err(failed)? else { continue };
+            if let Some(n) = holding.get_mut(String::from_utf8_lossy(&holder).as_ref()) {
+                *n += 1;
+            }
+        }
+        Ok(share(self.partitions, &self.node, &holding))
     }
 
     /// Every partition, in this node's order of preference.
@@ -239,7 +252,66 @@ fn key(p: u32) -> String {
     format!("{PARTITION}{p}")
 }
 
+/// How many of `partitions` node `me` may hold, given how many each live
+/// member holds (`holding`; `me` counts as live): `ceil(partitions /
+/// members)`, or `floor` of it while another member holds less than
+/// `floor`. Every node keeps to this, so partitions end up spread within
+/// one of each other, and a node that joins gets some.
+fn share(partitions: u32, me: &str, holding: &BTreeMap<String, usize>) -> usize {
+    let members = holding.len() + usize::from(!holding.contains_key(me));
+    let (floor, ceil) = (partitions as usize / members, (partitions as usize).div_ceil(members));
+    let short = holding.iter().any(|(member, held)| member != me && *held < floor);
+    if short {
+        floor
+    } else {
+        ceil
+    }
+}
+
 /// Rendezvous hashing: FNV-1a of the node's name and the partition.
 fn rank(node: &str, p: u32) -> u32 {
     crate::domain::partition::fnv1a(format!("{node}/{p}").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+    use std::collections::BTreeMap;
+
+    fn holding(of: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        of.iter().map(|(m, n)| (m.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn alone_a_node_may_hold_every_partition() {
+        assert_eq!(share(4, "a", &holding(&[])), 4);
+        assert_eq!(share(4, "a", &holding(&[("a", 4)])), 4);
+    }
+
+    #[test]
+    fn a_newcomer_short_of_the_floor_makes_the_others_keep_to_it() {
+        // Four over three: 2, 2 and 0 are each within ceil (2), yet the
+        // newcomer would lead nothing.
+        let now = holding(&[("a", 2), ("b", 2), ("c", 0)]);
+        assert_eq!(share(4, "a", &now), 1, "a gives one up");
+        assert_eq!(share(4, "b", &now), 1, "b gives one up");
+        assert_eq!(share(4, "c", &now), 2, "c takes up to ceil");
+        // Once it holds the floor, the others may take up to ceil again.
+        let then = holding(&[("a", 1), ("b", 2), ("c", 1)]);
+        assert_eq!(share(4, "a", &then), 2);
+        assert_eq!(share(4, "b", &then), 2, "b keeps its two");
+    }
+
+    #[test]
+    fn a_node_not_yet_counted_as_a_member_counts_itself() {
+        assert_eq!(share(16, "c", &holding(&[("a", 8), ("b", 8)])), 6);
+        assert_eq!(share(16, "a", &holding(&[("a", 8), ("b", 8), ("c", 0)])), 5);
+    }
+
+    #[test]
+    fn one_partition_goes_to_one_node_and_stays() {
+        let now = holding(&[("a", 1), ("b", 0), ("c", 0)]);
+        assert_eq!(share(1, "a", &now), 1, "floor is 0: nobody is short of it");
+        assert_eq!(share(1, "b", &now), 1);
+    }
 }

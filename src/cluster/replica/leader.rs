@@ -170,6 +170,16 @@ async fn append(writer: &mut PartitionWriter, frames: Vec<Vec<u8>>) -> Result<u6
     Ok(writer.last())
 }
 
+/// The store is no longer used (the node stopped leading): its copying
+/// task, waiting for work that will not come, ends. Each stint as a
+/// shard's leader would otherwise leave one behind.
+impl Drop for ReplicatedBackend {
+    fn drop(&mut self) {
+        self.queue.lock().failed.get_or_insert_with(|| "stopped leading".to_owned());
+        self.queue.work.notify_one();
+    }
+}
+
 /// Ids handed out from the block `next..limit`.
 struct Ids {
     next: u64,

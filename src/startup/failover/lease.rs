@@ -3,9 +3,10 @@
 //! A cluster of one group ([`Lease::Own`]) holds the node's leases itself,
 //! one partition of them. A cluster split into shards ([`Lease::Shard`])
 //! has one group per shard on every node, and one set of leases per node,
-//! kept by a [`Keeper`]: the leases' fair share (`ceil(shards / nodes)`)
-//! is counted over the node's shards together, so a node that joins takes
-//! a share and one that dies leaves its shards to the others.
+//! kept by a [`Keeper`]: the leases' fair share (`shards / nodes`,
+//! rounded up or down: [`crate::cluster::Leases`]) is counted over the
+//! node's shards together, so a node that joins takes a share and one
+//! that dies leaves its shards to the others.
 //!
 //! A node above its share after another joined gives the surplus up: a
 //! shard it only follows at once (the keeper releases it), a shard it

@@ -445,6 +445,12 @@ impl Member {
         if let Some(why) = why {
             node.drain();
             server.stop(false).await;
+            // Its services stopped and its store closed: a shard's group
+            // opens (and empties) that store again to follow.
+            if let Err(e) = running.await.map_err(std::io::Error::other).and_then(|served| served) {
+                tracing::warn!(error = %e, "failover: the deposed node did not stop cleanly");
+            }
+            self.lease.not_leading();
             return Err(FailoverError::Deposed(why));
         }
         let handed =

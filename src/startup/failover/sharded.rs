@@ -9,9 +9,12 @@
 //! ([`crate::http::forward::router`]) that sends each request to the node
 //! that leads its shard.
 //!
-//! A shard whose leader is deposed stops the whole node, as a deposed
-//! leader of one group does: its store is emptied at the next start, and
-//! the other shards move to other nodes meanwhile.
+//! A shard whose leader is deposed (paused or cut off past its lease,
+//! while another node took the shard over) stops serving it, empties its
+//! store (it may hold commits the stream never got) and follows the shard
+//! again from the stream; the node's other shards go on, and its keeper
+//! takes its share again. A cluster of one group exits instead: there the
+//! deposed leader held the public port itself.
 
 use super::lease::{Keeper, Lease};
 use super::{
@@ -29,8 +32,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-/// Serves until stopped by a signal (`Ok`), or until a shard led here is
-/// deposed.
+/// Serves until stopped by a signal (`Ok`), or until a shard's group
+/// fails for good (its store, the servers for too long).
 pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
     let bind = settings.http.bind.clone();
     let listener = TcpListener::bind(&bind).map_err(|source| StartError::Bind { address: bind, source })?;
@@ -102,9 +105,13 @@ async fn run_shard(mut member: Member, stop: watch::Receiver<bool>) -> Result<()
             return Ok(());
         };
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        match member.lead(replica, writer, listener, None, stop.clone()).await? {
-            Led::Stopped => return Ok(()),
-            Led::SteppedDown => continue,
+        match member.lead(replica, writer, listener, None, stop.clone()).await {
+            Ok(Led::Stopped) => return Ok(()),
+            Ok(Led::SteppedDown) => continue,
+            Err(FailoverError::Deposed(why)) => tracing::warn!(%why,
+                "failover: this node no longer leads the shard; its store is emptied and filled again \
+                 from the stream, and the node's other shards go on"),
+            Err(e) => return Err(e),
         }
     }
 }
