@@ -517,6 +517,31 @@ async fn read_where_followed(one: &str, other: &str, acked: &[Acked]) {
     }
     let local = local_reads(one).await + local_reads(other).await - before.0 - before.1;
     assert_eq!(local, 2 * read.len() as u64, "each read through a follower answered by its own copy");
+
+    // The lists merged from every shard: the shards a node follows, from
+    // its own copies, the same as their leaders' answers.
+    settled(one).await;
+    let before = (local_reads(one).await, local_reads(other).await);
+    let lists = [
+        "/status?customer=c0",
+        "/notifications?customer=c0",
+        "/status?workflow=shop&status=in_delivery&limit=7",
+    ];
+    for list in lists {
+        let (here, there) =
+            (get_json(format!("{one}{list}")).await, get_json(format!("{other}{list}")).await);
+        assert_eq!(here, there, "{list} through either node");
+        assert!(here
+            .as_object()
+            .is_some_and(|o| o.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty()))));
+    }
+    // Each shard is followed by one of the two nodes.
+    let local = local_reads(one).await + local_reads(other).await - before.0 - before.1;
+    assert_eq!(
+        local,
+        (lists.len() * SHARDS as usize) as u64,
+        "each followed shard's part of a list read here"
+    );
 }
 
 /// `fulfil_shard_local_reads_total`, over every shard, on the node at

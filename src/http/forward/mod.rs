@@ -330,20 +330,14 @@ async fn workflows(ask: Ask) -> Result<HttpResponse, ApiError> {
 /// A customer's orders, or a page of a work list, as [`order_status`].
 #[get("/status")]
 async fn statuses(ask: Ask) -> Result<HttpResponse, ApiError> {
-    ask.local_first(|local, req| async move { local_listing(&local, &req).await }).await
+    ask.local_first(|local, req| async move { local_listing(&local, &req, req.query_string()).await }).await
 }
 
 /// What a customer was told, as [`availability`].
 #[get("/notifications")]
 async fn notifications(ask: Ask) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<ByCustomer>::from_query(ask.req.query_string()).ok();
-    ask.local_first(|local, req| async move {
-        let Some(query) = query else { return Ok(None) };
-        let customer = query.into_inner().customer;
-        let told = local.notifications(&req, &customer).await?;
-        Ok(told.map(|notifications| CustomerNotifications { customer, notifications }))
-    })
-    .await
+    ask.local_first(|local, req| async move { local_notifications(&local, &req, req.query_string()).await })
+        .await
 }
 
 /// A live stream (`GET /events`), followed from this follower's store
@@ -363,10 +357,46 @@ async fn events(ask: Ask) -> Result<HttpResponse, ApiError> {
     ask.forward().await
 }
 
-/// The listing `req` asks for, if this follower can tell it; a query it
+/// A list `req` (to `GET /status` or `GET /notifications`, with `query`
+/// in place of its own) asks for, as the leader answers it, if this
+/// follower can tell it.
+pub(super) async fn local_list(
+    local: &LocalReads,
+    req: &HttpRequest,
+    query: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    // Lists serialize; were one not to, the leader would answer.
+    Ok(match req.path() {
+        "/status" => local_listing(local, req, query).await?.and_then(|l| serde_json::to_value(l).ok()),
+        "/notifications" => {
+            local_notifications(local, req, query).await?.and_then(|l| serde_json::to_value(l).ok())
+        }
+        _ => None,
+    })
+}
+
+/// What a customer was told (`query` names them), if this follower can
+/// tell it.
+async fn local_notifications(
+    local: &LocalReads,
+    req: &HttpRequest,
+    query: &str,
+) -> Result<Option<CustomerNotifications>, ApiError> {
+    let Ok(query) = web::Query::<ByCustomer>::from_query(query) else { return Ok(None) };
+    let customer = query.into_inner().customer;
+    let told = local.notifications(req, &customer).await?;
+    // (`notifications` is the handler's name here.)
+    Ok(told.map(|told| CustomerNotifications { customer, notifications: told }))
+}
+
+/// The listing `query` asks for, if this follower can tell it; a query it
 /// cannot read goes to the leader, which says what is wrong with it.
-async fn local_listing(local: &LocalReads, req: &HttpRequest) -> Result<Option<StatusListing>, ApiError> {
-    let Ok(query) = web::Query::<Listing>::from_query(req.query_string()) else { return Ok(None) };
+async fn local_listing(
+    local: &LocalReads,
+    req: &HttpRequest,
+    query: &str,
+) -> Result<Option<StatusListing>, ApiError> {
+    let Ok(query) = web::Query::<Listing>::from_query(query) else { return Ok(None) };
     let Ok(listed) = query.into_inner().listed() else { return Ok(None) };
     Ok(match listed {
         Listed::Customer(customer) => {

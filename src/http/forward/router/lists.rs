@@ -115,8 +115,13 @@ impl Asked<'_> {
     ) -> Result<Result<Vec<Value>, HttpResponse>, ApiError> {
         let mut pages = Vec::new();
         for shard in 0..self.map.shards.count() {
+            let query = query(shard as usize);
+            if let Some(page) = self.list_here(shard, &query).await? {
+                pages.push(page);
+                continue;
+            }
             let base = self.map.target(shard, self.forwarded)?;
-            let path = with_query(self.req.path(), &query(shard as usize));
+            let path = with_query(self.req.path(), &query);
             let answer = relay(self.req, Bytes::new(), self.client, (&base, Some(shard)), &path).await?;
             if !answer.status().is_success() {
                 return Ok(Err(streamed(answer)));

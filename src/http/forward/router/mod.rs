@@ -21,7 +21,8 @@ mod lists;
 
 use super::by_shard::{route, Route};
 use super::{
-    relay, relay_as, streamed, Client, FollowState, Following, BODY_LIMIT, FORWARDED, SHARD, SUBSCRIPTION_ID,
+    relay, relay_as, streamed, Client, FollowState, Following, LocalReads, BODY_LIMIT, FORWARDED, SHARD,
+    SUBSCRIPTION_ID,
 };
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
@@ -229,11 +230,7 @@ impl Asked<'_> {
     /// this node's copy of `shard` while another node leads it, as a
     /// failover follower answers them (`None`: the leader is asked).
     async fn read_here(&self, shard: Option<u32>) -> Result<Option<HttpResponse>, ApiError> {
-        let Some(group) = shard.map(|k| &self.map.groups[k as usize]) else { return Ok(None) };
-        if self.forwarded || self.req.method() != actix_web::http::Method::GET || group.here().is_some() {
-            return Ok(None);
-        }
-        let Some(local) = group.local() else { return Ok(None) };
+        let Some((group, local)) = shard.and_then(|k| self.copy_of(k)) else { return Ok(None) };
         let segments: Vec<&str> = self.req.path().trim_start_matches('/').split('/').collect();
         let req = self.req;
         let answer = match segments.as_slice() {
@@ -246,6 +243,29 @@ impl Asked<'_> {
         let Some(Ok(answer)) = answer else { return Ok(None) };
         group.local_reads.fetch_add(1, Ordering::Relaxed);
         Ok(Some(HttpResponse::Ok().json(answer)))
+    }
+
+    /// A list (`GET /status`, `GET /notifications`) with `query`, from this
+    /// node's copy of `shard` while another node leads it (`None`: the
+    /// leader is asked).
+    async fn list_here(&self, shard: u32, query: &str) -> Result<Option<Value>, ApiError> {
+        let Some((group, local)) = self.copy_of(shard) else { return Ok(None) };
+        let listed = super::local_list(&local, self.req, query).await?;
+        if listed.is_some() {
+            group.local_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(listed)
+    }
+
+    /// The group of `shard` and its copy's reads, if this node may answer
+    /// this request from it: a read, asked of this node (not forwarded
+    /// here by another), of a shard another node leads.
+    fn copy_of(&self, shard: u32) -> Option<(&Following, Arc<LocalReads>)> {
+        let group = &self.map.groups[shard as usize];
+        if self.forwarded || self.req.method() != actix_web::http::Method::GET || group.here().is_some() {
+            return None;
+        }
+        Some((group, group.local()?))
     }
 
     /// The shard another node forwarded this request here for: that node
