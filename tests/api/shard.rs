@@ -13,6 +13,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const SHARDS: u32 = 4;
+/// The hop key of the cluster [`router_over`] routes for.
+const HOP_KEY: &str = "0123abcd";
 
 /// A SKU on `shard` of [`SHARDS`].
 fn sku_on(shard: u32) -> String {
@@ -68,6 +70,7 @@ fn router_over(shards: &[&TestApp]) -> String {
         Shards::new(shards.len() as u32),
         std::sync::Arc::new(Settings::default().workflow_rules()),
     );
+    map.set_hop_key(HOP_KEY.to_owned());
     for (k, shard) in shards.iter().enumerate() {
         map.group(k as u32).set_here(Some(shard.address.clone()));
     }
@@ -166,5 +169,40 @@ async fn only_a_shard_takes_a_subscriptions_id_from_its_router() {
         subscriptions(&shard).await,
         [(4242, "https://hooks.example.com/x".to_owned())],
         "never replaced"
+    );
+}
+
+/// A client's own routing marks (as a router sends them on to another
+/// node) are not believed: the order goes to its products' shard. With
+/// the cluster's hop key, they are (the shard refuses another's lines).
+#[tokio::test]
+async fn a_clients_routing_marks_are_not_believed_without_the_clusters_hop_key() {
+    let shards =
+        [spawn_app_with(|s| as_shard_of(s, 0, 2)).await, spawn_app_with(|s| as_shard_of(s, 1, 2)).await];
+    let on_first = |n: u32| Shards::new(2).of_sku(&Sku::parse(&format!("sku-{n}")).unwrap()) == 0;
+    let sku = format!("sku-{}", (0..).find(|n| on_first(*n)).unwrap());
+    shards[0].add_product(&sku, 1000, 10).await;
+    let router = router_over(&[&shards[0], &shards[1]]);
+    let place = |hop: Option<&str>| {
+        let mut post = reqwest::Client::new()
+            .post(format!("{router}/orders"))
+            .header("fulfil-forwarded", "1")
+            .header("fulfil-shard", "1")
+            .json(&order_body("alice", &sku, 1, "card"));
+        if let Some(hop) = hop {
+            post = post.header("fulfil-hop", hop);
+        }
+        post.send()
+    };
+    for forged in [None, Some("guessed"), Some("")] {
+        let r = place(forged).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "marks with hop key {forged:?} steered the order");
+    }
+    let r = place(Some(HOP_KEY)).await.unwrap();
+    let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(problem["detail"].as_str().unwrap().contains("not on shard 1"), "{problem}");
+    assert_eq!(
+        shards[1].get("/status?customer=alice").await.json::<Value>().await.unwrap()["orders"],
+        json!([])
     );
 }

@@ -450,6 +450,29 @@ pub async fn agree_on_shards(js: &jetstream::Context, s: &StreamSettings) -> Res
     }
 }
 
+/// The key the nodes of cluster `s.name` prove to each other with that a
+/// request was routed by one of them (a shard's router sends a request
+/// on to the node that leads its shard): made by the first node that asks
+/// (32 bytes from the OS, in hex), kept in `<name>_CLUSTER`. Whoever may
+/// read that bucket may already run the cluster.
+pub async fn hop_key(js: &jetstream::Context, s: &StreamSettings) -> Result<String, ConnectError> {
+    let failed = |e: &dyn std::fmt::Display| ConnectError::Nats(format!("bucket {}_CLUSTER: {e}", s.name));
+    let bucket = js.get_key_value(format!("{}_CLUSTER", s.name)).await.map_err(|e| failed(&e))?;
+    if let Some(key) = bucket.get("hop").await.map_err(|e| failed(&e))? {
+        return Ok(String::from_utf8_lossy(&key).into_owned());
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ConnectError::Nats(format!("no random bytes from the OS: {e}")))?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match bucket.create("hop", key.clone().into()).await {
+        Ok(_) => Ok(key),
+        // Another node made it meanwhile: theirs.
+        Err(e) if e.kind() == jetstream::kv::CreateErrorKind::AlreadyExists => Box::pin(hop_key(js, s)).await,
+        Err(e) => Err(failed(&e)),
+    }
+}
+
 /// The stream of the store's copies, created if missing (kept whole: a
 /// new follower fills its store from the first message), with the
 /// copies `[stream] replicas` asks for.

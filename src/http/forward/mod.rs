@@ -50,6 +50,10 @@ const SHARD: &str = "fulfil-shard";
 /// On a subscription written to a shard by this machine's router: the id
 /// the cluster's first shard gave it, which every shard keeps it under.
 pub(crate) const SUBSCRIPTION_ID: &str = "fulfil-subscription-id";
+/// With [`SHARD`]: the cluster's hop key, which says that one of its
+/// routers sent the request (`cluster::replica::hop_key`). Without it, the
+/// marks above are a client's and are not believed.
+const HOP: &str = "fulfil-hop";
 
 /// Largest body forwarded; the leader applies its own, smaller limits.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -436,14 +440,18 @@ impl Ask {
     }
 }
 
+/// Where a request is relayed: a base URL, and on a router's hop, the
+/// shard it is for and the cluster's hop key.
+type To<'a> = (&'a str, Option<(u32, &'a str)>);
+
 /// Sends `req` (with `body`) to `path` at `base`, marked as forwarded (for
-/// `shard`, if given), with the client's address added to
+/// a shard, if given), with the client's address added to
 /// `X-Forwarded-For`.
 async fn relay(
     req: &HttpRequest,
     body: Bytes,
     client: &Client,
-    to: (&str, Option<u32>),
+    to: To<'_>,
     path: &str,
 ) -> Result<reqwest::Response, ApiError> {
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
@@ -457,7 +465,7 @@ async fn relay_as(
     req: &HttpRequest,
     (method, body): (reqwest::Method, Bytes),
     client: &Client,
-    (base, shard): (&str, Option<u32>),
+    (base, shard): To<'_>,
     path: &str,
     extra: Option<(&str, String)>,
 ) -> Result<reqwest::Response, ApiError> {
@@ -466,15 +474,16 @@ async fn relay_as(
     for (name, value) in req.headers() {
         // X-Forwarded-For goes once, with the client's address added below;
         // the marks are this node's to set.
-        let ours = name == "x-forwarded-for" || name == FORWARDED || name == SHARD || name == SUBSCRIPTION_ID;
+        let ours =
+            name == "x-forwarded-for" || [FORWARDED, SHARD, SUBSCRIPTION_ID, HOP].contains(&name.as_str());
         let ours = ours || extra.as_ref().is_some_and(|(extra, _)| name.as_str().eq_ignore_ascii_case(extra));
         if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && !ours {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
     out = out.header(FORWARDED, "1");
-    if let Some(shard) = shard {
-        out = out.header(SHARD, shard.to_string());
+    if let Some((shard, key)) = shard {
+        out = out.header(SHARD, shard.to_string()).header(HOP, key);
     }
     if let Some((name, value)) = extra {
         out = out.header(name, value);

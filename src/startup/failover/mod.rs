@@ -109,7 +109,7 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
     tracing::info!(%address, %node, %advertise, data = %data_dir(&settings).display(), applied = replica.applied(),
         "failover: following; requests go to the leader; listening on http://{address}");
     let stop = stop_signal();
-    let Some((client, leases)) = join(&settings, &node, &advertise, stop.clone()).await? else {
+    let Some(Joined { client, leases, .. }) = join(&settings, &node, &advertise, stop.clone()).await? else {
         forwarding.stop(true).await;
         return Ok(());
     };
@@ -154,7 +154,7 @@ async fn join(
     node: &str,
     advertise: &str,
     mut stop: watch::Receiver<bool>,
-) -> Result<Option<(async_nats::Client, Leases)>, FailoverError> {
+) -> Result<Option<Joined>, FailoverError> {
     let names = Names::of(&settings.stream);
     let lease = Duration::from_millis(settings.stream.lease_ms);
     let mut wait = Duration::from_millis(200);
@@ -166,6 +166,7 @@ async fn join(
         let joined = async {
             let (client, js) = crate::stream::connect(&settings.stream).await.map_err(joining)?;
             replica::agree_on_shards(&js, &settings.stream).await.map_err(joining)?;
+            let hop = replica::hop_key(&js, &settings.stream).await.map_err(joining)?;
             for group in groups(settings) {
                 replica::ensure_stream(&js, &group.stream).await.map_err(joining)?;
             }
@@ -173,7 +174,7 @@ async fn join(
             let leases = Leases::join_replicated(&js, &names.bucket, lease, node, shards, replicas)
                 .await
                 .map_err(|e| Joining::NotYet(e.to_string()))?;
-            Ok((client, leases.announcing(advertise)))
+            Ok(Joined { client, leases: leases.announcing(advertise), hop })
         };
         let why = tokio::select! {
             joined = joined => match joined {
@@ -519,6 +520,14 @@ impl Copies {
         let seq = copy.info().map_err(nats)?.stream_sequence;
         Ok((seq, copy.payload.clone()))
     }
+}
+
+/// A node that joined its cluster.
+struct Joined {
+    client: async_nats::Client,
+    leases: Leases,
+    /// The cluster's hop key ([`replica::hop_key`]).
+    hop: String,
 }
 
 /// Why joining failed: for good (the settings), or for now.

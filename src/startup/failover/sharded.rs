@@ -18,7 +18,8 @@
 
 use super::lease::{Keeper, Lease};
 use super::{
-    advertised, data_dir, groups, join, node_name, open_replica, stop_signal, FailoverError, Led, Member,
+    advertised, data_dir, groups, join, node_name, open_replica, stop_signal, FailoverError, Joined, Led,
+    Member,
 };
 use crate::cluster::replica;
 use crate::cluster::StreamEnd;
@@ -58,10 +59,11 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
     tracing::info!(%address, %node, %advertise, shards = settings.stream.shards, data = %data_dir(&settings).display(),
         "failover: {} shards; requests go to each shard's leader; listening on http://{address}", settings.stream.shards);
     let stop = stop_signal();
-    let Some((client, leases)) = join(&settings, &node, &advertise, stop.clone()).await? else {
+    let Some(Joined { client, leases, hop }) = join(&settings, &node, &advertise, stop.clone()).await? else {
         router.stop(true).await;
         return Ok(());
     };
+    map.set_hop_key(hop);
     let keeper = Keeper::new(leases, settings.stream.shards);
     let renewals = Duration::from_millis(settings.stream.lease_ms) / 3;
     // Renewed until every group stopped: a group that drains and hands its

@@ -27,7 +27,7 @@ impl Asked<'_> {
                 id => id.to_string(),
             };
             let get = (reqwest::Method::GET, Bytes::new());
-            let to = (base.as_str(), Some(shard));
+            let to = self.to(&base, shard);
             let answer =
                 relay_as(self.req, get, self.client, to, &path, Some(("last-event-id", resume))).await?;
             if !answer.status().is_success() {
@@ -122,7 +122,7 @@ impl Asked<'_> {
             }
             let base = self.map.target(shard, self.forwarded)?;
             let path = with_query(self.req.path(), &query);
-            let answer = relay(self.req, Bytes::new(), self.client, (&base, Some(shard)), &path).await?;
+            let answer = relay(self.req, Bytes::new(), self.client, self.to(&base, shard), &path).await?;
             if !answer.status().is_success() {
                 return Ok(Err(streamed(answer)));
             }

@@ -21,8 +21,8 @@ mod lists;
 
 use super::by_shard::{route, Route};
 use super::{
-    relay, relay_as, streamed, Client, FollowState, Following, LocalReads, BODY_LIMIT, FORWARDED, SHARD,
-    SUBSCRIPTION_ID,
+    relay, relay_as, streamed, Client, FollowState, Following, LocalReads, To, BODY_LIMIT, FORWARDED, HOP,
+    SHARD, SUBSCRIPTION_ID,
 };
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
@@ -34,7 +34,7 @@ use actix_web::{get, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// What a node knows of each shard: whether it leads it (and where it
@@ -46,12 +46,31 @@ pub struct ShardMap {
     groups: Vec<Arc<Following>>,
     /// Turns over the shards for requests any shard may take.
     turn: AtomicUsize,
+    /// The cluster's hop key, once the node joined it.
+    hop: OnceLock<String>,
 }
 
 impl ShardMap {
     pub fn new(shards: Shards, workflows: Arc<Workflows>) -> Arc<ShardMap> {
         let groups = (0..shards.count()).map(|_| Arc::new(Following::default())).collect();
-        Arc::new(ShardMap { shards, workflows, groups, turn: AtomicUsize::new(0) })
+        Arc::new(ShardMap { shards, workflows, groups, turn: AtomicUsize::new(0), hop: OnceLock::new() })
+    }
+
+    /// The cluster's hop key ([`crate::cluster::replica::hop_key`]), which
+    /// this router sends with each request it routes to another node or a
+    /// shard, and believes another router's marks by.
+    pub fn set_hop_key(&self, key: String) {
+        let _ = self.hop.set(key);
+    }
+
+    /// Whether another router sent `req` on: it carries the marks and the
+    /// cluster's hop key. A client's marks are not believed (they would
+    /// steer a request past its shard's placement).
+    fn hopped(&self, req: &HttpRequest) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(key) = self.hop.get() else { return false };
+        let given = req.headers().get(HOP).map(|v| v.as_bytes()).unwrap_or_default();
+        req.headers().contains_key(FORWARDED) && bool::from(given.ct_eq(key.as_bytes()))
     }
 
     /// What the group of `shard` on this node keeps current.
@@ -167,7 +186,7 @@ async fn metrics(
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
     // Another node's router sent it on for a shard led here.
-    let sent_on = req.headers().contains_key(FORWARDED);
+    let sent_on = map.hopped(&req);
     if sent_on || named_shard(req.query_string(), map.shards)?.0.is_some() {
         return dispatch(req, Bytes::new(), map, client).await;
     }
@@ -222,7 +241,7 @@ impl Asked<'_> {
         // A subscription's id, from the node that routed it for this shard.
         let id = self.req.headers().get(SUBSCRIPTION_ID).and_then(|id| id.to_str().ok());
         let id = id.filter(|_| self.sent_for().is_some()).map(|id| (SUBSCRIPTION_ID, id.to_owned()));
-        let to = (base.as_str(), Some(shard));
+        let to = self.to(&base, shard);
         Ok(streamed(relay_as(self.req, (method, body), self.client, to, &path, id).await?))
     }
 
@@ -268,6 +287,12 @@ impl Asked<'_> {
         Some((group, group.local()?))
     }
 
+    /// Where a request for `shard` goes at `base`: marked as routed, with
+    /// the cluster's hop key.
+    fn to<'b>(&'b self, base: &'b str, shard: u32) -> To<'b> {
+        (base, Some((shard, self.map.hop.get().map_or("", String::as_str))))
+    }
+
     /// The shard another node forwarded this request here for: that node
     /// routed it already (a list it merges asks each shard in turn).
     fn sent_for(&self) -> Option<u32> {
@@ -283,8 +308,7 @@ async fn dispatch(
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(route) = route(req.method(), req.path()) else { return Err(crate::http::no_route(req).await) };
-    let asked =
-        Asked { req: &req, map: &map, client: &client, forwarded: req.headers().contains_key(FORWARDED) };
+    let asked = Asked { req: &req, map: &map, client: &client, forwarded: map.hopped(&req) };
     let (shards, query) = (map.shards, req.query_string());
     if let Some(shard) = asked.sent_for() {
         return asked.send(Some(shard), body, query).await;
@@ -340,7 +364,7 @@ impl Asked<'_> {
         for shard in 0..self.map.shards.count() {
             let answer = async {
                 let base = self.map.target(shard, self.forwarded)?;
-                relay(self.req, body.clone(), self.client, (&base, Some(shard)), &path).await
+                relay(self.req, body.clone(), self.client, self.to(&base, shard), &path).await
             };
             match answer.await {
                 Ok(answer) if answer.status().is_success() => last = Some(answer),
@@ -362,7 +386,7 @@ impl Asked<'_> {
     async fn subscribe(&self, body: Bytes) -> Result<HttpResponse, ApiError> {
         let path = with_query(self.req.path(), self.req.query_string());
         let first = self.map.target(0, self.forwarded)?;
-        let answer = relay(self.req, body.clone(), self.client, (&first, Some(0)), &path).await?;
+        let answer = relay(self.req, body.clone(), self.client, self.to(&first, 0), &path).await?;
         if !answer.status().is_success() {
             return Ok(streamed(answer));
         }
@@ -374,7 +398,7 @@ impl Asked<'_> {
         for shard in 1..self.map.shards.count() {
             let taken = async {
                 let base = self.map.target(shard, self.forwarded)?;
-                let to = (base.as_str(), Some(shard));
+                let to = self.to(&base, shard);
                 let post = (reqwest::Method::POST, body.clone());
                 relay_as(self.req, post, self.client, to, &path, Some((SUBSCRIPTION_ID, id.to_string())))
                     .await
@@ -403,7 +427,7 @@ impl Asked<'_> {
                 let base = self.map.target(shard, self.forwarded)?;
                 let delete = (reqwest::Method::DELETE, Bytes::new());
                 let path = format!("/subscriptions/{id}");
-                relay_as(self.req, delete, self.client, (&base, Some(shard)), &path, None).await
+                relay_as(self.req, delete, self.client, self.to(&base, shard), &path, None).await
             };
             if let Err(e) = dropped.await {
                 tracing::warn!(shard, subscription = id, error = %e,
