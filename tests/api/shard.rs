@@ -69,6 +69,7 @@ fn router_over(shards: &[&TestApp]) -> String {
     let map = ShardMap::new(
         Shards::new(shards.len() as u32),
         std::sync::Arc::new(Settings::default().workflow_rules()),
+        Vec::new(),
     );
     map.set_hop_key(HOP_KEY.to_owned());
     for (k, shard) in shards.iter().enumerate() {
@@ -205,4 +206,38 @@ async fn a_clients_routing_marks_are_not_believed_without_the_clusters_hop_key()
         shards[1].get("/status?customer=alice").await.json::<Value>().await.unwrap()["orders"],
         json!([])
     );
+}
+
+/// Who the caller is, for its rate on a shard: the router that took the
+/// request decides (a caller's own `X-Client-Id` is not believed from an
+/// address that is no trusted proxy), and a router another node's sent it
+/// on to (with the hop key) keeps what that one decided, so callers
+/// forwarded by one node are not counted as one.
+#[tokio::test]
+async fn a_shard_counts_each_callers_rate_as_the_router_that_took_it_says() {
+    let limited = |s: &mut Settings, k| {
+        as_shard_of(s, k, 2);
+        (s.http.rate_per_client, s.http.burst_per_client) = (1, 1);
+    };
+    let shards = [spawn_app_with(|s| limited(s, 0)).await, spawn_app_with(|s| limited(s, 1)).await];
+    let router = router_over(&[&shards[0], &shards[1]]);
+    let sku = "sku-0";
+    let shard = Shards::new(2).of_sku(&Sku::parse(sku).unwrap()).to_string();
+    let ask = |caller: &str, hopped: bool| {
+        let get =
+            reqwest::Client::new().get(format!("{router}/products/{sku}")).header("X-Client-Id", caller);
+        let get = match hopped {
+            true => get
+                .header("fulfil-forwarded", "1")
+                .header("fulfil-hop", HOP_KEY)
+                .header("fulfil-shard", &shard),
+            false => get,
+        };
+        async move { get.send().await.unwrap().status() }
+    };
+    assert_eq!(ask("a", false).await, StatusCode::NOT_FOUND);
+    assert_eq!(ask("b", false).await, StatusCode::TOO_MANY_REQUESTS, "b is a's address, whatever it says");
+    assert_eq!(ask("c", true).await, StatusCode::NOT_FOUND);
+    assert_eq!(ask("d", true).await, StatusCode::NOT_FOUND, "another caller, as the first router said");
+    assert_eq!(ask("c", true).await, StatusCode::TOO_MANY_REQUESTS, "c again");
 }

@@ -440,9 +440,21 @@ impl Ask {
     }
 }
 
-/// Where a request is relayed: a base URL, and on a router's hop, the
-/// shard it is for and the cluster's hop key.
-type To<'a> = (&'a str, Option<(u32, &'a str)>);
+/// Where a request is relayed: a base URL, and what a router says with it.
+type To<'a> = (&'a str, Option<Hop<'a>>);
+
+/// What a shard's router says with a request it sends on (to another
+/// node's router, or to a shard's server on this machine).
+struct Hop<'a> {
+    /// The shard it is for.
+    shard: u32,
+    /// The cluster's hop key, so the marks are believed.
+    key: &'a str,
+    /// Who the caller is, as the router that took the request from it
+    /// decided (`X-Client-Id`): a shard's server trusts its router for
+    /// it, and counts the caller's rate by it.
+    caller: &'a str,
+}
 
 /// Sends `req` (with `body`) to `path` at `base`, marked as forwarded (for
 /// a shard, if given), with the client's address added to
@@ -476,14 +488,19 @@ async fn relay_as(
         // the marks are this node's to set.
         let ours =
             name == "x-forwarded-for" || [FORWARDED, SHARD, SUBSCRIPTION_ID, HOP].contains(&name.as_str());
+        // On a router's hop, who the caller is is the router's to say.
+        let ours = ours || (shard.is_some() && name.as_str().eq_ignore_ascii_case(super::CLIENT_ID));
         let ours = ours || extra.as_ref().is_some_and(|(extra, _)| name.as_str().eq_ignore_ascii_case(extra));
         if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && !ours {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
     out = out.header(FORWARDED, "1");
-    if let Some((shard, key)) = shard {
-        out = out.header(SHARD, shard.to_string()).header(HOP, key);
+    if let Some(hop) = shard {
+        out = out
+            .header(SHARD, hop.shard.to_string())
+            .header(HOP, hop.key)
+            .header(super::CLIENT_ID, hop.caller);
     }
     if let Some((name, value)) = extra {
         out = out.header(name, value);

@@ -47,7 +47,8 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
         return Err(StartError::OpenToTheNetwork { bind: settings.http.bind.clone() }.into());
     }
     let (node, advertise) = (node_name(&settings), advertised(&settings, address));
-    let map = ShardMap::new(settings.stream.sharding(), std::sync::Arc::new(settings.workflow_rules()));
+    let rules = std::sync::Arc::new(settings.workflow_rules());
+    let map = ShardMap::new(settings.stream.sharding(), rules, settings.trusted_proxies());
     let routes = shard_routes(map.clone());
     let server = HttpServer::new(move || App::new().configure(routes.clone()))
         .disable_signals()

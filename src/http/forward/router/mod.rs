@@ -21,8 +21,8 @@ mod lists;
 
 use super::by_shard::{route, Route};
 use super::{
-    relay, relay_as, streamed, Client, FollowState, Following, LocalReads, To, BODY_LIMIT, FORWARDED, HOP,
-    SHARD, SUBSCRIPTION_ID,
+    relay, relay_as, streamed, Client, FollowState, Following, Hop, LocalReads, To, BODY_LIMIT, FORWARDED,
+    HOP, SHARD, SUBSCRIPTION_ID,
 };
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
@@ -33,6 +33,7 @@ use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{get, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -48,12 +49,17 @@ pub struct ShardMap {
     turn: AtomicUsize,
     /// The cluster's hop key, once the node joined it.
     hop: OnceLock<String>,
+    /// `http.trusted_proxies`: who may say who the caller is.
+    trusted: Vec<IpAddr>,
 }
 
 impl ShardMap {
-    pub fn new(shards: Shards, workflows: Arc<Workflows>) -> Arc<ShardMap> {
+    /// The router of `shards`, for `workflows`, believing `trusted`
+    /// proxies (`http.trusted_proxies`) on who the caller is.
+    pub fn new(shards: Shards, workflows: Arc<Workflows>, trusted: Vec<IpAddr>) -> Arc<ShardMap> {
         let groups = (0..shards.count()).map(|_| Arc::new(Following::default())).collect();
-        Arc::new(ShardMap { shards, workflows, groups, turn: AtomicUsize::new(0), hop: OnceLock::new() })
+        let (turn, hop) = (AtomicUsize::new(0), OnceLock::new());
+        Arc::new(ShardMap { shards, workflows, groups, turn, hop, trusted })
     }
 
     /// The cluster's hop key ([`crate::cluster::replica::hop_key`]), which
@@ -222,6 +228,13 @@ struct Asked<'a> {
     map: &'a ShardMap,
     client: &'a Client,
     forwarded: bool,
+    /// Who the caller is (`X-Client-Id` on each hop): the router that took
+    /// the request decides, by `http.trusted_proxies`, as a node does; a
+    /// router another sent it on to keeps what that one said. So the
+    /// caller's own header counts only from a trusted proxy, and every
+    /// shard counts the caller's rate by the caller, not by the node that
+    /// forwarded it.
+    caller: String,
 }
 
 impl Asked<'_> {
@@ -290,7 +303,8 @@ impl Asked<'_> {
     /// Where a request for `shard` goes at `base`: marked as routed, with
     /// the cluster's hop key.
     fn to<'b>(&'b self, base: &'b str, shard: u32) -> To<'b> {
-        (base, Some((shard, self.map.hop.get().map_or("", String::as_str))))
+        let key = self.map.hop.get().map_or("", String::as_str);
+        (base, Some(Hop { shard, key, caller: &self.caller }))
     }
 
     /// The shard another node forwarded this request here for: that node
@@ -308,7 +322,14 @@ async fn dispatch(
     client: Data<Client>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(route) = route(req.method(), req.path()) else { return Err(crate::http::no_route(req).await) };
-    let asked = Asked { req: &req, map: &map, client: &client, forwarded: map.hopped(&req) };
+    let forwarded = map.hopped(&req);
+    let caller = match req.headers().get(crate::http::CLIENT_ID).and_then(|c| c.to_str().ok()) {
+        Some(said) if forwarded => said.to_owned(),
+        _ => crate::http::client_by(&req, &crate::domain::access::Principal::Open, |ip| {
+            map.trusted.contains(&ip)
+        }),
+    };
+    let asked = Asked { req: &req, map: &map, client: &client, forwarded, caller };
     let (shards, query) = (map.shards, req.query_string());
     if let Some(shard) = asked.sent_for() {
         return asked.send(Some(shard), body, query).await;
