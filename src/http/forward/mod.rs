@@ -477,7 +477,7 @@ async fn relay_as(
     req: &HttpRequest,
     (method, body): (reqwest::Method, Bytes),
     client: &Client,
-    (base, shard): To<'_>,
+    (base, hop): To<'_>,
     path: &str,
     extra: Option<(&str, String)>,
 ) -> Result<reqwest::Response, ApiError> {
@@ -489,14 +489,14 @@ async fn relay_as(
         let ours =
             name == "x-forwarded-for" || [FORWARDED, SHARD, SUBSCRIPTION_ID, HOP].contains(&name.as_str());
         // On a router's hop, who the caller is is the router's to say.
-        let ours = ours || (shard.is_some() && name.as_str().eq_ignore_ascii_case(super::CLIENT_ID));
+        let ours = ours || (hop.is_some() && name.as_str().eq_ignore_ascii_case(super::CLIENT_ID));
         let ours = ours || extra.as_ref().is_some_and(|(extra, _)| name.as_str().eq_ignore_ascii_case(extra));
         if !hop_by_hop(name) && name != HOST && name != CONTENT_LENGTH && !ours {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
     out = out.header(FORWARDED, "1");
-    if let Some(hop) = shard {
+    if let Some(hop) = hop {
         out = out
             .header(SHARD, hop.shard.to_string())
             .header(HOP, hop.key)

@@ -79,6 +79,19 @@ impl ShardMap {
         req.headers().contains_key(FORWARDED) && bool::from(given.ct_eq(key.as_bytes()))
     }
 
+    /// Who the caller of `req` is ([`Asked::caller`]): what the router
+    /// that sent it on said, if another did (`hopped`), else as a node
+    /// decides it, by `http.trusted_proxies`.
+    fn caller(&self, req: &HttpRequest, hopped: bool) -> String {
+        let said = req.headers().get(crate::http::CLIENT_ID).and_then(|c| c.to_str().ok());
+        match said {
+            Some(said) if hopped => said.to_owned(),
+            _ => crate::http::client_by(req, &crate::domain::access::Principal::Open, |ip| {
+                self.trusted.contains(&ip)
+            }),
+        }
+    }
+
     /// What the group of `shard` on this node keeps current.
     pub fn group(&self, shard: u32) -> Arc<Following> {
         self.groups[shard as usize].clone()
@@ -323,12 +336,7 @@ async fn dispatch(
 ) -> Result<HttpResponse, ApiError> {
     let Some(route) = route(req.method(), req.path()) else { return Err(crate::http::no_route(req).await) };
     let forwarded = map.hopped(&req);
-    let caller = match req.headers().get(crate::http::CLIENT_ID).and_then(|c| c.to_str().ok()) {
-        Some(said) if forwarded => said.to_owned(),
-        _ => crate::http::client_by(&req, &crate::domain::access::Principal::Open, |ip| {
-            map.trusted.contains(&ip)
-        }),
-    };
+    let caller = map.caller(&req, forwarded);
     let asked = Asked { req: &req, map: &map, client: &client, forwarded, caller };
     let (shards, query) = (map.shards, req.query_string());
     if let Some(shard) = asked.sent_for() {
