@@ -8,7 +8,7 @@
 //!   and was taken by another is lost, not overwritten;
 //! - counts the live members and what each holds, and takes free
 //!   partitions (create: only if absent) until it holds its fair share
-//!   ([`share`]).
+//!   (`share`).
 //!
 //! A fair share is `ceil(partitions / members)`, but only `floor` of it
 //! while another member holds less than `floor`: so that a newcomer gets
