@@ -481,6 +481,36 @@ async fn live_across_shards(address: &str) {
     let new = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let more = frames_until(again, |frames| !frames.is_empty()).await;
     assert!(more[0].contains(new.as_str()), "after {last}, only what is new: {more:?}");
+    workflow_stream_resumes(address).await;
+}
+
+/// A workflow's live stream through one node starts "now", and says where
+/// that is on every shard first (a frame with only an id); reopened with
+/// that id, it has what every shard told meanwhile, shards it had seen no
+/// event of too.
+async fn workflow_stream_resumes(address: &str) {
+    let fresh = client().get(format!("{address}/events?workflow=shop")).send().await.unwrap();
+    let first = frames_until(fresh, |frames| !frames.is_empty()).await.remove(0);
+    let now = frame_id(&first).to_owned();
+    assert!(!first.contains("data:") && now.split(',').count() == SHARDS as usize, "{first:?}");
+    // Orders on more than one shard while nobody follows.
+    let mut placed = Vec::new();
+    for (sku, _) in INITIAL {
+        let body = json!({"customer": "w", "items": [{"sku": sku, "qty": 1}], "address": "Seoul",
+            "payment": "bank_transfer"});
+        let r = client().post(format!("{address}/orders")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        placed.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let again = client()
+        .get(format!("{address}/events?workflow=shop"))
+        .header("Last-Event-ID", &now)
+        .send()
+        .await
+        .unwrap();
+    let told = |frames: &[String]| placed.iter().all(|id| frames.iter().any(|f| f.contains(id.as_str())));
+    let frames = frames_until(again, told).await;
+    assert!(frames.iter().all(|f| frame_id(f).split(',').count() == SHARDS as usize), "{frames:?}");
 }
 
 /// A driver holds one ride at a time, whichever nodes the calls came

@@ -8,6 +8,13 @@
 //! shards' are interleaved as they arrive. When one shard's stream ends
 //! (its leader stopped, or moved), the merged stream ends too, so that the
 //! client reconnects rather than following fewer shards unawares.
+//!
+//! A workflow's or a party's stream starts "now": on each shard at its
+//! log's head, and the merged stream says so first, in a frame with only
+//! an id (which sets a client's last event id, and is no event). So a
+//! client that reconnects before it saw an event of some shard still gets
+//! what that shard told meanwhile. A customer's stream starts with all
+//! they were told, on each shard until one of its events was seen.
 
 use actix_web::web::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
@@ -22,6 +29,22 @@ pub fn positions(last_event_id: Option<&str>, shards: usize) -> Result<Vec<u64>,
     at.filter(|at| at.len() == shards).ok_or_else(|| {
         format!("Last-Event-ID {given:?} is not an event id of this cluster's {shards} shards: pass the last id as it came")
     })
+}
+
+/// The `Last-Event-ID` a shard's stream is opened with, at `position`: a
+/// customer's (`whole`: it starts with all they were told) from its start
+/// while none of its events was seen; else after `position`.
+pub fn resume_at(position: u64, whole: bool) -> String {
+    match (position, whole) {
+        (0, true) => String::new(),
+        (at, _) => at.to_string(),
+    }
+}
+
+/// The frame a stream that starts "now" begins with: every shard's
+/// position, and no event.
+pub fn starting_at(at: &[u64]) -> Bytes {
+    Bytes::from(with_id("id:\n\n", at))
 }
 
 /// Every shard's stream of frames as one, each frame's `id:` rewritten to
@@ -121,6 +144,15 @@ mod tests {
         assert!(out.iter().all(|f| f.ends_with("data: {}\n\n") && f.contains("\nevent: ")), "{out:?}");
         let last: Vec<&str> = out.last().unwrap().lines().collect();
         assert_eq!(last[0], "id: 4,7", "once all three are sent, each shard's last: {out:?}");
+    }
+
+    #[test]
+    fn a_customers_stream_starts_whole_until_seen_and_any_other_where_it_stood() {
+        assert_eq!(resume_at(0, true), "", "all the customer was told");
+        assert_eq!(resume_at(12, true), "12");
+        assert_eq!(resume_at(0, false), "0", "an empty shard's log: everything after it");
+        assert_eq!(resume_at(12, false), "12");
+        assert_eq!(&starting_at(&[3, 0, 9])[..], b"id: 3,0,9\n\n");
     }
 
     #[actix_web::test]

@@ -14,18 +14,24 @@ use serde_json::Value;
 impl Asked<'_> {
     /// A live stream of every shard at once ([`super::super::merged_events`]).
     pub(super) async fn merged_events(&self) -> Result<HttpResponse, ApiError> {
+        use super::super::merged_events::{positions, resume_at, starting_at};
         let count = self.map.shards.count();
         let last = self.req.headers().get("last-event-id").and_then(|id| id.to_str().ok());
-        let at = super::super::merged_events::positions(last, count as usize).map_err(ApiError::BadQuery)?;
-        let path = with_query(self.req.path(), self.req.query_string());
+        let mut at = positions(last, count as usize).map_err(ApiError::BadQuery)?;
+        let query = self.req.query_string();
+        let whole = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "customer");
+        // "Now", said as each shard's position.
+        let from_now = last.is_none() && !whole;
+        if from_now {
+            for shard in 0..count {
+                at[shard as usize] = self.log_head(shard).await?;
+            }
+        }
+        let path = with_query(self.req.path(), query);
         let mut streams = Vec::new();
         for shard in 0..count {
             let base = self.map.target(shard, self.forwarded)?;
-            // None seen yet: the shard's stream from where it starts one.
-            let resume = match at[shard as usize] {
-                0 => String::new(),
-                id => id.to_string(),
-            };
+            let resume = resume_at(at[shard as usize], whole);
             let get = (reqwest::Method::GET, Bytes::new());
             let to = self.to(&base, shard);
             let answer =
@@ -35,12 +41,27 @@ impl Asked<'_> {
             }
             streams.push(answer.bytes_stream().boxed_local());
         }
-        let events = super::super::merged_events::merged(streams, at)
+        let first = from_now.then(|| Ok(starting_at(&at)));
+        let events = futures_util::stream::iter(first)
+            .chain(super::super::merged_events::merged(streams, at))
             .map(|frame| frame.map_err(actix_web::error::ErrorBadGateway));
         Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header(("Cache-Control", "no-cache"))
             .streaming(events))
+    }
+
+    /// Where `shard`'s log ends (its worker health's `log_head`).
+    async fn log_head(&self, shard: u32) -> Result<u64, ApiError> {
+        let base = self.map.target(shard, self.forwarded)?;
+        let get = (reqwest::Method::GET, Bytes::new());
+        let health = relay_as(self.req, get, self.client, self.to(&base, shard), "/health", None).await?;
+        let health: Value = health.json().await.map_err(|e| {
+            ApiError::NoLeader(format!("shard {shard} did not say where its log ends ({e}); retry"))
+        })?;
+        health["log_head"].as_u64().ok_or_else(|| {
+            ApiError::NoLeader(format!("shard {shard} did not say where its log ends ({health}); retry"))
+        })
     }
 
     /// A customer's orders, or what they were told, from every shard:
