@@ -284,14 +284,16 @@ impl Settings {
     /// The settings a node runs shard `index` of `stream.shards` with: the
     /// shard's store in a directory of its own (`<store.path>/shard-<index>`),
     /// its events in a stream of their own, and its server on a loopback
-    /// port of its own, which the node's public port forwards to (and
-    /// whose forwarded client addresses it believes).
-    pub fn for_shard(&self, index: u32) -> Settings {
+    /// port of its own, which the node's public port forwards to with the
+    /// cluster's `hop` key (and which takes requests only with it).
+    pub fn for_shard(&self, index: u32, hop: &str) -> Settings {
         let mut shard = self.clone();
         shard.stream = self.stream.of_shard(index);
+        if let Some(of) = shard.stream.shard.as_mut() {
+            of.hop = hop.to_owned();
+        }
         shard.store.path = self.store.path.join(format!("shard-{index}"));
         shard.http.bind = "127.0.0.1:0".into();
-        shard.http.trusted_proxies.push("127.0.0.1".into());
         shard
     }
 
@@ -481,16 +483,21 @@ mod tests {
     #[test]
     fn a_shard_runs_on_a_store_a_stream_and_a_loopback_port_of_its_own() {
         let s = load("[stream]\nurl = \"nats://a:4222\"\nmode = \"failover\"\nshards = 4", &[]).unwrap();
-        let shard = s.for_shard(2);
+        let shard = s.for_shard(2, "k3y-0f-the-cluster");
         assert_eq!(shard.store.path, s.store.path.join("shard-2"));
         assert_eq!(
             (shard.stream.name.as_str(), shard.stream.subject.as_str()),
             ("FULFIL_2", "fulfil.events-2")
         );
-        assert_eq!(shard.stream.shard, Some(ShardOf { index: 2, cluster: "FULFIL".into() }));
+        let of = ShardOf { index: 2, cluster: "FULFIL".into(), hop: "k3y-0f-the-cluster".into() };
+        assert_eq!(shard.stream.shard, Some(of));
         assert_eq!(shard.http.bind, "127.0.0.1:0");
-        assert!(shard.trusted_proxies().contains(&"127.0.0.1".parse().unwrap()), "the node's own hop");
+        // Its router says who the caller is with the hop key; an address
+        // on this machine is not believed for it.
+        assert_eq!(shard.trusted_proxies(), s.trusted_proxies());
         assert_eq!(s.stream.shard, None, "the node's own settings name no shard");
+        let printed = format!("{shard:?}");
+        assert!(!printed.contains("k3y-0f-the-cluster") && printed.contains("hop: \"set\""), "{printed}");
     }
 
     #[test]

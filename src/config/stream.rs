@@ -50,12 +50,30 @@ pub struct StreamSettings {
     pub shard: Option<ShardOf>,
 }
 
-/// Which shard a copy of the settings runs, and the cluster's own name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which shard a copy of the settings runs, the cluster's own name, and
+/// the key its server takes requests by.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ShardOf {
     pub index: u32,
     /// `stream.name` of the cluster: the leases' bucket is the cluster's.
     pub cluster: String,
+    /// The cluster's hop key (`cluster::replica::hop_key`), once the node
+    /// joined it: the shard's server takes a request only with it, since
+    /// any process on the machine can reach its loopback port, and only
+    /// the node's router may say who the caller is or pick the shard.
+    /// Empty: not known (a shard run by hand, as in tests).
+    pub hop: String,
+}
+
+/// The hop key is a secret: a printed setting says only whether it is set.
+impl std::fmt::Debug for ShardOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardOf")
+            .field("index", &self.index)
+            .field("cluster", &self.cluster)
+            .field("hop", &if self.hop.is_empty() { "unset" } else { "set" })
+            .finish()
+    }
 }
 
 impl StreamSettings {
@@ -67,7 +85,7 @@ impl StreamSettings {
         StreamSettings {
             name: format!("{}_{index}", self.name),
             subject: format!("{}-{index}", self.subject),
-            shard: Some(ShardOf { index, cluster: self.name.clone() }),
+            shard: Some(ShardOf { index, cluster: self.name.clone(), hop: String::new() }),
             ..self.clone()
         }
     }

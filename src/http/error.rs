@@ -39,6 +39,12 @@ pub enum ApiError {
     BodyTimeout(std::time::Duration),
     #[error("the admin API is disabled; set admin.token (FULFIL_ADMIN__TOKEN) to enable it")]
     AdminDisabled,
+    /// A request to a shard's own port without the cluster's hop key: only
+    /// its node's router may call it.
+    #[error(
+        "this port serves one shard for its node's router only; send requests to the node's public port"
+    )]
+    NotRouted,
     #[error("too many requests from this client; retry in {0:?}")]
     RateLimited(std::time::Duration),
     /// A failover follower has no leader to forward to just now.
@@ -79,6 +85,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", "Missing or unknown credentials"),
             ApiError::BodyTimeout(_) => ("request-timeout", "The request took too long to arrive"),
             ApiError::AdminDisabled => ("admin-disabled", "The admin API is disabled"),
+            ApiError::NotRouted => ("not-routed", "Only the node's router calls a shard's port"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::NoLeader(_) => ("no-leader", "No node leads just now"),
         }
@@ -130,6 +137,7 @@ impl ApiError {
             ApiError::Unauthorized("x".into()),
             ApiError::BodyTimeout(wait),
             ApiError::AdminDisabled,
+            ApiError::NotRouted,
             ApiError::RateLimited(wait),
             ApiError::NoLeader("x".into()),
         ]);
@@ -184,7 +192,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::AdminDisabled => StatusCode::FORBIDDEN,
+            ApiError::AdminDisabled | ApiError::NotRouted => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -121,6 +121,10 @@ async fn admit(
             )
             .into());
         }
+        let hop = req.headers().get(forward::HOP).map(|key| key.as_bytes());
+        if !node.takes_hop(hop) {
+            return Err(ApiError::NotRouted.into());
+        }
         let principal = who::authenticate(node, req.request())?;
         node.admit_client(&client_of(node, &req, &principal)).map_err(ApiError::RateLimited)?;
         who::remember(req.request(), principal);
@@ -130,10 +134,17 @@ async fn admit(
 
 /// Who the rate limit counts a request against: its principal when it is
 /// authenticated (a client cannot escape its limit by renaming itself);
-/// else the client a trusted proxy names (`X-Client-Id`, or the first
-/// address of `X-Forwarded-For`); else the peer's IP address.
+/// on a shard, the caller its node's router names (`X-Client-Id`, sent
+/// with the hop key [`admit`] checked); else the client a trusted proxy
+/// names (`X-Client-Id`, or the first address of `X-Forwarded-For`); else
+/// the peer's IP address.
 fn client_of(node: &Node, req: &ServiceRequest, principal: &crate::domain::access::Principal) -> String {
-    client_by(req.request(), principal, |ip| node.trusts_proxy(ip))
+    let routed = node.routed_only() && *principal == crate::domain::access::Principal::Open;
+    let named = req.headers().get(CLIENT_ID).and_then(|c| c.to_str().ok()).filter(|c| !c.is_empty());
+    match named {
+        Some(caller) if routed => caller.to_owned(),
+        _ => client_by(req.request(), principal, |ip| node.trusts_proxy(ip)),
+    }
 }
 
 /// [`client_of`] for a node that trusts the proxies `trusts` says it does

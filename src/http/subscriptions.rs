@@ -37,7 +37,8 @@ async fn subscribe(
 
 /// The id a shard keeps a subscription under: the one the router of this
 /// machine says the cluster's first shard gave it. Believed only on a shard
-/// and from this machine (a shard's server listens on loopback only).
+/// and from this machine (a shard's server listens on loopback only, and
+/// takes requests with the cluster's hop key only, which its router sends).
 fn given_id(node: &Node, req: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let Some(given) = req.headers().get(super::forward::SUBSCRIPTION_ID) else { return Ok(None) };
     let local = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());

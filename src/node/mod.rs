@@ -83,6 +83,9 @@ struct Inner {
     data_dir: std::path::PathBuf,
     /// The shard this node runs, on a cluster split into shards.
     shard: Option<u32>,
+    /// The cluster's hop key, on a shard that knows it: the shard takes
+    /// requests with it only (from its node's router).
+    hop: Option<String>,
     running: Mutex<Option<Running>>,
     /// Publishes the log to a NATS JetStream stream, when `[stream]` names
     /// a server.
@@ -190,6 +193,7 @@ impl Node {
         let settings_body_timeout_ms = settings.http.body_timeout_ms;
         let stream = settings.stream.clone();
         let shard = stream.shard.as_ref().map(|shard| shard.index);
+        let hop = stream.shard.as_ref().map(|shard| shard.hop.clone()).filter(|hop| !hop.is_empty());
         let trusted_proxies = settings.trusted_proxies();
         let workflows = Arc::new(settings.workflow_rules());
         let wait = Duration::from_millis(settings.mailbox.wait_ms);
@@ -242,6 +246,7 @@ impl Node {
                 workflows,
                 data_dir,
                 shard,
+                hop,
                 running: Mutex::new(Some(Running { system: started.system, stopped })),
                 export: Mutex::new(None),
             }),
@@ -344,6 +349,24 @@ impl Node {
     /// The shard this node runs, on a cluster split into shards.
     pub fn shard(&self) -> Option<u32> {
         self.inner.shard
+    }
+
+    /// Whether this node takes requests only from its node's router: a
+    /// shard that knows its cluster's hop key (any process on the machine
+    /// could reach its loopback port).
+    pub fn routed_only(&self) -> bool {
+        self.inner.hop.is_some()
+    }
+
+    /// Whether a request that carries `given` as its hop key may be
+    /// served: on a node that is [`Node::routed_only`], only with the
+    /// cluster's key (compared in constant time); elsewhere, always.
+    pub fn takes_hop(&self, given: Option<&[u8]>) -> bool {
+        use subtle::ConstantTimeEq;
+        match &self.inner.hop {
+            None => true,
+            Some(key) => bool::from(given.unwrap_or_default().ct_eq(key.as_bytes())),
+        }
     }
 
     /// Where the node keeps its data.

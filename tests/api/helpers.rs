@@ -59,12 +59,24 @@ pub async fn spawn_with_clock(
     settings: Settings,
     clock: std::sync::Arc<dyn fulfil::clock::Clock>,
 ) -> TestApp {
+    let client = client_of(&settings);
     let app = Application::build_with_clock(settings, clock).await.expect("the app starts");
     let address = format!("http://{}", app.address());
     let node = app.node();
     let server = app.server_handle();
     let task = tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), node, server, task, _dir: None }
+    TestApp { address, client, node, server, task, _dir: None }
+}
+
+/// The test's client of a node on `settings`: of a shard that knows its
+/// cluster's hop key, as its node's router calls it (with the key), since
+/// it takes no other request.
+fn client_of(settings: &Settings) -> reqwest::Client {
+    let hop = settings.stream.shard.as_ref().map(|shard| shard.hop.as_str()).filter(|hop| !hop.is_empty());
+    let Some(hop) = hop else { return reqwest::Client::new() };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("fulfil-hop", hop.parse().expect("a header value"));
+    reqwest::Client::builder().default_headers(headers).build().expect("a client")
 }
 
 // Used by the seed tests, which share this file.

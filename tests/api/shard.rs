@@ -29,7 +29,7 @@ fn as_shard(settings: &mut Settings, index: u32) {
 
 fn as_shard_of(settings: &mut Settings, index: u32, shards: u32) {
     settings.stream.shards = shards;
-    let mut shard = settings.for_shard(index);
+    let mut shard = settings.for_shard(index, HOP_KEY);
     shard.http.bind = settings.http.bind.clone();
     shard.store.path = settings.store.path.clone();
     *settings = shard;
@@ -171,6 +171,32 @@ async fn only_a_shard_takes_a_subscriptions_id_from_its_router() {
         [(4242, "https://hooks.example.com/x".to_owned())],
         "never replaced"
     );
+}
+
+/// A shard's port is its router's: any process on the machine can reach
+/// it, so without the cluster's hop key a request is refused (403
+/// `not-routed`) and changes nothing.
+#[tokio::test]
+async fn a_shards_port_takes_requests_from_its_router_only() {
+    let shard = spawn_app_with(|s| as_shard(s, 1)).await;
+    let sku = sku_on(1);
+    let direct = reqwest::Client::new();
+    for key in [None, Some("guessed"), Some(""), Some(&HOP_KEY[1..])] {
+        let mut post =
+            direct.post(shard.url("/products")).json(&json!({"sku": sku, "name": "Tea", "price": 1000}));
+        let mut get = direct.get(shard.url("/status?customer=alice")).header("X-Client-Id", "someone-else");
+        if let Some(key) = key {
+            (post, get) = (post.header("fulfil-hop", key), get.header("fulfil-hop", key));
+        }
+        for answer in [post.send().await.unwrap(), get.send().await.unwrap()] {
+            let problem = assert_problem(answer, StatusCode::FORBIDDEN).await;
+            assert_eq!(problem["type"], "/problems/not-routed", "hop key {key:?}: {problem}");
+        }
+    }
+    let r = shard.get(&format!("/products/{sku}")).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "no product was added");
+    shard.add_product(&sku, 1000, 3).await;
+    assert_eq!(shard.stock(&sku).await, 3, "its router's requests are served");
 }
 
 /// A client's own routing marks (as a router sends them on to another

@@ -53,7 +53,7 @@ pub(crate) const SUBSCRIPTION_ID: &str = "fulfil-subscription-id";
 /// With [`SHARD`]: the cluster's hop key, which says that one of its
 /// routers sent the request (`cluster::replica::hop_key`). Without it, the
 /// marks above are a client's and are not believed.
-const HOP: &str = "fulfil-hop";
+pub(crate) const HOP: &str = "fulfil-hop";
 
 /// Largest body forwarded; the leader applies its own, smaller limits.
 const BODY_LIMIT: usize = 1024 * 1024;

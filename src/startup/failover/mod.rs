@@ -118,11 +118,11 @@ pub async fn serve(settings: Settings) -> Result<(), FailoverError> {
 }
 
 /// The settings of each failover group a node runs: its own, or one per
-/// shard.
-fn groups(settings: &Settings) -> Vec<Settings> {
+/// shard, whose server takes requests with the cluster's `hop` key only.
+fn groups(settings: &Settings, hop: &str) -> Vec<Settings> {
     match settings.stream.shards {
         0 | 1 => vec![settings.clone()],
-        shards => (0..shards).map(|k| settings.for_shard(k)).collect(),
+        shards => (0..shards).map(|k| settings.for_shard(k, hop)).collect(),
     }
 }
 
@@ -148,7 +148,7 @@ async fn join(
             let (client, js) = crate::stream::connect(&settings.stream).await.map_err(joining)?;
             replica::agree_on_shards(&js, &settings.stream).await.map_err(joining)?;
             let hop = replica::hop_key(&js, &settings.stream).await.map_err(joining)?;
-            for group in groups(settings) {
+            for group in groups(settings, &hop) {
                 replica::ensure_stream(&js, &group.stream).await.map_err(joining)?;
             }
             let (shards, replicas) = (settings.stream.shards.max(1), settings.stream.replicas);

@@ -64,14 +64,14 @@ pub(super) async fn serve(settings: Settings) -> Result<(), FailoverError> {
         router.stop(true).await;
         return Ok(());
     };
-    map.set_hop_key(hop);
+    map.set_hop_key(hop.clone());
     let keeper = Keeper::new(leases, settings.stream.shards);
     let renewals = Duration::from_millis(settings.stream.lease_ms) / 3;
     // Renewed until every group stopped: a group that drains and hands its
     // store back on a signal still leads meanwhile.
     let (groups_done, renewing) = watch::channel(false);
     tokio::spawn(keeper.clone().run(renewals, renewing));
-    let shards = groups(&settings).into_iter().enumerate().map(|(k, group)| {
+    let shards = groups(&settings, &hop).into_iter().enumerate().map(|(k, group)| {
         let lease = Lease::Shard { keeper: keeper.clone(), index: k as u32 };
         let member =
             Member::new(group, node.clone(), advertise.clone(), client.clone(), lease, map.group(k as u32));
