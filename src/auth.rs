@@ -111,6 +111,13 @@ impl Authenticator {
     }
 }
 
+/// Whether `given` is the secret `known`, compared in constant time, so
+/// the time taken does not tell how much of a guess was right (the
+/// cluster's hop key, on every request a router sends on).
+pub fn same_secret(given: &[u8], known: &[u8]) -> bool {
+    bool::from(given.ct_eq(known))
+}
+
 /// Three dot-separated parts: a JWT, not an API key.
 fn looks_like_a_jwt(token: &str) -> bool {
     token.split('.').count() == 3

@@ -139,30 +139,32 @@ async fn admit(
 /// names (`X-Client-Id`, or the first address of `X-Forwarded-For`); else
 /// the peer's IP address.
 fn client_of(node: &Node, req: &ServiceRequest, principal: &crate::domain::access::Principal) -> String {
-    let routed = node.routed_only() && *principal == crate::domain::access::Principal::Open;
-    let named = req.headers().get(CLIENT_ID).and_then(|c| c.to_str().ok()).filter(|c| !c.is_empty());
-    match named {
-        Some(caller) if routed => caller.to_owned(),
-        _ => client_by(req.request(), principal, |ip| node.trusts_proxy(ip)),
-    }
+    client_by(req.request(), principal, node.routed_only(), |ip| node.trusts_proxy(ip))
 }
 
 /// [`client_of`] for a node that trusts the proxies `trusts` says it does
-/// (a failover follower answering a read itself).
+/// (a failover follower answering a read itself, a shard's router), and
+/// that believes `X-Client-Id` whoever sent it when `routed` (a request
+/// whose hop key was checked: its router named the caller).
 pub(crate) fn client_by(
     req: &actix_web::HttpRequest,
     principal: &crate::domain::access::Principal,
+    routed: bool,
     trusts: impl Fn(std::net::IpAddr) -> bool,
 ) -> String {
     if *principal != crate::domain::access::Principal::Open {
         return principal.to_string();
     }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let fits = |id: &&str| !id.is_empty() && id.len() <= 128;
+    if let Some(id) = header(CLIENT_ID).filter(fits).filter(|_| routed) {
+        return id.to_owned();
+    }
     let peer = req.peer_addr().map(|a| a.ip());
     if peer.is_some_and(trusts) {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let named = header(CLIENT_ID)
             .or_else(|| header("X-Forwarded-For").and_then(|f| f.split(',').next()).map(str::trim));
-        if let Some(id) = named.filter(|id| !id.is_empty() && id.len() <= 128) {
+        if let Some(id) = named.filter(fits) {
             return id.to_owned();
         }
     }

@@ -362,10 +362,9 @@ impl Node {
     /// served: on a node that is [`Node::routed_only`], only with the
     /// cluster's key (compared in constant time); elsewhere, always.
     pub fn takes_hop(&self, given: Option<&[u8]>) -> bool {
-        use subtle::ConstantTimeEq;
         match &self.inner.hop {
             None => true,
-            Some(key) => bool::from(given.unwrap_or_default().ct_eq(key.as_bytes())),
+            Some(key) => crate::auth::same_secret(given.unwrap_or_default(), key.as_bytes()),
         }
     }
 

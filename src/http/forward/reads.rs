@@ -425,7 +425,7 @@ impl LocalReads {
             .authenticate(authorization)
             .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         if let Some(limiter) = &self.limiter {
-            let client = client_by(req, &principal, |ip| self.trusted_proxies.contains(&ip));
+            let client = client_by(req, &principal, false, |ip| self.trusted_proxies.contains(&ip));
             limiter.check(&client).map_err(ApiError::RateLimited)?;
         }
         Ok(principal)

@@ -73,23 +73,17 @@ impl ShardMap {
     /// cluster's hop key. A client's marks are not believed (they would
     /// steer a request past its shard's placement).
     fn hopped(&self, req: &HttpRequest) -> bool {
-        use subtle::ConstantTimeEq;
         let Some(key) = self.hop.get() else { return false };
         let given = req.headers().get(HOP).map(|v| v.as_bytes()).unwrap_or_default();
-        req.headers().contains_key(FORWARDED) && bool::from(given.ct_eq(key.as_bytes()))
+        req.headers().contains_key(FORWARDED) && crate::auth::same_secret(given, key.as_bytes())
     }
 
     /// Who the caller of `req` is ([`Asked::caller`]): what the router
     /// that sent it on said, if another did (`hopped`), else as a node
     /// decides it, by `http.trusted_proxies`.
     fn caller(&self, req: &HttpRequest, hopped: bool) -> String {
-        let said = req.headers().get(crate::http::CLIENT_ID).and_then(|c| c.to_str().ok());
-        match said {
-            Some(said) if hopped => said.to_owned(),
-            _ => crate::http::client_by(req, &crate::domain::access::Principal::Open, |ip| {
-                self.trusted.contains(&ip)
-            }),
-        }
+        let open = crate::domain::access::Principal::Open;
+        crate::http::client_by(req, &open, hopped, |ip| self.trusted.contains(&ip))
     }
 
     /// What the group of `shard` on this node keeps current.
