@@ -17,12 +17,13 @@
 //! shard could (`GET /health?shard=2`). What a shard's leader answers
 //! comes back as it is.
 
+mod health;
 mod lists;
 
 use super::by_shard::{route, Route};
 use super::{
-    relay, relay_as, streamed, Client, FollowState, Following, Hop, LocalReads, To, BODY_LIMIT, FORWARDED,
-    HOP, SHARD, SUBSCRIPTION_ID,
+    relay, relay_as, streamed, Client, Following, Hop, LocalReads, To, BODY_LIMIT, FORWARDED, HOP, SHARD,
+    SUBSCRIPTION_ID,
 };
 use crate::domain::partition::partition;
 use crate::domain::shard::Shards;
@@ -30,8 +31,8 @@ use crate::domain::{Sku, Workflows};
 use crate::error::Refused;
 use crate::http::ApiError;
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
-use actix_web::{get, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -121,31 +122,6 @@ impl ShardMap {
         let led = (0..count).map(|i| (start + i) % count).find(|k| self.target(*k, forwarded).is_ok());
         led.ok_or_else(|| ApiError::NoLeader("no node leads any shard just now; retry".into()))
     }
-
-    fn states(&self) -> Vec<ShardState> {
-        let state = |(shard, group): (usize, &Arc<Following>)| ShardState {
-            shard: shard as u32,
-            here: group.here().is_some(),
-            follow: group.get(),
-        };
-        self.groups.iter().enumerate().map(state).collect()
-    }
-}
-
-#[derive(Serialize)]
-struct ShardState {
-    shard: u32,
-    /// Whether this node leads the shard.
-    here: bool,
-    #[serde(flatten)]
-    follow: FollowState,
-}
-
-#[derive(Serialize)]
-struct RouterHealth {
-    status: &'static str,
-    role: &'static str,
-    shards: Vec<ShardState>,
 }
 
 /// The public port's routes: its own health and metrics, the console's
@@ -160,73 +136,12 @@ pub fn shard_routes(map: Arc<ShardMap>) -> impl Fn(&mut ServiceConfig) + Clone {
         cfg.app_data(Data::from(map.clone()))
             .app_data(Data::from(client.clone()))
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
-            .service(live)
-            .service(ready)
-            .service(metrics)
+            .service(health::live)
+            .service(health::ready)
+            .service(health::metrics)
             .configure(crate::http::console::follower_routes)
             .default_service(web::to(dispatch));
     }
-}
-
-#[get("/health/live")]
-async fn live(map: Data<ShardMap>) -> HttpResponse {
-    HttpResponse::Ok().json(RouterHealth { status: "ok", role: "shards", shards: map.states() })
-}
-
-/// Ready once this node leads or has caught up with every shard. A shard
-/// with no leader for a moment (one died, or moves to a node that joined)
-/// leaves it ready: it answers that shard's requests 503 with
-/// `Retry-After` itself, which tells a client more than a Service with no
-/// endpoints would.
-#[get("/health/ready")]
-async fn ready(map: Data<ShardMap>) -> HttpResponse {
-    let states = map.states();
-    let ready = states.iter().all(|s| s.here || s.follow.caught_up);
-    let health =
-        RouterHealth { status: if ready { "ok" } else { "following" }, role: "shards", shards: states };
-    match ready {
-        true => HttpResponse::Ok().json(health),
-        false => HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(health),
-    }
-}
-
-/// Which shards this node leads, and how far it follows the others; with
-/// `shard=`, that shard's leader's own.
-#[get("/metrics")]
-async fn metrics(
-    req: HttpRequest,
-    map: Data<ShardMap>,
-    client: Data<Client>,
-) -> Result<HttpResponse, ApiError> {
-    // Another node's router sent it on for a shard led here.
-    let sent_on = map.hopped(&req);
-    if sent_on || named_shard(req.query_string(), map.shards)?.0.is_some() {
-        return dispatch(req, Bytes::new(), map, client).await;
-    }
-    let mut text = String::from(
-        "# HELP fulfil_shard_leading Whether this node leads the shard (1) or follows it (0).\n\
-         # TYPE fulfil_shard_leading gauge\n",
-    );
-    let states = map.states();
-    for s in &states {
-        text.push_str(&format!("fulfil_shard_leading{{shard=\"{}\"}} {}\n", s.shard, u8::from(s.here)));
-    }
-    text.push_str(
-        "# HELP fulfil_shard_applied Stream sequence of the last copy of the shard's store applied here.\n\
-         # TYPE fulfil_shard_applied gauge\n",
-    );
-    for s in &states {
-        text.push_str(&format!("fulfil_shard_applied{{shard=\"{}\"}} {}\n", s.shard, s.follow.applied));
-    }
-    text.push_str(
-        "# HELP fulfil_shard_local_reads_total Reads this node answered from its copy of a shard another node leads.\n\
-         # TYPE fulfil_shard_local_reads_total counter\n",
-    );
-    for (shard, group) in map.groups.iter().enumerate() {
-        let reads = group.local_reads.load(Ordering::Relaxed);
-        text.push_str(&format!("fulfil_shard_local_reads_total{{shard=\"{shard}\"}} {reads}\n"));
-    }
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(text))
 }
 
 /// A request on its way to its shard's leader.
