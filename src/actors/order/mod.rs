@@ -18,18 +18,18 @@
 use super::consumer::{catch_up, Cursor, Delivery, LogConsumer};
 use super::delivery::DeliveryActor;
 use super::inventory::{InventoryActor, Quote, ReleaseNow, ReserveNow};
-use super::payment::{Authorize, Defer, PaymentActor};
+use super::payment::PaymentActor;
 use super::recorded::Recorded;
 use super::supervision::guarded;
 use super::write_behind::WriteBehind;
-use super::{ask, durably, inventory, payment, ServiceEnv};
+use super::{ask, durably, inventory, ServiceEnv};
 use crate::clock::Clock;
 use crate::config::TimeoutSettings;
 use crate::domain::order::{Command, Settlement};
 use crate::domain::shard::Shards;
 use crate::domain::{
-    Event, EventKind, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentFallback, PaymentMethod,
-    ReservationMode, ValidOrder, Workflow, Workflows,
+    Event, EventKind, Money, Order, OrderId, OrderRequest, OrderStatus, PaymentMethod, ReservationMode,
+    ValidOrder, Workflow, Workflows,
 };
 use crate::error::{CallError, NodeError, Refused};
 use crate::store::{abort, Table, Tx, TxResult};
@@ -42,12 +42,14 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+mod charge;
 mod course;
 mod from_store;
 pub mod idempotency;
 mod parties;
 mod timers;
 
+use charge::Charge;
 pub use course::LegOrder;
 pub use from_store::order_in;
 
@@ -444,50 +446,6 @@ impl LogConsumer for OrderActor {
 
     fn behind(&mut self) -> Option<&mut WriteBehind> {
         Some(&mut self.behind)
-    }
-}
-
-/// A card charge for an order being placed.
-struct Charge {
-    payment: Addr<PaymentActor>,
-    timeouts: TimeoutSettings,
-    order_id: OrderId,
-    amount: Money,
-    card: String,
-}
-
-impl Charge {
-    /// Authorises the card. When card payment is unavailable (gateway
-    /// failing or slow, breaker open, payment service overloaded), the
-    /// workflow's fallback decides: refuse ("pay a little later") or defer
-    /// (accept the order as payment_pending; the payment service takes the
-    /// payment once the gateway recovers). A declined card is never deferred.
-    async fn run(self, fallback: PaymentFallback) -> Result<Settlement, NodeError> {
-        let authorize =
-            Authorize { order_id: self.order_id.clone(), amount: self.amount, card: self.card.clone() };
-        let outage = match ask(&self.payment, authorize, self.timeouts.payment(), payment::NAME).await {
-            Ok(auth) => return Ok(Settlement::Paid(auth.payment_id)),
-            // Unavailable now, rather than refused for the card or the request.
-            Err(e) if e.class().outage => e,
-            Err(e) => return Err(e),
-        };
-        match fallback {
-            // Already "card payment is unavailable": said once, as it is.
-            PaymentFallback::Refuse
-                if matches!(outage, NodeError::Call(CallError::PaymentUnavailable { .. })) =>
-            {
-                Err(outage)
-            }
-            PaymentFallback::Refuse => Err(NodeError::Call(CallError::PaymentUnavailable {
-                retry_after: outage.retry_after().unwrap_or(Duration::from_secs(1)),
-                reason: outage.to_string(),
-            })),
-            PaymentFallback::Defer => {
-                let defer = Defer { order_id: self.order_id, amount: self.amount, card: self.card };
-                ask(&self.payment, defer, self.timeouts.request(), payment::NAME).await?;
-                Ok(Settlement::Pending)
-            }
-        }
     }
 }
 
